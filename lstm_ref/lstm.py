@@ -1,0 +1,262 @@
+"""The LSTM: one reference step that reads like the equations, its backward step, and the
+loops over time.
+
+Shapes: B sequences in a batch, T time steps, C input features, H hidden units.
+The stacked rows of ``W``, ``R`` and ``b`` are four blocks of H rows in the order
+**i, f, g, o** (input gate, forget gate, cell candidate, output gate) — MATLAB's and
+PyTorch's order. This module is the one place where that order is written down; every
+importer maps its framework's layout onto it.
+
+The equations, for t = 1 … T, from (h_0, c_0)::
+
+    a_t = W x_t + R h_{t-1} + b            pre-activations, 4H
+    i_t = σ_g(a_t[i])                      input gate
+    f_t = σ_g(a_t[f])                      forget gate
+    g_t = σ_s(a_t[g])                      cell candidate
+    o_t = σ_g(a_t[o])                      output gate
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t        cell state
+    h_t = o_t ⊙ σ_s(c_t)                   hidden state (the layer's output)
+
+σ_g is the gate activation (sigmoid by default), σ_s the state activation (tanh).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .activations import GATE_ACTIVATIONS, STATE_ACTIVATIONS, Activation, lookup
+
+Array = np.ndarray
+
+GATE_NAMES = ("i", "f", "g", "o")
+
+
+class LSTMParams(NamedTuple):
+    """The learnable parameters of one LSTM layer (plain arrays, nothing hidden)."""
+
+    W: Array  # (4H, C) input weights, row blocks i, f, g, o
+    R: Array  # (4H, H) recurrent weights
+    b: Array  # (4H,)   bias (one vector, as in MATLAB; PyTorch's b_ih + b_hh)
+
+
+class LSTMState(NamedTuple):
+    """Hidden and cell state: each (B, H) for a batch, or (H,) for one sequence."""
+
+    h: Array
+    c: Array
+
+
+class Gates(NamedTuple):
+    """Everything one step computes; each (B, H), or (B, T, H) in a trace over time."""
+
+    i: Array  # input gate
+    f: Array  # forget gate
+    g: Array  # cell candidate
+    o: Array  # output gate
+    c: Array  # cell state c_t
+    h: Array  # hidden state h_t = o ⊙ σ_s(c_t)
+
+
+class LSTMActivations(NamedTuple):
+    """The gate activation σ_g and the state activation σ_s."""
+
+    gate: Activation
+    state: Activation
+
+    @classmethod
+    def from_names(cls, gate: str = "sigmoid", state: str = "tanh") -> LSTMActivations:
+        return cls(
+            lookup(GATE_ACTIVATIONS, gate, "gate"), lookup(STATE_ACTIVATIONS, state, "state")
+        )
+
+
+DEFAULT_ACTIVATIONS = LSTMActivations.from_names()
+
+
+def lstm_step(
+    p: LSTMParams, x_t: Array, prev: LSTMState, act: LSTMActivations = DEFAULT_ACTIVATIONS
+) -> Gates:
+    """One LSTM time step — the equations above, line by line.
+
+    Parameters
+    ----------
+    p : LSTMParams
+        W (4H, C), R (4H, H), b (4H,).
+    x_t : ndarray, shape (B, C)
+        The input at this time step.
+    prev : LSTMState
+        h_{t-1} and c_{t-1}, each (B, H).
+    act : LSTMActivations
+        σ_g and σ_s.
+
+    Returns
+    -------
+    Gates
+        i, f, g, o, c_t, h_t, each (B, H).
+    """
+    sigma_g, sigma_s = act.gate.value, act.state.value
+    H = p.R.shape[1]
+    a = x_t @ p.W.T + prev.h @ p.R.T + p.b  # (B, 4H) pre-activations
+    i = sigma_g(a[:, 0 * H : 1 * H])  # (B, H) input gate
+    f = sigma_g(a[:, 1 * H : 2 * H])  # (B, H) forget gate
+    g = sigma_s(a[:, 2 * H : 3 * H])  # (B, H) cell candidate
+    o = sigma_g(a[:, 3 * H : 4 * H])  # (B, H) output gate
+    c = f * prev.c + i * g  # (B, H) cell state
+    h = o * sigma_s(c)  # (B, H) hidden state
+    return Gates(i, f, g, o, c, h)
+
+
+def lstm_step_backward(
+    p: LSTMParams,
+    x_t: Array,
+    prev: LSTMState,
+    gates: Gates,
+    dh: Array,
+    dc: Array,
+    act: LSTMActivations = DEFAULT_ACTIVATIONS,
+) -> tuple[Array, LSTMState, LSTMParams]:
+    """The chain rule through :func:`lstm_step`, each line the mirror of a forward line.
+
+    Parameters
+    ----------
+    p, x_t, prev, act
+        As given to :func:`lstm_step`.
+    gates : Gates
+        What :func:`lstm_step` returned.
+    dh, dc : ndarray, shape (B, H)
+        Gradients of the loss with respect to h_t and c_t (from later steps and outputs).
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, C)
+    d_prev : LSTMState
+        Gradients with respect to h_{t-1} and c_{t-1}.
+    grads : LSTMParams
+        This step's contribution to dW (4H, C), dR (4H, H), db (4H,).
+    """
+    i, f, g, o, c, _ = gates
+    s = act.state.value(c)  # σ_s(c_t)
+    do = dh * s  # h = o ⊙ σ_s(c)
+    dc = dc + dh * o * act.state.grad(s)
+    di, df, dg, dc_prev = dc * g, dc * prev.c, dc * i, dc * f  # c = f ⊙ c_prev + i ⊙ g
+    da = np.concatenate(  # (B, 4H) through the activations, blocks i, f, g, o
+        [
+            di * act.gate.grad(i),
+            df * act.gate.grad(f),
+            dg * act.state.grad(g),
+            do * act.gate.grad(o),
+        ],
+        axis=1,
+    )
+    grads = LSTMParams(W=da.T @ x_t, R=da.T @ prev.h, b=da.sum(axis=0))  # a = W x + R h + b
+    return da @ p.W, LSTMState(h=da @ p.R, c=dc_prev), grads
+
+
+def step_mask(lengths: Array | None, t: int) -> Array | None:
+    """(B, 1) boolean: which sequences are still running at step t (None: all of them)."""
+    return None if lengths is None else (t < lengths)[:, None]
+
+
+def lstm_forward(
+    p: LSTMParams,
+    x: Array,
+    state0: LSTMState,
+    lengths: Array | None = None,
+    act: LSTMActivations = DEFAULT_ACTIVATIONS,
+) -> tuple[Array, LSTMState, Gates]:
+    """Run the LSTM over a batch of sequences.
+
+    Parameters
+    ----------
+    p : LSTMParams
+    x : ndarray, shape (B, T, C)
+        A batch, time along axis 1.
+    state0 : LSTMState
+        Initial h and c, each (B, H).
+    lengths : ndarray of int, shape (B,), optional
+        *Masked* semantics: sequence b stops at ``lengths[b]``; its state is held from
+        then on and its outputs (and trace) are zero there, like PyTorch's packed
+        sequences. None: every step of ``x`` is data (MATLAB's semantics for a padded
+        batch: the padding is processed like any other input).
+
+    Returns
+    -------
+    Y : ndarray, shape (B, T, H)
+        h_t at every step.
+    final : LSTMState
+        The state after each sequence's last step, each (B, H).
+    trace : Gates
+        i, f, g, o, c, h at every step, each (B, T, H).
+    """
+    B, T, _ = x.shape
+    H = p.R.shape[1]
+    trace = Gates(*(np.zeros((B, T, H), dtype=x.dtype) for _ in Gates._fields))
+    state = state0
+    for t in range(T):
+        gates = lstm_step(p, x[:, t], state, act)
+        alive = step_mask(lengths, t)
+        if alive is not None:
+            gates = Gates(*(np.where(alive, v, 0) for v in gates))
+            state = LSTMState(np.where(alive, gates.h, state.h), np.where(alive, gates.c, state.c))
+        else:
+            state = LSTMState(gates.h, gates.c)
+        for name, value in zip(Gates._fields, gates, strict=True):
+            getattr(trace, name)[:, t] = value
+    return trace.h, state, trace
+
+
+def lstm_backward(
+    p: LSTMParams,
+    x: Array,
+    state0: LSTMState,
+    trace: Gates,
+    dY: Array,
+    d_final: LSTMState,
+    lengths: Array | None = None,
+    act: LSTMActivations = DEFAULT_ACTIVATIONS,
+) -> tuple[Array, LSTMParams, LSTMState]:
+    """Backpropagation through time: the gradients of :func:`lstm_forward`.
+
+    Parameters
+    ----------
+    p, x, state0, lengths, act
+        As given to :func:`lstm_forward`.
+    trace : Gates
+        The trace :func:`lstm_forward` returned.
+    dY : ndarray, shape (B, T, H)
+        Gradient of the loss with respect to the outputs Y.
+    d_final : LSTMState
+        Gradient with respect to the final state, each (B, H).
+
+    Returns
+    -------
+    dx : ndarray, shape (B, T, C)
+    grads : LSTMParams
+        dW (4H, C), dR (4H, H), db (4H,).
+    d_state0 : LSTMState
+        Gradients with respect to the initial h and c, each (B, H).
+    """
+    T = x.shape[1]
+    dx = np.zeros_like(x)
+    grads = LSTMParams(*(np.zeros_like(w) for w in p))
+    dh, dc = d_final
+    for t in reversed(range(T)):
+        prev = state0 if t == 0 else LSTMState(trace.h[:, t - 1], trace.c[:, t - 1])
+        gates = Gates(*(v[:, t] for v in trace))
+        alive = step_mask(lengths, t)
+        # h_t = alive ? h_new : h_{t-1}, and the output at step t is alive ? h_new : 0
+        dh_new = dh + dY[:, t] if alive is None else np.where(alive, dh + dY[:, t], 0)
+        dc_new = dc if alive is None else np.where(alive, dc, 0)
+        dx[:, t], d_prev, step_grads = lstm_step_backward(
+            p, x[:, t], prev, gates, dh_new, dc_new, act
+        )
+        for total, part in zip(grads, step_grads, strict=True):
+            total += part
+        if alive is None:
+            dh, dc = d_prev
+        else:  # finished sequences hand their gradient straight back to the held state
+            dh = d_prev.h + np.where(alive, 0, dh)
+            dc = d_prev.c + np.where(alive, 0, dc)
+    return dx, grads, LSTMState(dh, dc)

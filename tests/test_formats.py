@@ -1,0 +1,88 @@
+"""The native weight format: exact round trip, no pickle, clear errors."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import random_network
+
+from lstm_ref import Network, load_network, read_header, save_network
+from lstm_ref.layers import ClassificationOutput
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_round_trip_is_exact(rng, tmp_path, dtype):
+    net = random_network(rng, normalization="zscore", gate_activation="hard-sigmoid").astype(dtype)
+    net = Network([*net.layers, ClassificationOutput(net.class_names)])
+    path = tmp_path / "net.npz"
+    save_network(net, path, metadata={"note": "test"})
+    back = load_network(path)
+    assert back.summary() == net.summary()
+    assert back.class_names == net.class_names
+    for a, b in zip(net.layers, back.layers, strict=True):
+        assert type(a) is type(b) and a.config() == b.config()
+        for k, v in a.arrays().items():
+            assert b.arrays()[k].dtype == v.dtype
+            np.testing.assert_array_equal(b.arrays()[k], v)
+    x = rng.normal(size=(6, 5))
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
+    assert read_header(path)["metadata"] == {"note": "test"}
+
+
+def test_file_holds_no_object_arrays(rng, tmp_path):
+    path = tmp_path / "net.npz"
+    save_network(random_network(rng), path)
+    with np.load(path, allow_pickle=False) as npz:
+        for name in npz.files:
+            assert npz[name].dtype != object
+        header = json.loads(npz["header"].tobytes())
+    assert header["format"] == "lstm_ref" and header["format_version"] == 1
+    assert [spec["type"] for spec in header["layers"]] == [
+        "SequenceInput",
+        "LSTM",
+        "FullyConnected",
+        "Softmax",
+    ]
+
+
+def test_bad_files_give_clear_errors(rng, tmp_path):
+    not_zip = tmp_path / "x.npz"
+    not_zip.write_text("hello")
+    with pytest.raises(ValueError, match="not an lstm_ref weight file"):
+        load_network(not_zip)
+    npy = tmp_path / "a.npy"
+    np.save(npy, np.zeros(3))
+    with pytest.raises(ValueError, match=r"single \.npy array"):
+        load_network(npy)
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.zeros(3))
+    with pytest.raises(ValueError, match="no 'header' entry"):
+        load_network(other)
+    with pytest.raises(FileNotFoundError, match="no bundled network of that name"):
+        load_network("NoSuchNet")
+
+
+def test_missing_and_misshapen_arrays_are_named(rng, tmp_path):
+    path = tmp_path / "net.npz"
+    save_network(random_network(rng), path)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    del arrays["lstm/R"]
+    np.savez(tmp_path / "missing.npz", **arrays)
+    with pytest.raises(ValueError, match=r"layer 'lstm' lacks array\(s\) \['R'\]"):
+        load_network(tmp_path / "missing.npz")
+    arrays["lstm/R"] = np.zeros((7, 7))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=r"R must have shape \(4H, H\)"):
+        load_network(tmp_path / "bad.npz")
+
+
+def test_pickled_payload_is_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, header=np.array([{"format": "lstm_ref"}], dtype=object))
+    with pytest.raises(ValueError, match="Object arrays cannot be loaded"):
+        load_network(path)
+    assert zipfile.is_zipfile(path)

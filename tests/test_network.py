@@ -1,0 +1,212 @@
+"""The network: MATLAB's layer table, stateful stepping, padding semantics, classify."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import random_lstm_params, random_network, random_sequences
+
+from lstm_ref import LSTM, FullyConnected, LSTMState, Network, SequenceInput, Softmax
+from lstm_ref.layers import ClassificationOutput
+
+SEED_TABLE = """\
+  4x1 Layer array with layers:
+
+     1   'sequenceinput'   Sequence Input    Sequence input with 12 dimensions
+     2   'lstm'            LSTM              LSTM with 100 hidden units
+     3   'fc'              Fully Connected   9 fully connected layer
+     4   'softmax'         Softmax           softmax"""
+
+
+def test_summary_prints_matlab_layer_table(rng):
+    net = random_network(rng, C=12, H=100, K=9)
+    assert net.summary() == SEED_TABLE
+
+
+def test_summary_of_five_layer_network_with_classification_output(rng):
+    net = random_network(rng, C=12, H=100, K=9)
+    names = tuple("123456789")
+    net5 = Network([*net.layers, ClassificationOutput(names)])
+    lines = net5.summary().splitlines()
+    assert lines[0] == "  5x1 Layer array with layers:"
+    assert lines[-1] == (
+        "     5   'classoutput'     Classification Output   "
+        "crossentropyex with '1' and 8 other classes"
+    )
+    assert lines[2].startswith("     1   'sequenceinput'   Sequence Input          ")
+
+
+def test_stepping_with_carried_state_equals_one_call(rng):
+    net = random_network(rng, output_mode="last")
+    x = rng.normal(size=(9, 5))
+    whole, whole_state = net.predict(x, outputs="lstm", return_state=True)
+    lstm_seq = dataclasses.replace(net.layer("lstm"), output_mode="sequence")
+    sequence_net = Network([net.layers[0], lstm_seq], net.class_names)
+    features = []
+    for t in range(len(x)):
+        h, state = net.predict(x[t : t + 1], outputs="lstm", return_state=True)
+        net.state = state
+        features.append(h)
+    np.testing.assert_allclose(features[-1], whole, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(net.state["lstm"].c, whole_state["lstm"].c, rtol=0, atol=1e-12)
+    # every h_t of the stepped loop equals the full-sequence output at t
+    all_h = sequence_net.predict(x, outputs="lstm")
+    np.testing.assert_allclose(np.array(features), all_h, rtol=0, atol=1e-12)
+    net.reset_state()
+    np.testing.assert_array_equal(net.state["lstm"].h, net.layer("lstm").initial_state.h)
+
+
+def test_chunks_with_carried_state_equal_one_call(rng):
+    net = random_network(rng, output_mode="sequence")
+    x = rng.normal(size=(10, 5))
+    whole = net.predict(x, outputs="lstm")
+    parts = []
+    for chunk in (x[:3], x[3:7], x[7:]):
+        y, net.state = net.predict(chunk, outputs="lstm", return_state=True)
+        parts.append(y)
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=0, atol=1e-12)
+
+
+def test_predict_does_not_change_state_unless_assigned(rng):
+    net = random_network(rng)
+    x = rng.normal(size=(4, 5))
+    first = net.predict(x)
+    net.predict(x, return_state=True)
+    np.testing.assert_array_equal(net.predict(x), first)
+
+
+def test_batch_state_rows_are_per_sequence(rng):
+    net = random_network(rng, output_mode="last")
+    seqs = random_sequences(rng, [4, 6, 5], 5)
+    _, state = net.predict(seqs, outputs="lstm", semantics="masked", return_state=True)
+    assert state["lstm"].h.shape == (3, 7)
+    net.state = state
+    nxt = random_sequences(rng, [2, 3, 2], 5)
+    batched = net.predict(nxt, outputs="lstm", semantics="masked")
+    for k in range(3):
+        net.state = {"lstm": LSTMState(state["lstm"].h[k], state["lstm"].c[k])}
+        np.testing.assert_allclose(batched[k], net.predict(nxt[k], outputs="lstm"), atol=1e-12)
+    net.state = state
+    with pytest.raises(ValueError, match=r"holds 3 sequences' states .* but 2 sequences"):
+        net.predict(nxt[:2])
+
+
+def test_matlab_right_padding_reads_padded_last_step(rng):
+    net = random_network(rng, output_mode="last")
+    seqs = random_sequences(rng, [8, 3, 5], 5)
+    matlab = net.predict(seqs, outputs="lstm", semantics="matlab")
+    masked = net.predict(seqs, outputs="lstm", semantics="masked")
+    np.testing.assert_allclose(matlab[0], masked[0], atol=1e-12)  # the longest: no padding
+    for k in (1, 2):
+        assert np.abs(matlab[k] - masked[k]).max() > 1e-3
+        zeros_after = np.vstack([seqs[k], np.zeros((8 - len(seqs[k]), 5))])
+        np.testing.assert_allclose(matlab[k], net.predict(zeros_after, outputs="lstm"), atol=1e-12)
+
+
+def test_matlab_padding_depends_on_mini_batch(rng):
+    net = random_network(rng)
+    seqs = random_sequences(rng, [8, 3, 5, 6], 5)
+    one_batch = net.predict(seqs)
+    pairs = net.predict(seqs, mini_batch_size=2)
+    singles = net.predict(seqs, mini_batch_size=1)
+    np.testing.assert_allclose(singles, net.predict(seqs, semantics="masked"), atol=1e-12)
+    np.testing.assert_allclose(pairs[2:], net.predict(seqs[2:]), atol=1e-12)
+    assert np.abs(one_batch[2] - pairs[2]).max() > 1e-6  # 5 padded to 8 vs to 6
+
+
+def test_matlab_left_padding_and_padding_value(rng):
+    net = random_network(rng, output_mode="sequence")
+    seqs = random_sequences(rng, [6, 2], 5)
+    out = net.predict(seqs, outputs="lstm", padding_direction="left", padding_value=0.5)
+    lead = np.vstack([np.full((4, 5), 0.5), seqs[1]])
+    np.testing.assert_allclose(out[1], net.predict(lead, outputs="lstm")[4:], atol=1e-12)
+    assert out[1].shape == (2, 7)
+
+
+def test_matlab_shortest_truncates_every_sequence(rng):
+    net = random_network(rng, output_mode="sequence")
+    seqs = random_sequences(rng, [6, 3, 4], 5)
+    out = net.predict(seqs, outputs="lstm", sequence_length="shortest")
+    assert [o.shape[0] for o in out] == [3, 3, 3]
+    np.testing.assert_allclose(out[0], net.predict(seqs[0][:3], outputs="lstm"), atol=1e-12)
+
+
+def test_padded_array_with_lengths_equals_list(rng):
+    net = random_network(rng)
+    seqs = random_sequences(rng, [4, 6, 2], 5)
+    padded = np.zeros((3, 6, 5))
+    for k, s in enumerate(seqs):
+        padded[k, : len(s)] = s
+    np.testing.assert_array_equal(
+        net.predict(padded, lengths=[4, 6, 2], semantics="masked"),
+        net.predict(seqs, semantics="masked"),
+    )
+
+
+def test_matlab_layout_features_by_time(rng):
+    net = random_network(rng)
+    x = rng.normal(size=(7, 5))
+    np.testing.assert_array_equal(net.predict(x.T, layout="CT"), net.predict(x))
+    np.testing.assert_array_equal(net.predict([x.T], layout="CT"), net.predict([x]))
+
+
+def test_classify_returns_labels_and_scores(rng):
+    net = random_network(rng)
+    seqs = random_sequences(rng, [4, 6, 5], 5)
+    labels, scores = net.classify(seqs)
+    assert scores.shape == (3, 4)
+    np.testing.assert_allclose(scores.sum(axis=1), 1, atol=1e-12)
+    assert list(labels) == [f"class{k}" for k in scores.argmax(axis=1)]
+    label, score = net.classify(seqs[0])
+    assert isinstance(label, str) and score.shape == (4,)
+
+
+def test_trace_names_every_gate_and_matches_outputs(rng):
+    net = random_network(rng, output_mode="sequence")
+    x = rng.normal(size=(6, 5))
+    tr = net.trace(x)
+    assert tr._fields == ("i", "f", "g", "o", "c", "h")
+    assert all(v.shape == (6, 7) for v in tr)
+    np.testing.assert_array_equal(tr.h, net.predict(x, outputs="lstm"))
+    np.testing.assert_allclose(tr.h, tr.o * np.tanh(tr.c), atol=1e-15)
+    np.testing.assert_allclose(tr.c[1:], tr.f[1:] * tr.c[:-1] + tr.i[1:] * tr.g[1:], atol=1e-15)
+
+
+def test_float32_on_request(rng):
+    net = random_network(rng)
+    x = rng.normal(size=(6, 5))
+    net32 = net.astype(np.float32)
+    y32 = net32.predict(x)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, net.predict(x), atol=1e-5)
+
+
+def test_zscore_normalisation_applies_before_lstm(rng):
+    net = random_network(rng, normalization="zscore")
+    x = rng.normal(size=(5, 5))
+    norm = net.layers[0]
+    plain = Network([SequenceInput(5), *net.layers[1:]], net.class_names)
+    np.testing.assert_allclose(
+        net.predict(x), plain.predict((x - norm.mean) / norm.std), atol=1e-12
+    )
+
+
+def test_stacked_lstms_compose(rng):
+    p1, p2 = random_lstm_params(rng, 5, 6), random_lstm_params(rng, 6, 7)
+    net = Network(
+        [
+            SequenceInput(5),
+            LSTM(p1, name="lstm1"),
+            LSTM(p2, name="lstm2", output_mode="last"),
+            FullyConnected(rng.normal(size=(3, 7)), rng.normal(size=3)),
+            Softmax(),
+        ],
+        class_names="abc",
+    )
+    x = rng.normal(size=(5, 5))
+    first = net.predict(x, outputs="lstm1")
+    second = Network([SequenceInput(6), net.layers[2]]).predict(first)
+    np.testing.assert_allclose(net.predict(x, outputs="lstm2"), second, atol=1e-12)
+    assert set(net.state) == {"lstm1", "lstm2"}
