@@ -166,17 +166,20 @@ class Network:
 
     # ------------------------------------------------------------------ computing
     def forward(
-        self, batch: Batch, state: State, upto: int | None = None
+        self, batch: Batch, state: State | None = None, upto: int | None = None
     ) -> tuple[Array, list[Any]]:
         """Run one padded batch through the layers ``0 … upto`` (default all).
 
-        Returns the last layer's output and every layer's cache (for backward and state).
+        ``state`` holds each LSTM layer's (B, H) starting state; None starts every row from
+        the layers' initial states (as training does). Returns the last layer's output and
+        every layer's cache (for backward and for the final state).
         """
         y, caches = batch.x, []
         for layer in self.layers[: None if upto is None else upto + 1]:
             if layer.recurrent:
                 lengths = batch.lengths if batch.masked else None
-                y, cache = layer.forward(y, lengths, state[layer.name])  # type: ignore[call-arg]
+                start = None if state is None else state[layer.name]
+                y, cache = layer.forward(y, lengths, start)  # type: ignore[call-arg]
             else:
                 y, cache = layer.forward(y)
             caches.append(cache)

@@ -1,0 +1,227 @@
+"""Training: gradient checks (central differences and torch autograd), clipping, Adam, and a
+full optimiser step against torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_network, random_sequences
+
+from lstm_ref import Network
+from lstm_ref.initializers import glorot, lstm_classifier, orthogonal, unit_forget_gate
+from lstm_ref.sequences import make_batches
+from lstm_ref.train import (
+    Adam,
+    TrainingOptions,
+    add_l2,
+    clip_gradients,
+    learnables,
+    loss_and_gradients,
+    numerical_gradients,
+    sort_by_length,
+    train,
+)
+
+C, H, K = 3, 4, 3
+LENGTHS = [5, 3, 4, 6]
+
+
+def small_batch(rng, semantics="matlab", **options):
+    seqs = random_sequences(rng, LENGTHS, C)
+    return make_batches(seqs, semantics, **options)[0], rng.integers(0, K, size=len(LENGTHS))
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(np.abs(a).max(), np.abs(b).max()))
+
+
+@pytest.mark.parametrize(
+    ("semantics", "options", "activations"),
+    [
+        ("matlab", {}, {}),
+        ("matlab", {"padding_direction": "left", "padding_value": 0.3}, {}),
+        ("masked", {}, {}),
+        ("matlab", {}, {"gate_activation": "hard-sigmoid", "state_activation": "softsign"}),
+        ("masked", {}, {"gate_activation": "hard-sigmoid-keras3"}),
+    ],
+)
+def test_gradients_match_central_differences(rng, semantics, options, activations):
+    net = random_network(rng, C=C, H=H, K=K, normalization="zscore", **activations)
+    batch, targets = small_batch(rng, semantics, **options)
+    _, analytic, _ = loss_and_gradients(net, batch, targets)
+    numeric = numerical_gradients(net, batch, targets)
+    assert set(analytic) == set(numeric) == {"lstm/W", "lstm/R", "lstm/b", "fc/weights", "fc/bias"}
+    for name in analytic:
+        assert relative_error(analytic[name], numeric[name]) <= 1e-6, name
+
+
+def torch_model(net: Network):
+    """The same network in torch (float64), bias split unevenly over b_ih and b_hh."""
+    lstm, fc = net.layer("lstm"), net.layer("fc")
+    m = torch.nn.LSTM(C, H, batch_first=True).double()
+    f = torch.nn.Linear(H, K).double()
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(torch.from_numpy(lstm.params.W))
+        m.weight_hh_l0.copy_(torch.from_numpy(lstm.params.R))
+        m.bias_ih_l0.copy_(torch.from_numpy(lstm.params.b * 0.3))
+        m.bias_hh_l0.copy_(torch.from_numpy(lstm.params.b * 0.7))
+        f.weight.copy_(torch.from_numpy(fc.weights))
+        f.bias.copy_(torch.from_numpy(fc.bias))
+    return m, f
+
+
+def torch_loss(net: Network, m, f, batch, targets, masked: bool):
+    h0, c0 = (
+        torch.from_numpy(a).expand(len(targets), H)[None].contiguous()
+        for a in net.layer("lstm").initial_state
+    )
+    x = torch.from_numpy(batch.x)
+    if masked:
+        x = torch.nn.utils.rnn.pack_padded_sequence(
+            x, torch.from_numpy(batch.lengths), batch_first=True, enforce_sorted=False
+        )
+    _, (h, _) = m(x, (h0, c0))
+    return torch.nn.functional.cross_entropy(f(h[0]), torch.from_numpy(targets))
+
+
+@pytest.mark.parametrize("semantics", ["matlab", "masked"])
+def test_gradients_match_torch_autograd(rng, semantics):
+    net = random_network(rng, C=C, H=H, K=K)
+    batch, targets = small_batch(rng, semantics)
+    loss, grads, _ = loss_and_gradients(net, batch, targets)
+    m, f = torch_model(net)
+    tloss = torch_loss(net, m, f, batch, targets, semantics == "masked")
+    tloss.backward()
+    assert abs(loss - tloss.item()) <= 1e-12
+    expected = {
+        "lstm/W": m.weight_ih_l0.grad,
+        "lstm/R": m.weight_hh_l0.grad,
+        "lstm/b": m.bias_ih_l0.grad,
+        "fc/weights": f.weight.grad,
+        "fc/bias": f.bias.grad,
+    }
+    np.testing.assert_allclose(m.bias_hh_l0.grad.numpy(), expected["lstm/b"].numpy(), atol=1e-15)
+    for name, g in expected.items():
+        np.testing.assert_allclose(grads[name], g.numpy(), rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_softmax_backward_matches_torch(rng):
+    net = random_network(rng)
+    softmax = net.layer("softmax")
+    x = torch.from_numpy(rng.normal(size=(3, 4))).requires_grad_()
+    dy = rng.normal(size=(3, 4))
+    (torch.softmax(x, -1) * torch.from_numpy(dy)).sum().backward()
+    _, cache = softmax.forward(x.detach().numpy())
+    dx, _ = softmax.backward(dy, cache)
+    np.testing.assert_allclose(dx, x.grad.numpy(), atol=1e-14)
+
+
+def test_clipping_methods_match_torch(rng):
+    grads = {"a": rng.normal(size=(4, 3)) * 3, "b": rng.normal(size=5) * 0.1}
+    tensors = {
+        k: torch.nn.Parameter(torch.zeros(v.shape, dtype=torch.float64)) for k, v in grads.items()
+    }
+
+    def torch_clip(clip):
+        for k, p in tensors.items():
+            p.grad = torch.from_numpy(grads[k].copy())
+        clip()
+        return {k: p.grad.numpy() for k, p in tensors.items()}
+
+    per_param = torch_clip(
+        lambda: [torch.nn.utils.clip_grad_norm_(p, 1.0) for p in tensors.values()]
+    )
+    joint = torch_clip(lambda: torch.nn.utils.clip_grad_norm_(list(tensors.values()), 1.0))
+    value = torch_clip(lambda: torch.nn.utils.clip_grad_value_(list(tensors.values()), 0.5))
+    for method, threshold, expected in [
+        ("l2norm", 1.0, per_param),
+        ("global-l2norm", 1.0, joint),
+        ("absolute-value", 0.5, value),
+    ]:
+        clipped = clip_gradients(grads, threshold, method)
+        for k in grads:
+            # torch divides by norm + 1e-6; MATLAB (and lstm_ref) scale to the threshold exactly
+            np.testing.assert_allclose(clipped[k], expected[k], rtol=2e-6, err_msg=method)
+    np.testing.assert_array_equal(clip_gradients(grads, 1.0)["b"], grads["b"])  # under threshold
+    with pytest.raises(ValueError, match="'l2norm', 'global-l2norm' or 'absolute-value'"):
+        clip_gradients(grads, 1.0, "norm")
+
+
+def test_training_steps_match_torch_adam_with_l2_and_clipping(rng):
+    """Three full steps — L2 on weights only, element-wise clipping, Adam — against torch."""
+    net = random_network(rng, C=C, H=H, K=K)
+    batch, targets = small_batch(rng)
+    m, f = torch_model(net)
+    tparams = {
+        "lstm/W": m.weight_ih_l0,
+        "lstm/R": m.weight_hh_l0,
+        "fc/weights": f.weight,
+        "fc/bias": f.bias,
+    }
+    with torch.no_grad():  # one bias, as in MATLAB: all of it in b_ih, b_hh frozen at 0
+        m.bias_ih_l0.copy_(torch.from_numpy(net.layer("lstm").params.b))
+        m.bias_hh_l0.zero_()
+    m.bias_hh_l0.requires_grad_(False)
+    tparams["lstm/b"] = m.bias_ih_l0
+    opt = torch.optim.Adam(tparams.values(), lr=0.01)
+    adam = Adam(learning_rate=0.01)
+    params = learnables(net)
+    for _ in range(3):
+        _, grads, _ = loss_and_gradients(net, batch, targets)
+        add_l2(net, grads, 1e-2)
+        grads = clip_gradients(grads, 0.05, "absolute-value")
+        adam.step(params, grads)
+
+        opt.zero_grad()
+        torch_loss(net, m, f, batch, targets, masked=False).backward()
+        with torch.no_grad():
+            for name in ("lstm/W", "lstm/R", "fc/weights"):
+                tparams[name].grad += 1e-2 * tparams[name]
+            torch.nn.utils.clip_grad_value_(tparams.values(), 0.05)
+        opt.step()
+    for name, p in tparams.items():
+        np.testing.assert_allclose(
+            params[name], p.detach().numpy(), rtol=0, atol=1e-10, err_msg=name
+        )
+
+
+def test_initializers_follow_matlab(rng):
+    W = glorot(rng, (400, 12))
+    assert np.abs(W).max() <= np.sqrt(6 / 412) and np.abs(W).max() > 0.9 * np.sqrt(6 / 412)
+    R = orthogonal(rng, (400, 100))
+    np.testing.assert_allclose(R.T @ R, np.eye(100), atol=1e-12)
+    np.testing.assert_array_equal(unit_forget_gate(3), [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+
+
+def learnable_task(rng, n):
+    """Sequences whose class is the sign pattern of their feature means: learnable."""
+    seqs, labels = [], []
+    for _ in range(n):
+        k = int(rng.integers(0, 3))
+        T = int(rng.integers(3, 9))
+        seqs.append(rng.normal(size=(T, C)) * 0.5 + np.eye(C)[k])
+        labels.append(str(k))
+    return seqs, labels
+
+
+def test_training_learns_and_is_deterministic(rng):
+    seqs, labels = sort_by_length(*learnable_task(rng, 60))
+    options = TrainingOptions(max_epochs=15, mini_batch_size=12, learning_rate=0.02)
+    logs: list[str] = []
+    nets = [lstm_classifier(np.random.default_rng(7), C, 8, ["0", "1", "2"]) for _ in range(2)]
+    history = train(nets[0], seqs, labels, options, validation=(seqs, labels), log=logs.append)
+    train(nets[1], seqs, labels, options, log=None)
+    assert history[-1].loss < 0.5 * history[0].loss
+    assert history[-1].validation_accuracy >= 0.9
+    assert len(logs) == 1 + 3  # header, epochs 1, 10 and 15
+    for a, b in zip(learnables(nets[0]).values(), learnables(nets[1]).values(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_rejects_unknown_labels(rng):
+    net = lstm_classifier(rng, C, 4, ["a", "b"])
+    with pytest.raises(
+        ValueError, match=r"labels \['c'\] are not among the class names \['a', 'b'\]"
+    ):
+        train(net, [np.zeros((3, C))], ["c"], log=None)
