@@ -1,0 +1,147 @@
+"""The console script and the seed walkthrough, as a user runs them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_network import SEED_TABLE
+
+from lstm_ref import load_network
+from lstm_ref.cli import main
+from lstm_ref.datasets import load_japanese_vowels
+from lstm_ref.walkthrough import run_walkthrough
+
+
+@pytest.fixture(scope="module")
+def test_data():
+    return load_japanese_vowels("test")
+
+
+def is_png(path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_walkthrough_steps_through_the_sequence_with_carried_state(tmp_path, test_data):
+    lines: list[str] = []
+    result = run_walkthrough(tmp_path, say=lines.append)
+    text = "\n".join(lines)
+    assert SEED_TABLE in text
+    net = load_network("JapaneseVowelsNet")
+    np.testing.assert_allclose(result.features, net.trace(test_data[0][0]).h.T, rtol=0, atol=1e-12)
+    assert result.features.shape == (100, 19)
+    assert result.max_abs_diff <= 1e-12
+    assert result.predicted == "1"
+    assert [p.name for p in result.figures] == ["test_observation.png", "lstm_activations.png"]
+    assert all(is_png(p) for p in result.figures)
+    assert "Test accuracy on 370 sequences: 0.9703" in text
+
+
+def test_literal_matlab_loop_feeds_the_first_step_every_time(tmp_path, test_data):
+    result = run_walkthrough(tmp_path, literal=True, svg=True, say=lambda _: None)
+    x1 = test_data[0][0]
+    repeated = np.repeat(x1[:1], len(x1), axis=0)
+    net = load_network("JapaneseVowelsNet")
+    np.testing.assert_allclose(result.features, net.trace(repeated).h.T, rtol=0, atol=1e-12)
+    assert np.abs(result.features - net.trace(x1).h.T).max() > 0.1
+    assert sorted(p.suffix for p in result.figures) == [".png", ".png", ".svg", ".svg"]
+
+
+def test_cli_walkthrough_prints_where_figures_went(tmp_path, capsys):
+    assert main(["walkthrough", "--out", str(tmp_path / "figs")]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "figs" / "lstm_activations.png") in out
+    assert "4x1 Layer array with layers:" in out
+
+
+def test_cli_layers(capsys):
+    assert main(["layers"]) == 0
+    assert capsys.readouterr().out.strip("\n") == SEED_TABLE.strip("\n")
+
+
+def test_cli_predict_reads_every_format(tmp_path, capsys, test_data):
+    seqs = test_data[0][:4]
+    net = load_network("JapaneseVowelsNet")
+    expected = list(net.classify(seqs, semantics="masked")[0])
+    np.savez(tmp_path / "s.npz", *seqs)
+    np.save(tmp_path / "one.npy", seqs[0])
+    np.savetxt(
+        tmp_path / "one.csv", seqs[0], delimiter=",", header=",".join(f"f{k}" for k in range(12))
+    )
+    ts = "@problemName t\n@univariate false\n@dimensions 12\n@equalLength false\n"
+    ts += "@classLabel false\n@data\n"
+    ts += "".join(":".join(",".join(map(str, col.tolist())) for col in s.T) + "\n" for s in seqs)
+    (tmp_path / "s.ts").write_text(ts)
+    for name, labels in [
+        ("s.npz", expected),
+        ("one.npy", expected[:1]),
+        ("one.csv", expected[:1]),
+        ("s.ts", expected),
+    ]:
+        assert main(["predict", str(tmp_path / name)]) == 0
+        rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+        assert [r[1] for r in rows] == labels, name
+    assert main(["predict", str(tmp_path / "s.npz"), "--scores"]) == 0
+    assert len(capsys.readouterr().out.splitlines()[0].split()) == 3 + 9
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "nope.npy"], "no such file: nope.npy"),
+        (["walkthrough", "--observation", "0"], "observation must be 1..370; got 0"),
+        (["layers", "--network", "Nope"], "no bundled network of that name"),
+        (["plot", "heatmap", "--units", "0-3"], "--units must lie in 1..100"),
+        (["plot", "units", "--range", "5-2"], "--range must be 'a-b'"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lstm-ref: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_predict_wrong_orientation_is_explained(tmp_path, capsys, test_data):
+    np.save(tmp_path / "t.npy", test_data[0][0].T)
+    assert main(["predict", str(tmp_path / "t.npy")]) == 2
+    assert "it looks transposed — pass layout='CT'" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "t.npy"), "--layout", "CT"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["sequence", "heatmap", "gates", "saturation", "units"])
+def test_cli_plot_writes_each_figure(kind, tmp_path, capsys):
+    extra = ["--units", "1-4"] if kind == "gates" else []
+    assert main(["plot", kind, "--out", str(tmp_path), *extra]) == 0
+    (png,) = tmp_path.glob("*.png")
+    assert is_png(png) and str(png) in capsys.readouterr().out
+
+
+def test_cli_train_on_ts_files(tmp_path, capsys, test_data):
+    x, y = test_data
+    rows = [k for k in range(len(x)) if y[k] in "12"][:30]
+    head = "@problemName Tiny\n@univariate false\n@dimensions 12\n@equalLength false\n"
+    head += "@classLabel true 1 2\n@data\n"
+    body = "".join(
+        ":".join(",".join(map(str, c.tolist())) for c in x[k].T) + f":{y[k]}\n" for k in rows
+    )
+    (tmp_path / "tiny.ts").write_text(head + body)
+    argv = [
+        "train",
+        "--train-file",
+        str(tmp_path / "tiny.ts"),
+        "--test-file",
+        str(tmp_path / "tiny.ts"),
+    ]
+    assert main([*argv, "--epochs", "3", "--hidden", "8", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out
+    net = load_network(tmp_path / "Tiny.npz")
+    assert net.class_names == ("1", "2") and net.layer("lstm").hidden_size == 8
+
+
+def test_cli_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("walkthrough", "layers", "predict", "train", "plot", "explain"):
+        assert command in out
