@@ -234,7 +234,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from . import plot
-    from .analysis import gate_saturation, select_units
+    from .analysis import gate_saturation, matching_sequences, select_units
     from .datasets import load_japanese_vowels
     from .formats import load_network
 
@@ -261,8 +261,16 @@ def _plot(args: argparse.Namespace) -> int:
         fig = plot.plot_unit_selection(h, chosen, start, stop, args.threshold)
         print(
             f"units active (≥ {args.threshold}) over steps {start + 1}-{stop}: "
-            f"{[u + 1 for u in chosen]}"
+            f"{[int(u) + 1 for u in chosen]}"
         )
+        if len(chosen):
+            traces = [net.trace(s).h for s in x_test]
+            matches = matching_sequences(traces, chosen, args.threshold, stop - start)
+            print(f"test sequences where they stay active together for ≥ {stop - start} steps:")
+            for n, a, b in matches[:10]:
+                print(f"  observation {n + 1}: steps {a + 1}-{b}")
+            if len(matches) > 10:
+                print(f"  … and {len(matches) - 10} more")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.kind}_{tag}.png"
     fig.savefig(path)

@@ -108,6 +108,15 @@ def test_cli_predict_wrong_orientation_is_explained(tmp_path, capsys, test_data)
     assert main(["predict", str(tmp_path / "t.npy"), "--layout", "CT"]) == 0
 
 
+def test_cli_plot_units_finds_matching_test_sequences(tmp_path, capsys):
+    assert (
+        main(["plot", "units", "--range", "3-8", "--threshold", "0.2", "--out", str(tmp_path)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "units active (≥ 0.2) over steps 3-8: [" in out
+    assert "  observation 1: steps " in out  # the selection's own sequence matches itself
+
+
 @pytest.mark.parametrize("kind", ["sequence", "heatmap", "gates", "saturation", "units"])
 def test_cli_plot_writes_each_figure(kind, tmp_path, capsys):
     extra = ["--units", "1-4"] if kind == "gates" else []
