@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -232,16 +233,23 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot(args: argparse.Namespace) -> int:
-    from . import plot
-    from .analysis import gate_saturation, matching_sequences, select_units
+def _network_and_test_data(args: argparse.Namespace) -> tuple[Any, list[np.ndarray], np.ndarray]:
+    """The network named by --network, the Japanese Vowels test set, checked --observation."""
     from .datasets import load_japanese_vowels
     from .formats import load_network
 
     net = load_network(args.network)
-    x_test, _ = load_japanese_vowels("test")
+    x_test, y_test = load_japanese_vowels("test")
     if not 1 <= args.observation <= len(x_test):
         raise ValueError(f"--observation must be 1..{len(x_test)}; got {args.observation}")
+    return net, x_test, y_test
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from . import plot
+    from .analysis import gate_saturation, matching_sequences, select_units
+
+    net, x_test, _ = _network_and_test_data(args)
     x = x_test[args.observation - 1]
     units = _parse_units(args.units, net.lstm_layers[0].hidden_size)
     tag = f"observation{args.observation}"
@@ -302,14 +310,9 @@ def _parse_range(text: str | None, T: int) -> tuple[int, int]:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .datasets import load_japanese_vowels
     from .explain import explain_backward, explain_step
-    from .formats import load_network
 
-    net = load_network(args.network)
-    x_test, y_test = load_japanese_vowels("test")
-    if not 1 <= args.observation <= len(x_test):
-        raise ValueError(f"--observation must be 1..{len(x_test)}; got {args.observation}")
+    net, x_test, y_test = _network_and_test_data(args)
     x = x_test[args.observation - 1]
     print(explain_step(net, x, step=args.step, unit=args.unit))
     if args.backward:
