@@ -109,7 +109,7 @@ def _check_step(value: object, name: str) -> int:
     return int(value)
 
 
-def _check_range(start: object, stop: object, T: int) -> tuple[int, int]:
+def check_step_range(start: object, stop: object, T: int) -> tuple[int, int]:
     """Validate a 0-based, stop-exclusive range of time steps of a length-T sequence."""
     start, stop = _check_step(start, "start"), _check_step(stop, "stop")
     if not 0 <= start < stop <= T:
@@ -146,7 +146,7 @@ def select_units(h: Array, start: int, stop: int, threshold: float = 0.3) -> Arr
         If ``h`` is not 2-D, or the range is not ``0 <= start < stop <= T``.
     """
     h = _check_trace(h)
-    start, stop = _check_range(start, stop, h.shape[0])
+    start, stop = check_step_range(start, stop, h.shape[0])
     return np.flatnonzero(np.all(h[start:stop] >= threshold, axis=0))
 
 

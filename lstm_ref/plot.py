@@ -24,7 +24,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.textpath import TextToPath
 
-from .analysis import SATURATION_GATES, _check_range, select_units
+from .analysis import SATURATION_GATES, check_step_range, select_units
 from .lstm import Gates
 
 Array = np.ndarray
@@ -400,7 +400,7 @@ def plot_unit_selection(
     """
     h = _as_2d(h, "h", "(T, H), time × units")
     T, H = h.shape
-    start, stop = _check_range(start, stop, T)
+    start, stop = check_step_range(start, stop, T)
     if units is None:
         units = select_units(h, start, stop, threshold)
     units = _unit_list(units, H)
