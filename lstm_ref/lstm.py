@@ -125,8 +125,11 @@ def lstm_step_backward(
         As given to :func:`lstm_step`.
     gates : Gates
         What :func:`lstm_step` returned.
-    dh, dc : ndarray, shape (B, H)
-        Gradients of the loss with respect to h_t and c_t (from later steps and outputs).
+    dh : ndarray, shape (B, H)
+        dL/dh_t: all that reaches h_t (from step t+1 and from the outputs).
+    dc : ndarray, shape (B, H)
+        The part of dL/dc_t that arrives from step t+1 through c_{t+1}; the path through
+        h_t = o ⊙ σ_s(c_t) is added here.
 
     Returns
     -------

@@ -56,17 +56,32 @@ def loss_and_gradients(net: Network, batch: Batch, targets: Array) -> tuple[floa
     """
     k = _softmax_index(net)
     B = len(targets)
-    probs, caches = net.forward(batch, upto=k)
-    picked = probs[np.arange(B), targets]
-    loss = float(-np.mean(np.log(np.maximum(picked, np.finfo(probs.dtype).tiny))))
+    logits, caches = net.forward(batch, upto=k - 1)  # (B, K)
+    probs, _ = net.layers[k].forward(logits)
+    loss = float(np.mean(cross_entropy(logits, targets)))
     d = probs.copy()  # softmax and cross-entropy together: dL/dlogits = (p − onehot) / B
     d[np.arange(B), targets] -= 1
     d /= B
     grads = {}
-    for layer, cache in reversed(list(zip(net.layers[:k], caches[:k], strict=True))):
+    for layer, cache in reversed(list(zip(net.layers[:k], caches, strict=True))):
         d, layer_grads = layer.backward(d, cache)
         grads.update({f"{layer.name}/{n}": g for n, g in layer_grads.items()})
     return loss, grads, probs
+
+
+def cross_entropy(logits: Array, targets: Array) -> Array:
+    """−log softmax(z)[target] per row, to the last digit even when p[target] ≈ 1.
+
+    −log p = log Σ_k exp(z_k − z_target) = log(1 + Σ_{k≠target} exp(z_k − z_target)): a
+    log1p of a small sum when the target has the largest logit, shifted by the largest
+    difference m otherwise. ``logits`` (B, K), ``targets`` (B,) int; returns (B,).
+    """
+    rows = np.arange(len(targets))
+    others = logits - logits[rows, targets][:, None]  # z_k − z_target
+    others[rows, targets] = -np.inf
+    m = np.maximum(others.max(axis=1), 0)  # (B,)
+    s = np.exp(others - m[:, None]).sum(axis=1)
+    return np.where(m > 0, m + np.log(np.exp(-m) + s), np.log1p(s))
 
 
 def _softmax_index(net: Network) -> int:

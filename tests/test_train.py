@@ -16,6 +16,7 @@ from lstm_ref.train import (
     TrainingOptions,
     add_l2,
     clip_gradients,
+    cross_entropy,
     learnables,
     loss_and_gradients,
     numerical_gradients,
@@ -104,6 +105,17 @@ def test_gradients_match_torch_autograd(rng, semantics):
     np.testing.assert_allclose(m.bias_hh_l0.grad.numpy(), expected["lstm/b"].numpy(), atol=1e-15)
     for name, g in expected.items():
         np.testing.assert_allclose(grads[name], g.numpy(), rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_cross_entropy_keeps_digits_of_a_tiny_loss():
+    z = np.array([[30.0, 0.0, -2.0]] * 3)
+    losses = cross_entropy(z, np.array([0, 1, 2]))
+    assert losses[0] == pytest.approx(np.log1p(np.exp(-30.0) + np.exp(-32.0)), rel=1e-15)
+    assert losses[0] > 0  # −log(p) computed from p would round to 0 here
+    expected = torch.nn.functional.cross_entropy(
+        torch.from_numpy(z), torch.tensor([0, 1, 2]), reduction="none"
+    )
+    np.testing.assert_allclose(losses[1:], expected.numpy()[1:], rtol=1e-14)
 
 
 def test_softmax_backward_matches_torch(rng):
