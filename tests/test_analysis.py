@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_network, random_sequences
+from random_nets import random_network, random_sequences
 
 from lstm_ref import Gates
 from lstm_ref.analysis import gate_saturation, matching_sequences, select_units

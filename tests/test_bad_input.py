@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_lstm_params, random_network
+from random_nets import random_lstm_params, random_network
 
 from lstm_ref import LSTM, FullyConnected, LSTMParams, LSTMState, Network, SequenceInput
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import random_lstm_params, random_network
+from random_nets import random_lstm_params, random_network
 
 from lstm_ref import (
     LSTM,

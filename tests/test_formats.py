@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import random_network
+from random_nets import random_network
 
 from lstm_ref import Network, load_network, read_header, save_network
 from lstm_ref.layers import ClassificationOutput

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import random_lstm_params, random_network, random_sequences, random_state
+from random_nets import random_lstm_params, random_network, random_sequences, random_state
 
 from lstm_ref import LSTMParams, LSTMState, lstm_forward, lstm_step
 from lstm_ref.lstm import LSTMActivations

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import random_lstm_params, random_network, random_sequences
+from random_nets import random_lstm_params, random_network, random_sequences
 
 from lstm_ref import LSTM, FullyConnected, LSTMState, Network, SequenceInput, Softmax
 from lstm_ref.layers import ClassificationOutput

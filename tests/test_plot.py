@@ -11,10 +11,10 @@ matplotlib.use("Agg")  # this test module only: headless rendering
 
 import numpy as np
 import pytest
-from conftest import random_network, random_sequences
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 from matplotlib.text import Text
+from random_nets import random_network, random_sequences
 
 from lstm_ref import plot
 from lstm_ref.analysis import gate_saturation, select_units

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import random_network, random_sequences
+from random_nets import random_network, random_sequences
 
 from lstm_ref import Network
 from lstm_ref.initializers import glorot, lstm_classifier, orthogonal, unit_forget_gate

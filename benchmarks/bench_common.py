@@ -1,0 +1,12 @@
+"""Constants shared by the benchmarks' conftest and tests (a module of its own, not
+``conftest``: the tests/ suite imports its helpers as ``conftest``, and two modules of that
+name would collide when both folders are collected in one run)."""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = ("float32", "float64")
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# A benchmark's result must match lstm_ref's float64 reference within this, or it fails.
+ATOL = {"float32": 1e-4, "float64": 1e-10}
