@@ -15,9 +15,10 @@ Padding semantics
 ``"matlab"``
     MATLAB's ``predict``/``trainNetwork``: mini-batches of ``mini_batch_size`` sequences
     in data order, each padded to its longest sequence (``sequence_length="longest"``),
-    truncated to its shortest (``"shortest"``), or padded to the longest and processed in
-    chunks of a given number of steps (for a one-directional LSTM this gives the same
-    numbers as ``"longest"``). Padding goes on the ``"right"`` (default) or ``"left"``
+    truncated to its shortest (``"shortest"``), or, for a number, padded to the longest and
+    run in chunks of that many steps with the state carried between them — which for
+    one-directional LSTMs gives exactly the numbers of ``"longest"``, so lstm_ref runs the
+    padded batch in one pass. Padding goes on the ``"right"`` (default) or ``"left"``
     with ``padding_value`` and is **not masked**: the LSTM runs over it, so an
     OutputMode "last" reads the padded final step.
 

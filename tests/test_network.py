@@ -133,6 +133,32 @@ def test_matlab_shortest_truncates_every_sequence(rng):
     np.testing.assert_allclose(out[0], net.predict(seqs[0][:3], outputs="lstm"), atol=1e-12)
 
 
+def test_matlab_numeric_sequence_length_equals_longest(rng):
+    """MATLAB's chunks of 3 steps with the state carried give the numbers of "longest"."""
+    net = random_network(rng, output_mode="sequence")
+    seqs = random_sequences(rng, [7, 3, 5], 5)
+    padded = np.zeros((3, 7, 5))
+    for k, s in enumerate(seqs):
+        padded[k, : len(s)] = s
+    chunks = []
+    for start in range(0, 7, 3):  # chunks run as separate calls, state carried between them
+        y, net.state = net.predict(padded[:, start : start + 3], outputs="lstm", return_state=True)
+        chunks.append(np.stack(y))
+    net.reset_state()
+    by_chunks = np.concatenate(chunks, axis=1)  # (3, 7, H)
+    for k, out in enumerate(net.predict(seqs, outputs="lstm", sequence_length=3)):
+        np.testing.assert_allclose(out, by_chunks[k, : len(seqs[k])], rtol=0, atol=1e-12)
+
+
+def test_matlab_left_padding_last_output_reads_real_final_step(rng):
+    net = random_network(rng, output_mode="last")
+    seqs = random_sequences(rng, [6, 2, 4], 5)
+    left = net.predict(seqs, outputs="lstm", padding_direction="left")
+    for k, s in enumerate(seqs):
+        lead = np.vstack([np.zeros((6 - len(s), 5)), s])
+        np.testing.assert_allclose(left[k], net.predict(lead, outputs="lstm"), atol=1e-12)
+
+
 def test_padded_array_with_lengths_equals_list(rng):
     net = random_network(rng)
     seqs = random_sequences(rng, [4, 6, 2], 5)
