@@ -24,7 +24,7 @@ examples:
   lstm-ref predict seqs.npz                 classify sequences from a file
   lstm-ref plot gates --observation 3       gate traces of test sequence 3
   lstm-ref explain --unit 1 --step 5        one LSTM step of one unit, with the numbers
-  lstm-ref train --out my_weights           retrain JapaneseVowelsNet (about 20 s)"""
+  lstm-ref train --out my_weights           retrain JapaneseVowelsNet (about 15 s)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, KeyError, FileNotFoundError, OSError) as e:
+    except ModuleNotFoundError as e:
+        if e.name != "matplotlib":
+            raise
+        print(
+            "lstm-ref: error: plotting needs matplotlib: pip install 'lstm_ref[plot]'",
+            file=sys.stderr,
+        )
+        return 2
+    except (ValueError, TypeError, KeyError, OSError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"lstm-ref: error: {message}", file=sys.stderr)
         return 2

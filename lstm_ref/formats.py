@@ -100,6 +100,8 @@ def _open_npz(path_or_name: str | os.PathLike) -> Any:
                 f"bundled: {pretrained_names()}"
             )
         return np.load(io.BytesIO(bundled.read_bytes()), allow_pickle=False)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such weight file: {path}")
     try:
         npz = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as e:

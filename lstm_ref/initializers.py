@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .layers import LSTM, FullyConnected, SequenceInput, Softmax
-from .lstm import LSTMParams
+from .lstm import LSTMParams, gate_rows
 from .network import Network
 
 Array = np.ndarray
@@ -32,7 +32,7 @@ def orthogonal(rng: np.random.Generator, shape: tuple[int, int]) -> Array:
 def unit_forget_gate(H: int) -> Array:
     """Bias (4H,): zeros, except ones on the forget-gate block."""
     b = np.zeros(4 * H)
-    b[H : 2 * H] = 1
+    b[gate_rows("f", H)] = 1
     return b
 
 

@@ -30,7 +30,13 @@ from .activations import GATE_ACTIVATIONS, STATE_ACTIVATIONS, Activation, lookup
 
 Array = np.ndarray
 
-GATE_NAMES = ("i", "f", "g", "o")
+GATE_NAMES = ("i", "f", "g", "o")  # the order of the four row blocks of W, R and b
+
+
+def gate_rows(gate: str, H: int) -> slice:
+    """The rows of W, R and b (or columns of the pre-activations) that belong to ``gate``."""
+    k = GATE_NAMES.index(gate)
+    return slice(k * H, (k + 1) * H)
 
 
 class LSTMParams(NamedTuple):
@@ -42,7 +48,7 @@ class LSTMParams(NamedTuple):
 
 
 class LSTMState(NamedTuple):
-    """Hidden and cell state: each (B, H) for a batch, or (H,) for one sequence."""
+    """Hidden and cell state, each (B, H). (The network's state API also holds (H,) rows.)"""
 
     h: Array
     c: Array

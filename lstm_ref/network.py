@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput
+from .layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, as_float
 from .lstm import Gates, LSTMState
 from .sequences import Batch, Layout, Semantics, SequenceLength, as_sequence_list, make_batches
 
@@ -59,6 +59,13 @@ class Network:
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique; got {names}")
+        dtypes = {a.dtype for layer in self.layers for a in layer.arrays().values()}
+        if len(dtypes) > 1:
+            raise ValueError(
+                f"all layers must hold one dtype; got {sorted(map(str, dtypes))} "
+                "(use layer.astype or Network.astype)"
+            )
+        self._dtype = dtypes.pop() if dtypes else np.dtype(np.float64)
         width = self.layers[0].input_size
         for layer in self.layers[1:]:
             if isinstance(layer, LSTM | FullyConnected):
@@ -76,7 +83,8 @@ class Network:
 
     @property
     def dtype(self) -> np.dtype:
-        return next(iter(self.lstm_layers)).params.W.dtype
+        """The floating-point type every layer computes in (float64 or float32)."""
+        return self._dtype
 
     @property
     def lstm_layers(self) -> list[LSTM]:
@@ -117,8 +125,8 @@ class Network:
 
     # ---------------------------------------------------------------------- state
     def initial_state(self) -> State:
-        """Each LSTM layer's initial state, (H,) each."""
-        return {layer.name: layer.initial_state for layer in self.lstm_layers}
+        """A copy of each LSTM layer's initial state, (H,) each."""
+        return {layer.name: _copy(layer.initial_state) for layer in self.lstm_layers}
 
     def reset_state(self) -> None:
         """Return every LSTM layer to its initial state (MATLAB's resetState)."""
@@ -126,7 +134,8 @@ class Network:
 
     @property
     def state(self) -> State:
-        return dict(self._state)
+        """A copy of the current state (see the class docstring); assign to change it."""
+        return {name: _copy(s) for name, s in self._state.items()}
 
     @state.setter
     def state(self, value: Mapping[str, LSTMState | tuple[Array, Array]]) -> None:
@@ -137,14 +146,12 @@ class Network:
             )
         new = {}
         for name, H in expected.items():
-            h, c = (np.asarray(a) for a in value[name])
+            h, c = (as_float(a, name, "state") for a in value[name])
             if h.shape != c.shape or h.shape[-1:] != (H,) or h.ndim not in (1, 2):
                 raise ValueError(
                     f"state of {name!r}: h and c must both be ({H},) or (N, {H}); "
                     f"got {h.shape} and {c.shape}"
                 )
-            if not (np.isfinite(h).all() and np.isfinite(c).all()):
-                raise ValueError(f"state of {name!r} contains NaN or Inf")
             new[name] = LSTMState(h.astype(self.dtype), c.astype(self.dtype))
         rows = {s.h.shape[0] for s in new.values() if s.h.ndim == 2}
         if len(rows) > 1:
@@ -265,7 +272,14 @@ class Network:
         """
         if not self.class_names:
             raise ValueError("this network has no class names; use predict() for its outputs")
+        if {"outputs", "return_state"} & set(options):
+            raise ValueError("classify takes the network's output; use predict() for outputs=")
         scores = self.predict(X, **options)
+        if not isinstance(scores, np.ndarray):
+            raise ValueError(
+                "classify needs one score vector per sequence; this network's output is a "
+                "sequence per sequence (an LSTM with output_mode 'sequence'): use predict()"
+            )
         if scores.shape[-1] != len(self.class_names):
             raise ValueError(
                 f"the output has {scores.shape[-1]} values per sequence for "
@@ -298,6 +312,10 @@ class Network:
         batch = make_batches(seqs, "masked")[0]
         _, caches = self.forward(batch, self._state_rows(1), k)
         return Gates(*(v[0] for v in caches[k].trace))
+
+
+def _copy(state: LSTMState) -> LSTMState:
+    return LSTMState(state.h.copy(), state.c.copy())
 
 
 def _stack_if_same_shape(arrays: list[Array]) -> Array | list[Array]:

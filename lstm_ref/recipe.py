@@ -42,6 +42,10 @@ class Recipe:
     zscore: bool = True
     options: TrainingOptions = field(default_factory=TrainingOptions)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
+            raise ValueError(f"hidden_size must be a positive integer; got {self.hidden_size!r}")
+
 
 def fit(
     sequences: Sequence[Array],
@@ -75,10 +79,13 @@ def fit(
 class Evaluation:
     """Test results. ``accuracy`` scores each sequence alone (no padding at all);
     ``matlab_accuracy`` follows MATLAB's recipe: test data sorted by length, mini-batches
-    of 27, unmasked right padding to each batch's longest sequence."""
+    of 27, unmasked right padding to each batch's longest sequence;
+    ``matlab_default_accuracy`` is MATLAB's ``classify`` with its defaults: data order,
+    mini-batches of 128, unmasked right padding."""
 
     accuracy: float
     matlab_accuracy: float
+    matlab_default_accuracy: float
     confusion: Array  # (K, K): rows true class, columns predicted
     class_names: tuple[str, ...]
 
@@ -104,9 +111,11 @@ def evaluate(net: Network, sequences: Sequence[Array], labels: Sequence[str]) ->
     confusion = np.zeros((len(index), len(index)), dtype=int)
     for true, predicted in zip(labels, alone, strict=True):
         confusion[index[true], index[predicted]] += 1
+    default, _ = net.classify(list(sequences))
     return Evaluation(
         accuracy=float(np.mean(alone == labels)),
         matlab_accuracy=float(np.mean(batched == np.asarray(ordered_labels))),
+        matlab_default_accuracy=float(np.mean(default == labels)),
         confusion=confusion,
         class_names=net.class_names,
     )
@@ -148,6 +157,7 @@ def build_japanese_vowels_net(
         "data_sha256": {s: provenance()["splits"][s]["bundle_sha256"] for s in ("train", "test")},
         "test_accuracy": evaluation.accuracy,
         "test_accuracy_matlab_batches": evaluation.matlab_accuracy,
+        "test_accuracy_matlab_defaults": evaluation.matlab_default_accuracy,
         "weights_sha256": weights_digest(net),
         "training_seconds": round(seconds, 1),
         "trained_with": _environment(),
@@ -187,6 +197,7 @@ def model_card(
     last = history[-1]
     data = provenance()
     env = metadata["trained_with"]
+    default_accuracy = evaluation.matlab_default_accuracy
     return f"""# Model card: {NAME}
 
 A pure-NumPy reproduction of MATLAB's pretrained JapaneseVowelsNet, trained from scratch by
@@ -245,6 +256,7 @@ test predictions. Weights digest (`lstm_ref.recipe.weights_digest`):
 |---|---|
 | each sequence alone, no padding (as the walkthrough) | **{evaluation.accuracy:.4f}** |
 | MATLAB's way: sorted by length, batches of 27, padded | {evaluation.matlab_accuracy:.4f} |
+| MATLAB `classify` defaults: data order, batches of 128 | {default_accuracy:.4f} |
 
 The seed was fixed at 0 before training; it turned out the best of the five seeds tried.
 Seeds 0–4 of the same recipe (measured 2026-11-28) give 0.9703, 0.9649, 0.9568, 0.9622,
@@ -260,6 +272,9 @@ Confusion matrix (each sequence alone):
 ## Limitations
 
 Trained on nine male speakers of one vowel pair; it identifies those speakers only. Padding
-semantics matter: scoring shorter sequences in right-padded mini-batches (MATLAB's default)
-feeds them zeros after their end and changes some predictions.
+semantics matter: in right-padded, unmasked mini-batches a shorter sequence is followed by
+padding (zeros, which the input layer z-scores to −mean/std) before its last output is read.
+Sorted batches of similar lengths barely notice; MATLAB's default batches of 128 in data
+order cost {evaluation.accuracy - default_accuracy:.1%} of accuracy (table
+above). Score sequences alone or with `semantics="masked"` to avoid it.
 """

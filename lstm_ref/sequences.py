@@ -15,12 +15,13 @@ Padding semantics
 ``"matlab"``
     MATLAB's ``predict``/``trainNetwork``: mini-batches of ``mini_batch_size`` sequences
     in data order, each padded to its longest sequence (``sequence_length="longest"``),
-    truncated to its shortest (``"shortest"``), or, for a number, padded to the longest and
-    run in chunks of that many steps with the state carried between them — which for
-    one-directional LSTMs gives exactly the numbers of ``"longest"``, so lstm_ref runs the
-    padded batch in one pass. Padding goes on the ``"right"`` (default) or ``"left"``
-    with ``padding_value`` and is **not masked**: the LSTM runs over it, so an
-    OutputMode "last" reads the padded final step.
+    truncated to its shortest (``"shortest"``), or, for a number S, padded to the next
+    multiple of S at or above its longest sequence and run in chunks of S steps with the
+    state carried between chunks (for a one-directional LSTM that equals one pass over the
+    padded batch, which is what lstm_ref computes). Padding — and truncation — happen on
+    the ``"right"`` (default: sequences start together) or the ``"left"`` (sequences end
+    together) with ``padding_value``, and padding is **not masked**: the LSTM runs over
+    it, so an OutputMode "last" reads the padded final step.
 
 Non-finite values (NaN, ±Inf) are rejected with an error naming the sequence and step:
 an LSTM carries them into every later step, so they are never what the caller meant.
@@ -205,32 +206,56 @@ def make_batches(
     -------
     list of Batch
     """
+    _check_batching(semantics, mini_batch_size, sequence_length, padding_direction, padding_value)
+    masked, left = semantics == "masked", padding_direction == "left"
+    C, dtype = seqs[0].shape[1], seqs[0].dtype
+    batches = []
+    for first in range(0, len(seqs), mini_batch_size):
+        rows = np.arange(first, min(first + mini_batch_size, len(seqs)))
+        lengths = np.array([len(seqs[r]) for r in rows])  # (B,) steps of data kept per row
+        T = int(lengths.max())
+        if sequence_length == "shortest":
+            T = int(lengths.min())
+            lengths[:] = T
+        elif not isinstance(sequence_length, str):  # pad to a whole number of chunks
+            T = -(-T // sequence_length) * sequence_length
+        x = np.full((len(rows), T, C), padding_value, dtype=dtype)
+        start = T - lengths if left else np.zeros_like(lengths)
+        for b, (r, n, s) in enumerate(zip(rows, lengths, start, strict=True)):
+            x[b, s : s + n] = seqs[r][len(seqs[r]) - n :] if left else seqs[r][:n]
+        batches.append(Batch(x=x, rows=rows, lengths=lengths, start=start, masked=masked))
+    return batches
+
+
+def _check_batching(
+    semantics: str,
+    mini_batch_size: object,
+    sequence_length: object,
+    padding_direction: str,
+    padding_value: object,
+) -> None:
+    """Raise a ValueError for any batching option that is out of range or does not apply."""
     if semantics not in ("matlab", "masked"):
         raise ValueError(f"semantics must be 'matlab' or 'masked'; got {semantics!r}")
-    if not isinstance(mini_batch_size, int | np.integer) or mini_batch_size < 1:
+    if not _is_count(mini_batch_size):
         raise ValueError(f"mini_batch_size must be a positive integer; got {mini_batch_size!r}")
     if padding_direction not in ("right", "left"):
         raise ValueError(f"padding_direction must be 'right' or 'left'; got {padding_direction!r}")
-    if sequence_length not in ("longest", "shortest") and not (
-        isinstance(sequence_length, int | np.integer) and sequence_length >= 1
-    ):
+    if sequence_length not in ("longest", "shortest") and not _is_count(sequence_length):
         raise ValueError(
             "sequence_length must be 'longest', 'shortest' or a positive integer; "
             f"got {sequence_length!r}"
         )
-    masked = semantics == "masked"
-    batches = []
-    for first in range(0, len(seqs), mini_batch_size):
-        rows = np.arange(first, min(first + mini_batch_size, len(seqs)))
-        lengths = np.array([len(seqs[r]) for r in rows])
-        if not masked and sequence_length == "shortest":
-            lengths = np.full_like(lengths, lengths.min())
-        T = int(lengths.max())
-        C = seqs[0].shape[1]
-        x = np.full((len(rows), T, C), padding_value, dtype=seqs[0].dtype)
-        left = not masked and padding_direction == "left"
-        start = T - lengths if left else np.zeros_like(lengths)
-        for b, (r, n, s) in enumerate(zip(rows, lengths, start, strict=True)):
-            x[b, s : s + n] = seqs[r][:n]
-        batches.append(Batch(x=x, rows=rows, lengths=lengths, start=start, masked=masked))
-    return batches
+    if isinstance(padding_value, bool) or not (
+        isinstance(padding_value, int | float | np.number) and np.isfinite(padding_value)
+    ):
+        raise ValueError(f"padding_value must be a finite number; got {padding_value!r}")
+    if semantics == "masked" and (sequence_length, padding_direction) != ("longest", "right"):
+        raise ValueError(
+            "sequence_length and padding_direction apply to 'matlab' semantics only: masked "
+            "sequences are never padded or truncated"
+        )
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1

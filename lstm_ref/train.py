@@ -18,7 +18,7 @@ import numpy as np
 
 from .layers import LSTM, ClassificationOutput, FullyConnected, Softmax
 from .network import Network
-from .sequences import Batch, SequenceLength, make_batches
+from .sequences import Batch, as_sequence_list, make_batches
 
 Array = np.ndarray
 Arrays = dict[str, Array]
@@ -54,7 +54,7 @@ def loss_and_gradients(net: Network, batch: Batch, targets: Array) -> tuple[floa
         Same keys and shapes as :func:`learnables`.
     probs : ndarray, shape (B, K)
     """
-    k = _softmax_index(net)
+    k = softmax_index(net)
     B = len(targets)
     logits, caches = net.forward(batch, upto=k - 1)  # (B, K)
     probs, _ = net.layers[k].forward(logits)
@@ -84,10 +84,11 @@ def cross_entropy(logits: Array, targets: Array) -> Array:
     return np.where(m > 0, m + np.log(np.exp(-m) + s), np.log1p(s))
 
 
-def _softmax_index(net: Network) -> int:
+def softmax_index(net: Network) -> int:
+    """Index of the network's final Softmax layer (a ClassificationOutput may follow it)."""
     tail = [layer for layer in net.layers if not isinstance(layer, ClassificationOutput)]
     if not isinstance(tail[-1], Softmax):
-        raise ValueError("training needs a network that ends in a Softmax layer")
+        raise ValueError("the cross-entropy loss needs a network that ends in a Softmax layer")
     return net.layers.index(tail[-1])
 
 
@@ -151,7 +152,8 @@ class TrainingOptions:
 
     Defaults are the Japanese Vowels recipe: mini-batches of 27 in data order (sort the
     data by length first; Shuffle "never"), SequenceLength "longest", right padding with 0
-    and no masking, GradientThreshold 1 ("l2norm"), L2Regularization 1e-4.
+    and no masking, GradientThreshold 1 ("l2norm"), L2Regularization 1e-4. A numeric
+    SequenceLength (MATLAB's truncated backpropagation in chunks) is not supported.
     """
 
     max_epochs: int = 60
@@ -160,12 +162,31 @@ class TrainingOptions:
     gradient_threshold: float = 1.0
     gradient_threshold_method: ClipMethod = "l2norm"
     l2_regularization: float = 1e-4
-    sequence_length: SequenceLength = "longest"
+    sequence_length: Literal["longest", "shortest"] = "longest"
     verbose_every: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "mini_batch_size", "verbose_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        for name in ("learning_rate", "gradient_threshold"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+        if not self.l2_regularization >= 0:
+            raise ValueError(f"l2_regularization must be >= 0; got {self.l2_regularization!r}")
+        if self.sequence_length not in ("longest", "shortest"):
+            raise ValueError(
+                "training supports sequence_length 'longest' or 'shortest' (not MATLAB's "
+                f"chunked truncated backpropagation); got {self.sequence_length!r}"
+            )
+        clip_gradients({}, 1.0, self.gradient_threshold_method)  # rejects an unknown method
 
 
 @dataclass
 class EpochRecord:
+    """One line of the training log."""
+
     epoch: int
     loss: float  # mean training loss over the epoch's mini-batches
     accuracy: float  # training accuracy over the epoch's mini-batches
@@ -181,17 +202,22 @@ def train(
     validation: tuple[Sequence[Array], Sequence[str]] | None = None,
     log: Callable[[str], None] | None = print,
 ) -> list[EpochRecord]:
-    """Train ``net`` in place on labelled sequences (each (T_i, C)).
+    """Train ``net`` in place on labelled sequences (each (T_i, C), checked like
+    :meth:`Network.predict`'s input), one label per sequence.
 
     Deterministic: no shuffling, no randomness beyond the initial weights. Prints one line
     every ``options.verbose_every`` epochs (and the first and last) to ``log``.
     """
+    seqs, _ = as_sequence_list(list(sequences), net.input_size, dtype=net.dtype)
+    if len(labels) != len(seqs):
+        raise ValueError(
+            f"expected one label per sequence: {len(seqs)} sequences, {len(labels)} labels"
+        )
     index = {name: k for k, name in enumerate(net.class_names)}
     unknown = sorted(set(labels) - set(index))
     if unknown:
         raise ValueError(f"labels {unknown} are not among the class names {list(net.class_names)}")
     targets = np.array([index[label] for label in labels])
-    seqs = [np.asarray(s, dtype=net.dtype) for s in sequences]
     batches = make_batches(
         seqs,
         "matlab",

@@ -78,7 +78,7 @@ def run_walkthrough(
             fig.savefig(path)
             figures.append(path)
 
-    say(">> net = load_network('JapaneseVowelsNet'); net.Layers")
+    say(f">> net = load_network({network!r}); net.Layers")
     net = load_network(network)
     say(f"ans = \n{net.summary()}\n")
 
@@ -90,10 +90,11 @@ def run_walkthrough(
     say(f">> X = XTest{{{observation}}}: {T} time steps × {X.shape[1]} features")
     save(plot_sequence(X, title=f"Test Observation {observation}"), "test_observation")
 
-    loop = "X(:,1)' at every step, as printed on the page" if literal else "X(:,i)'"
+    column = "X(:,1)'" if literal else "X(:,i)'"
     say(
         f">> for i = 1:{T}: [features(i,:),state] = "
-        f'predict(net,{loop},Outputs="lstm"); net.State = state'
+        f'predict(net,{column},Outputs="lstm"); net.State = state'
+        + ("   % as printed on the page: step 1 every time" if literal else "")
     )
     net.reset_state()
     features = np.empty((net.layer("lstm").hidden_size, T))  # (H, T)

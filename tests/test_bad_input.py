@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from random_nets import random_lstm_params, random_network
 
-from lstm_ref import LSTM, FullyConnected, LSTMParams, LSTMState, Network, SequenceInput
+from lstm_ref import (
+    LSTM,
+    FullyConnected,
+    LSTMParams,
+    LSTMState,
+    Network,
+    SequenceInput,
+    load_network,
+)
 
 
 @pytest.fixture
@@ -57,6 +65,16 @@ def net(rng):
         ),
         (np.zeros((4, 5)), {"sequence_length": "long"}, ValueError, "sequence_length must be"),
         (np.zeros((4, 5)), {"padding_direction": "up"}, ValueError, "'right' or 'left'; got 'up'"),
+        (np.zeros((4, 5)), {"padding_value": np.nan}, ValueError, "finite number; got nan"),
+        (np.zeros((4, 5)), {"padding_value": "0"}, ValueError, "finite number; got '0'"),
+        (np.zeros((4, 5)), {"mini_batch_size": True}, ValueError, "positive integer; got True"),
+        (np.zeros((4, 5)), {"sequence_length": True}, ValueError, "positive integer; got True"),
+        (
+            np.zeros((4, 5)),
+            {"semantics": "masked", "padding_direction": "left"},
+            ValueError,
+            "apply to 'matlab' semantics only",
+        ),
         (np.zeros((4, 5)), {"outputs": "lstm2"}, KeyError, r"no layer named 'lstm2'; layers are"),
     ],
 )
@@ -132,6 +150,22 @@ def test_state_assignment_is_checked(net):
         net.state = {"lstm": (np.zeros(6), np.zeros(6))}
     with pytest.raises(ValueError, match="contains NaN or Inf"):
         net.state = {"lstm": (np.full(7, np.nan), np.zeros(7))}
+
+
+def test_classify_needs_one_score_vector_per_sequence(rng, net):
+    with pytest.raises(ValueError, match="use predict"):
+        net.classify(np.zeros((3, 5)), outputs="lstm")
+    seq_net = random_network(rng, output_mode="sequence")
+    with pytest.raises(ValueError, match="one score vector per sequence"):
+        seq_net.classify([np.zeros((3, 5)), np.zeros((4, 5))])
+
+
+def test_mixed_dtypes_and_missing_files(rng, net):
+    lstm32 = net.layer("lstm").astype(np.float32)
+    with pytest.raises(ValueError, match=r"one dtype; got \['float32', 'float64'\]"):
+        Network([net.layers[0], lstm32, *net.layers[2:]])
+    with pytest.raises(FileNotFoundError, match=r"no such weight file: nowhere/net\.npz"):
+        load_network("nowhere/net.npz")
 
 
 def test_trace_rejects_non_lstm_layer(net):

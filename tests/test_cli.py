@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from test_network import SEED_TABLE
@@ -99,6 +101,14 @@ def test_cli_errors_are_one_clear_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith("lstm-ref: error: ") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_plot_without_matplotlib_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.delitem(sys.modules, "lstm_ref.plot", raising=False)
+    assert main(["plot", "sequence"]) == 2
+    err = capsys.readouterr().err
+    assert err == "lstm-ref: error: plotting needs matplotlib: pip install 'lstm_ref[plot]'\n"
 
 
 def test_cli_predict_wrong_orientation_is_explained(tmp_path, capsys, test_data):

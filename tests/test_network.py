@@ -69,6 +69,16 @@ def test_chunks_with_carried_state_equal_one_call(rng):
     np.testing.assert_allclose(np.concatenate(parts), whole, rtol=0, atol=1e-12)
 
 
+def test_state_read_out_is_a_copy(rng):
+    net = random_network(rng)
+    h0 = net.layer("lstm").initial_state.h.copy()
+    net.state["lstm"].h[:] = 5
+    net.initial_state()["lstm"].h[:] = 5
+    net.reset_state()
+    np.testing.assert_array_equal(net.layer("lstm").initial_state.h, h0)
+    np.testing.assert_array_equal(net.state["lstm"].h, h0)
+
+
 def test_predict_does_not_change_state_unless_assigned(rng):
     net = random_network(rng)
     x = rng.normal(size=(4, 5))
@@ -133,21 +143,28 @@ def test_matlab_shortest_truncates_every_sequence(rng):
     np.testing.assert_allclose(out[0], net.predict(seqs[0][:3], outputs="lstm"), atol=1e-12)
 
 
-def test_matlab_numeric_sequence_length_equals_longest(rng):
-    """MATLAB's chunks of 3 steps with the state carried give the numbers of "longest"."""
-    net = random_network(rng, output_mode="sequence")
+def test_matlab_numeric_sequence_length_pads_to_whole_chunks(rng):
+    """SequenceLength 3 on lengths 7, 3, 5: pad to 9 steps, run 3 chunks, state carried."""
+    net = random_network(rng, output_mode="last")
     seqs = random_sequences(rng, [7, 3, 5], 5)
-    padded = np.zeros((3, 7, 5))
+    padded = np.zeros((3, 9, 5))
     for k, s in enumerate(seqs):
         padded[k, : len(s)] = s
-    chunks = []
-    for start in range(0, 7, 3):  # chunks run as separate calls, state carried between them
-        y, net.state = net.predict(padded[:, start : start + 3], outputs="lstm", return_state=True)
-        chunks.append(np.stack(y))
+    for start in range(0, 9, 3):  # each chunk a separate call, the state carried
+        h, net.state = net.predict(padded[:, start : start + 3], outputs="lstm", return_state=True)
     net.reset_state()
-    by_chunks = np.concatenate(chunks, axis=1)  # (3, 7, H)
-    for k, out in enumerate(net.predict(seqs, outputs="lstm", sequence_length=3)):
-        np.testing.assert_allclose(out, by_chunks[k, : len(seqs[k])], rtol=0, atol=1e-12)
+    chunked = net.predict(seqs, outputs="lstm", sequence_length=3)
+    np.testing.assert_allclose(chunked, h, rtol=0, atol=1e-12)
+    assert np.abs(chunked[0] - net.predict(seqs, outputs="lstm")[0]).max() > 1e-6  # ≠ 7 steps
+    np.testing.assert_array_equal(net.predict(seqs, sequence_length=7), net.predict(seqs))
+
+
+def test_matlab_left_truncation_keeps_the_last_steps(rng):
+    net = random_network(rng, output_mode="sequence")
+    seqs = random_sequences(rng, [6, 3, 4], 5)
+    out = net.predict(seqs, outputs="lstm", sequence_length="shortest", padding_direction="left")
+    for k, s in enumerate(seqs):
+        np.testing.assert_allclose(out[k], net.predict(s[-3:], outputs="lstm"), atol=1e-12)
 
 
 def test_matlab_left_padding_last_output_reads_real_final_step(rng):

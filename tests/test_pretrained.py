@@ -45,6 +45,8 @@ def test_reaches_reported_accuracy(net, header):
     assert evaluation.accuracy >= 0.95
     assert evaluation.accuracy == header["metadata"]["test_accuracy"]
     assert evaluation.matlab_accuracy == header["metadata"]["test_accuracy_matlab_batches"]
+    default = header["metadata"]["test_accuracy_matlab_defaults"]
+    assert evaluation.matlab_default_accuracy == default < evaluation.accuracy - 0.05
     assert evaluation.confusion.sum() == 370
     assert evaluation.confusion.sum(axis=1).tolist() == [31, 35, 88, 44, 29, 24, 40, 50, 29]
 
@@ -54,6 +56,7 @@ def test_model_card_is_true(net, header):
     meta = header["metadata"]
     assert f"**{meta['test_accuracy']:.4f}**" in card
     assert f"| {meta['test_accuracy_matlab_batches']:.4f} |" in card
+    assert f"| {meta['test_accuracy_matlab_defaults']:.4f} |" in card
     assert weights_digest(net) == meta["weights_sha256"]
     assert f"`{meta['weights_sha256']}`" in card
     x_test, y_test = load_japanese_vowels("test")

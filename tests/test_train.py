@@ -231,9 +231,22 @@ def test_training_learns_and_is_deterministic(rng):
         np.testing.assert_array_equal(a, b)
 
 
-def test_training_rejects_unknown_labels(rng):
+def test_training_rejects_bad_data_and_options(rng):
     net = lstm_classifier(rng, C, 4, ["a", "b"])
-    with pytest.raises(
-        ValueError, match=r"labels \['c'\] are not among the class names \['a', 'b'\]"
-    ):
-        train(net, [np.zeros((3, C))], ["c"], log=None)
+    x = [np.zeros((3, C)), np.ones((4, C))]
+    with pytest.raises(ValueError, match=r"labels \['c'\] are not among the class names"):
+        train(net, x, ["a", "c"], log=None)
+    with pytest.raises(ValueError, match="one label per sequence: 2 sequences, 3 labels"):
+        train(net, x, ["a", "b", "a"], log=None)
+    with pytest.raises(ValueError, match=r"sequence 1: expected shape \(T, 3\); got \(4, 4\)"):
+        train(net, [x[0], np.ones((4, 4))], ["a", "b"], log=None)
+    with pytest.raises(ValueError, match="sequence 0: non-finite value nan"):
+        train(net, [np.full((3, C), np.nan), x[1]], ["a", "b"], log=None)
+    for bad, match in [
+        ({"max_epochs": 0}, "max_epochs must be a positive integer; got 0"),
+        ({"learning_rate": -1.0}, "learning_rate must be positive"),
+        ({"sequence_length": 5}, "training supports sequence_length 'longest' or 'shortest'"),
+        ({"gradient_threshold_method": "l1"}, "'l2norm', 'global-l2norm' or 'absolute-value'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            TrainingOptions(**bad)
