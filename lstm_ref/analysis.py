@@ -11,6 +11,8 @@ and ranges are half-open ``[start, stop)`` like Python slices.
 * :func:`select_units` and :func:`matching_sequences` — pick the units that stay on over a
   chosen range of one sequence, then find where the same units are on together elsewhere
   (Strobelt et al., "LSTMVis", IEEE TVCG 2018; default threshold 0.3 as there).
+* :func:`check_trace`, :func:`check_units` and :func:`check_step_range` — the argument
+  checks shared with :mod:`lstm_ref.plot`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,9 @@ from numbers import Integral
 
 import numpy as np
 
-from .lstm import Gates
+from .lstm import GATE_NAMES, Gates
 
 Array = np.ndarray
-
-SATURATION_GATES = ("i", "f", "g", "o")
 
 
 def gate_saturation(
@@ -75,7 +75,7 @@ def gate_saturation(
             f"thresholds must satisfy 0 <= low < high <= 1; got low={low}, high={high}"
         )
     result = {}
-    for name in SATURATION_GATES:
+    for name in GATE_NAMES:
         parts = [np.asarray(getattr(tr, name), dtype=float) for tr in traces]
         for n, part in enumerate(parts):
             if part.ndim != 2:
@@ -94,16 +94,26 @@ def gate_saturation(
     return result
 
 
-def _check_trace(h: Array, what: str = "h") -> Array:
-    h = np.asarray(h)
-    if h.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D array (T, H), time × units; got shape {h.shape}")
-    if not np.issubdtype(h.dtype, np.number) or np.issubdtype(h.dtype, np.complexfloating):
-        raise ValueError(f"{what} must hold real numbers; got dtype {h.dtype}")
-    return h
+def check_trace(
+    a: Array, name: str = "h", layout: str = "(T, H), time × units", *, allow_empty: bool = True
+) -> Array:
+    """``a`` as a 2-D array of real numbers, or a ValueError naming ``name`` and ``layout``.
+
+    ``layout`` describes the expected axes in the message (e.g. ``"(T, C), time ×
+    features"``); with ``allow_empty=False`` an axis of length 0 is an error too.
+    """
+    a = np.asarray(a)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array {layout}; got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers; got dtype {a.dtype}")
+    if not allow_empty and 0 in a.shape:
+        raise ValueError(f"{name} is empty: shape {a.shape}")
+    return a
 
 
 def _check_step(value: object, name: str) -> int:
+    """``value`` as an int, or a ValueError if it is not an integer (bools are not)."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer time step; got {value!r}")
     return int(value)
@@ -145,23 +155,30 @@ def select_units(h: Array, start: int, stop: int, threshold: float = 0.3) -> Arr
     ValueError
         If ``h`` is not 2-D, or the range is not ``0 <= start < stop <= T``.
     """
-    h = _check_trace(h)
+    h = check_trace(h)
     start, stop = check_step_range(start, stop, h.shape[0])
     return np.flatnonzero(np.all(h[start:stop] >= threshold, axis=0))
 
 
-def _check_units(units: Array | Sequence[int], H: int) -> Array:
+def check_units(units: Array | Sequence[int], H: int, *, allow_empty: bool = False) -> list[int]:
+    """0-based unit indices of a layer of H units, as a list of ints.
+
+    A ValueError unless ``units`` is 1-D, holds integers in 0..H-1, and — unless
+    ``allow_empty`` — names at least one unit.
+    """
     units = np.asarray(units)
     if units.ndim != 1:
         raise ValueError(f"units must be a 1-D list of unit indices; got shape {units.shape}")
     if units.size == 0:
+        if allow_empty:
+            return []
         raise ValueError("no units given: select at least one unit")
     if not np.issubdtype(units.dtype, np.integer):
-        raise ValueError(f"units must be integer indices; got dtype {units.dtype}")
+        raise ValueError(f"units must be integer indices (0-based); got dtype {units.dtype}")
     bad = units[(units < 0) | (units >= H)]
     if bad.size:
         raise ValueError(f"unit indices {bad.tolist()} out of range 0..{H - 1} (0-based)")
-    return units
+    return units.tolist()
 
 
 def _runs(on: Array) -> list[tuple[int, int]]:
@@ -204,13 +221,13 @@ def matching_sequences(
     min_length = _check_step(min_length, "min_length")
     if min_length < 1:
         raise ValueError(f"min_length must be at least 1; got {min_length}")
-    traces = [_check_trace(h, f"traces_h[{n}]") for n, h in enumerate(traces_h)]
+    traces = [check_trace(h, f"traces_h[{n}]") for n, h in enumerate(traces_h)]
     if not traces:
         return []
     widths = {h.shape[1] for h in traces}
     if len(widths) != 1:
         raise ValueError(f"traces_h have different numbers of units {sorted(widths)}")
-    units = _check_units(units, widths.pop())
+    units = check_units(units, widths.pop())
     matches = []
     for n, h in enumerate(traces):
         on = np.all(h[:, units] >= threshold, axis=1)  # (T_n,)

@@ -10,7 +10,8 @@ number they print against the library (:meth:`Network.trace`, :func:`lstm_step_b
 :meth:`LSTM.backward`), raising a RuntimeError if they ever disagree.
 
 Steps and units are 1-based, as MATLAB users count; rows of W, R and b are 0-based array
-indices: unit u's row in gate block k (i, f, g, o = 0, 1, 2, 3) is ``k·H + u − 1``.
+indices: unit u's row in gate block k (k = 0, 1, 2, 3 for i, f, g, o, the order of
+:data:`lstm_ref.lstm.GATE_NAMES`) is ``k·H + u − 1``.
 
 The numbers come from :func:`step_details` and :func:`backward_details`, which return them
 as plain data (for tests and for your own use); the two ``explain_*`` functions format them.
@@ -30,11 +31,19 @@ from typing import Any, cast
 import numpy as np
 
 from .activations import Activation
-from .layers import LSTM, ClassificationOutput, FullyConnected, SequenceInput, Softmax
-from .lstm import GATE_NAMES, Gates, LSTMParams, LSTMState, lstm_step, lstm_step_backward
+from .layers import LSTM, FullyConnected, SequenceInput
+from .lstm import (
+    GATE_NAMES,
+    Gates,
+    LSTMParams,
+    LSTMState,
+    gate_rows,
+    lstm_step,
+    lstm_step_backward,
+)
 from .network import Network
 from .sequences import as_sequence_list, make_batches
-from .train import cross_entropy
+from .train import cross_entropy, softmax_index
 
 Array = np.ndarray
 
@@ -196,14 +205,12 @@ def _lstm_index(net: Network, layer: str | None) -> int:
 
 
 def _forward(net: Network, x: Array, upto: int) -> tuple[Array, list[Any]]:
-    """Run one (T, C) sequence through layers 0 … upto from the network's current state."""
-    seqs, _ = as_sequence_list(x, net.input_size, dtype=net.dtype)
-    batch = make_batches(seqs, "masked")[0]
-    state = {
-        name: LSTMState(*(np.broadcast_to(a, (1, a.shape[-1])) for a in s))
-        for name, s in net.state.items()
-    }
-    return net.forward(batch, state, upto)
+    """Layers 0 … upto on one checked (T, C) sequence from the network's current state.
+
+    What :meth:`Network.trace` runs, but returning every layer's output cache, not only
+    the LSTM's gates.
+    """
+    return net.forward(make_batches([x], "masked")[0], net.state_rows(1), upto)
 
 
 def _run(
@@ -234,11 +241,13 @@ def _activations(lstm: LSTM) -> dict[str, tuple[str, Activation]]:
     """Gate name -> (activation name, activation) as lstm_step applies them."""
     gate = (lstm.gate_activation, lstm.act.gate)
     return {
-        name: (lstm.state_activation, lstm.act.state) if name == "g" else gate for name in "ifgo"
+        name: (lstm.state_activation, lstm.act.state) if name == "g" else gate
+        for name in GATE_NAMES
     }
 
 
 def _scalar(f: Callable[[Array], Array], v: float, dtype: np.dtype) -> float:
+    """``f`` applied to the scalar ``v`` in ``dtype``, as a float."""
     return float(f(np.asarray(v, dtype=dtype)))
 
 
@@ -250,8 +259,8 @@ def _details_from_run(run: _Run) -> StepDetails:
     prev = run.prev(t)
     h_prev_all = prev.h[0]
     gates = []
-    for k, (name, (act_name, act)) in enumerate(_activations(lstm).items()):
-        row = k * H + u
+    for name, (act_name, act) in _activations(lstm).items():
+        row = gate_rows(name, H).start + u
         wx, rh, b = float(p.W[row] @ x_seen), float(p.R[row] @ h_prev_all), float(p.b[row])
         a = wx + rh + b
         gates.append(GateTerms(name, row, wx, rh, b, a, act_name, _scalar(act.value, a, dtype)))
@@ -320,15 +329,8 @@ def step_details(
     return _details_from_run(_run(net, x, step, unit, layer))
 
 
-def _softmax_index(net: Network) -> int:
-    """Index of the final Softmax layer, or a ValueError if the network does not end in one."""
-    tail = [lay for lay in net.layers if not isinstance(lay, ClassificationOutput)]
-    if not isinstance(tail[-1], Softmax):
-        raise ValueError("explain_backward needs a network that ends in a Softmax layer")
-    return net.layers.index(tail[-1])
-
-
 def _label_index(net: Network, label: Any) -> int:
+    """Index of ``label`` in the network's class names, or a ValueError."""
     if not net.class_names:
         raise ValueError("explain_backward needs a network with class names")
     if not isinstance(label, str) or label not in net.class_names:
@@ -379,20 +381,23 @@ def _gradient_at_lstm(run: _Run, softmax: int, dlogits: Array) -> Array:
 
 
 def _carry_back(run: _Run, d_output: Array) -> _Carried:
-    """Backpropagation through time with :func:`lstm_step_backward`, from T down to step 1."""
-    p, act, u = run.lstm.params, run.lstm.act, run.u
-    if run.lstm.output_mode == "last":
-        dY, dh, dc = np.zeros_like(run.cache.trace.h), d_output, np.zeros_like(d_output)
-    else:
-        dY, dh, dc = d_output, np.zeros_like(d_output[:, 0]), np.zeros_like(d_output[:, 0])
-    db_total = np.zeros_like(p.b)
-    table, found = [], {}
+    """Backpropagation through time with :func:`lstm_step_backward`, from T down to step 1.
+
+    The loop of :func:`lstm_ref.lstm.lstm_backward` (whose masking does nothing for one
+    sequence), written out because that function returns only the totals and the
+    explanation needs the dh and dc entering each step from T down to the explained one.
+    """
+    p, u, last = run.lstm.params, run.u, run.lstm.output_mode == "last"
+    dY = np.zeros_like(run.cache.trace.h) if last else d_output
+    dh = d_output if last else np.zeros_like(d_output[:, 0])
+    dc, db_total, table, found = np.zeros_like(dh), np.zeros_like(p.b), [], {}
     for t in reversed(range(len(run.x))):
-        prev, gates = run.prev(t), run.gates(t)
-        dh = dh + dY[:, t]
+        dh, gates = dh + dY[:, t], run.gates(t)
         if t >= run.t:
             table.append((t + 1, float(dh[0, u]), float(dc[0, u]), float(gates.f[0, u])))
-        _, d_prev, grads = lstm_step_backward(p, run.cache.x[:, t], prev, gates, dh, dc, act)
+        _, d_prev, grads = lstm_step_backward(
+            p, run.cache.x[:, t], run.prev(t), gates, dh, dc, run.lstm.act
+        )
         db_total += grads.b
         if t == run.t:
             found = {"dh": dh, "dc": dc, "step_grads": grads, "step_prev": d_prev}
@@ -414,7 +419,7 @@ def backward_details(
         If a number computed here disagrees with :func:`lstm_step_backward` or
         :meth:`LSTM.backward` beyond the tolerance.
     """
-    softmax = _softmax_index(net)
+    softmax = softmax_index(net)
     label_index = _label_index(net, label)
     run = _run(net, x, step, unit, layer, upto=softmax)
     if run.output.ndim != 2:
@@ -591,8 +596,13 @@ def _header(d: StepDetails, title: str) -> list[str]:
         f"{title}: hidden unit {u}, time step {d.step} of {d.num_steps}, layer {d.layer!r}",
         f"({H} hidden units; σ_g = {d.gate_activation}, σ_s = {d.state_activation}. Steps and "
         "units count from 1; rows of W, R and b",
-        f"from 0: unit {u}'s row in gate block k = 0, 1, 2, 3 (i, f, g, o) is k·{H} + {u - 1}.)",
+        f"from 0: unit {u}'s row in gate block k = {_list(range(len(GATE_NAMES)))} "
+        f"({_list(GATE_NAMES)}) is k·{H} + {u - 1}.)",
     ]
+
+
+def _list(items: Sequence[Any]) -> str:
+    return ", ".join(map(str, items))
 
 
 def _check_line(against: str, diff: float, tolerance: float) -> str:
@@ -846,6 +856,7 @@ def _step_backward_lines(b: BackwardDetails) -> list[str]:
 def _gradient_lines(b: BackwardDetails) -> list[str]:
     d, u = b.forward, b.forward.unit
     H = d.hidden_size
+    rows = len(GATE_NAMES) * H
     return [
         f"4. What step {d.step} adds to the gradients of the unit's rows, and what it sends back",
         _code(lstm_step_backward, r"^grads = "),
@@ -856,7 +867,7 @@ def _gradient_lines(b: BackwardDetails) -> list[str]:
         f"{INDENT}dW[row, :] gets da·x̃_t (the {len(d.x_seen)} inputs of step {d.step});",
         f"{INDENT}dR[row, :] gets da·h_{{t-1}} (the h_{{t-1}} of all {H} units).",
         _code(lstm_step_backward, r"^return "),
-        f"{INDENT}dh_{{t-1}}[{u}] = Σ_row R[row, {u - 1}]·da[row] over all {4 * H} rows "
+        f"{INDENT}dh_{{t-1}}[{u}] = Σ_row R[row, {u - 1}]·da[row] over all {rows} rows "
         f"(every unit's gates) = {_n(b.dh_prev)}",
         f"{INDENT}dc_{{t-1}}[{u}] = dc·f = {_n(b.dc_prev)}",
     ]

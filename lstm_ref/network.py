@@ -158,7 +158,7 @@ class Network:
             raise ValueError(f"state rows disagree between layers: {sorted(rows)}")
         self._state = new
 
-    def _state_rows(self, n: int) -> State:
+    def state_rows(self, n: int) -> State:
         """The current state as (n, H) arrays, one row per sequence."""
         rows = {}
         for name, s in self._state.items():
@@ -236,7 +236,7 @@ class Network:
         seqs, single = as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
-        state_in = self._state_rows(len(seqs))
+        state_in = self.state_rows(len(seqs))
         results: list[Array] = [np.empty(0)] * len(seqs)
         final = {name: LSTMState(s.h.copy(), s.c.copy()) for name, s in state_in.items()}
         batches = make_batches(
@@ -310,7 +310,7 @@ class Network:
             raise ValueError(f"expected one sequence, a 2-D array; got {np.shape(x)}")
         seqs, _ = as_sequence_list(x, self.input_size, layout=layout, dtype=self.dtype)
         batch = make_batches(seqs, "masked")[0]
-        _, caches = self.forward(batch, self._state_rows(1), k)
+        _, caches = self.forward(batch, self.state_rows(1), k)
         return Gates(*(v[0] for v in caches[k].trace))
 
 

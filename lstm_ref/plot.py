@@ -24,8 +24,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.textpath import TextToPath
 
-from .analysis import SATURATION_GATES, check_step_range, select_units
-from .lstm import Gates
+from .analysis import check_step_range, check_trace, check_units, select_units
+from .lstm import GATE_NAMES, Gates
 
 Array = np.ndarray
 
@@ -37,7 +37,7 @@ __all__ = [
     "plot_unit_selection",
 ]
 
-GATE_LABELS = {
+GATE_LABELS = {  # display labels, by name; the order of the gates is lstm.GATE_NAMES
     "i": "input gate i",
     "f": "forget gate f",
     "g": "cell candidate g",
@@ -48,33 +48,13 @@ _TAB10 = mpl.colormaps["tab10"].colors
 
 
 def _color(k: int) -> tuple[float, float, float]:
+    """The k-th colour of tab10, cycling after ten."""
     return _TAB10[k % len(_TAB10)]
 
 
 def _steps(T: int) -> Array:
     """MATLAB's time axis: 1, 2, …, T."""
     return np.arange(1, T + 1)
-
-
-def _as_2d(a: Array, name: str, layout: str) -> Array:
-    a = np.asarray(a)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array {layout}; got shape {a.shape}")
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {a.shape}")
-    return a
-
-
-def _unit_list(units: Sequence[int] | Array, H: int) -> list[int]:
-    units = np.asarray(units)
-    if units.ndim != 1:
-        raise ValueError(f"units must be a 1-D list of unit indices; got shape {units.shape}")
-    if units.size and not np.issubdtype(units.dtype, np.integer):
-        raise ValueError(f"units must be integer indices (0-based); got dtype {units.dtype}")
-    bad = [int(u) for u in units if not 0 <= u < H]
-    if bad:
-        raise ValueError(f"unit indices {bad} out of range 0..{H - 1} (0-based)")
-    return [int(u) for u in units]
 
 
 def _integer_ticks(ax, T: int, max_ticks: int = 30) -> None:
@@ -101,7 +81,7 @@ def plot_sequence(x: Array, title: str = "Test Observation 1") -> Figure:
         "Feature 1" … "Feature C" outside the axes on the right (MATLAB's
         ``'northeastoutside'``). Features 11–20 repeat the ten colours dashed, 21–30 dotted.
     """
-    x = _as_2d(x, "x", "(T, C), time × features")
+    x = check_trace(x, "x", "(T, C), time × features", allow_empty=False)
     T, C = x.shape
     fig = Figure(figsize=(8.0, 4.8), layout="constrained")
     ax = fig.add_subplot()
@@ -177,9 +157,9 @@ def plot_activation_heatmap(
         MATLAB's heatmap, not symmetric about 0), a colour bar, x "Time Step" with ticks
         1..T, y "Hidden Unit" with ticks at the unit numbers (1-based, row 1 at the top).
     """
-    features = _as_2d(features, "features", "(H, T), units × time")
+    features = check_trace(features, "features", "(H, T), units × time", allow_empty=False)
     H, T = features.shape
-    rows = _unit_list(units, H)
+    rows = check_units(units, H, allow_empty=True)
     if not rows:
         raise ValueError("units is empty: choose at least one unit to show")
     data = features[rows]  # (K, T)
@@ -254,19 +234,22 @@ def plot_gate_traces(
     """
     if not isinstance(gates, Gates):
         raise ValueError(f"gates must be a Gates trace (from Network.trace); got {type(gates)}")
-    arrays = {name: _as_2d(getattr(gates, name), name, "(T, H)") for name in Gates._fields}
+    arrays = {
+        name: check_trace(getattr(gates, name), name, "(T, H)", allow_empty=False)
+        for name in Gates._fields
+    }
     if len({a.shape for a in arrays.values()}) != 1:
         shapes = {name: a.shape for name, a in arrays.items()}
         raise ValueError(f"all fields of gates must have the same shape (T, H); got {shapes}")
     T, H = arrays["h"].shape
-    units = _unit_list(units, H)
+    units = check_units(units, H, allow_empty=True)
     if not units:
         raise ValueError("units is empty: choose at least one unit to show")
 
     fig = Figure(figsize=(8.5, 10.0), layout="constrained")
     axes = fig.subplots(5, 1, sharex=True)
     t = _steps(T)
-    for ax, name in zip(axes[:4], SATURATION_GATES, strict=True):
+    for ax, name in zip(axes[:4], GATE_NAMES, strict=True):
         for k, u in enumerate(units):
             ax.plot(t, arrays[name][:, u], color=_color(k), label=f"unit {u + 1}")
         ax.set_ylabel(GATE_LABELS[name])
@@ -318,11 +301,11 @@ def plot_gate_saturation(
         left-saturated (< low), y right-saturated (> high), both 0..1, with the bound
         x + y = 1 drawn dashed (no unit can lie above it). g is judged as (g + 1)/2.
     """
-    names = [name for name in SATURATION_GATES if name in saturation]
-    unknown = sorted(set(saturation) - set(SATURATION_GATES))
+    names = [name for name in GATE_NAMES if name in saturation]
+    unknown = sorted(set(saturation) - set(GATE_NAMES))
     if unknown or not names:
         raise ValueError(
-            f"saturation must map gates among {SATURATION_GATES} to (left, right); "
+            f"saturation must map gates among {GATE_NAMES} to (left, right); "
             f"got keys {sorted(saturation)}"
         )
     pairs = {}
@@ -398,12 +381,12 @@ def plot_unit_selection(
         share one colour and one legend entry), the threshold line (gid "threshold") and
         the shaded range (gid "range").
     """
-    h = _as_2d(h, "h", "(T, H), time × units")
+    h = check_trace(h, allow_empty=False)
     T, H = h.shape
     start, stop = check_step_range(start, stop, T)
     if units is None:
         units = select_units(h, start, stop, threshold)
-    units = _unit_list(units, H)
+    units = check_units(units, H, allow_empty=True)
 
     fig = Figure(figsize=(9.0, 4.8), layout="constrained")
     ax = fig.add_subplot()
