@@ -68,10 +68,16 @@ class Layer:
             if f.name not in self.ARRAYS
         }
 
+    @classmethod
+    def from_arrays(cls, config: dict[str, Any], arrays: dict[str, Array]) -> Layer:
+        """Rebuild a layer from :meth:`config` and :meth:`arrays` (what a weight file holds)."""
+        return cls(**config, **arrays)  # type: ignore[call-arg]
+
     def astype(self, dtype: np.dtype | type) -> Layer:
         """A copy whose arrays are of ``dtype``."""
-        cast = {k: v.astype(dtype) for k, v in self.arrays().items()}
-        return dataclasses.replace(self, **cast)  # type: ignore[type-var]
+        return self.from_arrays(
+            self.config(), {k: v.astype(dtype) for k, v in self.arrays().items()}
+        )
 
 
 @dataclass(eq=False)
@@ -214,11 +220,6 @@ class LSTM(Layer):
         params = LSTMParams(arrays["W"], arrays["R"], arrays["b"])
         return cls(params, initial_state=LSTMState(arrays["h0"], arrays["c0"]), **config)
 
-    def astype(self, dtype: np.dtype | type) -> LSTM:
-        return LSTM.from_arrays(
-            self.config(), {k: v.astype(dtype) for k, v in self.arrays().items()}
-        )
-
     def description(self) -> str:
         return f"LSTM with {self.hidden_size} hidden units"
 
@@ -356,9 +357,4 @@ def layer_from_arrays(type_name: str, config: dict[str, Any], arrays: dict[str, 
         raise ValueError(
             f"unknown layer type {type_name!r}; expected one of {sorted(LAYER_TYPES)}"
         ) from None
-    if cls is LSTM:
-        return LSTM.from_arrays(config, arrays)
-    config = dict(config)
-    if "class_names" in config:
-        config["class_names"] = tuple(config["class_names"])
-    return cls(**config, **arrays)
+    return cls.from_arrays(config, arrays)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -114,12 +114,16 @@ def clip_gradients(grads: Arrays, threshold: float, method: ClipMethod = "l2norm
     if method == "global-l2norm":
         norm = np.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
         return {k: g * min(1.0, threshold / max(norm, 1e-300)) for k, g in grads.items()}
-    if method == "absolute-value":
-        return {k: np.clip(g, -threshold, threshold) for k, g in grads.items()}
-    raise ValueError(
-        f"gradient threshold method must be 'l2norm', 'global-l2norm' or 'absolute-value'; "
-        f"got {method!r}"
-    )
+    _check_clip_method(method)
+    return {k: np.clip(g, -threshold, threshold) for k, g in grads.items()}
+
+
+def _check_clip_method(method: str) -> None:
+    if method not in get_args(ClipMethod):
+        raise ValueError(
+            f"gradient threshold method must be 'l2norm', 'global-l2norm' or 'absolute-value'; "
+            f"got {method!r}"
+        )
 
 
 @dataclass
@@ -180,7 +184,7 @@ class TrainingOptions:
                 "training supports sequence_length 'longest' or 'shortest' (not MATLAB's "
                 f"chunked truncated backpropagation); got {self.sequence_length!r}"
             )
-        clip_gradients({}, 1.0, self.gradient_threshold_method)  # rejects an unknown method
+        _check_clip_method(self.gradient_threshold_method)
 
 
 @dataclass
