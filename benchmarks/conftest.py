@@ -248,7 +248,7 @@ def step_stream(nets, test_data) -> StepStream:
 
 @pytest.fixture(scope="session")
 def reference_scores(nets, test_data) -> np.ndarray:
-    """Class probabilities of all 370 test sequences (masked semantics), float64 reference."""
+    """Class probabilities of all 370 test sequences (masked padding), float64 reference."""
     x_test, _ = test_data
-    _, scores = nets["float64"].classify(x_test, semantics="masked")
+    _, scores = nets["float64"].classify(x_test)
     return scores

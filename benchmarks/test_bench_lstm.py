@@ -202,10 +202,10 @@ C = grouped("C 370 sequences masked")
 
 @pytest.mark.parametrize("dtype", C)
 def test_c_lstm_ref_classify(benchmark, dtype, nets, test_sequences, reference_scores):
-    """net.classify(sequences, semantics="masked") (default mini-batches of 128)."""
-    label(benchmark, "lstm_ref classify(semantics='masked')", "lstm_ref", reference=True)
+    """net.classify(sequences): masked padding, the default (mini-batches of 128)."""
+    label(benchmark, "lstm_ref classify (masked)", "lstm_ref", reference=True)
     net, xs = nets[dtype], test_sequences[dtype]
-    _, scores = benchmark(net.classify, xs, semantics="masked")
+    _, scores = benchmark(net.classify, xs)
     np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
 
 

@@ -1,27 +1,36 @@
 """lstm_ref: a from-scratch, pure-NumPy reference LSTM sequence classifier.
 
-The LSTM equations live in :func:`lstm_ref.lstm.lstm_step`; the layers in
-:mod:`lstm_ref.layers`; the network with MATLAB's predict/state/classify API in
-:mod:`lstm_ref.network`; sequence layouts and padding semantics in
-:mod:`lstm_ref.sequences`; the native weight format in :mod:`lstm_ref.formats`.
+The LSTM equations and the gate table live in :mod:`lstm_ref.lstm`; the layers, under one
+contract, in :mod:`lstm_ref.layers`; the network with MATLAB's predict/state/classify API
+in :mod:`lstm_ref.network`; sequence layouts in :mod:`lstm_ref.sequences` and padding
+semantics in :mod:`lstm_ref.padding`; files in :mod:`lstm_ref.formats`. See
+docs/ARCHITECTURE.md for the whole house.
 """
 
+from .errors import InputError, InputTypeError, LstmRefError
 from .formats import load_network, pretrained_names, read_header, save_network
-from .layers import LSTM, ClassificationOutput, FullyConnected, SequenceInput, Softmax
-from .lstm import Gates, LSTMParams, LSTMState, lstm_forward, lstm_step
+from .layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
+from .lstm import GATE_NAMES, GATES, Gates, LSTMParams, LSTMState, lstm_forward, lstm_step
 from .network import Network
-from .sequences import make_batches
+from .padding import Padding, make_batches
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GATES",
+    "GATE_NAMES",
     "LSTM",
     "ClassificationOutput",
     "FullyConnected",
     "Gates",
+    "InputError",
+    "InputTypeError",
     "LSTMParams",
     "LSTMState",
+    "Layer",
+    "LstmRefError",
     "Network",
+    "Padding",
     "SequenceInput",
     "Softmax",
     "load_network",

@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import InputError
+
 Array = np.ndarray
 
 
@@ -69,29 +71,41 @@ def softsign_grad(y: Array) -> Array:
 
 
 class Activation(NamedTuple):
-    """An activation ``y = value(x)`` and its derivative ``dy/dx = grad(y)``."""
+    """An activation ``y = value(x)``, its derivative ``dy/dx = grad(y)``, and both as text.
+
+    ``formula`` reads in x; ``derivative`` reads in the output, with ``{y}`` standing for it.
+    """
 
     value: Callable[[Array], Array]
     grad: Callable[[Array], Array]
+    formula: str
+    derivative: str
 
 
 GATE_ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation(sigmoid, sigmoid_grad),
-    "hard-sigmoid": Activation(hard_sigmoid, hard_sigmoid_grad),
-    "hard-sigmoid-keras3": Activation(hard_sigmoid_keras3, hard_sigmoid_keras3_grad),
+    "sigmoid": Activation(sigmoid, sigmoid_grad, "1 / (1 + e^−x)", "{y}·(1 − {y})"),
+    "hard-sigmoid": Activation(
+        hard_sigmoid, hard_sigmoid_grad, "clip(0.2·x + 0.5, 0, 1)", "(0.2 if 0 < {y} < 1, else 0)"
+    ),
+    "hard-sigmoid-keras3": Activation(
+        hard_sigmoid_keras3,
+        hard_sigmoid_keras3_grad,
+        "clip(x / 6 + 0.5, 0, 1)",
+        "(1/6 if 0 < {y} < 1, else 0)",
+    ),
 }
 
 STATE_ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation(tanh, tanh_grad),
-    "softsign": Activation(softsign, softsign_grad),
+    "tanh": Activation(tanh, tanh_grad, "tanh(x)", "(1 − {y}²)"),
+    "softsign": Activation(softsign, softsign_grad, "x / (1 + |x|)", "(1 − |{y}|)²"),
 }
 
 
 def lookup(table: dict[str, Activation], name: str, role: str) -> Activation:
-    """Return ``table[name]``, or raise a ValueError that lists the choices for ``role``."""
+    """Return ``table[name]``, or raise an InputError that lists the choices for ``role``."""
     try:
         return table[name]
-    except KeyError:
-        raise ValueError(
+    except (KeyError, TypeError):
+        raise InputError(
             f"unknown {role} activation {name!r}; expected one of {sorted(table)}"
         ) from None

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError, LstmRefError
+
 DESCRIPTION = """\
 lstm_ref: a pure-NumPy reference LSTM sequence classifier.
 
@@ -40,9 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except (ValueError, TypeError, KeyError, OSError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"lstm-ref: error: {message}", file=sys.stderr)
+    except (LstmRefError, OSError) as e:  # the user's input; anything else is a bug
+        print(f"lstm-ref: error: {e}", file=sys.stderr)
         return 2
 
 
@@ -96,16 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="TC: time × features (default); CT: MATLAB's features × time",
     )
     p.add_argument(
-        "--semantics",
+        "--padding",
         choices=["masked", "matlab"],
         default="masked",
-        help="padding semantics for batches (default: each sequence alone)",
+        help="masked: each sequence stops at its own length (default); matlab: MATLAB's "
+        "padded, unmasked mini-batches",
     )
     p.add_argument(
         "--mini-batch-size",
         type=int,
         default=128,
-        help="MATLAB mini-batch size (with --semantics matlab)",
+        help="sequences per mini-batch (default: %(default)s, MATLAB's); changes the results "
+        "only with --padding matlab",
     )
     p.add_argument("--scores", action="store_true", help="print every class score")
     p.set_defaults(run=_predict)
@@ -193,17 +196,14 @@ def _layers(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .formats import load_network
-    from .io_files import read_sequences
+    from .formats import load_network, read_sequences
+    from .padding import Padding
 
     net = load_network(args.network)
     sequences = read_sequences(args.file)
-    labels, scores = net.classify(
-        sequences,
-        layout=args.layout,
-        semantics=args.semantics,
-        mini_batch_size=args.mini_batch_size,
-    )
+    make = Padding.matlab if args.padding == "matlab" else Padding.masked
+    padding = make(mini_batch_size=args.mini_batch_size)
+    labels, scores = net.classify(sequences, layout=args.layout, padding=padding)
     labels, scores = np.atleast_1d(labels), np.atleast_2d(scores)  # one sequence: one row
     for k, (label, row) in enumerate(zip(labels, scores, strict=True), 1):
         extra = "  " + " ".join(f"{s:.4f}" for s in row) if args.scores else ""
@@ -212,8 +212,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .recipe import Recipe, build_japanese_vowels_net, evaluate, fit
-    from .train import TrainingOptions
+    from .train import Recipe, TrainingOptions, evaluate, fit
+    from .train.japanese_vowels import build_japanese_vowels_net
 
     recipe = Recipe(
         seed=args.seed,
@@ -223,7 +223,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     if args.train_file is None:
         if args.test_file is not None:
-            raise ValueError("--test-file needs --train-file")
+            raise InputError("--test-file needs --train-file")
         build_japanese_vowels_net(args.out, recipe)
         return 0
     from .datasets import read_ts
@@ -249,17 +249,17 @@ def _network_and_test_data(args: argparse.Namespace) -> tuple[Any, list[np.ndarr
     net = load_network(args.network)
     x_test, y_test = load_japanese_vowels("test")
     if not 1 <= args.observation <= len(x_test):
-        raise ValueError(f"--observation must be 1..{len(x_test)}; got {args.observation}")
+        raise InputError(f"--observation must be 1..{len(x_test)}; got {args.observation}")
     return net, x_test, y_test
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from . import plot
-    from .analysis import gate_saturation, matching_sequences, select_units
+    from .viz import plots as plot
+    from .viz.analysis import gate_saturation, matching_sequences, select_units
 
     net, x_test, _ = _network_and_test_data(args)
     x = x_test[args.observation - 1]
-    units = _parse_units(args.units, net.lstm_layers[0].hidden_size)
+    units = _parse_units(args.units, net.width(net.stateful_layers[0].name))
     tag = f"observation{args.observation}"
     if args.kind == "sequence":
         fig = plot.plot_sequence(x, title=f"Test Observation {args.observation}")
@@ -300,10 +300,10 @@ def _parse_units(text: str, hidden: int) -> list[int]:
     for part in text.split(","):
         a, _, b = part.partition("-")
         if not a.strip().isdigit() or (b and not b.strip().isdigit()):
-            raise ValueError(f"--units: expected '1-10' or '3,7,12'; got {text!r}")
+            raise InputError(f"--units: expected '1-10' or '3,7,12'; got {text!r}")
         units.extend(range(int(a), int(b or a) + 1))
     if not units or min(units) < 1 or max(units) > hidden:
-        raise ValueError(f"--units must lie in 1..{hidden}; got {text!r}")
+        raise InputError(f"--units must lie in 1..{hidden}; got {text!r}")
     return [u - 1 for u in units]
 
 
@@ -313,7 +313,7 @@ def _parse_range(text: str | None, T: int) -> tuple[int, int]:
         return 0, T
     a, _, b = text.partition("-")
     if not (a.isdigit() and b.isdigit() and 1 <= int(a) <= int(b) <= T):
-        raise ValueError(f"--range must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
+        raise InputError(f"--range must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
     return int(a) - 1, int(b)
 
 

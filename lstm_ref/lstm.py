@@ -4,8 +4,9 @@ loops over time.
 Shapes: B sequences in a batch, T time steps, C input features, H hidden units.
 The stacked rows of ``W``, ``R`` and ``b`` are four blocks of H rows in the order
 **i, f, g, o** (input gate, forget gate, cell candidate, output gate) — MATLAB's and
-PyTorch's order. This module is the one place where that order is written down; every
-importer maps its framework's layout onto it.
+PyTorch's order. This module is the one place where that order is written down (``GATES``,
+with each gate's role and activation); every importer maps its framework's layout onto it
+with :func:`reorder_gates`.
 
 The equations, for t = 1 … T, from (h_0, c_0)::
 
@@ -22,21 +23,68 @@ The equations, for t = 1 … T, from (h_0, c_0)::
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
 
 import numpy as np
 
 from .activations import GATE_ACTIVATIONS, STATE_ACTIVATIONS, Activation, lookup
+from .errors import InputError
 
 Array = np.ndarray
 
-GATE_NAMES = ("i", "f", "g", "o")  # the order of the four row blocks of W, R and b
+
+class Gate(NamedTuple):
+    """One of the four gate blocks: its name, its role, and which activation it applies."""
+
+    name: str  # as in the equations: "i", "f", "g", "o"
+    role: str  # what it does, for people
+    activation: Literal["gate", "state"]  # σ_g or σ_s
+
+
+GATES = (  # the order of the four row blocks of W, R and b: i, f, g, o
+    Gate("i", "input gate", "gate"),
+    Gate("f", "forget gate", "gate"),
+    Gate("g", "cell candidate", "state"),
+    Gate("o", "output gate", "gate"),
+)
+GATE_NAMES = tuple(gate.name for gate in GATES)
+GATE = {gate.name: gate for gate in GATES}
 
 
 def gate_rows(gate: str, H: int) -> slice:
     """The rows of W, R and b (or columns of the pre-activations) that belong to ``gate``."""
     k = GATE_NAMES.index(gate)
     return slice(k * H, (k + 1) * H)
+
+
+def reorder_gates(blocks: Array, order: Sequence[str], axis: int = 0) -> Array:
+    """Reorder the four gate blocks of ``blocks`` from ``order`` to i, f, g, o.
+
+    Parameters
+    ----------
+    blocks : ndarray, shape (4H, …) along ``axis``
+        A weight matrix or bias whose blocks follow another framework's order.
+    order : sequence of str
+        That order, in this module's gate names: ONNX's i, o, f, c is ``"iofg"``;
+        Keras's and PyTorch's i, f, c, o is ``"ifgo"`` (nothing to do).
+    axis : int
+        The stacked axis.
+
+    Returns
+    -------
+    ndarray
+        The same blocks, in the order i, f, g, o (a new array).
+    """
+    order = tuple(order)
+    if sorted(order) != sorted(GATE_NAMES):
+        raise InputError(f"order must name each gate of {GATE_NAMES} once; got {order}")
+    if blocks.shape[axis] % 4:
+        raise InputError(
+            f"axis {axis} must hold four gate blocks (4H); got length {blocks.shape[axis]}"
+        )
+    parts = np.split(blocks, 4, axis=axis)
+    return np.concatenate([parts[order.index(name)] for name in GATE_NAMES], axis=axis)
 
 
 class LSTMParams(NamedTuple):
@@ -77,6 +125,10 @@ class LSTMActivations(NamedTuple):
             lookup(GATE_ACTIVATIONS, gate, "gate"), lookup(STATE_ACTIVATIONS, state, "state")
         )
 
+    def of(self, gate: str) -> Activation:
+        """The activation the gate called ``gate`` applies (σ_s for g, σ_g for the others)."""
+        return self.state if GATE[gate].activation == "state" else self.gate
+
 
 DEFAULT_ACTIVATIONS = LSTMActivations.from_names()
 
@@ -105,10 +157,10 @@ def lstm_step(
     sigma_g, sigma_s = act.gate.value, act.state.value
     H = p.R.shape[1]
     a = x_t @ p.W.T + prev.h @ p.R.T + p.b  # (B, 4H) pre-activations
-    i = sigma_g(a[:, 0 * H : 1 * H])  # (B, H) input gate
-    f = sigma_g(a[:, 1 * H : 2 * H])  # (B, H) forget gate
-    g = sigma_s(a[:, 2 * H : 3 * H])  # (B, H) cell candidate
-    o = sigma_g(a[:, 3 * H : 4 * H])  # (B, H) output gate
+    i = sigma_g(a[:, gate_rows("i", H)])  # (B, H) input gate
+    f = sigma_g(a[:, gate_rows("f", H)])  # (B, H) forget gate
+    g = sigma_s(a[:, gate_rows("g", H)])  # (B, H) cell candidate
+    o = sigma_g(a[:, gate_rows("o", H)])  # (B, H) output gate
     c = f * prev.c + i * g  # (B, H) cell state
     h = o * sigma_s(c)  # (B, H) hidden state
     return Gates(i, f, g, o, c, h)
@@ -122,7 +174,7 @@ def lstm_step_backward(
     dh: Array,
     dc: Array,
     act: LSTMActivations = DEFAULT_ACTIVATIONS,
-) -> tuple[Array, LSTMState, LSTMParams]:
+) -> tuple[Array, LSTMState, LSTMParams, Array]:
     """The chain rule through :func:`lstm_step`, each line the mirror of a forward line.
 
     Parameters
@@ -144,23 +196,22 @@ def lstm_step_backward(
         Gradients with respect to h_{t-1} and c_{t-1}.
     grads : LSTMParams
         This step's contribution to dW (4H, C), dR (4H, H), db (4H,).
+    da : ndarray, shape (B, 4H)
+        dL/da_t, the gradient of the pre-activations, row by row.
     """
     i, f, g, o, c, _ = gates
+    H = c.shape[1]
     s = act.state.value(c)  # σ_s(c_t)
     do = dh * s  # h = o ⊙ σ_s(c)
     dc = dc + dh * o * act.state.grad(s)
     di, df, dg, dc_prev = dc * g, dc * prev.c, dc * i, dc * f  # c = f ⊙ c_prev + i ⊙ g
-    da = np.concatenate(  # (B, 4H) through the activations, blocks i, f, g, o
-        [
-            di * act.gate.grad(i),
-            df * act.gate.grad(f),
-            dg * act.state.grad(g),
-            do * act.gate.grad(o),
-        ],
-        axis=1,
-    )
+    da = np.empty((c.shape[0], 4 * H), dtype=c.dtype)  # (B, 4H) through the activations
+    da[:, gate_rows("i", H)] = di * act.gate.grad(i)  # i = σ_g(a[i])
+    da[:, gate_rows("f", H)] = df * act.gate.grad(f)  # f = σ_g(a[f])
+    da[:, gate_rows("g", H)] = dg * act.state.grad(g)  # g = σ_s(a[g])
+    da[:, gate_rows("o", H)] = do * act.gate.grad(o)  # o = σ_g(a[o])
     grads = LSTMParams(W=da.T @ x_t, R=da.T @ prev.h, b=da.sum(axis=0))  # a = W x + R h + b
-    return da @ p.W, LSTMState(h=da @ p.R, c=dc_prev), grads
+    return da @ p.W, LSTMState(h=da @ p.R, c=dc_prev), grads, da
 
 
 def step_mask(lengths: Array | None, t: int) -> Array | None:
@@ -216,6 +267,16 @@ def lstm_forward(
     return trace.h, state, trace
 
 
+class StepGradients(NamedTuple):
+    """What backpropagation through time computed at every step, each (B, T, ·)."""
+
+    dh: Array  # (B, T, H)  dL/dh_t entering step t: from the outputs and from step t+1
+    dc: Array  # (B, T, H)  dL/dc_t entering step t from step t+1 only
+    da: Array  # (B, T, 4H) dL/da_t: step t's share of db (and, times x_t, h_{t-1}, of dW, dR)
+    dh_prev: Array  # (B, T, H) what step t sends back to h_{t-1}
+    dc_prev: Array  # (B, T, H) what step t sends back to c_{t-1}
+
+
 def lstm_backward(
     p: LSTMParams,
     x: Array,
@@ -225,7 +286,9 @@ def lstm_backward(
     d_final: LSTMState,
     lengths: Array | None = None,
     act: LSTMActivations = DEFAULT_ACTIVATIONS,
-) -> tuple[Array, LSTMParams, LSTMState]:
+    *,
+    keep_steps: bool = False,
+) -> tuple[Array, LSTMParams, LSTMState, StepGradients | None]:
     """Backpropagation through time: the gradients of :func:`lstm_forward`.
 
     Parameters
@@ -238,6 +301,8 @@ def lstm_backward(
         Gradient of the loss with respect to the outputs Y.
     d_final : LSTMState
         Gradient with respect to the final state, each (B, H).
+    keep_steps : bool
+        Also return what every step received and computed (for explanations and checks).
 
     Returns
     -------
@@ -246,10 +311,16 @@ def lstm_backward(
         dW (4H, C), dR (4H, H), db (4H,).
     d_state0 : LSTMState
         Gradients with respect to the initial h and c, each (B, H).
+    steps : StepGradients or None
+        With ``keep_steps``, the per-step gradients.
     """
-    T = x.shape[1]
+    B, T = x.shape[:2]
+    H = p.R.shape[1]
     dx = np.zeros_like(x)
     grads = LSTMParams(*(np.zeros_like(w) for w in p))
+    steps = None
+    if keep_steps:
+        steps = StepGradients(*(np.zeros((B, T, n), x.dtype) for n in (H, H, 4 * H, H, H)))
     dh, dc = d_final
     for t in reversed(range(T)):
         prev = state0 if t == 0 else LSTMState(trace.h[:, t - 1], trace.c[:, t - 1])
@@ -258,14 +329,17 @@ def lstm_backward(
         # h_t = alive ? h_new : h_{t-1}, and the output at step t is alive ? h_new : 0
         dh_new = dh + dY[:, t] if alive is None else np.where(alive, dh + dY[:, t], 0)
         dc_new = dc if alive is None else np.where(alive, dc, 0)
-        dx[:, t], d_prev, step_grads = lstm_step_backward(
+        dx[:, t], d_prev, step_grads, da = lstm_step_backward(
             p, x[:, t], prev, gates, dh_new, dc_new, act
         )
         for total, part in zip(grads, step_grads, strict=True):
             total += part
+        if steps is not None:
+            steps.dh[:, t], steps.dc[:, t], steps.da[:, t] = dh_new, dc_new, da
+            steps.dh_prev[:, t], steps.dc_prev[:, t] = d_prev
         if alive is None:
             dh, dc = d_prev
         else:  # finished sequences hand their gradient straight back to the held state
             dh = d_prev.h + np.where(alive, 0, dh)
             dc = d_prev.c + np.where(alive, 0, dc)
-    return dx, grads, LSTMState(dh, dc)
+    return dx, grads, LSTMState(dh, dc), steps

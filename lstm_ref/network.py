@@ -1,15 +1,23 @@
-"""The Network: an ordered list of layers, MATLAB's layer table, predict, state and classify."""
+"""The Network: an ordered list of layers, MATLAB's layer table, predict, state and classify.
+
+The network walks its layers without asking what kind each one is: every layer follows the
+contract of :mod:`lstm_ref.layers` (output size from input size, one forward call, a cache
+that carries the final state of a stateful layer).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from .layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, as_float
+from ._checks import FLOAT_DTYPES
+from .errors import InputError, InputTypeError
+from .layers import Cache, Layer, SequenceInput, check_class_names
 from .lstm import Gates, LSTMState
-from .sequences import Batch, Layout, Semantics, SequenceLength, as_sequence_list, make_batches
+from .padding import MASKED, Batch, Padding, make_batches
+from .sequences import Layout, as_sequence_list
 
 Array = np.ndarray
 State = dict[str, LSTMState]
@@ -23,13 +31,13 @@ class Network:
     layers : list of Layer
         In data-flow order; the first is a :class:`SequenceInput`.
     class_names : sequence of str, optional
-        Names of the output classes, in output order (taken from a
-        :class:`ClassificationOutput` layer when there is one).
+        Names of the output classes, in output order (taken from a layer that names them,
+        a :class:`ClassificationOutput`, when there is one).
 
     Attributes
     ----------
     state : dict of str to LSTMState
-        The state of each LSTM layer, by layer name: h and c of shape (H,) — used for
+        The state of each stateful layer, by layer name: h and c of shape (H,) — used for
         every sequence of the next call — or (N, H), one row per sequence of a batch.
         ``predict(..., return_state=True)`` returns the updated state without changing
         the network; assign it back to carry it on, as MATLAB's ``net.State = state``.
@@ -37,49 +45,61 @@ class Network:
 
     def __init__(self, layers: Sequence[Layer], class_names: Sequence[str] | None = None):
         self.layers = list(layers)
-        self._check_layers()
-        out = [layer for layer in self.layers if isinstance(layer, ClassificationOutput)]
-        if out and class_names is not None and tuple(class_names) != out[0].class_names:
-            raise ValueError(
-                f"class_names {tuple(class_names)} differ from layer {out[0].name!r}'s "
-                f"{out[0].class_names}"
-            )
-        self.class_names = out[0].class_names if out else tuple(map(str, class_names or ()))
-        fcs = [layer for layer in self.layers if isinstance(layer, FullyConnected)]
-        if self.class_names and fcs and fcs[-1].output_size != len(self.class_names):
-            raise ValueError(
-                f"{len(self.class_names)} class names for {fcs[-1].output_size} outputs of layer "
-                f"{fcs[-1].name!r}"
+        self._dtype = self._check_layers()
+        named = [n for n in (layer.output_names() for layer in self.layers) if n is not None]
+        given = None if class_names is None else check_class_names(class_names)
+        if named and given is not None and given != named[-1]:
+            raise InputError(f"class_names {given} differ from the layers' {named[-1]}")
+        self.class_names: tuple[str, ...] = named[-1] if named else given or ()
+        if self.class_names and self.output_size != len(self.class_names):
+            raise InputError(
+                f"{len(self.class_names)} class names for {self.output_size} outputs of layer "
+                f"{self.layers[-1].name!r}"
             )
         self.reset_state()
 
-    def _check_layers(self) -> None:
-        if not self.layers or not isinstance(self.layers[0], SequenceInput):
-            raise ValueError("the first layer must be a SequenceInput")
+    def _check_layers(self) -> np.dtype:
+        """Check the layer list; pass the width along it (stax's ``serial``); the dtype."""
+        bad = [k for k, layer in enumerate(self.layers) if not isinstance(layer, Layer)]
+        if bad:
+            raise InputTypeError(
+                f"layers must be lstm_ref layers; item {bad[0]} is a "
+                f"{type(self.layers[bad[0]]).__name__}"
+            )
+        first = self.layers[0] if self.layers else None
+        if not isinstance(first, SequenceInput):
+            raise InputError("the first layer must be a SequenceInput")
+        self._input_size = first.input_size
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
-            raise ValueError(f"layer names must be unique; got {names}")
+            raise InputError(f"layer names must be unique; got {names}")
         dtypes = {a.dtype for layer in self.layers for a in layer.arrays().values()}
         if len(dtypes) > 1:
-            raise ValueError(
+            raise InputError(
                 f"all layers must hold one dtype; got {sorted(map(str, dtypes))} "
                 "(use layer.astype or Network.astype)"
             )
-        self._dtype = dtypes.pop() if dtypes else np.dtype(np.float64)
-        width = self.layers[0].input_size
-        for layer in self.layers[1:]:
-            if isinstance(layer, LSTM | FullyConnected):
-                if layer.input_size != width:
-                    raise ValueError(
-                        f"layer {layer.name!r} expects {layer.input_size} inputs but the layer "
-                        f"before it gives {width}"
-                    )
-                width = layer.hidden_size if isinstance(layer, LSTM) else layer.output_size
+        width = self.input_size
+        self._widths: list[int] = []
+        for layer in self.layers:
+            width = layer.output_width(width)
+            self._widths.append(width)
+        return dtypes.pop() if dtypes else np.dtype(np.float64)
 
     # ---------------------------------------------------------------- description
     @property
     def input_size(self) -> int:
-        return self.layers[0].input_size
+        """C, the number of features per time step the network takes."""
+        return self._input_size
+
+    @property
+    def output_size(self) -> int:
+        """The width of the last layer's output."""
+        return self._widths[-1]
+
+    def width(self, name: str) -> int:
+        """The width of the output of layer ``name`` (H for an LSTM, K for a classifier)."""
+        return self._widths[self._index(name)]
 
     @property
     def dtype(self) -> np.dtype:
@@ -87,18 +107,19 @@ class Network:
         return self._dtype
 
     @property
-    def lstm_layers(self) -> list[LSTM]:
-        return [layer for layer in self.layers if isinstance(layer, LSTM)]
+    def stateful_layers(self) -> list[Layer]:
+        """The layers that carry a state (the LSTM layers), in order."""
+        return [layer for layer in self.layers if layer.initial_state is not None]
 
     def layer(self, name: str) -> Layer:
         """The layer called ``name``."""
         return self.layers[self._index(name)]
 
-    def _index(self, name: str) -> int:
+    def _index(self, name: object) -> int:
         for k, layer in enumerate(self.layers):
             if layer.name == name:
                 return k
-        raise KeyError(f"no layer named {name!r}; layers are {[x.name for x in self.layers]}")
+        raise InputError(f"no layer named {name!r}; layers are {[x.name for x in self.layers]}")
 
     def summary(self) -> str:
         """The layer table, laid out as MATLAB displays ``net.Layers``."""
@@ -119,17 +140,21 @@ class Network:
 
     def astype(self, dtype: np.dtype | type) -> Network:
         """A copy computing in ``dtype`` (float64, or float32 like MATLAB)."""
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
+        if np.dtype(dtype) not in FLOAT_DTYPES:
+            raise InputTypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
         return Network([layer.astype(dtype) for layer in self.layers], self.class_names)
 
     # ---------------------------------------------------------------------- state
     def initial_state(self) -> State:
-        """A copy of each LSTM layer's initial state, (H,) each."""
-        return {layer.name: _copy(layer.initial_state) for layer in self.lstm_layers}
+        """A copy of each stateful layer's initial state, (H,) each."""
+        return {
+            layer.name: _copy(layer.initial_state)
+            for layer in self.layers
+            if layer.initial_state is not None
+        }
 
     def reset_state(self) -> None:
-        """Return every LSTM layer to its initial state (MATLAB's resetState)."""
+        """Return every stateful layer to its initial state (MATLAB's resetState)."""
         self._state = self.initial_state()
 
     @property
@@ -139,23 +164,13 @@ class Network:
 
     @state.setter
     def state(self, value: Mapping[str, LSTMState | tuple[Array, Array]]) -> None:
-        expected = {layer.name: layer.hidden_size for layer in self.lstm_layers}
-        if set(value) != set(expected):
-            raise ValueError(
-                f"state must name the LSTM layers {sorted(expected)}; got {sorted(value)}"
-            )
-        new = {}
-        for name, H in expected.items():
-            h, c = (as_float(a, name, "state") for a in value[name])
-            if h.shape != c.shape or h.shape[-1:] != (H,) or h.ndim not in (1, 2):
-                raise ValueError(
-                    f"state of {name!r}: h and c must both be ({H},) or (N, {H}); "
-                    f"got {h.shape} and {c.shape}"
-                )
-            new[name] = LSTMState(h.astype(self.dtype), c.astype(self.dtype))
+        if not isinstance(value, Mapping) or set(value) != set(self._state):
+            got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
+            raise InputError(f"state must name the LSTM layers {sorted(self._state)}; got {got}")
+        new = {name: self.layer(name).check_state(value[name], self.dtype) for name in self._state}
         rows = {s.h.shape[0] for s in new.values() if s.h.ndim == 2}
         if len(rows) > 1:
-            raise ValueError(f"state rows disagree between layers: {sorted(rows)}")
+            raise InputError(f"state rows disagree between layers: {sorted(rows)}")
         self._state = new
 
     def state_rows(self, n: int) -> State:
@@ -163,7 +178,7 @@ class Network:
         rows = {}
         for name, s in self._state.items():
             if s.h.ndim == 2 and s.h.shape[0] != n:
-                raise ValueError(
+                raise InputError(
                     f"the network's state holds {s.h.shape[0]} sequences' states (layer {name!r}) "
                     f"but {n} sequences were given; call reset_state() or assign a state of "
                     "matching size"
@@ -174,21 +189,17 @@ class Network:
     # ------------------------------------------------------------------ computing
     def forward(
         self, batch: Batch, state: State | None = None, upto: int | None = None
-    ) -> tuple[Array, list[Any]]:
+    ) -> tuple[Array, list[Cache]]:
         """Run one padded batch through the layers ``0 … upto`` (default all).
 
-        ``state`` holds each LSTM layer's (B, H) starting state; None starts every row from
-        the layers' initial states (as training does). Returns the last layer's output and
-        every layer's cache (for backward and for the final state).
+        ``state`` holds each stateful layer's (B, H) starting state; None starts every row
+        from the layers' initial states (as training does). Returns the last layer's
+        output and every layer's cache (for backward and for the final state).
         """
         y, caches = batch.x, []
         for layer in self.layers[: None if upto is None else upto + 1]:
-            if layer.recurrent:
-                lengths = batch.lengths if batch.masked else None
-                start = None if state is None else state[layer.name]
-                y, cache = layer.forward(y, lengths, start)  # type: ignore[call-arg]
-            else:
-                y, cache = layer.forward(y)
+            start = None if state is None else state.get(layer.name)
+            y, cache = layer.forward(y, batch.stop_lengths, start)
             caches.append(cache)
         return y, caches
 
@@ -199,11 +210,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        semantics: Semantics = "matlab",
-        mini_batch_size: int = 128,
-        sequence_length: SequenceLength = "longest",
-        padding_direction: Literal["right", "left"] = "right",
-        padding_value: float = 0.0,
+        padding: Padding = MASKED,
         return_state: bool = False,
     ) -> Any:
         """Compute the network's output, or the activations of layer ``outputs``.
@@ -212,14 +219,18 @@ class Network:
         ----------
         X : ndarray or list of ndarray
             One sequence (T, C), a list of sequences, or a padded batch (N, T, C) with
-            ``lengths``; see :mod:`lstm_ref.sequences` for layouts and semantics.
+            ``lengths``; see :mod:`lstm_ref.sequences` for layouts.
         outputs : str, optional
             Name of the layer whose output to return (MATLAB's ``Outputs=``); default the
             last layer.
         layout, lengths
             See :func:`lstm_ref.sequences.as_sequence_list`.
-        semantics, mini_batch_size, sequence_length, padding_direction, padding_value
-            See :func:`lstm_ref.sequences.make_batches`.
+        padding : Padding
+            How sequences of different lengths are computed (:mod:`lstm_ref.padding`):
+            ``Padding.masked()`` (default: each sequence stops at its own length, so
+            results never depend on batching) or ``Padding.matlab(...)`` (MATLAB's
+            padded, unmasked mini-batches; MATLAB's own default is
+            ``Padding.matlab(mini_batch_size=128)``).
         return_state : bool
             Also return the updated state (the network's own state is not changed).
 
@@ -238,25 +249,17 @@ class Network:
         )
         state_in = self.state_rows(len(seqs))
         results: list[Array] = [np.empty(0)] * len(seqs)
-        final = {name: LSTMState(s.h.copy(), s.c.copy()) for name, s in state_in.items()}
-        batches = make_batches(
-            seqs,
-            semantics,
-            mini_batch_size=mini_batch_size,
-            sequence_length=sequence_length,
-            padding_direction=padding_direction,
-            padding_value=padding_value,
-        )
-        for batch in batches:
+        final = {name: _copy(s) for name, s in state_in.items()}
+        for batch in make_batches(seqs, padding):
             rows = {n: LSTMState(s.h[batch.rows], s.c[batch.rows]) for n, s in state_in.items()}
             y, caches = self.forward(batch, rows, upto)
             for b, r in enumerate(batch.rows):
                 start, n = batch.start[b], batch.lengths[b]
                 results[r] = y[b] if y.ndim == 2 else y[b, start : start + n]
             for layer, cache in zip(self.layers, caches, strict=False):
-                if layer.recurrent:
-                    final[layer.name].h[batch.rows] = cache.final.h
-                    final[layer.name].c[batch.rows] = cache.final.c
+                if cache.final_state is not None:
+                    final[layer.name].h[batch.rows] = cache.final_state.h
+                    final[layer.name].c[batch.rows] = cache.final_state.c
         out: Any = results[0] if single else _stack_if_same_shape(results)
         if not return_state:
             return out
@@ -264,26 +267,26 @@ class Network:
             final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
         return out, final
 
-    def classify(self, X: Array | Sequence[Array], **options: Any) -> tuple[Any, Array]:
+    def classify(
+        self,
+        X: Array | Sequence[Array],
+        *,
+        layout: Layout = "TC",
+        lengths: Sequence[int] | Array | None = None,
+        padding: Padding = MASKED,
+    ) -> tuple[Any, Array]:
         """Predicted class names and scores (class probabilities).
 
         Takes the same data and options as :meth:`predict`. Returns ``(labels, scores)``:
         a str and (K,) for one sequence, or an (N,) str array and (N, K).
         """
         if not self.class_names:
-            raise ValueError("this network has no class names; use predict() for its outputs")
-        if {"outputs", "return_state"} & set(options):
-            raise ValueError("classify takes the network's output; use predict() for outputs=")
-        scores = self.predict(X, **options)
+            raise InputError("this network has no class names; use predict() for its outputs")
+        scores = self.predict(X, layout=layout, lengths=lengths, padding=padding)
         if not isinstance(scores, np.ndarray):
-            raise ValueError(
+            raise InputError(
                 "classify needs one score vector per sequence; this network's output is a "
                 "sequence per sequence (an LSTM with output_mode 'sequence'): use predict()"
-            )
-        if scores.shape[-1] != len(self.class_names):
-            raise ValueError(
-                f"the output has {scores.shape[-1]} values per sequence for "
-                f"{len(self.class_names)} classes"
             )
         labels = np.asarray(self.class_names)[scores.argmax(axis=-1)]
         return (str(labels) if labels.ndim == 0 else labels), scores
@@ -302,16 +305,16 @@ class Network:
         Gates
             i, f, g, o, c, h at every step, each (T, H).
         """
-        name = layer or self.lstm_layers[0].name
-        k = self._index(name)
-        if not isinstance(self.layers[k], LSTM):
-            raise ValueError(f"layer {name!r} is a {self.layers[k].TYPE} layer, not an LSTM")
+        if layer is None:
+            if not self._state:
+                raise InputError("the network has no LSTM layer to trace")
+            layer = next(iter(self._state))
+        k = self._index(layer)
         if not isinstance(x, np.ndarray) or x.ndim != 2:
-            raise ValueError(f"expected one sequence, a 2-D array; got {np.shape(x)}")
+            raise InputError(f"expected one sequence, a 2-D array; got {np.shape(x)}")
         seqs, _ = as_sequence_list(x, self.input_size, layout=layout, dtype=self.dtype)
-        batch = make_batches(seqs, "masked")[0]
-        _, caches = self.forward(batch, self.state_rows(1), k)
-        return Gates(*(v[0] for v in caches[k].trace))
+        _, caches = self.forward(make_batches(seqs)[0], self.state_rows(1), k)
+        return Gates(*(v[0] for v in self.layers[k].gates(caches[k])))
 
 
 def _copy(state: LSTMState) -> LSTMState:

@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import load_japanese_vowels
+from .errors import InputError
 from .formats import load_network
-from .recipe import evaluate
+from .train import evaluate
 
 Array = np.ndarray
 
 
 @dataclass(frozen=True)
 class WalkthroughResult:
-    features: Array  # (H, T): the LSTM activations, units × time steps, as MATLAB's features
+    activations: Array  # (H, T): the LSTM activations, units × time steps (MATLAB's features)
     figures: list[Path]
     predicted: str
     max_abs_diff: float  # step-wise activations vs one full-sequence call
@@ -46,7 +47,7 @@ def run_walkthrough(
     units: int = 10,
     literal: bool = False,
     svg: bool = False,
-    say: Callable[[str], None] = print,
+    log: Callable[[str], None] = print,
 ) -> WalkthroughResult:
     """Run the seed example end to end; write its figures to ``out_dir``.
 
@@ -65,7 +66,7 @@ def run_walkthrough(
     svg : bool
         Also write SVG files.
     """
-    from .plot import plot_activation_heatmap, plot_sequence  # matplotlib only when plotting
+    from .viz.plots import plot_activation_heatmap, plot_sequence  # matplotlib only when plotting
 
     start = time.perf_counter()
     out = Path(out_dir)
@@ -78,50 +79,54 @@ def run_walkthrough(
             fig.savefig(path)
             figures.append(path)
 
-    say(f">> net = load_network({network!r}); net.Layers")
+    log(f">> net = load_network({network!r}); net.Layers")
     net = load_network(network)
-    say(f"ans = \n{net.summary()}\n")
+    log(f"ans = \n{net.summary()}\n")
 
     x_test, y_test = load_japanese_vowels("test")
     if not 1 <= observation <= len(x_test):
-        raise ValueError(f"observation must be 1..{len(x_test)}; got {observation}")
+        raise InputError(f"observation must be 1..{len(x_test)}; got {observation}")
     X = x_test[observation - 1]  # (T, 12): time steps × features
     T = X.shape[0]
-    say(f">> X = XTest{{{observation}}}: {T} time steps × {X.shape[1]} features")
+    log(f">> X = XTest{{{observation}}}: {T} time steps × {X.shape[1]} features")
     save(plot_sequence(X, title=f"Test Observation {observation}"), "test_observation")
 
     column = "X(:,1)'" if literal else "X(:,i)'"
-    say(
+    log(
         f">> for i = 1:{T}: [features(i,:),state] = "
         f'predict(net,{column},Outputs="lstm"); net.State = state'
         + ("   % as printed on the page: step 1 every time" if literal else "")
     )
     net.reset_state()
-    features = np.empty((net.layer("lstm").hidden_size, T))  # (H, T)
+    activations = np.empty((net.width("lstm"), T))  # (H, T)
     for i in range(T):
         x_i = X[0 if literal else i][None, :]  # (1, 12): one time step
-        features[:, i], state = net.predict(x_i, outputs="lstm", return_state=True)
+        activations[:, i], state = net.predict(x_i, outputs="lstm", return_state=True)
         net.state = state
     net.reset_state()
     save(
-        plot_activation_heatmap(features, units=range(units), title="LSTM Activations"),
+        plot_activation_heatmap(activations, units=range(units), title="LSTM Activations"),
         "lstm_activations",
     )
 
     fed = X[np.zeros(T, dtype=int)] if literal else X
     full = net.trace(fed).h.T  # (H, T) from one full-sequence call
-    diff = float(np.abs(full - features).max())
+    diff = float(np.abs(full - activations).max())
     label, scores = net.classify(X)
     evaluation = evaluate(net, x_test, list(y_test))
-    say(
+    log(
         f"\nPrediction for test observation {observation}: speaker {label} "
         f"(score {scores.max():.4f}); true speaker {y_test[observation - 1]}"
     )
-    say(
+    log(
         f"Test accuracy on {len(x_test)} sequences: {evaluation.accuracy:.4f} (each sequence "
-        f"alone); {evaluation.matlab_accuracy:.4f} (MATLAB's sorted mini-batches of 27, padded)"
+        f"alone: masked padding, lstm_ref's default); {evaluation.matlab_accuracy:.4f} (MATLAB's "
+        f"recipe: sorted, unmasked mini-batches of 27); {evaluation.matlab_default_accuracy:.4f} "
+        "(MATLAB's classify defaults: unmasked mini-batches of 128)"
     )
-    say(f"Step-wise activations vs one full-sequence call: max |difference| = {diff:.1e}")
-    say("Figures:\n" + "\n".join(f"  {p}" for p in figures))
-    say(f"Done in {time.perf_counter() - start:.1f} s.")
-    return WalkthroughResult(features=features, figures=figures, predicted=label, max_abs_diff=diff)
+    log(f"Step-wise activations vs one full-sequence call: max |difference| = {diff:.1e}")
+    log("Figures:\n" + "\n".join(f"  {p}" for p in figures))
+    log(f"Done in {time.perf_counter() - start:.1f} s.")
+    return WalkthroughResult(
+        activations=activations, figures=figures, predicted=label, max_abs_diff=diff
+    )

@@ -7,7 +7,7 @@ import pytest
 from random_nets import random_network, random_sequences
 
 from lstm_ref import Gates
-from lstm_ref.analysis import gate_saturation, matching_sequences, select_units
+from lstm_ref.viz.analysis import gate_saturation, matching_sequences, select_units
 
 # ------------------------------------------------------------------ select_units
 
@@ -147,7 +147,7 @@ def test_matching_sequences_errors():
         matching_sequences(traces, [0, 4, -1], 0.5, 1)
     with pytest.raises(ValueError, match="integer indices"):
         matching_sequences(traces, [0.0, 2.0], 0.5, 1)
-    with pytest.raises(ValueError, match="min_length must be at least 1"):
+    with pytest.raises(ValueError, match="min_length must be an integer >= 1"):
         matching_sequences(traces, [0], 0.5, 0)
     with pytest.raises(ValueError, match="min_length must be an integer"):
         matching_sequences(traces, [0], 0.5, 2.5)

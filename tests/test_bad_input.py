@@ -9,9 +9,12 @@ from random_nets import random_lstm_params, random_network
 from lstm_ref import (
     LSTM,
     FullyConnected,
+    InputError,
     LSTMParams,
+    LstmRefError,
     LSTMState,
     Network,
+    Padding,
     SequenceInput,
     load_network,
 )
@@ -51,36 +54,58 @@ def net(rng):
         (np.zeros((2, 4, 5)), {"lengths": [4]}, ValueError, "lengths must be 2 integers"),
         (np.zeros((2, 4, 5)), {"lengths": [4.0, 2.0]}, ValueError, "lengths must be 2 integers"),
         (np.zeros((4, 5)), {"lengths": [4]}, ValueError, "only meaningful for a padded 3-D batch"),
-        (
-            np.zeros((4, 5)),
-            {"semantics": "pytorch"},
-            ValueError,
-            "'matlab' or 'masked'; got 'pytorch'",
-        ),
-        (
-            np.zeros((4, 5)),
-            {"mini_batch_size": 0},
-            ValueError,
-            "mini_batch_size must be a positive",
-        ),
-        (np.zeros((4, 5)), {"sequence_length": "long"}, ValueError, "sequence_length must be"),
-        (np.zeros((4, 5)), {"padding_direction": "up"}, ValueError, "'right' or 'left'; got 'up'"),
-        (np.zeros((4, 5)), {"padding_value": np.nan}, ValueError, "finite number; got nan"),
-        (np.zeros((4, 5)), {"padding_value": "0"}, ValueError, "finite number; got '0'"),
-        (np.zeros((4, 5)), {"mini_batch_size": True}, ValueError, "positive integer; got True"),
-        (np.zeros((4, 5)), {"sequence_length": True}, ValueError, "positive integer; got True"),
-        (
-            np.zeros((4, 5)),
-            {"semantics": "masked", "padding_direction": "left"},
-            ValueError,
-            "apply to 'matlab' semantics only",
-        ),
-        (np.zeros((4, 5)), {"outputs": "lstm2"}, KeyError, r"no layer named 'lstm2'; layers are"),
+        (np.zeros((4, 5)), {"padding": "matlab"}, ValueError, "padding must be a lstm_ref.Padding"),
+        (np.zeros((4, 5)), {"outputs": "lstm2"}, ValueError, r"no layer named 'lstm2'; layers are"),
     ],
 )
 def test_predict_rejects(net, X, kwargs, error, match):
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as caught:
         net.predict(X, **kwargs)
+    assert isinstance(caught.value, LstmRefError)  # the CLI's one-line errors
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: Padding("pytorch"), r"padding kind must be one of \['masked', 'matlab'\]"),
+        (lambda: Padding.matlab(mini_batch_size=0), "mini_batch_size must be an integer >= 1"),
+        (lambda: Padding.matlab(mini_batch_size=True), "mini_batch_size must be an integer >= 1"),
+        (lambda: Padding.matlab(mini_batch_size=2.0), "mini_batch_size must be an integer >= 1"),
+        (lambda: Padding.matlab(sequence_length="long"), "sequence_length must be one of"),
+        (lambda: Padding.matlab(sequence_length=True), "sequence_length must be one of"),
+        (lambda: Padding.matlab(sequence_length=0), r"sequence_length \(a number of steps\)"),
+        (lambda: Padding.matlab(direction="up"), r"direction must be one of \['right', 'left'\]"),
+        (lambda: Padding.matlab(value=np.nan), "padding value must be a finite number; got nan"),
+        (lambda: Padding.matlab(value="0"), "padding value must be a real number; got '0'"),
+        (lambda: Padding("masked", direction="left"), "apply to MATLAB's padding only"),
+    ],
+)
+def test_padding_is_checked_when_made(make, match):
+    with pytest.raises(InputError, match=match):
+        make()
+
+
+def test_padding_accepts_numpy_integers_and_keeps_them_plain():
+    padding = Padding.matlab(mini_batch_size=np.int64(5), sequence_length=np.int32(4))
+    assert padding == Padding.matlab(5, 4)
+    assert type(padding.mini_batch_size) is int and type(padding.sequence_length) is int
+
+
+def test_padding_value_must_be_finite_in_the_networks_dtype(net):
+    net32 = net.astype(np.float32)
+    seqs = [np.zeros((3, 5)), np.zeros((4, 5))]
+    with pytest.raises(InputError, match=r"padding value: value 1e\+39 overflows float32"):
+        net32.predict(seqs, padding=Padding.matlab(value=1e39))
+    assert np.isfinite(net.predict(seqs, padding=Padding.matlab(value=1e39))).all()
+
+
+def test_input_that_overflows_float32_is_named(net):
+    x = np.zeros((4, 5))
+    x[1, 2] = 1e39
+    with pytest.raises(
+        InputError, match=r"sequence 0: value 1e\+39 overflows float32 at time step 1, feature 2"
+    ):
+        net.astype(np.float32).predict(x)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -107,15 +132,19 @@ def test_weights_of_wrong_shape(rng):
         LSTM(LSTMParams(p.W, p.R, p.b[:, None]))
     with pytest.raises(ValueError, match=r"'lstm': h0 must have shape \(7,\)"):
         LSTM(p, initial_state=LSTMState(np.zeros(6), np.zeros(7)))
-    with pytest.raises(TypeError, match=r"'lstm': W must hold real floats; got dtype int64"):
+    with pytest.raises(TypeError, match=r"'lstm': W must hold float32 or float64 values; got "):
         LSTM(LSTMParams(p.W.astype(np.int64), p.R, p.b))
-    with pytest.raises(ValueError, match=r"'lstm': b contains NaN or Inf"):
+    with pytest.raises(TypeError, match=r"'lstm': W must hold float32 or float64 .* float16"):
+        LSTM(LSTMParams(p.W.astype(np.float16), p.R, p.b))
+    with pytest.raises(ValueError, match=r"'lstm': b: non-finite value nan at index \(0,\)"):
         LSTM(LSTMParams(p.W, p.R, np.full_like(p.b, np.nan)))
+    with pytest.raises(ValueError, match=r"'lstm': R must have shape \(4H, H\).*got \(0, 0\)"):
+        LSTM(LSTMParams(np.zeros((0, 5)), np.zeros((0, 0)), np.zeros(0)))
     with pytest.raises(ValueError, match="'fc': bias must have shape"):
         FullyConnected(np.zeros((3, 7)), np.zeros(4))
     with pytest.raises(ValueError, match="unknown gate activation 'relu'"):
         LSTM(p, gate_activation="relu")
-    with pytest.raises(ValueError, match="output_mode must be 'sequence' or 'last'"):
+    with pytest.raises(ValueError, match=r"output_mode must be one of \['sequence', 'last'\]"):
         LSTM(p, output_mode="all")
 
 
@@ -134,9 +163,18 @@ def test_network_checks_layer_sizes(rng):
     with pytest.raises(ValueError, match="layer names must be unique"):
         Network([SequenceInput(5), lstm, LSTM(random_lstm_params(rng, 7, 7))])
     with pytest.raises(ValueError, match="2 class names for 3 outputs"):
-        Network([SequenceInput(5), lstm, FullyConnected(np.zeros((3, 7)), np.zeros(3))], "ab")
+        Network([SequenceInput(5), lstm, FullyConnected(np.zeros((3, 7)), np.zeros(3))], ("a", "b"))
+    with pytest.raises(ValueError, match="class_names must be a sequence of names; got 'ab'"):
+        Network([SequenceInput(5), lstm], "ab")  # not split into 'a', 'b'
+    with pytest.raises(ValueError, match="at least two distinct names"):
+        Network([SequenceInput(5), lstm, FullyConnected(np.zeros((2, 7)), np.zeros(2))], ["a", "a"])
     with pytest.raises(ValueError, match="'zscore' normalization needs std"):
         SequenceInput(5, normalization="zscore", mean=np.zeros(5))
+    for bad in (0, -1, "3", None, True, 2.0):
+        with pytest.raises(ValueError, match="input_size must be an integer >= 1"):
+            SequenceInput(bad)
+    with pytest.raises(TypeError, match="item 1 is a NoneType"):
+        Network([SequenceInput(3), None])
 
 
 def test_state_assignment_is_checked(net):
@@ -148,12 +186,12 @@ def test_state_assignment_is_checked(net):
         ValueError, match=r"h and c must both be \(7,\) or \(N, 7\); got \(6,\) and \(6,\)"
     ):
         net.state = {"lstm": (np.zeros(6), np.zeros(6))}
-    with pytest.raises(ValueError, match="contains NaN or Inf"):
+    with pytest.raises(ValueError, match="state of 'lstm': non-finite value nan"):
         net.state = {"lstm": (np.full(7, np.nan), np.zeros(7))}
 
 
 def test_classify_needs_one_score_vector_per_sequence(rng, net):
-    with pytest.raises(ValueError, match="use predict"):
+    with pytest.raises(TypeError, match="outputs"):
         net.classify(np.zeros((3, 5)), outputs="lstm")
     seq_net = random_network(rng, output_mode="sequence")
     with pytest.raises(ValueError, match="one score vector per sequence"):
@@ -164,7 +202,9 @@ def test_mixed_dtypes_and_missing_files(rng, net):
     lstm32 = net.layer("lstm").astype(np.float32)
     with pytest.raises(ValueError, match=r"one dtype; got \['float32', 'float64'\]"):
         Network([net.layers[0], lstm32, *net.layers[2:]])
-    with pytest.raises(FileNotFoundError, match=r"no such weight file: nowhere/net\.npz"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no weight file 'nowhere/net\.npz' and no bundled"
+    ):
         load_network("nowhere/net.npz")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_network import SEED_TABLE
 
-from lstm_ref import load_network
+from lstm_ref import Padding, load_network
 from lstm_ref.cli import main
 from lstm_ref.datasets import load_japanese_vowels
 from lstm_ref.walkthrough import run_walkthrough
@@ -25,12 +25,14 @@ def is_png(path) -> bool:
 
 def test_walkthrough_steps_through_the_sequence_with_carried_state(tmp_path, test_data):
     lines: list[str] = []
-    result = run_walkthrough(tmp_path, say=lines.append)
+    result = run_walkthrough(tmp_path, log=lines.append)
     text = "\n".join(lines)
     assert SEED_TABLE in text
     net = load_network("JapaneseVowelsNet")
-    np.testing.assert_allclose(result.features, net.trace(test_data[0][0]).h.T, rtol=0, atol=1e-12)
-    assert result.features.shape == (100, 19)
+    np.testing.assert_allclose(
+        result.activations, net.trace(test_data[0][0]).h.T, rtol=0, atol=1e-12
+    )
+    assert result.activations.shape == (100, 19)
     assert result.max_abs_diff <= 1e-12
     assert result.predicted == "1"
     assert [p.name for p in result.figures] == ["test_observation.png", "lstm_activations.png"]
@@ -39,12 +41,12 @@ def test_walkthrough_steps_through_the_sequence_with_carried_state(tmp_path, tes
 
 
 def test_literal_matlab_loop_feeds_the_first_step_every_time(tmp_path, test_data):
-    result = run_walkthrough(tmp_path, literal=True, svg=True, say=lambda _: None)
+    result = run_walkthrough(tmp_path, literal=True, svg=True, log=lambda _: None)
     x1 = test_data[0][0]
     repeated = np.repeat(x1[:1], len(x1), axis=0)
     net = load_network("JapaneseVowelsNet")
-    np.testing.assert_allclose(result.features, net.trace(repeated).h.T, rtol=0, atol=1e-12)
-    assert np.abs(result.features - net.trace(x1).h.T).max() > 0.1
+    np.testing.assert_allclose(result.activations, net.trace(repeated).h.T, rtol=0, atol=1e-12)
+    assert np.abs(result.activations - net.trace(x1).h.T).max() > 0.1
     assert sorted(p.suffix for p in result.figures) == [".png", ".png", ".svg", ".svg"]
 
 
@@ -63,7 +65,7 @@ def test_cli_layers(capsys):
 def test_cli_predict_reads_every_format(tmp_path, capsys, test_data):
     seqs = test_data[0][:4]
     net = load_network("JapaneseVowelsNet")
-    expected = list(net.classify(seqs, semantics="masked")[0])
+    expected = list(net.classify(seqs)[0])
     np.savez(tmp_path / "s.npz", *seqs)
     np.save(tmp_path / "one.npy", seqs[0])
     np.savetxt(
@@ -84,6 +86,33 @@ def test_cli_predict_reads_every_format(tmp_path, capsys, test_data):
         assert [r[1] for r in rows] == labels, name
     assert main(["predict", str(tmp_path / "s.npz"), "--scores"]) == 0
     assert len(capsys.readouterr().out.splitlines()[0].split()) == 3 + 9
+
+
+def test_cli_predict_padding_matches_the_api(tmp_path, capsys, test_data):
+    """Default: each sequence alone, as net.classify; --padding matlab: MATLAB's batches."""
+    seqs = test_data[0][:40]
+    net = load_network("JapaneseVowelsNet")
+    np.savez(tmp_path / "s.npz", *seqs)
+    for argv, padding in [
+        ([], Padding.masked()),
+        (["--padding", "matlab"], Padding.matlab()),
+        (["--padding", "matlab", "--mini-batch-size", "7"], Padding.matlab(mini_batch_size=7)),
+    ]:
+        assert main(["predict", str(tmp_path / "s.npz"), "--scores", *argv]) == 0
+        rows = [line.split()[3:] for line in capsys.readouterr().out.splitlines()]
+        _, scores = net.classify(seqs, padding=padding)
+        np.testing.assert_allclose(np.array(rows, dtype=float), scores, atol=5e-5)
+    matlab = net.classify(seqs, padding=Padding.matlab())[1]
+    assert np.abs(matlab - net.classify(seqs)[1]).max() > 1e-3  # the two semantics differ here
+
+
+def test_cli_shows_tracebacks_for_bugs_not_for_user_errors(monkeypatch):
+    def broken(*_):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr("lstm_ref.formats.load_network", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["layers"])
 
 
 @pytest.mark.parametrize(

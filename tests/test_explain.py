@@ -18,6 +18,8 @@ from lstm_ref import (
     LSTM,
     FullyConnected,
     Gates,
+    InputError,
+    InputTypeError,
     LSTMState,
     Network,
     SequenceInput,
@@ -35,7 +37,7 @@ from lstm_ref.explain import (
     step_details,
 )
 from lstm_ref.lstm import lstm_step_backward
-from lstm_ref.sequences import make_batches
+from lstm_ref.padding import make_batches
 from lstm_ref.train import loss_and_gradients
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "lstm-internals.md"
@@ -61,7 +63,7 @@ def small(rng) -> tuple[Network, np.ndarray]:
 def assert_matches_trace(net: Network, x: np.ndarray, step: int, unit: int, layer=None) -> None:
     """step_details equals the trace, and its terms are the unit's rows of W, R, b."""
     d = step_details(net, x, step, unit, layer)
-    name = layer or net.lstm_layers[0].name
+    name = layer or net.stateful_layers[0].name
     lstm = net.layer(name)
     trace = net.trace(x, name)
     t, u = step - 1, unit - 1
@@ -218,7 +220,7 @@ def test_stacked_layers(rng):
             FullyConnected(rng.normal(size=(3, H)), rng.normal(size=3)),
             Softmax(),
         ],
-        class_names="abc",
+        class_names=["a", "b", "c"],
     )
     x = rng.normal(size=(5, C))
     assert_matches_trace(net, x, 4, 3, layer="lstm2")
@@ -228,7 +230,7 @@ def test_stacked_layers(rng):
     assert "x̃_t is the output of layer 'lstm1' at step 4" in explain_step(net, x, 4, 3, "lstm2")
     # BPTT of the lower layer, through the upper LSTM and the FC layer
     b = backward_details(net, x, "b", 2, 4, layer="lstm1")
-    _, grads, _ = loss_and_gradients(net, make_batches([x], "masked")[0], np.array([1]))
+    _, grads, _ = loss_and_gradients(net, make_batches([x])[0], np.array([1]))
     assert b.db_total == pytest.approx(grads["lstm1/b"][3], rel=1e-12, abs=1e-18)
     assert b.relative_difference < 1e-6
     assert "Through layers ['lstm2', 'fc']" in explain_backward(net, x, "b", 2, 4, "lstm1")
@@ -407,13 +409,19 @@ def test_cli_explain_bad_argument_is_one_clear_line(capsys, args, message):
         ({"layer": "nope"}, r"one of \['lstm'\]; got 'nope'"),
     ],
 )
-def test_bad_arguments_raise_clear_value_errors(small, kwargs, message):
+def test_bad_arguments_raise_clear_input_errors(small, kwargs, message):
     net, x = small
     args = {"step": 2, "unit": 3, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         explain_step(net, x, **args)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         explain_backward(net, x, "class0", **args)
+
+
+def test_bad_network_raises(small):
+    _, x = small
+    with pytest.raises(InputTypeError, match="net must be a lstm_ref Network; got dict"):
+        explain_step({}, x, 1, 1)
 
 
 def test_numpy_integers_are_accepted(small):
@@ -432,14 +440,14 @@ def test_numpy_integers_are_accepted(small):
 )
 def test_bad_sequence_raises(small, x, message):
     net, _ = small
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         explain_step(net, x, 1, 1)
 
 
 @pytest.mark.parametrize("label", ["class9", 1, None])
 def test_bad_label_raises(small, label):
     net, x = small
-    with pytest.raises(ValueError, match=r"label must be one of the class names \['class0'"):
+    with pytest.raises(InputError, match=r"label must be one of the class names \['class0'"):
         explain_backward(net, x, label, 1, 1)
 
 
@@ -449,10 +457,10 @@ def test_backward_needs_a_softmax_classifier(rng):
         LSTM(random_lstm_params(rng, C, H), output_mode="last"),
         FullyConnected(rng.normal(size=(K, H)), rng.normal(size=K)),
     ]
-    net, x = Network(layers, class_names="abcd"), rng.normal(size=(4, C))
+    net, x = Network(layers, class_names=["a", "b", "c", "d"]), rng.normal(size=(4, C))
     explain_step(net, x, 2, 2)  # the forward pass needs no softmax
-    with pytest.raises(ValueError, match="needs a network that ends in a Softmax layer"):
+    with pytest.raises(InputError, match="needs a network that ends in a Softmax layer"):
         explain_backward(net, x, "a", 2, 2)
     seq2seq = random_network(rng, C=C, H=H, K=K, output_mode="sequence")
-    with pytest.raises(ValueError, match="needs a sequence-to-label network"):
+    with pytest.raises(InputError, match="needs a sequence-to-label network"):
         explain_backward(seq2seq, x, "class0", 2, 2)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from random_nets import random_lstm_params, random_network, random_sequences, random_state
 
-from lstm_ref import LSTMParams, LSTMState, lstm_forward, lstm_step
+from lstm_ref import LSTMParams, LSTMState, Padding, lstm_forward, lstm_step
 from lstm_ref.lstm import LSTMActivations
 
 C, H = 5, 7
@@ -122,7 +122,7 @@ def test_network_masked_predict_matches_torch_model(rng):
     """Sequence input → LSTM (last) → FC → softmax over mixed lengths, against torch."""
     net = random_network(rng, C=C, H=H, K=4, normalization="zscore")
     seqs = random_sequences(rng, [5, 3, 8, 4], C)
-    probs = net.predict(seqs, semantics="masked", mini_batch_size=3)
+    probs = net.predict(seqs, padding=Padding.masked(mini_batch_size=3))
     lstm = net.layer("lstm")
     fc = net.layer("fc")
     m = torch_lstm(lstm.params, rng)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from random_nets import random_lstm_params, random_network, random_sequences
 
-from lstm_ref import LSTM, FullyConnected, LSTMState, Network, SequenceInput, Softmax
+from lstm_ref import LSTM, FullyConnected, LSTMState, Network, Padding, SequenceInput, Softmax
 from lstm_ref.layers import ClassificationOutput
 
 SEED_TABLE = """\
@@ -43,17 +43,17 @@ def test_stepping_with_carried_state_equals_one_call(rng):
     x = rng.normal(size=(9, 5))
     whole, whole_state = net.predict(x, outputs="lstm", return_state=True)
     lstm_seq = dataclasses.replace(net.layer("lstm"), output_mode="sequence")
-    sequence_net = Network([net.layers[0], lstm_seq], net.class_names)
-    features = []
+    sequence_net = Network([net.layers[0], lstm_seq])
+    activations = []
     for t in range(len(x)):
         h, state = net.predict(x[t : t + 1], outputs="lstm", return_state=True)
         net.state = state
-        features.append(h)
-    np.testing.assert_allclose(features[-1], whole, rtol=0, atol=1e-12)
+        activations.append(h)
+    np.testing.assert_allclose(activations[-1], whole, rtol=0, atol=1e-12)
     np.testing.assert_allclose(net.state["lstm"].c, whole_state["lstm"].c, rtol=0, atol=1e-12)
     # every h_t of the stepped loop equals the full-sequence output at t
     all_h = sequence_net.predict(x, outputs="lstm")
-    np.testing.assert_allclose(np.array(features), all_h, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.array(activations), all_h, rtol=0, atol=1e-12)
     net.reset_state()
     np.testing.assert_array_equal(net.state["lstm"].h, net.layer("lstm").initial_state.h)
 
@@ -90,11 +90,11 @@ def test_predict_does_not_change_state_unless_assigned(rng):
 def test_batch_state_rows_are_per_sequence(rng):
     net = random_network(rng, output_mode="last")
     seqs = random_sequences(rng, [4, 6, 5], 5)
-    _, state = net.predict(seqs, outputs="lstm", semantics="masked", return_state=True)
+    _, state = net.predict(seqs, outputs="lstm", return_state=True)
     assert state["lstm"].h.shape == (3, 7)
     net.state = state
     nxt = random_sequences(rng, [2, 3, 2], 5)
-    batched = net.predict(nxt, outputs="lstm", semantics="masked")
+    batched = net.predict(nxt, outputs="lstm")
     for k in range(3):
         net.state = {"lstm": LSTMState(state["lstm"].h[k], state["lstm"].c[k])}
         np.testing.assert_allclose(batched[k], net.predict(nxt[k], outputs="lstm"), atol=1e-12)
@@ -106,8 +106,8 @@ def test_batch_state_rows_are_per_sequence(rng):
 def test_matlab_right_padding_reads_padded_last_step(rng):
     net = random_network(rng, output_mode="last")
     seqs = random_sequences(rng, [8, 3, 5], 5)
-    matlab = net.predict(seqs, outputs="lstm", semantics="matlab")
-    masked = net.predict(seqs, outputs="lstm", semantics="masked")
+    matlab = net.predict(seqs, outputs="lstm", padding=Padding.matlab())
+    masked = net.predict(seqs, outputs="lstm")
     np.testing.assert_allclose(matlab[0], masked[0], atol=1e-12)  # the longest: no padding
     for k in (1, 2):
         assert np.abs(matlab[k] - masked[k]).max() > 1e-3
@@ -118,18 +118,20 @@ def test_matlab_right_padding_reads_padded_last_step(rng):
 def test_matlab_padding_depends_on_mini_batch(rng):
     net = random_network(rng)
     seqs = random_sequences(rng, [8, 3, 5, 6], 5)
-    one_batch = net.predict(seqs)
-    pairs = net.predict(seqs, mini_batch_size=2)
-    singles = net.predict(seqs, mini_batch_size=1)
-    np.testing.assert_allclose(singles, net.predict(seqs, semantics="masked"), atol=1e-12)
-    np.testing.assert_allclose(pairs[2:], net.predict(seqs[2:]), atol=1e-12)
+    one_batch = net.predict(seqs, padding=Padding.matlab())
+    pairs = net.predict(seqs, padding=Padding.matlab(mini_batch_size=2))
+    singles = net.predict(seqs, padding=Padding.matlab(mini_batch_size=1))
+    np.testing.assert_allclose(singles, net.predict(seqs), atol=1e-12)
+    np.testing.assert_allclose(
+        pairs[2:], net.predict(seqs[2:], padding=Padding.matlab()), atol=1e-12
+    )
     assert np.abs(one_batch[2] - pairs[2]).max() > 1e-6  # 5 padded to 8 vs to 6
 
 
 def test_matlab_left_padding_and_padding_value(rng):
     net = random_network(rng, output_mode="sequence")
     seqs = random_sequences(rng, [6, 2], 5)
-    out = net.predict(seqs, outputs="lstm", padding_direction="left", padding_value=0.5)
+    out = net.predict(seqs, outputs="lstm", padding=Padding.matlab(direction="left", value=0.5))
     lead = np.vstack([np.full((4, 5), 0.5), seqs[1]])
     np.testing.assert_allclose(out[1], net.predict(lead, outputs="lstm")[4:], atol=1e-12)
     assert out[1].shape == (2, 7)
@@ -138,7 +140,7 @@ def test_matlab_left_padding_and_padding_value(rng):
 def test_matlab_shortest_truncates_every_sequence(rng):
     net = random_network(rng, output_mode="sequence")
     seqs = random_sequences(rng, [6, 3, 4], 5)
-    out = net.predict(seqs, outputs="lstm", sequence_length="shortest")
+    out = net.predict(seqs, outputs="lstm", padding=Padding.matlab(sequence_length="shortest"))
     assert [o.shape[0] for o in out] == [3, 3, 3]
     np.testing.assert_allclose(out[0], net.predict(seqs[0][:3], outputs="lstm"), atol=1e-12)
 
@@ -153,16 +155,21 @@ def test_matlab_numeric_sequence_length_pads_to_whole_chunks(rng):
     for start in range(0, 9, 3):  # each chunk a separate call, the state carried
         h, net.state = net.predict(padded[:, start : start + 3], outputs="lstm", return_state=True)
     net.reset_state()
-    chunked = net.predict(seqs, outputs="lstm", sequence_length=3)
+    chunked = net.predict(seqs, outputs="lstm", padding=Padding.matlab(sequence_length=3))
     np.testing.assert_allclose(chunked, h, rtol=0, atol=1e-12)
     assert np.abs(chunked[0] - net.predict(seqs, outputs="lstm")[0]).max() > 1e-6  # ≠ 7 steps
-    np.testing.assert_array_equal(net.predict(seqs, sequence_length=7), net.predict(seqs))
+    np.testing.assert_array_equal(
+        net.predict(seqs, padding=Padding.matlab(sequence_length=7)),
+        net.predict(seqs, padding=Padding.matlab()),
+    )
 
 
 def test_matlab_left_truncation_keeps_the_last_steps(rng):
     net = random_network(rng, output_mode="sequence")
     seqs = random_sequences(rng, [6, 3, 4], 5)
-    out = net.predict(seqs, outputs="lstm", sequence_length="shortest", padding_direction="left")
+    out = net.predict(
+        seqs, outputs="lstm", padding=Padding.matlab(sequence_length="shortest", direction="left")
+    )
     for k, s in enumerate(seqs):
         np.testing.assert_allclose(out[k], net.predict(s[-3:], outputs="lstm"), atol=1e-12)
 
@@ -170,7 +177,7 @@ def test_matlab_left_truncation_keeps_the_last_steps(rng):
 def test_matlab_left_padding_last_output_reads_real_final_step(rng):
     net = random_network(rng, output_mode="last")
     seqs = random_sequences(rng, [6, 2, 4], 5)
-    left = net.predict(seqs, outputs="lstm", padding_direction="left")
+    left = net.predict(seqs, outputs="lstm", padding=Padding.matlab(direction="left"))
     for k, s in enumerate(seqs):
         lead = np.vstack([np.zeros((6 - len(s), 5)), s])
         np.testing.assert_allclose(left[k], net.predict(lead, outputs="lstm"), atol=1e-12)
@@ -183,8 +190,8 @@ def test_padded_array_with_lengths_equals_list(rng):
     for k, s in enumerate(seqs):
         padded[k, : len(s)] = s
     np.testing.assert_array_equal(
-        net.predict(padded, lengths=[4, 6, 2], semantics="masked"),
-        net.predict(seqs, semantics="masked"),
+        net.predict(padded, lengths=[4, 6, 2]),
+        net.predict(seqs),
     )
 
 
@@ -246,7 +253,7 @@ def test_stacked_lstms_compose(rng):
             FullyConnected(rng.normal(size=(3, 7)), rng.normal(size=3)),
             Softmax(),
         ],
-        class_names="abc",
+        class_names=tuple("abc"),
     )
     x = rng.normal(size=(5, 5))
     first = net.predict(x, outputs="lstm1")

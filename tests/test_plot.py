@@ -16,9 +16,9 @@ from matplotlib.image import imread
 from matplotlib.text import Text
 from random_nets import random_network, random_sequences
 
-from lstm_ref import plot
-from lstm_ref.analysis import gate_saturation, select_units
 from lstm_ref.datasets import load_japanese_vowels
+from lstm_ref.viz import plots as plot
+from lstm_ref.viz.analysis import gate_saturation, select_units
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -64,7 +64,7 @@ def trace(rng, vowel):
 
 
 def test_import_lstm_ref_does_not_import_matplotlib():
-    code = "import sys, lstm_ref, lstm_ref.analysis; assert 'matplotlib' not in sys.modules"
+    code = "import sys, lstm_ref, lstm_ref.viz.analysis; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

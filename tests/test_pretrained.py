@@ -15,7 +15,8 @@ from test_network import SEED_TABLE
 
 from lstm_ref import load_network, read_header
 from lstm_ref.datasets import load_japanese_vowels
-from lstm_ref.recipe import Recipe, evaluate, japanese_vowels_net, weights_digest
+from lstm_ref.train import Recipe, evaluate, weights_digest
+from lstm_ref.train.japanese_vowels import japanese_vowels_net
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = resources.files("lstm_ref.weights") / "JapaneseVowelsNet.npz"

@@ -8,29 +8,33 @@ import pytest
 import torch
 from random_nets import random_network, random_sequences
 
-from lstm_ref import Network
-from lstm_ref.initializers import glorot, lstm_classifier, orthogonal, unit_forget_gate
-from lstm_ref.sequences import make_batches
+from lstm_ref import Network, Padding
+from lstm_ref.padding import make_batches
 from lstm_ref.train import (
     Adam,
     TrainingOptions,
     add_l2,
     clip_gradients,
     cross_entropy,
+    glorot,
     learnables,
     loss_and_gradients,
+    lstm_classifier,
     numerical_gradients,
+    orthogonal,
     sort_by_length,
     train,
+    unit_forget_gate,
 )
 
 C, H, K = 3, 4, 3
+MATLAB = Padding.matlab()
 LENGTHS = [5, 3, 4, 6]
 
 
-def small_batch(rng, semantics="matlab", **options):
+def small_batch(rng, padding=MATLAB):
     seqs = random_sequences(rng, LENGTHS, C)
-    return make_batches(seqs, semantics, **options)[0], rng.integers(0, K, size=len(LENGTHS))
+    return make_batches(seqs, padding)[0], rng.integers(0, K, size=len(LENGTHS))
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -38,18 +42,18 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize(
-    ("semantics", "options", "activations"),
+    ("padding", "activations"),
     [
-        ("matlab", {}, {}),
-        ("matlab", {"padding_direction": "left", "padding_value": 0.3}, {}),
-        ("masked", {}, {}),
-        ("matlab", {}, {"gate_activation": "hard-sigmoid", "state_activation": "softsign"}),
-        ("masked", {}, {"gate_activation": "hard-sigmoid-keras3"}),
+        (MATLAB, {}),
+        (Padding.matlab(direction="left", value=0.3), {}),
+        (Padding.masked(), {}),
+        (MATLAB, {"gate_activation": "hard-sigmoid", "state_activation": "softsign"}),
+        (Padding.masked(), {"gate_activation": "hard-sigmoid-keras3"}),
     ],
 )
-def test_gradients_match_central_differences(rng, semantics, options, activations):
+def test_gradients_match_central_differences(rng, padding, activations):
     net = random_network(rng, C=C, H=H, K=K, normalization="zscore", **activations)
-    batch, targets = small_batch(rng, semantics, **options)
+    batch, targets = small_batch(rng, padding)
     _, analytic, _ = loss_and_gradients(net, batch, targets)
     numeric = numerical_gradients(net, batch, targets)
     assert set(analytic) == set(numeric) == {"lstm/W", "lstm/R", "lstm/b", "fc/weights", "fc/bias"}
@@ -86,13 +90,13 @@ def torch_loss(net: Network, m, f, batch, targets, masked: bool):
     return torch.nn.functional.cross_entropy(f(h[0]), torch.from_numpy(targets))
 
 
-@pytest.mark.parametrize("semantics", ["matlab", "masked"])
-def test_gradients_match_torch_autograd(rng, semantics):
+@pytest.mark.parametrize("padding", [MATLAB, Padding.masked()])
+def test_gradients_match_torch_autograd(rng, padding):
     net = random_network(rng, C=C, H=H, K=K)
-    batch, targets = small_batch(rng, semantics)
+    batch, targets = small_batch(rng, padding)
     loss, grads, _ = loss_and_gradients(net, batch, targets)
     m, f = torch_model(net)
-    tloss = torch_loss(net, m, f, batch, targets, semantics == "masked")
+    tloss = torch_loss(net, m, f, batch, targets, padding.is_masked)
     tloss.backward()
     assert abs(loss - tloss.item()) <= 1e-12
     expected = {
@@ -156,7 +160,7 @@ def test_clipping_methods_match_torch(rng):
             # torch divides by norm + 1e-6; MATLAB (and lstm_ref) scale to the threshold exactly
             np.testing.assert_allclose(clipped[k], expected[k], rtol=2e-6, err_msg=method)
     np.testing.assert_array_equal(clip_gradients(grads, 1.0)["b"], grads["b"])  # under threshold
-    with pytest.raises(ValueError, match="'l2norm', 'global-l2norm' or 'absolute-value'"):
+    with pytest.raises(ValueError, match=r"\['l2norm', 'global-l2norm', 'absolute-value'\]"):
         clip_gradients(grads, 1.0, "norm")
 
 
@@ -219,7 +223,7 @@ def learnable_task(rng, n):
 
 def test_training_learns_and_is_deterministic(rng):
     seqs, labels = sort_by_length(*learnable_task(rng, 60))
-    options = TrainingOptions(max_epochs=15, mini_batch_size=12, learning_rate=0.02)
+    options = TrainingOptions(max_epochs=15, padding=Padding.matlab(12), learning_rate=0.02)
     logs: list[str] = []
     nets = [lstm_classifier(np.random.default_rng(7), C, 8, ["0", "1", "2"]) for _ in range(2)]
     history = train(nets[0], seqs, labels, options, validation=(seqs, labels), log=logs.append)
@@ -243,10 +247,19 @@ def test_training_rejects_bad_data_and_options(rng):
     with pytest.raises(ValueError, match="sequence 0: non-finite value nan"):
         train(net, [np.full((3, C), np.nan), x[1]], ["a", "b"], log=None)
     for bad, match in [
-        ({"max_epochs": 0}, "max_epochs must be a positive integer; got 0"),
+        ({"max_epochs": 0}, "max_epochs must be an integer >= 1; got 0"),
+        ({"max_epochs": True}, "max_epochs must be an integer >= 1; got True"),
         ({"learning_rate": -1.0}, "learning_rate must be positive"),
-        ({"sequence_length": 5}, "training supports sequence_length 'longest' or 'shortest'"),
-        ({"gradient_threshold_method": "l1"}, "'l2norm', 'global-l2norm' or 'absolute-value'"),
+        ({"learning_rate": np.inf}, "learning_rate must be a finite number; got inf"),
+        ({"padding": "matlab"}, "padding must be a lstm_ref.Padding"),
+        (
+            {"padding": Padding.matlab(sequence_length=5)},
+            "training supports sequence_length 'longest' or 'shortest'",
+        ),
+        (
+            {"gradient_threshold_method": "l1"},
+            r"\['l2norm', 'global-l2norm', 'absolute-value'\]; got 'l1'",
+        ),
     ]:
         with pytest.raises(ValueError, match=match):
             TrainingOptions(**bad)

@@ -112,7 +112,7 @@ def find_installed_ts_directory() -> tuple[str, str, Path] | None:
             distribution = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-        directory = Path(distribution.locate_file(f"{name}/{TS_DIRECTORY}"))
+        directory = Path(str(distribution.locate_file(f"{name}/{TS_DIRECTORY}")))
         if all((directory / ts_file_name(split)).is_file() for split in SPLITS):
             return name, distribution.version, directory
     return None

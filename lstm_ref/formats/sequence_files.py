@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import read_ts
+from ..datasets import read_ts
+from ..errors import InputError
 
 Array = np.ndarray
 
@@ -38,13 +39,13 @@ def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
             if not npz.files:
-                raise ValueError(f"{path}: the archive holds no arrays")
+                raise InputError(f"{path}: the archive holds no arrays")
             return [npz[name] for name in npz.files]
     if suffix == ".csv":
         return [_read_csv(path)]
     if suffix == ".ts":
         return read_ts(path).sequences
-    raise ValueError(
+    raise InputError(
         f"{path}: expected a .npy, .npz, .csv or .ts file; got {suffix or 'no suffix'!r}"
     )
 
@@ -54,16 +55,16 @@ def _read_csv(path: Path) -> Array:
     if lines and not _is_numeric_row(lines[0]):
         lines = lines[1:]
     if not lines:
-        raise ValueError(f"{path}: no data rows")
+        raise InputError(f"{path}: no data rows")
     rows = []
     for number, line in enumerate(lines, 1):
         try:
             rows.append([float(v) for v in line.split(",")])
         except ValueError:
-            raise ValueError(f"{path}: row {number}: not a row of numbers: {line!r}") from None
+            raise InputError(f"{path}: row {number}: not a row of numbers: {line!r}") from None
     widths = {len(r) for r in rows}
     if len(widths) != 1:
-        raise ValueError(f"{path}: rows have different numbers of columns: {sorted(widths)}")
+        raise InputError(f"{path}: rows have different numbers of columns: {sorted(widths)}")
     return np.array(rows)
 
 

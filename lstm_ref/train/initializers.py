@@ -1,4 +1,4 @@
-"""MATLAB's default initialisers, and a freshly initialised sequence classifier.
+"""MATLAB's default initialisers, and a sequence classifier initialised with them.
 
 lstmLayer: InputWeights "glorot", RecurrentWeights "orthogonal", Bias "unit-forget-gate".
 fullyConnectedLayer: Weights "glorot", Bias "zeros".
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .layers import LSTM, FullyConnected, SequenceInput, Softmax
-from .lstm import LSTMParams, gate_rows
-from .network import Network
+from ..layers import LSTM, FullyConnected, SequenceInput, Softmax
+from ..lstm import LSTMParams, gate_rows
+from ..network import Network
 
 Array = np.ndarray
 
@@ -49,13 +49,14 @@ def lstm_classifier(
     as MATLAB does. With ``mean`` and ``std`` (C,) the input layer z-scores its data.
     """
     C, H, K = input_size, hidden_size, len(class_names)
-    norm = {} if mean is None else {"normalization": "zscore", "mean": mean, "std": std}
     params = LSTMParams(
         W=glorot(rng, (4 * H, C)), R=orthogonal(rng, (4 * H, H)), b=unit_forget_gate(H)
     )
     return Network(
         [
-            SequenceInput(C, **norm),
+            SequenceInput(C)
+            if mean is None
+            else SequenceInput(C, "sequenceinput", "zscore", mean, std),
             LSTM(params, output_mode="last"),
             FullyConnected(glorot(rng, (K, H)), np.zeros(K)),
             Softmax(),

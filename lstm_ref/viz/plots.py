@@ -5,7 +5,7 @@ Every function builds and returns a :class:`matplotlib.figure.Figure` made with
 ``fig.savefig(path)``; the figures use constrained layout, so nothing is cut off.
 
 Arrays follow the library's layout, time × features, ``(T, C)`` or ``(T, H)``; only the
-heatmap takes MATLAB's ``features`` matrix, units × time ``(H, T)``, as in the seed. Unit
+heatmap takes an activation matrix units × time ``(H, T)``, as the seed's ``features``. Unit
 indices passed in are 0-based (Python); every *label* on a figure is 1-based like MATLAB's:
 time steps 1..T, "unit 3" for index 2.
 
@@ -24,8 +24,10 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.textpath import TextToPath
 
-from .analysis import check_step_range, check_trace, check_units, select_units
-from .lstm import GATE_NAMES, Gates
+from .._checks import check_step_range, check_trace, check_units
+from ..errors import InputError
+from ..lstm import GATE, GATE_NAMES, GATES, Gates
+from .analysis import select_units
 
 Array = np.ndarray
 
@@ -37,19 +39,15 @@ __all__ = [
     "plot_unit_selection",
 ]
 
-GATE_LABELS = {  # display labels, by name; the order of the gates is lstm.GATE_NAMES
-    "i": "input gate i",
-    "f": "forget gate f",
-    "g": "cell candidate g",
-    "o": "output gate o",
-}
+GATE_LABELS = {gate.name: f"{gate.role} {gate.name}" for gate in GATES}  # "input gate i", …
 
-_TAB10 = mpl.colormaps["tab10"].colors
+TAB10_COLORS = 10  # the distinct colours of tab10, which _color cycles through
 
 
 def _color(k: int) -> tuple[float, float, float]:
     """The k-th colour of tab10, cycling after ten."""
-    return _TAB10[k % len(_TAB10)]
+    r, g, b, _ = mpl.colormaps["tab10"](k % 10)
+    return r, g, b
 
 
 def _steps(T: int) -> Array:
@@ -92,7 +90,7 @@ def plot_sequence(x: Array, title: str = "Test Observation 1") -> Figure:
             t,
             x[:, k],
             color=_color(k),
-            linestyle=styles[(k // len(_TAB10)) % len(styles)],
+            linestyle=styles[(k // TAB10_COLORS) % len(styles)],
             label=f"Feature {k + 1}",
         )
     ax.set_xlabel("Time Step")
@@ -117,7 +115,7 @@ def _text_color(rgb: tuple[float, float, float]) -> str:
 
 
 def plot_activation_heatmap(
-    features: Array,
+    activations: Array,
     units: Sequence[int] | Array = range(10),
     title: str = "LSTM Activations",
     *,
@@ -130,7 +128,7 @@ def plot_activation_heatmap(
 
     Parameters
     ----------
-    features : ndarray, shape (H, T)
+    activations : ndarray, shape (H, T)
         Units × time, the seed's ``features`` matrix — for one sequence,
         ``net.trace(x).h.T``. (JapaneseVowelsNet's LSTM outputs only its last step, so
         ``predict(x, outputs="lstm")`` gives one column; the seed loops over the steps.)
@@ -153,16 +151,16 @@ def plot_activation_heatmap(
     Returns
     -------
     Figure
-        An image of ``features[units]`` with colour limits at the data's min and max (as
+        An image of ``activations[units]`` with colour limits at the data's min and max (as
         MATLAB's heatmap, not symmetric about 0), a colour bar, x "Time Step" with ticks
         1..T, y "Hidden Unit" with ticks at the unit numbers (1-based, row 1 at the top).
     """
-    features = check_trace(features, "features", "(H, T), units × time", allow_empty=False)
-    H, T = features.shape
+    activations = check_trace(activations, "activations", "(H, T), units × time", allow_empty=False)
+    H, T = activations.shape
     rows = check_units(units, H, allow_empty=True)
     if not rows:
-        raise ValueError("units is empty: choose at least one unit to show")
-    data = features[rows]  # (K, T)
+        raise InputError("units is empty: choose at least one unit to show")
+    data = activations[rows]  # (K, T)
     K = len(rows)
     labels = [[format(v, fmt) for v in row] for row in data]
 
@@ -233,18 +231,18 @@ def plot_gate_traces(
         legend of units beside the first and a legend of line styles beside the last.
     """
     if not isinstance(gates, Gates):
-        raise ValueError(f"gates must be a Gates trace (from Network.trace); got {type(gates)}")
+        raise InputError(f"gates must be a Gates trace (from Network.trace); got {type(gates)}")
     arrays = {
         name: check_trace(getattr(gates, name), name, "(T, H)", allow_empty=False)
         for name in Gates._fields
     }
     if len({a.shape for a in arrays.values()}) != 1:
         shapes = {name: a.shape for name, a in arrays.items()}
-        raise ValueError(f"all fields of gates must have the same shape (T, H); got {shapes}")
+        raise InputError(f"all fields of gates must have the same shape (T, H); got {shapes}")
     T, H = arrays["h"].shape
     units = check_units(units, H, allow_empty=True)
     if not units:
-        raise ValueError("units is empty: choose at least one unit to show")
+        raise InputError("units is empty: choose at least one unit to show")
 
     fig = Figure(figsize=(8.5, 10.0), layout="constrained")
     axes = fig.subplots(5, 1, sharex=True)
@@ -304,7 +302,7 @@ def plot_gate_saturation(
     names = [name for name in GATE_NAMES if name in saturation]
     unknown = sorted(set(saturation) - set(GATE_NAMES))
     if unknown or not names:
-        raise ValueError(
+        raise InputError(
             f"saturation must map gates among {GATE_NAMES} to (left, right); "
             f"got keys {sorted(saturation)}"
         )
@@ -312,7 +310,7 @@ def plot_gate_saturation(
     for name in names:
         left, right = (np.asarray(a, dtype=float) for a in saturation[name])
         if left.ndim != 1 or left.shape != right.shape:
-            raise ValueError(
+            raise InputError(
                 f"gate {name!r}: left and right must be 1-D of the same length (H,); "
                 f"got {left.shape} and {right.shape}"
             )
@@ -338,7 +336,8 @@ def plot_gate_saturation(
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
-        ax.set_title(GATE_LABELS[name] + (" (as (g+1)/2)" if name == "g" else ""))
+        as_unit_range = GATE[name].activation == "state"  # mapped as gate_saturation does
+        ax.set_title(GATE_LABELS[name] + (f" (as ({name}+1)/2)" if as_unit_range else ""))
         ax.set_xlabel(f"fraction left-saturated (< {low:g})")
         ax.set_ylabel(f"fraction right-saturated (> {high:g})")
         ax.grid(True, alpha=0.3)
@@ -395,7 +394,7 @@ def plot_unit_selection(
     for u in range(H):
         ax.plot(t, h[:, u], color="0.6", alpha=0.25, linewidth=0.8, gid="background")
     n = len(units)
-    many = n > len(_TAB10)  # more units than distinct colours: one colour, one legend entry
+    many = n > TAB10_COLORS  # more units than distinct colours: one colour, one legend entry
     for k, u in enumerate(units):
         label = f"unit {u + 1}" if not many else (f"{n} selected units" if k == 0 else "_")
         color = _color(0 if many else k)

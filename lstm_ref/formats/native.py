@@ -10,7 +10,14 @@ Layout of the file (a plain NumPy ``.npz`` archive; nothing is pickled):
     Each layer's arrays, e.g. ``lstm/W`` (4H, C), ``lstm/R`` (4H, H), ``lstm/b`` (4H,),
     ``lstm/h0``, ``lstm/c0`` (H,), ``fc/weights`` (K, H), ``fc/bias`` (K,).
 
-Saving then loading gives back bit-identical arrays.
+Saving then loading gives back bit-identical arrays. (A network's current ``state`` is not
+saved: a loaded network starts from its layers' initial states.)
+
+Names and paths: :func:`load_network` reads the argument as a file when a *file* of that
+name exists; otherwise, if it is the name of a bundled network (``pretrained_names()``),
+it loads that one. A folder of the same name never hides a bundled network. Bundled
+networks live in the top-level ``weights/`` folder, installed as ``lstm_ref.weights`` and
+found there directly in a source checkout.
 """
 
 from __future__ import annotations
@@ -20,16 +27,20 @@ import json
 import os
 import zipfile
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .layers import layer_from_arrays
-from .network import Network
+from ..errors import InputError
+from ..layers import layer_from_arrays
+from ..network import Network
+from .atomic import write_atomically
 
 FORMAT = "lstm_ref"
 FORMAT_VERSION = 1
-PRETRAINED_PACKAGE = "lstm_ref.weights"
+PRETRAINED_PACKAGE = "lstm_ref.weights"  # the top-level weights/ folder, when installed
 
 
 def save_network(
@@ -37,9 +48,11 @@ def save_network(
 ) -> None:
     """Write ``net`` to ``path`` (an ``.npz`` file) in the native format.
 
-    ``metadata`` (JSON-ready) is stored in the header, e.g. the training recipe.
+    ``metadata`` (JSON-ready) is stored in the header, e.g. the training recipe. The file
+    is written atomically: an existing file is replaced only once the new one is complete.
     """
-    layers, arrays = [], {}
+    layers: list[dict[str, Any]] = []
+    arrays: dict[str, Any] = {}
     for layer in net.layers:
         own = layer.arrays()
         layers.append({"type": type(layer).__name__, "config": layer.config(), "arrays": list(own)})
@@ -52,8 +65,7 @@ def save_network(
         "metadata": metadata or {},
     }
     blob = np.frombuffer(json.dumps(header, indent=1).encode(), dtype=np.uint8)
-    with open(path, "wb") as f:
-        np.savez_compressed(f, header=blob, **arrays)
+    write_atomically(path, lambda f: np.savez_compressed(f, header=blob, **arrays))
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
@@ -78,47 +90,54 @@ def load_network(path_or_name: str | os.PathLike) -> Network:
             name = spec["config"]["name"]
             missing = [k for k in spec["arrays"] if f"{name}/{k}" not in npz.files]
             if missing:
-                raise ValueError(f"{path_or_name}: layer {name!r} lacks array(s) {missing}")
+                raise InputError(f"{path_or_name}: layer {name!r} lacks array(s) {missing}")
             arrays = {k: npz[f"{name}/{k}"] for k in spec["arrays"]}
             layers.append(layer_from_arrays(spec["type"], spec["config"], arrays))
     return Network(layers, header["class_names"] or None)
 
 
+def bundled_weights() -> Traversable:
+    """The folder of bundled networks: the installed ``lstm_ref.weights`` package, or the
+    ``weights/`` folder of the source checkout this package is imported from."""
+    try:
+        return resources.files(PRETRAINED_PACKAGE)
+    except ModuleNotFoundError:  # a source checkout on sys.path: <checkout>/weights
+        return Path(__file__).resolve().parents[2] / "weights"
+
+
 def pretrained_names() -> list[str]:
     """Names of the networks bundled with the package."""
-    folder = resources.files(PRETRAINED_PACKAGE)
+    folder = bundled_weights()
     return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".npz"))
 
 
 def _open_npz(path_or_name: str | os.PathLike) -> Any:
     path = os.fspath(path_or_name)
-    if not os.path.exists(path) and os.sep not in path and "." not in path:
-        bundled = resources.files(PRETRAINED_PACKAGE) / f"{path}.npz"
-        if not bundled.is_file():
-            raise FileNotFoundError(
-                f"no weight file {path!r} and no bundled network of that name; "
-                f"bundled: {pretrained_names()}"
-            )
-        return np.load(io.BytesIO(bundled.read_bytes()), allow_pickle=False)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such weight file: {path}")
+        if path in pretrained_names():
+            bundled = bundled_weights() / f"{path}.npz"
+            return np.load(io.BytesIO(bundled.read_bytes()), allow_pickle=False)
+        raise FileNotFoundError(
+            f"no weight file {path!r} and no bundled network of that name; "
+            f"bundled: {pretrained_names()}"
+        )
     try:
         npz = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ValueError(f"{path}: not an lstm_ref weight file (.npz): {e}") from None
+        raise InputError(f"{path}: not an lstm_ref weight file (.npz): {e}") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: a single .npy array, not an lstm_ref weight file (.npz)")
+        raise InputError(f"{path}: a single .npy array, not an lstm_ref weight file (.npz)")
     return npz
 
 
 def _header(npz: Any, path: str | os.PathLike) -> dict[str, Any]:
     if "header" not in npz.files:
-        raise ValueError(f"{path}: no 'header' entry; not an lstm_ref weight file")
+        raise InputError(f"{path}: no 'header' entry; not an lstm_ref weight file")
     header = json.loads(npz["header"].tobytes().decode())
     if header.get("format") != FORMAT:
-        raise ValueError(f"{path}: format is {header.get('format')!r}, expected {FORMAT!r}")
+        raise InputError(f"{path}: format is {header.get('format')!r}, expected {FORMAT!r}")
     if header.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{path}: format version {header.get('format_version')}; this lstm_ref reads "
             f"version {FORMAT_VERSION}"
         )

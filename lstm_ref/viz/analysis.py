@@ -1,6 +1,6 @@
 """What the units of an LSTM do: gate saturation and LSTMVis-style unit selection.
 
-Pure NumPy (no plotting); :mod:`lstm_ref.plot` draws the results. Every array follows the
+Pure NumPy (no plotting); :mod:`lstm_ref.viz.plots` draws the results. Every array follows the
 library's layout, time × units: a trace of one sequence is ``(T, H)`` — T time steps, H
 hidden units — as returned by :meth:`lstm_ref.Network.trace`. Time steps are 0-based here,
 and ranges are half-open ``[start, stop)`` like Python slices.
@@ -11,18 +11,17 @@ and ranges are half-open ``[start, stop)`` like Python slices.
 * :func:`select_units` and :func:`matching_sequences` — pick the units that stay on over a
   chosen range of one sequence, then find where the same units are on together elsewhere
   (Strobelt et al., "LSTMVis", IEEE TVCG 2018; default threshold 0.3 as there).
-* :func:`check_trace`, :func:`check_units` and :func:`check_step_range` — the argument
-  checks shared with :mod:`lstm_ref.plot`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 
 import numpy as np
 
-from .lstm import GATE_NAMES, Gates
+from .._checks import check_count, check_number, check_step_range, check_trace, check_units
+from ..errors import InputError
+from ..lstm import GATE, GATE_NAMES, Gates
 
 Array = np.ndarray
 
@@ -66,12 +65,12 @@ def gate_saturation(
         traces = [traces]
     traces = list(traces)
     if not traces:
-        raise ValueError("gate_saturation needs at least one trace; got none")
+        raise InputError("gate_saturation needs at least one trace; got none")
     if not all(isinstance(tr, Gates) for tr in traces):
         kinds = sorted({type(tr).__name__ for tr in traces if not isinstance(tr, Gates)})
-        raise ValueError(f"expected a sequence of Gates (from Network.trace); got {kinds}")
+        raise InputError(f"expected a sequence of Gates (from Network.trace); got {kinds}")
     if not 0.0 <= low < high <= 1.0:
-        raise ValueError(
+        raise InputError(
             f"thresholds must satisfy 0 <= low < high <= 1; got low={low}, high={high}"
         )
     result = {}
@@ -79,55 +78,19 @@ def gate_saturation(
         parts = [np.asarray(getattr(tr, name), dtype=float) for tr in traces]
         for n, part in enumerate(parts):
             if part.ndim != 2:
-                raise ValueError(
+                raise InputError(
                     f"trace {n}: gate {name!r} must be 2-D (T, H); got shape {part.shape}"
                 )
         widths = {part.shape[1] for part in parts}
         if len(widths) != 1:
-            raise ValueError(f"gate {name!r}: traces have different numbers of units {widths}")
+            raise InputError(f"gate {name!r}: traces have different numbers of units {widths}")
         values = np.concatenate(parts, axis=0)  # (sum of T_n, H)
         if values.shape[0] == 0:
-            raise ValueError("the traces have no time steps")
-        if name == "g":
-            values = (values + 1.0) / 2.0  # tanh range (-1, 1) -> (0, 1)
+            raise InputError("the traces have no time steps")
+        if GATE[name].activation == "state":  # g: the range (-1, 1) of σ_s -> (0, 1)
+            values = (values + 1.0) / 2.0
         result[name] = ((values < low).mean(axis=0), (values > high).mean(axis=0))
     return result
-
-
-def check_trace(
-    a: Array, name: str = "h", layout: str = "(T, H), time × units", *, allow_empty: bool = True
-) -> Array:
-    """``a`` as a 2-D array of real numbers, or a ValueError naming ``name`` and ``layout``.
-
-    ``layout`` describes the expected axes in the message (e.g. ``"(T, C), time ×
-    features"``); with ``allow_empty=False`` an axis of length 0 is an error too.
-    """
-    a = np.asarray(a)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array {layout}; got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-        raise ValueError(f"{name} must hold real numbers; got dtype {a.dtype}")
-    if not allow_empty and 0 in a.shape:
-        raise ValueError(f"{name} is empty: shape {a.shape}")
-    return a
-
-
-def _check_step(value: object, name: str) -> int:
-    """``value`` as an int, or a ValueError if it is not an integer (bools are not)."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer time step; got {value!r}")
-    return int(value)
-
-
-def check_step_range(start: object, stop: object, T: int) -> tuple[int, int]:
-    """Validate a 0-based, stop-exclusive range of time steps of a length-T sequence."""
-    start, stop = _check_step(start, "start"), _check_step(stop, "stop")
-    if not 0 <= start < stop <= T:
-        raise ValueError(
-            f"need 0 <= start < stop <= T = {T} (0-based steps, stop exclusive); "
-            f"got start={start}, stop={stop}"
-        )
-    return start, stop
 
 
 def select_units(h: Array, start: int, stop: int, threshold: float = 0.3) -> Array:
@@ -156,29 +119,9 @@ def select_units(h: Array, start: int, stop: int, threshold: float = 0.3) -> Arr
         If ``h`` is not 2-D, or the range is not ``0 <= start < stop <= T``.
     """
     h = check_trace(h)
+    threshold = check_number(threshold, "threshold")
     start, stop = check_step_range(start, stop, h.shape[0])
     return np.flatnonzero(np.all(h[start:stop] >= threshold, axis=0))
-
-
-def check_units(units: Array | Sequence[int], H: int, *, allow_empty: bool = False) -> list[int]:
-    """0-based unit indices of a layer of H units, as a list of ints.
-
-    A ValueError unless ``units`` is 1-D, holds integers in 0..H-1, and — unless
-    ``allow_empty`` — names at least one unit.
-    """
-    units = np.asarray(units)
-    if units.ndim != 1:
-        raise ValueError(f"units must be a 1-D list of unit indices; got shape {units.shape}")
-    if units.size == 0:
-        if allow_empty:
-            return []
-        raise ValueError("no units given: select at least one unit")
-    if not np.issubdtype(units.dtype, np.integer):
-        raise ValueError(f"units must be integer indices (0-based); got dtype {units.dtype}")
-    bad = units[(units < 0) | (units >= H)]
-    if bad.size:
-        raise ValueError(f"unit indices {bad.tolist()} out of range 0..{H - 1} (0-based)")
-    return units.tolist()
 
 
 def _runs(on: Array) -> list[tuple[int, int]]:
@@ -218,15 +161,14 @@ def matching_sequences(
         If ``units`` is empty or out of range, ``min_length < 1``, or a trace is not 2-D
         with H columns.
     """
-    min_length = _check_step(min_length, "min_length")
-    if min_length < 1:
-        raise ValueError(f"min_length must be at least 1; got {min_length}")
+    min_length = check_count(min_length, "min_length")
+    threshold = check_number(threshold, "threshold")
     traces = [check_trace(h, f"traces_h[{n}]") for n, h in enumerate(traces_h)]
     if not traces:
         return []
     widths = {h.shape[1] for h in traces}
     if len(widths) != 1:
-        raise ValueError(f"traces_h have different numbers of units {sorted(widths)}")
+        raise InputError(f"traces_h have different numbers of units {sorted(widths)}")
     units = check_units(units, widths.pop())
     matches = []
     for n, h in enumerate(traces):

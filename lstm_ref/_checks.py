@@ -1,0 +1,173 @@
+"""The one set of input validators every entry point uses, one rule each.
+
+* Integers: Python or NumPy integers; ``bool`` is not an integer here.
+* Real numbers: Python or NumPy integers and floats (not bool, not complex).
+* Weights and states: real float arrays of float32 or float64 (no float16, no float128).
+* Data: arrays of real numbers, cast to the network's dtype, **then** checked finite, so a
+  value that overflows float32 is caught, not carried on as Inf.
+
+Each returns the checked value (converted where stated) or raises
+:class:`~lstm_ref.errors.InputError` / :class:`~lstm_ref.errors.InputTypeError` with a
+message naming ``what`` was checked, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from numbers import Integral, Real
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .errors import InputError, InputTypeError
+
+Array = np.ndarray
+T = TypeVar("T")
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def is_integer(value: object) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (not a bool)."""
+    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
+
+
+def check_count(value: object, what: str, *, minimum: int = 1) -> int:
+    """``value`` as an int ``>= minimum``."""
+    if not is_integer(value) or int(value) < minimum:  # type: ignore[call-overload]
+        raise InputError(f"{what} must be an integer >= {minimum}; got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def check_index(value: object, what: str, low: int, high: int, meaning: str = "") -> int:
+    """``value`` as an int in ``low..high`` (inclusive); ``meaning`` explains the range."""
+    if not is_integer(value) or not low <= int(value) <= high:  # type: ignore[call-overload]
+        why = f" ({meaning})" if meaning else ""
+        raise InputError(f"{what} must be an integer in {low}..{high}{why}; got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def check_number(value: object, what: str, *, finite: bool = True) -> float:
+    """``value`` as a float: a real number (finite unless ``finite=False``)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, Real):
+        raise InputError(f"{what} must be a real number; got {value!r}")
+    number = float(value)
+    if finite and not np.isfinite(number):
+        raise InputError(f"{what} must be a finite number; got {value!r}")
+    return number
+
+
+def check_choice(value: T, what: str, choices: Collection[T]) -> T:
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str | int | float) or value not in choices:
+        raise InputError(f"{what} must be one of {list(choices)}; got {value!r}")
+    return value
+
+
+def check_shape(array: Array, what: str, expected: tuple[int, ...], meaning: str) -> Array:
+    """``array`` if its shape is ``expected``; ``meaning`` names the axes, e.g. ``"(4H, C)"``."""
+    if array.shape != expected:
+        raise InputError(f"{what} must have shape {expected} = {meaning}; got {array.shape}")
+    return array
+
+
+def check_float_array(value: Any, what: str) -> Array:
+    """``value`` as an array of finite float32 or float64 values (weights, states)."""
+    a = np.asarray(value)
+    if a.dtype not in FLOAT_DTYPES:
+        raise InputTypeError(f"{what} must hold float32 or float64 values; got dtype {a.dtype}")
+    check_finite(a, a, what)
+    return a
+
+
+def check_real_array(
+    value: Any, what: str, dtype: np.dtype | type, axes: tuple[str, ...] = ()
+) -> Array:
+    """``value`` (real numbers: integers or floats) cast to ``dtype``, then checked finite.
+
+    ``axes`` names the axes for the message, e.g. ``("time step", "feature")``.
+    """
+    a = np.asarray(value)
+    kind_ok = np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+    if not kind_ok or a.dtype == np.bool_:
+        raise InputTypeError(f"{what}: expected real numbers; got dtype {a.dtype}")
+    with np.errstate(over="ignore"):  # an overflow becomes Inf, which the check below names
+        cast = a.astype(dtype, copy=False)
+    check_finite(cast, a, what, axes)
+    return cast
+
+
+def check_finite(a: Array, given: Array, what: str, axes: tuple[str, ...] = ()) -> None:
+    """Raise naming the first element of ``a`` that is not finite (``given``: before a cast)."""
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return
+    where = [int(k) for k in np.argwhere(bad)[0]]
+    value = given[tuple(where)]
+    problem = (
+        f"value {value} overflows {a.dtype}" if np.isfinite(value) else f"non-finite value {value}"
+    )
+    if axes:
+        position = ", ".join(f"{name} {k}" for name, k in zip(axes, where, strict=True))
+    else:
+        position = f"index {tuple(where)}"
+    raise InputError(f"{what}: {problem} at {position}; values must be finite")
+
+
+# ------------------------------------------------------ traces, units and steps
+def check_trace(
+    a: Array, name: str = "h", layout: str = "(T, H), time × units", *, allow_empty: bool = True
+) -> Array:
+    """``a`` as a 2-D array of real numbers, or a ValueError naming ``name`` and ``layout``.
+
+    ``layout`` describes the expected axes in the message (e.g. ``"(T, C), time ×
+    features"``); with ``allow_empty=False`` an axis of length 0 is an error too.
+    """
+    a = np.asarray(a)
+    if a.ndim != 2:
+        raise InputError(f"{name} must be a 2-D array {layout}; got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise InputError(f"{name} must hold real numbers; got dtype {a.dtype}")
+    if not allow_empty and 0 in a.shape:
+        raise InputError(f"{name} is empty: shape {a.shape}")
+    return a
+
+
+def _check_step(value: object, name: str) -> int:
+    if not is_integer(value):
+        raise InputError(f"{name} must be an integer time step; got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def check_step_range(start: object, stop: object, T: int) -> tuple[int, int]:
+    """Validate a 0-based, stop-exclusive range of time steps of a length-T sequence."""
+    start, stop = _check_step(start, "start"), _check_step(stop, "stop")
+    if not 0 <= start < stop <= T:
+        raise InputError(
+            f"need 0 <= start < stop <= T = {T} (0-based steps, stop exclusive); "
+            f"got start={start}, stop={stop}"
+        )
+    return start, stop
+
+
+def check_units(
+    units: Array | Sequence[int] | range, H: int, *, allow_empty: bool = False
+) -> list[int]:
+    """0-based unit indices of a layer of H units, as a list of ints.
+
+    A ValueError unless ``units`` is 1-D, holds integers in 0..H-1, and — unless
+    ``allow_empty`` — names at least one unit.
+    """
+    units = np.asarray(units)
+    if units.ndim != 1:
+        raise InputError(f"units must be a 1-D list of unit indices; got shape {units.shape}")
+    if units.size == 0:
+        if allow_empty:
+            return []
+        raise InputError("no units given: select at least one unit")
+    if not np.issubdtype(units.dtype, np.integer):
+        raise InputError(f"units must be integer indices (0-based); got dtype {units.dtype}")
+    bad = units[(units < 0) | (units >= H)]
+    if bad.size:
+        raise InputError(f"unit indices {bad.tolist()} out of range 0..{H - 1} (0-based)")
+    return units.tolist()

@@ -1,0 +1,176 @@
+"""Padding semantics: how a batch of sequences of different lengths is computed.
+
+One :class:`Padding` value says it all, checked once when it is made, and is passed as one
+argument through ``predict``, ``classify``, ``trace``, training and the command line.
+
+``Padding.masked()`` — the default
+    Each sequence stops at its own length (PyTorch's packed sequences): its state is held
+    after its last step and the outputs there are zero. Results never depend on how the
+    sequences are batched; ``mini_batch_size`` only bounds memory.
+``Padding.matlab(...)``
+    MATLAB's ``predict``/``classify``/``trainNetwork``: mini-batches of ``mini_batch_size``
+    (MATLAB's default 128) in data order, each padded to its longest sequence
+    (``sequence_length="longest"``), truncated to its shortest (``"shortest"``), or, for a
+    number S, padded to the next multiple of S at or above its longest sequence and run in
+    chunks of S steps with the state carried between chunks (for a one-directional LSTM
+    that equals one pass over the padded batch, which is what lstm_ref computes). Padding —
+    and truncation — happen on the ``"right"`` (sequences start together) or the ``"left"``
+    (sequences end together) with ``value``, and padding is **not masked**: the LSTM runs
+    over it, so an OutputMode "last" layer reads the padded final step and results depend
+    on the batching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ._checks import check_choice, check_count, check_number, check_real_array, is_integer
+from .errors import InputError
+
+Array = np.ndarray
+SequenceLength = Literal["longest", "shortest"] | int
+Direction = Literal["right", "left"]
+Kind = Literal["masked", "matlab"]
+
+
+@dataclass(frozen=True)
+class Padding:
+    """How sequences of different lengths are batched and computed (see the module doc).
+
+    Make one with :meth:`masked` or :meth:`matlab`; the fields are checked when it is made.
+    """
+
+    kind: Kind = "masked"
+    mini_batch_size: int = 128
+    sequence_length: SequenceLength = "longest"
+    direction: Direction = "right"
+    value: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_choice(self.kind, "padding kind", ("masked", "matlab"))
+        object.__setattr__(
+            self, "mini_batch_size", check_count(self.mini_batch_size, "mini_batch_size")
+        )
+        if not is_integer(self.sequence_length):
+            check_choice(self.sequence_length, "sequence_length", ("longest", "shortest"))
+        else:
+            length = check_count(self.sequence_length, "sequence_length (a number of steps)")
+            object.__setattr__(self, "sequence_length", length)
+        check_choice(self.direction, "padding direction", ("right", "left"))
+        object.__setattr__(self, "value", check_number(self.value, "padding value"))
+        if self.kind == "masked" and (self.sequence_length, self.direction, self.value) != (
+            "longest",
+            "right",
+            0.0,
+        ):
+            raise InputError(
+                "sequence_length, direction and value apply to MATLAB's padding only: masked "
+                "sequences are never padded into the computation or truncated"
+            )
+
+    @classmethod
+    def masked(cls, mini_batch_size: int = 128) -> Padding:
+        """Each sequence stops at its own length (PyTorch's packed sequences)."""
+        return cls("masked", mini_batch_size)
+
+    @classmethod
+    def matlab(
+        cls,
+        mini_batch_size: int = 128,
+        sequence_length: SequenceLength = "longest",
+        direction: Direction = "right",
+        value: float = 0.0,
+    ) -> Padding:
+        """MATLAB's MiniBatchSize, SequenceLength, SequencePaddingDirection and
+        SequencePaddingValue: padded, unmasked mini-batches in data order."""
+        return cls("matlab", mini_batch_size, sequence_length, direction, value)
+
+    @property
+    def is_masked(self) -> bool:
+        """Whether each sequence stops at its own length."""
+        return self.kind == "masked"
+
+
+MASKED = Padding.masked()
+
+
+def check_padding(padding: object) -> Padding:
+    """``padding`` if it is a :class:`Padding`; a clear error for the old string form."""
+    if not isinstance(padding, Padding):
+        raise InputError(
+            "padding must be a lstm_ref.Padding, e.g. Padding.masked() or "
+            f"Padding.matlab(mini_batch_size=128); got {padding!r}"
+        )
+    return padding
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A padded mini-batch.
+
+    Attributes
+    ----------
+    x : ndarray, shape (B, T, C)
+        The padded data.
+    rows : ndarray of int, shape (B,)
+        Which input sequences these are.
+    lengths : ndarray of int, shape (B,)
+        How many steps of each row are real data (after any truncation).
+    start : ndarray of int, shape (B,)
+        Where each row's real data starts in ``x`` (non-zero for left padding).
+    masked : bool
+        Whether the layers must stop each row at its length.
+    """
+
+    x: Array
+    rows: Array
+    lengths: Array
+    start: Array
+    masked: bool
+
+    @property
+    def stop_lengths(self) -> Array | None:
+        """The lengths the layers stop each row at: ``lengths`` when masked, else None
+        (every step of ``x`` is data)."""
+        return self.lengths if self.masked else None
+
+
+def make_batches(seqs: list[Array], padding: Padding = MASKED) -> list[Batch]:
+    """Split checked sequences into padded mini-batches in data order.
+
+    Parameters
+    ----------
+    seqs : list of ndarray, each (T_i, C)
+        From :func:`lstm_ref.sequences.as_sequence_list`; at least one.
+    padding : Padding
+        The semantics (see the module docstring).
+
+    Returns
+    -------
+    list of Batch
+    """
+    padding = check_padding(padding)
+    if not seqs:
+        raise InputError("expected at least one sequence; got none")
+    left = padding.direction == "left"
+    C, dtype = seqs[0].shape[1], seqs[0].dtype
+    check_real_array(padding.value, "padding value", dtype)  # finite in the network's dtype
+    batches = []
+    for first in range(0, len(seqs), padding.mini_batch_size):
+        rows = np.arange(first, min(first + padding.mini_batch_size, len(seqs)))
+        lengths = np.array([len(seqs[r]) for r in rows])  # (B,) steps of data kept per row
+        T = int(lengths.max())
+        if padding.sequence_length == "shortest":
+            T = int(lengths.min())
+            lengths[:] = T
+        elif not isinstance(padding.sequence_length, str):  # pad to a whole number of chunks
+            T = -(-T // padding.sequence_length) * padding.sequence_length
+        x = np.full((len(rows), T, C), padding.value, dtype=dtype)  # (B, T, C)
+        start = T - lengths if left else np.zeros_like(lengths)
+        for b, (r, n, s) in enumerate(zip(rows, lengths, start, strict=True)):
+            x[b, s : s + n] = seqs[r][len(seqs[r]) - n :] if left else seqs[r][:n]
+        batches.append(Batch(x, rows, lengths, start, padding.is_masked))
+    return batches

@@ -1,0 +1,138 @@
+"""The training loop: MATLAB's trainingOptions("adam", …) and the epochs over mini-batches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._checks import check_choice, check_count, check_number
+from ..errors import InputError
+from ..network import Network
+from ..padding import MASKED, Padding, check_padding, make_batches
+from ..sequences import as_sequence_list
+from .loss import learnables, loss_and_gradients
+from .optimizer import CLIP_METHODS, Adam, ClipMethod, add_l2, clip_gradients
+
+Array = np.ndarray
+Log = Callable[[str], None]
+MATLAB_RECIPE_PADDING = Padding.matlab(mini_batch_size=27)  # Japanese Vowels: sorted batches of 27
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """MATLAB's trainingOptions("adam", …) for sequence classification.
+
+    Defaults are the Japanese Vowels recipe: ``padding`` MATLAB's, mini-batches of 27 in
+    data order (sort the data by length first; Shuffle "never"), SequenceLength "longest",
+    right padding with 0 and no masking; GradientThreshold 1 ("l2norm"),
+    L2Regularization 1e-4. ``Padding.masked(...)`` trains on masked batches instead. A
+    numeric SequenceLength (MATLAB's truncated backpropagation in chunks) is not supported.
+    """
+
+    max_epochs: int = 60
+    padding: Padding = MATLAB_RECIPE_PADDING
+    learning_rate: float = 1e-3
+    gradient_threshold: float = 1.0
+    gradient_threshold_method: ClipMethod = "l2norm"
+    l2_regularization: float = 1e-4
+    verbose_every: int = 10
+
+    def __post_init__(self) -> None:
+        check_count(self.max_epochs, "max_epochs")
+        check_count(self.verbose_every, "verbose_every")
+        for name in ("learning_rate", "gradient_threshold"):
+            if not check_number(getattr(self, name), name) > 0:
+                raise InputError(f"{name} must be positive; got {getattr(self, name)!r}")
+        if not check_number(self.l2_regularization, "l2_regularization") >= 0:
+            raise InputError(f"l2_regularization must be >= 0; got {self.l2_regularization!r}")
+        if not isinstance(check_padding(self.padding).sequence_length, str):
+            raise InputError(
+                "training supports sequence_length 'longest' or 'shortest' (not MATLAB's "
+                f"chunked truncated backpropagation); got {self.padding.sequence_length!r}"
+            )
+        check_choice(self.gradient_threshold_method, "gradient threshold method", CLIP_METHODS)
+
+
+@dataclass
+class EpochRecord:
+    """One line of the training log."""
+
+    epoch: int
+    loss: float  # mean training loss over the epoch's mini-batches
+    accuracy: float  # training accuracy over the epoch's mini-batches
+    seconds: float  # elapsed since training started
+    validation_accuracy: float | None = None
+
+
+def train(
+    net: Network,
+    sequences: Sequence[Array],
+    labels: Sequence[str],
+    options: TrainingOptions = TrainingOptions(),
+    validation: tuple[Sequence[Array], Sequence[str]] | None = None,
+    log: Log | None = print,
+) -> list[EpochRecord]:
+    """Train ``net`` in place on labelled sequences (each (T_i, C), checked like
+    :meth:`Network.predict`'s input), one label per sequence.
+
+    Deterministic: no shuffling, no randomness beyond the initial weights. Prints one line
+    every ``options.verbose_every`` epochs (and the first and last) to ``log``.
+    """
+    seqs, _ = as_sequence_list(list(sequences), net.input_size, dtype=net.dtype)
+    if len(labels) != len(seqs):
+        raise InputError(
+            f"expected one label per sequence: {len(seqs)} sequences, {len(labels)} labels"
+        )
+    index = {name: k for k, name in enumerate(net.class_names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise InputError(f"labels {unknown} are not among the class names {list(net.class_names)}")
+    targets = np.array([index[label] for label in labels])
+    batches = make_batches(seqs, options.padding)
+    params = learnables(net)
+    adam = Adam(options.learning_rate)
+    history: list[EpochRecord] = []
+    start = time.perf_counter()
+    if log:
+        log(f"{'epoch':>5}  {'loss':>8}  {'accuracy':>8}  {'val. acc.':>9}  {'time (s)':>8}")
+    for epoch in range(1, options.max_epochs + 1):
+        losses, correct = [], 0
+        for batch in batches:
+            loss, grads, probs = loss_and_gradients(net, batch, targets[batch.rows])
+            add_l2(net, grads, options.l2_regularization)
+            grads = clip_gradients(
+                grads, options.gradient_threshold, options.gradient_threshold_method
+            )
+            adam.step(params, grads)
+            losses.append(loss * len(batch.rows))
+            correct += int((probs.argmax(axis=1) == targets[batch.rows]).sum())
+        record = EpochRecord(
+            epoch, sum(losses) / len(seqs), correct / len(seqs), time.perf_counter() - start
+        )
+        if validation is not None:
+            record.validation_accuracy = accuracy(net, *validation)
+        history.append(record)
+        if log and (epoch % options.verbose_every == 0 or epoch in (1, options.max_epochs)):
+            val = "" if record.validation_accuracy is None else f"{record.validation_accuracy:.4f}"
+            r = record
+            log(f"{epoch:>5}  {r.loss:>8.4f}  {r.accuracy:>8.4f}  {val:>9}  {r.seconds:>8.2f}")
+    return history
+
+
+def accuracy(
+    net: Network, sequences: Sequence[Array], labels: Sequence[str], padding: Padding = MASKED
+) -> float:
+    """Fraction of sequences classified correctly (by default each sequence alone)."""
+    predicted, _ = net.classify(list(sequences), padding=padding)
+    return float(np.mean(predicted == np.asarray(labels)))
+
+
+def sort_by_length(
+    sequences: Sequence[Array], labels: Sequence[str]
+) -> tuple[list[Array], list[str]]:
+    """Sequences and labels in order of increasing length (stable), as MATLAB's recipe does."""
+    order = sorted(range(len(sequences)), key=lambda k: len(sequences[k]))
+    return [sequences[k] for k in order], [labels[k] for k in order]

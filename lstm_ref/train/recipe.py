@@ -1,0 +1,146 @@
+"""How a sequence classifier is made and judged: a recipe (seed, size, normalisation,
+training options), ``fit`` and ``evaluate``.
+
+The default recipe is MATLAB's for Japanese Vowels ("Sequence Classification Using Deep
+Learning"): training sequences sorted by length, mini-batches of 27 in that order (Shuffle
+"never"), SequenceLength "longest" with unmasked right padding, Adam 1e-3,
+GradientThreshold 1 ("l2norm"), L2Regularization 1e-4, MATLAB's initialisers — plus z-score
+input normalisation (the sequence input layer's Normalization "zscore", statistics from the
+training set), which lifts test accuracy from about 0.94 to about 0.97.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_count
+from ..errors import InputError
+from ..network import Network
+from ..padding import Padding
+from .initializers import lstm_classifier
+from .loop import MATLAB_RECIPE_PADDING, EpochRecord, Log, TrainingOptions, sort_by_length, train
+
+Array = np.ndarray
+MATLAB_DEFAULTS = Padding.matlab(mini_batch_size=128)  # MATLAB's predict/classify defaults
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines a trained network, given the data."""
+
+    seed: int = 0
+    hidden_size: int = 100
+    zscore: bool = True
+    options: TrainingOptions = field(default_factory=TrainingOptions)
+
+    def __post_init__(self) -> None:
+        check_count(self.hidden_size, "hidden_size")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, as stored in a weight file's metadata."""
+        return dataclasses.asdict(self)
+
+
+def fit(
+    sequences: Sequence[Array],
+    labels: Sequence[str],
+    class_names: Sequence[str],
+    recipe: Recipe = Recipe(),
+    validation: tuple[Sequence[Array], Sequence[str]] | None = None,
+    log: Log | None = print,
+) -> tuple[Network, list[EpochRecord]]:
+    """Initialise a sequence classifier and train it by ``recipe``.
+
+    Parameters
+    ----------
+    sequences : list of ndarray, each (T_i, C)
+    labels : sequence of str, one per sequence
+    class_names : sequence of str
+        The output classes, in output order.
+    """
+    if not sequences:
+        raise InputError("expected at least one training sequence")
+    stacked = np.concatenate([np.asarray(s, dtype=np.float64) for s in sequences])  # (ΣT, C)
+    norm = {"mean": stacked.mean(axis=0), "std": stacked.std(axis=0)} if recipe.zscore else {}
+    rng = np.random.default_rng(recipe.seed)
+    net = lstm_classifier(rng, stacked.shape[1], recipe.hidden_size, class_names, **norm)
+    ordered, ordered_labels = sort_by_length(list(sequences), list(labels))
+    history = train(net, ordered, ordered_labels, recipe.options, validation, log)
+    return net, history
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test results. ``accuracy`` scores each sequence alone (masked padding, the default);
+    ``matlab_accuracy`` follows MATLAB's recipe: test data sorted by length, the recipe's
+    unmasked mini-batches (27 for Japanese Vowels) padded to each batch's longest sequence;
+    ``matlab_default_accuracy`` is MATLAB's ``classify`` with its defaults: data order,
+    unmasked mini-batches of 128."""
+
+    accuracy: float
+    matlab_accuracy: float
+    matlab_default_accuracy: float
+    confusion: Array  # (K, K): rows true class, columns predicted
+    class_names: tuple[str, ...]
+
+    def confusion_table(self) -> str:
+        """The confusion matrix as a Markdown table."""
+        names = self.class_names
+        head = "| true \\ predicted | " + " | ".join(names) + " |"
+        rule = "|---" * (len(names) + 1) + "|"
+        rows = [
+            f"| **{n}** | " + " | ".join(map(str, row)) + " |"
+            for n, row in zip(names, self.confusion, strict=True)
+        ]
+        return "\n".join([head, rule, *rows])
+
+
+def evaluate(
+    net: Network,
+    sequences: Sequence[Array],
+    labels: Sequence[str],
+    recipe_padding: Padding = MATLAB_RECIPE_PADDING,
+) -> Evaluation:
+    """Score ``net`` on labelled sequences three ways (see :class:`Evaluation`);
+    ``recipe_padding`` is the padding the network was trained with."""
+    truth = np.asarray(labels)
+    alone, _ = net.classify(list(sequences))
+    ordered, ordered_labels = sort_by_length(list(sequences), list(truth))
+    batched, _ = net.classify(ordered, padding=recipe_padding)
+    index = {n: k for k, n in enumerate(net.class_names)}
+    confusion = np.zeros((len(index), len(index)), dtype=int)
+    for true, predicted in zip(truth, alone, strict=True):
+        confusion[index[true], index[predicted]] += 1
+    default, _ = net.classify(list(sequences), padding=MATLAB_DEFAULTS)
+    return Evaluation(
+        accuracy=float(np.mean(alone == truth)),
+        matlab_accuracy=float(np.mean(batched == np.asarray(ordered_labels))),
+        matlab_default_accuracy=float(np.mean(default == truth)),
+        confusion=confusion,
+        class_names=net.class_names,
+    )
+
+
+def weights_digest(net: Network) -> str:
+    """SHA-256 over every array of every layer (name, dtype, shape, bytes), in layer order."""
+    digest = hashlib.sha256()
+    for layer in net.layers:
+        for name, a in layer.arrays().items():
+            digest.update(f"{layer.name}/{name}:{a.dtype.str}:{a.shape}".encode())
+            digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def environment() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+    }
