@@ -114,6 +114,16 @@ def check_finite(a: Array, given: Array, what: str, axes: tuple[str, ...] = ()) 
     raise InputError(f"{what}: {problem} at {position}; values must be finite")
 
 
+def check_class_names(names: Any, what: str = "class_names") -> tuple[str, ...]:
+    """At least two distinct class names, as a tuple of str."""
+    if isinstance(names, str) or not hasattr(names, "__iter__"):
+        raise InputError(f"{what} must be a sequence of names; got {names!r}")
+    names = tuple(str(c) for c in names)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise InputError(f"{what} must be at least two distinct names; got {names}")
+    return names
+
+
 # ------------------------------------------------------ traces, units and steps
 def check_trace(
     a: Array, name: str = "h", layout: str = "(T, H), time × units", *, allow_empty: bool = True

@@ -34,7 +34,13 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
-from ._checks import check_choice, check_count, check_float_array, check_shape
+from ._checks import (
+    check_choice,
+    check_class_names,
+    check_count,
+    check_float_array,
+    check_shape,
+)
 from .errors import InputError
 from .lstm import (
     Gates,
@@ -478,16 +484,6 @@ class ClassificationOutput(Layer):
 
     def backward(self, dy: Array, cache: InputCache) -> tuple[Array, Grads]:
         return dy, {}
-
-
-def check_class_names(names: Any, what: str = "class_names") -> tuple[str, ...]:
-    """At least two distinct class names, as a tuple of str."""
-    if isinstance(names, str) or not hasattr(names, "__iter__"):
-        raise InputError(f"{what} must be a sequence of names; got {names!r}")
-    names = tuple(str(c) for c in names)
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise InputError(f"{what} must be at least two distinct names; got {names}")
-    return names
 
 
 LAYER_TYPES: dict[str, type[Layer]] = {

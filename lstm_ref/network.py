@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES
+from ._checks import FLOAT_DTYPES, check_class_names
 from .errors import InputError, InputTypeError
-from .layers import Cache, Layer, SequenceInput, check_class_names
+from .layers import Cache, Layer, SequenceInput
 from .lstm import Gates, LSTMState
 from .padding import MASKED, Batch, Padding, make_batches
 from .sequences import Layout, as_sequence_list

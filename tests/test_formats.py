@@ -86,3 +86,42 @@ def test_pickled_payload_is_refused(tmp_path):
     with pytest.raises(ValueError, match="Object arrays cannot be loaded"):
         load_network(path)
     assert zipfile.is_zipfile(path)
+
+
+def test_bundled_network_loads_from_a_source_checkout(monkeypatch):
+    """Without the installed lstm_ref.weights package, the checkout's weights/ folder serves."""
+    from lstm_ref.formats import native
+
+    installed = load_network("JapaneseVowelsNet")
+    monkeypatch.setattr(native, "PRETRAINED_PACKAGE", "lstm_ref.not_installed")
+    assert str(native.bundled_weights()).endswith("weights")
+    assert native.pretrained_names() == ["JapaneseVowelsNet"]
+    checkout = load_network("JapaneseVowelsNet")
+    for a, b in zip(installed.layers, checkout.layers, strict=True):
+        for k, v in a.arrays().items():
+            np.testing.assert_array_equal(b.arrays()[k], v)
+
+
+def test_a_folder_never_hides_a_bundled_network(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "JapaneseVowelsNet").mkdir()
+    assert load_network("JapaneseVowelsNet").class_names == tuple("123456789")
+
+
+def test_a_failed_save_leaves_the_old_file_whole(rng, tmp_path, monkeypatch):
+    path = tmp_path / "net.npz"
+    net = random_network(rng)
+    save_network(net, path)
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_network(random_network(rng), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]  # no temporary file left
+    np.testing.assert_array_equal(
+        load_network(path).predict(np.ones((3, 5))), net.predict(np.ones((3, 5)))
+    )

@@ -9,8 +9,8 @@ import pytest
 import torch
 from random_nets import random_lstm_params, random_network, random_sequences, random_state
 
-from lstm_ref import LSTMParams, LSTMState, Padding, lstm_forward, lstm_step
-from lstm_ref.lstm import LSTMActivations
+from lstm_ref import GATE_NAMES, LSTMParams, LSTMState, Padding, lstm_forward, lstm_step
+from lstm_ref.lstm import LSTMActivations, lstm_backward, reorder_gates
 
 C, H = 5, 7
 
@@ -116,6 +116,49 @@ def test_every_gate_permutation_is_detected(rng):
         rows = np.concatenate([np.arange(k * H, (k + 1) * H) for k in perm])
         Y, _, _ = lstm_forward(LSTMParams(p.W[rows], p.R[rows], p.b[rows]), x, s0)
         assert np.abs(Y - ty.numpy()).max() > 1e-3, f"blind to gate permutation {perm}"
+
+
+def test_reorder_gates_brings_any_block_order_to_ifgo(rng):
+    """torch's blocks written in each of the 24 orders (ONNX's i, o, f, c among them) and
+    reordered back give torch's outputs; the wrong order does not."""
+    p = random_lstm_params(rng, C, H)
+    x = rng.normal(size=(2, 5, C))
+    s0 = random_state(rng, 2, H)
+    with torch.no_grad():
+        ty, _ = torch_lstm(p, rng)(torch.from_numpy(x), as_torch_state(s0))
+    blocks = {name: k for k, name in enumerate(GATE_NAMES)}
+    for order in itertools.permutations(GATE_NAMES):
+        rows = np.concatenate([np.arange(blocks[g] * H, (blocks[g] + 1) * H) for g in order])
+        W, R, b = p.W[rows], p.R[rows], p.b[rows]  # as a framework with this order stores them
+        fixed = LSTMParams(*(reorder_gates(a, order) for a in (W, R, b)))
+        Y, _, _ = lstm_forward(fixed, x, s0)
+        np.testing.assert_allclose(Y, ty.numpy(), rtol=0, atol=1e-12, err_msg=str(order))
+        if order != GATE_NAMES:
+            assert np.abs(lstm_forward(LSTMParams(W, R, b), x, s0)[0] - ty.numpy()).max() > 1e-3
+    np.testing.assert_array_equal(
+        reorder_gates(p.W.T, "iofg", axis=1), reorder_gates(p.W, "iofg").T
+    )
+    with pytest.raises(ValueError, match="order must name each gate"):
+        reorder_gates(p.W, "iffo")
+    with pytest.raises(ValueError, match="four gate blocks"):
+        reorder_gates(p.W[:-1], "ifgo")
+
+
+def test_bptt_keeps_every_steps_gradients(rng):
+    """The per-step record of lstm_backward adds up to its totals and chains step to step."""
+    p = random_lstm_params(rng, C, H)
+    x = rng.normal(size=(3, 6, C))
+    s0 = random_state(rng, 3, H)
+    Y, _, trace = lstm_forward(p, x, s0)
+    dY, d_final = rng.normal(size=Y.shape), LSTMState(*(rng.normal(size=(3, H)) for _ in "hc"))
+    dx, grads, d0, steps = lstm_backward(p, x, s0, trace, dY, d_final, keep_steps=True)
+    assert lstm_backward(p, x, s0, trace, dY, d_final)[3] is None
+    np.testing.assert_allclose(steps.da.sum(axis=(0, 1)), grads.b, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(steps.dh[:, :-1], steps.dh_prev[:, 1:] + dY[:, :-1], atol=1e-12)
+    np.testing.assert_allclose(steps.dc[:, :-1], steps.dc_prev[:, 1:], atol=1e-12)
+    np.testing.assert_array_equal(steps.dh[:, -1], d_final.h + dY[:, -1])
+    np.testing.assert_array_equal(d0.h, steps.dh_prev[:, 0])
+    np.testing.assert_allclose(dx, np.einsum("btr,rc->btc", steps.da, p.W), atol=1e-12)
 
 
 def test_network_masked_predict_matches_torch_model(rng):

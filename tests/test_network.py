@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from random_nets import random_lstm_params, random_network, random_sequences
 
 from lstm_ref import LSTM, FullyConnected, LSTMState, Network, Padding, SequenceInput, Softmax
-from lstm_ref.layers import ClassificationOutput
+from lstm_ref.layers import ClassificationOutput, InputCache, Layer
 
 SEED_TABLE = """\
   4x1 Layer array with layers:
@@ -260,3 +261,46 @@ def test_stacked_lstms_compose(rng):
     second = Network([SequenceInput(6), net.layers[2]]).predict(first)
     np.testing.assert_allclose(net.predict(x, outputs="lstm2"), second, atol=1e-12)
     assert set(net.state) == {"lstm1", "lstm2"}
+
+
+def test_default_padding_never_depends_on_batching(rng):
+    """The default (masked) equals each sequence alone, whatever the mini-batch size."""
+    net = random_network(rng, output_mode="sequence")
+    seqs = random_sequences(rng, [8, 3, 5, 6, 1], 5)
+    alone = [net.predict(s) for s in seqs]
+    for size in (1, 2, 128):
+        batched = net.predict(seqs, padding=Padding.masked(mini_batch_size=size))
+        for a, b in zip(alone, batched, strict=True):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
+
+
+@dataclasses.dataclass(eq=False)
+class Doubling(Layer):
+    """A layer the network has never heard of: y = 2x, one output per input."""
+
+    name: str = "double"
+    TYPE: ClassVar[str] = "Doubling"
+
+    def description(self) -> str:
+        return "y = 2x"
+
+    def forward(self, x, lengths=None, state=None):
+        return 2 * x, InputCache(x)
+
+    def backward(self, dy, cache):
+        return 2 * dy, {}
+
+
+def test_network_walks_any_layer_that_follows_the_contract(rng):
+    """No branch on the kind of a layer: a new layer slots in between LSTM and FC."""
+    net = random_network(rng)
+    lstm, fc = net.layer("lstm"), net.layer("fc")
+    doubled = Network([net.layers[0], lstm, Doubling(), *net.layers[2:]], net.class_names)
+    scaled_fc = FullyConnected(2 * fc.weights, fc.bias)
+    plain = Network([net.layers[0], lstm, scaled_fc, net.layers[3]], net.class_names)
+    x = random_sequences(rng, [6, 4], 5)
+    np.testing.assert_allclose(doubled.predict(x), plain.predict(x), rtol=0, atol=1e-12)
+    assert doubled.width("double") == 7 and set(doubled.state) == {"lstm"}
+    assert "   3   'double'          Doubling          y = 2x" in doubled.summary()
+    with pytest.raises(ValueError, match="layer 'double' is a Doubling layer, not an LSTM"):
+        doubled.trace(x[0], layer="double")

@@ -267,32 +267,8 @@ def _details_from_run(run: _Run) -> StepDetails:
 def step_details(
     net: Network, x: Array, step: int, unit: int, layer: str | None = None
 ) -> StepDetails:
-    """The numbers behind :func:`~lstm_ref.explain.explain_step`, checked against the trace.
-
-    Parameters
-    ----------
-    net : Network
-        The network; its current state is the starting state, as for :meth:`Network.trace`.
-    x : ndarray, shape (T, C)
-        One sequence, time × features.
-    step, unit : int
-        The time step (1 … T) and hidden unit (1 … H), 1-based.
-    layer : str, optional
-        Name of the LSTM layer (default the first).
-
-    Returns
-    -------
-    StepDetails
-
-    Raises
-    ------
-    InputError
-        If ``step``, ``unit`` or ``layer`` is out of range, or ``x`` is not one sequence.
-    InputTypeError
-        If ``net`` is not a Network.
-    RuntimeError
-        If a number computed here disagrees with :meth:`Network.trace` beyond the tolerance.
-    """
+    """The numbers behind :func:`~lstm_ref.explain.explain_step` (same arguments, same
+    errors), checked against :meth:`Network.trace` within ``TOLERANCE``."""
     return _details_from_run(_run(net, x, step, unit, layer))
 
 
@@ -343,25 +319,8 @@ def _bptt(run: _Run, d_output: Array) -> tuple[LSTMParams, StepGradients]:
 def backward_details(
     net: Network, x: Array, label: str, step: int, unit: int, layer: str | None = None
 ) -> BackwardDetails:
-    """The numbers behind :func:`~lstm_ref.explain.explain_backward`, checked against the library.
-
-    Parameters
-    ----------
-    net : Network
-        A sequence-to-label network ending in a Softmax layer (its current state is the
-        starting state).
-    x : ndarray, shape (T, C)
-        One sequence, time × features.
-    label : str
-        The true class of ``x``, one of ``net.class_names``.
-    step, unit : int
-        The time step (1 … T) and hidden unit (1 … H), 1-based.
-    layer : str, optional
-        Name of the LSTM layer (default the first).
-
-    Returns
-    -------
-    BackwardDetails
+    """The numbers behind :func:`~lstm_ref.explain.explain_backward` (same arguments), checked
+    against the library.
 
     Raises
     ------
