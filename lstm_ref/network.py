@@ -195,11 +195,16 @@ class Network:
         ``state`` holds each stateful layer's (B, H) starting state; None starts every row
         from the layers' initial states (as training does). Returns the last layer's
         output and every layer's cache (for backward and for the final state).
+
+        A layer whose output is not finite (an overflow of the dtype) raises an InputError
+        naming the layer, the sequence and the time step: no NaN or Inf is ever returned.
         """
         y, caches = batch.x, []
         for layer in self.layers[: None if upto is None else upto + 1]:
             start = None if state is None else state.get(layer.name)
-            y, cache = layer.forward(y, batch.stop_lengths, start)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                y, cache = layer.forward(y, batch.stop_lengths, start)
+            _check_finite_output(layer, y, batch)
             caches.append(cache)
         return y, caches
 
@@ -315,6 +320,21 @@ class Network:
         seqs, _ = as_sequence_list(x, self.input_size, layout=layout, dtype=self.dtype)
         _, caches = self.forward(make_batches(seqs)[0], self.state_rows(1), k)
         return Gates(*(v[0] for v in self.layers[k].gates(caches[k])))
+
+
+def _check_finite_output(layer: Layer, y: Array, batch: Batch) -> None:
+    """Raise if ``layer``'s output ``y`` (B, T, W) or (B, W) holds a NaN or an Inf."""
+    bad = ~np.isfinite(y)
+    if not bad.any():
+        return
+    where = np.argwhere(bad)[0]
+    row = int(where[0])
+    step = f"time step {int(where[1] - batch.start[row])}" if y.ndim == 3 else "its last step"
+    raise InputError(
+        f"layer {layer.name!r} overflowed {y.dtype} on sequence {int(batch.rows[row])} at "
+        f"{step} (a non-finite value): the inputs, state or weights are too large to compute "
+        "in this dtype"
+    )
 
 
 def _copy(state: LSTMState) -> LSTMState:

@@ -211,3 +211,20 @@ def test_mixed_dtypes_and_missing_files(rng, net):
 def test_trace_rejects_non_lstm_layer(net):
     with pytest.raises(ValueError, match="layer 'fc' is a Fully Connected layer, not an LSTM"):
         net.trace(np.zeros((3, 5)), layer="fc")
+
+
+@pytest.mark.parametrize(("dtype", "value"), [(np.float64, 1.7e308), (np.float32, 3e38)])
+def test_finite_input_that_overflows_is_refused_not_scored_nan(rng, dtype, value):
+    """No NaN scores and no label derived from them: the layer that overflowed is named."""
+    base = random_network(rng)
+    halve = SequenceInput(5, normalization="zscore", mean=np.zeros(5), std=np.full(5, 0.5))
+    net = Network([halve, *base.layers[1:]], base.class_names).astype(dtype)  # x / 0.5 overflows
+    x = np.zeros((5, 5))
+    x[3] = value
+    with pytest.raises(
+        InputError,
+        match=rf"layer 'sequenceinput' overflowed {np.dtype(dtype)} "
+        "on sequence 1 at time step 3",
+    ):
+        net.classify([np.zeros((2, 5)), x])
+    net.classify(np.full((5, 5), 1e30 if dtype == np.float64 else 1e10))  # large, computable
