@@ -39,6 +39,7 @@ from ._checks import (
     check_class_names,
     check_count,
     check_float_array,
+    check_real_array,
     check_shape,
 )
 from .errors import InputError
@@ -328,7 +329,8 @@ class LSTM(Layer):
                 f"state of {self.name!r}: h and c must both be ({H},) or (N, {H}); "
                 f"got {h.shape} and {c.shape}"
             )
-        return LSTMState(h.astype(dtype), c.astype(dtype))
+        what = f"state of {self.name!r}"
+        return LSTMState(*(check_real_array(a, what, dtype) for a in (h, c)))  # finite once cast
 
     def gates(self, cache: LSTMCache) -> Gates:
         return cache.trace
