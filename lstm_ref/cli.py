@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,10 +31,19 @@ examples:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; 0 on success, 2 for a user error (one line on stderr), 130 when
+    interrupted, 141 when the reader of its output went away (``| head``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except KeyboardInterrupt:
+        print("lstm-ref: interrupted; files are written whole or not at all", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `lstm-ref predict f.npz | head`: end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except ModuleNotFoundError as e:
         if e.name != "matplotlib":
             raise
@@ -228,17 +238,52 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     from .datasets import read_ts
     from .formats import save_network
+    from .formats.writes import safe_file_name
 
-    data = read_ts(args.train_file)
-    net, _ = fit(data.sequences, list(data.labels), data.class_names, recipe)
+    data = _labelled(read_ts(args.train_file), "--train-file", args.train_file)
+    test = None
     if args.test_file is not None:
-        test = read_ts(args.test_file)
+        test = _labelled(read_ts(args.test_file), "--test-file", args.test_file)
+        _check_matching_test_file(data, test)
+    path = args.out / f"{safe_file_name(data.problem_name, 'network')}.npz"
+    try:
+        net, _ = fit(data.sequences, list(data.labels), data.class_names, recipe)
+    except KeyboardInterrupt:
+        print(f"lstm-ref: training interrupted; nothing was saved ({path})", file=sys.stderr)
+        return 130
+    if test is not None:
         print(f"test accuracy {evaluate(net, test.sequences, list(test.labels)).accuracy:.4f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{data.problem_name or 'network'}.npz"
-    save_network(net, path, {"recipe": str(recipe), "train_file": args.train_file.name})
+    save_network(net, path, {"recipe": recipe.as_dict(), "train_file": args.train_file.name})
     print(f"wrote {path}")
     return 0
+
+
+def _labelled(data: Any, option: str, path: Path) -> Any:
+    """``data`` (a TSDataset) if it holds class labels for classification."""
+    if data.metadata.get("targetLabel", "false").lower() == "true":
+        raise InputError(
+            f"{option} {path}: a regression problem (@targetLabel true) is not supported"
+        )
+    if not data.class_names or len(data.labels) != len(data.sequences):
+        raise InputError(f"{option} {path}: no class labels (@classLabel true ...) to train on")
+    return data
+
+
+def _check_matching_test_file(train: Any, test: Any) -> None:
+    """The test file's features and classes must be the training file's."""
+    widths = {s.shape[1] for s in train.sequences}, {s.shape[1] for s in test.sequences}
+    if widths[0] != widths[1]:
+        raise InputError(
+            f"--test-file has {sorted(widths[1])} features per step; --train-file has "
+            f"{sorted(widths[0])}"
+        )
+    unknown = sorted(set(test.labels) - set(train.class_names))
+    if unknown:
+        raise InputError(
+            f"--test-file has classes {unknown} that --train-file does not declare "
+            f"({list(train.class_names)})"
+        )
 
 
 def _network_and_test_data(args: argparse.Namespace) -> tuple[Any, list[np.ndarray], np.ndarray]:
@@ -289,7 +334,7 @@ def _plot(args: argparse.Namespace) -> int:
                 print(f"  … and {len(matches) - 10} more")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.kind}_{tag}.png"
-    fig.savefig(path)
+    plot.save_figure(fig, path)
     print(f"wrote {path}")
     return 0
 

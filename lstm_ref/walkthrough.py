@@ -66,7 +66,11 @@ def run_walkthrough(
     svg : bool
         Also write SVG files.
     """
-    from .viz.plots import plot_activation_heatmap, plot_sequence  # matplotlib only when plotting
+    from .viz.plots import (  # matplotlib only when plotting
+        plot_activation_heatmap,
+        plot_sequence,
+        save_figure,
+    )
 
     start = time.perf_counter()
     out = Path(out_dir)
@@ -76,7 +80,7 @@ def run_walkthrough(
     def save(fig, stem: str) -> None:
         for ext in ("png", "svg") if svg else ("png",):
             path = out / f"{stem}.{ext}"
-            fig.savefig(path)
+            save_figure(fig, path)
             figures.append(path)
 
     log(f">> net = load_network({network!r}); net.Layers")

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["TSDataset", "TSFormatError", "parse_ts", "read_ts"]
 
 _BOOLEAN_HEADERS = ("timeStamps", "missing", "univariate", "equalLength", "targetLabel")
@@ -49,7 +51,7 @@ _POSITIVE_INT = re.compile(r"0*[1-9][0-9]*")
 _MISSING = "?"
 
 
-class TSFormatError(ValueError):
+class TSFormatError(InputError):
     """A ``.ts`` text that does not follow the format.
 
     Parameters
@@ -59,19 +61,23 @@ class TSFormatError(ValueError):
     line : int or None
         1-based number of the offending line, or None for whole-file problems
         (empty file, no ``@data``).
+    path : str or None
+        The file, when the text came from one (:func:`read_ts`).
 
     Attributes
     ----------
     reason : str
         The reason without the line prefix.
-    line : int or None
+    line, path : int or None, str or None
         As given.
     """
 
-    def __init__(self, reason: str, line: int | None = None) -> None:
+    def __init__(self, reason: str, line: int | None = None, path: str | None = None) -> None:
         self.reason = reason
         self.line = line
-        super().__init__(reason if line is None else f"line {line}: {reason}")
+        self.path = path
+        where = "" if path is None else f"{path}: "
+        super().__init__(where + (reason if line is None else f"line {line}: {reason}"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +137,16 @@ def read_ts(path: str | os.PathLike[str]) -> TSDataset:
     TSFormatError
         If the file does not follow the format.
     """
-    return parse_ts(Path(path).read_text(encoding="utf-8"))
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TSFormatError(
+            f"not UTF-8 text (byte {e.start}); is it a binary file?", path=os.fspath(path)
+        ) from None
+    try:
+        return parse_ts(text)
+    except TSFormatError as e:
+        raise TSFormatError(e.reason, e.line, os.fspath(path)) from None
 
 
 def parse_ts(text: str) -> TSDataset:

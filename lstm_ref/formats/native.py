@@ -22,10 +22,8 @@ found there directly in a source checkout.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import zipfile
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -36,7 +34,10 @@ import numpy as np
 from ..errors import InputError
 from ..layers import layer_from_arrays
 from ..network import Network
-from .atomic import write_atomically
+from .safe_numpy import read_npz
+from .writes import write_atomically
+
+Array = np.ndarray
 
 FORMAT = "lstm_ref"
 FORMAT_VERSION = 1
@@ -69,9 +70,9 @@ def save_network(
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON header of a native weight file."""
-    with _open_npz(path) as npz:
-        return _header(npz, path)
+    """The JSON header of a native weight file, checked."""
+    where, arrays = _read_file(path)
+    return _header(arrays, where)
 
 
 def load_network(path_or_name: str | os.PathLike) -> Network:
@@ -81,19 +82,38 @@ def load_network(path_or_name: str | os.PathLike) -> Network:
     ----------
     path_or_name : str or path
         A file path, or the name of a bundled network such as ``"JapaneseVowelsNet"``
-        (see :func:`pretrained_names`).
+        (see :func:`pretrained_names` and the module docstring for the rule).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file and no bundled network of that name.
+    InputError
+        The file is damaged, not a native weight file, or describes an invalid network;
+        the message names the file (and the layer). No partly loaded network is returned.
     """
-    with _open_npz(path_or_name) as npz:
-        header = _header(npz, path_or_name)
-        layers = []
-        for spec in header["layers"]:
-            name = spec["config"]["name"]
-            missing = [k for k in spec["arrays"] if f"{name}/{k}" not in npz.files]
-            if missing:
-                raise InputError(f"{path_or_name}: layer {name!r} lacks array(s) {missing}")
-            arrays = {k: npz[f"{name}/{k}"] for k in spec["arrays"]}
-            layers.append(layer_from_arrays(spec["type"], spec["config"], arrays))
-    return Network(layers, header["class_names"] or None)
+    where, arrays = _read_file(path_or_name)
+    header = _header(arrays, where)
+    layers, used = [], {"header"}
+    for spec in header["layers"]:
+        name = spec["config"]["name"]
+        keys = {k: f"{name}/{k}" for k in spec["arrays"]}
+        missing = [k for k, key in keys.items() if key not in arrays]
+        if missing:
+            raise InputError(f"{where}: layer {name!r} lacks array(s) {missing}")
+        used.update(keys.values())
+        own = {k: arrays[key] for k, key in keys.items()}
+        try:
+            layers.append(layer_from_arrays(spec["type"], spec["config"], own))
+        except (InputError, TypeError) as e:  # TypeError: a config with unknown fields
+            raise InputError(f"{where}: layer {name!r}: {e}") from None
+    extra = sorted(set(arrays) - used)
+    if extra:
+        raise InputError(f"{where}: arrays {extra} belong to no layer of the header")
+    try:
+        return Network(layers, header["class_names"] or None)
+    except InputError as e:
+        raise InputError(f"{where}: {e}") from None
 
 
 def bundled_weights() -> Traversable:
@@ -111,34 +131,57 @@ def pretrained_names() -> list[str]:
     return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".npz"))
 
 
-def _open_npz(path_or_name: str | os.PathLike) -> Any:
+def _read_file(path_or_name: str | os.PathLike) -> tuple[str, dict[str, Array]]:
+    """(what to call the file in messages, its arrays) for a path or a bundled name."""
     path = os.fspath(path_or_name)
-    if not os.path.isfile(path):
-        if path in pretrained_names():
-            bundled = bundled_weights() / f"{path}.npz"
-            return np.load(io.BytesIO(bundled.read_bytes()), allow_pickle=False)
-        raise FileNotFoundError(
-            f"no weight file {path!r} and no bundled network of that name; "
-            f"bundled: {pretrained_names()}"
-        )
+    if os.path.isfile(path):
+        return path, read_npz(path)
+    if path in pretrained_names():
+        with resources.as_file(bundled_weights() / f"{path}.npz") as bundled:
+            return f"bundled network {path!r}", read_npz(bundled)
+    raise FileNotFoundError(
+        f"no weight file {path!r} and no bundled network of that name; "
+        f"bundled: {pretrained_names()}"
+    )
+
+
+def _header(arrays: dict[str, Array], where: str) -> dict[str, Any]:
+    """The header of a weight file, checked against the format (see the module docstring)."""
+    blob = arrays.get("header")
+    if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
+        raise InputError(f"{where}: no 'header' entry of UTF-8 bytes; not an lstm_ref weight file")
     try:
-        npz = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise InputError(f"{path}: not an lstm_ref weight file (.npz): {e}") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise InputError(f"{path}: a single .npy array, not an lstm_ref weight file (.npz)")
-    return npz
-
-
-def _header(npz: Any, path: str | os.PathLike) -> dict[str, Any]:
-    if "header" not in npz.files:
-        raise InputError(f"{path}: no 'header' entry; not an lstm_ref weight file")
-    header = json.loads(npz["header"].tobytes().decode())
+        header = json.loads(blob.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise InputError(f"{where}: the header is not JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(header, dict):
+        raise InputError(f"{where}: the header must be a JSON object; got {type(header).__name__}")
     if header.get("format") != FORMAT:
-        raise InputError(f"{path}: format is {header.get('format')!r}, expected {FORMAT!r}")
+        raise InputError(f"{where}: format is {header.get('format')!r}, expected {FORMAT!r}")
     if header.get("format_version") != FORMAT_VERSION:
         raise InputError(
-            f"{path}: format version {header.get('format_version')}; this lstm_ref reads "
+            f"{where}: format version {header.get('format_version')!r}; this lstm_ref reads "
             f"version {FORMAT_VERSION}"
         )
+    _expect(header, "class_names", list, where)
+    _expect(header, "metadata", dict, where)
+    for k, spec in enumerate(_expect(header, "layers", list, where)):
+        what = f"{where}: layer {k}"
+        if not isinstance(spec, dict):
+            raise InputError(f"{what} must be a JSON object; got {type(spec).__name__}")
+        _expect(spec, "type", str, what)
+        config = _expect(spec, "config", dict, what)
+        _expect(config, "name", str, what + " config")
+        names = _expect(spec, "arrays", list, what)
+        if not all(isinstance(n, str) for n in names):
+            raise InputError(f"{what}: 'arrays' must list array names; got {names!r}")
     return header
+
+
+def _expect(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    """``d[key]`` if present and of type ``kind``, else an InputError."""
+    if key not in d:
+        raise InputError(f"{where}: the header lacks {key!r}")
+    if not isinstance(d[key], kind):
+        raise InputError(f"{where}: {key!r} must be a {kind.__name__}; got {type(d[key]).__name__}")
+    return d[key]

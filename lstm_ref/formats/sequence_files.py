@@ -1,4 +1,11 @@
-"""Read sequences to score from a file: ``.npy``, ``.npz``, ``.csv`` or ``.ts``."""
+"""Read sequences to score from a file: ``.npy``, ``.npz``, ``.csv`` or ``.ts``.
+
+Every reader refuses rather than guesses: ``.npy``/``.npz`` go through the bounded,
+pickle-free readers of :mod:`lstm_ref.formats.safe_numpy`; a CSV file must be UTF-8 text
+(a byte-order mark is allowed) with comma-separated numbers; its first line is taken as a
+header only when none of its fields can be a number, and any other line that is not a row of
+numbers is an error naming its line number — no line of data is ever dropped.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,10 @@ import numpy as np
 
 from ..datasets import read_ts
 from ..errors import InputError
+from .safe_numpy import read_npy, read_npz
 
 Array = np.ndarray
+MAX_TEXT_BYTES = 2**28  # a CSV or .ts file of at most 256 MiB
 
 
 def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
@@ -21,28 +30,37 @@ def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
     path : path
         ``.npy``: one sequence (T, C) or a batch (N, T, C) — returned as the array;
         ``.npz``: one sequence per array, in the archive's order;
-        ``.csv``: one sequence, a time step per row, a feature per column (a non-numeric
-        first row is taken as a header and skipped);
+        ``.csv``: one sequence, a time step per line, a feature per column (an optional
+        header line whose fields are all non-numbers);
         ``.ts``: a UEA/UCR time series file (labels, if any, are ignored).
 
     Returns
     -------
     list of ndarray or ndarray
         As :meth:`lstm_ref.Network.predict` takes them (layout is the caller's to state).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    InputError
+        A damaged, oversized or unreadable file, named with the reason (and line).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return read_npy(path)
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            if not npz.files:
-                raise InputError(f"{path}: the archive holds no arrays")
-            return [npz[name] for name in npz.files]
+        arrays = read_npz(path)
+        if not arrays:
+            raise InputError(f"{path}: the archive holds no arrays")
+        return list(arrays.values())
+    if suffix in (".csv", ".ts") and path.stat().st_size > MAX_TEXT_BYTES:
+        raise InputError(f"{path}: {path.stat().st_size} bytes; at most {MAX_TEXT_BYTES} read")
     if suffix == ".csv":
-        return [_read_csv(path)]
+        return [read_csv(path)]
     if suffix == ".ts":
         return read_ts(path).sequences
     raise InputError(
@@ -50,27 +68,38 @@ def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
     )
 
 
-def _read_csv(path: Path) -> Array:
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    if lines and not _is_numeric_row(lines[0]):
-        lines = lines[1:]
-    if not lines:
-        raise InputError(f"{path}: no data rows")
-    rows = []
-    for number, line in enumerate(lines, 1):
-        try:
-            rows.append([float(v) for v in line.split(",")])
-        except ValueError:
-            raise InputError(f"{path}: row {number}: not a row of numbers: {line!r}") from None
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        raise InputError(f"{path}: rows have different numbers of columns: {sorted(widths)}")
+def read_csv(path: str | os.PathLike) -> Array:
+    """One sequence (T, C) from a CSV file: a line per time step, a column per feature."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}); is it a binary file?") from None
+    rows: list[list[float]] = []
+    width: int | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = [field.strip() for field in line.split(",")]
+        values = _numbers(fields)
+        if values is None:
+            if not rows and width is None and all(f and _numbers([f]) is None for f in fields):
+                width = len(fields)  # the header: no field of it can be a number
+                continue
+            raise InputError(f"{path}: line {number}: not comma-separated numbers: {line!r}")
+        if width is not None and len(values) != width:
+            raise InputError(
+                f"{path}: line {number}: {len(values)} columns; the first line has {width}"
+            )
+        width = len(values)
+        rows.append(values)
+    if not rows:
+        raise InputError(f"{path}: no data lines")
     return np.array(rows)
 
 
-def _is_numeric_row(line: str) -> bool:
+def _numbers(fields: list[str]) -> list[float] | None:
+    """The fields as floats, or None if any is not a number."""
     try:
-        [float(v) for v in line.split(",")]
+        return [float(field) for field in fields]
     except ValueError:
-        return False
-    return True
+        return None

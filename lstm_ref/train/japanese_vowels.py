@@ -15,7 +15,7 @@ from typing import Any
 from ..datasets import load_japanese_vowels
 from ..datasets.japanese_vowels import CLASS_NAMES, provenance
 from ..formats import save_network
-from ..formats.atomic import write_text_atomically
+from ..formats.writes import write_text_atomically
 from ..network import Network
 from .loop import EpochRecord, Log
 from .recipe import Evaluation, Recipe, environment, evaluate, fit, weights_digest

@@ -79,7 +79,8 @@ def train(
     :meth:`Network.predict`'s input), one label per sequence.
 
     Deterministic: no shuffling, no randomness beyond the initial weights. Prints one line
-    every ``options.verbose_every`` epochs (and the first and last) to ``log``.
+    every ``options.verbose_every`` epochs (and the first and last) to ``log``. Training that
+    diverges (a weight or a layer's output no longer finite) stops with an InputError.
     """
     seqs, _ = as_sequence_list(list(sequences), net.input_size, dtype=net.dtype)
     if len(labels) != len(seqs):
@@ -107,6 +108,7 @@ def train(
                 grads, options.gradient_threshold, options.gradient_threshold_method
             )
             adam.step(params, grads)
+            _check_not_diverged(params, epoch, options)
             losses.append(loss * len(batch.rows))
             correct += int((probs.argmax(axis=1) == targets[batch.rows]).sum())
         record = EpochRecord(
@@ -120,6 +122,16 @@ def train(
             r = record
             log(f"{epoch:>5}  {r.loss:>8.4f}  {r.accuracy:>8.4f}  {val:>9}  {r.seconds:>8.2f}")
     return history
+
+
+def _check_not_diverged(params: dict[str, Array], epoch: int, options: TrainingOptions) -> None:
+    """Stop with a clear error as soon as an update leaves a weight non-finite."""
+    broken = [name for name, p in params.items() if not np.isfinite(p).all()]
+    if broken:
+        raise InputError(
+            f"training diverged in epoch {epoch}: {broken} are no longer finite (learning rate "
+            f"{options.learning_rate:g} too large?); the network is unusable — nothing was saved"
+        )
 
 
 def accuracy(

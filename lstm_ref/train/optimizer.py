@@ -35,14 +35,19 @@ def clip_gradients(grads: Arrays, threshold: float, method: ClipMethod = "l2norm
     """
     check_choice(method, "gradient threshold method", CLIP_METHODS)
     if method == "l2norm":
-        return {
-            k: g * min(1.0, threshold / max(float(np.linalg.norm(g)), 1e-300))
-            for k, g in grads.items()
-        }
+        return {k: g * min(1.0, threshold / max(l2_norm([g]), 1e-300)) for k, g in grads.items()}
     if method == "global-l2norm":
-        norm = np.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+        norm = l2_norm(list(grads.values()))
         return {k: g * min(1.0, threshold / max(norm, 1e-300)) for k, g in grads.items()}
     return {k: np.clip(g, -threshold, threshold) for k, g in grads.items()}
+
+
+def l2_norm(arrays: list[Array]) -> float:
+    """sqrt(Σ a²) over all elements of ``arrays``, without overflow for huge values."""
+    scale = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    if scale == 0.0 or not np.isfinite(scale):
+        return scale
+    return scale * float(np.sqrt(sum(float(np.sum((a / scale) ** 2)) for a in arrays)))
 
 
 @dataclass

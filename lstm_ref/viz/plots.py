@@ -15,6 +15,7 @@ Importing this module imports matplotlib; ``import lstm_ref`` does not.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
@@ -26,6 +27,7 @@ from matplotlib.textpath import TextToPath
 
 from .._checks import check_step_range, check_trace, check_units
 from ..errors import InputError
+from ..formats.writes import write_atomically
 from ..lstm import GATE, GATE_NAMES, GATES, Gates
 from .analysis import select_units
 
@@ -42,6 +44,11 @@ __all__ = [
 GATE_LABELS = {gate.name: f"{gate.role} {gate.name}" for gate in GATES}  # "input gate i", …
 
 TAB10_COLORS = 10  # the distinct colours of tab10, which _color cycles through
+
+
+def save_figure(fig: Figure, path: str | Path) -> None:
+    """Write ``fig`` to ``path`` atomically, in the format its suffix names (png, svg, …)."""
+    write_atomically(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".")))
 
 
 def _color(k: int) -> tuple[float, float, float]:

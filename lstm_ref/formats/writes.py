@@ -1,8 +1,13 @@
-"""Atomic writes: a file is either its old self or wholly the new one, never half written."""
+"""Every file lstm_ref writes: atomically, and only inside the folder it was given.
+
+A file is either its old self or wholly the new one, never half written; a name taken from
+a file's contents (a ``.ts`` file's ``@problemName``) is reduced to a plain file name first.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,3 +36,11 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_atomically(path, lambda f: f.write(text.encode()))
+
+
+def safe_file_name(name: str, fallback: str) -> str:
+    """``name`` reduced to letters, digits, ``_``, ``-`` and ``.`` (no folders, no leading
+    dot), or ``fallback`` if nothing is left: a name from a file's contents can never point
+    outside the output folder."""
+    plain = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")
+    return plain or fallback

@@ -1,0 +1,140 @@
+"""Reading ``.npy`` and ``.npz`` files without pickle, within bounds, with clear errors.
+
+``np.load`` on a hostile or damaged file can raise almost anything (EOFError, BadZipFile,
+zlib.error, MemoryError for a header that claims 2**40 elements) or suggest loading it
+"unsafely". These readers parse the ``.npy`` header themselves, refuse object arrays and
+anything that is not a plain numeric array, check every size against the file's own length
+and the bound below **before** allocating, and turn every failure into an
+:class:`~lstm_ref.errors.InputError` that names the file (and the archive member).
+
+Bounds: one array holds at most ``MAX_ARRAY_BYTES`` (1 GiB) and an archive at most
+``MAX_ARCHIVE_BYTES`` (2 GiB, uncompressed) in at most ``MAX_MEMBERS`` arrays; a compressed
+member may not claim more than deflate can produce from its compressed size.
+"""
+
+from __future__ import annotations
+
+import os
+import tokenize
+import zipfile
+import zlib
+from collections.abc import Callable
+from typing import IO, TypeVar
+
+import numpy as np
+
+from ..errors import InputError
+
+Array = np.ndarray
+T = TypeVar("T")
+
+MAX_ARRAY_BYTES = 2**30
+MAX_ARCHIVE_BYTES = 2**31
+MAX_MEMBERS = 10_000
+NUMERIC_KINDS = "biufc"  # bool, signed and unsigned integers, floats, complex
+_DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032:1
+
+
+def read_npy(path: str | os.PathLike) -> Array:
+    """The array in an ``.npy`` file."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        return _guarded(path, lambda: _read_array(f, size, os.fspath(path)))
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, Array]:
+    """Every array of an ``.npz`` archive, by name (without the ``.npy`` suffix), in order."""
+    where = os.fspath(path)
+
+    def read() -> dict[str, Array]:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                npy = f.read(6) == b"\x93NUMPY"
+            kind = "a single .npy array" if npy else "not a zip archive"
+            raise InputError(f"{where}: {kind}, not an .npz archive")
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_MEMBERS:
+                raise InputError(f"{where}: {len(members)} arrays; at most {MAX_MEMBERS} allowed")
+            total = sum(m.file_size for m in members)
+            if total > MAX_ARCHIVE_BYTES:
+                raise InputError(
+                    f"{where}: the arrays claim {total} bytes; at most {MAX_ARCHIVE_BYTES}"
+                )
+            arrays = {}
+            for member in members:
+                name = member.filename.removesuffix(".npy")
+                _check_claimed_size(member, f"{where}: array {name!r}")
+                with archive.open(member) as f:
+                    arrays[name] = _read_array(f, member.file_size, f"{where}: array {name!r}")
+            return arrays
+
+    return _guarded(path, read)
+
+
+def _guarded(path: str | os.PathLike, read: Callable[[], T]) -> T:
+    """``read()``, with a damaged file's low-level errors turned into an InputError."""
+    try:
+        return read()
+    except InputError:
+        raise
+    except (  # what zipfile and zlib raise for damaged, encrypted or exotic archives
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+        OSError,
+    ) as e:
+        if isinstance(e, FileNotFoundError | IsADirectoryError | PermissionError):
+            raise
+        raise InputError(f"{os.fspath(path)}: damaged or not a NumPy file ({e})") from None
+
+
+def _check_claimed_size(member: zipfile.ZipInfo, what: str) -> None:
+    """A member may not claim more bytes than its compressed size can hold."""
+    if member.compress_type == zipfile.ZIP_STORED:
+        limit = member.compress_size
+    else:
+        limit = _DEFLATE_MAX_RATIO * member.compress_size + 1024
+    if member.file_size > limit:
+        raise InputError(
+            f"{what}: claims {member.file_size} bytes from {member.compress_size} compressed; "
+            "the file is damaged or crafted"
+        )
+
+
+def _read_array(f: IO[bytes], size: int, what: str) -> Array:
+    """One ``.npy`` array from ``f`` whose whole length is ``size`` bytes."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise InputError(f"{what}: .npy format version {version} is not supported")
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as e:  # numpy's parser
+        raise InputError(f"{what}: not a valid .npy header ({type(e).__name__}: {e})") from None
+    if dtype.hasobject or dtype.kind not in NUMERIC_KINDS or dtype.fields is not None:
+        raise InputError(
+            f"{what}: holds {dtype} values; only plain numeric arrays are read (never pickled "
+            "Python objects)"
+        )
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    nbytes = count * dtype.itemsize
+    if nbytes > MAX_ARRAY_BYTES:
+        raise InputError(f"{what}: claims {nbytes} bytes; at most {MAX_ARRAY_BYTES} allowed")
+    header = f.tell() if f.seekable() else None
+    if header is not None and size - header != nbytes:
+        raise InputError(
+            f"{what}: its header promises {nbytes} bytes of data for shape {shape} but the file "
+            f"holds {size - header}: truncated or damaged"
+        )
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise InputError(f"{what}: truncated: {len(data)} of {nbytes} bytes of data")
+    array = np.frombuffer(bytearray(data), dtype=dtype)
+    return array.reshape(shape, order="F" if fortran else "C")
