@@ -25,6 +25,7 @@ Array = np.ndarray
 T = TypeVar("T")
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+MAX_ALLOCATION_BYTES = 2**31  # the largest single array lstm_ref will allocate (2 GiB)
 
 
 def is_integer(value: object) -> bool:
@@ -71,12 +72,30 @@ def check_shape(array: Array, what: str, expected: tuple[int, ...], meaning: str
     return array
 
 
+def check_allocation(shape: tuple[int, ...], dtype: np.dtype | type, what: str) -> None:
+    """Refuse, before allocating, an array of ``shape`` larger than ``MAX_ALLOCATION_BYTES``."""
+    nbytes = int(np.prod([int(n) for n in shape], dtype=object)) * np.dtype(dtype).itemsize
+    if nbytes > MAX_ALLOCATION_BYTES:
+        raise InputError(
+            f"{what} of shape {shape} would take {nbytes / 2**30:.3g} GiB; lstm_ref allocates "
+            f"at most {MAX_ALLOCATION_BYTES / 2**30:g} GiB at once"
+        )
+
+
 def check_float_array(value: Any, what: str) -> Array:
     """``value`` as an array of finite float32 or float64 values (weights, states)."""
     a = np.asarray(value)
     if a.dtype not in FLOAT_DTYPES:
         raise InputTypeError(f"{what} must hold float32 or float64 values; got dtype {a.dtype}")
     check_finite(a, a, what)
+    return a
+
+
+def check_real_dtype(a: Array, what: str) -> Array:
+    """``a`` if it holds real numbers: integers or floats (not bool, complex, timedelta64 —
+    an integer to NumPy —, strings or objects)."""
+    if a.dtype.kind not in "iuf":
+        raise InputTypeError(f"{what}: expected real numbers; got dtype {a.dtype}")
     return a
 
 
@@ -87,10 +106,7 @@ def check_real_array(
 
     ``axes`` names the axes for the message, e.g. ``("time step", "feature")``.
     """
-    a = np.asarray(value)
-    kind_ok = np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
-    if not kind_ok or a.dtype == np.bool_:
-        raise InputTypeError(f"{what}: expected real numbers; got dtype {a.dtype}")
+    a = check_real_dtype(np.asarray(value), what)
     with np.errstate(over="ignore"):  # an overflow becomes Inf, which the check below names
         cast = a.astype(dtype, copy=False)
     check_finite(cast, a, what, axes)

@@ -262,9 +262,7 @@ def _train(args: argparse.Namespace) -> int:
 def _labelled(data: Any, option: str, path: Path) -> Any:
     """``data`` (a TSDataset) if it holds class labels for classification."""
     if data.metadata.get("targetLabel", "false").lower() == "true":
-        raise InputError(
-            f"{option} {path}: a regression problem (@targetLabel true) is not supported"
-        )
+        raise InputError(f"{option} {path}: regression (@targetLabel true) is not supported")
     if not data.class_names or len(data.labels) != len(data.sequences):
         raise InputError(f"{option} {path}: no class labels (@classLabel true ...) to train on")
     return data
@@ -278,7 +276,7 @@ def _check_matching_test_file(train: Any, test: Any) -> None:
             f"--test-file has {sorted(widths[1])} features per step; --train-file has "
             f"{sorted(widths[0])}"
         )
-    unknown = sorted(set(test.labels) - set(train.class_names))
+    unknown = sorted(set(map(str, test.labels)) - set(train.class_names))
     if unknown:
         raise InputError(
             f"--test-file has classes {unknown} that --train-file does not declare "

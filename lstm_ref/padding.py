@@ -27,7 +27,14 @@ from typing import Literal
 
 import numpy as np
 
-from ._checks import check_choice, check_count, check_number, check_real_array, is_integer
+from ._checks import (
+    check_allocation,
+    check_choice,
+    check_count,
+    check_number,
+    check_real_array,
+    is_integer,
+)
 from .errors import InputError
 
 Array = np.ndarray
@@ -168,6 +175,7 @@ def make_batches(seqs: list[Array], padding: Padding = MASKED) -> list[Batch]:
             lengths[:] = T
         elif not isinstance(padding.sequence_length, str):  # pad to a whole number of chunks
             T = -(-T // padding.sequence_length) * padding.sequence_length
+        check_allocation((len(rows), T, C), dtype, "a padded mini-batch")
         x = np.full((len(rows), T, C), padding.value, dtype=dtype)  # (B, T, C)
         start = T - lengths if left else np.zeros_like(lengths)
         for b, (r, n, s) in enumerate(zip(rows, lengths, start, strict=True)):

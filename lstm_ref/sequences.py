@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._checks import check_real_array, is_integer
+from ._checks import check_real_array, check_real_dtype, is_integer
 from .errors import InputError, InputTypeError
 
 Array = np.ndarray
@@ -67,7 +67,14 @@ def as_sequence_list(
     """
     if layout not in ("TC", "CT"):
         raise InputError(f"layout must be 'TC' (time × features) or 'CT'; got {layout!r}")
+    if isinstance(X, np.ma.MaskedArray):
+        raise InputTypeError(
+            "masked arrays are not read (their mask would be ignored): pass a list of "
+            "sequences, or a padded array with lengths="
+        )
     if isinstance(X, np.ndarray) and X.ndim == 3:
+        if X.shape[0] == 0:
+            raise InputError(f"expected at least one sequence; got a batch of shape {X.shape}")
         batch = X if layout == "TC" else np.swapaxes(X, 1, 2)
         seqs = list(batch)
         if lengths is not None:
@@ -87,6 +94,8 @@ def as_sequence_list(
             raise InputError("lengths is only meaningful for a padded 3-D batch (N, T, C)")
         if len(X) == 0:
             raise InputError("expected at least one sequence; got an empty list")
+        if any(isinstance(s, np.ma.MaskedArray) for s in X):
+            raise InputTypeError("masked arrays are not read (their mask would be ignored)")
         seqs = [_as_2d(s, k, layout) for k, s in enumerate(X)]
         single = False
     else:
@@ -118,10 +127,7 @@ def _cut_to_lengths(seqs: list[Array], lengths: Sequence[int] | Array) -> list[A
 
 def _checked(s: Array, k: int, num_features: int, layout: Layout, dtype: np.dtype | type) -> Array:
     """One sequence as a (T, C) array of ``dtype``, or a clear error."""
-    if not (np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)) or (
-        s.dtype == np.bool_
-    ):
-        raise InputTypeError(f"sequence {k}: expected real numbers; got dtype {s.dtype}")
+    check_real_dtype(s, f"sequence {k}")  # before the shape, so that text gets this message
     T, C = s.shape
     if C != num_features:
         hint = ""

@@ -3,8 +3,9 @@
 Every reader refuses rather than guesses: ``.npy``/``.npz`` go through the bounded,
 pickle-free readers of :mod:`lstm_ref.formats.safe_numpy`; a CSV file must be UTF-8 text
 (a byte-order mark is allowed) with comma-separated numbers; its first line is taken as a
-header only when none of its fields can be a number, and any other line that is not a row of
-numbers is an error naming its line number — no line of data is ever dropped.
+header only when none of its fields can be a number (each has a letter and does not parse),
+and any other line that is not a row of numbers is an error naming its line number — no
+line of data is ever dropped.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def read_csv(path: str | os.PathLike) -> Array:
         fields = [field.strip() for field in line.split(",")]
         values = _numbers(fields)
         if values is None:
-            if not rows and width is None and all(f and _numbers([f]) is None for f in fields):
+            if not rows and width is None and all(map(_is_name, fields)):
                 width = len(fields)  # the header: no field of it can be a number
                 continue
             raise InputError(f"{path}: line {number}: not comma-separated numbers: {line!r}")
@@ -95,6 +96,11 @@ def read_csv(path: str | os.PathLike) -> Array:
     if not rows:
         raise InputError(f"{path}: no data lines")
     return np.array(rows)
+
+
+def _is_name(field: str) -> bool:
+    """Whether a header field cannot be a number: it has a letter and does not parse."""
+    return any(ch.isalpha() for ch in field) and _numbers([field]) is None
 
 
 def _numbers(fields: list[str]) -> list[float] | None:

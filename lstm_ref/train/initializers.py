@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._checks import check_allocation
 from ..layers import LSTM, FullyConnected, SequenceInput, Softmax
 from ..lstm import LSTMParams, gate_rows
 from ..network import Network
@@ -49,6 +50,7 @@ def lstm_classifier(
     as MATLAB does. With ``mean`` and ``std`` (C,) the input layer z-scores its data.
     """
     C, H, K = input_size, hidden_size, len(class_names)
+    check_allocation((4 * H, C + H + 1), np.float64, f"an LSTM of {H} hidden units")
     params = LSTMParams(
         W=glorot(rng, (4 * H, C)), R=orthogonal(rng, (4 * H, H)), b=unit_forget_gate(H)
     )

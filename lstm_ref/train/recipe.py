@@ -67,6 +67,10 @@ def fit(
     """
     if not sequences:
         raise InputError("expected at least one training sequence")
+    if len(labels) != len(sequences):
+        raise InputError(
+            f"expected one label per sequence: {len(sequences)} sequences, {len(labels)} labels"
+        )
     stacked = np.concatenate([np.asarray(s, dtype=np.float64) for s in sequences])  # (ΣT, C)
     norm = {"mean": stacked.mean(axis=0), "std": stacked.std(axis=0)} if recipe.zscore else {}
     rng = np.random.default_rng(recipe.seed)
