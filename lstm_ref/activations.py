@@ -1,9 +1,11 @@
-"""Gate and state activation functions, each value beside its derivative.
+"""Activation functions, each value beside its derivative.
 
 Every function maps an array to an array of the same shape and dtype, and is
 numerically stable for any finite input (no ``exp`` that can overflow). Each
 derivative is written through the activation's *output* ``y = f(x)`` — the form
 backpropagation uses, since the forward pass has already computed ``y``.
+
+lstm_ref's own names (MATLAB's and Keras's):
 
 =====================  ===============================  ==============================
 name                   value                            used by
@@ -14,10 +16,20 @@ name                   value                            used by
 ``tanh``               tanh(x)                          every framework's default state
 ``softsign``           x / (1 + |x|)                    MATLAB's other state activation
 =====================  ===============================  ==============================
+
+ONNX's names (the LSTM operator's ``activations``), with ``alpha``/``beta`` where they take
+them and ONNX's defaults: ``Sigmoid``, ``Tanh``, ``Softsign``, ``Relu``,
+``HardSigmoid(alpha=0.2, beta=0.5)`` = clip(αx + β, 0, 1), ``Affine(alpha=1, beta=0)`` =
+αx + β, ``ScaledTanh(alpha=1, beta=1)`` = α tanh(βx), ``LeakyRelu(alpha=0.01)`` = x or αx,
+``ThresholdedRelu(alpha=1)`` = x if x > α else 0, ``Elu(alpha=1)`` = x or α(eˣ − 1),
+``Softplus`` = log(1 + eˣ). An activation is named by one string, e.g. ``"Affine"`` or
+``"HardSigmoid(alpha=0.1666, beta=0.5)"`` (:func:`activation_spec` writes it,
+:func:`parse_activation` reads it), so a layer's config stays plain JSON.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -99,6 +111,134 @@ STATE_ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation(tanh, tanh_grad, "tanh(x)", "(1 − {y}²)"),
     "softsign": Activation(softsign, softsign_grad, "x / (1 + |x|)", "(1 − |{y}|)²"),
 }
+
+
+def _affine(alpha: float, beta: float) -> Activation:
+    return Activation(
+        lambda x: alpha * x + beta,
+        lambda y: np.full_like(y, alpha),
+        f"{alpha}·x + {beta}",
+        f"{alpha}",
+    )
+
+
+def _hard_sigmoid(alpha: float, beta: float) -> Activation:
+    return Activation(
+        lambda x: np.clip(alpha * x + beta, 0, 1),
+        lambda y: np.where((y > 0) & (y < 1), alpha, 0.0).astype(y.dtype),
+        f"clip({alpha}·x + {beta}, 0, 1)",
+        f"({alpha} if 0 < {{y}} < 1, else 0)",
+    )
+
+
+def _scaled_tanh(alpha: float, beta: float) -> Activation:
+    # y = α tanh(βx)  =>  dy/dx = αβ (1 − tanh²) = β (α − y²/α)
+    return Activation(
+        lambda x: alpha * np.tanh(beta * x),
+        lambda y: beta * (alpha - y**2 / alpha),
+        f"{alpha}·tanh({beta}·x)",
+        f"{beta}·({alpha} − {{y}}²/{alpha})",
+    )
+
+
+def _leaky_relu(alpha: float) -> Activation:
+    return Activation(
+        lambda x: np.where(x >= 0, x, alpha * x),
+        lambda y: np.where(y >= 0, 1.0, alpha).astype(y.dtype),
+        f"x if x ≥ 0, else {alpha}·x",
+        f"(1 if {{y}} ≥ 0, else {alpha})",
+    )
+
+
+def _thresholded_relu(alpha: float) -> Activation:
+    return Activation(
+        lambda x: np.where(x > alpha, x, 0).astype(x.dtype),
+        lambda y: (y != 0).astype(y.dtype),
+        f"x if x > {alpha}, else 0",
+        "(1 if {y} ≠ 0, else 0)",
+    )
+
+
+def _elu(alpha: float) -> Activation:
+    # below 0: y = α(eˣ − 1)  =>  dy/dx = α eˣ = y + α
+    return Activation(
+        lambda x: np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, 0))),
+        lambda y: np.where(y >= 0, 1.0, y + alpha).astype(y.dtype),
+        f"x if x ≥ 0, else {alpha}·(eˣ − 1)",
+        f"(1 if {{y}} ≥ 0, else {{y}} + {alpha})",
+    )
+
+
+def _relu_value(x: Array) -> Array:
+    return np.maximum(x, 0)
+
+
+def _softplus_value(x: Array) -> Array:
+    # log(1 + eˣ) = max(x, 0) + log1p(e^−|x|): no overflow
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+ONNX_ACTIVATIONS: dict[str, tuple[dict[str, float], Callable[..., Activation]]] = {
+    # name: (its parameters with ONNX's defaults, how to make it)
+    "Sigmoid": ({}, lambda: GATE_ACTIVATIONS["sigmoid"]),
+    "Tanh": ({}, lambda: STATE_ACTIVATIONS["tanh"]),
+    "Softsign": ({}, lambda: STATE_ACTIVATIONS["softsign"]),
+    "Relu": (
+        {},
+        lambda: Activation(
+            _relu_value, lambda y: (y > 0).astype(y.dtype), "max(x, 0)", "(1 if {y} > 0, else 0)"
+        ),
+    ),
+    "Softplus": (
+        {},
+        lambda: Activation(_softplus_value, lambda y: -np.expm1(-y), "log(1 + eˣ)", "(1 − e^−{y})"),
+    ),
+    "HardSigmoid": ({"alpha": 0.2, "beta": 0.5}, _hard_sigmoid),
+    "Affine": ({"alpha": 1.0, "beta": 0.0}, _affine),
+    "ScaledTanh": ({"alpha": 1.0, "beta": 1.0}, _scaled_tanh),
+    "LeakyRelu": ({"alpha": 0.01}, _leaky_relu),
+    "ThresholdedRelu": ({"alpha": 1.0}, _thresholded_relu),
+    "Elu": ({"alpha": 1.0}, _elu),
+}
+
+ACTIVATION_NAMES = (*GATE_ACTIVATIONS, *STATE_ACTIVATIONS, *ONNX_ACTIVATIONS)
+_SPEC = re.compile(r"^([\w-]+)(?:\((.*)\))?$")
+
+
+def activation_spec(name: str, **params: float) -> str:
+    """The one string that names an activation: ``"Elu(alpha=0.5)"``; no parameters: the name."""
+    if not params:
+        return name
+    return f"{name}({', '.join(f'{k}={float(v)!r}' for k, v in params.items())})"
+
+
+def parse_activation(spec: str, role: str = "") -> Activation:
+    """The activation a spec string names (see the module docstring).
+
+    ``role`` (e.g. ``"gate"``) only words the error; any activation may serve any role.
+    """
+    what = f"{role} activation" if role else "activation"
+    match = _SPEC.match(spec) if isinstance(spec, str) else None
+    name = match.group(1) if match else None
+    if name in GATE_ACTIVATIONS or name in STATE_ACTIVATIONS:
+        if match and match.group(2) is None:
+            return {**GATE_ACTIVATIONS, **STATE_ACTIVATIONS}[name]
+        raise InputError(f"{what} {spec!r}: {name!r} takes no parameters")
+    if match is None or name not in ONNX_ACTIVATIONS:
+        raise InputError(f"unknown {what} {spec!r}; expected one of {list(ACTIVATION_NAMES)}")
+    defaults, make = ONNX_ACTIVATIONS[name]
+    given: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
+        key, eq, value = part.partition("=")
+        try:
+            given[key.strip()] = float(value) if eq else float("nan")
+        except ValueError:
+            given[key.strip()] = float("nan")
+        if key.strip() not in defaults or not np.isfinite(given[key.strip()]):
+            raise InputError(
+                f"{what} {spec!r}: expected parameters {list(defaults) or 'none'} as name=number"
+            )
+    return make(**{**defaults, **given})
 
 
 def lookup(table: dict[str, Activation], name: str, role: str) -> Activation:

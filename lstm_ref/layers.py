@@ -39,11 +39,14 @@ from ._checks import (
     check_class_names,
     check_count,
     check_float_array,
+    check_number,
     check_real_array,
     check_shape,
 )
-from .errors import InputError
+from .activations import parse_activation
+from .errors import InputError, InputTypeError
 from .lstm import (
+    CellVariant,
     Gates,
     LSTMActivations,
     LSTMParams,
@@ -51,6 +54,8 @@ from .lstm import (
     StepGradients,
     lstm_backward,
     lstm_forward,
+    projection_gradient,
+    reverse_in_time,
 )
 
 Array = np.ndarray
@@ -220,7 +225,11 @@ class SequenceInput(Layer):
 
 @dataclass(frozen=True)
 class LSTMCache:
-    """What the LSTM layer's backward pass needs, and the final state for the state API."""
+    """What the LSTM layer's backward pass needs, and the final state for the state API.
+
+    ``x`` and ``trace`` are in the order the layer processed the steps (each sequence
+    reversed in time for a reverse direction).
+    """
 
     x: Array  # (B, T, C)
     state0: LSTMState  # each (B, H)
@@ -231,10 +240,19 @@ class LSTMCache:
 
 @dataclass(eq=False)
 class LSTM(Layer):
-    """A long short-term memory layer (MATLAB's lstmLayer).
+    """A long short-term memory layer (MATLAB's lstmLayer, one direction of nn.LSTM).
 
     ``output_mode``: "sequence" returns h_t at every step (B, T, H); "last" returns the
     final h (B, H). ``initial_state`` h_0 and c_0 are (H,) each; zeros by default.
+    ``direction="reverse"`` runs each sequence from its own last step back to its first
+    and returns the outputs in the original time order (ONNX's and PyTorch's reverse
+    direction); "last" is then the state after the first step.
+
+    The variants (see :class:`lstm_ref.lstm.CellVariant`): ``projection`` W_hr (P, H) —
+    then R is (4H, P) and h_0 (P,) (PyTorch ``proj_size``); ``peephole`` (3, H) rows
+    p_i, p_f, p_o; ``clip``; ``input_forget``; ``output_activation`` σ_h for
+    h = o ⊙ σ_h(c) when it is not ``state_activation``. Activations are named as in
+    :mod:`lstm_ref.activations`.
     """
 
     params: LSTMParams
@@ -243,20 +261,36 @@ class LSTM(Layer):
     gate_activation: str = "sigmoid"
     state_activation: str = "tanh"
     initial_state: LSTMState | None = None
+    direction: Literal["forward", "reverse"] = "forward"
+    projection: Array | None = None  # (P, H)
+    peephole: Array | None = None  # (3, H) rows i, f, o
+    clip: float | None = None
+    input_forget: bool = False
+    output_activation: str | None = None
 
     TYPE: ClassVar[str] = "LSTM"
-    LEARNABLES: ClassVar[tuple[str, ...]] = ("W", "R", "b")
     L2_FACTORS: ClassVar[dict[str, float]] = {"W": 1.0, "R": 1.0, "b": 0.0}
     act: LSTMActivations = field(init=False, repr=False)
+    variant: CellVariant | None = field(init=False, repr=False)  # None: the reference step
 
     def __post_init__(self) -> None:
         W, R, b = (_float_array(self.name, k, a) for k, a in zip("WRb", self.params, strict=True))
-        if R.ndim != 2 or R.shape[0] != 4 * R.shape[1] or R.shape[1] == 0:
+        if self.projection is None and (
+            R.ndim != 2 or R.shape[0] != 4 * R.shape[1] or R.shape[1] == 0
+        ):
             raise self._error(
                 "R must have shape (4H, H), four gate blocks i, f, g, o stacked, H >= 1; "
                 f"got {R.shape}"
             )
         H = R.shape[1]
+        if self.projection is not None:
+            self.projection = _float_array(self.name, "projection", self.projection)
+            if self.projection.ndim != 2 or 0 in self.projection.shape:
+                raise self._error(
+                    f"projection must have shape (P, H), P, H >= 1; got {self.projection.shape}"
+                )
+            P, H = self.projection.shape
+            _shape(self.name, "R", R, (4 * H, P), "(4H, P), the projected h fed back")
         if W.ndim != 2:
             raise self._error(f"W must have shape (4H, C); got {W.shape}")
         _shape(self.name, "W", W, (4 * H, W.shape[1]), "(4H, C)")
@@ -267,16 +301,38 @@ class LSTM(Layer):
             )
         self.params = LSTMParams(W, R, b)
         check_choice(self.output_mode, f"layer {self.name!r}: output_mode", ("sequence", "last"))
+        check_choice(self.direction, f"layer {self.name!r}: direction", ("forward", "reverse"))
         self.act = LSTMActivations.from_names(self.gate_activation, self.state_activation)
+        H_out = R.shape[1]
         if self.initial_state is None:
-            self.initial_state = LSTMState(np.zeros(H, W.dtype), np.zeros(H, W.dtype))
+            self.initial_state = LSTMState(np.zeros(H_out, W.dtype), np.zeros(H, W.dtype))
         h0, c0 = (
             _float_array(self.name, k, a)
             for k, a in zip(("h0", "c0"), self.initial_state, strict=True)
         )
-        _shape(self.name, "h0", h0, (H,), "(H,)")
+        _shape(self.name, "h0", h0, (H_out,), "(P,)" if self.projection is not None else "(H,)")
         _shape(self.name, "c0", c0, (H,), "(H,)")
         self.initial_state = LSTMState(h0, c0)
+        self.variant = self._variant(H)
+
+    def _variant(self, H: int) -> CellVariant | None:
+        """The cell's options beyond the reference step; None when it has none."""
+        peephole = None
+        if self.peephole is not None:
+            peephole = _float_array(self.name, "peephole", self.peephole)
+            _shape(self.name, "peephole", peephole, (3, H), "(3, H), rows p_i, p_f, p_o")
+            self.peephole = peephole
+        if self.clip is not None:
+            self.clip = check_number(self.clip, f"layer {self.name!r}: clip")
+            if not self.clip > 0:
+                raise self._error(f"clip must be positive; got {self.clip}")
+        if not isinstance(self.input_forget, bool):
+            raise InputTypeError(f"layer {self.name!r}: input_forget must be True or False")
+        output = None
+        if self.output_activation is not None:
+            output = parse_activation(self.output_activation, "output")
+        variant = CellVariant(peephole, self.clip, self.input_forget, output, self.projection)
+        return variant if variant.used else None
 
     @property
     def input_size(self) -> int:
@@ -284,18 +340,31 @@ class LSTM(Layer):
 
     @property
     def hidden_size(self) -> int:
-        return self.params.R.shape[1]
+        """H, the number of cells (the width of c)."""
+        return self.params.W.shape[0] // 4
+
+    @property
+    def state_widths(self) -> tuple[int, int]:
+        """The widths of h and c: (H, H), or (P, H) with a projection."""
+        return self.params.R.shape[1], self.hidden_size
 
     def output_width(self, input_width: int) -> int:
         self._check_input(input_width, self.input_size)
-        return self.hidden_size
+        return self.state_widths[0]
 
     def arrays(self) -> dict[str, Array]:
         h0, c0 = self._start
-        return {**self.params._asdict(), "h0": h0, "c0": c0}
+        extra = {"projection": self.projection, "peephole": self.peephole}
+        return {
+            **self.params._asdict(),
+            "h0": h0,
+            "c0": c0,
+            **{k: v for k, v in extra.items() if v is not None},
+        }
 
     def learnables(self) -> dict[str, Array]:
-        return self.params._asdict()
+        extra = {} if self.projection is None else {"projection": self.projection}
+        return {**self.params._asdict(), **extra}
 
     def config(self) -> dict[str, Any]:
         return {
@@ -303,15 +372,29 @@ class LSTM(Layer):
             "output_mode": self.output_mode,
             "gate_activation": self.gate_activation,
             "state_activation": self.state_activation,
+            "direction": self.direction,
+            "clip": self.clip,
+            "input_forget": self.input_forget,
+            "output_activation": self.output_activation,
         }
 
     @classmethod
     def from_arrays(cls, config: dict[str, Any], arrays: dict[str, Array]) -> LSTM:
         params = LSTMParams(arrays["W"], arrays["R"], arrays["b"])
-        return cls(params, initial_state=LSTMState(arrays["h0"], arrays["c0"]), **config)
+        start = LSTMState(arrays["h0"], arrays["c0"])
+        projection, peephole = arrays.get("projection"), arrays.get("peephole")
+        return cls(params, initial_state=start, projection=projection, peephole=peephole, **config)
 
     def description(self) -> str:
-        return f"LSTM with {self.hidden_size} hidden units"
+        extras = [
+            (f"projection to {self.state_widths[0]}", self.projection is not None),
+            ("reverse", self.direction == "reverse"),
+            ("peepholes", self.peephole is not None),
+            (f"clip {self.clip:g}" if self.clip else "", self.clip is not None),
+            ("input-forget", self.input_forget),
+        ]
+        shown = ", ".join(text for text, used in extras if used)
+        return f"LSTM with {self.hidden_size} hidden units" + (f" ({shown})" if shown else "")
 
     @property
     def _start(self) -> LSTMState:
@@ -320,37 +403,36 @@ class LSTM(Layer):
 
     def check_state(self, state: Any, dtype: np.dtype) -> LSTMState:
         """h and c, each (H,) — for every sequence — or (N, H), one row per sequence."""
-        H = self.hidden_size
-        if not isinstance(state, tuple) or len(state) != 2:
-            raise self._error(f"a state is a pair (h, c) of arrays; got {type(state).__name__}")
-        h, c = (check_float_array(a, f"state of {self.name!r}") for a in state)
-        if h.shape != c.shape or h.shape[-1:] != (H,) or h.ndim not in (1, 2):
-            raise InputError(
-                f"state of {self.name!r}: h and c must both be ({H},) or (N, {H}); "
-                f"got {h.shape} and {c.shape}"
-            )
-        what = f"state of {self.name!r}"
-        return LSTMState(*(check_real_array(a, what, dtype) for a in (h, c)))  # finite once cast
+        return _check_state(self.name, state, dtype, self.state_widths)
 
     def gates(self, cache: LSTMCache) -> Gates:
-        return cache.trace
+        return Gates(*(self._in_time_order(v, cache.lengths) for v in cache.trace))
+
+    def _in_time_order(self, y: Array, lengths: Array | None) -> Array:
+        """(B, T, …) in processing order -> in time order (the same for one direction)."""
+        return y if self.direction == "forward" else reverse_in_time(y, lengths)
 
     def forward(
         self, x: Array, lengths: Array | None = None, state: LSTMState | None = None
     ) -> tuple[Array, LSTMCache]:
         """x (B, T, C) -> (B, T, H) or (B, H); ``state`` (B, H) each, default the initial state."""
-        B, H = x.shape[0], self.hidden_size
-        state0 = state or LSTMState(*(np.broadcast_to(s, (B, H)) for s in self._start))
-        Y, final, trace = lstm_forward(self.params, x, state0, lengths, self.act)
-        cache = LSTMCache(x=x, state0=state0, trace=trace, final_state=final, lengths=lengths)
-        return (final.h if self.output_mode == "last" else Y), cache
+        B = x.shape[0]
+        state0 = state or LSTMState(*(np.broadcast_to(s, (B, len(s))) for s in self._start))
+        xs = self._in_time_order(x, lengths)  # each sequence reversed for a reverse direction
+        Y, final, trace = lstm_forward(self.params, xs, state0, lengths, self.act, self.variant)
+        cache = LSTMCache(x=xs, state0=state0, trace=trace, final_state=final, lengths=lengths)
+        return (final.h if self.output_mode == "last" else self._in_time_order(Y, lengths)), cache
 
     def backward(self, dy: Array, cache: LSTMCache) -> tuple[Array, Grads]:
-        dx, grads, _, _ = self._bptt(dy, cache, keep_steps=False)
-        return dx, grads._asdict()
+        dx, grads, _, steps = self._bptt(dy, cache, keep_steps=self.projection is not None)
+        extra = {}
+        if steps is not None:  # with a projection: dW_hr from what reached each h_t
+            extra["projection"] = projection_gradient(cache.trace, steps.dh, self.act)
+        return self._in_time_order(dx, cache.lengths), {**grads._asdict(), **extra}
 
     def backward_steps(self, dy: Array, cache: LSTMCache) -> tuple[LSTMParams, StepGradients]:
-        """The gradients of :meth:`backward` and what every step of BPTT computed."""
+        """The gradients of :meth:`backward` and what every step of BPTT computed (in the
+        order the steps were processed)."""
         _, grads, _, steps = self._bptt(dy, cache, keep_steps=True)
         assert steps is not None  # kept on request
         return grads, steps
@@ -361,13 +443,191 @@ class LSTM(Layer):
         """:func:`lstm_backward` from dL/d(output) ``dy``: (B, H) for "last", (B, T, H) else."""
         if self.output_mode == "last":
             dY = np.zeros_like(cache.trace.h)  # (B, T, H): only the final h is an output
-            d_final = LSTMState(dy, np.zeros_like(dy))
+            d_final = LSTMState(dy, np.zeros_like(cache.final_state.c))
         else:
-            dY = dy
+            dY = self._in_time_order(dy, cache.lengths)
             d_final = LSTMState(*(np.zeros_like(s) for s in cache.final_state))
         p, act = self.params, self.act
         x, state0, trace, lengths = cache.x, cache.state0, cache.trace, cache.lengths
-        return lstm_backward(p, x, state0, trace, dY, d_final, lengths, act, keep_steps=keep_steps)
+        return lstm_backward(
+            p, x, state0, trace, dY, d_final, lengths, act, self.variant, keep_steps=keep_steps
+        )
+
+
+def _check_state(name: str, state: Any, dtype: np.dtype, widths: tuple[int, int]) -> LSTMState:
+    """A caller's (h, c) for layer ``name``: (Wh,) and (Wc,) — or (N, Wh) and (N, Wc)."""
+    if not isinstance(state, tuple) or len(state) != 2:
+        raise InputError(
+            f"layer {name!r}: a state is a pair (h, c) of arrays; got {type(state).__name__}"
+        )
+    what = f"state of {name!r}"
+    h, c = (check_float_array(a, what) for a in state)
+    wh, wc = widths
+    if h.shape[:-1] != c.shape[:-1] or (h.shape[-1], c.shape[-1]) != widths or h.ndim not in (1, 2):
+        pair = f"both be ({wh},) or (N, {wh})" if wh == wc else f"be ({wh},) and ({wc},), or rows"
+        raise InputError(f"{what}: h and c must {pair}; got {h.shape} and {c.shape}")
+    return LSTMState(*(check_real_array(a, what, dtype) for a in (h, c)))  # finite once cast
+
+
+@dataclass(frozen=True)
+class BiLSTMCache:
+    """The two directions' caches, their outputs (for ``mul``), and the joint final state."""
+
+    forward: LSTMCache
+    backward: LSTMCache
+    y_forward: Array
+    y_backward: Array
+    final_state: LSTMState  # h and c of the forward direction, then the reverse's
+
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+@dataclass(eq=False)
+class BiLSTM(Layer):
+    """A bidirectional LSTM: a forward and a reverse :class:`LSTM` over the same input.
+
+    Their outputs are merged: ``"concat"`` [forward ‖ reverse] (MATLAB, PyTorch, ONNX,
+    Keras's default), or Keras's ``"sum"``, ``"mul"``, ``"ave"``. Its state is the two
+    directions' states concatenated, forward first (MATLAB's bilstmLayer). With
+    ``output_mode="last"`` each direction gives its final h — for the reverse one the
+    state after each sequence's *first* step, as PyTorch's ``h_n`` and Keras's
+    Bidirectional (MATLAB's bilstm 'last' instead reads the reverse output at the last
+    padded step).
+    """
+
+    fwd: LSTM
+    bwd: LSTM
+    name: str = "bilstm"
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"
+
+    TYPE: ClassVar[str] = "BiLSTM"
+    L2_FACTORS: ClassVar[dict[str, float]] = {
+        f"{d}/{k}": 1.0 for d in ("forward", "backward") for k in ("W", "R")
+    }
+    initial_state: LSTMState | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        for what, layer, direction in (("fwd", self.fwd, "forward"), ("bwd", self.bwd, "reverse")):
+            if not isinstance(layer, LSTM) or layer.direction != direction:
+                raise self._error(f"{what} must be an LSTM layer with direction {direction!r}")
+        check_choice(self.merge_mode, f"layer {self.name!r}: merge_mode", MERGE_MODES)
+        if self.fwd.output_mode != self.bwd.output_mode:
+            raise self._error("both directions must have the same output_mode")
+        if self.fwd.input_size != self.bwd.input_size:
+            raise self._error(
+                f"both directions must take the same inputs; got {self.fwd.input_size} and "
+                f"{self.bwd.input_size}"
+            )
+        if self.merge_mode != "concat" and self.fwd.state_widths != self.bwd.state_widths:
+            raise self._error(f"merge_mode {self.merge_mode!r} needs two outputs of one width")
+        self.initial_state = LSTMState(
+            *(np.concatenate(pair) for pair in zip(self.fwd._start, self.bwd._start, strict=True))
+        )
+
+    @property
+    def output_mode(self) -> str:
+        return self.fwd.output_mode
+
+    @property
+    def hidden_size(self) -> int:
+        return self.fwd.hidden_size
+
+    @property
+    def state_widths(self) -> tuple[int, int]:
+        (hf, cf), (hb, cb) = self.fwd.state_widths, self.bwd.state_widths
+        return hf + hb, cf + cb
+
+    def output_width(self, input_width: int) -> int:
+        width = self.fwd.output_width(input_width)
+        return width + self.bwd.output_width(input_width) if self.merge_mode == "concat" else width
+
+    def description(self) -> str:
+        merge = "" if self.merge_mode == "concat" else f" (merge {self.merge_mode})"
+        return f"BiLSTM with {self.hidden_size} hidden units{merge}"
+
+    def _directions(self) -> dict[str, LSTM]:
+        return {"forward": self.fwd, "backward": self.bwd}
+
+    def arrays(self) -> dict[str, Array]:
+        return {
+            f"{d}/{k}": v
+            for d, lstm in self._directions().items()
+            for k, v in lstm.arrays().items()
+        }
+
+    def learnables(self) -> dict[str, Array]:
+        return {
+            f"{d}/{k}": v
+            for d, lstm in self._directions().items()
+            for k, v in lstm.learnables().items()
+        }
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "merge_mode": self.merge_mode,
+            **{d: lstm.config() for d, lstm in self._directions().items()},
+        }
+
+    @classmethod
+    def from_arrays(cls, config: dict[str, Any], arrays: dict[str, Array]) -> BiLSTM:
+        def half(d: str) -> LSTM:
+            own = {k.partition("/")[2]: v for k, v in arrays.items() if k.startswith(f"{d}/")}
+            return LSTM.from_arrays(config[d], own)
+
+        return cls(half("forward"), half("backward"), config["name"], config["merge_mode"])
+
+    def check_state(self, state: Any, dtype: np.dtype) -> LSTMState:
+        """h and c of both directions concatenated, forward first: (2H,) or (N, 2H)."""
+        return _check_state(self.name, state, dtype, self.state_widths)
+
+    def _split(self, state: LSTMState) -> tuple[LSTMState, LSTMState]:
+        (hf, cf) = self.fwd.state_widths
+        return (
+            LSTMState(state.h[..., :hf], state.c[..., :cf]),
+            LSTMState(state.h[..., hf:], state.c[..., cf:]),
+        )
+
+    def gates(self, cache: BiLSTMCache) -> Gates:
+        """Both directions' traces side by side, forward units first, in time order."""
+        both = zip(self.fwd.gates(cache.forward), self.bwd.gates(cache.backward), strict=True)
+        return Gates(*(np.concatenate(pair, axis=-1) for pair in both))
+
+    def forward(
+        self, x: Array, lengths: Array | None = None, state: LSTMState | None = None
+    ) -> tuple[Array, BiLSTMCache]:
+        """x (B, T, C) -> merged outputs (B, T, ·) or (B, ·)."""
+        s_f, s_b = (None, None) if state is None else self._split(state)
+        y_f, c_f = self.fwd.forward(x, lengths, s_f)
+        y_b, c_b = self.bwd.forward(x, lengths, s_b)
+        merged = {
+            "concat": lambda: np.concatenate([y_f, y_b], axis=-1),
+            "sum": lambda: y_f + y_b,
+            "mul": lambda: y_f * y_b,
+            "ave": lambda: (y_f + y_b) / 2,
+        }[self.merge_mode]()
+        final = LSTMState(
+            *(
+                np.concatenate(p, axis=-1)
+                for p in zip(c_f.final_state, c_b.final_state, strict=True)
+            )
+        )
+        return merged, BiLSTMCache(c_f, c_b, y_f, y_b, final)
+
+    def backward(self, dy: Array, cache: BiLSTMCache) -> tuple[Array, Grads]:
+        W = cache.y_forward.shape[-1]
+        dy_f, dy_b = {
+            "concat": lambda: (dy[..., :W], dy[..., W:]),
+            "sum": lambda: (dy, dy),
+            "mul": lambda: (dy * cache.y_backward, dy * cache.y_forward),
+            "ave": lambda: (dy / 2, dy / 2),
+        }[self.merge_mode]()
+        dx_f, g_f = self.fwd.backward(dy_f, cache.forward)
+        dx_b, g_b = self.bwd.backward(dy_b, cache.backward)
+        grads = {**{f"forward/{k}": v for k, v in g_f.items()}}
+        grads.update({f"backward/{k}": v for k, v in g_b.items()})
+        return dx_f + dx_b, grads
 
 
 @dataclass(eq=False)
@@ -490,7 +750,7 @@ class ClassificationOutput(Layer):
 
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.__name__: cls
-    for cls in (SequenceInput, LSTM, FullyConnected, Softmax, ClassificationOutput)
+    for cls in (SequenceInput, LSTM, BiLSTM, FullyConnected, Softmax, ClassificationOutput)
 }
 
 

@@ -19,16 +19,23 @@ The equations, for t = 1 … T, from (h_0, c_0)::
     h_t = o_t ⊙ σ_s(c_t)                   hidden state (the layer's output)
 
 σ_g is the gate activation (sigmoid by default), σ_s the state activation (tanh).
+
+The variants the frameworks add are one step function beside it, :func:`variant_step`
+(the options in :class:`CellVariant`): ONNX's peepholes, cell clip and coupled input-forget
+gate, a separate output activation σ_h for h_t = o_t ⊙ σ_h(c_t), and PyTorch's projection
+h_t = W_hr (o_t ⊙ σ_h(c_t)), whose h has P < H values. A reverse direction is the same loop
+over each sequence reversed in time (:func:`reverse_in_time`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Literal, NamedTuple
 
 import numpy as np
 
-from .activations import GATE_ACTIVATIONS, STATE_ACTIVATIONS, Activation, lookup
+from .activations import Activation, parse_activation
 from .errors import InputError
 
 Array = np.ndarray
@@ -91,12 +98,13 @@ class LSTMParams(NamedTuple):
     """The learnable parameters of one LSTM layer (plain arrays, nothing hidden)."""
 
     W: Array  # (4H, C) input weights, row blocks i, f, g, o
-    R: Array  # (4H, H) recurrent weights
+    R: Array  # (4H, H) recurrent weights ((4H, P) with a projection)
     b: Array  # (4H,)   bias (one vector, as in MATLAB; PyTorch's b_ih + b_hh)
 
 
 class LSTMState(NamedTuple):
-    """Hidden and cell state, each (B, H). (The network's state API also holds (H,) rows.)"""
+    """Hidden and cell state, each (B, H) — h is (B, P) with a projection. (The network's
+    state API also holds (H,) rows.)"""
 
     h: Array
     c: Array
@@ -114,16 +122,15 @@ class Gates(NamedTuple):
 
 
 class LSTMActivations(NamedTuple):
-    """The gate activation σ_g and the state activation σ_s."""
+    """The gate activation σ_g and the state activation σ_s (any of
+    :mod:`lstm_ref.activations`, named by their spec strings)."""
 
     gate: Activation
     state: Activation
 
     @classmethod
     def from_names(cls, gate: str = "sigmoid", state: str = "tanh") -> LSTMActivations:
-        return cls(
-            lookup(GATE_ACTIVATIONS, gate, "gate"), lookup(STATE_ACTIVATIONS, state, "state")
-        )
+        return cls(parse_activation(gate, "gate"), parse_activation(state, "state"))
 
     def of(self, gate: str) -> Activation:
         """The activation the gate called ``gate`` applies (σ_s for g, σ_g for the others)."""
@@ -155,7 +162,7 @@ def lstm_step(
         i, f, g, o, c_t, h_t, each (B, H).
     """
     sigma_g, sigma_s = act.gate.value, act.state.value
-    H = p.R.shape[1]
+    H = p.b.shape[0] // 4
     a = x_t @ p.W.T + prev.h @ p.R.T + p.b  # (B, 4H) pre-activations
     i = sigma_g(a[:, gate_rows("i", H)])  # (B, H) input gate
     f = sigma_g(a[:, gate_rows("f", H)])  # (B, H) forget gate
@@ -214,6 +221,133 @@ def lstm_step_backward(
     return da @ p.W, LSTMState(h=da @ p.R, c=dc_prev), grads, da
 
 
+class CellVariant(NamedTuple):
+    """The options :func:`variant_step` adds to the reference step; the defaults are none.
+
+    Attributes
+    ----------
+    peephole : ndarray, shape (3, H), optional
+        Rows p_i, p_f, p_o (this order): a_i += p_i ⊙ c_{t-1}, a_f += p_f ⊙ c_{t-1},
+        a_o += p_o ⊙ c_t — the output gate reads the *new* cell state (ONNX ``P``).
+    clip : float, optional
+        Every pre-activation (after bias and peephole) clipped to [−clip, clip] (ONNX).
+    input_forget : bool
+        The forget gate coupled to the input gate, f = 1 − i (ONNX ``input_forget``).
+    output : Activation, optional
+        σ_h in h_t = o_t ⊙ σ_h(c_t) when it differs from σ_s (ONNX's third activation).
+    projection : ndarray, shape (P, H), optional
+        W_hr: h_t = W_hr (o_t ⊙ σ_h(c_t)), P values fed back through R (4H, P) (PyTorch
+        ``proj_size``).
+    """
+
+    peephole: Array | None = None
+    clip: float | None = None
+    input_forget: bool = False
+    output: Activation | None = None
+    projection: Array | None = None
+
+    @property
+    def used(self) -> list[str]:
+        """The names of the options in use (none: the reference step)."""
+        options = [
+            ("peepholes", self.peephole is not None),
+            ("cell clip", self.clip is not None),
+            ("input_forget", self.input_forget),
+            ("a separate output activation σ_h", self.output is not None),
+            ("projection", self.projection is not None),
+        ]
+        return [name for name, on in options if on]
+
+    @property
+    def backward_limits(self) -> list[str]:
+        """The options :func:`variant_step_backward` has no gradient for."""
+        return [name for name in self.used if name != "projection"]
+
+
+NO_VARIANT = CellVariant()
+
+
+def variant_step(
+    p: LSTMParams,
+    x_t: Array,
+    prev: LSTMState,
+    act: LSTMActivations = DEFAULT_ACTIVATIONS,
+    v: CellVariant = NO_VARIANT,
+) -> Gates:
+    """:func:`lstm_step` with the options of ``v`` (see :class:`CellVariant`).
+
+    Shapes as in :func:`lstm_step`; with a projection, h_{t-1} and h_t are (B, P). With
+    every option at its default this computes exactly what :func:`lstm_step` does.
+    """
+    sigma_g, sigma_s = act.gate.value, act.state.value
+    sigma_h = sigma_s if v.output is None else v.output.value
+    H = p.b.shape[0] // 4
+    a = x_t @ p.W.T + prev.h @ p.R.T + p.b  # (B, 4H) pre-activations
+    p_i, p_f, p_o = (0, 0, 0) if v.peephole is None else v.peephole  # (H,) each
+
+    def clip(z: Array) -> Array:
+        return z if v.clip is None else np.clip(z, -v.clip, v.clip)
+
+    i = sigma_g(clip(a[:, gate_rows("i", H)] + p_i * prev.c))  # input gate
+    f = 1 - i if v.input_forget else sigma_g(clip(a[:, gate_rows("f", H)] + p_f * prev.c))
+    g = sigma_s(clip(a[:, gate_rows("g", H)]))  # cell candidate
+    c = f * prev.c + i * g  # cell state
+    o = sigma_g(clip(a[:, gate_rows("o", H)] + p_o * c))  # output gate: peephole on c_t
+    h = o * sigma_h(c)  # hidden state …
+    if v.projection is not None:
+        h = h @ v.projection.T  # … projected to P values
+    return Gates(i, f, g, o, c, h)
+
+
+def variant_step_backward(
+    p: LSTMParams,
+    x_t: Array,
+    prev: LSTMState,
+    gates: Gates,
+    dh: Array,
+    dc: Array,
+    act: LSTMActivations = DEFAULT_ACTIVATIONS,
+    v: CellVariant = NO_VARIANT,
+) -> tuple[Array, LSTMState, LSTMParams, Array]:
+    """The chain rule through :func:`variant_step` with a projection (the variant training
+    uses): dh_t reaches o ⊙ σ_s(c_t) through W_hr, then :func:`lstm_step_backward` does the
+    rest. Returns what :func:`lstm_step_backward` returns; dW_hr is
+    :func:`projection_gradient` of the per-step dh.
+
+    Peepholes, clip, input_forget and a separate σ_h have no backward here: an InputError
+    names them.
+    """
+    if v.backward_limits:
+        raise InputError(f"no backward pass through {', '.join(v.backward_limits)} (forward only)")
+    if v.projection is not None:  # h = m W_hrᵀ with m = o ⊙ σ_s(c)
+        dh = dh @ v.projection
+    return lstm_step_backward(p, x_t, prev, gates, dh, dc, act)
+
+
+def projection_gradient(trace: Gates, dh: Array, act: LSTMActivations) -> Array:
+    """dW_hr (P, H) = Σ_t dh_tᵀ (o_t ⊙ σ_s(c_t)): ``dh`` (B, T, P) is what reached each
+    projected h_t (``StepGradients.dh``), ``trace`` the forward trace."""
+    m = trace.o * act.state.value(trace.c)  # (B, T, H); zero where a sequence has stopped
+    return np.einsum("btp,bth->ph", dh, m)
+
+
+def reverse_in_time(x: Array, lengths: Array | None) -> Array:
+    """Each sequence of ``x`` (B, T, …) reversed over its own steps; padding stays put.
+
+    With ``lengths`` (B,) row b becomes x[b, n−1], …, x[b, 0], x[b, n], …, x[b, T−1] for
+    n = lengths[b] — so a reverse direction starts at each sequence's *own* last step, as
+    PyTorch's packed sequences and ONNX's ``sequence_lens`` do. None: the whole padded
+    time axis is reversed (MATLAB's bilstm on a padded batch). Its own inverse.
+    """
+    if lengths is None:
+        return x[:, ::-1]
+    T = x.shape[1]
+    t = np.arange(T)
+    n = lengths[:, None]
+    index = np.where(t < n, n - 1 - t, t)  # (B, T) the source step of every step
+    return np.take_along_axis(x, index.reshape(*index.shape, *(1,) * (x.ndim - 2)), axis=1)
+
+
 def step_mask(lengths: Array | None, t: int) -> Array | None:
     """(B, 1) boolean: which sequences are still running at step t (None: all of them)."""
     return None if lengths is None else (t < lengths)[:, None]
@@ -225,6 +359,7 @@ def lstm_forward(
     state0: LSTMState,
     lengths: Array | None = None,
     act: LSTMActivations = DEFAULT_ACTIVATIONS,
+    variant: CellVariant | None = None,
 ) -> tuple[Array, LSTMState, Gates]:
     """Run the LSTM over a batch of sequences.
 
@@ -240,22 +375,26 @@ def lstm_forward(
         then on and its outputs (and trace) are zero there, like PyTorch's packed
         sequences. None: every step of ``x`` is data (MATLAB's semantics for a padded
         batch: the padding is processed like any other input).
+    variant : CellVariant, optional
+        Run :func:`variant_step` with these options instead of :func:`lstm_step`.
 
     Returns
     -------
     Y : ndarray, shape (B, T, H)
-        h_t at every step.
+        h_t at every step ((B, T, P) with a projection).
     final : LSTMState
         The state after each sequence's last step, each (B, H).
     trace : Gates
-        i, f, g, o, c, h at every step, each (B, T, H).
+        i, f, g, o, c, h at every step, each (B, T, H) (h (B, T, P)).
     """
     B, T, _ = x.shape
-    H = p.R.shape[1]
-    trace = Gates(*(np.zeros((B, T, H), dtype=x.dtype) for _ in Gates._fields))
+    H, H_out = p.b.shape[0] // 4, p.R.shape[1]
+    widths = {name: H_out if name == "h" else H for name in Gates._fields}
+    trace = Gates(*(np.zeros((B, T, widths[n]), dtype=x.dtype) for n in Gates._fields))
+    step: Callable[..., Gates] = lstm_step if variant is None else partial(variant_step, v=variant)
     state = state0
     for t in range(T):
-        gates = lstm_step(p, x[:, t], state, act)
+        gates = step(p, x[:, t], state, act)
         alive = step_mask(lengths, t)
         if alive is not None:
             gates = Gates(*(np.where(alive, v, 0) for v in gates))
@@ -270,10 +409,10 @@ def lstm_forward(
 class StepGradients(NamedTuple):
     """What backpropagation through time computed at every step, each (B, T, ·)."""
 
-    dh: Array  # (B, T, H)  dL/dh_t entering step t: from the outputs and from step t+1
+    dh: Array  # (B, T, H)  dL/dh_t entering step t: from the outputs and from step t+1 (P)
     dc: Array  # (B, T, H)  dL/dc_t entering step t from step t+1 only
     da: Array  # (B, T, 4H) dL/da_t: step t's share of db (and, times x_t, h_{t-1}, of dW, dR)
-    dh_prev: Array  # (B, T, H) what step t sends back to h_{t-1}
+    dh_prev: Array  # (B, T, H) what step t sends back to h_{t-1} ((B, T, P))
     dc_prev: Array  # (B, T, H) what step t sends back to c_{t-1}
 
 
@@ -286,6 +425,7 @@ def lstm_backward(
     d_final: LSTMState,
     lengths: Array | None = None,
     act: LSTMActivations = DEFAULT_ACTIVATIONS,
+    variant: CellVariant | None = None,
     *,
     keep_steps: bool = False,
 ) -> tuple[Array, LSTMParams, LSTMState, StepGradients | None]:
@@ -293,8 +433,9 @@ def lstm_backward(
 
     Parameters
     ----------
-    p, x, state0, lengths, act
-        As given to :func:`lstm_forward`.
+    p, x, state0, lengths, act, variant
+        As given to :func:`lstm_forward` (of the variants, only a projection has a
+        backward; its dW_hr is :func:`projection_gradient` of ``steps.dh``).
     trace : Gates
         The trace :func:`lstm_forward` returned.
     dY : ndarray, shape (B, T, H)
@@ -315,12 +456,16 @@ def lstm_backward(
         With ``keep_steps``, the per-step gradients.
     """
     B, T = x.shape[:2]
-    H = p.R.shape[1]
+    H, H_out = p.b.shape[0] // 4, p.R.shape[1]
     dx = np.zeros_like(x)
     grads = LSTMParams(*(np.zeros_like(w) for w in p))
     steps = None
     if keep_steps:
-        steps = StepGradients(*(np.zeros((B, T, n), x.dtype) for n in (H, H, 4 * H, H, H)))
+        widths = (H_out, H, 4 * H, H_out, H)
+        steps = StepGradients(*(np.zeros((B, T, n), x.dtype) for n in widths))
+    step_backward: Callable[..., tuple[Array, LSTMState, LSTMParams, Array]] = (
+        lstm_step_backward if variant is None else partial(variant_step_backward, v=variant)
+    )
     dh, dc = d_final
     for t in reversed(range(T)):
         prev = state0 if t == 0 else LSTMState(trace.h[:, t - 1], trace.c[:, t - 1])
@@ -329,7 +474,7 @@ def lstm_backward(
         # h_t = alive ? h_new : h_{t-1}, and the output at step t is alive ? h_new : 0
         dh_new = dh + dY[:, t] if alive is None else np.where(alive, dh + dY[:, t], 0)
         dc_new = dc if alive is None else np.where(alive, dc, 0)
-        dx[:, t], d_prev, step_grads, da = lstm_step_backward(
+        dx[:, t], d_prev, step_grads, da = step_backward(
             p, x[:, t], prev, gates, dh_new, dc_new, act
         )
         for total, part in zip(grads, step_grads, strict=True):
