@@ -1,0 +1,89 @@
+"""Import and export other frameworks' LSTM models: one module per framework.
+
+:func:`load_model` picks the importer by the file's type; :func:`save_model` the exporter.
+Each framework's module states its layout once (every transpose and gate reorder), imports
+the framework lazily, and only builds lstm_ref layers.
+
+==============================  ===============================  ==========================
+file                            importer                         exporter
+==============================  ===============================  ==========================
+``.pt``, ``.pth``               :mod:`.torch` (a state_dict)     :func:`.torch.save_torch`
+``.npz``                        lstm_ref's native format         native
+==============================  ===============================  ==========================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import InputError
+from ..network import Network
+
+
+def _load_torch(path: Path) -> Network:
+    from .torch import from_torch
+
+    return from_torch(path)
+
+
+def _load_native(path: Path) -> Network:
+    from ..formats import load_network
+
+    return load_network(path)
+
+
+def _save_torch(net: Network, path: Path) -> None:
+    from .torch import save_torch
+
+    save_torch(net, path)
+
+
+def _save_native(net: Network, path: Path) -> None:
+    from ..formats import save_network
+
+    save_network(net, path)
+
+
+IMPORTERS: dict[str, Callable[[Path], Network]] = {
+    ".pt": _load_torch,
+    ".pth": _load_torch,
+    ".npz": _load_native,
+}
+EXPORTERS: dict[str, Callable[[Network, Path], None]] = {
+    ".pt": _save_torch,
+    ".pth": _save_torch,
+    ".npz": _save_native,
+}
+
+
+def _suffix(path: Path, table: dict[str, object], what: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in table:
+        raise InputError(
+            f"{path}: cannot {what} a {suffix or 'suffix-less'} file; expected one of "
+            f"{sorted(table)}"
+        )
+    return suffix
+
+
+def load_model(path: str | os.PathLike) -> Network:
+    """The network in the model file ``path``, read by its framework's importer (float64).
+
+    The importer is chosen by the file's suffix (see the module docstring).
+    """
+    path = Path(path)
+    suffix = _suffix(path, IMPORTERS, "import")  # type: ignore[arg-type]
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file {str(path)!r}")
+    return IMPORTERS[suffix](path)
+
+
+def save_model(net: Network, path: str | os.PathLike) -> None:
+    """Write ``net`` to ``path`` in the format its suffix names (see the module docstring)."""
+    path = Path(path)
+    EXPORTERS[_suffix(path, EXPORTERS, "export")](net, path)  # type: ignore[arg-type]
+
+
+__all__ = ["EXPORTERS", "IMPORTERS", "load_model", "save_model"]

@@ -1,0 +1,171 @@
+"""PyTorch in and out: nn.LSTM (every option), nn.LSTMCell, a classifier head, .pt files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch_models import Classifier, distinct_gates, packed
+
+from lstm_ref import InputError, LSTMState, Network
+from lstm_ref.interop import load_model
+from lstm_ref.interop.torch import from_torch, save_torch, to_state_dict, torch_lstm_options
+from lstm_ref.layers import BiLSTM
+
+C, H = 4, 5
+LENGTHS = [6, 3, 5, 1]
+
+
+def torch_states(rng, module, B, dtype=torch.float64):
+    """Non-zero (h_0, c_0) of shape (L·D, B, ·), and the same as lstm_ref layer states."""
+    D = 2 if module.bidirectional else 1
+    H_out = module.proj_size or module.hidden_size
+    h0 = rng.uniform(-0.8, 0.8, size=(module.num_layers * D, B, H_out))
+    c0 = rng.normal(size=(module.num_layers * D, B, module.hidden_size))
+    per_layer = [
+        LSTMState(
+            np.concatenate(list(h0[k * D : (k + 1) * D]), axis=-1),
+            np.concatenate(list(c0[k * D : (k + 1) * D]), axis=-1),
+        )
+        for k in range(module.num_layers)
+    ]
+    return (torch.from_numpy(h0).to(dtype), torch.from_numpy(c0).to(dtype)), per_layer
+
+
+OPTIONS = [
+    {},
+    {"num_layers": 2},
+    {"bidirectional": True},
+    {"proj_size": 3},
+    {"num_layers": 2, "bidirectional": True, "proj_size": 2},
+    {"bias": False, "num_layers": 2},
+    {"batch_first": True, "bidirectional": True},
+    {"dropout": 0.3, "num_layers": 2},
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(o) or "plain")
+def test_nn_lstm_packed_mixed_lengths(rng, options):
+    module = distinct_gates(torch.nn.LSTM(C, H, **options).double(), seed=len(str(options)))
+    module.eval()
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    (h0, c0), states = torch_states(rng, module, len(seqs))
+    with torch.no_grad():
+        out, (h_n, c_n) = module(packed(seqs), (h0, c0))
+        ty, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+    net = from_torch(module)
+    last = net.layers[-1].name
+    net.state = dict(zip([x.name for x in net.stateful_layers], states, strict=True))
+    ys, final = net.predict(seqs, outputs=last, return_state=True)
+    for b, T in enumerate(LENGTHS):
+        np.testing.assert_allclose(ys[b], ty[b, :T].numpy(), rtol=0, atol=1e-12)
+    D = 2 if module.bidirectional else 1
+    for k, layer in enumerate(net.stateful_layers):
+        want_h = torch.cat(list(h_n[k * D : (k + 1) * D]), dim=-1).numpy()
+        want_c = torch.cat(list(c_n[k * D : (k + 1) * D]), dim=-1).numpy()
+        np.testing.assert_allclose(final[layer.name].h, want_h, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(final[layer.name].c, want_c, rtol=0, atol=1e-12)
+
+
+def test_reverse_direction_sees_each_sequence_from_its_own_end(rng):
+    """h_n of the reverse direction is output[0, H:], after the sequence's first step."""
+    module = distinct_gates(torch.nn.LSTM(C, H, bidirectional=True).double(), seed=3)
+    net = from_torch(module)
+    x = rng.normal(size=(4, C))
+    with torch.no_grad():
+        out, (h_n, _) = module(torch.from_numpy(x)[:, None])
+    y = net.predict(x, outputs=net.layers[-1].name)
+    np.testing.assert_allclose(y[0, H:], h_n[1, 0].numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(y, out[:, 0].numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"bidirectional": True, "num_layers": 2}, {"proj_size": 2}], ids=str
+)
+def test_classifier_head_float64_and_float32(rng, options):
+    model = distinct_gates(Classifier(C, H, 3, **options).double(), seed=7)
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    net = from_torch(model.state_dict(), class_names=["a", "b", "c"])
+    with torch.no_grad():
+        want = model(packed(seqs)).numpy()
+        want32 = model.float()(packed(seqs, torch.float32)).numpy()
+    assert isinstance(net.layers[-3], type(net.layers[1]))
+    np.testing.assert_allclose(net.predict(seqs), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(net.astype(np.float32).predict(seqs), want32, rtol=0, atol=1e-6)
+    assert net.classify(seqs)[0].tolist() == [["a", "b", "c"][k] for k in want.argmax(1)]
+
+
+def test_lstm_cell(rng):
+    cell = distinct_gates(torch.nn.LSTMCell(C, H).double(), seed=11)
+    x = rng.normal(size=(3, C))
+    h0, c0 = rng.normal(size=(3, H)), rng.normal(size=(3, H))
+    with torch.no_grad():
+        h, c = cell(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
+    net = from_torch(cell)
+    net.state = {net.layers[1].name: (h0, c0)}
+    y, final = net.predict(x[:, None], outputs=net.layers[1].name, return_state=True)
+    np.testing.assert_allclose(np.stack(y)[:, 0], h.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(final[net.layers[1].name].c, c.numpy(), rtol=0, atol=1e-12)
+
+
+def test_export_loads_into_nn_lstm_and_round_trips_exactly(rng, tmp_path):
+    model = distinct_gates(Classifier(C, H, 3, num_layers=2, bidirectional=True).double(), 5)
+    net = from_torch(model)
+    options = torch_lstm_options(net)
+    assert options == {
+        "input_size": C,
+        "hidden_size": H,
+        "num_layers": 2,
+        "bidirectional": True,
+        "proj_size": 0,
+        "batch_first": True,
+    }
+    path = tmp_path / "model.pt"
+    save_torch(net, path)
+    fresh = Classifier(C, H, 3, num_layers=2, bidirectional=True).double()
+    fresh.load_state_dict(torch.load(path, weights_only=True))
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            fresh(packed(seqs)).numpy(), model(packed(seqs)).numpy(), rtol=0, atol=1e-12
+        )
+    again = load_model(path)
+    for a, b in zip(net.layers, again.layers, strict=True):
+        for (ka, va), (kb, vb) in zip(a.arrays().items(), b.arrays().items(), strict=True):
+            assert ka == kb
+            np.testing.assert_array_equal(va, vb)
+    assert isinstance(again.layers[1], BiLSTM)
+    assert set(to_state_dict(net)) == set(model.state_dict())
+
+
+def test_bad_files_are_refused(tmp_path):
+    module = torch.nn.LSTM(C, H)
+    pickled = tmp_path / "module.pt"
+    torch.save(module, pickled)
+    with pytest.raises(InputError, match=r"module\.pt: not a PyTorch weights file.*state_dict"):
+        load_model(pickled)
+    truncated = tmp_path / "cut.pth"
+    torch.save(module.state_dict(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    with pytest.raises(InputError, match=r"cut\.pth: not a PyTorch weights file"):
+        load_model(truncated)
+    gru = tmp_path / "gru.pt"
+    torch.save(torch.nn.GRU(C, H).state_dict(), gru)
+    with pytest.raises(InputError, match=r"gru\.pt: layer 'l0'.* an nn\.GRU, not an nn\.LSTM"):
+        load_model(gru)
+    extra = tmp_path / "extra.pt"
+    torch.save({**module.state_dict(), "attn.in_proj_weight": torch.zeros(3, 3)}, extra)
+    with pytest.raises(InputError, match=r"extra\.pt: tensors \['attn\.in_proj_weight'\]"):
+        load_model(extra)
+    bad = dict(module.state_dict())
+    bad["bias_hh_l0"] = torch.zeros(7)
+    with pytest.raises(InputError, match=r"state_dict: layer 'l0': bias_hh is \(7,\)"):
+        from_torch(bad)
+
+
+def test_export_refuses_what_nn_lstm_cannot_hold(rng):
+    net = from_torch(distinct_gates(torch.nn.LSTM(C, H).double(), 1))
+    lstm = net.layers[1]
+    peep = Network([net.layers[0], type(lstm)(lstm.params, peephole=np.ones((3, H)))])
+    with pytest.raises(InputError, match=r"nn\.LSTM has sigmoid gates and tanh only"):
+        to_state_dict(peep)

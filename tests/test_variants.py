@@ -1,0 +1,113 @@
+"""The engine's variants: reverse, bidirectional, stacked, projection — their backward passes
+against torch autograd — and the length-aware reversal."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch_models import Classifier, distinct_gates, packed
+
+from lstm_ref import LSTM, InputError, LSTMParams, Network, Padding, SequenceInput, make_batches
+from lstm_ref.interop.torch import from_torch
+from lstm_ref.lstm import reverse_in_time
+from lstm_ref.train.loss import loss_and_gradients
+
+C, H, K = 4, 5, 3
+LENGTHS = [6, 3, 5, 2]
+
+
+def test_reverse_in_time_keeps_padding_in_place():
+    x = np.arange(2 * 5).reshape(2, 5)[..., None]
+    y = reverse_in_time(x, np.array([5, 3]))
+    assert y[..., 0].tolist() == [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]]
+    np.testing.assert_array_equal(reverse_in_time(y, np.array([5, 3])), x)
+    assert reverse_in_time(x, None)[..., 0].tolist() == [[4, 3, 2, 1, 0], [9, 8, 7, 6, 5]]
+
+
+def torch_gradients(model, seqs, targets):
+    model.zero_grad()
+    _, (h_n, _) = model.lstm(packed(seqs))
+    last = torch.cat(list(h_n[-(2 if model.lstm.bidirectional else 1) :]), dim=1)
+    loss = torch.nn.functional.cross_entropy(model.fc(last), torch.from_numpy(targets))
+    loss.backward()
+    return float(loss.detach()), {k: p.grad.numpy() for k, p in model.named_parameters()}
+
+
+def as_torch_name(key: str) -> list[str]:
+    """lstm_ref's 'lstm.l0/backward/b' -> torch's bias_ih_l0_reverse and bias_hh_l0_reverse."""
+    layer, *rest = key.split("/")
+    if layer == "fc":
+        return [{"weights": "fc.weight", "bias": "fc.bias"}[rest[0]]]
+    suffix = "_reverse" if rest[0] == "backward" else ""
+    k = layer.split(".l")[1].split("_")[0]
+    names = {"W": ["weight_ih"], "R": ["weight_hh"], "b": ["bias_ih", "bias_hh"]}
+    names["projection"] = ["weight_hr"]
+    return [f"lstm.{n}_l{k}{suffix}" for n in names[rest[-1]]]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"bidirectional": True}, {"proj_size": 3}, {"num_layers": 2, "bidirectional": True}],
+    ids=lambda o: ",".join(o) or "plain",
+)
+def test_backward_matches_torch_autograd(rng, options):
+    model = distinct_gates(Classifier(C, H, K, **options).double(), seed=13)
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    targets = np.array([0, 2, 1, 2])
+    net = from_torch(model)
+    loss, grads, _ = loss_and_gradients(net, make_batches(seqs, Padding.masked())[0], targets)
+    want_loss, want = torch_gradients(model, seqs, targets)
+    assert abs(loss - want_loss) < 1e-12
+    assert len(grads) == len(want) - sum(".bias_hh" in k for k in want)
+    for key, g in grads.items():
+        parts = key.split("/")
+        if len(parts) == 2 and parts[0] != "fc":  # a one-direction layer: "lstm.l0/W"
+            key = f"{parts[0]}/forward/{parts[1]}"
+        for name in as_torch_name(key):
+            np.testing.assert_allclose(g, want[name], rtol=0, atol=1e-12, err_msg=key)
+
+
+def test_reverse_direction_backward_matches_torch(rng):
+    """A lone reverse LSTM: the reverse half of a bidirectional torch LSTM, through 'last'."""
+    module = distinct_gates(torch.nn.LSTM(C, H, bidirectional=True).double(), seed=2)
+    rev = dataclasses.replace(from_torch(module).layers[1].bwd, output_mode="last")
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    net = Network([SequenceInput(C), rev])
+    batch = make_batches(seqs, Padding.masked())[0]
+    y, caches = net.forward(batch)
+    dy = rng.normal(size=y.shape)
+    dx, grads = rev.backward(dy, caches[1])
+    x = [torch.from_numpy(s).requires_grad_() for s in seqs]
+    module.zero_grad()
+    _, (h_n, _) = module(torch.nn.utils.rnn.pack_sequence(x, enforce_sorted=False))
+    (h_n[1] * torch.from_numpy(dy)).sum().backward()
+    np.testing.assert_allclose(y, h_n[1].detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(grads["W"], module.weight_ih_l0_reverse.grad, rtol=0, atol=1e-12)
+    for b, T in enumerate(LENGTHS):
+        np.testing.assert_allclose(dx[b, :T], x[b].grad.numpy(), rtol=0, atol=1e-12)
+        assert not dx[b, T:].any()
+
+
+def test_variants_without_backward_say_so(rng):
+    p = LSTMParams(rng.normal(size=(4 * H, C)), rng.normal(size=(4 * H, H)), rng.normal(size=4 * H))
+    lstm = LSTM(p, output_mode="last", peephole=rng.normal(size=(3, H)), clip=2.0)
+    net = Network([SequenceInput(C), lstm])
+    batch = make_batches([rng.normal(size=(4, C))])[0]
+    y, caches = net.forward(batch)
+    with pytest.raises(InputError, match="no backward pass through peepholes, cell clip"):
+        lstm.backward(np.ones_like(y), caches[1])
+
+
+def test_float32_on_request(rng):
+    model = distinct_gates(Classifier(C, H, K, bidirectional=True).double(), seed=4)
+    net = from_torch(model, dtype=np.float32)
+    assert net.dtype == np.float32
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    with torch.no_grad():
+        want = model(packed(seqs)).numpy()
+    out = net.predict(seqs)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-6)
