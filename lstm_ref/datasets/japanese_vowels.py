@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..errors import InputError
+
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
@@ -123,7 +125,7 @@ def read_bundle(directory: Traversable, split: str) -> tuple[list[np.ndarray], n
         If the arrays do not match the recorded checksum or are inconsistent.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise InputError(f"split must be 'train' or 'test', got {split!r}")
     with np.load(io.BytesIO((directory / NPZ_NAME).read_bytes()), allow_pickle=False) as npz:
         values, lengths, labels = (
             npz[f"{split}_{part}"] for part in ("values", "lengths", "labels")
