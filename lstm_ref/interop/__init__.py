@@ -8,6 +8,7 @@ the framework lazily, and only builds lstm_ref layers.
 file                            importer                         exporter
 ==============================  ===============================  ==========================
 ``.pt``, ``.pth``               :mod:`.torch` (a state_dict)     :func:`.torch.save_torch`
+``.onnx``                       :mod:`.onnx`                     :func:`.onnx.save_onnx`
 ``.npz``                        lstm_ref's native format         native
 ==============================  ===============================  ==========================
 """
@@ -26,6 +27,18 @@ def _load_torch(path: Path) -> Network:
     from .torch import from_torch
 
     return from_torch(path)
+
+
+def _load_onnx(path: Path) -> Network:
+    from .onnx import from_onnx
+
+    return from_onnx(path)
+
+
+def _save_onnx(net: Network, path: Path) -> None:
+    from .onnx import save_onnx
+
+    save_onnx(net, path)
 
 
 def _load_native(path: Path) -> Network:
@@ -49,11 +62,13 @@ def _save_native(net: Network, path: Path) -> None:
 IMPORTERS: dict[str, Callable[[Path], Network]] = {
     ".pt": _load_torch,
     ".pth": _load_torch,
+    ".onnx": _load_onnx,
     ".npz": _load_native,
 }
 EXPORTERS: dict[str, Callable[[Network, Path], None]] = {
     ".pt": _save_torch,
     ".pth": _save_torch,
+    ".onnx": _save_onnx,
     ".npz": _save_native,
 }
 

@@ -1,0 +1,780 @@
+"""ONNX: graphs with ``LSTM`` nodes and a classifier head, in and out.
+
+The layout of the ``LSTM`` operator, once (opsets 7, 14, 22; ``onnx.defs``; D = 2 for
+``direction="bidirectional"`` else 1, d the direction, 0 forward and 1 reverse):
+
+===================  ==================  ==============================  ========================
+ONNX input           shape (layout 0)    lstm_ref                        transform
+===================  ==================  ==============================  ========================
+``X``                (T, B, C)           (B, T, C) batches               layout 1: (B, T, C)
+``W``                (D, 4H, C)          ``LSTM.params.W``               blocks i, o, f, c →
+                                                                         i, f, g, o
+``R``                (D, 4H, H)          ``LSTM.params.R``               the same reorder
+``B``                (D, 8H)             ``LSTM.params.b``               Wb + Rb, then reorder
+``sequence_lens``    (B,) int32          ``Padding.masked()``            —
+``initial_h``, _c    (D, B, H)           ``LSTM.initial_state``          a constant with B = 1
+``P``                (D, 3H)             ``LSTM.peephole`` (3, H)        rows i, o, f → i, f, o
+``Y``                (T, D, B, H)        [forward ‖ reverse] per step    layout 1: (B, T, D, H)
+``Y_h``, ``Y_c``     (D, B, H)           the final state                 layout 1: (B, D, H)
+===================  ==================  ==============================  ========================
+
+Attributes: ``hidden_size``; ``direction`` forward → :class:`LSTM`, reverse →
+``LSTM(direction="reverse")``, bidirectional → :class:`BiLSTM`; ``activations`` f, g, h
+per direction → ``gate_activation``, ``state_activation``, ``output_activation`` (h when
+it is not g), with ``activation_alpha``/``activation_beta`` consumed in order by the
+activations that take them and onnxruntime's defaults otherwise (``ORT_DEFAULTS``: it
+departs from the spec's "the ops' own defaults" for Affine, ScaledTanh and ThresholdedRelu,
+whose parameters default to 0); ``clip`` → ``clip``;
+``input_forget`` → ``input_forget`` (f = 1 − i, as onnxruntime computes it).
+
+``sequence_lens`` semantics (onnxruntime): Y is 0 at every step past each length, Y_h/Y_c
+hold each sequence's last valid step, a reverse direction starts at each sequence's own
+last step, and a length of 0 gives Y_h = Y_c = 0. On every value lstm_ref's
+``Network.predict`` returns this is ``Padding.masked()`` (padded steps are never returned
+and empty sequences are refused); :func:`run_lstm_node` computes one node on raw tensors
+with all of it, zero lengths included.
+
+The head: the LSTM's ``Y`` or ``Y_h`` through ``Transpose``/``Squeeze``/``Unsqueeze``/
+``Reshape``/``Flatten``/``Identity``, ``Gather``/``Slice`` of the last time step (of a
+forward-only LSTM), ``Gemm`` or ``MatMul`` + ``Add``, ``Sub``/``Div`` by constants before
+the first LSTM (input normalisation), and ``Softmax`` on the last axis. Any other op, or
+one of these used otherwise, is refused with its op type and node name.
+
+Export writes opset 17: X (T, B, C) float and ``sequence_lens`` (B,) int32 in, one LSTM node
+per layer with Transpose + Reshape to (T, B, D·H) between layers, Y_h → (B, D·H) for a
+"last" layer, ``Gemm``/``MatMul`` + ``Add``, ``Softmax``. Initial states are constants
+expanded to the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..activations import ONNX_ACTIVATIONS, activation_spec
+from ..errors import InputError
+from ..formats.writes import write_atomically
+from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax
+from ..lstm import LSTMParams, LSTMState, reorder_gates
+from ..network import Network
+
+Array = np.ndarray
+ONNX_ORDER = "iofg"  # ONNX's gate blocks i, o, f, c in lstm_ref's names
+PEEPHOLE_ROWS = [0, 2, 1]  # ONNX P rows i, o, f → lstm_ref's i, f, o (its own inverse)
+OPSET = 17
+_BY_LOWER = {name.lower(): name for name in ONNX_ACTIVATIONS}  # onnxruntime accepts "tanh"
+# An LSTM node's alpha/beta left out default as onnxruntime has them
+# (core/providers/cpu/rnn/rnn_helpers.cc), not as the ops' own defaults the spec names:
+# these three, and 0 for every other parameter (Affine, ScaledTanh, ThresholdedRelu).
+ORT_DEFAULTS = {"LeakyRelu": {"alpha": 0.01}, "HardSigmoid": {"alpha": 0.2, "beta": 0.5}}
+ORT_DEFAULTS["Elu"] = {"alpha": 1.0}
+_TO_ONNX = {  # lstm_ref's own activation names as ONNX writes them
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "softsign": "Softsign",
+    "hard-sigmoid": activation_spec("HardSigmoid", alpha=0.2, beta=0.5),
+    "hard-sigmoid-keras3": activation_spec("HardSigmoid", alpha=1 / 6, beta=0.5),
+}
+
+
+# ------------------------------------------------------------------ one LSTM node
+def _attributes(node: Any) -> dict[str, Any]:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _activation_specs(node: Any, attrs: dict[str, Any], D: int, where: str) -> list[list[str]]:
+    """The (f, g, h) spec strings of each direction, parameters resolved."""
+    names = [n.decode() if isinstance(n, bytes) else n for n in attrs.get("activations", [])]
+    if not names:
+        names = ["Sigmoid", "Tanh", "Tanh"] * D
+    if len(names) != 3 * D:
+        raise InputError(
+            f"{where}: {len(names)} activations for {D} direction(s); expected {3 * D}"
+        )
+    alphas, betas = list(attrs.get("activation_alpha", [])), list(attrs.get("activation_beta", []))
+    specs = []
+    for name in names:
+        canonical = _BY_LOWER.get(name.lower())
+        if canonical is None:
+            raise InputError(
+                f"{where}: unknown activation {name!r}; expected one of {list(ONNX_ACTIVATIONS)}"
+            )
+        takes, defaults = ONNX_ACTIVATIONS[canonical][0], ORT_DEFAULTS.get(canonical, {})
+        params = {}
+        for key, queue in (("alpha", alphas), ("beta", betas)):
+            if key in takes:
+                params[key] = queue.pop(0) if queue else defaults.get(key, 0.0)
+        specs.append(activation_spec(canonical, **params))
+    return [specs[3 * d : 3 * d + 3] for d in range(D)]
+
+
+def lstm_from_node(
+    node: Any, constants: dict[str, Array], output_mode: str, dtype: np.dtype | type = np.float64
+) -> LSTM | BiLSTM:
+    """The lstm_ref layer of one ONNX ``LSTM`` node (see the module table).
+
+    ``constants`` holds the node's W, R and the optional B, P, initial_h, initial_c by
+    tensor name. An initial state must have batch 1 (it becomes the layer's own).
+    """
+    where = f"node {node.name or '(unnamed)'!r} (LSTM)"
+    attrs = _attributes(node)
+    inputs = list(node.input) + [""] * (8 - len(node.input))
+
+    def const(k: int, what: str) -> Array | None:
+        name = inputs[k]
+        if not name:
+            return None
+        if name not in constants:
+            raise InputError(f"{where}: input {what} ({name!r}) must be a constant initializer")
+        return np.asarray(constants[name], dtype=np.float64)
+
+    direction = attrs.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise InputError(
+            f"{where}: direction {direction!r}; expected forward/reverse/bidirectional"
+        )
+    D = 2 if direction == "bidirectional" else 1
+    W, R = const(1, "W"), const(2, "R")
+    if W is None or R is None:
+        raise InputError(f"{where}: W and R are required")
+    H = int(attrs.get("hidden_size") or R.shape[-1])
+    C = W.shape[-1]
+    layout = int(attrs.get("layout", 0))
+    expect = {
+        "W": (W, (D, 4 * H, C)),
+        "R": (R, (D, 4 * H, H)),
+        "B": (const(3, "B"), (D, 8 * H)),
+        "P": (const(7, "P"), (D, 3 * H)),
+        "initial_h": (const(5, "initial_h"), (D, 1, H) if layout == 0 else (1, D, H)),
+        "initial_c": (const(6, "initial_c"), (D, 1, H) if layout == 0 else (1, D, H)),
+    }
+    for what, (a, shape) in expect.items():
+        if a is not None and a.shape != shape:
+            raise InputError(f"{where}: {what} has shape {a.shape}; expected {shape}")
+    B, P = expect["B"][0], expect["P"][0]
+    h0, c0 = (
+        None if a is None else (a[:, 0] if layout == 0 else a[0])
+        for a in (expect["initial_h"][0], expect["initial_c"][0])
+    )
+    clip = attrs.get("clip")
+    input_forget = bool(attrs.get("input_forget", 0))
+    specs = _activation_specs(node, attrs, D, where)
+    directions = ["forward", "reverse"] if D == 2 else [direction]
+    layers = []
+    name = node.name or next((o for o in node.output if o), "lstm")
+    for d, way in enumerate(directions):
+        bias = np.zeros(4 * H) if B is None else B[d, : 4 * H] + B[d, 4 * H :]
+        f, g, h = specs[d]
+        start = None
+        if h0 is not None or c0 is not None:
+            start = LSTMState(
+                np.zeros(H) if h0 is None else h0[d], np.zeros(H) if c0 is None else c0[d]
+            )
+        layers.append(
+            LSTM(
+                LSTMParams(
+                    *(reorder_gates(a, ONNX_ORDER).astype(dtype) for a in (W[d], R[d], bias))
+                ),
+                name=f"{name}_reverse" if D == 2 and d == 1 else name,
+                output_mode=output_mode,  # type: ignore[arg-type]
+                gate_activation=f,
+                state_activation=g,
+                output_activation=None if h == g else h,
+                initial_state=None
+                if start is None
+                else LSTMState(*(s.astype(dtype) for s in start)),
+                direction=way,  # type: ignore[arg-type]
+                peephole=None if P is None else P[d].reshape(3, H)[PEEPHOLE_ROWS].astype(dtype),
+                clip=None if clip is None else float(clip),
+                input_forget=input_forget,
+            )
+        )
+    return layers[0] if D == 1 else BiLSTM(layers[0], layers[1], name=name)
+
+
+def run_lstm_node(node: Any, tensors: dict[str, Array]) -> tuple[Array, Array, Array]:
+    """Y, Y_h, Y_c of one ONNX ``LSTM`` node on raw tensors, with onnxruntime's semantics
+    (module docstring) — layout, ``sequence_lens`` with zero lengths, initial states of
+    any batch. ``tensors`` holds every input by name. float64.
+    """
+    attrs = _attributes(node)
+    inputs = list(node.input) + [""] * (8 - len(node.input))
+    layout = int(attrs.get("layout", 0))
+    get = {k: tensors.get(name) if name else None for k, name in enumerate(inputs)}
+    X = np.asarray(get[0], dtype=np.float64)
+    x = X.transpose(1, 0, 2) if layout == 0 else X  # (B, T, C)
+    batch, T = x.shape[:2]
+    constants = {inputs[k]: tensors[inputs[k]] for k in (1, 2, 3, 7) if inputs[k]}
+    layer = lstm_from_node(_blank_inputs(node, (5, 6)), constants, "sequence")
+    lengths = None if get[4] is None else np.asarray(get[4]).astype(int)
+    state = None
+    if get[5] is not None or get[6] is not None:
+        widths = layer.state_widths
+        h0, c0 = (
+            np.zeros((batch, w)) if a is None else _per_row(np.asarray(a, np.float64), layout)
+            for a, w in ((get[5], widths[0]), (get[6], widths[1]))
+        )
+        state = LSTMState(h0, c0)
+    run = np.maximum(lengths, 1) if lengths is not None else None  # a 0-length row runs 1 step
+    y, cache = layer.forward(x, run, state)  # (B, T, D·H)
+    final = cache.final_state
+    if lengths is not None:
+        empty = (lengths == 0)[:, None]
+        y = np.where((np.arange(T)[None, :, None] < lengths[:, None, None]), y, 0)
+        final = LSTMState(*(np.where(empty, 0, s) for s in final))
+    D = 2 if isinstance(layer, BiLSTM) else 1
+    Y = y.reshape(batch, T, D, -1)  # (B, T, D, H)
+    Y_h, Y_c = (s.reshape(batch, D, -1) for s in final)  # (B, D, H)
+    if layout == 0:
+        return Y.transpose(1, 2, 0, 3), Y_h.transpose(1, 0, 2), Y_c.transpose(1, 0, 2)
+    return Y, Y_h, Y_c
+
+
+def _per_row(a: Array, layout: int) -> Array:
+    """(D, B, H) (layout 0) or (B, D, H) → (B, D·H), forward first."""
+    rows = a.transpose(1, 0, 2) if layout == 0 else a
+    return rows.reshape(rows.shape[0], -1)
+
+
+# ---------------------------------------------------------------- whole graphs
+@dataclass
+class _Path:
+    """The one tensor the data flows through, as named axes: T time, B batch, D direction,
+    H features per direction, F features, 1 a singleton."""
+
+    axes: tuple[str, ...]
+    sizes: dict[str, int]
+    layers: list[Layer] = field(default_factory=list)
+    pending_fc: FullyConnected | None = None  # a MatMul waiting for its Add
+
+
+def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
+    """A Network from an ONNX model (a path or a ``ModelProto``): LSTM nodes and the head
+    the module docstring lists, float64 by default."""
+    import onnx
+    from onnx import numpy_helper
+
+    where = "model"
+    if isinstance(source, str | os.PathLike):
+        where = os.fspath(source)
+        try:
+            model = onnx.load(where)
+        except Exception as e:  # protobuf's DecodeError and friends: not an ONNX file
+            raise InputError(f"{where}: not an ONNX model: {e}") from None
+    else:
+        model = source
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            value = _attributes(node).get("value")
+            if value is not None:
+                constants[node.output[0]] = numpy_helper.to_array(value)
+    data = [i for i in graph.input if i.name not in constants]
+    seq_lens = [i for i in data if i.type.tensor_type.elem_type == onnx.TensorProto.INT32]
+    floats = [i for i in data if i not in seq_lens]
+    if len(floats) != 1 or len(seq_lens) > 1:
+        raise InputError(
+            f"{where}: expected one float input X (and optionally int32 sequence_lens); got "
+            f"{[i.name for i in data]}"
+        )
+    x_in = floats[0]
+    dims = [d.dim_value for d in x_in.type.tensor_type.shape.dim]
+    if len(dims) != 3 or dims[2] <= 0:
+        raise InputError(f"{where}: input {x_in.name!r} must be 3-D with a known feature count")
+    C = dims[2]
+    layout_axes = ("T", "B", "F")
+    first_lstm = next((n for n in graph.node if n.op_type == "LSTM"), None)
+    if first_lstm is not None and int(_attributes(first_lstm).get("layout", 0)) == 1:
+        layout_axes = ("B", "T", "F")
+    tensors: dict[str, _Path] = {x_in.name: _Path(layout_axes, {"F": C})}
+    consumed = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    shapes: set[str] = set()  # computed from the data's shape only (Shape and arithmetic on it)
+    zeros: set[str] = set()  # of those, the ones known to be all zeros (ConstantOfShape 0)
+    for k, node in enumerate(graph.node):
+        ins = [n for n in node.input if n in tensors]
+        if node.op_type == "Expand" and not ins and node.input[0] in constants:
+            constants[node.output[0]] = constants[node.input[0]]  # broadcast over the batch
+            continue
+        if node.op_type == "Shape" or (not ins and any(n in shapes for n in node.input)):
+            shapes.update(node.output)
+            value = _attributes(node).get("value")
+            if node.op_type == "ConstantOfShape" and (
+                value is None or not numpy_helper.to_array(value).any()
+            ):
+                zeros.update(node.output)
+            elif node.input and node.input[0] in zeros and node.op_type in _ZERO_KEEPING:
+                zeros.update(node.output)
+            continue
+        if not ins:
+            continue  # a node of constants only: never on the data path
+        if len(ins) > 1 and node.op_type != "Add":
+            raise InputError(
+                f"{where}: node {node.name or k!r} ({node.op_type}) joins two data paths"
+            )
+        if node.op_type == "LSTM":
+            node = _without_zero_states(node, zeros, shapes, where)
+        seq = seq_lens[0].name if seq_lens else None
+        out = _step(node, tensors[ins[0]], constants, where, dtype, seq, consumed)
+        for name in node.output:
+            if name:
+                tensors[name] = out
+    outs = [o.name for o in graph.output]
+    if len(outs) != 1 or outs[0] not in tensors:
+        raise InputError(f"{where}: expected one graph output on the data path; got {outs}")
+    path = tensors[outs[0]]
+    if path.pending_fc is not None:
+        path.layers.append(path.pending_fc)
+    if not any(isinstance(x, LSTM | BiLSTM) for x in path.layers):
+        raise InputError(f"{where}: no LSTM node on the path from {x_in.name!r} to {outs[0]!r}")
+    layers = path.layers
+    first: Layer = SequenceInput(C)
+    if layers and isinstance(layers[0], SequenceInput):
+        first, layers = layers[0], layers[1:]
+    return Network([first, *layers])
+
+
+_ZERO_KEEPING = ("Slice", "Expand", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Gather")
+
+
+def _without_zero_states(node: Any, zeros: set[str], shapes: set[str], where: str) -> Any:
+    """The LSTM node with initial states computed as zeros (PyTorch's exporter) left out."""
+    states = [k for k in (5, 6) if len(node.input) > k and node.input[k] in shapes]
+    if any(node.input[k] not in zeros for k in states):
+        raise InputError(
+            f"{where}: node {node.name!r} (LSTM): its initial state is computed at run time "
+            "and not zero; expected a constant"
+        )
+    return _blank_inputs(node, states)
+
+
+def _blank_inputs(node: Any, positions: Any) -> Any:
+    """A copy of ``node`` with the inputs at ``positions`` left out."""
+    import onnx
+
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    for k in positions:
+        if len(copy.input) > k:
+            copy.input[k] = ""
+    return copy
+
+
+def _step(
+    node: Any,
+    p: _Path,
+    constants: dict[str, Array],
+    where: str,
+    dtype: Any,
+    seq_lens: str | None,
+    consumed: set[str],
+) -> _Path:
+    """The path after ``node`` (see :func:`from_onnx`), or an InputError naming the node."""
+    op, name = node.op_type, node.name or next((o for o in node.output if o), node.op_type)
+    attrs = _attributes(node)
+    bad = InputError(f"{where}: node {name!r}: op {op} on axes {p.axes} is not supported")
+    if p.pending_fc is not None and op != "Add":
+        p.layers.append(p.pending_fc)
+        p.pending_fc = None
+    if op == "Identity":
+        return p
+    if op == "LSTM":
+        lstm_in = ("T", "B", "F") if int(attrs.get("layout", 0)) == 0 else ("B", "T", "F")
+        if p.axes != lstm_in:
+            raise InputError(f"{where}: node {name!r} (LSTM) takes axes {lstm_in}; got {p.axes}")
+        if len(node.input) > 4 and node.input[4] and node.input[4] != seq_lens:
+            raise InputError(f"{where}: node {name!r}: sequence_lens must be the graph input")
+        used = [k for k, o in enumerate(node.output) if o and o in consumed]
+        if len(used) != 1 or used[0] == 2:
+            raise InputError(f"{where}: node {name!r} (LSTM): use exactly one of Y and Y_h")
+        layer = lstm_from_node(node, constants, "sequence" if used[0] == 0 else "last", dtype)
+        D = 2 if isinstance(layer, BiLSTM) else 1
+        H = layer.hidden_size
+        p.layers.append(layer)
+        y_axes = {("T", 0): "TDBH", ("B", 0): "BTDH", ("T", 1): "DBH", ("B", 1): "BDH"}
+        return _Path(tuple(y_axes[lstm_in[0], used[0]]), {"D": D, "H": H}, p.layers)
+    if op == "Transpose":
+        perm = list(attrs.get("perm", reversed(range(len(p.axes)))))
+        return _Path(tuple(p.axes[k] for k in perm), p.sizes, p.layers)
+    if op in ("Squeeze", "Unsqueeze"):
+        given = attrs.get("axes")
+        if given is None and len(node.input) > 1:
+            given = constants.get(node.input[1])
+        if given is None:
+            raise bad
+        rank = len(p.axes) + (len(given) if op == "Unsqueeze" else 0)
+        where_axes = sorted(int(a) % rank for a in given)
+        if op == "Unsqueeze":
+            new = list(p.axes)
+            for a in where_axes:
+                new.insert(a, "1")
+            return _Path(tuple(new), p.sizes, p.layers)
+        if any(
+            p.axes[a] not in ("1", "D") or (p.axes[a] == "D" and p.sizes["D"] != 1)
+            for a in where_axes
+        ):
+            raise bad
+        kept = tuple(x for k, x in enumerate(p.axes) if k not in where_axes)
+        return _one_direction(kept, p)
+    if op in ("Reshape", "Flatten"):
+        return _merge_features(node, op, p, constants, bad)
+    if op in ("Gather", "Slice"):
+        return _last_step(node, op, attrs, p, constants, bad)
+    if op in ("Gemm", "MatMul"):
+        if p.axes[-1] != "F" or any(a not in ("T", "B") for a in p.axes[:-1]):
+            raise bad
+        weight = constants.get(node.input[1])
+        if weight is None:
+            raise InputError(f"{where}: node {name!r} ({op}): the weight must be a constant")
+        if op == "Gemm":
+            if int(attrs.get("transA", 0)) or float(attrs.get("alpha", 1)) != 1:
+                raise bad
+            Wt = weight if int(attrs.get("transB", 0)) else weight.T  # (K, F)
+            bias = constants.get(node.input[2]) if len(node.input) > 2 else None
+            K = Wt.shape[0]
+            b = (
+                np.zeros(K)
+                if bias is None
+                else np.broadcast_to(bias * float(attrs.get("beta", 1)), (K,))
+            )
+            p.layers.append(_fc(Wt, b, name, dtype))
+            return _Path(p.axes, {"F": K}, p.layers)
+        p.pending_fc = _fc(weight.T, np.zeros(weight.shape[1]), name, dtype)
+        return _Path(p.axes, {"F": weight.shape[1]}, p.layers, p.pending_fc)
+    if op in ("Add", "Sub", "Div"):
+        other = [constants.get(n) for n in node.input if n in constants]
+        if len(other) != 1:
+            raise bad
+        value = np.asarray(other[0], np.float64).reshape(-1)
+        if op == "Add" and p.pending_fc is not None:
+            fc = p.pending_fc
+            fc = _fc(fc.weights, np.broadcast_to(value, fc.bias.shape), fc.name, dtype)
+            p.layers.append(fc)
+            return _Path(p.axes, p.sizes, p.layers)
+        return _normalise(op, value, p, name, bad, dtype)
+    if op == "Softmax":
+        axis = int(attrs.get("axis", -1)) % len(p.axes)
+        if p.axes[axis] != "F":
+            raise bad
+        p.layers.append(Softmax(name=name))
+        return p
+    raise InputError(f"{where}: node {name!r}: op {op} is not supported (LSTM heads: see docs)")
+
+
+def _one_direction(axes: tuple[str, ...], p: _Path) -> _Path:
+    """Without its D axis (of size 1) a tensor's H axis holds the features, F."""
+    if "D" in axes or "H" not in axes:
+        return _Path(axes, p.sizes, p.layers)
+    return _Path(tuple("F" if a == "H" else a for a in axes), {"F": p.sizes["H"]}, p.layers)
+
+
+def _features(p: _Path) -> int:
+    return p.sizes["F"] if "F" in p.axes else p.sizes.get("D", 1) * p.sizes["H"]
+
+
+def _merge_features(
+    node: Any, op: str, p: _Path, constants: dict[str, Array], bad: InputError
+) -> _Path:
+    """Reshape/Flatten that keeps T and B and merges D, H (forward first) into F."""
+    kept = [a for a in p.axes if a in ("T", "B")]
+    rest = [a for a in p.axes if a not in ("T", "B")]
+    if p.axes[: len(kept)] != tuple(kept) or [a for a in rest if a != "1"] not in (
+        ["D", "H"],
+        ["H"],
+        ["F"],
+    ):
+        raise bad
+    F = _features(p)
+    if op == "Flatten":
+        if kept != ["B"] or int(_attributes(node).get("axis", 1)) != 1:
+            raise bad
+    else:
+        shape = constants.get(node.input[1])
+        if shape is None or len(shape) != len(kept) + 1 or int(shape[-1]) not in (-1, F):
+            raise bad
+        if any(int(v) not in (0, -1) for v in shape[:-1]) or list(shape).count(-1) > 1:
+            raise bad
+    return _Path((*kept, "F"), {"F": F}, p.layers)
+
+
+def _last_step(
+    node: Any,
+    op: str,
+    attrs: dict[str, Any],
+    p: _Path,
+    constants: dict[str, Array],
+    bad: InputError,
+) -> _Path:
+    """Gather/Slice of the last time step (the last LSTM becomes "last") or of the one
+    direction of a one-direction LSTM."""
+    if op == "Gather":
+        axis, index = int(attrs.get("axis", 0)) % len(p.axes), constants.get(node.input[1])
+        starts = None if index is None else np.asarray(index).reshape(-1)
+        keep = False
+    else:
+        got = [constants.get(n) if n else None for n in list(node.input)[1:4]]
+        if got[0] is None or got[1] is None:
+            raise bad
+        axes = got[2] if got[2] is not None else np.arange(len(got[0]))
+        if len(axes) != 1:
+            raise bad
+        axis, starts, keep = int(axes[0]) % len(p.axes), np.asarray(got[0]), True
+        if int(got[1][0]) < 2**31 - 1 and int(got[1][0]) != 0 and not int(starts[0]) == -1:
+            raise bad
+    if starts is None or starts.size != 1:
+        raise bad
+    label = p.axes[axis]
+    left = tuple(a for k, a in enumerate(p.axes) if k != axis or keep)
+    if keep:
+        left = tuple("1" if k == axis else a for k, a in enumerate(p.axes))
+    if label == "D" and p.sizes["D"] == 1:
+        return _one_direction(left, p)
+    if label != "T" or int(starts[0]) != -1:
+        raise bad
+    lstms = [k for k, x in enumerate(p.layers) if isinstance(x, LSTM | BiLSTM)]
+    last = p.layers[lstms[-1]] if lstms else None
+    if not isinstance(last, LSTM) or last.direction != "forward" or last.output_mode != "sequence":
+        raise InputError(
+            f"{bad}: the last time step of a bidirectional or reverse LSTM's Y (as PyTorch's "
+            "output[-1]) holds the reverse direction after one step only, which lstm_ref's "
+            "layers do not return; read Y_h (h_n) instead"
+        )
+    p.layers[lstms[-1]] = dataclasses.replace(last, output_mode="last")
+    return _Path(left, p.sizes, p.layers)
+
+
+def _fc(weights: Array, bias: Array, name: str, dtype: Any) -> FullyConnected:
+    return FullyConnected(np.asarray(weights, dtype), np.asarray(bias, dtype), name=name)
+
+
+def _normalise(op: str, value: Array, p: _Path, name: str, bad: InputError, dtype: Any) -> _Path:
+    """Sub (x − mean) then Div (/ std) before any LSTM: the SequenceInput's normalisation."""
+    if p.layers and not (len(p.layers) == 1 and isinstance(p.layers[0], SequenceInput)):
+        raise bad
+    C = p.sizes["F"]
+    value = np.broadcast_to(value, (C,)).astype(dtype)
+    first = p.layers[0] if p.layers else None
+    if op == "Sub" and first is None:
+        layer = SequenceInput(C, normalization="zerocenter", mean=value)
+    elif op == "Div" and isinstance(first, SequenceInput) and first.normalization == "zerocenter":
+        layer = SequenceInput(C, normalization="zscore", mean=first.mean, std=value)
+    else:
+        raise bad
+    return _Path(p.axes, p.sizes, [layer])
+
+
+# ------------------------------------------------------------------------ export
+def to_onnx(net: Network) -> Any:
+    """An ONNX ModelProto (opset 17) computing ``net`` in float32: inputs X (T, B, C) and
+    sequence_lens (B,) int32, output Y (the last layer's output, (B, K) or (T, B, K))."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[Any] = []
+    inits: list[Any] = []
+
+    def const(name: str, a: Any, dtype: Any = np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(a, dtype), name))
+        return name
+
+    x, mode = "X", "sequence"  # the current tensor: (T, B, F) per step, or (B, F) after "last"
+    nodes.append(helper.make_node("Shape", ["X"], ["X_shape"], name="x_shape"))
+    nodes.append(
+        helper.make_node(
+            "Gather", ["X_shape", const("one", [1], np.int64)], ["batch"], name="batch", axis=0
+        )
+    )
+    for layer in net.layers:
+        out = f"{layer.name}_out"
+        if isinstance(layer, SequenceInput):
+            if layer.mean is not None:
+                nodes.append(
+                    helper.make_node(
+                        "Sub",
+                        [x, const(f"{layer.name}_mean", layer.mean)],
+                        [f"{out}_c"],
+                        name=f"{layer.name}_sub",
+                    )
+                )
+                x = f"{out}_c"
+            if layer.std is not None:
+                nodes.append(
+                    helper.make_node(
+                        "Div",
+                        [x, const(f"{layer.name}_std", layer.std)],
+                        [out],
+                        name=f"{layer.name}_div",
+                    )
+                )
+                x = out
+        elif isinstance(layer, LSTM | BiLSTM):
+            if mode != "sequence":
+                raise InputError(f"layer {layer.name!r}: an LSTM after a 'last' layer")
+            x, mode = (
+                _export_lstm(layer, x, nodes, const, helper),
+                layer.output_mode,
+            )
+        elif isinstance(layer, FullyConnected):
+            W, b = const(f"{layer.name}_W", layer.weights.T), const(f"{layer.name}_b", layer.bias)
+            if mode == "last":
+                nodes.append(helper.make_node("Gemm", [x, W, b], [out], name=layer.name))
+            else:
+                nodes.append(
+                    helper.make_node("MatMul", [x, W], [f"{out}_m"], name=f"{layer.name}_matmul")
+                )
+                nodes.append(
+                    helper.make_node("Add", [f"{out}_m", b], [out], name=f"{layer.name}_add")
+                )
+            x = out
+        elif isinstance(layer, Softmax):
+            nodes.append(helper.make_node("Softmax", [x], [out], name=layer.name, axis=-1))
+            x = out
+        elif layer.TYPE == "Classification Output":
+            continue
+        else:
+            raise InputError(f"layer {layer.name!r} ({layer.TYPE}) has no ONNX export")
+    nodes.append(helper.make_node("Identity", [x], ["Y"], name="output"))
+    K = net.output_size
+    graph = helper.make_graph(
+        nodes,
+        "lstm_ref",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", net.input_size]),
+            helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["B"]),
+        ],
+        [
+            helper.make_tensor_value_info(
+                "Y", TensorProto.FLOAT, ["B", K] if mode == "last" else ["T", "B", K]
+            )
+        ],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lstm_ref"
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, helper: Any) -> str:
+    """One LSTM node for ``layer`` and the Transpose + Reshape to (T, B, D·H) or (B, D·H)."""
+    directions = [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
+    if isinstance(layer, BiLSTM) and layer.merge_mode != "concat":
+        raise InputError(
+            f"layer {layer.name!r}: ONNX concatenates the directions; merge {layer.merge_mode!r}"
+        )
+    for one in directions:
+        if one.projection is not None:
+            raise InputError(f"layer {one.name!r}: ONNX's LSTM has no projection (proj_size)")
+    H, n = layer.hidden_size, layer.name
+    D = len(directions)
+
+    def stack(f: Any) -> Any:
+        return np.stack([f(one) for one in directions])
+
+    W = stack(lambda one: _to_onnx_order(one.params.W))
+    R = stack(lambda one: _to_onnx_order(one.params.R))
+    B = stack(lambda one: np.concatenate([_to_onnx_order(one.params.b), np.zeros(4 * H)]))
+    inputs = [x, const(f"{n}_W", W), const(f"{n}_R", R), const(f"{n}_B", B), "sequence_lens"]
+    h0 = stack(lambda one: one.initial_state.h)[:, None]  # (D, 1, H)
+    c0 = stack(lambda one: one.initial_state.c)[:, None]
+    for what, a in (("h0", h0), ("c0", c0)):
+        shape = f"{n}_{what}_shape"
+        nodes.append(
+            helper.make_node(
+                "Concat",
+                [
+                    const(f"{n}_{what}_D", [D], np.int64),
+                    "batch",
+                    const(f"{n}_{what}_H", [a.shape[-1]], np.int64),
+                ],
+                [shape],
+                name=shape,
+                axis=0,
+            )
+        )
+        nodes.append(
+            helper.make_node(
+                "Expand",
+                [const(f"{n}_{what}", a), shape],
+                [f"{n}_{what}_b"],
+                name=f"{n}_{what}_expand",
+            )
+        )
+        inputs.append(f"{n}_{what}_b")
+    peepholes = [one.peephole for one in directions]
+    if any(p is not None for p in peepholes):
+        P = np.stack([np.zeros((3, H)) if p is None else p for p in peepholes])[:, PEEPHOLE_ROWS]
+        inputs.append(const(f"{n}_P", P.reshape(D, 3 * H)))
+    acts = []
+    for one in directions:
+        out = one.output_activation or one.state_activation
+        acts += [_onnx_activation(a) for a in (one.gate_activation, one.state_activation, out)]
+    names, alphas, betas = [], [], []
+    for name, params in acts:
+        names.append(name)
+        if "alpha" in params:
+            alphas.append(params["alpha"])
+        if "beta" in params:
+            betas.append(params["beta"])
+    attrs: dict[str, Any] = {"hidden_size": H, "activations": names}
+    attrs["direction"] = "bidirectional" if D == 2 else directions[0].direction
+    if alphas:
+        attrs["activation_alpha"] = alphas
+    if betas:
+        attrs["activation_beta"] = betas
+    if directions[0].clip is not None:
+        attrs["clip"] = directions[0].clip
+    if directions[0].input_forget:
+        attrs["input_forget"] = 1
+    last = layer.output_mode == "last"
+    outputs = ["", f"{n}_Yh", ""] if last else [f"{n}_Y"]
+    nodes.append(helper.make_node("LSTM", inputs, outputs, name=n, **attrs))
+    if last:  # Y_h (D, B, H) -> (B, D, H) -> (B, D·H)
+        nodes.append(
+            helper.make_node("Transpose", [f"{n}_Yh"], [f"{n}_t"], name=f"{n}_t", perm=[1, 0, 2])
+        )
+        shape = const(f"{n}_shape", [0, -1], np.int64)
+    else:  # Y (T, D, B, H) -> (T, B, D, H) -> (T, B, D·H)
+        nodes.append(
+            helper.make_node("Transpose", [f"{n}_Y"], [f"{n}_t"], name=f"{n}_t", perm=[0, 2, 1, 3])
+        )
+        shape = const(f"{n}_shape", [0, 0, -1], np.int64)
+    nodes.append(helper.make_node("Reshape", [f"{n}_t", shape], [f"{n}_out"], name=f"{n}_reshape"))
+    return f"{n}_out"
+
+
+def _to_onnx_order(a: Array) -> Array:
+    """i, f, g, o blocks → ONNX's i, o, f, c (the inverse permutation of the import's)."""
+    i, f, g, o = np.split(a, 4)
+    return np.concatenate([i, o, f, g])
+
+
+def _onnx_activation(spec: str) -> tuple[str, dict[str, float]]:
+    """An lstm_ref activation spec as ONNX's name and parameters."""
+    from ..activations import _SPEC
+
+    spec = _TO_ONNX.get(spec, spec)
+    match = _SPEC.match(spec)
+    assert match is not None  # the layer checked its specs
+    params = {}
+    for part in filter(None, (q.strip() for q in (match.group(2) or "").split(","))):
+        key, _, value = part.partition("=")
+        params[key.strip()] = float(value)
+    name = match.group(1)
+    defaults = ONNX_ACTIVATIONS[name][0]
+    return name, {**defaults, **params}
+
+
+def save_onnx(net: Network, path: str | os.PathLike) -> None:
+    """Write :func:`to_onnx` to ``path`` (atomically)."""
+    model = to_onnx(net)
+    write_atomically(path, lambda f: f.write(model.SerializeToString()))

@@ -1,0 +1,327 @@
+"""ONNX in and out, against onnxruntime: its own hard-coded LSTM test vectors, random
+non-uniform nodes with every attribute, whole classifier graphs, and the exporter."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from random_nets import random_network, random_sequences
+from torch_models import Classifier, distinct_gates
+
+from lstm_ref import InputError, Padding
+from lstm_ref.interop import load_model
+from lstm_ref.interop.onnx import from_onnx, lstm_from_node, run_lstm_node, save_onnx, to_onnx
+from lstm_ref.interop.torch import from_torch
+
+ORT_CASES = json.loads((Path(__file__).parent / "data" / "onnxruntime_lstm.json").read_text())
+INPUTS = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
+
+
+def lstm_node(attrs: dict, present: set[str], outputs=("Y", "Y_h", "Y_c")) -> onnx.NodeProto:
+    return helper.make_node(
+        "LSTM", [n if n in present else "" for n in INPUTS], list(outputs), name="lstm", **attrs
+    )
+
+
+def ort_run(node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """onnxruntime's outputs of the one-node graph, float32, every input a graph input."""
+    elem = {np.dtype(np.int32): TensorProto.INT32, np.dtype(np.float32): TensorProto.FLOAT}
+    inputs = [helper.make_tensor_value_info(k, elem[v.dtype], v.shape) for k, v in feeds.items()]
+    outputs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in node.output]
+    graph = helper.make_graph([node], "g", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def case_tensors(case: dict) -> tuple[dict, dict]:
+    T, B, C, H = (case[k] for k in ("seq_length", "batch_size", "input_size", "hidden_size"))
+    D = 2 if case["direction"] == "bidirectional" else 1
+    shapes = {
+        "X": (T, B, C),
+        "W": (D, 4 * H, C),
+        "R": (D, 4 * H, H),
+        "B": (D, 8 * H),
+        "P": (D, 3 * H),
+        "initial_h": (D, B, H),
+        "initial_c": (D, B, H),
+    }
+    feeds = {k: np.array(case[k], np.float32).reshape(s) for k, s in shapes.items() if k in case}
+    if "sequence_lens" in case:
+        feeds["sequence_lens"] = np.array(case["sequence_lens"], np.int32)
+    attrs = {"hidden_size": H, "direction": case["direction"]}
+    if "clip" in case:
+        attrs["clip"] = case["clip"]
+    if case.get("input_forget"):
+        attrs["input_forget"] = 1
+    if "activations" in case:
+        attrs["activations"] = case["activations"]
+    return feeds, attrs
+
+
+@pytest.mark.parametrize("case", ORT_CASES["cases"], ids=lambda c: c["name"])
+def test_onnxruntime_hard_coded_vectors(case):
+    feeds, attrs = case_tensors(case)
+    node = lstm_node(attrs, set(feeds))
+    Y, Y_h, Y_c = run_lstm_node(node, feeds)
+    theirs = ort_run(node, feeds)
+    for name, ours, got in zip(("Y", "Y_h", "Y_c"), (Y, Y_h, Y_c), theirs, strict=True):
+        if name in case:
+            atol = case.get("atol", 1e-6)  # wider only where the data file notes why
+            np.testing.assert_allclose(ours.reshape(-1), case[name], rtol=0, atol=atol)
+        np.testing.assert_allclose(ours, got, rtol=0, atol=1e-6, err_msg=name)  # and ORT itself
+
+
+def random_node_inputs(rng, T, B, C, H, D, lengths=None):
+    scale = np.repeat([0.6, 0.9, 1.2, 0.5], H)[:, None]  # a different scale per gate block
+    feeds = {
+        "X": rng.normal(size=(T, B, C)),
+        "W": rng.normal(size=(D, 4 * H, C)) * scale,
+        "R": rng.normal(size=(D, 4 * H, H)) * scale / np.sqrt(H),
+        "B": rng.normal(size=(D, 8 * H)) * 0.5 + 0.2,
+        "initial_h": rng.uniform(-0.8, 0.8, size=(D, B, H)),
+        "initial_c": rng.normal(size=(D, B, H)),
+        "P": rng.normal(size=(D, 3 * H)),
+    }
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+    if lengths is not None:
+        feeds["sequence_lens"] = np.array(lengths, np.int32)
+    return feeds
+
+
+VARIANTS = [
+    {"direction": "forward"},
+    {"direction": "reverse"},
+    {"direction": "bidirectional"},
+    {"direction": "forward", "clip": 0.7},
+    {"direction": "forward", "input_forget": 1},
+    {"direction": "bidirectional", "clip": 1.5, "input_forget": 1},
+    {
+        "direction": "forward",
+        "activations": ["HardSigmoid", "ScaledTanh", "Softsign"],
+        "activation_alpha": [0.3, 1.5],
+        "activation_beta": [0.4, 0.8],
+    },
+    {
+        "direction": "bidirectional",
+        "activations": ["Sigmoid", "Elu", "Softplus", "hardsigmoid", "LeakyRelu", "Tanh"],
+        "activation_alpha": [0.7, 0.25, 0.3],
+    },
+    {"direction": "forward", "activations": ["Sigmoid", "Affine", "ThresholdedRelu"]},
+    {"direction": "reverse", "activations": ["Sigmoid", "Relu", "Tanh"]},
+]
+
+
+@pytest.mark.parametrize("attrs", VARIANTS, ids=lambda a: str(sorted(a.items())))
+@pytest.mark.parametrize("lengths", [None, [5, 2, 4], [3, 0, 5]], ids=["full", "mixed", "zero"])
+def test_random_nodes_match_onnxruntime(rng, attrs, lengths):
+    D = 2 if attrs["direction"] == "bidirectional" else 1
+    feeds = random_node_inputs(rng, 5, 3, 4, 3, D, lengths)
+    node = lstm_node({"hidden_size": 3, **attrs}, set(feeds))
+    for ours, theirs in zip(run_lstm_node(node, feeds), ort_run(node, feeds), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_zero_length_gives_zero_state_not_the_initial_one(rng):
+    feeds = random_node_inputs(rng, 3, 2, 4, 3, 1, [0, 3])
+    node = lstm_node({"hidden_size": 3}, set(feeds))
+    Y, Y_h, Y_c = run_lstm_node(node, feeds)
+    assert feeds["initial_h"][0, 0].any() and not Y_h[0, 0].any() and not Y_c[0, 0].any()
+    assert not Y[:, 0, 0].any()
+    np.testing.assert_allclose(Y_h, ort_run(node, feeds)[1], rtol=0, atol=1e-6)
+
+
+def test_layout_1_is_layout_0_transposed(rng):
+    feeds = random_node_inputs(rng, 4, 3, 2, 3, 2, [4, 1, 3])
+    node0 = lstm_node({"hidden_size": 3, "direction": "bidirectional"}, set(feeds))
+    batchwise = dict(feeds, X=feeds["X"].transpose(1, 0, 2))
+    for k in ("initial_h", "initial_c"):
+        batchwise[k] = feeds[k].transpose(1, 0, 2)
+    node1 = lstm_node({"hidden_size": 3, "direction": "bidirectional", "layout": 1}, set(feeds))
+    (Y0, h0, c0), (Y1, h1, c1) = run_lstm_node(node0, feeds), run_lstm_node(node1, batchwise)
+    np.testing.assert_array_equal(Y1, Y0.transpose(2, 0, 1, 3))
+    np.testing.assert_array_equal(h1, h0.transpose(1, 0, 2))
+    np.testing.assert_array_equal(c1, c0.transpose(1, 0, 2))
+
+
+def test_gate_and_peephole_order_matter(rng):
+    """Reading W's blocks in PyTorch's order, or P in the order i, f, o, would be caught."""
+    feeds = random_node_inputs(rng, 4, 2, 3, 3, 1)
+    node = lstm_node({"hidden_size": 3}, {"X", "W", "R", "B", "P"})
+    layer = lstm_from_node(node, feeds, "sequence")
+    H = 3
+    np.testing.assert_array_equal(layer.params.W[H : 2 * H], feeds["W"][0, 2 * H : 3 * H])  # f
+    np.testing.assert_array_equal(layer.peephole[2], feeds["P"][0, H : 2 * H])  # p_o
+
+
+def classifier_graph(rng, C=4, H=3, K=3, seq_lens=True):
+    """X → Sub/Div → bidirectional LSTM (Y) → Transpose/Reshape → LSTM (Y_h) → Squeeze →
+    Gemm → Softmax, as the PyTorch and MATLAB exporters lay it out."""
+    f = lambda *s: (rng.normal(size=s) * 0.6).astype(np.float32)  # noqa: E731
+    inits = {
+        "mean": f(C),
+        "std": np.abs(f(C)) + 0.5,
+        "W1": f(2, 4 * H, C),
+        "R1": f(2, 4 * H, H),
+        "B1": f(2, 8 * H),
+        "W2": f(1, 4 * H, 2 * H),
+        "R2": f(1, 4 * H, H),
+        "B2": f(1, 8 * H),
+        "perm_shape": np.array([0, 0, -1], np.int64),
+        "fc_W": f(K, H),
+        "fc_b": f(K),
+        "axes": np.array([0], np.int64),
+    }
+    sl = "sequence_lens" if seq_lens else ""
+    nodes = [
+        helper.make_node("Sub", ["X", "mean"], ["xc"], name="sub"),
+        helper.make_node("Div", ["xc", "std"], ["xn"], name="div"),
+        helper.make_node(
+            "LSTM",
+            ["xn", "W1", "R1", "B1", sl],
+            ["Y1"],
+            name="bilstm",
+            hidden_size=H,
+            direction="bidirectional",
+        ),
+        helper.make_node("Transpose", ["Y1"], ["Y1t"], name="t1", perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["Y1t", "perm_shape"], ["Y1r"], name="r1"),
+        helper.make_node(
+            "LSTM",
+            ["Y1r", "W2", "R2", "B2", sl],
+            ["", "Yh2"],
+            name="lstm2",
+            hidden_size=H,
+        ),
+        helper.make_node("Squeeze", ["Yh2", "axes"], ["last"], name="squeeze"),
+        helper.make_node("Gemm", ["last", "fc_W", "fc_b"], ["logits"], name="fc", transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1),
+    ]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", C])]
+    if seq_lens:
+        inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["B"]))
+    graph = helper.make_graph(
+        nodes,
+        "classifier",
+        inputs,
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["B", K])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def padded(seqs):
+    T = max(len(s) for s in seqs)
+    x = np.zeros((T, len(seqs), seqs[0].shape[1]), np.float32)
+    for b, s in enumerate(seqs):
+        x[: len(s), b] = s
+    return x, np.array([len(s) for s in seqs], np.int32)
+
+
+def test_whole_classifier_graph_matches_onnxruntime(rng, tmp_path):
+    model = classifier_graph(rng)
+    path = tmp_path / "classifier.onnx"
+    path.write_bytes(model.SerializeToString())
+    seqs = random_sequences(rng, [6, 2, 5, 3], 4)
+    x, lengths = padded(seqs)
+    want = ort.InferenceSession(str(path)).run(None, {"X": x, "sequence_lens": lengths})[0]
+    net = load_model(path)
+    assert [layer.TYPE for layer in net.layers] == [
+        "Sequence Input",
+        "BiLSTM",
+        "LSTM",
+        "Fully Connected",
+        "Softmax",
+    ]
+    np.testing.assert_allclose(net.predict(seqs), want, rtol=0, atol=1e-5)
+
+
+def test_pytorch_exported_graph_imports(rng, tmp_path):
+    """torch.onnx.export's own layout: zero initial states from ConstantOfShape, Y[-1]."""
+
+    class LastStep(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = distinct_gates(torch.nn.LSTM(4, 5, 2), seed=9)
+            self.fc = torch.nn.Linear(5, 3)
+
+        def forward(self, x):
+            y, _ = self.lstm(x)
+            return self.fc(y[-1]).softmax(-1)
+
+    path = tmp_path / "torch.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and what we want
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LastStep().eval(),
+            (torch.randn(6, 2, 4),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["X"],
+            output_names=["Y"],
+            dynamic_axes={"X": {0: "T", 1: "B"}},
+        )
+    x = rng.normal(size=(7, 3, 4)).astype(np.float32)
+    want = ort.InferenceSession(str(path)).run(None, {"X": x})[0]
+    np.testing.assert_allclose(
+        load_model(path).predict(list(x.transpose(1, 0, 2))), want, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("which", ["torch-bidirectional", "matlab-like"])
+def test_export_runs_in_onnxruntime_with_masked_batches(rng, tmp_path, which):
+    if which == "torch-bidirectional":
+        model = distinct_gates(Classifier(4, 5, 3, num_layers=2, bidirectional=True), 3)
+        net = from_torch(model, class_names=["a", "b", "c"])
+    else:  # z-score input, a non-zero initial state, MATLAB's hard sigmoid
+        net = random_network(rng, C=4, normalization="zscore", gate_activation="hard-sigmoid")
+    net32 = net.astype(np.float32)
+    path = tmp_path / "net.onnx"
+    save_onnx(net, path)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    seqs = random_sequences(rng, [7, 3, 5, 1, 6], 4)
+    x, lengths = padded(seqs)
+    got = ort.InferenceSession(str(path)).run(None, {"X": x, "sequence_lens": lengths})[0]
+    np.testing.assert_allclose(got, net32.predict(seqs, padding=Padding.masked()), atol=1e-6)
+    again = from_onnx(path, dtype=np.float32)
+    for a, b in zip(net32.layers, again.layers, strict=True):
+        for (ka, va), (kb, vb) in zip(a.arrays().items(), b.arrays().items(), strict=True):
+            assert ka == kb
+            np.testing.assert_array_equal(va, vb, err_msg=f"{a.name}/{ka}")
+
+
+def test_bad_graphs_are_refused(rng, tmp_path):
+    model = classifier_graph(rng)
+    model.graph.node[-2].op_type = "LayerNormalization"
+    with pytest.raises(InputError, match="node 'fc': op LayerNormalization is not supported"):
+        from_onnx(model)
+    model = classifier_graph(rng)
+    model.graph.node[2].op_type = "GRU"
+    with pytest.raises(InputError, match="node 'bilstm': op GRU is not supported"):
+        from_onnx(model)
+    model = classifier_graph(rng)
+    model.graph.node[2].attribute[0].ListFields()  # activations unknown
+    model.graph.node[2].attribute.append(helper.make_attribute("activations", ["Swish"] * 6))
+    with pytest.raises(InputError, match="node 'bilstm' \\(LSTM\\): unknown activation 'Swish'"):
+        from_onnx(model)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(classifier_graph(rng).SerializeToString()[:100])
+    with pytest.raises(InputError, match=r"broken\.onnx: not an ONNX model"):
+        load_model(broken)
+    with pytest.raises(InputError, match=r"cannot import a \.h6 file"):
+        load_model(tmp_path / "x.h6")
+
+
+def test_export_refuses_projection(rng):
+    net = from_torch(distinct_gates(Classifier(4, 5, 3, proj_size=2), 1))
+    with pytest.raises(InputError, match="ONNX's LSTM has no projection"):
+        to_onnx(net)
