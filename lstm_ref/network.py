@@ -14,9 +14,10 @@ import numpy as np
 
 from ._checks import FLOAT_DTYPES, check_class_names
 from .errors import InputError, InputTypeError
+from .fast import FastNetwork, Stepper, all_finite
 from .layers import Cache, Layer, SequenceInput
 from .lstm import Gates, LSTMState
-from .padding import MASKED, Batch, Padding, make_batches
+from .padding import MASKED, Batch, Padding, check_padding, make_batches
 from .sequences import Layout, as_sequence_list
 
 Array = np.ndarray
@@ -56,6 +57,8 @@ class Network:
                 f"{len(self.class_names)} class names for {self.output_size} outputs of layer "
                 f"{self.layers[-1].name!r}"
             )
+        self._fast: dict[int, FastNetwork] = {}  # compiled layers 0 … upto, by upto
+        self._issued: tuple[State, list[LSTMState]] | None = None  # the last returned state
         self.reset_state()
 
     def _check_layers(self) -> np.dtype:
@@ -164,6 +167,9 @@ class Network:
 
     @state.setter
     def state(self, value: Mapping[str, LSTMState | tuple[Array, Array]]) -> None:
+        if self._is_issued(value):  # predict's own result, checked when made: copy it
+            self._state = {name: _copy(s) for name, s in value.items()}  # type: ignore[arg-type]
+            return
         if not isinstance(value, Mapping) or set(value) != set(self._state):
             got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
             raise InputError(f"state must name the LSTM layers {sorted(self._state)}; got {got}")
@@ -172,6 +178,14 @@ class Network:
         if len(rows) > 1:
             raise InputError(f"state rows disagree between layers: {sorted(rows)}")
         self._state = new
+
+    def _is_issued(self, value: object) -> bool:
+        """Whether ``value`` is the state the last ``predict(..., return_state=True)``
+        returned, unchanged but for values, and still finite."""
+        if self._issued is None or value is not self._issued[0]:
+            return False
+        issued, parts = self._issued
+        return list(issued.values()) == parts and all(all_finite(a) for s in parts for a in s)
 
     def state_rows(self, n: int) -> State:
         """The current state as (n, H) arrays, one row per sequence."""
@@ -249,10 +263,45 @@ class Network:
             sequence or (N, H).
         """
         upto = len(self.layers) - 1 if outputs is None else self._index(outputs)
+        padding = check_padding(padding)
         seqs, single = as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
         state_in = self.state_rows(len(seqs))
+        engine = self.fast_engine(upto)
+        done = None if engine is None else engine.run(seqs, state_in, padding)
+        results, final = done or self._predict_reference(seqs, state_in, padding, upto)
+        out: Any = results[0] if single else _stack_if_same_shape(results)
+        if not return_state:
+            return out
+        if single:
+            final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
+        self._issued = final, list(final.values())
+        return out, final
+
+    def fast_engine(self, upto: int | None = None) -> FastNetwork | None:
+        """Layers ``0 … upto`` (default all) compiled for the fast path
+        (:mod:`lstm_ref.fast`), or None when it does not cover them. Compiled once and
+        again whenever a layer's configuration or any value of its arrays has changed."""
+        upto = len(self.layers) - 1 if upto is None else upto
+        layers = self.layers[: upto + 1]
+        engine = self._fast.get(upto)
+        if engine is None or not engine.is_current(layers):
+            engine = FastNetwork.compile(layers)
+            if engine is None:
+                return None
+            self._fast[upto] = engine
+        return engine
+
+    def stepper(self, outputs: str | None = None) -> Stepper:
+        """A :class:`lstm_ref.fast.Stepper`: one step (or chunk) at a time from the current
+        state, returning the activations of layer ``outputs`` (default the last)."""
+        return Stepper(self, outputs)
+
+    def _predict_reference(
+        self, seqs: list[Array], state_in: State, padding: Padding, upto: int
+    ) -> tuple[list[Array], State]:
+        """predict through :meth:`forward`: every sequence's output and the final states."""
         results: list[Array] = [np.empty(0)] * len(seqs)
         final = {name: _copy(s) for name, s in state_in.items()}
         for batch in make_batches(seqs, padding):
@@ -265,12 +314,7 @@ class Network:
                 if cache.final_state is not None:
                     final[layer.name].h[batch.rows] = cache.final_state.h
                     final[layer.name].c[batch.rows] = cache.final_state.c
-        out: Any = results[0] if single else _stack_if_same_shape(results)
-        if not return_state:
-            return out
-        if single:
-            final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
-        return out, final
+        return results, final
 
     def classify(
         self,

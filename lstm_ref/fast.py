@@ -1,0 +1,523 @@
+"""The fast inference path, beside the readable reference and tested equal to it.
+
+:func:`lstm_ref.lstm.lstm_step` stays the statement of the equations; this module computes
+the same numbers with fewer, larger NumPy calls. What it does differently, once, when a
+network is compiled (:meth:`FastNetwork.compile`):
+
+* **One fused product per step.** Each step multiplies the row ``[x_t, h_{t-1}, 1]`` by one
+  stacked matrix ``M`` (C + H + 1, 4H) — W, R and the bias b as its last row — into a
+  preallocated buffer. The columns hold the gate blocks in the order **i, f, o, g**, so the
+  three sigmoid gates are contiguous.
+* **The cheap sigmoid.** σ(a) = 0.5·tanh(0.5·a) + 0.5 exactly, so the columns of the sigmoid
+  gates are scaled by 0.5 (exact in floating point) and one ``tanh`` runs over all 4H
+  pre-activations; the gates then take ``·0.5 + 0.5``.
+* **The input normalisation folded into the weights.** A ``SequenceInput`` with
+  "zerocenter" or "zscore" becomes W/std and b − W·(mean/std): the raw data enter ``M``.
+* **A sorted, shrinking batch** under masked padding: sequences sorted by length, so the
+  rows still running at step t are a prefix and each step multiplies only those. Under
+  MATLAB's padding every row runs every (padded) step, exactly as the reference does.
+* **Time-major buffers** (T + 1, B, C + H + 1): step t reads row t and writes h_t straight
+  into the h columns of row t + 1, so neither x nor h is copied per step.
+
+Covered (anything else falls back to the reference, with equal results): a
+:class:`~lstm_ref.layers.SequenceInput` (any normalisation), then one or more forward
+:class:`~lstm_ref.layers.LSTM` layers with the default activations (sigmoid gates, tanh
+state) and none of the cell variants (peepholes, clip, coupled gates, projection), every one
+but the last with output mode "sequence", then any of ``FullyConnected``, ``Softmax``,
+``ClassificationOutput`` (run through their own ``forward``). Not covered: other gate or state
+activations (hard-sigmoid, softsign, ONNX's), reverse or bidirectional layers, cell variants,
+any other layer type. Results are checked finite; a non-finite value sends the call back to
+the reference, which names the overflow.
+
+:class:`Stepper` is the streaming form: made from a network, it takes one step (or one
+chunk) at a time, holds the state and returns the layer's activations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._checks import check_real_array
+from .errors import InputError
+from .layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
+from .lstm import LSTMState, gate_rows
+from .padding import Padding, make_batches
+from .sequences import as_sequence_list
+
+Array = np.ndarray
+FAST_ORDER = ("i", "f", "o", "g")  # column blocks of M: the three sigmoid gates, then g
+HEAD_TYPES = (FullyConnected, Softmax, ClassificationOutput)  # stateless, step by step
+
+
+class FastLSTM(NamedTuple):
+    """One LSTM layer compiled for the fast path (a snapshot of its weights).
+
+    Attributes
+    ----------
+    name : str
+    M : ndarray, shape (C + H + 1, 4H)
+        Rows: x, h, 1 (bias); columns: gate blocks i, f, o, g; sigmoid columns × 0.5; the
+        first layer's input normalisation folded in.
+    h0, c0 : ndarray, shape (H,)
+        The layer's initial state.
+    last : bool
+        Output mode "last" (the final h) rather than "sequence".
+    """
+
+    name: str
+    M: Array
+    h0: Array
+    c0: Array
+    last: bool
+
+    @property
+    def C(self) -> int:
+        return self.M.shape[0] - self.H - 1
+
+    @property
+    def H(self) -> int:
+        return self.M.shape[1] // 4
+
+
+def covered(layer: Layer) -> bool:
+    """Whether the fast path computes ``layer`` (an LSTM with the reference cell)."""
+    return (
+        type(layer) is LSTM
+        and layer.gate_activation == "sigmoid"
+        and layer.state_activation == "tanh"
+        and getattr(layer, "direction", "forward") == "forward"
+        and getattr(layer, "variant", None) is None
+    )
+
+
+def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
+    """``layer`` as a :class:`FastLSTM`, with ``norm``'s input normalisation folded in.
+
+    Parameters
+    ----------
+    layer : LSTM
+        Covered by the fast path (see :func:`covered`).
+    norm : SequenceInput, optional
+        The input layer just before it: x' = (x − mean) / std gives W' = W / std and
+        b' = b − W' · mean.
+    """
+    W, R, b = layer.params  # (4H, C), (4H, H), (4H,)
+    H, C = R.shape[1], W.shape[1]
+    rows = np.concatenate([np.arange(4 * H)[gate_rows(g, H)] for g in FAST_ORDER])
+    W, R, b = W[rows], R[rows], b[rows]
+    if norm is not None and norm.std is not None:
+        W = W / norm.std
+    if norm is not None and norm.mean is not None:
+        b = b - W @ norm.mean
+    scale = np.where(np.arange(4 * H) < 3 * H, 0.5, 1.0).astype(W.dtype)  # σ = ½ tanh(½a) + ½
+    M = np.empty((C + H + 1, 4 * H), dtype=W.dtype)
+    np.multiply(W.T, scale, out=M[:C])
+    np.multiply(R.T, scale, out=M[C : C + H])
+    np.multiply(b, scale, out=M[C + H])
+    h0, c0 = layer.initial_state or (np.zeros(H, W.dtype), np.zeros(H, W.dtype))
+    return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last")
+
+
+class StepBuffers(NamedTuple):
+    """Views of one step's work buffers for the rows being computed: (n, ·) or (·,)."""
+
+    a: Array  # (n, 4H) pre-activations, then gate values in place
+    sig: Array  # (n, 3H) the sigmoid gates i, f, o
+    i: Array
+    f: Array
+    o: Array
+    g: Array
+    c: Array  # (n, H) the cell state, updated in place
+    tmp: Array  # (n, H) scratch
+
+    @classmethod
+    def of(cls, a: Array, c: Array, tmp: Array) -> StepBuffers:
+        H = c.shape[-1]
+        i, f, o, g = (a[..., k * H : (k + 1) * H] for k in range(4))
+        return cls(a, a[..., : 3 * H], i, f, o, g, c, tmp)
+
+
+def fast_step(M: Array, z: Array, buf: StepBuffers, h_out: Array, half: Array) -> None:
+    """One LSTM step on the compiled weights: nine NumPy calls, no allocation.
+
+    Parameters
+    ----------
+    M : ndarray, shape (C + H + 1, 4H)
+        :attr:`FastLSTM.M`.
+    z : ndarray, shape (n, C + H + 1) or (C + H + 1,)
+        ``[x_t, h_{t-1}, 1]`` for each row.
+    buf : StepBuffers
+        ``buf.c`` holds c_{t-1} and receives c_t.
+    h_out : ndarray, shape (n, H) or (H,)
+        Receives h_t (may be the h columns of the next step's ``z``).
+    half : ndarray, shape ()
+        0.5 in the weights' dtype.
+    """
+    np.dot(z, M, buf.a)  # the pre-activations, sigmoid columns already halved
+    np.tanh(buf.a, out=buf.a)
+    np.multiply(buf.sig, half, out=buf.sig)  # σ(a) = ½ tanh(½a) + ½ for i, f, o
+    np.add(buf.sig, half, out=buf.sig)
+    np.multiply(buf.f, buf.c, out=buf.c)  # c_t = f ⊙ c_{t-1} + i ⊙ g
+    np.multiply(buf.i, buf.g, out=buf.tmp)
+    np.add(buf.c, buf.tmp, out=buf.c)
+    np.tanh(buf.c, out=buf.tmp)  # h_t = o ⊙ tanh(c_t)
+    np.multiply(buf.o, buf.tmp, out=h_out)
+
+
+def all_finite(a: Array) -> bool:
+    """Whether every value of ``a`` is finite (one dot product for a vector, when it does
+    not overflow)."""
+    if a.ndim == 1 and math.isfinite(np.dot(a, a)):
+        return True
+    return bool(np.isfinite(a).all())
+
+
+def run_lstm(f: FastLSTM, Z: Array, counts: Array, c: Array) -> None:
+    """Run one compiled layer over a time-major batch, in place.
+
+    Parameters
+    ----------
+    f : FastLSTM
+    Z : ndarray, shape (T + 1, B, C + H + 1) or (T + 1, C + H + 1) for one sequence
+        Z[t, :, :C] holds x_t, Z[0, :, C:C+H] h_0 and Z[:, :, -1] ones; Z[t + 1, :, C:C+H]
+        receives h_t.
+    counts : ndarray of int, shape (T,)
+        How many rows (a prefix) run at step t; ignored for one sequence.
+    c : ndarray, shape (B, H) or (H,)
+        c_0 in, each row's state after its last step out.
+    """
+    C, H = f.C, f.H
+    half = np.array(0.5, dtype=Z.dtype)
+    a, tmp = np.empty((*c.shape[:-1], 4 * H), Z.dtype), np.empty_like(c)
+    if Z.ndim == 2:
+        buf = StepBuffers.of(a, c, tmp)
+        for t in range(Z.shape[0] - 1):
+            fast_step(f.M, Z[t], buf, Z[t + 1, C : C + H], half)
+        return
+    n_prev = -1
+    for t, n in enumerate(counts):
+        if n != n_prev:
+            buf, n_prev = StepBuffers.of(a[:n], c[:n], tmp[:n]), n
+        fast_step(f.M, Z[t, :n], buf, Z[t + 1, :n, C : C + H], half)
+
+
+class Run(NamedTuple):
+    """One time-major batch for the fast path."""
+
+    rows: Array  # (B,) which input sequences
+    x: Array  # (T, B, C) or (T, C) for one sequence
+    counts: Array  # (T,) rows running at each step (a prefix)
+    stop: Array  # (B,) the step after which each row's final state is read
+    start: Array  # (B,) where each row's data starts (left padding)
+    lengths: Array  # (B,) steps of data per row
+
+
+def batches(seqs: list[Array], padding: Padding) -> Iterator[Run]:
+    """The runs of ``seqs``: masked — sorted by length (longest first) in chunks of
+    ``mini_batch_size``; MATLAB's — :func:`lstm_ref.padding.make_batches`, unmasked."""
+    if len(seqs) == 1 and (padding.is_masked or isinstance(padding.sequence_length, str)):
+        n = np.array([len(seqs[0])])  # one sequence: every option computes just its steps
+        yield Run(np.zeros(1, int), seqs[0], n, n, np.zeros(1, int), n)
+        return
+    if not padding.is_masked:
+        for batch in make_batches(seqs, padding):
+            T, B = batch.x.shape[1], len(batch.rows)
+            x, full = batch.x.transpose(1, 0, 2), np.full(B, T)
+            yield Run(batch.rows, x, np.full(T, B), full, batch.start, batch.lengths)
+        return
+    lengths = np.array([len(s) for s in seqs])
+    order = np.argsort(-lengths, kind="stable")
+    for first in range(0, len(seqs), padding.mini_batch_size):
+        rows = order[first : first + padding.mini_batch_size]
+        n = lengths[rows]
+        x = np.zeros((int(n[0]), len(rows), seqs[0].shape[1]), seqs[0].dtype)
+        for b, r in enumerate(rows):
+            x[: n[b], b] = seqs[r]
+        counts = (n[None, :] > np.arange(n[0])[:, None]).sum(axis=1)
+        yield Run(rows, x, counts, n, np.zeros_like(n), n)
+
+
+class FastNetwork:
+    """A network's layers ``0 … upto`` compiled for the fast path (a snapshot).
+
+    Make one with :meth:`compile` (None when a layer is not covered); :meth:`is_current`
+    tells whether the layers still hold what it was compiled from.
+    """
+
+    def __init__(self, layers: Sequence[Layer], lstms: list[FastLSTM], heads: list[Layer]):
+        self.lstms, self.heads = lstms, heads
+        self._config, arrays = _reads(layers)
+        self._arrays = [a.copy() for a in arrays]
+        norm = layers[0]
+        assert isinstance(norm, SequenceInput)
+        self.norm = norm
+        self.dtype = lstms[0].M.dtype
+        self.limit = _input_limit(norm, self.dtype)  # see within_limit
+
+    @classmethod
+    def compile(cls, layers: Sequence[Layer]) -> FastNetwork | None:
+        """Compile ``layers`` (input, LSTMs, heads), or None if the fast path does not cover
+        them (see the module docstring)."""
+        first = layers[0] if layers else None
+        k = 1
+        while k < len(layers) and covered(layers[k]):
+            k += 1
+        lstm_layers, heads = list(layers[1:k]), list(layers[k:])
+        if (
+            type(first) is not SequenceInput
+            or not lstm_layers
+            or any(isinstance(x, LSTM) and x.output_mode == "last" for x in lstm_layers[:-1])
+            or any(type(x) not in HEAD_TYPES for x in heads)
+        ):
+            return None
+        assert isinstance(first, SequenceInput)
+        lstms = [
+            compile_lstm(x, first if j == 0 else None)  # type: ignore[arg-type]
+            for j, x in enumerate(lstm_layers)
+        ]
+        return cls(layers, lstms, heads)
+
+    def is_current(self, layers: Sequence[Layer]) -> bool:
+        """Whether ``layers`` still hold the configuration and the values compiled (every
+        array compared, so an in-place change of a weight is seen)."""
+        config, arrays = _reads(layers)
+        return (
+            config == self._config
+            and len(arrays) == len(self._arrays)
+            and all(np.array_equal(a, b) for a, b in zip(arrays, self._arrays, strict=True))
+        )
+
+    def within_limit(self, x: Array) -> bool:
+        """Whether no value of ``x`` can overflow the input normalisation."""
+        return self.limit == math.inf or bool(np.abs(x).max() <= self.limit)
+
+    def run(
+        self, seqs: list[Array], states: dict[str, LSTMState], padding: Padding
+    ) -> tuple[list[Array], dict[str, LSTMState]] | None:
+        """The outputs of every sequence (in input order) and each LSTM's final state.
+
+        Parameters
+        ----------
+        seqs : list of ndarray, each (T_i, C)
+            Checked sequences in the network's dtype.
+        states : dict of str to LSTMState
+            Each LSTM's starting state, (N, H) rows (broadcast views are fine).
+        padding : Padding
+
+        Returns
+        -------
+        (outputs, final) or None
+            ``outputs[r]``: (T_r, K) or (K,) as :meth:`Network.predict` returns for one
+            sequence; ``final``: (N, H) h and c per LSTM (as given for those not run).
+            None when a value is not finite or the input could overflow the
+            normalisation: the caller runs the reference.
+        """
+        results: list[Array] = [np.empty(0)] * len(seqs)
+        final = {n: LSTMState(s.h.copy(), s.c.copy()) for n, s in states.items()}
+        for run in batches(seqs, padding):
+            if not self.within_limit(run.x):
+                return None
+            y, ends = self._forward(run, states)
+            if not all_finite(y) or not all(all_finite(s.c) for s in ends.values()):
+                return None
+            for b, r in enumerate(run.rows):
+                one = y if run.x.ndim == 2 else y[b]
+                results[r] = (
+                    one if one.ndim == 1 else one[run.start[b] : run.start[b] + run.lengths[b]]
+                )
+            for name, s in ends.items():
+                final[name].h[run.rows], final[name].c[run.rows] = s
+        return results, final
+
+    def _forward(
+        self, run: Run, states: dict[str, LSTMState]
+    ) -> tuple[Array, dict[str, LSTMState]]:
+        """One run through the compiled layers and the heads: the output, time-major per
+        step ((T, B, K) or (T, K)) or per row ((B, K) or (K,)), and the final states."""
+        x, one = run.x, run.x.ndim == 2
+        T = x.shape[0]
+        rows = run.rows
+        ends = {}
+        y: Array = x
+        for f in self.lstms:
+            B = () if one else (len(rows),)
+            Z = np.zeros((T + 1, *B, f.C + f.H + 1), f.M.dtype)
+            Z[:-1, ..., : f.C] = y
+            Z[..., -1] = 1
+            start = states[f.name]
+            Z[0, ..., f.C : f.C + f.H] = start.h[0] if one else start.h[rows]
+            c = start.c[0].copy() if one else start.c[rows]
+            run_lstm(f, Z, run.counts, c)
+            hs = Z[..., f.C : f.C + f.H]
+            h_final = hs[run.stop[0]] if one else hs[run.stop, np.arange(len(rows))]
+            ends[f.name] = LSTMState(h_final, c)
+            y = h_final if f.last else hs[1:]
+        if not one and y.ndim == 3:
+            y = y.transpose(1, 0, 2)  # (B, T, H), as the heads and the trimming expect
+        for layer in self.heads:
+            y, _ = layer.forward(y)
+        return y, ends
+
+
+def _reads(layers: Sequence[Layer]) -> tuple[tuple[Any, ...], list[Array]]:
+    """Everything :meth:`FastNetwork.compile` reads from ``layers``: the configuration and
+    the arrays."""
+    config = tuple((type(x), x.name, tuple(sorted(x.config().items(), key=str))) for x in layers)
+    return config, [a for x in layers for a in x.arrays().values()]
+
+
+def _input_limit(norm: SequenceInput, dtype: np.dtype) -> float:
+    """A bound on |x| up to which (x − mean) / std cannot overflow ``dtype`` (inf: no
+    normalisation)."""
+    if norm.mean is None:
+        return math.inf
+    std = 1.0 if norm.std is None else float(norm.std.min())
+    big = float(np.finfo(dtype).max) / 4
+    return max(big * min(std, 1.0) - float(np.abs(norm.mean).max()), 0.0)
+
+
+class Stepper:
+    """Streaming inference: one step (or one chunk) at a time, the state held inside.
+
+    Made from a network — ``net.stepper(outputs="lstm")`` — it starts from the network's
+    current state and takes a snapshot of its weights (make a new stepper after changing
+    them). ``step(x_t)`` equals ``net.predict(x_t[None], outputs=..., return_state=True)``
+    followed by ``net.state = state``, for an (H,) state; ``run(X)`` does the same for a
+    chunk (T, C). A network the fast path does not cover steps through the reference.
+
+    Parameters
+    ----------
+    net : Network
+    outputs : str, optional
+        The layer whose activations to return (default the last layer).
+    """
+
+    def __init__(self, net: Any, outputs: str | None = None):
+        upto = len(net.layers) - 1 if outputs is None else net.layers.index(net.layer(outputs))
+        self._net = type(net)(net.layers, net.class_names)  # its own state; the same layers
+        self._net.state = net.state
+        self._outputs = outputs
+        self.input_size, self.dtype = net.input_size, net.dtype
+        self._engine = FastNetwork.compile(net.layers[: upto + 1])
+        self._start = {name: s for name, s in net.state.items()}  # (H,) or (1, H) rows
+        if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in self._start.values()):
+            raise InputError("a stepper runs one sequence: the network's state holds several rows")
+        self._half = np.array(0.5, dtype=self.dtype)
+        if self._engine is not None:
+            limit = min(self._engine.limit, float(np.finfo(self.dtype).max))
+            self._bound = min(limit * limit, float(np.finfo(np.float64).max))  # on x·x
+            self._wide = np.empty(self.input_size)  # float64: the squares cannot overflow
+            self._z = [np.zeros(f.C + f.H + 1, self.dtype) for f in self._engine.lstms]
+            self._c = [np.zeros(f.H, self.dtype) for f in self._engine.lstms]
+            self._buf = [
+                StepBuffers.of(np.empty(4 * f.H, self.dtype), c, np.empty(f.H, self.dtype))
+                for f, c in zip(self._engine.lstms, self._c, strict=True)
+            ]
+        self.reset(self._start)
+
+    # ---------------------------------------------------------------------- state
+    def reset(self, state: dict[str, LSTMState] | None = None) -> None:
+        """Back to the layers' initial state (or to ``state``, (H,) per LSTM layer)."""
+        if self._engine is None:
+            self._net.reset_state() if state is None else setattr(self._net, "state", state)
+            return
+        for f, z, c in zip(self._engine.lstms, self._z, self._c, strict=True):
+            h0, c0 = (f.h0, f.c0) if state is None else state[f.name]
+            z[f.C : f.C + f.H] = np.reshape(h0, -1)
+            c[:] = np.reshape(c0, -1)
+            z[-1] = 1
+
+    @property
+    def state(self) -> dict[str, LSTMState]:
+        """A copy of the held state: h and c, (H,) each, by LSTM layer name."""
+        if self._engine is None:
+            return self._net.state
+        return {
+            f.name: LSTMState(z[f.C : f.C + f.H].copy(), c.copy())
+            for f, z, c in zip(self._engine.lstms, self._z, self._c, strict=True)
+        }
+
+    # ------------------------------------------------------------------ computing
+    def step(self, x: Array) -> Array:
+        """One time step: ``x`` (C,) in, the layer's activations at this step out, (W,)."""
+        if self._engine is None:
+            y, state = self._net.predict(self._one_step(x)[None], self._outputs, return_state=True)
+            self._net.state = state
+            return y[0] if y.ndim == 2 else y
+        engine, z = self._engine, self._z
+        C = engine.lstms[0].C
+        zx = z[0][:C]
+        if type(x) is np.ndarray and x.shape == (C,) and x.dtype == self.dtype:
+            np.copyto(zx, x)
+        else:
+            zx[:] = self._one_step(x)
+        if not self._plausible(zx):  # NaN, Inf, or maybe too large to normalise
+            self._one_step(x)
+        last = len(engine.lstms) - 1
+        for k, (f, buf) in enumerate(zip(engine.lstms, self._buf, strict=True)):
+            h = z[k][f.C : f.C + f.H]
+            fast_step(f.M, z[k], buf, h, self._half)
+            if k < last:
+                np.copyto(z[k + 1][: engine.lstms[k + 1].C], h)
+        y = h.copy()
+        for layer in engine.heads:
+            y, _ = layer.forward(y)
+        if not all_finite(y):
+            raise InputError(
+                f"a layer overflowed {self.dtype} at this step (a non-finite value): the "
+                "inputs, state or weights are too large; reset() the stepper"
+            )
+        return y
+
+    def run(self, X: Array) -> Array:
+        """A chunk of steps, ``X`` (T, C): what ``net.predict(X, outputs=...)`` returns from
+        the held state ((T, W), or (W,) for an output mode "last"); the state is carried on."""
+        if self._engine is None:
+            y, state = self._net.predict(X, self._outputs, return_state=True)
+            self._net.state = state
+            return y
+        if not isinstance(X, np.ndarray) or X.ndim != 2:
+            raise InputError(f"expected one chunk of steps (T, C); got {np.shape(X)}")
+        seqs, _ = as_sequence_list(X, self.input_size, dtype=self.dtype)
+        held = {n: LSTMState(s.h[None], s.c[None]) for n, s in self.state.items()}
+        done = self._engine.run(seqs, held, Padding.masked())
+        if done is None:
+            raise InputError(
+                "a value overflowed the network's dtype in this chunk (a non-finite value): "
+                "the inputs, state or weights are too large; reset() the stepper"
+            )
+        results, final = done
+        self.reset({n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()})
+        return results[0]
+
+    def _plausible(self, x: Array) -> bool:
+        """A one-call check: x·x (in float64) within the bound; False for NaN and Inf."""
+        wide = x if x.dtype == np.float64 else self._wide
+        if wide is self._wide:
+            np.copyto(wide, x)
+        try:
+            return bool(np.dot(wide, wide) <= self._bound)
+        except RuntimeWarning:  # warnings as errors: a float64 |x| above ~1e154
+            return False
+
+    def _one_step(self, x: Any) -> Array:
+        """``x`` checked as one step (C,) of real numbers, cast, finite, and within the
+        range the input normalisation can take (else an InputError)."""
+        a = np.asarray(x)
+        if a.shape != (self.input_size,):
+            raise InputError(f"expected one step of shape ({self.input_size},); got {a.shape}")
+        a = check_real_array(a, "x", self.dtype, axes=("feature",))
+        norm = self._net.layers[0]
+        if norm.mean is not None:
+            with np.errstate(over="ignore"):
+                y, _ = norm.forward(a)
+            if not np.isfinite(y).all():
+                raise InputError(
+                    f"layer {norm.name!r} overflowed {self.dtype} at this step (a non-finite "
+                    "value): the input is too large for the normalisation"
+                )
+        return a

@@ -1,0 +1,194 @@
+"""The fast path (lstm_ref.fast) equals the reference for every option it covers, and the
+network falls back to the reference for the rest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from random_nets import random_lstm_params, random_network, random_sequences
+
+from lstm_ref import LSTM, FullyConnected, InputError, LSTMState, Network, Padding, SequenceInput
+from lstm_ref.fast import FastNetwork
+
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
+PADDINGS = [
+    Padding.masked(),
+    Padding.masked(mini_batch_size=2),
+    Padding.matlab(mini_batch_size=3),
+    Padding.matlab(mini_batch_size=2, direction="left", value=0.5),
+    Padding.matlab(mini_batch_size=4, sequence_length="shortest"),
+    Padding.matlab(mini_batch_size=3, sequence_length=4, direction="left"),
+]
+
+
+def reference(net: Network, *args, **kwargs):
+    """What the reference path returns (the fast path switched off for this call)."""
+    saved, net.fast_engine = net.fast_engine, lambda upto=None: None  # type: ignore[method-assign]
+    try:
+        return net.predict(*args, **kwargs)
+    finally:
+        net.fast_engine = saved  # type: ignore[method-assign]
+
+
+def close(a, b, dtype) -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            close(list(a[k]), list(b[k]), dtype)
+        return
+    if isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            close(x, y, dtype)
+        return
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_allclose(a, b, rtol=0, atol=TOL[dtype])
+
+
+def stacked(rng, C=5, H=(6, 4), K=3, output_mode="last", normalization="zscore") -> Network:
+    net = random_network(rng, C, H[0], K, "sequence", normalization)
+    second = LSTM(
+        random_lstm_params(rng, H[0], H[1]),
+        name="lstm2",
+        output_mode=output_mode,
+        initial_state=LSTMState(rng.uniform(-0.5, 0.5, H[1]), rng.normal(size=H[1])),
+    )
+    fc = FullyConnected(rng.normal(size=(K, H[1])), rng.normal(size=K))
+    return Network([net.layers[0], net.layers[1], second, fc, net.layers[3]], net.class_names)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("padding", PADDINGS, ids=str)
+@pytest.mark.parametrize("output_mode", ["last", "sequence"])
+@pytest.mark.parametrize("normalization", ["none", "zerocenter", "zscore"])
+def test_fast_equals_reference(rng, dtype, padding, output_mode, normalization):
+    net = random_network(rng, output_mode=output_mode, normalization=normalization).astype(dtype)
+    assert net.fast_engine() is not None
+    xs = random_sequences(rng, [3, 7, 5, 9, 3, 4, 8])
+    for outputs in (None, "lstm", "fc"):
+        got = net.predict(xs, outputs, padding=padding, return_state=True)
+        close(got, reference(net, xs, outputs, padding=padding, return_state=True), dtype)
+    one = net.predict(xs[3], "lstm", return_state=True)
+    close(one, reference(net, xs[3], "lstm", return_state=True), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("padding", PADDINGS[:4], ids=str)
+@pytest.mark.parametrize("output_mode", ["last", "sequence"])
+def test_stacked_lstms_and_per_row_states(rng, dtype, padding, output_mode):
+    net = stacked(rng, output_mode=output_mode).astype(dtype)
+    xs = random_sequences(rng, [6, 3, 9, 4])
+    net.state = {
+        "lstm": LSTMState(rng.normal(size=(4, 6)), rng.normal(size=(4, 6))),
+        "lstm2": LSTMState(rng.normal(size=(4, 4)), rng.normal(size=(4, 4))),
+    }
+    for outputs in (None, "lstm", "lstm2"):
+        got = net.predict(xs, outputs, padding=padding, return_state=True)
+        close(got, reference(net, xs, outputs, padding=padding, return_state=True), dtype)
+
+
+def test_a_padded_batch_with_lengths_and_classify(rng):
+    net = random_network(rng, normalization="zscore")
+    X = rng.normal(size=(5, 8, 5))
+    lengths = [8, 3, 5, 1, 6]
+    close(net.predict(X, lengths=lengths), reference(net, X, lengths=lengths), np.float64)
+    labels, scores = net.classify(list(X))
+    close(scores, reference(net, list(X)), np.float64)
+    assert list(labels) == [net.class_names[k] for k in scores.argmax(axis=1)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"gate_activation": "hard-sigmoid"},
+        {"state_activation": "softsign"},
+    ],
+)
+def test_uncovered_options_fall_back_to_the_reference(rng, options):
+    net = random_network(rng, output_mode="sequence", normalization="zscore", **options)
+    assert net.fast_engine() is None
+    xs = random_sequences(rng, [4, 6])
+    got = net.predict(xs, "lstm", return_state=True)
+    want = reference(net, xs, "lstm", return_state=True)
+    for a, b in zip(got[0], want[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_in_place_change_of_a_weight_is_seen(rng):
+    net = random_network(rng, normalization="zscore")
+    xs = random_sequences(rng, [4, 6])
+    before = net.predict(xs)
+    net.layer("lstm").params.R[3, 2] += 0.5
+    net.layer("sequenceinput").mean[1] -= 1.0
+    after = net.predict(xs)
+    assert not np.allclose(before, after)
+    close(after, reference(net, xs), np.float64)
+
+
+def test_overflow_falls_back_to_the_reference_error(rng):
+    net = random_network(rng, normalization="zscore").astype(np.float32)
+    net.layer("sequenceinput").std[:] = 0.5
+    x = np.full((3, 5), 3e38)
+    with pytest.raises(InputError, match="'sequenceinput' overflowed") as fast:
+        net.predict(x)
+    with pytest.raises(InputError) as ref:
+        reference(net, x)
+    assert str(fast.value) == str(ref.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("outputs", ["lstm", None])
+def test_matlab_style_loop_and_stepper_equal_the_reference_step_by_step(rng, dtype, outputs):
+    net = stacked(rng, output_mode="sequence").astype(dtype)
+    xs = rng.normal(size=(12, 5))
+    layer = outputs or net.layers[-1].name
+    want = reference(net, xs, layer)  # from the initial state, all steps at once
+    stepper = net.stepper(outputs)
+    for t, x in enumerate(xs):
+        h, state = net.predict(x[None], outputs=outputs, return_state=True)
+        net.state = state
+        np.testing.assert_allclose(h[0], want[t], rtol=0, atol=TOL[dtype])
+        np.testing.assert_allclose(stepper.step(x), want[t], rtol=0, atol=TOL[dtype])
+    close(stepper.state, {k: net.state[k] for k in stepper.state}, dtype)
+    stepper.reset()
+    np.testing.assert_allclose(stepper.run(xs[:5]), want[:5], rtol=0, atol=TOL[dtype])
+    np.testing.assert_allclose(stepper.run(xs[5:]), want[5:], rtol=0, atol=TOL[dtype])
+
+
+def test_the_returned_state_is_copied_when_assigned(rng):
+    net = random_network(rng, output_mode="sequence")
+    _, state = net.predict(rng.normal(size=(1, 5)), "lstm", return_state=True)
+    net.state = state
+    state["lstm"].h[:] = 7.0
+    assert not np.any(net.state["lstm"].h == 7.0)
+    state["lstm"].c[0] = np.inf
+    with pytest.raises(InputError):
+        net.state = state
+
+
+def test_stepper_checks_its_input(rng):
+    net = random_network(rng, normalization="zscore").astype(np.float32)
+    stepper = net.stepper("lstm")
+    for bad, error in [(np.ones(4), "shape"), (np.array([np.nan] * 5), "non-finite")]:
+        with pytest.raises(InputError, match=error):
+            stepper.step(bad)
+    with pytest.raises(InputError, match="overflow"):
+        stepper.step(np.full(5, 1e300))
+    np.testing.assert_allclose(
+        stepper.step(np.arange(5.0)), reference(net, np.arange(5.0)[None], "lstm"), atol=1e-5
+    )
+
+
+def test_stepper_of_an_uncovered_network_uses_the_reference(rng):
+    net = random_network(rng, output_mode="sequence", state_activation="softsign")
+    xs = rng.normal(size=(4, 5))
+    stepper = net.stepper("lstm")
+    steps = np.stack([stepper.step(x) for x in xs])
+    np.testing.assert_allclose(steps, net.predict(xs, "lstm"), rtol=0, atol=1e-12)
+
+
+def test_compile_refuses_what_it_does_not_cover(rng):
+    net = random_network(rng)
+    assert FastNetwork.compile(net.layers[:1]) is None  # no LSTM
+    assert FastNetwork.compile([net.layers[1]]) is None  # no input layer
+    assert FastNetwork.compile([SequenceInput(5), net.layers[2]]) is None
