@@ -9,6 +9,7 @@ file                            importer                         exporter
 ==============================  ===============================  ==========================
 ``.pt``, ``.pth``               :mod:`.torch` (a state_dict)     :func:`.torch.save_torch`
 ``.onnx``                       :mod:`.onnx`                     :func:`.onnx.save_onnx`
+``.keras``, ``.h5``, ``.hdf5``  :mod:`.keras` (h5py + JSON)      :func:`.keras.save_keras`
 ``.npz``                        lstm_ref's native format         native
 ==============================  ===============================  ==========================
 """
@@ -41,6 +42,18 @@ def _save_onnx(net: Network, path: Path) -> None:
     save_onnx(net, path)
 
 
+def _load_keras(path: Path) -> Network:
+    from .keras import from_keras
+
+    return from_keras(path)
+
+
+def _save_keras(net: Network, path: Path) -> None:
+    from .keras import save_keras
+
+    save_keras(net, path)
+
+
 def _load_native(path: Path) -> Network:
     from ..formats import load_network
 
@@ -63,12 +76,17 @@ IMPORTERS: dict[str, Callable[[Path], Network]] = {
     ".pt": _load_torch,
     ".pth": _load_torch,
     ".onnx": _load_onnx,
+    ".keras": _load_keras,
+    ".h5": _load_keras,
+    ".hdf5": _load_keras,
     ".npz": _load_native,
 }
 EXPORTERS: dict[str, Callable[[Network, Path], None]] = {
     ".pt": _save_torch,
     ".pth": _save_torch,
     ".onnx": _save_onnx,
+    ".keras": _save_keras,
+    ".h5": _save_keras,
     ".npz": _save_native,
 }
 
