@@ -10,6 +10,7 @@ file                            importer                         exporter
 ``.pt``, ``.pth``               :mod:`.torch` (a state_dict)     :func:`.torch.save_torch`
 ``.onnx``                       :mod:`.onnx`                     :func:`.onnx.save_onnx`
 ``.keras``, ``.h5``, ``.hdf5``  :mod:`.keras` (h5py + JSON)      :func:`.keras.save_keras`
+``.mat`` (v5, v7.3)             :mod:`.matlab` (learnables)      :func:`.matlab.save_matlab` (v5)
 ``.npz``                        lstm_ref's native format         native
 ==============================  ===============================  ==========================
 """
@@ -54,6 +55,18 @@ def _save_keras(net: Network, path: Path) -> None:
     save_keras(net, path)
 
 
+def _load_matlab(path: Path) -> Network:
+    from .matlab import from_matlab
+
+    return from_matlab(path)
+
+
+def _save_matlab(net: Network, path: Path) -> None:
+    from .matlab import save_matlab
+
+    save_matlab(net, path)
+
+
 def _load_native(path: Path) -> Network:
     from ..formats import load_network
 
@@ -79,6 +92,7 @@ IMPORTERS: dict[str, Callable[[Path], Network]] = {
     ".keras": _load_keras,
     ".h5": _load_keras,
     ".hdf5": _load_keras,
+    ".mat": _load_matlab,
     ".npz": _load_native,
 }
 EXPORTERS: dict[str, Callable[[Network, Path], None]] = {
@@ -87,6 +101,7 @@ EXPORTERS: dict[str, Callable[[Network, Path], None]] = {
     ".onnx": _save_onnx,
     ".keras": _save_keras,
     ".h5": _save_keras,
+    ".mat": _save_matlab,
     ".npz": _save_native,
 }
 

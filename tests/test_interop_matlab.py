@@ -1,0 +1,130 @@
+"""MATLAB learnables files: v5 (what MATLAB's save writes, made here with scipy.io.savemat)
+and v7.3 (HDF5 in MATLAB's column-major layout, made here with h5py). No MATLAB runs in
+CI, so these check the layout and the round trip against lstm_ref's own network."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+from random_nets import random_network, random_sequences
+
+from lstm_ref import InputError, Padding
+from lstm_ref.interop import load_model
+from lstm_ref.interop.matlab import save_matlab
+
+C, H, K = 5, 7, 4
+
+
+def matlab_variables(net):
+    seq, lstm, fc = net.layers[0], net.layers[1], net.layers[2]
+    return {
+        "InputWeights": lstm.params.W,  # 4H × C
+        "RecurrentWeights": lstm.params.R,
+        "Bias": lstm.params.b[:, None],  # 4H × 1
+        "FcWeights": fc.weights,
+        "FcBias": fc.bias[:, None],
+        "HiddenState": lstm.initial_state.h[:, None],
+        "CellState": lstm.initial_state.c[:, None],
+        "Mean": seq.mean[:, None],
+        "StandardDeviation": seq.std[:, None],
+        "OutputMode": "last",
+        "GateActivationFunction": "hard-sigmoid",
+        "StateActivationFunction": "softsign",
+    }
+
+
+def write_v73(path, values, class_names):
+    """What MATLAB's save -v7.3 writes: a 512-byte user block, every array transposed
+    (column-major), char as uint16, a cell as object references into #refs#."""
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for k, v in values.items():
+            if isinstance(v, str):
+                d = f.create_dataset(k, data=np.array([[ord(ch)] for ch in v], np.uint16))
+                d.attrs["MATLAB_class"] = np.bytes_("char")
+            else:
+                d = f.create_dataset(k, data=np.asarray(v).T)
+                d.attrs["MATLAB_class"] = np.bytes_("double")
+        refs = f.create_group("#refs#")
+        ref_list = []
+        for k, name in enumerate(class_names):
+            d = refs.create_dataset(f"c{k}", data=np.array([[ord(ch)] for ch in name], np.uint16))
+            d.attrs["MATLAB_class"] = np.bytes_("char")
+            ref_list.append(d.ref)
+        cell = f.create_dataset("ClassNames", data=np.array([ref_list]), dtype=h5py.ref_dtype)
+        cell.attrs["MATLAB_class"] = np.bytes_("cell")
+    with open(path, "r+b") as f:
+        f.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .")
+
+
+@pytest.fixture
+def net(rng):
+    return random_network(
+        rng,
+        C=C,
+        H=H,
+        K=K,
+        normalization="zscore",
+        gate_activation="hard-sigmoid",
+        state_activation="softsign",
+    )
+
+
+def check_same(net, other, rng):
+    seqs = random_sequences(rng, [6, 3, 9], C)
+    padding = Padding.matlab(mini_batch_size=2)
+    got, want = other.predict(seqs, padding=padding), net.predict(seqs, padding=padding)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)  # the arrays' memory order differs
+    assert [x.TYPE for x in other.layers[len(net.layers) :]] in ([], ["Classification Output"])
+    for a, b in zip(net.layers, other.layers[: len(net.layers)], strict=True):
+        for k, v in a.arrays().items():
+            np.testing.assert_array_equal(v, b.arrays()[k], err_msg=f"{a.name}/{k}")
+
+
+def test_v5_file(net, rng, tmp_path):
+    path = tmp_path / "learnables.mat"
+    values = dict(
+        matlab_variables(net), ClassNames=np.array(net.class_names, dtype=object)[:, None]
+    )
+    scipy.io.savemat(path, values)
+    imported = load_model(path)
+    assert imported.class_names == net.class_names
+    check_same(net, imported, rng)
+
+
+def test_v5_file_with_one_struct_variable(net, rng, tmp_path):
+    path = tmp_path / "struct.mat"
+    scipy.io.savemat(path, {"s": matlab_variables(net)})
+    check_same(net, load_model(path), rng)
+
+
+def test_v73_file(net, rng, tmp_path):
+    path = tmp_path / "learnables73.mat"
+    write_v73(path, matlab_variables(net), net.class_names)
+    imported = load_model(path)
+    assert imported.class_names == net.class_names
+    check_same(net, imported, rng)
+
+
+def test_export_round_trips_exactly(net, rng, tmp_path):
+    path = tmp_path / "out.mat"
+    save_matlab(net, path)
+    check_same(net, load_model(path), rng)
+
+
+def test_bad_files_are_refused(net, tmp_path):
+    values = matlab_variables(net)
+    del values["RecurrentWeights"]
+    scipy.io.savemat(tmp_path / "missing.mat", values)
+    with pytest.raises(
+        InputError, match=r"missing\.mat: lacks the variable\(s\) \['RecurrentWeights'\]"
+    ):
+        load_model(tmp_path / "missing.mat")
+    values = dict(matlab_variables(net), RecurrentWeights=np.zeros((4 * H, H + 1)))
+    scipy.io.savemat(tmp_path / "shape.mat", values)
+    with pytest.raises(InputError, match=r"layer 'lstm': R must have shape \(4H, H\)"):
+        load_model(tmp_path / "shape.mat")
+    (tmp_path / "junk.mat").write_bytes(b"not a mat file at all" * 10)
+    with pytest.raises(InputError, match=r"junk\.mat: not a MATLAB \.mat file"):
+        load_model(tmp_path / "junk.mat")
