@@ -70,6 +70,39 @@ class CpuMeter:
 _meter: CpuMeter | None = None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--robin",
+        type=int,
+        default=1,
+        help="run every benchmark N times, round-robin: every entry once, then every entry "
+        "again, … (report.py takes the median over the repetitions)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def robin(request: pytest.FixtureRequest) -> int:
+    """Which round-robin repetition this is (see --robin)."""
+    return getattr(request, "param", 0)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    n = metafunc.config.getoption("robin")
+    if n > 1 and "robin" in metafunc.fixturenames:
+        metafunc.parametrize("robin", range(n), ids=[f"r{k}" for k in range(n)], indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Round-robin: repetition 0 of every benchmark, then repetition 1, … (a stable sort,
+    so the entries of one workload stay side by side within a repetition)."""
+
+    def repetition(item: pytest.Item) -> int:
+        callspec = getattr(item, "callspec", None)
+        return callspec.params.get("robin", 0) if callspec is not None else 0
+
+    items.sort(key=repetition)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _limiter, _meter
     torch.set_num_threads(THREADS)

@@ -9,13 +9,21 @@ their median time per call, the spread, the number of rounds, and two time ratio
 is faster than lstm_ref). The reference entry is the one the benchmark marked with
 ``extra_info["reference"]``. Given several files (repeated runs), each entry's median is the
 median of its per-run medians and the spread is their range: on a shared, noisy machine
-that is steadier than any one run. Reads the files only; runs nothing.
+that is steadier than any one run; so are the repetitions of one run made with
+``--robin N`` (every entry once, then every entry again, …), which count as runs here.
+
+Entries that state their floating-point work (``extra_info["flops"]``) also show GFLOP/s and
+the fraction of the machine's peak: the "GEMM peak" entry (a 2000 × 2000 matmul, one BLAS
+thread) of the same dtype, measured in the same run. The section "Targets" prints the ratios
+of issue 10 (ours / peer, below 1 is faster) beside their targets, and the peak memory of a
+NumPy-only inference process. Reads the files only; runs nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -23,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+ROBIN = re.compile(r"(?<=\[)r\d+-|-r\d+(?=[-\]])|\[r\d+\]")  # a --robin repetition's id
 
 
 def unit_for(seconds: float) -> tuple[float, str]:
@@ -53,6 +62,8 @@ class Entry(NamedTuple):
     medians: list[float]  # one per run
     iqr: float  # of the first run
     rounds: int  # over all runs
+    flops: int  # floating-point work of one call (0: not stated)
+    extra: dict[str, Any]  # the first run's extra_info
 
     @property
     def median(self) -> float:
@@ -65,7 +76,8 @@ def collect(runs: list[dict[str, Any]]) -> dict[str, list[Entry]]:
     for data in runs:
         for bench in data.get("benchmarks", []):
             group = bench.get("group") or "(no group)"
-            found[group, bench.get("fullname") or bench.get("name", "?")].append(bench)
+            name = bench.get("fullname") or bench.get("name", "?")
+            found[group, ROBIN.sub("", name)].append(bench)  # repetitions count as runs
     groups: dict[str, list[Entry]] = defaultdict(list)
     for (group, _), benches in found.items():
         first = benches[0]
@@ -77,20 +89,35 @@ def collect(runs: list[dict[str, Any]]) -> dict[str, list[Entry]]:
                 medians=[b["stats"]["median"] for b in benches],
                 iqr=first["stats"]["iqr"],
                 rounds=sum(b["stats"]["rounds"] for b in benches),
+                flops=int(info.get("flops") or 0),
+                extra=info,
             )
         )
     return groups
 
 
-def group_rows(entries: list[Entry], runs: int) -> tuple[list[str], list[list[str]]]:
+def gemm_peaks(groups: dict[str, list[Entry]]) -> dict[str, float]:
+    """GFLOP/s of the "GEMM peak" entry of each dtype."""
+    peaks = {}
+    for name, entries in groups.items():
+        if name.startswith("GEMM peak") and entries[0].flops:
+            peaks[name.rsplit(", ", 1)[-1]] = entries[0].flops / entries[0].median / 1e9
+    return peaks
+
+
+def group_rows(
+    entries: list[Entry], runs: int, peak: float | None = None
+) -> tuple[list[str], list[list[str]]]:
     """The table header and rows of one group, fastest first."""
     entries = sorted(entries, key=lambda e: e.median)
     fastest = entries[0].median
     refs = [e for e in entries if e.reference] or [e for e in entries if "lstm_ref" in e.label]
     ref = refs[0].median if refs else None
     scale, unit = unit_for(fastest)
+    runs = max(len(e.medians) for e in entries)  # runs, or --robin repetitions
     spread = f"IQR ({unit})" if runs == 1 else f"runs min–max ({unit})"
     header = ["entry", f"median ({unit})", spread, "rounds", "×fastest", "×lstm_ref"]
+    header += ["GFLOP/s", "of peak"]
     rows = []
     for e in entries:
         if runs == 1:
@@ -105,6 +132,8 @@ def group_rows(entries: list[Entry], runs: int) -> tuple[list[str], list[list[st
                 str(e.rounds),
                 f"{e.median / fastest:.2f}",
                 "-" if ref is None else f"{e.median / ref:.2f}",
+                f"{e.flops / e.median / 1e9:.3g}" if e.flops else "-",
+                f"{e.flops / e.median / 1e9 / peak:.1%}" if e.flops and peak else "-",
             ]
         )
     return header, rows
@@ -158,6 +187,130 @@ def describe(data: dict[str, Any]) -> list[str]:
     return out
 
 
+# (what, numerator (group, label), denominator (group, label), the largest ratio that meets it)
+TARGETS: list[tuple[str, tuple[str, str], tuple[str, str], float]] = [
+    (
+        "A f32: stepper ≥ 1.5× faster than onnxruntime run_with_iobinding",
+        ("A step (batch 1), float32", "lstm_ref stepper.step (fast path)"),
+        ("A step (batch 1), float32", "onnxruntime run_with_iobinding"),
+        1 / 1.5,
+    ),
+    (
+        "A f32: stepper ≥ 5× faster than torch nn.LSTMCell",
+        ("A step (batch 1), float32", "lstm_ref stepper.step (fast path)"),
+        ("A step (batch 1), float32", "torch nn.LSTMCell"),
+        1 / 5,
+    ),
+    (
+        "A f32: MATLAB-style public loop at least as fast as run_with_iobinding",
+        ("A step (batch 1), float32", "lstm_ref predict + net.state (public API)"),
+        ("A step (batch 1), float32", "onnxruntime run_with_iobinding"),
+        1.0,
+    ),
+    (
+        "A: float64 stepper within 1.7× of float32",
+        ("A step (batch 1), float64", "lstm_ref stepper.step (fast path)"),
+        ("A step (batch 1), float32", "lstm_ref stepper.step (fast path)"),
+        1.7,
+    ),
+    (
+        "B f32: predict ≥ 2.5× faster than torch",
+        ("B one sequence → probabilities, float32", "lstm_ref net.predict(x)"),
+        ("B one sequence → probabilities, float32", "torch LSTM + Linear + softmax"),
+        1 / 2.5,
+    ),
+    (
+        "B f32: predict within 1.5× of onnxruntime",
+        ("B one sequence → probabilities, float32", "lstm_ref net.predict(x)"),
+        ("B one sequence → probabilities, float32", "onnxruntime run (LSTM + Gemm + Softmax)"),
+        1.5,
+    ),
+    (
+        "C f32, 1 thread: classify at least as fast as onnxruntime",
+        ("C 370 sequences masked, float32", "lstm_ref classify (masked)"),
+        ("C 370 sequences masked, float32", "onnxruntime run with sequence_lens"),
+        1.0,
+    ),
+    (
+        "C f32, 1 thread: classify ≥ 1.5× faster than torch packed",
+        ("C 370 sequences masked, float32", "lstm_ref classify (masked)"),
+        ("C 370 sequences masked, float32", "torch packed + final h + Linear + softmax"),
+        1 / 1.5,
+    ),
+    (
+        "C f32, 2 cores: within 1.3× of onnxruntime with its default threads",
+        ("C 370 sequences, 2 cores", "*lstm_ref"),
+        ("C 370 sequences, 2 cores", "onnxruntime sequence_lens, default threads"),
+        1.3,
+    ),
+    (
+        "C f32, 2 cores: never slower than lstm_ref on 1 thread",
+        ("C 370 sequences, 2 cores", "*lstm_ref"),
+        ("C 370 sequences masked, float32", "lstm_ref classify (masked)"),
+        1.0,
+    ),
+    (
+        "D f32: a training epoch no slower than torch's",
+        ("D training epoch (270 sequences, mini-batch 27), float32", "*lstm_ref"),
+        ("D training epoch (270 sequences, mini-batch 27), float32", "*torch"),
+        1.0,
+    ),
+    (
+        "D f64: a training epoch no slower than torch's",
+        ("D training epoch (270 sequences, mini-batch 27), float64", "*lstm_ref"),
+        ("D training epoch (270 sequences, mini-batch 27), float64", "*torch"),
+        1.0,
+    ),
+]
+PEAK_MEMORY_MB = 50.0
+
+
+def find(groups: dict[str, list[Entry]], group: str, label: str) -> Entry | None:
+    """The entry ``label`` of ``group``; ``"*text"``: the fastest entry whose label starts
+    with ``text``."""
+    entries = groups.get(group, [])
+    if label.startswith("*"):
+        matches = [e for e in entries if e.label.startswith(label[1:])]
+        return min(matches, key=lambda e: e.median) if matches else None
+    return next((e for e in entries if e.label == label), None)
+
+
+def target_rows(groups: dict[str, list[Entry]]) -> tuple[list[str], list[list[str]]]:
+    header = ["target", "ours", "peer", "ratio ours/peer", "needed", "met"]
+    rows = []
+    for text, (g1, l1), (g2, l2), limit in TARGETS:
+        ours, peer = find(groups, g1, l1), find(groups, g2, l2)
+        if ours is None or peer is None:
+            rows.append([text, "-", "-", "not measured", f"≤ {limit:.2f}", "-"])
+            continue
+        ratio = ours.median / peer.median
+        scale, unit = unit_for(min(ours.median, peer.median))
+        rows.append(
+            [
+                text,
+                f"{number(ours.median / scale)} {unit}",
+                f"{number(peer.median / scale)} {unit}",
+                f"{ratio:.2f}",
+                f"≤ {limit:.2f}",
+                "yes" if ratio <= limit else "no",
+            ]
+        )
+    memory = [e for entries in groups.values() for e in entries if "peak_rss_mb" in e.extra]
+    for e in memory:
+        mb = float(e.extra["peak_rss_mb"])
+        rows.append(
+            [
+                "peak RSS of a NumPy-only inference process",
+                f"{mb:.1f} MB",
+                "-",
+                "-",
+                f"≤ {PEAK_MEMORY_MB:.0f} MB",
+                "yes" if mb <= PEAK_MEMORY_MB else "no",
+            ]
+        )
+    return header, rows
+
+
 def report(runs: list[dict[str, Any]], markdown: bool = False) -> str:
     out = []
     for data in runs:
@@ -165,10 +318,15 @@ def report(runs: list[dict[str, Any]], markdown: bool = False) -> str:
     if len(runs) > 1:
         out.append(f"median: the median over the {len(runs)} runs of each run's median")
     groups = collect(runs)
+    peaks = gemm_peaks(groups)
     for name in sorted(groups):
-        header, rows = group_rows(groups[name], len(runs))
+        peak = peaks.get(name.rsplit(", ", 1)[-1]) or peaks.get("float32")
+        header, rows = group_rows(groups[name], len(runs), peak)
         out += ["", f"#### {name}" if markdown else f"[{name}]", ""]
         out.append(format_table(header, rows, markdown))
+    header, rows = target_rows(groups)
+    out += ["", "#### Targets" if markdown else "[Targets]", ""]
+    out.append(format_table(header, rows, markdown))
     return "\n".join(out)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from bench_common import ATOL, DTYPES, TORCH_DTYPES
+from bench_common import ATOL, DTYPES, TORCH_DTYPES, lstm_flops
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from lstm_ref import LSTMState, lstm_step
@@ -35,9 +35,12 @@ def grouped(group: str) -> list[Any]:
     ]
 
 
-def label(benchmark, text: str, impl: str, reference: bool = False) -> None:
-    """What the report prints: a readable label, the implementation, and lstm_ref's entry."""
+def label(benchmark, text: str, impl: str, reference: bool = False, steps: int = 0) -> None:
+    """What the report prints: a readable label, the implementation, lstm_ref's entry, and
+    the floating-point work of one call (``steps`` LSTM steps; see ``lstm_flops``)."""
     benchmark.extra_info.update(label=text, impl=impl, reference=reference)
+    if steps:
+        benchmark.extra_info["flops"] = lstm_flops(steps)
 
 
 def as_numpy(a: Any) -> np.ndarray:
@@ -91,7 +94,7 @@ A = grouped("A step (batch 1)")
 @pytest.mark.parametrize("dtype", A)
 def test_a_lstm_ref_public_api(benchmark, dtype, nets, step_stream):
     """predict(x_t, outputs="lstm", return_state=True), then net.state = state."""
-    label(benchmark, "lstm_ref predict + net.state (public API)", "lstm_ref", reference=True)
+    label(benchmark, "lstm_ref predict + net.state (public API)", "lstm_ref", True, 1)
     net = nets[dtype].astype(dtype)  # a copy: its state is this benchmark's own
 
     def reset():
@@ -173,7 +176,7 @@ B = grouped("B one sequence → probabilities")
 @pytest.mark.parametrize("dtype", B)
 def test_b_lstm_ref_predict(benchmark, dtype, nets, test_sequences, reference_scores):
     """net.predict(x) on test sequence 1 (T = 19)."""
-    label(benchmark, "lstm_ref net.predict(x)", "lstm_ref", reference=True)
+    label(benchmark, "lstm_ref net.predict(x)", "lstm_ref", reference=True, steps=19)
     net, x = nets[dtype], test_sequences[dtype][0]
     probabilities = benchmark(net.predict, x)
     np.testing.assert_allclose(as_numpy(probabilities), reference_scores[0], 0, ATOL[dtype])
@@ -203,8 +206,8 @@ C = grouped("C 370 sequences masked")
 @pytest.mark.parametrize("dtype", C)
 def test_c_lstm_ref_classify(benchmark, dtype, nets, test_sequences, reference_scores):
     """net.classify(sequences): masked padding, the default (mini-batches of 128)."""
-    label(benchmark, "lstm_ref classify (masked)", "lstm_ref", reference=True)
     net, xs = nets[dtype], test_sequences[dtype]
+    label(benchmark, "lstm_ref classify (masked)", "lstm_ref", True, sum(map(len, xs)))
     _, scores = benchmark(net.classify, xs)
     np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
 
@@ -220,8 +223,8 @@ def torch_batch(m, xs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 def test_c_torch_packed(benchmark, dtype, torch_models, test_sequences, reference_scores):
     """pack_padded_sequence(enforce_sorted=False), final h (h_n, back in input order),
     nn.Linear, softmax."""
-    label(benchmark, "torch packed + final h + Linear + softmax", "torch")
     m, xs = torch_models[dtype], test_sequences[dtype]
+    label(benchmark, "torch packed + final h + Linear + softmax", "torch", False, sum(map(len, xs)))
 
     def classify(xs: list[np.ndarray]) -> torch.Tensor:
         padded, lengths = torch_batch(m, xs)

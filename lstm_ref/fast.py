@@ -6,8 +6,9 @@ network is compiled (:meth:`FastNetwork.compile`):
 
 * **One fused product per step.** Each step multiplies the row ``[x_t, h_{t-1}, 1]`` by one
   stacked matrix ``M`` (C + H + 1, 4H) — W, R and the bias b as its last row — into a
-  preallocated buffer. The columns hold the gate blocks in the order **i, f, o, g**, so the
-  three sigmoid gates are contiguous.
+  preallocated buffer. The columns hold the gate blocks in the order **o, i, f, g**, and c
+  sits after them in the same buffer: the three sigmoid gates are contiguous, and one
+  product of the neighbours (i, f) ⊙ (g, c) gives both terms of c_t (eight calls a step).
 * **The cheap sigmoid.** σ(a) = 0.5·tanh(0.5·a) + 0.5 exactly, so the columns of the sigmoid
   gates are scaled by 0.5 (exact in floating point) and one ``tanh`` runs over all 4H
   pre-activations; the gates then take ``·0.5 + 0.5``.
@@ -49,7 +50,7 @@ from .padding import Padding, make_batches
 from .sequences import as_sequence_list
 
 Array = np.ndarray
-FAST_ORDER = ("i", "f", "o", "g")  # column blocks of M: the three sigmoid gates, then g
+FAST_ORDER = ("o", "i", "f", "g")  # column blocks of M: the three sigmoid gates, then g
 HEAD_TYPES = (FullyConnected, Softmax, ClassificationOutput)  # stateless, step by step
 
 
@@ -60,7 +61,7 @@ class FastLSTM(NamedTuple):
     ----------
     name : str
     M : ndarray, shape (C + H + 1, 4H)
-        Rows: x, h, 1 (bias); columns: gate blocks i, f, o, g; sigmoid columns × 0.5; the
+        Rows: x, h, 1 (bias); columns: gate blocks o, i, f, g; sigmoid columns × 0.5; the
         first layer's input normalisation folded in.
     h0, c0 : ndarray, shape (H,)
         The layer's initial state.
@@ -123,26 +124,37 @@ def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
 
 
 class StepBuffers(NamedTuple):
-    """Views of one step's work buffers for the rows being computed: (n, ·) or (·,)."""
+    """Views of one step's work buffer ``A`` (n, 5H) — or (5H,) for one row — whose column
+    blocks are o, i, f, g and then c, so that i, f and g, c are neighbours."""
 
-    a: Array  # (n, 4H) pre-activations, then gate values in place
-    sig: Array  # (n, 3H) the sigmoid gates i, f, o
-    i: Array
-    f: Array
-    o: Array
-    g: Array
+    a: Array  # (n, 4H) the pre-activations, then the gate values in place
+    sig: Array  # (n, 3H) the sigmoid gates o, i, f
+    o: Array  # (n, H)
+    i_f: Array  # (n, 2H) the input and forget gates
+    g_c: Array  # (n, 2H) the cell candidate and c_{t-1}
     c: Array  # (n, H) the cell state, updated in place
-    tmp: Array  # (n, H) scratch
+    p: Array  # (n, 2H) scratch: i ⊙ g, f ⊙ c_{t-1}
+    p_i: Array  # (n, H)
+    p_f: Array  # (n, H)
 
     @classmethod
-    def of(cls, a: Array, c: Array, tmp: Array) -> StepBuffers:
-        H = c.shape[-1]
-        i, f, o, g = (a[..., k * H : (k + 1) * H] for k in range(4))
-        return cls(a, a[..., : 3 * H], i, f, o, g, c, tmp)
+    def of(cls, A: Array, p: Array) -> StepBuffers:
+        H = A.shape[-1] // 5
+        return cls(
+            A[..., : 4 * H],
+            A[..., : 3 * H],
+            A[..., :H],
+            A[..., H : 3 * H],
+            A[..., 3 * H :],
+            A[..., 4 * H :],
+            p,
+            p[..., :H],
+            p[..., H:],
+        )
 
 
 def fast_step(M: Array, z: Array, buf: StepBuffers, h_out: Array, half: Array) -> None:
-    """One LSTM step on the compiled weights: nine NumPy calls, no allocation.
+    """One LSTM step on the compiled weights: eight NumPy calls, no allocation.
 
     Parameters
     ----------
@@ -157,15 +169,15 @@ def fast_step(M: Array, z: Array, buf: StepBuffers, h_out: Array, half: Array) -
     half : ndarray, shape ()
         0.5 in the weights' dtype.
     """
-    np.dot(z, M, buf.a)  # the pre-activations, sigmoid columns already halved
-    np.tanh(buf.a, out=buf.a)
-    np.multiply(buf.sig, half, out=buf.sig)  # σ(a) = ½ tanh(½a) + ½ for i, f, o
-    np.add(buf.sig, half, out=buf.sig)
-    np.multiply(buf.f, buf.c, out=buf.c)  # c_t = f ⊙ c_{t-1} + i ⊙ g
-    np.multiply(buf.i, buf.g, out=buf.tmp)
-    np.add(buf.c, buf.tmp, out=buf.c)
-    np.tanh(buf.c, out=buf.tmp)  # h_t = o ⊙ tanh(c_t)
-    np.multiply(buf.o, buf.tmp, out=h_out)
+    a, sig, o, i_f, g_c, c, p, p_i, p_f = buf
+    (np.dot if z.ndim == 1 else np.matmul)(z, M, a)  # sigmoid columns already halved
+    np.tanh(a, out=a)
+    np.multiply(sig, half, out=sig)  # σ(a) = ½ tanh(½a) + ½ for o, i, f
+    np.add(sig, half, out=sig)
+    np.multiply(i_f, g_c, out=p)  # i ⊙ g and f ⊙ c_{t-1}
+    np.add(p_i, p_f, out=c)  # c_t = f ⊙ c_{t-1} + i ⊙ g
+    np.tanh(c, out=p_i)  # h_t = o ⊙ tanh(c_t)
+    np.multiply(o, p_i, out=h_out)
 
 
 def all_finite(a: Array) -> bool:
@@ -176,8 +188,17 @@ def all_finite(a: Array) -> bool:
     return bool(np.isfinite(a).all())
 
 
-def run_lstm(f: FastLSTM, Z: Array, counts: Array, c: Array) -> None:
-    """Run one compiled layer over a time-major batch, in place.
+def work_buffers(c0: Array) -> tuple[Array, Array]:
+    """The buffers of :class:`StepBuffers` for rows starting from ``c0`` (n, H) or (H,):
+    ``A`` (n, 5H) with c0 in its last block, and the scratch ``p`` (n, 2H)."""
+    H = c0.shape[-1]
+    A = np.empty((*c0.shape[:-1], 5 * H), c0.dtype)
+    A[..., 4 * H :] = c0
+    return A, np.empty((*c0.shape[:-1], 2 * H), c0.dtype)
+
+
+def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
+    """Run one compiled layer over a time-major batch; h_t is written into ``Z``.
 
     Parameters
     ----------
@@ -187,22 +208,27 @@ def run_lstm(f: FastLSTM, Z: Array, counts: Array, c: Array) -> None:
         receives h_t.
     counts : ndarray of int, shape (T,)
         How many rows (a prefix) run at step t; ignored for one sequence.
-    c : ndarray, shape (B, H) or (H,)
-        c_0 in, each row's state after its last step out.
+    c0 : ndarray, shape (B, H) or (H,)
+
+    Returns
+    -------
+    ndarray, shape (B, H) or (H,)
+        Each row's cell state after its last step.
     """
     C, H = f.C, f.H
     half = np.array(0.5, dtype=Z.dtype)
-    a, tmp = np.empty((*c.shape[:-1], 4 * H), Z.dtype), np.empty_like(c)
+    A, p = work_buffers(c0)
     if Z.ndim == 2:
-        buf = StepBuffers.of(a, c, tmp)
+        buf = StepBuffers.of(A, p)
         for t in range(Z.shape[0] - 1):
             fast_step(f.M, Z[t], buf, Z[t + 1, C : C + H], half)
-        return
+        return buf.c
     n_prev = -1
     for t, n in enumerate(counts):
         if n != n_prev:
-            buf, n_prev = StepBuffers.of(a[:n], c[:n], tmp[:n]), n
+            buf, n_prev = StepBuffers.of(A[:n], p[:n]), n
         fast_step(f.M, Z[t, :n], buf, Z[t + 1, :n, C : C + H], half)
+    return A[:, 4 * H :]
 
 
 class Run(NamedTuple):
@@ -216,13 +242,15 @@ class Run(NamedTuple):
     lengths: Array  # (B,) steps of data per row
 
 
+def one_pass(padding: Padding) -> bool:
+    """Whether one sequence alone under ``padding`` computes exactly its own steps (all but
+    MATLAB's numeric sequence length, which pads it to a whole number of chunks)."""
+    return padding.is_masked or isinstance(padding.sequence_length, str)
+
+
 def batches(seqs: list[Array], padding: Padding) -> Iterator[Run]:
     """The runs of ``seqs``: masked — sorted by length (longest first) in chunks of
     ``mini_batch_size``; MATLAB's — :func:`lstm_ref.padding.make_batches`, unmasked."""
-    if len(seqs) == 1 and (padding.is_masked or isinstance(padding.sequence_length, str)):
-        n = np.array([len(seqs[0])])  # one sequence: every option computes just its steps
-        yield Run(np.zeros(1, int), seqs[0], n, n, np.zeros(1, int), n)
-        return
     if not padding.is_masked:
         for batch in make_batches(seqs, padding):
             T, B = batch.x.shape[1], len(batch.rows)
@@ -250,8 +278,9 @@ class FastNetwork:
 
     def __init__(self, layers: Sequence[Layer], lstms: list[FastLSTM], heads: list[Layer]):
         self.lstms, self.heads = lstms, heads
-        self._config, arrays = _reads(layers)
-        self._arrays = [a.copy() for a in arrays]
+        self._config, self._sources = _reads(layers)  # the arrays themselves, and a copy:
+        self._copy = np.concatenate([a.ravel() for a in self._sources])
+        self._scratch, self._differ = np.empty_like(self._copy), np.empty(self._copy.shape, bool)
         norm = layers[0]
         assert isinstance(norm, SequenceInput)
         self.norm = norm
@@ -282,14 +311,15 @@ class FastNetwork:
         return cls(layers, lstms, heads)
 
     def is_current(self, layers: Sequence[Layer]) -> bool:
-        """Whether ``layers`` still hold the configuration and the values compiled (every
-        array compared, so an in-place change of a weight is seen)."""
+        """Whether ``layers`` are still the layers compiled, configured alike, holding the
+        same arrays with the same values (every value compared: an in-place change is seen)."""
         config, arrays = _reads(layers)
-        return (
-            config == self._config
-            and len(arrays) == len(self._arrays)
-            and all(np.array_equal(a, b) for a, b in zip(arrays, self._arrays, strict=True))
-        )
+        if config != self._config or any(
+            a is not b for a, b in zip(arrays, self._sources, strict=True)
+        ):
+            return False
+        np.concatenate([a.ravel() for a in arrays], out=self._scratch)
+        return not np.not_equal(self._scratch, self._copy, out=self._differ).any()
 
     def within_limit(self, x: Array) -> bool:
         """Whether no value of ``x`` can overflow the input normalisation."""
@@ -333,6 +363,21 @@ class FastNetwork:
                 final[name].h[run.rows], final[name].c[run.rows] = s
         return results, final
 
+    def run_one(
+        self, x: Array, states: dict[str, LSTMState]
+    ) -> tuple[Array, dict[str, LSTMState]] | None:
+        """One sequence ``x`` (T, C) from ``states`` ((H,) h and c per LSTM): its output and
+        the final states, (H,) each — :meth:`run` without the batching; None as there."""
+        if not self.within_limit(x):
+            return None
+        n = np.array([len(x)])
+        zero = np.zeros(1, int)
+        y, ends = self._forward(Run(zero, x, n, n, zero, n), states)
+        if not all_finite(y) or not all(all_finite(s.c) for s in ends.values()):
+            return None
+        final = {k: LSTMState(s.h.copy(), s.c.copy()) for k, s in {**states, **ends}.items()}
+        return y, final
+
     def _forward(
         self, run: Run, states: dict[str, LSTMState]
     ) -> tuple[Array, dict[str, LSTMState]]:
@@ -349,9 +394,8 @@ class FastNetwork:
             Z[:-1, ..., : f.C] = y
             Z[..., -1] = 1
             start = states[f.name]
-            Z[0, ..., f.C : f.C + f.H] = start.h[0] if one else start.h[rows]
-            c = start.c[0].copy() if one else start.c[rows]
-            run_lstm(f, Z, run.counts, c)
+            Z[0, ..., f.C : f.C + f.H] = start.h if one else start.h[rows]
+            c = run_lstm(f, Z, run.counts, start.c if one else start.c[rows])
             hs = Z[..., f.C : f.C + f.H]
             h_final = hs[run.stop[0]] if one else hs[run.stop, np.arange(len(rows))]
             ends[f.name] = LSTMState(h_final, c)
@@ -364,10 +408,18 @@ class FastNetwork:
 
 
 def _reads(layers: Sequence[Layer]) -> tuple[tuple[Any, ...], list[Array]]:
-    """Everything :meth:`FastNetwork.compile` reads from ``layers``: the configuration and
-    the arrays."""
-    config = tuple((type(x), x.name, tuple(sorted(x.config().items(), key=str))) for x in layers)
-    return config, [a for x in layers for a in x.arrays().values()]
+    """What :meth:`FastNetwork.compile` reads: which layers, what it reads of their
+    configuration, and the arrays it folds into its snapshot (the heads run live)."""
+    config: list[Any] = [tuple(map(id, layers))]
+    arrays: list[Array] = []
+    for x in layers:
+        if isinstance(x, SequenceInput):
+            config.append(x.normalization)
+            arrays += [a for a in (x.mean, x.std) if a is not None]
+        elif isinstance(x, LSTM):
+            config.append((covered(x), x.output_mode))
+            arrays += [*x.params, *x.initial_state]  # type: ignore[misc]
+    return tuple(config), arrays
 
 
 def _input_limit(norm: SequenceInput, dtype: np.dtype) -> float:
@@ -389,6 +441,11 @@ class Stepper:
     followed by ``net.state = state``, for an (H,) state; ``run(X)`` does the same for a
     chunk (T, C). A network the fast path does not cover steps through the reference.
 
+    Each step's input is checked with one dot product: x·x must be finite and small enough
+    that no pre-activation can overflow (then no value can become NaN or Inf, and the output
+    needs no check of its own). A larger x goes through the full check; in float32 an x
+    beyond ~1e19 also makes NumPy warn about the overflow of that dot product.
+
     Parameters
     ----------
     net : Network
@@ -403,21 +460,20 @@ class Stepper:
         self._outputs = outputs
         self.input_size, self.dtype = net.input_size, net.dtype
         self._engine = FastNetwork.compile(net.layers[: upto + 1])
-        self._start = {name: s for name, s in net.state.items()}  # (H,) or (1, H) rows
-        if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in self._start.values()):
+        start = net.state  # (H,) or (1, H) rows
+        if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in start.values()):
             raise InputError("a stepper runs one sequence: the network's state holds several rows")
         self._half = np.array(0.5, dtype=self.dtype)
+        self._plan: list[tuple[Array, Array, StepBuffers, Array, Array | None]] = []
         if self._engine is not None:
-            limit = min(self._engine.limit, float(np.finfo(self.dtype).max))
-            self._bound = min(limit * limit, float(np.finfo(np.float64).max))  # on x·x
-            self._wide = np.empty(self.input_size)  # float64: the squares cannot overflow
-            self._z = [np.zeros(f.C + f.H + 1, self.dtype) for f in self._engine.lstms]
-            self._c = [np.zeros(f.H, self.dtype) for f in self._engine.lstms]
-            self._buf = [
-                StepBuffers.of(np.empty(4 * f.H, self.dtype), c, np.empty(f.H, self.dtype))
-                for f, c in zip(self._engine.lstms, self._c, strict=True)
-            ]
-        self.reset(self._start)
+            lstms = self._engine.lstms
+            zs = [np.zeros(f.C + f.H + 1, self.dtype) for f in lstms]
+            for k, (f, z) in enumerate(zip(lstms, zs, strict=True)):
+                buf = StepBuffers.of(*work_buffers(f.c0))
+                nxt = zs[k + 1][: lstms[k + 1].C] if k + 1 < len(lstms) else None
+                self._plan.append((f.M, z, buf, z[f.C : f.C + f.H], nxt))
+            self._zx = zs[0][: lstms[0].C]
+        self.reset(start)
 
     # ---------------------------------------------------------------------- state
     def reset(self, state: dict[str, LSTMState] | None = None) -> None:
@@ -425,11 +481,30 @@ class Stepper:
         if self._engine is None:
             self._net.reset_state() if state is None else setattr(self._net, "state", state)
             return
-        for f, z, c in zip(self._engine.lstms, self._z, self._c, strict=True):
+        hmax = 1.0  # |h| after any step; the starting h may be larger
+        for f, (_, z, buf, h, _) in zip(self._engine.lstms, self._plan, strict=True):
             h0, c0 = (f.h0, f.c0) if state is None else state[f.name]
-            z[f.C : f.C + f.H] = np.reshape(h0, -1)
-            c[:] = np.reshape(c0, -1)
+            h[:], buf.c[:] = np.reshape(h0, -1), np.reshape(c0, -1)
             z[-1] = 1
+            hmax = max(hmax, float(np.abs(h).max()))
+        self._bound, self._check_out = self._input_bound(hmax)
+
+    def _input_bound(self, hmax: float) -> tuple[float, bool]:
+        """The bound on x·x below which no pre-activation can overflow (and the input
+        normalisation cannot), and whether the output needs a check of its own (heads, or
+        weights so large that no bound keeps every layer finite)."""
+        assert self._engine is not None
+        big = float(np.finfo(self.dtype).max) / 4
+        limit, safe = self._engine.limit, True
+        for k, f in enumerate(self._engine.lstms):
+            M = np.abs(f.M.astype(np.float64))
+            per_x, rest = M[: f.C].sum(axis=0), hmax * M[f.C : f.C + f.H].sum(axis=0) + M[-1]
+            room = float((big - rest).min())
+            if k == 0:
+                limit = min(limit, room / max(float(per_x.max()), 1e-300))
+            safe = safe and room > 0 and (k == 0 or float(per_x.max()) * hmax < room)
+        limit = max(min(limit, math.sqrt(big)), 0.0)
+        return limit * limit, bool(self._engine.heads) or not safe
 
     @property
     def state(self) -> dict[str, LSTMState]:
@@ -437,8 +512,8 @@ class Stepper:
         if self._engine is None:
             return self._net.state
         return {
-            f.name: LSTMState(z[f.C : f.C + f.H].copy(), c.copy())
-            for f, z, c in zip(self._engine.lstms, self._z, self._c, strict=True)
+            f.name: LSTMState(h.copy(), buf.c.copy())
+            for f, (_, _, buf, h, _) in zip(self._engine.lstms, self._plan, strict=True)
         }
 
     # ------------------------------------------------------------------ computing
@@ -448,25 +523,26 @@ class Stepper:
             y, state = self._net.predict(self._one_step(x)[None], self._outputs, return_state=True)
             self._net.state = state
             return y[0] if y.ndim == 2 else y
-        engine, z = self._engine, self._z
-        C = engine.lstms[0].C
-        zx = z[0][:C]
-        if type(x) is np.ndarray and x.shape == (C,) and x.dtype == self.dtype:
+        zx = self._zx
+        if type(x) is np.ndarray and x.shape == zx.shape and x.dtype == self.dtype:
             np.copyto(zx, x)
         else:
-            zx[:] = self._one_step(x)
-        if not self._plausible(zx):  # NaN, Inf, or maybe too large to normalise
-            self._one_step(x)
-        last = len(engine.lstms) - 1
-        for k, (f, buf) in enumerate(zip(engine.lstms, self._buf, strict=True)):
-            h = z[k][f.C : f.C + f.H]
-            fast_step(f.M, z[k], buf, h, self._half)
-            if k < last:
-                np.copyto(z[k + 1][: engine.lstms[k + 1].C], h)
+            np.copyto(zx, self._one_step(x))
+        try:
+            plausible = np.dot(zx, zx) <= self._bound  # False for NaN and Inf
+        except RuntimeWarning:  # an overflow, with warnings turned into errors
+            plausible = False
+        if not plausible:
+            self._one_step(x)  # raises, or x is fine after all
+        half = self._half
+        for M, z, buf, h, nxt in self._plan:
+            fast_step(M, z, buf, h, half)
+            if nxt is not None:
+                np.copyto(nxt, h)
         y = h.copy()
-        for layer in engine.heads:
+        for layer in self._engine.heads:
             y, _ = layer.forward(y)
-        if not all_finite(y):
+        if self._check_out and not all_finite(y):
             raise InputError(
                 f"a layer overflowed {self.dtype} at this step (a non-finite value): the "
                 "inputs, state or weights are too large; reset() the stepper"
@@ -483,26 +559,15 @@ class Stepper:
         if not isinstance(X, np.ndarray) or X.ndim != 2:
             raise InputError(f"expected one chunk of steps (T, C); got {np.shape(X)}")
         seqs, _ = as_sequence_list(X, self.input_size, dtype=self.dtype)
-        held = {n: LSTMState(s.h[None], s.c[None]) for n, s in self.state.items()}
-        done = self._engine.run(seqs, held, Padding.masked())
+        done = self._engine.run_one(seqs[0], self.state)
         if done is None:
             raise InputError(
                 "a value overflowed the network's dtype in this chunk (a non-finite value): "
                 "the inputs, state or weights are too large; reset() the stepper"
             )
-        results, final = done
-        self.reset({n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()})
-        return results[0]
-
-    def _plausible(self, x: Array) -> bool:
-        """A one-call check: x·x (in float64) within the bound; False for NaN and Inf."""
-        wide = x if x.dtype == np.float64 else self._wide
-        if wide is self._wide:
-            np.copyto(wide, x)
-        try:
-            return bool(np.dot(wide, wide) <= self._bound)
-        except RuntimeWarning:  # warnings as errors: a float64 |x| above ~1e154
-            return False
+        y, final = done
+        self.reset(final)
+        return y
 
     def _one_step(self, x: Any) -> Array:
         """``x`` checked as one step (C,) of real numbers, cast, finite, and within the

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._checks import FLOAT_DTYPES, check_class_names
 from .errors import InputError, InputTypeError
-from .fast import FastNetwork, Stepper, all_finite
+from .fast import FastNetwork, Stepper, all_finite, one_pass
 from .layers import Cache, Layer, SequenceInput
 from .lstm import Gates, LSTMState
 from .padding import MASKED, Batch, Padding, check_padding, make_batches
@@ -267,17 +267,33 @@ class Network:
         seqs, single = as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
-        state_in = self.state_rows(len(seqs))
         engine = self.fast_engine(upto)
-        done = None if engine is None else engine.run(seqs, state_in, padding)
-        results, final = done or self._predict_reference(seqs, state_in, padding, upto)
+        if single and engine is not None and one_pass(padding):  # the lean path of one sequence
+            done = engine.run_one(seqs[0], self._single_state())
+            if done is not None:
+                return self._returned(*done, return_state)
+        state_in = self.state_rows(len(seqs))
+        batched = None if engine is None else engine.run(seqs, state_in, padding)
+        results, final = batched or self._predict_reference(seqs, state_in, padding, upto)
         out: Any = results[0] if single else _stack_if_same_shape(results)
-        if not return_state:
-            return out
         if single:
             final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
+        return self._returned(out, final, return_state)
+
+    def _returned(self, out: Any, final: State, return_state: bool) -> Any:
+        """What predict returns; a returned state is remembered, so that assigning it back
+        (``net.state = state``) needs no second check."""
+        if not return_state:
+            return out
         self._issued = final, list(final.values())
         return out, final
+
+    def _single_state(self) -> State:
+        """The state for one sequence: (H,) h and c per layer (an error if it holds rows for
+        several sequences)."""
+        if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in self._state.values()):
+            self.state_rows(1)  # raises, naming the layer
+        return {n: LSTMState(s.h.reshape(-1), s.c.reshape(-1)) for n, s in self._state.items()}
 
     def fast_engine(self, upto: int | None = None) -> FastNetwork | None:
         """Layers ``0 … upto`` (default all) compiled for the fast path

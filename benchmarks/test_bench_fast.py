@@ -1,0 +1,416 @@
+"""The fast path (lstm_ref.fast) beside onnxruntime, torch and the reference, in one run.
+
+A  the stepper (``net.stepper("lstm").step``), one step per call, batch 1, state carried;
+   onnxruntime ``run`` and ``run_with_iobinding`` on an ONNX LSTM graph built here with
+   ``onnx.helper`` (float32 only: onnxruntime has no float64 LSTM kernel);
+B  one sequence to probabilities: onnxruntime (normalise, LSTM, Gemm, Softmax);
+C  370 sequences, masked: onnxruntime with ``sequence_lens``;
+D  one training epoch (270 sequences, mini-batches of 27): lstm_ref's ``loss_and_gradients``
+   + Adam against a torch epoch (forward, backward, Adam) in the same dtype;
+M  peak RSS (VmHWM) of a NumPy-only inference process, measured in a subprocess.
+
+Every result is checked against the float64 reference before it is timed, as in
+``test_bench_lstm.py``. lstm_ref's ``predict``/``classify`` entries there run the fast path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from bench_common import ATOL
+from onnx import TensorProto, helper
+from test_bench_lstm import StepLoop, as_numpy, grouped, label, run_step_benchmark
+from threadpoolctl import threadpool_limits
+
+from lstm_ref.datasets import load_japanese_vowels
+from lstm_ref.padding import make_batches
+from lstm_ref.train.loop import MATLAB_RECIPE_PADDING, sort_by_length
+from lstm_ref.train.loss import learnables, loss_and_gradients
+from lstm_ref.train.optimizer import Adam
+
+ONNX_ORDER = (0, 3, 1, 2)  # ONNX's gate blocks i, o, f, c from lstm_ref's i, f, g, o
+
+
+def onnx_lstm_model(net, *, head: bool) -> bytes:
+    """An ONNX graph of the network's LSTM (float32): X (T, B, C), sequence_lens (B,),
+    initial_h/initial_c (1, B, H) -> Y_h, Y_c (1, B, H); with ``head`` the input
+    normalisation before it and FC + Softmax after it (-> probs (B, K))."""
+    inp, lstm, fc = net.layer("sequenceinput"), net.layer("lstm"), net.layer("fc")
+    W, R, b = (np.asarray(a, np.float32) for a in lstm.params)
+    H, C = lstm.hidden_size, lstm.input_size
+
+    def gates(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.split(a, 4)[k] for k in ONNX_ORDER])[None]
+
+    inits = [
+        helper.make_tensor("W", TensorProto.FLOAT, (1, 4 * H, C), gates(W).ravel()),
+        helper.make_tensor("R", TensorProto.FLOAT, (1, 4 * H, H), gates(R).ravel()),
+        helper.make_tensor(
+            "B", TensorProto.FLOAT, (1, 8 * H), np.concatenate([gates(b)[0], np.zeros(4 * H)])
+        ),
+    ]
+    nodes, x_name = [], "X"
+    if head:
+        inits += [
+            helper.make_tensor("mean", TensorProto.FLOAT, (C,), np.float32(inp.mean)),
+            helper.make_tensor("std", TensorProto.FLOAT, (C,), np.float32(inp.std)),
+            helper.make_tensor("fcW", TensorProto.FLOAT, fc.weights.T.shape, fc.weights.T.ravel()),
+            helper.make_tensor("fcb", TensorProto.FLOAT, fc.bias.shape, fc.bias),
+        ]
+        nodes += [
+            helper.make_node("Sub", ["X", "mean"], ["xc"]),
+            helper.make_node("Div", ["xc", "std"], ["xn"]),
+        ]
+        x_name = "xn"
+    lstm_inputs = [x_name, "W", "R", "B", "sequence_lens", "initial_h", "initial_c"]
+    nodes.append(helper.make_node("LSTM", lstm_inputs, ["Y", "Y_h", "Y_c"], hidden_size=H))
+    outputs = [
+        helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, (1, "B", H)),
+        helper.make_tensor_value_info("Y_c", TensorProto.FLOAT, (1, "B", H)),
+    ]
+    if head:
+        inits.append(helper.make_tensor("axes0", TensorProto.INT64, (1,), [0]))
+        nodes += [
+            helper.make_node("Squeeze", ["Y_h", "axes0"], ["h"]),
+            helper.make_node("Gemm", ["h", "fcW", "fcb"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+        ]
+        outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ("B", 9))]
+    inputs = [
+        helper.make_tensor_value_info("X", TensorProto.FLOAT, ("T", "B", C)),
+        helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ("B",)),
+        helper.make_tensor_value_info("initial_h", TensorProto.FLOAT, (1, "B", H)),
+        helper.make_tensor_value_info("initial_c", TensorProto.FLOAT, (1, "B", H)),
+    ]
+    graph = helper.make_graph(nodes, "lstm_ref", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def session(model: bytes, threads: int = 1) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def ort_numpy(a: Any) -> np.ndarray:
+    return a.numpy() if isinstance(a, ort.OrtValue) else as_numpy(a)
+
+
+# ------------------------------------------------------------------ A: step, batch 1
+A = grouped("A step (batch 1)")
+A32 = [p for p in A if p.values[0] == "float32"]
+
+
+@pytest.mark.parametrize("dtype", A)
+def test_a_lstm_ref_stepper(benchmark, dtype, nets, step_stream):
+    """net.stepper("lstm").step(x_t): the fast path's streaming form (raw input)."""
+    label(benchmark, "lstm_ref stepper.step (fast path)", "lstm_ref", steps=1)
+    stepper = nets[dtype].stepper("lstm")
+
+    def reset():
+        stepper.reset()
+
+    def step(x, _):
+        return None, stepper.step(x)
+
+    xs = step_stream.raw[dtype][:, 0]  # (N, 12): one (12,) step per call
+    run_step_benchmark(benchmark, StepLoop(xs, reset, step), step_stream.h_ref, dtype)
+
+
+@pytest.mark.parametrize("iobinding", [False, True], ids=["run", "iobinding"])
+@pytest.mark.parametrize("dtype", A32)
+def test_a_onnxruntime(benchmark, dtype, iobinding, nets, step_stream):
+    """onnxruntime's LSTM on a length-1 sequence, (h, c) carried; ``run`` with NumPy
+    arrays, or ``run_with_iobinding`` with the state ping-ponging between two bound pairs
+    of OrtValues (no copies)."""
+    kind = "run_with_iobinding" if iobinding else "run"
+    label(benchmark, f"onnxruntime {kind}", "onnxruntime", steps=1)
+    sess = session(onnx_lstm_model(nets[dtype], head=False))
+    H = nets[dtype].layer("lstm").hidden_size
+    xs = step_stream.normalized[dtype][:, None]  # (N, 1, 1, 12): xs[k] is (T=1, B=1, 12)
+    lens = np.ones(1, np.int32)
+    if not iobinding:
+
+        def reset():
+            return tuple(np.zeros((1, 1, H), np.float32) for _ in range(2))
+
+        def step(x, state):
+            h, c = sess.run(
+                ["Y_h", "Y_c"],
+                {"X": x, "sequence_lens": lens, "initial_h": state[0], "initial_c": state[1]},
+            )
+            return (h, c), h
+
+    else:
+        x_val = ort.OrtValue.ortvalue_from_numpy(xs[0].copy())  # its own memory
+        pairs = [
+            [ort.OrtValue.ortvalue_from_numpy(np.zeros((1, 1, H), np.float32)) for _ in "hc"]
+            for _ in range(2)
+        ]
+        bindings = []
+        for p in range(2):  # binding p reads pair p and writes pair 1 - p
+            io = sess.io_binding()
+            io.bind_ortvalue_input("X", x_val)
+            io.bind_cpu_input("sequence_lens", lens)
+            io.bind_ortvalue_input("initial_h", pairs[p][0])
+            io.bind_ortvalue_input("initial_c", pairs[p][1])
+            io.bind_ortvalue_output("Y_h", pairs[1 - p][0])
+            io.bind_ortvalue_output("Y_c", pairs[1 - p][1])
+            bindings.append(io)
+
+        def reset():
+            for v in pairs[0]:
+                v.update_inplace(np.zeros((1, 1, H), np.float32))
+            return 0
+
+        def step(x, p):
+            x_val.update_inplace(x)
+            sess.run_with_iobinding(bindings[p])
+            return 1 - p, pairs[1 - p][0]
+
+    loop = StepLoop(xs, reset, step)
+    loop.restart()
+    for _ in range(60):
+        np.testing.assert_allclose(
+            ort_numpy(loop()).ravel(), step_stream.h_ref[loop.k], 0, ATOL[dtype]
+        )
+    loop.restart()
+    h = benchmark(loop)
+    np.testing.assert_allclose(ort_numpy(h).ravel(), step_stream.h_ref[loop.k], 0, ATOL[dtype])
+
+
+# ---------------------------------------------------------- B: one sequence → probabilities
+B32 = [p for p in grouped("B one sequence → probabilities") if p.values[0] == "float32"]
+
+
+@pytest.mark.parametrize("dtype", B32)
+def test_b_onnxruntime(benchmark, dtype, nets, test_sequences, reference_scores):
+    """session.run on test sequence 1 (normalise, LSTM, Gemm, Softmax in the graph)."""
+    label(benchmark, "onnxruntime run (LSTM + Gemm + Softmax)", "onnxruntime")
+    sess = session(onnx_lstm_model(nets[dtype], head=True))
+    H, x = nets[dtype].layer("lstm").hidden_size, test_sequences[dtype][0]
+    zero = np.zeros((1, 1, H), np.float32)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        feeds = {"X": x[:, None], "sequence_lens": np.array([len(x)], np.int32)}
+        return sess.run(["probs"], {**feeds, "initial_h": zero, "initial_c": zero})[0][0]
+
+    probabilities = benchmark(predict, x)
+    np.testing.assert_allclose(as_numpy(probabilities), reference_scores[0], 0, ATOL[dtype])
+
+
+# ------------------------------------------------------------ C: 370 sequences, masked
+C32 = [p for p in grouped("C 370 sequences masked") if p.values[0] == "float32"]
+
+
+@pytest.mark.parametrize("dtype", C32)
+def test_c_onnxruntime(benchmark, dtype, nets, test_sequences, reference_scores):
+    """Pad (time-major), session.run with sequence_lens (Y_h at each sequence's end)."""
+    sess = session(onnx_lstm_model(nets[dtype], head=True))
+    H, xs = nets[dtype].layer("lstm").hidden_size, test_sequences[dtype]
+    label(benchmark, "onnxruntime run with sequence_lens", "onnxruntime", False, sum(map(len, xs)))
+
+    def classify(xs: list[np.ndarray]) -> np.ndarray:
+        return onnx_classify(sess, H, xs)
+
+    scores = benchmark(classify, xs)
+    np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
+
+
+def onnx_classify(sess, H: int, xs: list[np.ndarray]) -> np.ndarray:
+    """Pad (time-major), session.run with sequence_lens (Y_h at each sequence's end)."""
+    lens = np.array([len(x) for x in xs], np.int32)
+    X = np.zeros((lens.max(), len(xs), xs[0].shape[1]), np.float32)
+    for b, x in enumerate(xs):
+        X[: len(x), b] = x
+    zero = np.zeros((1, len(xs), H), np.float32)
+    feeds = {"X": X, "sequence_lens": lens, "initial_h": zero, "initial_c": zero}
+    return sess.run(["probs"], feeds)[0]
+
+
+C2 = [
+    pytest.param(
+        "float32", id="float32", marks=pytest.mark.benchmark(group="C 370 sequences, 2 cores")
+    )
+]
+
+
+@pytest.mark.parametrize("dtype", C2)
+@pytest.mark.parametrize("how", ["blas", "threads", "onnxruntime"])
+def test_c_two_cores(benchmark, dtype, how, nets, test_sequences, reference_scores):
+    """The 370 sequences on both cores: lstm_ref with two BLAS threads (threadpoolctl), or
+    split over two Python threads of one BLAS thread each (sequences alternately, so both
+    halves hold alike lengths); onnxruntime with its default threads (one per core)."""
+    net, xs = nets[dtype], test_sequences[dtype]
+    steps = sum(map(len, xs))
+    if how == "onnxruntime":
+        label(benchmark, "onnxruntime sequence_lens, default threads", "onnxruntime", False, steps)
+        sess = session(onnx_lstm_model(net, head=True), threads=0)
+        H = net.layer("lstm").hidden_size
+
+        def classify(xs):
+            return onnx_classify(sess, H, xs)
+
+    elif how == "blas":
+        label(benchmark, "lstm_ref classify, 2 BLAS threads", "lstm_ref", True, steps)
+
+        def classify(xs):
+            with threadpool_limits(2, user_api="blas"):
+                return net.classify(xs)[1]
+
+    else:
+        label(
+            benchmark,
+            "lstm_ref classify, 2 Python threads × 1 BLAS thread",
+            "lstm_ref",
+            False,
+            steps,
+        )
+        pool = ThreadPoolExecutor(2)
+
+        def classify(xs):
+            halves = pool.map(lambda part: net.classify(part)[1], (xs[0::2], xs[1::2]))
+            scores = np.empty((len(xs), len(net.class_names)), net.dtype)
+            scores[0::2], scores[1::2] = halves
+            return scores
+
+    scores = benchmark(classify, xs)
+    np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
+
+
+# ---------------------------------------------------------------- the machine's GEMM peak
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        pytest.param(d, id=d, marks=pytest.mark.benchmark(group=f"GEMM peak, {d}"))
+        for d in ("float32", "float64")
+    ],
+)
+def test_gemm_peak(benchmark, dtype):
+    """A 2000 × 2000 matrix product on one BLAS thread: the machine's limit, measured in the
+    same run (report.py divides every entry's GFLOP/s by it)."""
+    n = 2000
+    benchmark.extra_info.update(label=f"numpy {n}×{n} matmul", impl="numpy", flops=2 * n**3)
+    a = np.random.default_rng(0).random((n, n)).astype(dtype)
+    out = np.empty_like(a)
+    benchmark(np.matmul, a, a, out=out)
+
+
+# ------------------------------------------------------------------ D: a training epoch
+D = grouped("D training epoch (270 sequences, mini-batch 27)")
+
+
+@pytest.fixture(scope="session")
+def training_data():
+    x, y = load_japanese_vowels("train")
+    return sort_by_length(list(x), list(y))
+
+
+def _targets(net, labels) -> np.ndarray:
+    index = {name: k for k, name in enumerate(net.class_names)}
+    return np.array([index[label] for label in labels])
+
+
+@pytest.mark.parametrize("dtype", D)
+def test_d_lstm_ref_epoch(benchmark, dtype, nets, training_data):
+    """loss_and_gradients + Adam over the recipe's 10 mini-batches (MATLAB padding)."""
+    label(benchmark, "lstm_ref epoch (reference BPTT + Adam)", "lstm_ref", reference=True)
+    net = nets[dtype].astype(dtype)  # a copy: training changes it
+    seqs = [np.asarray(s, dtype) for s in training_data[0]]
+    targets = _targets(net, training_data[1])
+    batches = make_batches(seqs, MATLAB_RECIPE_PADDING)
+    params, adam = learnables(net), Adam(1e-3)
+    first, _, _ = loss_and_gradients(net, batches[0], targets[batches[0].rows])
+
+    def epoch() -> float:
+        total = 0.0
+        for batch in batches:
+            loss, grads, _ = loss_and_gradients(net, batch, targets[batch.rows])
+            adam.step(params, grads)
+            total += loss
+        return total
+
+    assert np.isfinite(benchmark(epoch)) and np.isfinite(first)
+
+
+@pytest.mark.parametrize("dtype", D)
+def test_d_torch_epoch(benchmark, dtype, torch_models, nets, training_data):
+    """The same epoch in torch: padded batches, nn.LSTM, Linear on the last padded step,
+    cross-entropy, backward, Adam."""
+    label(benchmark, "torch epoch (nn.LSTM + backward + Adam)", "torch")
+    m = torch_models[dtype]
+    lstm, linear = copy.deepcopy(m.lstm), copy.deepcopy(m.linear)  # training changes them
+    seqs = training_data[0]
+    targets = torch.from_numpy(_targets(nets[dtype], training_data[1]))
+    batches = []
+    for first in range(0, len(seqs), 27):
+        chunk = [torch.from_numpy(np.asarray(s, dtype)) for s in seqs[first : first + 27]]
+        padded = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True)
+        batches.append(((padded - m.mean) / m.std, targets[first : first + 27]))
+    modules = torch.nn.ModuleList([lstm, linear]).train()
+    modules.requires_grad_(True)
+    adam = torch.optim.Adam(modules.parameters(), lr=1e-3)
+
+    def epoch() -> float:
+        total = 0.0
+        with torch.enable_grad():
+            for x, y in batches:
+                adam.zero_grad()
+                out, _ = lstm(x)
+                loss = torch.nn.functional.cross_entropy(linear(out[:, -1]), y)
+                loss.backward()
+                adam.step()
+                total += float(loss.detach())
+        return total
+
+    try:
+        assert np.isfinite(benchmark(epoch))
+    finally:
+        modules.eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------- M: peak memory of a process
+RSS_SCRIPT = textwrap.dedent(
+    """
+    import json, numpy as np, threadpoolctl
+    threadpoolctl.threadpool_limits(1)
+    import lstm_ref
+    from lstm_ref.datasets import load_japanese_vowels
+    net = lstm_ref.load_network("JapaneseVowelsNet").astype(np.float32)
+    x, _ = load_japanese_vowels("test")
+    net.classify(list(x))
+    stepper = net.stepper("lstm")
+    for step in np.concatenate(list(x)).astype(np.float32):
+        stepper.step(step)
+    status = open("/proc/self/status").read().split("\\n")
+    hwm = [line for line in status if line.startswith("VmHWM")][0].split()[1]
+    print(json.dumps({"VmHWM_kB": int(hwm), "modules": sorted(
+        m for m in __import__("sys").modules if m in ("torch", "onnxruntime", "scipy"))}))
+    """
+)
+
+
+def test_m_peak_memory_numpy_only(benchmark):
+    """VmHWM of a fresh process that classifies the 370 test sequences and streams every
+    step through the stepper (float32), importing neither torch, onnxruntime nor scipy."""
+    label(benchmark, "lstm_ref inference process: peak RSS (see extra_info)", "lstm_ref")
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT], capture_output=True, text=True, check=True
+    )
+    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert facts["modules"] == []
+    benchmark.extra_info["peak_rss_mb"] = round(facts["VmHWM_kB"] / 1024, 1)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
