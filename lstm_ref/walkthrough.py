@@ -10,23 +10,30 @@
    equal one full-sequence call.
 
 The published MATLAB page feeds ``X(:,1)'`` — always the first time step — at every
-iteration (the R2020b page used ``X(:,i)``). The default here is the correct loop;
-``literal=True`` reproduces the page's loop as printed.
+iteration (the R2020b page used ``X(:,i)``). The walkthrough runs the correct loop;
+``literal=True`` also runs the page's loop as printed, draws it, and prints how far it is
+from the correct one. Any network with an LSTM layer and any data can be walked through.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .datasets import load_japanese_vowels
 from .errors import InputError
 from .formats import load_network
+from .network import Network
+from .sequences import as_sequence_list
 from .train import evaluate
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Array = np.ndarray
 
@@ -36,17 +43,21 @@ class WalkthroughResult:
     activations: Array  # (H, T): the LSTM activations, units × time steps (MATLAB's features)
     figures: list[Path]
     predicted: str
-    max_abs_diff: float  # step-wise activations vs one full-sequence call
+    max_abs_diff: float  # step-wise activations vs one full-sequence call of what was fed
+    literal_vs_correct: float | None  # with literal=True: max |literal loop − correct loop|
 
 
 def run_walkthrough(
     out_dir: str | Path = "lstm_ref_output",
     *,
-    network: str = "JapaneseVowelsNet",
+    network: str | Network = "JapaneseVowelsNet",
+    sequences: Sequence[Array] | None = None,
+    labels: Sequence[str] | None = None,
     observation: int = 1,
     units: int = 10,
     literal: bool = False,
     svg: bool = False,
+    dpi: int = 100,
     log: Callable[[str], None] = print,
 ) -> WalkthroughResult:
     """Run the seed example end to end; write its figures to ``out_dir``.
@@ -55,16 +66,22 @@ def run_walkthrough(
     ----------
     out_dir : path
         Folder for the figures (created if needed).
-    network : str
-        A bundled network name or a weight file.
+    network : str or Network
+        A bundled network name, a weight file, or a network.
+    sequences, labels : list of ndarray (T_i, C), list of str, optional
+        The data to walk through (default: the Japanese Vowels test set); with ``labels``
+        the test accuracy is printed too.
     observation : int
-        Which test sequence, 1-based as MATLAB's ``XTest{1}``.
+        Which sequence, 1-based as MATLAB's ``XTest{1}``.
     units : int
         How many hidden units the heatmap shows (the first ``units``).
     literal : bool
-        Feed ``X(:,1)'`` at every step, as the published page's loop does.
+        Also run the published page's loop, which feeds ``X(:,1)'`` at every step, and
+        compare it with the correct one (its figure: ``lstm_activations_literal.png``).
     svg : bool
         Also write SVG files.
+    dpi : int
+        Resolution of the PNG files.
     """
     from .viz.plots import (  # matplotlib only when plotting
         plot_activation_heatmap,
@@ -77,60 +94,88 @@ def run_walkthrough(
     out.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
 
-    def save(fig, stem: str) -> None:
+    def save(fig: Figure, stem: str) -> None:
         for ext in ("png", "svg") if svg else ("png",):
             path = out / f"{stem}.{ext}"
-            save_figure(fig, path)
+            save_figure(fig, path, dpi=dpi)
             figures.append(path)
 
-    log(f">> net = load_network({network!r}); net.Layers")
-    net = load_network(network)
+    name = network if isinstance(network, str) else "net"
+    log(f">> net = load_network({name!r}); net.Layers")
+    net = load_network(network) if isinstance(network, str) else network
     log(f"ans = \n{net.summary()}\n")
+    layer = next((lay.name for lay in net.stateful_layers), None)
+    if layer is None:
+        raise InputError("the walkthrough needs a network with an LSTM layer")
 
-    x_test, y_test = load_japanese_vowels("test")
-    if not 1 <= observation <= len(x_test):
-        raise InputError(f"observation must be 1..{len(x_test)}; got {observation}")
-    X = x_test[observation - 1]  # (T, 12): time steps × features
+    if sequences is None:
+        x_test, y_test = load_japanese_vowels("test")
+        sequences, labels = list(x_test), [str(y) for y in y_test]
+    seqs, _ = as_sequence_list(list(sequences), net.input_size, dtype=net.dtype)
+    if not 1 <= observation <= len(seqs):
+        raise InputError(f"observation must be 1..{len(seqs)}; got {observation}")
+    X = seqs[observation - 1]  # (T, C): time steps × features
     T = X.shape[0]
     log(f">> X = XTest{{{observation}}}: {T} time steps × {X.shape[1]} features")
     save(plot_sequence(X, title=f"Test Observation {observation}"), "test_observation")
 
-    column = "X(:,1)'" if literal else "X(:,i)'"
     log(
         f">> for i = 1:{T}: [features(i,:),state] = "
-        f'predict(net,{column},Outputs="lstm"); net.State = state'
-        + ("   % as printed on the page: step 1 every time" if literal else "")
+        f'predict(net,X(:,i)\',Outputs="{layer}"); net.State = state'
     )
-    net.reset_state()
-    activations = np.empty((net.width("lstm"), T))  # (H, T)
-    for i in range(T):
-        x_i = X[0 if literal else i][None, :]  # (1, 12): one time step
-        activations[:, i], state = net.predict(x_i, outputs="lstm", return_state=True)
-        net.state = state
-    net.reset_state()
+    activations = _step_through(net, X, layer)  # (H, T)
     save(
         plot_activation_heatmap(activations, units=range(units), title="LSTM Activations"),
         "lstm_activations",
     )
-
-    fed = X[np.zeros(T, dtype=int)] if literal else X
-    full = net.trace(fed).h.T  # (H, T) from one full-sequence call
+    full = net.trace(X, layer).h.T  # (H, T) from one full-sequence call
     diff = float(np.abs(full - activations).max())
+    literal_diff = None
+    if literal:
+        log(
+            f">> the page's loop as printed: predict(net,X(:,1)',Outputs=\"{layer}\") at every "
+            "step — step 1 fed 19 times"
+        )
+        repeated = _step_through(net, X[np.zeros(T, dtype=int)], layer)
+        literal_diff = float(np.abs(repeated - activations).max())
+        title = "LSTM Activations — the page's loop, X(:,1) at every step"
+        save(
+            plot_activation_heatmap(repeated, units=range(units), title=title),
+            "lstm_activations_literal",
+        )
     label, scores = net.classify(X)
-    evaluation = evaluate(net, x_test, list(y_test))
+    truth = "" if labels is None else f"; true class {labels[observation - 1]}"
     log(
-        f"\nPrediction for test observation {observation}: speaker {label} "
-        f"(score {scores.max():.4f}); true speaker {y_test[observation - 1]}"
+        f"\nPrediction for test observation {observation}: class {label} "
+        f"(score {scores.max():.4f}){truth}"
     )
-    log(
-        f"Test accuracy on {len(x_test)} sequences: {evaluation.accuracy:.4f} (each sequence "
-        f"alone: masked padding, lstm_ref's default); {evaluation.matlab_accuracy:.4f} (MATLAB's "
-        f"recipe: sorted, unmasked mini-batches of 27); {evaluation.matlab_default_accuracy:.4f} "
-        "(MATLAB's classify defaults: unmasked mini-batches of 128)"
-    )
+    if labels is not None:
+        evaluation = evaluate(net, seqs, list(labels))
+        log(
+            f"Test accuracy on {len(seqs)} sequences: {evaluation.accuracy:.4f} (each sequence "
+            f"alone: masked padding, lstm_ref's default); {evaluation.matlab_accuracy:.4f} "
+            f"(MATLAB's recipe: sorted, unmasked mini-batches of 27); "
+            f"{evaluation.matlab_default_accuracy:.4f} (MATLAB's classify defaults: unmasked "
+            "mini-batches of 128)"
+        )
     log(f"Step-wise activations vs one full-sequence call: max |difference| = {diff:.1e}")
+    if literal_diff is not None:
+        log(
+            f"The page's loop vs the correct loop: max |difference| = {literal_diff:.3g} — its "
+            "heatmap shows the response to x_1 repeated, not to the sequence"
+        )
     log("Figures:\n" + "\n".join(f"  {p}" for p in figures))
     log(f"Done in {time.perf_counter() - start:.1f} s.")
-    return WalkthroughResult(
-        activations=activations, figures=figures, predicted=label, max_abs_diff=diff
-    )
+    return WalkthroughResult(activations, figures, label, diff, literal_diff)
+
+
+def _step_through(net: Network, X: Array, layer: str) -> Array:
+    """The seed's loop: one step per call, the state assigned back; (H, T) activations."""
+    net.reset_state()
+    activations = np.empty((net.width(layer), len(X)), dtype=net.dtype)  # (H, T)
+    for i in range(len(X)):
+        x_i = X[i][None, :]  # (1, C): one time step
+        activations[:, i], state = net.predict(x_i, outputs=layer, return_state=True)
+        net.state = state
+    net.reset_state()
+    return activations

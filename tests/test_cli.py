@@ -41,14 +41,19 @@ def test_walkthrough_steps_through_the_sequence_with_carried_state(tmp_path, tes
     assert "0.8595 (MATLAB's classify defaults: unmasked mini-batches of 128)" in text
 
 
-def test_literal_matlab_loop_feeds_the_first_step_every_time(tmp_path, test_data):
-    result = run_walkthrough(tmp_path, literal=True, svg=True, log=lambda _: None)
+def test_literal_matlab_loop_is_compared_with_the_correct_one(tmp_path, test_data):
+    lines: list[str] = []
+    result = run_walkthrough(tmp_path, literal=True, svg=True, log=lines.append)
     x1 = test_data[0][0]
     repeated = np.repeat(x1[:1], len(x1), axis=0)
     net = load_network("JapaneseVowelsNet")
-    np.testing.assert_allclose(result.activations, net.trace(repeated).h.T, rtol=0, atol=1e-12)
-    assert np.abs(result.activations - net.trace(x1).h.T).max() > 0.1
-    assert sorted(p.suffix for p in result.figures) == [".png", ".png", ".svg", ".svg"]
+    np.testing.assert_allclose(result.activations, net.trace(x1).h.T, rtol=0, atol=1e-12)
+    gap = np.abs(net.trace(repeated).h.T - result.activations).max()
+    assert result.literal_vs_correct == pytest.approx(gap, abs=1e-12) and gap > 0.1
+    assert f"The page's loop vs the correct loop: max |difference| = {gap:.3g}" in "\n".join(lines)
+    names = sorted(p.name for p in result.figures)
+    assert "lstm_activations_literal.png" in names and "lstm_activations_literal.svg" in names
+    assert len(names) == 6 and all(p.is_file() for p in result.figures)
 
 
 def test_cli_walkthrough_prints_where_figures_went(tmp_path, capsys):
@@ -83,10 +88,13 @@ def test_cli_predict_reads_every_format(tmp_path, capsys, test_data):
         ("s.ts", expected),
     ]:
         assert main(["predict", str(tmp_path / name)]) == 0
-        rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+        header, *rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+        assert header[:3] == ["sequence", "class", "score"]
         assert [r[1] for r in rows] == labels, name
     assert main(["predict", str(tmp_path / "s.npz"), "--scores"]) == 0
-    assert len(capsys.readouterr().out.splitlines()[0].split()) == 3 + 9
+    header, first, *_ = capsys.readouterr().out.splitlines()
+    assert header.split("\t")[3:] == [f"score_{k}" for k in range(1, 10)]
+    assert first.split("\t")[0] == "arr_0" and len(first.split("\t")) == 3 + 9
 
 
 def test_cli_predict_padding_matches_the_api(tmp_path, capsys, test_data):
@@ -100,7 +108,7 @@ def test_cli_predict_padding_matches_the_api(tmp_path, capsys, test_data):
         (["--padding", "matlab", "--mini-batch-size", "7"], Padding.matlab(mini_batch_size=7)),
     ]:
         assert main(["predict", str(tmp_path / "s.npz"), "--scores", *argv]) == 0
-        rows = [line.split()[3:] for line in capsys.readouterr().out.splitlines()]
+        rows = [line.split()[3:] for line in capsys.readouterr().out.splitlines()[1:]]
         _, scores = net.classify(seqs, padding=padding)
         np.testing.assert_allclose(np.array(rows, dtype=float), scores, atol=5e-5)
     matlab = net.classify(seqs, padding=Padding.matlab())[1]
@@ -160,9 +168,21 @@ def test_cli_plot_units_finds_matching_test_sequences(tmp_path, capsys):
 @pytest.mark.parametrize("kind", ["sequence", "heatmap", "gates", "saturation", "units"])
 def test_cli_plot_writes_each_figure(kind, tmp_path, capsys):
     extra = ["--units", "1-4"] if kind == "gates" else []
-    assert main(["plot", kind, "--out", str(tmp_path), *extra]) == 0
+    assert main(["plot", kind, "--out", str(tmp_path), "--svg", "--dpi", "60", *extra]) == 0
     (png,) = tmp_path.glob("*.png")
-    assert is_png(png) and str(png) in capsys.readouterr().out
+    (svg,) = tmp_path.glob("*.svg")
+    out = capsys.readouterr().out
+    assert is_png(png) and str(png) in out and str(svg) in out
+    assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_cli_plot_units_says_when_nothing_matches(tmp_path, capsys):
+    argv = ["plot", "units", "--out", str(tmp_path), "--range", "1-19"]
+    assert main(argv) == 0
+    assert "no unit stays ≥ 0.3 over steps 1-19 of observation 1: nothing drawn" in (
+        capsys.readouterr().out
+    )
+    assert not list(tmp_path.iterdir())
 
 
 def test_cli_train_on_ts_files(tmp_path, capsys, test_data):

@@ -2,6 +2,14 @@
 ``lstm-ref predict`` reads (``sequence_files``)."""
 
 from .native import load_network, pretrained_names, read_header, save_network
-from .sequence_files import read_sequences
+from .sequence_files import SequenceFile, read_sequence_file, read_sequences
 
-__all__ = ["load_network", "pretrained_names", "read_header", "read_sequences", "save_network"]
+__all__ = [
+    "SequenceFile",
+    "load_network",
+    "pretrained_names",
+    "read_header",
+    "read_sequence_file",
+    "read_sequences",
+    "save_network",
+]

@@ -11,6 +11,7 @@ line of data is ever dropped.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +24,40 @@ Array = np.ndarray
 MAX_TEXT_BYTES = 2**28  # a CSV or .ts file of at most 256 MiB
 
 
-def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
-    """The sequences stored in ``path``, in the file's order.
+@dataclass(frozen=True)
+class SequenceFile:
+    """What a sequence file holds.
+
+    Attributes
+    ----------
+    sequences : list of ndarray, or ndarray
+        As :meth:`lstm_ref.Network.predict` takes them: a list of 2-D arrays, or the
+        ``.npy`` file's array ((T, C) or (N, T, C)); layout is the caller's to state.
+    names : list of str
+        One name per sequence: the ``.npz`` array names, else ``"1"``, ``"2"``, ….
+    labels : list of str or None
+        The class label of each sequence, for a labelled ``.ts`` file.
+    class_names : tuple of str
+        The classes a labelled ``.ts`` file declares (empty otherwise).
+    """
+
+    sequences: list[Array] | Array
+    names: list[str]
+    labels: list[str] | None = None
+    class_names: tuple[str, ...] = ()
+
+
+def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
+    """The sequences stored in ``path``, in the file's order, with their names and labels.
 
     Parameters
     ----------
     path : path
-        ``.npy``: one sequence (T, C) or a batch (N, T, C) — returned as the array;
+        ``.npy``: one sequence (T, C) or a batch (N, T, C);
         ``.npz``: one sequence per array, in the archive's order;
         ``.csv``: one sequence, a time step per line, a feature per column (an optional
         header line whose fields are all non-numbers);
-        ``.ts``: a UEA/UCR time series file (labels, if any, are ignored).
-
-    Returns
-    -------
-    list of ndarray or ndarray
-        As :meth:`lstm_ref.Network.predict` takes them (layout is the caller's to state).
+        ``.ts``: a UEA/UCR time series file (with its labels, if any).
 
     Raises
     ------
@@ -52,21 +71,35 @@ def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
         raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return read_npy(path)
+        array = read_npy(path)
+        return SequenceFile(array, _numbered(len(array) if array.ndim == 3 else 1))
     if suffix == ".npz":
         arrays = read_npz(path)
         if not arrays:
             raise InputError(f"{path}: the archive holds no arrays")
-        return list(arrays.values())
+        return SequenceFile(list(arrays.values()), list(arrays))
     if suffix in (".csv", ".ts") and path.stat().st_size > MAX_TEXT_BYTES:
         raise InputError(f"{path}: {path.stat().st_size} bytes; at most {MAX_TEXT_BYTES} read")
     if suffix == ".csv":
-        return [read_csv(path)]
+        return SequenceFile([read_csv(path)], ["1"])
     if suffix == ".ts":
-        return read_ts(path).sequences
+        data = read_ts(path)
+        labels = [str(label) for label in data.labels] if data.class_names else None
+        return SequenceFile(
+            data.sequences, _numbered(len(data.sequences)), labels, data.class_names
+        )
     raise InputError(
         f"{path}: expected a .npy, .npz, .csv or .ts file; got {suffix or 'no suffix'!r}"
     )
+
+
+def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
+    """The sequences of :func:`read_sequence_file`, without names and labels."""
+    return read_sequence_file(path).sequences
+
+
+def _numbered(n: int) -> list[str]:
+    return [str(k) for k in range(1, n + 1)]
 
 
 def read_csv(path: str | os.PathLike) -> Array:

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..layers import Softmax
 from ..network import Network
-from ..padding import Batch
+from ..padding import MASKED, Batch, Padding, make_batches
 
 Array = np.ndarray
 Arrays = dict[str, Array]
@@ -88,6 +88,20 @@ def loss_and_gradients(net: Network, batch: Batch, targets: Array) -> tuple[floa
         d, layer_grads = layer.backward(d, cache)
         grads.update({f"{layer.name}/{n}": g for n, g in layer_grads.items()})
     return loss, grads, probs
+
+
+def mean_loss(
+    net: Network, sequences: list[Array], targets: Array, padding: Padding = MASKED
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``net`` on checked (T_i, C) sequences, (N,) targets."""
+    k = softmax_index(net)
+    total, correct = 0.0, 0
+    for batch in make_batches(sequences, padding):
+        logits, _ = net.forward(batch, upto=k - 1)  # (B, K)
+        rows = targets[batch.rows]
+        total += float(cross_entropy(logits, rows).sum())
+        correct += int((logits.argmax(axis=1) == rows).sum())
+    return total / len(sequences), correct / len(sequences)
 
 
 def central_difference(

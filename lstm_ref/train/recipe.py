@@ -76,8 +76,25 @@ def fit(
     rng = np.random.default_rng(recipe.seed)
     net = lstm_classifier(rng, stacked.shape[1], recipe.hidden_size, class_names, **norm)
     ordered, ordered_labels = sort_by_length(list(sequences), list(labels))
-    history = train(net, ordered, ordered_labels, recipe.options, validation, log)
+    history = train(net, ordered, ordered_labels, recipe.options, validation, log, recipe.seed)
     return net, history
+
+
+def stratified_split(labels: Sequence[str], fraction: float, seed: int = 0) -> tuple[Array, Array]:
+    """Indices (train, validation) that hold out ``fraction`` of each class (at least one
+    sequence of a class with two or more), chosen with NumPy's ``default_rng(seed)``."""
+    if not 0 < fraction < 1:
+        raise InputError(f"the validation fraction must lie in (0, 1); got {fraction!r}")
+    rng = np.random.default_rng(seed)
+    truth = np.asarray([str(label) for label in labels])
+    held: list[int] = []
+    for name in sorted(set(truth)):
+        members = np.flatnonzero(truth == name)
+        if len(members) > 1:
+            n = min(len(members) - 1, max(1, round(fraction * len(members))))
+            held += rng.choice(members, size=n, replace=False).tolist()
+    validation = np.array(sorted(held), dtype=int)
+    return np.setdiff1d(np.arange(len(truth)), validation), validation
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,10 @@ GATE_LABELS = {gate.name: f"{gate.role} {gate.name}" for gate in GATES}  # "inpu
 TAB10_COLORS = 10  # the distinct colours of tab10, which _color cycles through
 
 
-def save_figure(fig: Figure, path: str | Path) -> None:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
     """Write ``fig`` to ``path`` atomically, in the format its suffix names (png, svg, …)."""
-    write_atomically(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".")))
+    kind = Path(path).suffix.lstrip(".")
+    write_atomically(path, lambda f: fig.savefig(f, format=kind, dpi=dpi))
 
 
 def _color(k: int) -> tuple[float, float, float]:

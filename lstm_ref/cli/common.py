@@ -1,0 +1,150 @@
+"""What the commands share: the network and data options, their loading, and parsing."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+
+from ..errors import InputError
+from ..network import Network
+
+Array = np.ndarray
+JAPANESE_VOWELS_TEST = "Japanese Vowels test set"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
+    return value
+
+
+def add_network_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--network",
+        default="JapaneseVowelsNet",
+        help="bundled network name or weight file",
+    )
+
+
+def add_data_options(p: argparse.ArgumentParser, observation: bool = True) -> None:
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="sequences (.ts, .npy, .npz, .csv) to use instead of the Japanese Vowels test set",
+    )
+    p.add_argument(
+        "--layout",
+        choices=["TC", "CT"],
+        default="TC",
+        help="axes of --data arrays: TC time × features; CT MATLAB's features × time",
+    )
+    if observation:
+        p.add_argument("--observation", type=int, default=1, help="sequence, 1-based")
+
+
+def add_figure_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("lstm_ref_output"), help="folder for figures")
+    p.add_argument("--svg", action="store_true", help="also write SVG files")
+    p.add_argument("--dpi", type=positive_int, default=100, help="resolution of PNG files")
+
+
+def load_net(args: argparse.Namespace) -> Network:
+    from ..formats import load_network
+
+    return load_network(args.network)
+
+
+@dataclass(frozen=True)
+class Data:
+    """Sequences as (T, C) arrays checked for ``net``, with their labels when known."""
+
+    sequences: list[Array]
+    labels: list[str] | None
+    source: str  # for messages and titles
+
+    def observation(self, k: int) -> Array:
+        """Sequence ``k`` (1-based, as --observation counts)."""
+        if not 1 <= k <= len(self.sequences):
+            raise InputError(f"--observation must be 1..{len(self.sequences)}; got {k}")
+        return self.sequences[k - 1]
+
+    def label(self, k: int) -> str | None:
+        return None if self.labels is None else self.labels[k - 1]
+
+
+def load_data(args: argparse.Namespace, net: Network) -> Data:
+    """--data (or the Japanese Vowels test set), checked against ``net``'s input."""
+    from ..sequences import as_sequence_list
+
+    if args.data is None:
+        from ..datasets import load_japanese_vowels
+
+        x, y = load_japanese_vowels("test")
+        seqs, _ = as_sequence_list(list(x), net.input_size, dtype=net.dtype)
+        return Data(seqs, [str(v) for v in y], JAPANESE_VOWELS_TEST)
+    from ..formats import read_sequence_file
+
+    file = read_sequence_file(args.data)
+    seqs, _ = as_sequence_list(file.sequences, net.input_size, layout=args.layout, dtype=net.dtype)
+    return Data(seqs, file.labels, str(args.data))
+
+
+def first_lstm(net: Network) -> str:
+    """The name of the network's first LSTM layer (what plot and explain look at)."""
+    if not net.stateful_layers:
+        raise InputError("the network has no LSTM layer")
+    return net.stateful_layers[0].name
+
+
+def parse_units(text: str | None, hidden: int) -> list[int]:
+    """'1-10' or '3,7,12' (1-based) -> 0-based indices, checked against ``hidden``; None:
+    the first ten (or all, if fewer)."""
+    if text is None:
+        return list(range(min(10, hidden)))
+    units: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        if not a.strip().isdigit() or (b and not b.strip().isdigit()):
+            raise InputError(f"--units: expected '1-10' or '3,7,12'; got {text!r}")
+        units.extend(range(int(a), int(b or a) + 1))
+    if not units or min(units) < 1 or max(units) > hidden:
+        raise InputError(f"--units must lie in 1..{hidden}; got {text!r}")
+    return [u - 1 for u in units]
+
+
+def parse_range(text: str | None, T: int) -> tuple[int, int]:
+    """'a-b' (1-based, inclusive) -> 0-based [start, stop); default the second half."""
+    if text is None:
+        return T // 2, T
+    a, _, b = text.partition("-")
+    if not (a.isdigit() and b.isdigit() and 1 <= int(a) <= int(b) <= T):
+        raise InputError(f"--range must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
+    return int(a) - 1, int(b)

@@ -1,0 +1,101 @@
+"""``lstm-ref predict``: classify the sequences of a file; a table, or a CSV or JSON file."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .common import add_network_option, load_net, positive_int
+
+HELP = "classify sequences from a file (.npy, .npz, .csv, .ts)"
+DESCRIPTION = """\
+Classify the sequences of a file and print a table: one line per sequence with its name, the
+predicted class and its score — and, for a labelled .ts file, the true class, with the accuracy
+at the end (on stderr, so that stdout stays a table). --scores adds a column per class;
+--output writes the same table to a .csv or .json file.
+
+File formats: .npy — one sequence (T, C) or a batch (N, T, C); .npz — one sequence per array
+(named by the array); .csv — one sequence, a time step per line, a feature per column (an
+optional header line); .ts — a UEA/UCR time series file."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help=HELP, description=DESCRIPTION)
+    p.add_argument("file", type=Path)
+    add_network_option(p)
+    p.add_argument(
+        "--layout",
+        choices=["TC", "CT"],
+        default="TC",
+        help="TC: time × features; CT: MATLAB's features × time",
+    )
+    p.add_argument(
+        "--padding",
+        choices=["masked", "matlab"],
+        default="masked",
+        help="masked: each sequence stops at its own length; matlab: MATLAB's padded, "
+        "unmasked mini-batches",
+    )
+    p.add_argument(
+        "--mini-batch-size",
+        type=positive_int,
+        default=128,
+        help="sequences per mini-batch (MATLAB's default); changes the results only with "
+        "--padding matlab",
+    )
+    p.add_argument("--scores", action="store_true", help="a column of scores per class")
+    p.add_argument("--output", type=Path, help="also write the table to a .csv or .json file")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..formats import read_sequence_file
+    from ..padding import Padding
+
+    if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
+        raise InputError(f"--output must name a .csv or .json file; got {args.output}")
+    net = load_net(args)
+    file = read_sequence_file(args.file)
+    make = Padding.matlab if args.padding == "matlab" else Padding.masked
+    padding = make(mini_batch_size=args.mini_batch_size)
+    labels, scores = net.classify(file.sequences, layout=args.layout, padding=padding)
+    labels, scores = np.atleast_1d(labels), np.atleast_2d(scores)  # one sequence: one row
+    header = ["sequence", "class", "score"] + (["true"] if file.labels else [])
+    if args.scores:
+        header += [f"score_{name}" for name in net.class_names]
+    rows: list[list[str | float]] = []
+    for k, (name, label, row) in enumerate(zip(file.names, labels, scores, strict=True)):
+        cells: list[str | float] = [name, str(label), float(row.max())]
+        cells += [file.labels[k]] if file.labels else []
+        cells += [float(s) for s in row] if args.scores else []
+        rows.append(cells)
+    print("\t".join(header))
+    for cells in rows:
+        print("\t".join(c if isinstance(c, str) else f"{c:.4f}" for c in cells))
+    if file.labels:
+        accuracy = float(np.mean(labels == np.asarray(file.labels)))
+        print(f"accuracy {accuracy:.4f} ({len(rows)} sequences)", file=sys.stderr)
+    if args.output is not None:
+        _write_table(args.output, header, rows)
+    return 0
+
+
+def _write_table(path: Path, header: list[str], rows: list[list[str | float]]) -> None:
+    """The table as CSV (full precision) or as JSON records, one per sequence."""
+    from ..formats.writes import write_text_atomically
+
+    if path.suffix.lower() == ".json":
+        records = [dict(zip(header, cells, strict=True)) for cells in rows]
+        text = json.dumps(records, indent=1) + "\n"
+    else:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+        text = buffer.getvalue()
+    write_text_atomically(path, text)
