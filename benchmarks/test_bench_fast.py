@@ -30,7 +30,7 @@ import pytest
 import torch
 from bench_common import ATOL
 from onnx import TensorProto, helper
-from test_bench_lstm import StepLoop, as_numpy, grouped, label, run_step_benchmark
+from test_bench_lstm import StepLoop, as_numpy, checked, grouped, label, run_step_benchmark
 from threadpoolctl import threadpool_limits
 
 from lstm_ref.datasets import load_japanese_vowels
@@ -208,8 +208,7 @@ def test_b_onnxruntime(benchmark, dtype, nets, test_sequences, reference_scores)
         feeds = {"X": x[:, None], "sequence_lens": np.array([len(x)], np.int32)}
         return sess.run(["probs"], {**feeds, "initial_h": zero, "initial_c": zero})[0][0]
 
-    probabilities = benchmark(predict, x)
-    np.testing.assert_allclose(as_numpy(probabilities), reference_scores[0], 0, ATOL[dtype])
+    checked(benchmark, predict, x, reference_scores[0], dtype)
 
 
 # ------------------------------------------------------------ C: 370 sequences, masked
@@ -226,8 +225,7 @@ def test_c_onnxruntime(benchmark, dtype, nets, test_sequences, reference_scores)
     def classify(xs: list[np.ndarray]) -> np.ndarray:
         return onnx_classify(sess, H, xs)
 
-    scores = benchmark(classify, xs)
-    np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
+    checked(benchmark, classify, xs, reference_scores, dtype)
 
 
 def onnx_classify(sess, H: int, xs: list[np.ndarray]) -> np.ndarray:
@@ -287,8 +285,7 @@ def test_c_two_cores(benchmark, dtype, how, nets, test_sequences, reference_scor
             scores[0::2], scores[1::2] = halves
             return scores
 
-    scores = benchmark(classify, xs)
-    np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
+    checked(benchmark, classify, xs, reference_scores, dtype)
 
 
 # ---------------------------------------------------------------- the machine's GEMM peak
@@ -319,13 +316,21 @@ def training_data():
     return sort_by_length(list(x), list(y))
 
 
+@pytest.fixture(scope="session")
+def first_loss(nets, training_data) -> float:
+    """The float64 reference's loss on the first mini-batch (before any update)."""
+    net = nets["float64"]
+    batch = make_batches(training_data[0], MATLAB_RECIPE_PADDING)[0]
+    return loss_and_gradients(net, batch, _targets(net, training_data[1])[batch.rows])[0]
+
+
 def _targets(net, labels) -> np.ndarray:
     index = {name: k for k, name in enumerate(net.class_names)}
     return np.array([index[label] for label in labels])
 
 
 @pytest.mark.parametrize("dtype", D)
-def test_d_lstm_ref_epoch(benchmark, dtype, nets, training_data):
+def test_d_lstm_ref_epoch(benchmark, dtype, nets, training_data, first_loss):
     """loss_and_gradients + Adam over the recipe's 10 mini-batches (MATLAB padding)."""
     label(benchmark, "lstm_ref epoch (reference BPTT + Adam)", "lstm_ref", reference=True)
     net = nets[dtype].astype(dtype)  # a copy: training changes it
@@ -334,6 +339,7 @@ def test_d_lstm_ref_epoch(benchmark, dtype, nets, training_data):
     batches = make_batches(seqs, MATLAB_RECIPE_PADDING)
     params, adam = learnables(net), Adam(1e-3)
     first, _, _ = loss_and_gradients(net, batches[0], targets[batches[0].rows])
+    np.testing.assert_allclose(first, first_loss, 0, ATOL[dtype])
 
     def epoch() -> float:
         total = 0.0
@@ -343,11 +349,11 @@ def test_d_lstm_ref_epoch(benchmark, dtype, nets, training_data):
             total += loss
         return total
 
-    assert np.isfinite(benchmark(epoch)) and np.isfinite(first)
+    assert np.isfinite(benchmark(epoch))
 
 
 @pytest.mark.parametrize("dtype", D)
-def test_d_torch_epoch(benchmark, dtype, torch_models, nets, training_data):
+def test_d_torch_epoch(benchmark, dtype, torch_models, nets, training_data, first_loss):
     """The same epoch in torch: padded batches, nn.LSTM, Linear on the last padded step,
     cross-entropy, backward, Adam."""
     label(benchmark, "torch epoch (nn.LSTM + backward + Adam)", "torch")
@@ -360,6 +366,10 @@ def test_d_torch_epoch(benchmark, dtype, torch_models, nets, training_data):
         chunk = [torch.from_numpy(np.asarray(s, dtype)) for s in seqs[first : first + 27]]
         padded = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True)
         batches.append(((padded - m.mean) / m.std, targets[first : first + 27]))
+    with torch.no_grad():  # the same loss as the reference before any update
+        x0, y0 = batches[0]
+        loss0 = torch.nn.functional.cross_entropy(linear(lstm(x0)[0][:, -1]), y0)
+    np.testing.assert_allclose(float(loss0), first_loss, 0, ATOL[dtype])
     modules = torch.nn.ModuleList([lstm, linear]).train()
     modules.requires_grad_(True)
     adam = torch.optim.Adam(modules.parameters(), lr=1e-3)

@@ -5,8 +5,8 @@ B  one sequence (test sequence 1, T = 19) to class probabilities;
 C  all 370 test sequences, masked (each sequence's last valid h) to class probabilities.
 
 Every benchmark checks its result against lstm_ref's float64 reference (1e-10 in float64,
-1e-4 in float32) on the result of the call after the timed rounds (and the step loops of A
-also step by step before timing), so none can time a wrong computation. Run::
+1e-4 in float32) before timing (the step loops of A step by step over 60 steps) and on the
+result of the call after the timed rounds, so none can time a wrong computation. Run::
 
     .venv/bin/python -m pytest benchmarks/ --benchmark-enable --benchmark-json bench.json
     .venv/bin/python benchmarks/report.py bench.json
@@ -52,6 +52,13 @@ def _no_grad():
     """torch runs inference under no_grad (entered once, as an inference loop would)."""
     with torch.no_grad():
         yield
+
+
+def checked(benchmark, fn: Callable[[Any], Any], arg: Any, want: np.ndarray, dtype: str) -> None:
+    """Check ``fn(arg)`` against the float64 reference, time it, and check the result of the
+    call after the timed rounds too."""
+    np.testing.assert_allclose(as_numpy(fn(arg)), want, 0, ATOL[dtype])
+    np.testing.assert_allclose(as_numpy(benchmark(fn, arg)), want, 0, ATOL[dtype])
 
 
 # ------------------------------------------------------------------ A: step, batch 1
@@ -178,8 +185,7 @@ def test_b_lstm_ref_predict(benchmark, dtype, nets, test_sequences, reference_sc
     """net.predict(x) on test sequence 1 (T = 19)."""
     label(benchmark, "lstm_ref net.predict(x)", "lstm_ref", reference=True, steps=19)
     net, x = nets[dtype], test_sequences[dtype][0]
-    probabilities = benchmark(net.predict, x)
-    np.testing.assert_allclose(as_numpy(probabilities), reference_scores[0], 0, ATOL[dtype])
+    checked(benchmark, net.predict, x, reference_scores[0], dtype)
 
 
 @pytest.mark.parametrize("dtype", B)
@@ -195,8 +201,7 @@ def test_b_torch_lstm_linear_softmax(
         _, (h, _) = m.lstm(inputs)
         return torch.softmax(m.linear(h[-1, 0]), dim=-1)
 
-    probabilities = benchmark(predict, x)
-    np.testing.assert_allclose(as_numpy(probabilities), reference_scores[0], 0, ATOL[dtype])
+    checked(benchmark, predict, x, reference_scores[0], dtype)
 
 
 # ------------------------------------------------------------ C: 370 sequences, masked
@@ -208,8 +213,7 @@ def test_c_lstm_ref_classify(benchmark, dtype, nets, test_sequences, reference_s
     """net.classify(sequences): masked padding, the default (mini-batches of 128)."""
     net, xs = nets[dtype], test_sequences[dtype]
     label(benchmark, "lstm_ref classify (masked)", "lstm_ref", True, sum(map(len, xs)))
-    _, scores = benchmark(net.classify, xs)
-    np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
+    checked(benchmark, lambda xs: net.classify(xs)[1], xs, reference_scores, dtype)
 
 
 def torch_batch(m, xs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,8 +236,7 @@ def test_c_torch_packed(benchmark, dtype, torch_models, test_sequences, referenc
         _, (h, _) = m.lstm(packed)
         return torch.softmax(m.linear(h[-1]), dim=-1)
 
-    scores = benchmark(classify, xs)
-    np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
+    checked(benchmark, classify, xs, reference_scores, dtype)
 
 
 @pytest.mark.parametrize("dtype", C)
@@ -249,5 +252,4 @@ def test_c_torch_padded_gather(benchmark, dtype, torch_models, test_sequences, r
         last = y[torch.arange(len(xs)), lengths - 1]
         return torch.softmax(m.linear(last), dim=-1)
 
-    scores = benchmark(classify, xs)
-    np.testing.assert_allclose(as_numpy(scores), reference_scores, 0, ATOL[dtype])
+    checked(benchmark, classify, xs, reference_scores, dtype)

@@ -220,8 +220,8 @@ def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
     A, p = work_buffers(c0)
     if Z.ndim == 2:
         buf = StepBuffers.of(A, p)
-        for t in range(Z.shape[0] - 1):
-            fast_step(f.M, Z[t], buf, Z[t + 1, C : C + H], half)
+        for z, h in zip(Z[:-1], Z[1:, C : C + H], strict=True):  # row t in, h_t to row t + 1
+            fast_step(f.M, z, buf, h, half)
         return buf.c
     n_prev = -1
     for t, n in enumerate(counts):
