@@ -346,3 +346,17 @@ def test_build_checks_the_counts() -> None:
     )
     with pytest.raises(ValueError, match="train split: 1 sequences, expected 270"):
         build_script.check_split("train", too_short)
+
+
+def test_sktimes_own_file_with_percent_comments_reads_as_sktime_reads_it():
+    import sktime
+    from sktime.datasets import load_from_tsfile_to_dataframe
+
+    path = Path(sktime.__file__).parent / "datasets/data/UnitTest/UnitTest_TRAIN.ts"
+    assert path.read_text().startswith("%")
+    data = read_ts(path)
+    frame, labels = load_from_tsfile_to_dataframe(str(path))
+    assert len(data.sequences) == len(frame) == 20 and data.class_names == ("1", "2")
+    assert list(data.labels) == list(labels)
+    for ours, theirs in zip(data.sequences, frame.iloc[:, 0], strict=True):
+        np.testing.assert_array_equal(ours[:, 0], theirs.to_numpy())

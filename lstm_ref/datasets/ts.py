@@ -2,7 +2,7 @@
 
 A ``.ts`` file holds a header and then one case per line::
 
-    # comment lines start with '#'; blank lines are ignored everywhere
+    # comment lines start with '#' (or '%', as sktime's own files use); blank lines are ignored
     @problemName Toy
     @timeStamps false
     @missing false
@@ -195,7 +195,7 @@ def _content_lines(lines: list[str], first: int) -> Iterator[tuple[int, str]]:
     """Yield the stripped non-blank, non-comment lines from 1-based line ``first`` on."""
     for number, line in enumerate(lines[first - 1 :], start=first):
         stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
+        if stripped and not stripped.startswith(("#", "%")):
             yield number, stripped
 
 
