@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from lstm_ref import InputError, Padding, load_network
+from lstm_ref.cli import main
 from lstm_ref.datasets import load_japanese_vowels
+from lstm_ref.formats import read_sequence_file
 from lstm_ref.scale import find_shards, read_scores, score_shards, scores_path
-from lstm_ref.scale.files import read_named_sequences, write_scores
+from lstm_ref.scale.files import write_scores
 
 distributed = pytest.importorskip("distributed")
 
@@ -64,9 +66,9 @@ def shards(tmp_path_factory, test_set) -> Path:
 
 
 def expected_scores(shard: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    names, sequences = read_named_sequences(shard)
-    labels, scores = NET.classify(sequences)
-    return names, np.atleast_1d(labels), np.atleast_2d(scores)
+    file = read_sequence_file(shard)
+    labels, scores = NET.classify(file.sequences)
+    return file.names, np.atleast_1d(labels), np.atleast_2d(scores)
 
 
 def check_outputs(shard_paths: list[Path], out: Path) -> None:
@@ -208,7 +210,7 @@ def test_bad_shards_are_named_and_the_rest_finish(tmp_path, test_set):
     assert read_scores(scores_path(folder / "good.npz", out)).names == tuple(
         f"arr_{k}" for k in range(5)
     )
-    assert read_scores(scores_path(folder / "good.npy", out)).names == ("0",)
+    assert read_scores(scores_path(folder / "good.npy", out)).names == ("1",)
     summary = report.summary()
     assert "2 bad shard(s), not scored:" in summary and str(folder / "narrow.npy") in summary
 
@@ -258,3 +260,21 @@ def test_the_core_does_not_import_dask():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "set()"
+
+
+def test_cli_score_lists_bad_shards_and_exits_2(cluster, tmp_path, capsys, test_set):
+    folder, out = tmp_path / "shards", tmp_path / "out"
+    bad_and_good_shards(folder, test_set)
+    command = ["score", str(folder), "--out", str(out), "--scheduler", cluster.scheduler_address]
+    assert main(command) == 2
+    captured = capsys.readouterr()
+    assert "scored 2 shards, 6 sequences" in captured.out
+    assert (
+        str(folder / "damaged.npz") in captured.out and str(folder / "narrow.npy") in captured.out
+    )
+    assert captured.err.strip().splitlines() == ["lstm-ref: error: 2 bad shard(s), listed above"]
+    check_outputs([folder / "good.npz", folder / "good.npy"], out)
+    for bad in ("damaged.npz", "narrow.npy"):
+        (folder / bad).unlink()
+    assert main(command) == 0  # the good ones are done: nothing left to score
+    assert "2 shards already done, skipped" in capsys.readouterr().out

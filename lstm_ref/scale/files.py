@@ -1,8 +1,9 @@
 """The files of a scoring run: shards in, one scores file per shard out.
 
-A **shard** is any sequence file :func:`lstm_ref.formats.read_sequences` reads. Its
-sequences are named by the ``.npz`` archive's member names, or by their 0-based position in
-the file (``"0"``, ``"1"``, …) for ``.npy`` batches, ``.ts`` and ``.csv`` files.
+A **shard** is any sequence file :func:`lstm_ref.formats.read_sequence_file` reads, and its
+sequences are named as it names them: by the ``.npz`` archive's member names, or by their
+1-based position in the file (``"1"``, ``"2"``, …) for ``.npy`` batches, ``.ts`` and
+``.csv`` files.
 
 A **scores file** is ``<shard file name>.csv`` (``part-7.npz`` → ``part-7.npz.csv``),
 UTF-8 CSV with a header line ``shard,sequence,label,<class name 1>,…,<class name K>`` and
@@ -26,8 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..formats import read_sequences
-from ..formats.safe_numpy import read_npz
 from ..formats.writes import write_text_atomically
 
 Array = np.ndarray
@@ -119,21 +118,6 @@ def find_shards(shards: Shards) -> list[Path]:
 def scores_path(shard: Path, out_dir: Path) -> Path:
     """Where the scores of ``shard`` go in ``out_dir``."""
     return out_dir / f"{shard.name}{SCORES_SUFFIX}"
-
-
-def read_named_sequences(path: str | os.PathLike) -> tuple[list[str], list[Array] | Array]:
-    """A shard's sequence names and its sequences, as ``read_sequences`` returns them."""
-    path = Path(path)
-    if path.suffix.lower() == ".npz" and path.is_file():
-        arrays = read_npz(path)
-        if arrays:
-            return list(arrays), list(arrays.values())
-    sequences = read_sequences(path)  # raises for an empty archive too
-    if isinstance(sequences, list):
-        count = len(sequences)
-    else:  # one sequence (2-D) or a batch (3-D), in either layout
-        count = sequences.shape[0] if sequences.ndim == 3 else 1
-    return [str(k) for k in range(count)], sequences
 
 
 def write_scores(

@@ -19,7 +19,6 @@ is reported by name and does not stop the others.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 import time
@@ -176,8 +175,9 @@ def score_shards(
         raise InputError(f"{out_dir} holds shards; write the scores to another folder")
     out.mkdir(parents=True, exist_ok=True)
     _check_manifest(out, reference, digest, padding, layout)
-    todo = [p for p in paths if not scores_path(p, out).exists()]
-    skipped = tuple(str(p) for p in paths if p not in todo)
+    done = {p for p in paths if scores_path(p, out).exists()}
+    todo = [p for p in paths if p not in done]
+    skipped = tuple(str(p) for p in paths if p in done)
     if not todo:
         return ScoreReport((), skipped, (), 0.0, 0)
     with _client(distributed, scheduler, workers) as client:
@@ -234,8 +234,9 @@ def _client(distributed: Any, scheduler: str | None, workers: int) -> Iterator[C
 def _remove_stale_temporaries(shards: list[Path], out: Path) -> None:
     """Delete the temporary files that workers killed while writing left behind (every
     task of this run is over, so no live write of these shards can be under way)."""
-    for shard in shards:
-        for temp in out.glob(f".{glob.escape(scores_path(shard, out).name)}.*.tmp"):
+    names = {scores_path(shard, out).name for shard in shards}
+    for temp in out.glob(".*.tmp"):  # write_atomically's ".<name>.<random>.tmp"
+        if temp.name[1:].rsplit(".", 2)[0] in names:
             temp.unlink(missing_ok=True)
 
 

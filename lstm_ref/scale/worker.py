@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, LstmRefError
-from ..formats import load_network
+from ..formats import load_network, read_sequence_file
 from ..network import Network
 from ..padding import Padding
 from ..sequences import Layout
-from .files import read_named_sequences, write_scores
+from .files import write_scores
 
 _networks: dict[str, tuple[str, Network]] = {}  # name or path -> (digest, network)
 _lock = threading.Lock()
@@ -100,11 +100,11 @@ def score_file(
     layout : {"TC", "CT"}
         The shard's layout.
     """
-    names, sequences = read_named_sequences(shard)
-    labels, scores = net.classify(sequences, layout=layout, padding=padding)
+    file = read_sequence_file(shard)
+    labels, scores = net.classify(file.sequences, layout=layout, padding=padding)
     labels, scores = np.atleast_1d(labels), np.atleast_2d(scores)  # one sequence: one row
-    write_scores(output, Path(shard).name, names, labels, scores, net.class_names)
-    return len(names)
+    write_scores(output, Path(shard).name, file.names, labels, scores, net.class_names)
+    return len(file.names)
 
 
 @dataclass(frozen=True)
