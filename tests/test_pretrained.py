@@ -139,3 +139,29 @@ def test_classify_with_defaults_equals_each_sequence_alone(net):
     np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-12)
     labels, _ = net.classify(x_test, padding=Padding.matlab(mini_batch_size=128))
     assert np.mean(labels == y_test) == pytest.approx(0.8595, abs=1e-4)
+
+
+def test_sdist_holds_what_the_tests_need(tmp_path):
+    """Tests run from an unpacked sdist: every file of tests/, docs/, weights/, benchmarks/
+    and the CI script are in it, and its metadata carries an SPDX licence expression."""
+    import tarfile
+
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", tmp_path, ROOT],
+        check=True,
+        capture_output=True,
+    )
+    (sdist,) = tmp_path.glob("lstm_ref-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+        info = tar.extractfile(next(n for n in tar.getnames() if n.endswith("/PKG-INFO")))
+        metadata = info.read().decode() if info else ""
+    needed = {
+        str(p.relative_to(ROOT))
+        for folder in ("tests", "docs", "weights", "benchmarks")
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and ".hypothesis" not in p.parts
+    }
+    assert not needed - names, sorted(needed - names)
+    assert ".ci/run" in names and "README.md" in names
+    assert "License-Expression: MIT" in metadata
