@@ -18,6 +18,13 @@ argument through ``predict``, ``classify``, ``trace``, training and the command 
     (sequences end together) with ``value``, and padding is **not masked**: the LSTM runs
     over it, so an OutputMode "last" layer reads the padded final step and results depend
     on the batching.
+
+The frameworks: PyTorch's packed sequences, ONNX's ``sequence_lens`` and Keras's masking all
+hold a finished sequence's state and start a reverse direction at its own last step — they
+differ only in what they write at padded steps (zeros, or Keras's repeated last output),
+which ``predict`` never returns — so all three are ``Padding.masked()``; MATLAB's are
+``Padding.matlab(...)``. (ONNX's zero-length rows, which lstm_ref's sequences cannot be, are
+computed by :func:`lstm_ref.interop.onnx.run_lstm_node`.) See docs/INTEROP.md.
 """
 
 from __future__ import annotations

@@ -146,6 +146,25 @@ def test_export_loads_in_keras_and_round_trips_exactly(rng, tmp_path):
         np.testing.assert_allclose(reloaded.predict(x, verbose=0), net.predict(seqs), atol=1e-5)
 
 
+def test_shipped_network_to_keras_with_its_normalisation(tmp_path):
+    """JapaneseVowelsNet (z-scored input) → .keras (Normalization) → back, exactly."""
+    import lstm_ref
+    from lstm_ref.datasets import load_japanese_vowels
+
+    jv = lstm_ref.load_network("JapaneseVowelsNet")
+    save_keras(jv, tmp_path / "jv.keras")
+    again = load_model(tmp_path / "jv.keras")
+    for a, b in zip(jv.layers, again.layers, strict=True):
+        for k, v in a.arrays().items():
+            np.testing.assert_array_equal(v, b.arrays()[k], err_msg=f"{a.name}/{k}")
+    seqs = load_japanese_vowels("test")[0][:6]
+    x = np.zeros((len(seqs), max(map(len, seqs)), 12))
+    for b, s in enumerate(seqs):
+        x[b, : len(s)] = s
+    keras_probs = keras.models.load_model(tmp_path / "jv.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(keras_probs, jv.predict(seqs), rtol=0, atol=1e-7)
+
+
 def _saved(model, path):
     model.save(path)
     return path

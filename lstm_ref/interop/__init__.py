@@ -18,7 +18,8 @@ file                            importer                         exporter
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputError
@@ -116,22 +117,42 @@ def _suffix(path: Path, table: dict[str, object], what: str) -> str:
     return suffix
 
 
-def load_model(path: str | os.PathLike) -> Network:
-    """The network in the model file ``path``, read by its framework's importer (float64).
-
-    The importer is chosen by the file's suffix (see the module docstring).
+def load_model(path_or_name: str | os.PathLike) -> Network:
+    """The network in the model file ``path_or_name``, read by its framework's importer
+    (float64), chosen by the file's suffix (see the module docstring); a name that is no
+    file but a bundled network's (``"JapaneseVowelsNet"``) loads that one.
     """
-    path = Path(path)
+    path = Path(path_or_name)
+    if not path.is_file() and not path.suffix:
+        return _load_native(path)  # a bundled network's name, or the native loader's error
     suffix = _suffix(path, IMPORTERS, "import")  # type: ignore[arg-type]
     if not path.is_file():
         raise FileNotFoundError(f"no model file {str(path)!r}")
-    return IMPORTERS[suffix](path)
+    with _framework_needed(path, "reading"):
+        return IMPORTERS[suffix](path)
 
 
 def save_model(net: Network, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` in the format its suffix names (see the module docstring)."""
     path = Path(path)
-    EXPORTERS[_suffix(path, EXPORTERS, "export")](net, path)  # type: ignore[arg-type]
+    suffix = _suffix(path, EXPORTERS, "export")  # type: ignore[arg-type]
+    with _framework_needed(path, "writing"):
+        EXPORTERS[suffix](net, path)
+
+
+@contextmanager
+def _framework_needed(path: Path, doing: str) -> Iterator[None]:
+    """A framework package that is not installed, as one clear error."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        hint = ""
+        if e.name == "tensorflow":
+            hint = " (Keras's default backend; set KERAS_BACKEND=torch or jax for another)"
+        raise InputError(
+            f"{path}: {doing} {path.suffix} files needs the Python package {e.name!r}, which is "
+            f"not installed{hint}"
+        ) from None
 
 
 __all__ = ["EXPORTERS", "IMPORTERS", "load_model", "save_model"]

@@ -34,8 +34,10 @@ in time, which is refused); ``Bidirectional`` → :class:`BiLSTM` with its ``mer
 them and repeats the previous output there (zeros inside a Bidirectional with
 ``return_sequences``) — on every value ``Network.predict`` returns this is
 ``Padding.masked()`` for sequences padded at either end (a masked step *inside* a sequence
-is not supported). ``Dense`` with ``softmax`` (or linear, or an ``Activation('softmax')``
-after it) → FullyConnected (+ Softmax); ``Dropout`` is skipped. Anything else (GRU,
+is not supported). ``Normalization`` on the last axis (its mean and variance from the config,
+or adapted arrays) → a z-scoring ``SequenceInput``, std = sqrt(variance). ``Dense`` with
+``softmax`` (or linear, or an ``Activation('softmax')`` after it) → FullyConnected
+(+ Softmax); ``Dropout`` is skipped. Anything else (GRU,
 attention, a custom layer, ``return_state``) is refused with the layer's name and class.
 """
 
@@ -69,7 +71,7 @@ ACTIVATIONS = {  # Keras activation names -> lstm_ref's (hard_sigmoid depends on
     "linear": "Affine(alpha=1.0, beta=0.0)",
     None: "Affine(alpha=1.0, beta=0.0)",
 }
-SKIPPED = ("InputLayer", "Dropout", "Masking", "NotEqual", "Any")  # no arrays, nothing to compute
+SKIPPED = ("InputLayer", "Dropout", "Masking", "NotEqual", "Any")  # nothing to compute
 
 
 def from_keras(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64) -> Network:
@@ -193,6 +195,8 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
                 layers.append(Softmax(name=f"{name}_softmax"))
             elif activation not in ("linear", None):
                 raise InputError(f"{what}: activation {activation!r}; expected softmax or linear")
+        elif cls == "Normalization":
+            layers.append(_normalization(cfg, reader.arrays(spec, key), what, dtype, name))
         elif cls == "Activation" and cfg.get("activation") == "softmax":
             layers.append(Softmax(name=name))
         else:
@@ -201,13 +205,36 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
             )
     if not any(isinstance(x, LSTM | BiLSTM) for x in layers):
         raise InputError(f"{where}: no LSTM layer")
+    head: list[Layer] = []
+    if isinstance(layers[0], SequenceInput):
+        head, layers = [layers[0]], layers[1:]
     first = layers[0]
     if not isinstance(first, LSTM | BiLSTM):
         raise InputError(f"{where}: the first layer with arrays must be an LSTM or Bidirectional")
     width = first.fwd.input_size if isinstance(first, BiLSTM) else first.input_size
     if C is not None and C != width:
         raise InputError(f"{where}: the input has {C} features but the first LSTM takes {width}")
-    return Network([SequenceInput(width), *layers])
+    return Network([*(head or [SequenceInput(width)]), *layers])
+
+
+def _normalization(
+    cfg: dict[str, Any], arrays: list[Array], what: str, dtype: Any, name: str
+) -> SequenceInput:
+    """Keras's Normalization per feature: (x − mean) / sqrt(variance) — a z-scoring input
+    (zero-centring when every variance is 1)."""
+    if list(cfg.get("axis", [-1])) != [-1] or cfg.get("invert"):
+        raise InputError(f"{what}: only axis -1 (per feature), not inverted, is supported")
+    mean, variance = cfg.get("mean"), cfg.get("variance")
+    if mean is None or variance is None:  # adapted: the arrays mean, variance, count
+        if len(arrays) < 2:
+            raise InputError(f"{what}: neither mean/variance in its config nor adapted arrays")
+        mean, variance = arrays[0], arrays[1]
+    m = np.asarray(mean, np.float64).reshape(-1).astype(dtype)
+    v = np.asarray(variance, np.float64).reshape(-1)
+    if (v == 1).all():
+        return SequenceInput(len(m), name=name, normalization="zerocenter", mean=m)
+    std = np.sqrt(v).astype(dtype)  # sqrt(std²) is std exactly: the export round trips
+    return SequenceInput(len(m), name=name, normalization="zscore", mean=m, std=std)
 
 
 def _lstm(
@@ -277,7 +304,8 @@ KERAS_NAMES["hard-sigmoid-keras3"] = "hard_sigmoid"
 
 def to_keras(net: Network) -> Any:
     """The Keras 3 model computing ``net`` (in its dtype): ``Masking(0.0)`` so padded batches
-    run like lstm_ref's masked padding, then LSTM/Bidirectional layers, Dense (softmax)."""
+    run like lstm_ref's masked padding, ``Normalization`` for a normalising input, then
+    LSTM/Bidirectional layers, Dense (softmax)."""
     import keras  # type: ignore[import-untyped]
 
     dtype = str(net.dtype)
@@ -286,8 +314,12 @@ def to_keras(net: Network) -> Any:
     pending = []
     for k, layer in enumerate(net.layers):
         if isinstance(layer, SequenceInput):
-            if layer.normalization != "none":
-                raise InputError(f"layer {layer.name!r}: input normalisation has no Keras export")
+            if layer.mean is not None:
+                variance = np.ones_like(layer.mean) if layer.std is None else layer.std**2
+                normalise = keras.layers.Normalization(
+                    mean=layer.mean, variance=variance, name=layer.name, dtype=dtype
+                )
+                x = normalise(x)
         elif isinstance(layer, LSTM | BiLSTM):
             keras_layer, weights = _keras_lstm(layer, dtype, keras)
             x = keras_layer(x)
