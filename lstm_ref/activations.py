@@ -212,40 +212,42 @@ def activation_spec(name: str, **params: float) -> str:
     return f"{name}({', '.join(f'{k}={float(v)!r}' for k, v in params.items())})"
 
 
+def split_spec(spec: str, what: str = "activation") -> tuple[str, dict[str, float]]:
+    """A spec string's name and parameters: ``"Elu(alpha=0.5)"`` → ``("Elu", {"alpha": 0.5})``.
+
+    Checks the form only (numbers as name=number); :func:`parse_activation` checks the rest.
+    """
+    match = _SPEC.match(spec) if isinstance(spec, str) else None
+    if match is None:
+        raise InputError(f"unknown {what} {spec!r}; expected one of {list(ACTIVATION_NAMES)}")
+    params: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
+        key, eq, value = part.partition("=")
+        try:
+            params[key.strip()] = float(value) if eq else float("nan")
+        except ValueError:
+            params[key.strip()] = float("nan")
+        if not np.isfinite(params[key.strip()]):
+            raise InputError(f"{what} {spec!r}: parameters are name=number")
+    return match.group(1), params
+
+
 def parse_activation(spec: str, role: str = "") -> Activation:
     """The activation a spec string names (see the module docstring).
 
     ``role`` (e.g. ``"gate"``) only words the error; any activation may serve any role.
     """
     what = f"{role} activation" if role else "activation"
-    match = _SPEC.match(spec) if isinstance(spec, str) else None
-    name = match.group(1) if match else None
+    name, given = split_spec(spec, what)
     if name in GATE_ACTIVATIONS or name in STATE_ACTIVATIONS:
-        if match and match.group(2) is None:
+        if "(" not in spec:
             return {**GATE_ACTIVATIONS, **STATE_ACTIVATIONS}[name]
         raise InputError(f"{what} {spec!r}: {name!r} takes no parameters")
-    if match is None or name not in ONNX_ACTIVATIONS:
+    if name not in ONNX_ACTIVATIONS:
         raise InputError(f"unknown {what} {spec!r}; expected one of {list(ACTIVATION_NAMES)}")
     defaults, make = ONNX_ACTIVATIONS[name]
-    given: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
-        key, eq, value = part.partition("=")
-        try:
-            given[key.strip()] = float(value) if eq else float("nan")
-        except ValueError:
-            given[key.strip()] = float("nan")
-        if key.strip() not in defaults or not np.isfinite(given[key.strip()]):
-            raise InputError(
-                f"{what} {spec!r}: expected parameters {list(defaults) or 'none'} as name=number"
-            )
-    return make(**{**defaults, **given})
-
-
-def lookup(table: dict[str, Activation], name: str, role: str) -> Activation:
-    """Return ``table[name]``, or raise an InputError that lists the choices for ``role``."""
-    try:
-        return table[name]
-    except (KeyError, TypeError):
+    if set(given) - set(defaults):
         raise InputError(
-            f"unknown {role} activation {name!r}; expected one of {sorted(table)}"
-        ) from None
+            f"{what} {spec!r}: expected parameters {list(defaults) or 'none'} as name=number"
+        )
+    return make(**{**defaults, **given})

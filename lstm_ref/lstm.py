@@ -65,8 +65,11 @@ def gate_rows(gate: str, H: int) -> slice:
     return slice(k * H, (k + 1) * H)
 
 
-def reorder_gates(blocks: Array, order: Sequence[str], axis: int = 0) -> Array:
-    """Reorder the four gate blocks of ``blocks`` from ``order`` to i, f, g, o.
+def reorder_gates(
+    blocks: Array, order: Sequence[str], axis: int = 0, *, inverse: bool = False
+) -> Array:
+    """Reorder the four gate blocks of ``blocks`` from ``order`` to i, f, g, o — or, with
+    ``inverse``, from i, f, g, o to ``order`` (what an exporter writes).
 
     Parameters
     ----------
@@ -81,7 +84,7 @@ def reorder_gates(blocks: Array, order: Sequence[str], axis: int = 0) -> Array:
     Returns
     -------
     ndarray
-        The same blocks, in the order i, f, g, o (a new array).
+        The same blocks, in the order i, f, g, o (``order`` with ``inverse``), a new array.
     """
     order = tuple(order)
     if sorted(order) != sorted(GATE_NAMES):
@@ -91,6 +94,8 @@ def reorder_gates(blocks: Array, order: Sequence[str], axis: int = 0) -> Array:
             f"axis {axis} must hold four gate blocks (4H); got length {blocks.shape[axis]}"
         )
     parts = np.split(blocks, 4, axis=axis)
+    if inverse:
+        return np.concatenate([parts[GATE_NAMES.index(name)] for name in order], axis=axis)
     return np.concatenate([parts[order.index(name)] for name in GATE_NAMES], axis=axis)
 
 

@@ -4,6 +4,7 @@ against torch autograd — and the length-aware reversal."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from torch_models import Classifier, distinct_gates, packed
 
 from lstm_ref import LSTM, InputError, LSTMParams, Network, Padding, SequenceInput, make_batches
 from lstm_ref.interop.torch import from_torch
-from lstm_ref.lstm import reverse_in_time
+from lstm_ref.lstm import reorder_gates, reverse_in_time
 from lstm_ref.train.loss import loss_and_gradients
 
 C, H, K = 4, 5, 3
@@ -25,6 +26,16 @@ def test_reverse_in_time_keeps_padding_in_place():
     assert y[..., 0].tolist() == [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]]
     np.testing.assert_array_equal(reverse_in_time(y, np.array([5, 3])), x)
     assert reverse_in_time(x, None)[..., 0].tolist() == [[4, 3, 2, 1, 0], [9, 8, 7, 6, 5]]
+
+
+@pytest.mark.parametrize("order", ["".join(p) for p in itertools.permutations("ifgo")])
+def test_reorder_gates_inverse_undoes_it(order):
+    x = np.arange(4 * 3 * 2).reshape(12, 2)
+    np.testing.assert_array_equal(reorder_gates(reorder_gates(x, order), order, inverse=True), x)
+    assert (
+        reorder_gates(x, order, inverse=True)[:3].tolist()
+        == x[3 * "ifgo".index(order[0]) :][:3].tolist()
+    )
 
 
 def torch_gradients(model, seqs, targets):

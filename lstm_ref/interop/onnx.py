@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from ..activations import ONNX_ACTIVATIONS, activation_spec
+from ..activations import ONNX_ACTIVATIONS, activation_spec, split_spec
 from ..errors import InputError
 from ..formats.writes import write_atomically
 from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax
@@ -680,9 +680,13 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
     def stack(f: Any) -> Any:
         return np.stack([f(one) for one in directions])
 
-    W = stack(lambda one: _to_onnx_order(one.params.W))
-    R = stack(lambda one: _to_onnx_order(one.params.R))
-    B = stack(lambda one: np.concatenate([_to_onnx_order(one.params.b), np.zeros(4 * H)]))
+    W = stack(lambda one: reorder_gates(one.params.W, ONNX_ORDER, inverse=True))
+    R = stack(lambda one: reorder_gates(one.params.R, ONNX_ORDER, inverse=True))
+    B = stack(
+        lambda one: np.concatenate(
+            [reorder_gates(one.params.b, ONNX_ORDER, inverse=True), np.zeros(4 * H)]
+        )
+    )
     inputs = [x, const(f"{n}_W", W), const(f"{n}_R", R), const(f"{n}_B", B), "sequence_lens"]
     h0 = stack(lambda one: one.initial_state.h)[:, None]  # (D, 1, H)
     c0 = stack(lambda one: one.initial_state.c)[:, None]
@@ -752,26 +756,10 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
     return f"{n}_out"
 
 
-def _to_onnx_order(a: Array) -> Array:
-    """i, f, g, o blocks → ONNX's i, o, f, c (the inverse permutation of the import's)."""
-    i, f, g, o = np.split(a, 4)
-    return np.concatenate([i, o, f, g])
-
-
 def _onnx_activation(spec: str) -> tuple[str, dict[str, float]]:
-    """An lstm_ref activation spec as ONNX's name and parameters."""
-    from ..activations import _SPEC
-
-    spec = _TO_ONNX.get(spec, spec)
-    match = _SPEC.match(spec)
-    assert match is not None  # the layer checked its specs
-    params = {}
-    for part in filter(None, (q.strip() for q in (match.group(2) or "").split(","))):
-        key, _, value = part.partition("=")
-        params[key.strip()] = float(value)
-    name = match.group(1)
-    defaults = ONNX_ACTIVATIONS[name][0]
-    return name, {**defaults, **params}
+    """An lstm_ref activation spec as ONNX's name and every parameter it takes."""
+    name, params = split_spec(_TO_ONNX.get(spec, spec))
+    return name, {**ONNX_ACTIVATIONS[name][0], **params}
 
 
 def save_onnx(net: Network, path: str | os.PathLike) -> None:
