@@ -336,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         "json", type=Path, nargs="+", help="files written by --benchmark-json (one per run)"
     )
     parser.add_argument("--markdown", action="store_true", help="Markdown tables")
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="also write the Markdown report to benchmarks/results/<date of the first run>.md",
+    )
     args = parser.parse_args(argv)
     runs = []
     for path in args.json:
@@ -345,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         runs.append(data)
     print(report(runs, args.markdown))
+    if args.save:
+        date = str(runs[0].get("datetime", "undated"))[:10]
+        path = Path(__file__).parent / "results" / f"{date}.md"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"# Benchmarks, {date}\n\n" + report(runs, True) + "\n", encoding="utf-8")
+        print(f"\nwritten: {path}")
     return 0
 
 
