@@ -325,3 +325,56 @@ def test_export_refuses_projection(rng):
     net = from_torch(distinct_gates(Classifier(4, 5, 3, proj_size=2), 1))
     with pytest.raises(InputError, match="ONNX's LSTM has no projection"):
         to_onnx(net)
+
+
+def last_step_graph(rng, direction="forward", branch=False):
+    """X → LSTM (Y) → Slice of the last step → Squeeze → Gemm → Softmax (no sequence_lens)."""
+    H, D = 3, 2 if direction == "bidirectional" else 1
+    f = lambda *s: (rng.normal(size=s) * 0.6).astype(np.float32)  # noqa: E731
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    inits = {
+        "W": f(D, 4 * H, 4),
+        "R": f(D, 4 * H, H),
+        "B": f(D, 8 * H),
+        "starts": i64(-1),
+        "ends": i64(2**63 - 1),
+        "axes": i64(0),
+        "sq": i64(0, 1),
+        "fc_W": f(3, D * H),
+        "fc_b": f(3),
+    }
+    nodes = [
+        helper.make_node(
+            "LSTM", ["X", "W", "R", "B"], ["Y"], name="lstm", hidden_size=H, direction=direction
+        ),
+        helper.make_node("Slice", ["Y", "starts", "ends", "axes"], ["Y_last"], name="last"),
+        helper.make_node("Squeeze", ["Y_last", "sq"], ["h"], name="squeeze"),
+        helper.make_node("Gemm", ["h", "fc_W", "fc_b"], ["z"], name="fc", transB=1),
+        helper.make_node("Softmax", ["z"], ["p"], name="softmax"),
+    ]
+    if branch:
+        nodes.append(helper.make_node("Relu", ["Y"], ["Y2"], name="second_head"))
+    graph = helper.make_graph(
+        nodes,
+        "last",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", 4])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["B", 3])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_last_step_slice_graph(rng):
+    model = last_step_graph(rng)
+    x = rng.normal(size=(5, 3, 4)).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString())
+    want = sess.run(None, {"X": x})[0]
+    got = from_onnx(model).predict(list(x.transpose(1, 0, 2)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_graphs_lstm_ref_cannot_represent_are_refused(rng):
+    with pytest.raises(InputError, match=r"node 'last'.*bidirectional or reverse.*read Y_h"):
+        from_onnx(last_step_graph(rng, "bidirectional"))
+    with pytest.raises(InputError, match="node 'second_head' \\(Relu\\) branches the data path"):
+        from_onnx(last_step_graph(rng, branch=True))

@@ -298,6 +298,7 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
     consumed = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     shapes: set[str] = set()  # computed from the data's shape only (Shape and arithmetic on it)
     zeros: set[str] = set()  # of those, the ones known to be all zeros (ConstantOfShape 0)
+    used: set[str] = set()  # data tensors already consumed (the path is one chain)
     for k, node in enumerate(graph.node):
         ins = [n for n in node.input if n in tensors]
         if node.op_type == "Expand" and not ins and node.input[0] in constants:
@@ -315,10 +316,16 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
             continue
         if not ins:
             continue  # a node of constants only: never on the data path
-        if len(ins) > 1 and node.op_type != "Add":
+        if len(ins) > 1:
             raise InputError(
                 f"{where}: node {node.name or k!r} ({node.op_type}) joins two data paths"
             )
+        if ins[0] in used:
+            raise InputError(
+                f"{where}: node {node.name or k!r} ({node.op_type}) branches the data path at "
+                f"{ins[0]!r}; expected one chain from the input to the output"
+            )
+        used.add(ins[0])
         if node.op_type == "LSTM":
             node = _without_zero_states(node, zeros, shapes, where)
         seq = seq_lens[0].name if seq_lens else None
@@ -514,29 +521,31 @@ def _last_step(
 ) -> _Path:
     """Gather/Slice of the last time step (the last LSTM becomes "last") or of the one
     direction of a one-direction LSTM."""
-    if op == "Gather":
-        axis, index = int(attrs.get("axis", 0)) % len(p.axes), constants.get(node.input[1])
-        starts = None if index is None else np.asarray(index).reshape(-1)
-        keep = False
-    else:
-        got = [constants.get(n) if n else None for n in list(node.input)[1:4]]
-        if got[0] is None or got[1] is None:
+    if op == "Gather":  # Gather(data, index) on one axis; a 1-element index keeps the axis
+        index = constants.get(node.input[1])
+        if index is None or np.size(index) != 1:
             raise bad
-        axes = got[2] if got[2] is not None else np.arange(len(got[0]))
-        if len(axes) != 1:
+        axis = int(attrs.get("axis", 0)) % len(p.axes)
+        start, keep = int(np.reshape(index, -1)[0]), np.ndim(index) > 0
+    else:  # Slice(data, starts, ends, axes, steps) of one axis, kept with length 1
+        starts, ends, axes, steps = (
+            constants.get(n) if n else None for n in [*node.input[1:], "", "", ""][:4]
+        )
+        if starts is None or ends is None or np.size(starts) != 1:
             raise bad
-        axis, starts, keep = int(axes[0]) % len(p.axes), np.asarray(got[0]), True
-        if int(got[1][0]) < 2**31 - 1 and int(got[1][0]) != 0 and not int(starts[0]) == -1:
+        if steps is not None and int(np.reshape(steps, -1)[0]) != 1:
             raise bad
-    if starts is None or starts.size != 1:
-        raise bad
+        axis = int(np.reshape(axes, -1)[0]) % len(p.axes) if axes is not None else 0
+        start, keep = int(np.reshape(starts, -1)[0]), True
+        if p.axes[axis] == "T" and int(np.reshape(ends, -1)[0]) < 2**31 - 1:
+            raise bad  # the last step runs from -1 to the end
     label = p.axes[axis]
     left = tuple(a for k, a in enumerate(p.axes) if k != axis or keep)
     if keep:
         left = tuple("1" if k == axis else a for k, a in enumerate(p.axes))
     if label == "D" and p.sizes["D"] == 1:
         return _one_direction(left, p)
-    if label != "T" or int(starts[0]) != -1:
+    if label != "T" or start != -1:
         raise bad
     lstms = [k for k, x in enumerate(p.layers) if isinstance(x, LSTM | BiLSTM)]
     last = p.layers[lstms[-1]] if lstms else None
