@@ -1,0 +1,20 @@
+"""``lstm-ref convert`` and ``lstm-ref layers --network`` with imported models."""
+
+from __future__ import annotations
+
+
+def test_cli_convert_and_layers(tmp_path, capsys):
+    from lstm_ref.cli import main
+
+    onnx_file, mat_file = tmp_path / "jv.onnx", tmp_path / "jv.mat"
+    assert main(["convert", "JapaneseVowelsNet", str(onnx_file)]) == 0
+    assert main(["convert", str(onnx_file), str(mat_file)]) == 0
+    capsys.readouterr()
+    assert main(["layers", "--network", str(mat_file)]) == 0
+    table = capsys.readouterr().out
+    assert "'lstm'            LSTM              LSTM with 100 hidden units" in table
+    assert main(["layers"]) == 0
+    shipped = capsys.readouterr().out
+    assert table.splitlines()[2:5] == shipped.splitlines()[2:5]  # input, lstm, fc rows
+    assert main(["convert", str(onnx_file), str(tmp_path / "x.tflite")]) == 2
+    assert "cannot export a .tflite file; expected one of" in capsys.readouterr().err
