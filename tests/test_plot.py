@@ -357,3 +357,43 @@ def test_unit_selection_with_nothing_selected_and_errors(trace):
         plot.plot_unit_selection(trace.h, [0], 5, 25)
     with pytest.raises(ValueError, match=r"out of range 0..99"):
         plot.plot_unit_selection(trace.h, [100], 0, 3)
+
+
+@pytest.mark.parametrize("n", [3, 10, 11, 100])
+def test_gate_traces_lay_out_cleanly_for_any_number_of_units(trace, tmp_path, n):
+    """Up to ten units: a legend; more: a colour bar; everything inside the figure, no warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot.plot_gate_traces(trace, units=range(n))
+        save_and_check_png(fig, tmp_path / "g.png")
+    fig.draw_without_rendering()
+    page = fig.bbox
+    legends = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+    for legend in legends:
+        assert inside(legend.get_window_extent(), page)
+    bars = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    assert (len(bars), len(legends)) == ((0, 2) if n <= 10 else (1, 1))
+    if bars:
+        ticks = [t.get_text() for t in bars[0].get_yticklabels()]
+        assert ticks[0] == "1" and ticks[-1] == str(n) and len(ticks) <= 9
+        assert inside(bars[0].get_tightbbox(), page)
+
+
+def test_every_plot_draws_into_a_users_axes(trace, vowel, tmp_path):
+    fig = Figure(figsize=(14, 12), layout="constrained")
+    grid = fig.subfigures(1, 2)
+    left = grid[0].subplots(3, 1)
+    right = grid[1].subplots(5, 1)
+    assert plot.plot_sequence(vowel, ax=left[0]) is fig
+    assert plot.plot_activation_heatmap(trace.h.T, units=range(4), ax=left[1]) is fig
+    assert plot.plot_unit_selection(trace.h, [0, 1], 10, 19, ax=left[2]) is fig
+    assert plot.plot_gate_traces(trace, units=[0, 5], axes=right) is fig
+    assert len(fig.axes) == 3 + 5 + 1  # the heatmap's colour bar
+    save_and_check_png(fig, tmp_path / "all.png")
+    sat_fig = Figure(layout="constrained")
+    axes = sat_fig.subplots(1, 4)
+    assert plot.plot_gate_saturation(gate_saturation([trace]), axes=axes) is sat_fig
+    with pytest.raises(ValueError, match="axes must be five Axes"):
+        plot.plot_gate_traces(trace, units=[0], axes=right[:4])

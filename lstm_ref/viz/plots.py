@@ -19,6 +19,8 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
@@ -46,6 +48,35 @@ GATE_LABELS = {gate.name: f"{gate.role} {gate.name}" for gate in GATES}  # "inpu
 TAB10_COLORS = 10  # the distinct colours of tab10, which _color cycles through
 
 
+def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """``ax`` and its figure, or a new figure of ``figsize`` with one axes."""
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        return fig, fig.add_subplot()
+    return _figure_of(ax), ax
+
+
+def _figure_of(ax: Axes) -> Figure:
+    fig = ax.get_figure(root=True)
+    if not isinstance(fig, Figure):
+        raise InputError(f"ax must be a Matplotlib Axes on a figure; got {type(ax).__name__}")
+    return fig
+
+
+def _unit_colors(n: int) -> list[tuple[float, float, float]]:
+    """n distinct colours: tab10's for up to ten, else shades of viridis in order."""
+    if n <= TAB10_COLORS:
+        return [_color(k) for k in range(n)]
+    r = mpl.colormaps["viridis"](np.linspace(0, 1, n))
+    return [(float(a), float(b), float(c)) for a, b, c, _ in r]
+
+
+def _unit_ticks(n: int) -> list[int]:
+    """About eight tick positions 1..n on a colour bar of n units, both ends included."""
+    step = -(-n // 8)
+    return [*(k for k in range(1, n + 1, step) if n - k >= step / 2), n]
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
     """Write ``fig`` to ``path`` atomically, in the format its suffix names (png, svg, …)."""
     kind = Path(path).suffix.lstrip(".")
@@ -70,7 +101,7 @@ def _integer_ticks(ax, T: int, max_ticks: int = 30) -> None:
     ax.set_xticks(ticks, [str(t) for t in ticks])
 
 
-def plot_sequence(x: Array, title: str = "Test Observation 1") -> Figure:
+def plot_sequence(x: Array, title: str = "Test Observation 1", *, ax: Axes | None = None) -> Figure:
     """One sequence, one line per feature: MATLAB's ``plot(XTest{1}')``.
 
     Parameters
@@ -89,8 +120,7 @@ def plot_sequence(x: Array, title: str = "Test Observation 1") -> Figure:
     """
     x = check_trace(x, "x", "(T, C), time × features", allow_empty=False)
     T, C = x.shape
-    fig = Figure(figsize=(8.0, 4.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _figure_and_axes(ax, (8.0, 4.8))
     t = _steps(T)
     styles = ("-", "--", ":", "-.")
     for k in range(C):
@@ -131,6 +161,7 @@ def plot_activation_heatmap(
     show_values: bool = True,
     fmt: str = ".4g",
     figsize: tuple[float, float] | None = None,
+    ax: Axes | None = None,
 ) -> Figure:
     """Activations of chosen units over time: MATLAB's ``heatmap(features(1:10,:))``.
 
@@ -184,8 +215,7 @@ def plot_activation_heatmap(
         cell_w = (figsize[0] - margin_w) / T
         font = float(np.clip((cell_w - pad) / widest, 3.0, font))
 
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _figure_and_axes(ax, figsize)
     vmin, vmax = float(np.min(data)), float(np.max(data))
     im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02, aspect=30)
@@ -214,7 +244,11 @@ def plot_activation_heatmap(
 
 
 def plot_gate_traces(
-    gates: Gates, units: Sequence[int] | Array, title: str = "LSTM gates and states"
+    gates: Gates,
+    units: Sequence[int] | Array,
+    title: str = "LSTM gates and states",
+    *,
+    axes: Sequence[Axes] | None = None,
 ) -> Figure:
     """Gates, cell state and hidden state of chosen units over one sequence.
 
@@ -232,11 +266,17 @@ def plot_gate_traces(
     title : str
         The figure title.
 
+    axes : five Axes, optional
+        Where to draw (top to bottom i, f, g, o, c/h), e.g. a column of a user's figure;
+        default a new figure.
+
     Returns
     -------
     Figure
-        Five axes (top to bottom i, f, g, o, c/h), x "Time Step" 1..T on the last; a
-        legend of units beside the first and a legend of line styles beside the last.
+        Five axes (top to bottom i, f, g, o, c/h), x "Time Step" 1..T on the last. Up to
+        ten units get the ten colours of tab10 and a legend beside the first axes; more
+        units get shades of viridis and a colour bar "unit" instead, so any number lays
+        out. A legend of the line styles stands beside the last axes.
     """
     if not isinstance(gates, Gates):
         raise InputError(f"gates must be a Gates trace (from Network.trace); got {type(gates)}")
@@ -252,19 +292,24 @@ def plot_gate_traces(
     if not units:
         raise InputError("units is empty: choose at least one unit to show")
 
-    fig = Figure(figsize=(8.5, 10.0), layout="constrained")
-    axes = fig.subplots(5, 1, sharex=True)
+    if axes is None:
+        fig = Figure(figsize=(8.5, 10.0), layout="constrained")
+        axes = list(fig.subplots(5, 1, sharex=True))
+    elif len(axes) != 5:
+        raise InputError(f"axes must be five Axes (i, f, g, o, c/h); got {len(axes)}")
+    fig = _figure_of(axes[0])
+    colors = _unit_colors(len(units))
     t = _steps(T)
     for ax, name in zip(axes[:4], GATE_NAMES, strict=True):
         for k, u in enumerate(units):
-            ax.plot(t, arrays[name][:, u], color=_color(k), label=f"unit {u + 1}")
+            ax.plot(t, arrays[name][:, u], color=colors[k], label=f"unit {u + 1}")
         ax.set_ylabel(GATE_LABELS[name])
         ax.set_ylim((-1.05, 1.05) if name == "g" else (-0.03, 1.03))
         ax.grid(True, alpha=0.3)
     ax = axes[4]
     for k, u in enumerate(units):
-        ax.plot(t, arrays["c"][:, u], color=_color(k), linestyle="-", label=f"c, unit {u + 1}")
-        ax.plot(t, arrays["h"][:, u], color=_color(k), linestyle="--", label=f"h, unit {u + 1}")
+        ax.plot(t, arrays["c"][:, u], color=colors[k], linestyle="-", label=f"c, unit {u + 1}")
+        ax.plot(t, arrays["h"][:, u], color=colors[k], linestyle="--", label=f"h, unit {u + 1}")
     ax.axhline(0.0, color="0.6", linewidth=0.8, zorder=0, gid="zero")
     ax.set_ylabel("cell state c, hidden h")
     ax.grid(True, alpha=0.3)
@@ -272,7 +317,17 @@ def plot_gate_traces(
     ax.set_xlim(1, max(T, 2))
     _integer_ticks(ax, T)
 
-    axes[0].legend(title="units", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    if len(units) <= TAB10_COLORS:
+        axes[0].legend(
+            title="units", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
+        )
+    else:
+        shades = ScalarMappable(Normalize(1, len(units)), mpl.colormaps["viridis"])
+        bar = fig.colorbar(shades, ax=list(axes[:4]), fraction=0.04, pad=0.02, aspect=40)
+        bar.set_label(f"unit (the {len(units)} chosen, in order)")
+        bar.set_ticks(
+            _unit_ticks(len(units)), labels=[str(units[k - 1] + 1) for k in _unit_ticks(len(units))]
+        )
     styles = [
         Line2D([], [], color="0.3", linestyle="-", label="c: cell state"),
         Line2D([], [], color="0.3", linestyle="--", label="h = o·tanh(c)"),
@@ -287,6 +342,8 @@ def plot_gate_saturation(
     low: float = 0.1,
     high: float = 0.9,
     title: str = "Gate saturation",
+    *,
+    axes: Sequence[Axes] | None = None,
 ) -> Figure:
     """Karpathy et al.'s saturation scatter: one point per unit, one panel per gate.
 
@@ -299,6 +356,8 @@ def plot_gate_saturation(
         The thresholds used to compute ``saturation``, for the axis labels only.
     title : str
         The figure title.
+    axes : sequence of Axes, optional
+        One per gate present, where to draw; default a new figure.
 
     Returns
     -------
@@ -324,10 +383,14 @@ def plot_gate_saturation(
             )
         pairs[name] = (left, right)
 
-    ncols = 2 if len(names) == 4 else len(names)
-    nrows = int(np.ceil(len(names) / ncols))
-    fig = Figure(figsize=(3.4 * ncols + 0.4, 3.4 * nrows + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    if axes is None:
+        ncols = 2 if len(names) == 4 else len(names)
+        nrows = int(np.ceil(len(names) / ncols))
+        fig = Figure(figsize=(3.4 * ncols + 0.4, 3.4 * nrows + 0.6), layout="constrained")
+        axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    elif len(axes) < len(names):
+        raise InputError(f"axes must be {len(names)} Axes, one per gate; got {len(axes)}")
+    fig = _figure_of(axes[0])
     for ax, name in zip(axes, names, strict=False):
         left, right = pairs[name]
         ax.plot([0, 1], [1, 0], color="0.5", linestyle="--", linewidth=1.0, zorder=1)
@@ -362,6 +425,8 @@ def plot_unit_selection(
     stop: int,
     threshold: float = 0.3,
     title: str | None = None,
+    *,
+    ax: Axes | None = None,
 ) -> Figure:
     """LSTMVis's selection view: every unit's trace, the selected ones highlighted.
 
@@ -395,8 +460,7 @@ def plot_unit_selection(
         units = select_units(h, start, stop, threshold)
     units = check_units(units, H, allow_empty=True)
 
-    fig = Figure(figsize=(9.0, 4.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _figure_and_axes(ax, (9.0, 4.8))
     t = _steps(T)
     ax.axvspan(start + 0.5, stop + 0.5, color="tab:orange", alpha=0.15, lw=0, gid="range")
     for u in range(H):
