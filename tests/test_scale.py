@@ -161,6 +161,15 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster, client, tmp_path,
     client.wait_for_workers(2)  # the nanny has restarted the killed one
 
 
+def test_a_worker_that_sees_other_weights_refuses_them(client):
+    from lstm_ref.scale.worker import network_digest, worker_network
+
+    assert client.submit(worker_network, "JapaneseVowelsNet", network_digest(NET)).result()
+    wrong = client.submit(worker_network, "JapaneseVowelsNet", "0" * 64, pure=False)
+    with pytest.raises(InputError, match="every worker must see the same weight file"):
+        wrong.result()
+
+
 def test_a_rerun_after_an_interruption_scores_only_what_is_left(cluster, shards, tmp_path):
     out = tmp_path / "out"
     score_shards(shards, "JapaneseVowelsNet", out, scheduler=cluster.scheduler_address)

@@ -208,9 +208,11 @@ def score_shards(
                     scored.append(result)
                 else:
                     bad.append((str(path), result.error))
-            else:
+            elif future.status == "error":  # raised after its retries, or killed workers
                 error = future.exception()
                 bad.append((str(path), f"{type(error).__name__}: {error}"))
+            else:  # cancelled: the scheduler lost it (or was lost)
+                bad.append((str(path), f"not scored: its task was {future.status}"))
     return ScoreReport(tuple(scored), skipped, tuple(bad), seconds, loads)
 
 
