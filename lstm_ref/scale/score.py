@@ -199,21 +199,29 @@ def score_shards(
         distributed.wait(futures)
         seconds = time.perf_counter() - start
         _remove_stale_temporaries(todo, out)
-        scored, bad, loads = [], [], 0
-        for path, future in zip(todo, futures, strict=True):
-            if future.status == "finished":
-                result = future.result()
-                loads += result.loaded_network
-                if result.error is None:
-                    scored.append(result)
-                else:
-                    bad.append((str(path), result.error))
-            elif future.status == "error":  # raised after its retries, or killed workers
-                error = future.exception()
-                bad.append((str(path), f"{type(error).__name__}: {error}"))
-            else:  # cancelled: the scheduler lost it (or was lost)
-                bad.append((str(path), f"not scored: its task was {future.status}"))
-    return ScoreReport(tuple(scored), skipped, tuple(bad), seconds, loads)
+        scored, bad, loads = _collect(todo, futures)
+    return ScoreReport(scored, skipped, bad, seconds, loads)
+
+
+def _collect(
+    shards: list[Path], futures: list[Any]
+) -> tuple[tuple[ShardResult, ...], tuple[tuple[str, str], ...], int]:
+    """The finished tasks' results, the bad shards with their reasons, the network loads."""
+    scored, bad, loads = [], [], 0
+    for path, future in zip(shards, futures, strict=True):
+        if future.status == "finished":
+            result = future.result()
+            loads += result.loaded_network
+            if result.error is None:
+                scored.append(result)
+            else:
+                bad.append((str(path), result.error))
+        elif future.status == "error":  # raised after its retries, or killed workers
+            error = future.exception()
+            bad.append((str(path), f"{type(error).__name__}: {error}"))
+        else:  # cancelled: the scheduler lost it (or was lost)
+            bad.append((str(path), f"not scored: its task was {future.status}"))
+    return tuple(scored), tuple(bad), loads
 
 
 @contextmanager
