@@ -35,6 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from lstm_ref.datasets import load_japanese_vowels
 from lstm_ref.padding import make_batches
+from lstm_ref.train.fast import fast_loss_and_gradients
 from lstm_ref.train.loop import MATLAB_RECIPE_PADDING, sort_by_length
 from lstm_ref.train.loss import learnables, loss_and_gradients
 from lstm_ref.train.optimizer import Adam
@@ -330,23 +331,29 @@ def _targets(net, labels) -> np.ndarray:
 
 
 @pytest.mark.parametrize("dtype", D)
-def test_d_lstm_ref_epoch(benchmark, dtype, nets, training_data, first_loss):
-    """loss_and_gradients + Adam over the recipe's 10 mini-batches (MATLAB padding)."""
-    label(benchmark, "lstm_ref epoch (reference BPTT + Adam)", "lstm_ref", reference=True)
+@pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
+def test_d_lstm_ref_epoch(benchmark, dtype, fast, nets, training_data, first_loss):
+    """The gradients of the recipe's 10 mini-batches (MATLAB padding) + Adam: the reference
+    ``loss_and_gradients`` or ``lstm_ref.train.fast.fast_loss_and_gradients``."""
+    what = "fast BPTT" if fast else "reference BPTT"
+    label(benchmark, f"lstm_ref epoch ({what} + Adam)", "lstm_ref", reference=not fast)
     net = nets[dtype].astype(dtype)  # a copy: training changes it
     seqs = [np.asarray(s, dtype) for s in training_data[0]]
     targets = _targets(net, training_data[1])
     batches = make_batches(seqs, MATLAB_RECIPE_PADDING)
     params, adam = learnables(net), Adam(1e-3)
-    first, _, _ = loss_and_gradients(net, batches[0], targets[batches[0].rows])
-    np.testing.assert_allclose(first, first_loss, 0, ATOL[dtype])
+    gradients = fast_loss_and_gradients if fast else loss_and_gradients
+    first = gradients(net, batches[0], targets[batches[0].rows])
+    assert first is not None
+    np.testing.assert_allclose(first[0], first_loss, 0, ATOL[dtype])
 
     def epoch() -> float:
         total = 0.0
         for batch in batches:
-            loss, grads, _ = loss_and_gradients(net, batch, targets[batch.rows])
-            adam.step(params, grads)
-            total += loss
+            done = gradients(net, batch, targets[batch.rows])
+            assert done is not None
+            adam.step(params, done[1])
+            total += done[0]
         return total
 
     assert np.isfinite(benchmark(epoch))

@@ -192,3 +192,30 @@ def test_compile_refuses_what_it_does_not_cover(rng):
     assert FastNetwork.compile(net.layers[:1]) is None  # no LSTM
     assert FastNetwork.compile([net.layers[1]]) is None  # no input layer
     assert FastNetwork.compile([SequenceInput(5), net.layers[2]]) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("normalization", ["none", "zscore"])
+def test_fast_training_gradients_equal_the_reference(rng, dtype, normalization):
+    from lstm_ref import make_batches
+    from lstm_ref.train.fast import fast_loss_and_gradients
+    from lstm_ref.train.loss import loss_and_gradients
+
+    net = random_network(rng, normalization=normalization).astype(dtype)
+    xs = [x.astype(dtype) for x in random_sequences(rng, [3, 7, 5, 6])]
+    targets = np.array([0, 3, 1, 2])
+    for padding in (Padding.matlab(mini_batch_size=4), Padding.matlab(direction="left")):
+        batch = make_batches(xs, padding)[0]
+        fast = fast_loss_and_gradients(net, batch, targets)
+        assert fast is not None
+        loss, grads, probs = loss_and_gradients(net, batch, targets)
+        tol = {np.float64: 1e-12, np.float32: 1e-5}[dtype]
+        assert abs(fast[0] - loss) <= tol
+        assert fast[1].keys() == grads.keys()
+        for name, g in grads.items():
+            np.testing.assert_allclose(fast[1][name], g, rtol=0, atol=tol, err_msg=name)
+        np.testing.assert_allclose(fast[2], probs, rtol=0, atol=tol)
+    masked = make_batches(xs, Padding.masked())[0]
+    assert fast_loss_and_gradients(net, masked, targets) is None  # the reference's
+    seq_net = random_network(rng, output_mode="sequence")
+    assert fast_loss_and_gradients(seq_net, make_batches(xs, Padding.matlab())[0], targets) is None

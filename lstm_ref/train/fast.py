@@ -1,0 +1,123 @@
+"""A fast training step beside :func:`lstm_ref.train.loss.loss_and_gradients`, tested equal
+to it.
+
+The forward pass is the fast path's step (:func:`lstm_ref.fast.fast_step`: one fused
+product per step, the sigmoid folded into the weights) with every step's gates and cell
+state kept in one time-major buffer; backpropagation through time runs the chain rule of
+:func:`lstm_ref.lstm.lstm_step_backward` over whole batches and gathers the weight
+gradients into one product each (dW = Σ_t da_tᵀ x_t, dR = Σ_t da_tᵀ h_{t-1}) instead of
+one per step.
+
+Covered: a network ``SequenceInput → LSTM (output mode "last", covered by the fast path) →
+FullyConnected → Softmax [→ ClassificationOutput]`` on an unmasked batch (MATLAB's padding,
+the training recipe's); :func:`fast_loss_and_gradients` returns None for anything else, and
+the caller uses the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fast import FAST_ORDER, StepBuffers, compile_lstm, covered, fast_step
+from ..layers import LSTM, ClassificationOutput, FullyConnected, SequenceInput, Softmax
+from ..lstm import gate_rows
+from ..network import Network
+from ..padding import Batch
+from .loss import cross_entropy, cross_entropy_grad
+
+Array = np.ndarray
+Arrays = dict[str, Array]
+
+
+def training_layers(net: Network) -> tuple[SequenceInput, LSTM, FullyConnected, Softmax] | None:
+    """The four layers :func:`fast_loss_and_gradients` computes, or None if ``net`` has
+    another shape (see the module docstring)."""
+    layers = net.layers
+    if len(layers) < 4 or any(type(x) is not ClassificationOutput for x in layers[4:]):
+        return None
+    inp, lstm, fc, softmax = layers[:4]
+    if (
+        type(inp) is not SequenceInput
+        or not covered(lstm)
+        or type(fc) is not FullyConnected
+        or type(softmax) is not Softmax
+    ):
+        return None
+    assert isinstance(lstm, LSTM)
+    return (inp, lstm, fc, softmax) if lstm.output_mode == "last" else None
+
+
+def fast_loss_and_gradients(
+    net: Network, batch: Batch, targets: Array
+) -> tuple[float, Arrays, Array] | None:
+    """What :func:`lstm_ref.train.loss.loss_and_gradients` returns, computed fast; None
+    when the network or the batch is not covered.
+
+    Parameters
+    ----------
+    net : Network
+    batch : Batch
+        Unmasked (``Padding.matlab``): every step of ``batch.x`` (B, T, C) is data.
+    targets : ndarray of int, shape (B,)
+
+    Returns
+    -------
+    (loss, grads, probs) or None
+        The mean cross-entropy; the gradients by ``"<layer>/<array>"``; probs (B, K).
+    """
+    layers = training_layers(net)
+    if layers is None or batch.masked:
+        return None
+    inp, lstm, fc, softmax = layers
+    f = compile_lstm(lstm, inp)
+    x = batch.x  # (B, T, C)
+    B, T, C = x.shape
+    H = f.H
+    half = np.array(0.5, dtype=x.dtype)
+
+    # forward: Z[t] = [x_t, h_{t-1}, 1]; A[t] = o, i, f, g, c_t after step t
+    Z = np.empty((T + 1, B, C + H + 1), x.dtype)
+    Z[:-1, :, :C] = x.transpose(1, 0, 2)
+    Z[0, :, C : C + H] = f.h0
+    Z[:, :, -1] = 1
+    A = np.empty((T, B, 5 * H), x.dtype)
+    c0 = np.broadcast_to(f.c0, (B, H))
+    A[0, :, 4 * H :] = c0
+    scratch = np.empty((B, 2 * H), x.dtype)
+    for t in range(T):
+        if t:
+            A[t, :, 4 * H :] = A[t - 1, :, 4 * H :]  # c_{t-1}, updated in place to c_t
+        fast_step(f.M, Z[t], StepBuffers.of(A[t], scratch), Z[t + 1, :, C : C + H], half)
+    h_last = Z[T, :, C : C + H]
+    logits, _ = fc.forward(h_last)
+    probs, _ = softmax.forward(logits)
+    loss = float(np.mean(cross_entropy(logits, targets)))
+
+    # backward through FullyConnected, then through time
+    d = cross_entropy_grad(probs, targets) / B  # (B, K)
+    grads = {f"{fc.name}/weights": d.T @ h_last, f"{fc.name}/bias": d.sum(axis=0)}
+    dh = d @ fc.weights  # (B, H)
+    dc = np.zeros((B, H), x.dtype)
+    rows = np.concatenate([np.arange(4 * H)[gate_rows(g, H)] for g in FAST_ORDER])
+    R = lstm.params.R[rows]  # (4H, H) in the fast order o, i, f, g
+    DA = np.empty((T, B, 4 * H), x.dtype)  # dL/da_t, fast order
+    for t in reversed(range(T)):
+        o, i, fg, g, c = (A[t, :, k * H : (k + 1) * H] for k in range(5))
+        c_prev = A[t - 1, :, 4 * H :] if t else c0
+        s = np.tanh(c)  # σ_s(c_t)
+        dc = dc + dh * o * (1 - s * s)  # h = o ⊙ tanh(c)
+        da = DA[t]
+        da[:, :H] = dh * s * o * (1 - o)  # o = σ(a_o)
+        da[:, H : 2 * H] = dc * g * i * (1 - i)  # c = f ⊙ c_prev + i ⊙ g, i = σ(a_i)
+        da[:, 2 * H : 3 * H] = dc * c_prev * fg * (1 - fg)  # f = σ(a_f)
+        da[:, 3 * H :] = dc * i * (1 - g * g)  # g = tanh(a_g)
+        dh = da @ R
+        dc = dc * fg
+    DA2 = DA.reshape(T * B, 4 * H)
+    xn, _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
+    parts = (DA2.T @ xn.reshape(T * B, C), DA2.T @ Z[:-1, :, C : C + H].reshape(T * B, H))
+    for name, part in zip(("W", "R", "b"), (*parts, DA2.sum(axis=0)), strict=True):
+        grad = np.empty_like(part)
+        grad[rows] = part  # back to the order i, f, g, o
+        grads[f"{lstm.name}/{name}"] = grad
+    return loss, grads, probs
