@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported
@@ -196,3 +197,65 @@ def test_bad_files_are_refused(rng, tmp_path):
         f["x"] = np.zeros(3)
     with pytest.raises(InputError, match=r"other\.h5: an HDF5 file without a Keras model_config"):
         load_model(other)
+
+
+def test_legacy_cudnnlstm_weights(rng, tmp_path):
+    """A Keras 2 CuDNNLSTM file, its arrays packed from a fresh Keras 3 LSTM the way the
+    legacy layer stores them (each gate's kernel block row-major as cuDNN reads it, the bias
+    as two halves), against that LSTM's own outputs."""
+    model = distinct_gates(build([lstm(5)], masking=False), seed=12)
+    kernel, recurrent, bias = model.layers[0].get_weights()
+    C, u = kernel.shape[0], recurrent.shape[0]
+    cudnn_kernel = np.concatenate(
+        [kernel[:, k * u : (k + 1) * u].T.reshape(C, u) for k in range(4)], axis=1
+    )
+    cudnn_recurrent = np.concatenate(
+        [recurrent[:, k * u : (k + 1) * u].T for k in range(4)], axis=1
+    )
+    half = rng.normal(size=bias.shape)
+    cudnn_bias = np.concatenate([half, bias - half])
+    dense_kernel, dense_bias = model.layers[1].get_weights()
+    config = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "sequential_1",
+            "layers": [
+                {
+                    "class_name": "CuDNNLSTM",
+                    "config": {
+                        "name": "cu_dnnlstm_1",
+                        "units": u,
+                        "batch_input_shape": [None, None, C],
+                    },
+                },
+                {
+                    "class_name": "Dense",
+                    "config": {"name": "dense_1", "units": 3, "activation": "softmax"},
+                },
+            ],
+        },
+    }
+    path = tmp_path / "cudnn.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = "2.2.4"
+        f.attrs["model_config"] = json.dumps(config)
+        weights = f.create_group("model_weights")
+        for name, arrays in (
+            (
+                "cu_dnnlstm_1",
+                {
+                    "kernel:0": cudnn_kernel,
+                    "recurrent_kernel:0": cudnn_recurrent,
+                    "bias:0": cudnn_bias,
+                },
+            ),
+            ("dense_1", {"kernel:0": dense_kernel, "bias:0": dense_bias}),
+        ):
+            group = weights.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/{k}".encode() for k in arrays]
+            for k, a in arrays.items():
+                group[f"{name}/{k}"] = a
+    _, x = padded(rng, [5, 5, 5])
+    np.testing.assert_allclose(
+        load_model(path).predict(list(x)), model.predict(x, verbose=0), rtol=0, atol=1e-5
+    )

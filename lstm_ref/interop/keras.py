@@ -10,11 +10,19 @@ Keras weight             shape           lstm_ref               transform
 LSTM ``kernel``          (C, 4u)         ``LSTM.params.W``      transposed
 LSTM ``recurrent_kernel`` (u, 4u)        ``LSTM.params.R``      transposed
 LSTM ``bias``            (4u,)           ``LSTM.params.b``      none (zeros if use_bias=False)
+CuDNNLSTM ``kernel``     (C, 4u)         ``LSTM.params.W``      gate block k, (C, u), read
+                                                                row-major as (u, C)
+CuDNNLSTM ``recurrent``  (u, 4u)         ``LSTM.params.R``      gate block k as stored (u, u)
+CuDNNLSTM ``bias``       (8u,)           ``LSTM.params.b``      input half + recurrent half
 Dense ``kernel``         (H, K)          ``FullyConnected``     transposed
 Dense ``bias``           (K,)            ``FullyConnected``     none
 =======================  ==============  =====================  =============================
 
-Gate blocks are i, f, c, o — lstm_ref's i, f, g, o — so nothing is reordered. Where the
+Gate blocks are i, f, c, o — lstm_ref's i, f, g, o — so nothing is reordered. The legacy
+``CuDNNLSTM`` (Keras 2, tf.keras 1.x) handed each gate's kernel block to cuDNN without
+transposing it, so cuDNN reads it as a row-major (u, C) matrix (Keras's own loader:
+``k.T.reshape(k.shape, order="F")``), and stores cuDNN's two biases; it has sigmoid and tanh
+only and no masking. Where the
 arrays are: a ``.keras`` archive's ``model.weights.h5`` holds ``layers/<key>/cell/vars/0, 1,
 2`` (kernel, recurrent kernel, bias; a Bidirectional's under ``forward_layer``/
 ``backward_layer``) and ``layers/<key>/vars/0, 1`` for a Dense, where ``<key>`` is the
@@ -71,6 +79,7 @@ ACTIVATIONS = {  # Keras activation names -> lstm_ref's (hard_sigmoid depends on
     "linear": "Affine(alpha=1.0, beta=0.0)",
     None: "Affine(alpha=1.0, beta=0.0)",
 }
+RECURRENT = ("LSTM", "CuDNNLSTM")
 SKIPPED = ("InputLayer", "Dropout", "Masking", "NotEqual", "Any")  # nothing to compute
 
 
@@ -108,7 +117,7 @@ class _ArchiveWeights:
 
     def arrays(self, layer: dict[str, Any], key: str, direction: str = "") -> list[Array]:
         group = f"layers/{key}/{direction + '_layer/' if direction else ''}"
-        recurrent = layer["class_name"] in ("LSTM", "Bidirectional")
+        recurrent = layer["class_name"] in (*RECURRENT, "Bidirectional")
         path = f"{group}cell/vars" if recurrent else f"{group}vars"
         if path not in self.f:
             return []
@@ -160,11 +169,12 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
             C = shape[-1] if shape else None
         if cls in SKIPPED:
             continue
-        if cls == "LSTM":
-            layers.append(_lstm(cfg, reader.arrays(spec, key), what, keras2, dtype, name))
+        if cls in RECURRENT:
+            arrays = reader.arrays(spec, key)
+            layers.append(_lstm(cfg, arrays, what, keras2, dtype, name, cls == "CuDNNLSTM"))
         elif cls == "Bidirectional":
             inner = cfg["layer"]
-            if inner["class_name"] != "LSTM":
+            if inner["class_name"] not in RECURRENT:
                 raise InputError(f"{what}: wraps a {inner['class_name']}; expected an LSTM")
             mode = cfg.get("merge_mode")
             if mode not in ("concat", "sum", "mul", "ave"):
@@ -173,11 +183,9 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
             for sub, direction in (("forward", "forward"), ("backward", "reverse")):
                 arrays = reader.arrays(spec, key, sub)
                 inner_cfg = dict(inner["config"], go_backwards=direction == "reverse")
-                halves.append(
-                    _lstm(
-                        inner_cfg, arrays, what, keras2, dtype, f"{name}_{sub}", bidirectional=True
-                    )
-                )
+                cudnn = inner["class_name"] == "CuDNNLSTM"
+                half = _lstm(inner_cfg, arrays, what, keras2, dtype, f"{name}_{sub}", cudnn, True)
+                halves.append(half)
             layers.append(BiLSTM(halves[0], halves[1], name=name, merge_mode=mode))
         elif cls == "Dense":
             arrays = reader.arrays(spec, key)
@@ -244,9 +252,11 @@ def _lstm(
     keras2: bool,
     dtype: Any,
     name: str,
+    cudnn: bool = False,
     bidirectional: bool = False,
 ) -> LSTM:
-    use_bias = cfg.get("use_bias", True)
+    """An LSTM (or legacy CuDNNLSTM) layer's arrays and options (the module docstring)."""
+    use_bias = cudnn or cfg.get("use_bias", True)
     if len(arrays) != (3 if use_bias else 2):
         raise InputError(
             f"{what}: {len(arrays)} weight arrays; expected kernel, recurrent_kernel"
@@ -262,8 +272,8 @@ def _lstm(
             f"{what}: kernel {kernel.shape} and recurrent_kernel {recurrent.shape}; expected "
             f"(C, {4 * u}) and ({u}, {4 * u})"
         )
-    if bias.shape != (4 * u,):
-        raise InputError(f"{what}: bias {bias.shape}; expected ({4 * u},)")
+    if bias.shape != ((8 if cudnn else 4) * u,):
+        raise InputError(f"{what}: bias {bias.shape}; expected ({(8 if cudnn else 4) * u},)")
     sequences = bool(cfg.get("return_sequences", False))
     backwards = bool(cfg.get("go_backwards", False))
     if backwards and sequences and not bidirectional:
@@ -275,8 +285,17 @@ def _lstm(
         _activation(cfg.get(k, d), keras2, what)
         for k, d in (("recurrent_activation", "sigmoid"), ("activation", "tanh"))
     )
+    if cudnn:  # sigmoid and tanh, fixed; each gate's kernel block reinterpreted (docstring)
+        gate, state = "sigmoid", "tanh"
+        C = kernel.shape[0]
+        blocks = [np.ascontiguousarray(kernel[:, k * u : (k + 1) * u]) for k in range(4)]
+        W = np.concatenate([block.reshape(u, C) for block in blocks])  # (4u, C)
+        R = np.concatenate([recurrent[:, k * u : (k + 1) * u] for k in range(4)])  # (4u, u)
+        params = LSTMParams(W, R, bias[: 4 * u] + bias[4 * u :])
+    else:
+        params = LSTMParams(kernel.T, recurrent.T, bias)
     return LSTM(
-        LSTMParams(*(a.astype(dtype) for a in (kernel.T, recurrent.T, bias))),
+        LSTMParams(*(a.astype(dtype) for a in params)),
         name=name,
         output_mode="sequence" if sequences else "last",
         gate_activation=gate,
