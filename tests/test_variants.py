@@ -122,3 +122,34 @@ def test_float32_on_request(rng):
     out = net.predict(seqs)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, want, rtol=0, atol=1e-6)
+
+
+def test_native_format_keeps_every_variant(rng, tmp_path):
+    from lstm_ref import load_network, save_network
+    from lstm_ref.layers import BiLSTM
+
+    model = distinct_gates(Classifier(C, H, K, num_layers=2, bidirectional=True, proj_size=2), 6)
+    bi = from_torch(model, class_names=["a", "b", "c"])
+    p = LSTMParams(rng.normal(size=(4 * H, C)), rng.normal(size=(4 * H, H)), rng.normal(size=4 * H))
+    onnx_like = Network(
+        [
+            SequenceInput(C),
+            LSTM(
+                p,
+                output_mode="last",
+                direction="reverse",
+                peephole=rng.normal(size=(3, H)),
+                clip=1.5,
+                input_forget=True,
+                gate_activation="HardSigmoid(alpha=0.3, beta=0.4)",
+                output_activation="Softsign",
+            ),
+        ]
+    )
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    for net in (bi, onnx_like):
+        save_network(net, tmp_path / "net.npz")
+        again = load_network(tmp_path / "net.npz")
+        assert [type(x) for x in again.layers] == [type(x) for x in net.layers]
+        np.testing.assert_array_equal(np.stack(again.predict(seqs)), np.stack(net.predict(seqs)))
+    assert isinstance(again.layers[1], LSTM) and isinstance(bi.layers[1], BiLSTM)
