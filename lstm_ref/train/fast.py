@@ -101,18 +101,31 @@ def fast_loss_and_gradients(
     rows = np.concatenate([np.arange(4 * H)[gate_rows(g, H)] for g in FAST_ORDER])
     R = lstm.params.R[rows]  # (4H, H) in the fast order o, i, f, g
     DA = np.empty((T, B, 4 * H), x.dtype)  # dL/da_t, fast order
+    one = np.array(1, dtype=x.dtype)
+    left, slope, s = np.empty((B, 3 * H), x.dtype), np.empty((B, 3 * H), x.dtype), np.empty_like(dc)
     for t in reversed(range(T)):
-        o, i, fg, g, c = (A[t, :, k * H : (k + 1) * H] for k in range(5))
+        sig, g = A[t, :, : 3 * H], A[t, :, 3 * H : 4 * H]  # σ(a) of o, i, f; g = tanh(a_g)
+        o, i, fg, c = A[t, :, :H], A[t, :, H : 2 * H], A[t, :, 2 * H : 3 * H], A[t, :, 4 * H :]
         c_prev = A[t - 1, :, 4 * H :] if t else c0
-        s = np.tanh(c)  # σ_s(c_t)
-        dc = dc + dh * o * (1 - s * s)  # h = o ⊙ tanh(c)
         da = DA[t]
-        da[:, :H] = dh * s * o * (1 - o)  # o = σ(a_o)
-        da[:, H : 2 * H] = dc * g * i * (1 - i)  # c = f ⊙ c_prev + i ⊙ g, i = σ(a_i)
-        da[:, 2 * H : 3 * H] = dc * c_prev * fg * (1 - fg)  # f = σ(a_f)
-        da[:, 3 * H :] = dc * i * (1 - g * g)  # g = tanh(a_g)
-        dh = da @ R
-        dc = dc * fg
+        np.tanh(c, out=s)  # h = o ⊙ tanh(c): do = dh ⊙ tanh(c), dc += dh ⊙ o ⊙ (1 − tanh²c)
+        np.multiply(dh, s, out=left[:, :H])
+        np.multiply(s, s, out=s)
+        np.subtract(one, s, out=s)
+        np.multiply(s, o, out=s)
+        np.multiply(s, dh, out=s)
+        np.add(dc, s, out=dc)
+        np.multiply(dc, g, out=left[:, H : 2 * H])  # c = f ⊙ c_prev + i ⊙ g: di = dc ⊙ g
+        np.multiply(dc, c_prev, out=left[:, 2 * H :])  # df = dc ⊙ c_prev
+        np.subtract(one, sig, out=slope)  # σ' = σ (1 − σ) for o, i, f at once
+        np.multiply(slope, sig, out=slope)
+        np.multiply(left, slope, out=da[:, : 3 * H])
+        np.multiply(g, g, out=s)  # dg = dc ⊙ i, tanh' = 1 − g²
+        np.subtract(one, s, out=s)
+        np.multiply(s, i, out=s)
+        np.multiply(s, dc, out=da[:, 3 * H :])
+        dh = da @ R  # to h_{t-1}
+        np.multiply(dc, fg, out=dc)  # to c_{t-1}
     DA2 = DA.reshape(T * B, 4 * H)
     xn, _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
     parts = (DA2.T @ xn.reshape(T * B, C), DA2.T @ Z[:-1, :, C : C + H].reshape(T * B, H))
