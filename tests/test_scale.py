@@ -238,6 +238,8 @@ def test_refused_before_any_work(tmp_path, shards, test_set):
         np.savez(tmp_path / sub / "x.npz", test_set[0])
     with pytest.raises(InputError, match=r"both named 'x\.npz'"):
         score_shards(str(tmp_path / "*" / "x.npz"), "JapaneseVowelsNet", tmp_path / "out")
+    assert len(find_shards(str(shards / "**" / "part-*.npz"))) == 7  # ** is any depth
+    assert find_shards(str(tmp_path / "**" / "a" / "*.npz")) == [tmp_path / "a" / "x.npz"]
     with pytest.raises(InputError, match="workers must be at least 1"):
         score_shards(shards, "JapaneseVowelsNet", tmp_path / "out", workers=0)
     # scores already made with masked padding: another padding is refused, not mixed in

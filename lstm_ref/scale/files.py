@@ -69,8 +69,8 @@ def find_shards(shards: Shards) -> list[Path]:
     ----------
     shards : path, glob pattern or sequence of paths
         A folder (its ``.npy``, ``.npz``, ``.csv`` and ``.ts`` files that are not hidden),
-        a glob pattern such as ``"night/*.npz"`` (every file it matches), one file, or a
-        list of files.
+        a glob pattern such as ``"night/*.npz"`` (every file it matches; ``**`` matches
+        folders at any depth), one file, or a list of files.
 
     Raises
     ------
@@ -89,7 +89,7 @@ def find_shards(shards: Shards) -> list[Path]:
                 if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SHARD_SUFFIXES
             ]
         elif any(ch in text for ch in "*?["):
-            found = [Path(p) for p in glob.glob(text) if os.path.isfile(p)]
+            found = [Path(p) for p in glob.glob(text, recursive=True) if os.path.isfile(p)]
         elif path.is_file():
             found = [path]
         else:
