@@ -84,8 +84,21 @@ SKIPPED = ("InputLayer", "Dropout", "Masking", "NotEqual", "Any")  # nothing to 
 
 
 def from_keras(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64) -> Network:
-    """A Network from a ``.keras`` archive or a legacy ``.h5`` file (see the module
-    docstring), computing in float64 by default."""
+    """A Network from a ``.keras`` archive or a legacy ``.h5`` file (see the module docstring).
+
+    Parameters
+    ----------
+    path : path
+        The file; Keras is not imported.
+    dtype : float64 (default) or float32
+
+    Returns
+    -------
+    Network
+        SequenceInput (z-scoring for a Normalization layer) → LSTM/BiLSTM layers →
+        FullyConnected (→ Softmax), in the model's order; an LSTM without
+        ``return_sequences`` has ``output_mode="last"``.
+    """
     import h5py  # type: ignore[import-untyped]
 
     where = os.fspath(path)

@@ -66,8 +66,20 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64) -> Network:
-    """SequenceInput → LSTM → FullyConnected → Softmax (→ ClassificationOutput) from the
-    variables of a ``.mat`` file (the module table)."""
+    """A Network from the variables of a ``.mat`` file (the module table).
+
+    Parameters
+    ----------
+    path : path
+        v5/v7 (read with scipy.io) or v7.3 (HDF5, read with h5py).
+    dtype : float64 (default) or float32
+
+    Returns
+    -------
+    Network
+        SequenceInput → LSTM (W (4H, C), R (4H, H), b (4H,)) → FullyConnected (K, H) →
+        Softmax (→ ClassificationOutput with ``ClassNames``).
+    """
     where = os.fspath(path)
     with open(where, "rb") as f:
         head = f.read(520)

@@ -201,8 +201,24 @@ def lstm_from_node(
 
 def run_lstm_node(node: Any, tensors: dict[str, Array]) -> tuple[Array, Array, Array]:
     """Y, Y_h, Y_c of one ONNX ``LSTM`` node on raw tensors, with onnxruntime's semantics
-    (module docstring) — layout, ``sequence_lens`` with zero lengths, initial states of
-    any batch. ``tensors`` holds every input by name. float64.
+    (module docstring): layout, ``sequence_lens`` with zero lengths, initial states of any
+    batch.
+
+    Parameters
+    ----------
+    node : onnx.NodeProto
+        An ``LSTM`` node.
+    tensors : dict of str to ndarray
+        Every input the node names: X (T, B, C) (layout 1: (B, T, C)), W (D, 4H, C),
+        R (D, 4H, H), and the optional B (D, 8H), sequence_lens (B,), initial_h and
+        initial_c (D, B, H) (layout 1: (B, D, H)), P (D, 3H).
+
+    Returns
+    -------
+    Y : ndarray, shape (T, D, B, H)
+        (B, T, D, H) with layout 1; 0 past each sequence's length.
+    Y_h, Y_c : ndarray, shape (D, B, H)
+        (B, D, H) with layout 1; each sequence's last valid step, 0 for a length of 0.
     """
     attrs = _attributes(node)
     inputs = list(node.input) + [""] * (8 - len(node.input))
@@ -256,8 +272,21 @@ class _Path:
 
 
 def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
-    """A Network from an ONNX model (a path or a ``ModelProto``): LSTM nodes and the head
-    the module docstring lists, float64 by default."""
+    """A Network from an ONNX model: its LSTM nodes and the head the module docstring lists.
+
+    Parameters
+    ----------
+    source : path or onnx.ModelProto
+        One float input X (T, B, C) (or (B, T, C) for layout 1), optionally an int32
+        ``sequence_lens`` (B,), one output.
+    dtype : float64 (default) or float32
+
+    Returns
+    -------
+    Network
+        SequenceInput (normalising for Sub/Div) → LSTM/BiLSTM layers → FullyConnected →
+        Softmax, in the graph's order.
+    """
     import onnx
     from onnx import numpy_helper
 
@@ -581,8 +610,19 @@ def _normalise(op: str, value: Array, p: _Path, name: str, bad: InputError, dtyp
 
 # ------------------------------------------------------------------------ export
 def to_onnx(net: Network) -> Any:
-    """An ONNX ModelProto (opset 17) computing ``net`` in float32: inputs X (T, B, C) and
-    sequence_lens (B,) int32, output Y (the last layer's output, (B, K) or (T, B, K))."""
+    """An ONNX model (opset 17) computing ``net`` in float32, checked by ``onnx.checker``.
+
+    Parameters
+    ----------
+    net : Network
+        SequenceInput, LSTM/BiLSTM (concat, no projection), FullyConnected, Softmax layers.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Inputs X (T, B, C) float32 and sequence_lens (B,) int32; output Y, the last layer's
+        output: (B, K) after a "last" LSTM, else (T, B, K).
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

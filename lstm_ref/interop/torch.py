@@ -260,9 +260,24 @@ def torch_lstm_options(net: Network) -> dict[str, Any]:
 
 
 def to_state_dict(net: Network, prefix: str = "lstm.", head: str = "fc.") -> dict[str, Any]:
-    """A state_dict (float tensors of the network's dtype) for :func:`torch_lstm_options`'s
-    ``nn.LSTM`` under ``prefix`` and, if the network has one, the ``nn.Linear`` head under
-    ``head`` (the ``Classifier`` of the module docstring). b_ih = b, b_hh = 0."""
+    """The network as a PyTorch state_dict (the ``Classifier`` of the module docstring).
+
+    Parameters
+    ----------
+    net : Network
+        One run of LSTM or BiLSTM layers of one size (sigmoid/tanh, projection at most,
+        zero initial state), an optional FullyConnected head.
+    prefix, head : str
+        The names of the nn.LSTM and the nn.Linear modules.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``{prefix}weight_ih_l{k}[_reverse]`` (4H, C), ``weight_hh`` (4H, H_out), ``bias_ih``
+        = b and ``bias_hh`` = 0 (4H,), ``weight_hr`` (P, H); ``{head}weight`` (K, D·H_out),
+        ``{head}bias`` (K,); of the network's dtype. Loads into
+        ``nn.LSTM(**torch_lstm_options(net))``.
+    """
     import torch
 
     out: dict[str, Any] = {}
