@@ -120,9 +120,10 @@ def check_finite(a: Array, given: Array, what: str, axes: tuple[str, ...] = ()) 
         return
     where = [int(k) for k in np.argwhere(bad)[0]]
     value = given[tuple(where)]
-    problem = (
-        f"value {value} overflows {a.dtype}" if np.isfinite(value) else f"non-finite value {value}"
-    )
+    if np.isfinite(value):
+        problem = f"value {value} overflows {a.dtype}"
+    else:
+        problem = f"non-finite value {'NaN' if np.isnan(value) else value}"
     if axes:
         position = ", ".join(f"{name} {k}" for name, k in zip(axes, where, strict=True))
     else:
