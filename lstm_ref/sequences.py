@@ -133,7 +133,7 @@ def _checked(s: Array, k: int, num_features: int, layout: Layout, dtype: np.dtyp
         hint = ""
         if T == num_features:
             other = "CT" if layout == "TC" else "TC"
-            hint = f"; it looks transposed — pass layout={other!r}"
+            hint = f"; it looks transposed — pass layout={other!r} (--layout {other})"
         shown = (T, C) if layout == "TC" else (C, T)
         want = f"(T, {num_features})" if layout == "TC" else f"({num_features}, T)"
         raise InputError(f"sequence {k}: expected shape {want}; got {shown}{hint}")

@@ -152,7 +152,7 @@ def test_cli_plot_without_matplotlib_says_what_to_install(monkeypatch, capsys):
 def test_cli_predict_wrong_orientation_is_explained(tmp_path, capsys, test_data):
     np.save(tmp_path / "t.npy", test_data[0][0].T)
     assert main(["predict", str(tmp_path / "t.npy")]) == 2
-    assert "it looks transposed — pass layout='CT'" in capsys.readouterr().err
+    assert "it looks transposed — pass layout='CT' (--layout CT)" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "t.npy"), "--layout", "CT"]) == 0
 
 
