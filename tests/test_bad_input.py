@@ -112,8 +112,9 @@ def test_input_that_overflows_float32_is_named(net):
 def test_non_finite_input_is_rejected_with_its_position(net, bad):
     x = np.zeros((4, 5))
     x[2, 3] = bad
+    shown = "NaN" if np.isnan(bad) else bad
     with pytest.raises(
-        ValueError, match=rf"sequence 1: non-finite value {"NaN" if np.isnan(bad) else bad} at time step 2, feature 3"
+        ValueError, match=rf"sequence 1: non-finite value {shown} at time step 2, feature 3"
     ):
         net.predict([np.zeros((3, 5)), x])
 
