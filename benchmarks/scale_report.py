@@ -17,7 +17,10 @@ in this process, and in each worker (``lstm_ref.scale`` limits it itself).
   and on Dask with one worker. The slope of each line is the cost per shard; the difference
   of the slopes is what Dask adds per task, the Dask line's intercept what it costs per run
   (connecting the client, listing the shards). Beside it, the round trip of an empty task
-  (``client.map`` of a no-op over 500 keys, one worker): the scheduler's own cost.
+  (``client.map`` of a no-op over 500 keys, one worker), and the scheduler's own CPU time
+  per task — empty, and scoring one-sequence shards — on a ``dask scheduler`` process with
+  one ``dask worker`` (CPU time, unlike wall time, hardly grows when other processes share
+  the cores: it bounds the tasks per second one scheduler can hand out).
 
 Each figure is the median of ``--repeat`` runs, with the range. The machine may be shared:
 the load average is printed before and after.
@@ -29,6 +32,8 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -114,6 +119,63 @@ def slope(points: dict[int, list[float]]) -> tuple[float, float]:
     return per_task, t1 - n1 * per_task
 
 
+def scheduler_cpu(tiny: Path, out: Path, tasks: int, repeat: int) -> tuple[float, float]:
+    """The scheduler's own CPU seconds per empty task and per one-sequence scoring task,
+    measured on a ``dask scheduler`` process with one ``dask worker`` (the deployment of a
+    real cluster, on one machine). CPU time, unlike wall time, does not grow when other
+    processes share the cores: it is the scheduler's capacity, 1 / seconds tasks per second."""
+    import distributed
+    import psutil
+
+    folder = Path(tempfile.mkdtemp(prefix="lstm_ref_scheduler_"))
+    file = folder / "scheduler.json"
+    dask_scheduler = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    dask_worker = [sys.executable, "-m", "distributed.cli.dask_worker"]
+    scheduler = subprocess.Popen(
+        [
+            *dask_scheduler,
+            "--port",
+            "0",
+            "--dashboard-address",
+            ":0",
+            "--scheduler-file",
+            str(file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [*dask_worker, "--scheduler-file", str(file), "--nworkers", "1", "--nthreads", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not file.exists():
+            time.sleep(0.1)
+        with distributed.Client(scheduler_file=str(file)) as client:
+            client.wait_for_workers(1)
+            address = client.scheduler.address
+            on_dask(address, tiny, out)  # warm: the worker loads the network
+            process = psutil.Process(scheduler.pid)
+
+            def cpu_per_task(run: Callable[[], object]) -> float:
+                values = []
+                for _ in range(repeat):
+                    before = sum(process.cpu_times()[:2])
+                    run()
+                    values.append((sum(process.cpu_times()[:2]) - before) / tasks)
+                return median(values)
+
+            empty = cpu_per_task(lambda: client.gather(client.map(noop, range(tasks), pure=False)))
+            scoring = cpu_per_task(lambda: on_dask(address, tiny, out))
+    finally:
+        for process_ in (worker, scheduler):
+            process_.terminate()
+            process_.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+    return empty, scoring
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--shards", type=int, default=8, help="shards of the main workload")
@@ -168,6 +230,9 @@ def main() -> None:
                         args.repeat,
                     )
             print(f"LocalCluster of {workers} worker(s) started in {started:.2f} s")
+        cpu_empty, cpu_scoring = scheduler_cpu(
+            tiny[TINY_TASKS[-1]], out, TINY_TASKS[-1], args.repeat
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print()
@@ -196,6 +261,10 @@ def main() -> None:
     print(
         f"- an empty task's round trip ({EMPTY_TASKS} tasks): "
         f"{median(empty) / EMPTY_TASKS * 1e3:.2f} ms"
+    )
+    print(
+        f"- the scheduler's own CPU time per task (a `dask scheduler` process): "
+        f"{cpu_empty * 1e3:.2f} ms per empty task, {cpu_scoring * 1e3:.2f} ms per scoring task"
     )
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
