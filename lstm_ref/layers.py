@@ -489,23 +489,27 @@ class BiLSTM(Layer):
 
     Their outputs are merged: ``"concat"`` [forward ‖ reverse] (MATLAB, PyTorch, ONNX,
     Keras's default), or Keras's ``"sum"``, ``"mul"``, ``"ave"``. Its state is the two
-    directions' states concatenated, forward first (MATLAB's bilstmLayer). With
-    ``output_mode="last"`` each direction gives its final h — for the reverse one the
-    state after each sequence's *first* step, as PyTorch's ``h_n`` and Keras's
-    Bidirectional (MATLAB's bilstm 'last' instead reads the reverse output at the last
-    padded step).
+    directions' states concatenated, forward first (MATLAB's bilstmLayer).
+
+    With ``output_mode="last"`` (both directions'), ``last`` says what "last" reads:
+    ``"state"`` — each direction's final h, for the reverse one the state after each
+    sequence's *first* step (PyTorch's ``h_n``, Keras's Bidirectional); ``"step"`` — the
+    output at each sequence's last step, where the reverse direction has seen that one step
+    only (MATLAB's bilstmLayer 'last', PyTorch's ``output[:, -1]``, ONNX's ``Y[-1]``).
     """
 
     fwd: LSTM
     bwd: LSTM
     name: str = "bilstm"
     merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"
+    last: Literal["state", "step"] = "state"
 
     TYPE: ClassVar[str] = "BiLSTM"
     L2_FACTORS: ClassVar[dict[str, float]] = {
         f"{d}/{k}": 1.0 for d in ("forward", "backward") for k in ("W", "R")
     }
     initial_state: LSTMState | None = field(init=False, default=None)
+    _reverse_steps: LSTM = field(init=False, repr=False)  # bwd with every step's output
 
     def __post_init__(self) -> None:
         for what, layer, direction in (("fwd", self.fwd, "forward"), ("bwd", self.bwd, "reverse")):
@@ -521,9 +525,13 @@ class BiLSTM(Layer):
             )
         if self.merge_mode != "concat" and self.fwd.state_widths != self.bwd.state_widths:
             raise self._error(f"merge_mode {self.merge_mode!r} needs two outputs of one width")
+        check_choice(self.last, f"layer {self.name!r}: last", ("state", "step"))
+        if self.last == "step" and self.output_mode != "last":
+            raise self._error('last="step" needs output_mode "last" in both directions')
         self.initial_state = LSTMState(
             *(np.concatenate(pair) for pair in zip(self.fwd._start, self.bwd._start, strict=True))
         )
+        self._reverse_steps = dataclasses.replace(self.bwd, output_mode="sequence")
 
     @property
     def output_mode(self) -> str:
@@ -546,6 +554,10 @@ class BiLSTM(Layer):
         merge = "" if self.merge_mode == "concat" else f" (merge {self.merge_mode})"
         return f"BiLSTM with {self.hidden_size} hidden units{merge}"
 
+    def _last_steps(self, y: Array, lengths: Array | None) -> Array:
+        """The row of each sequence's last step: (B,) indices into the time axis of y."""
+        return np.full(len(y), y.shape[1] - 1) if lengths is None else np.asarray(lengths) - 1
+
     def _directions(self) -> dict[str, LSTM]:
         return {"forward": self.fwd, "backward": self.bwd}
 
@@ -567,6 +579,7 @@ class BiLSTM(Layer):
         return {
             "name": self.name,
             "merge_mode": self.merge_mode,
+            "last": self.last,
             **{d: lstm.config() for d, lstm in self._directions().items()},
         }
 
@@ -576,7 +589,8 @@ class BiLSTM(Layer):
             own = {k.partition("/")[2]: v for k, v in arrays.items() if k.startswith(f"{d}/")}
             return LSTM.from_arrays(config[d], own)
 
-        return cls(half("forward"), half("backward"), config["name"], config["merge_mode"])
+        last = config.get("last", "state")
+        return cls(half("forward"), half("backward"), config["name"], config["merge_mode"], last)
 
     def check_state(self, state: Any, dtype: np.dtype) -> LSTMState:
         """h and c of both directions concatenated, forward first: (2H,) or (N, 2H)."""
@@ -600,7 +614,11 @@ class BiLSTM(Layer):
         """x (B, T, C) -> merged outputs (B, T, ·) or (B, ·)."""
         s_f, s_b = (None, None) if state is None else self._split(state)
         y_f, c_f = self.fwd.forward(x, lengths, s_f)
-        y_b, c_b = self.bwd.forward(x, lengths, s_b)
+        if self.last == "step":  # the reverse output at each sequence's last step
+            steps, c_b = self._reverse_steps.forward(x, lengths, s_b)
+            y_b = steps[np.arange(len(steps)), self._last_steps(steps, lengths)]
+        else:
+            y_b, c_b = self.bwd.forward(x, lengths, s_b)
         merged = {
             "concat": lambda: np.concatenate([y_f, y_b], axis=-1),
             "sum": lambda: y_f + y_b,
@@ -624,7 +642,14 @@ class BiLSTM(Layer):
             "ave": lambda: (dy / 2, dy / 2),
         }[self.merge_mode]()
         dx_f, g_f = self.fwd.backward(dy_f, cache.forward)
-        dx_b, g_b = self.bwd.backward(dy_b, cache.backward)
+        if self.last == "step":
+            x = cache.backward.x
+            dY = np.zeros((*x.shape[:2], dy_b.shape[-1]), dy_b.dtype)
+            rows = np.arange(len(x))
+            dY[rows, self._last_steps(x, cache.backward.lengths)] = dy_b
+            dx_b, g_b = self._reverse_steps.backward(dY, cache.backward)
+        else:
+            dx_b, g_b = self.bwd.backward(dy_b, cache.backward)
         grads = {**{f"forward/{k}": v for k, v in g_f.items()}}
         grads.update({f"backward/{k}": v for k, v in g_b.items()})
         return dx_f + dx_b, grads

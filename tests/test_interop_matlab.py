@@ -128,3 +128,36 @@ def test_bad_files_are_refused(net, tmp_path):
     (tmp_path / "junk.mat").write_bytes(b"not a mat file at all" * 10)
     with pytest.raises(InputError, match=r"junk\.mat: not a MATLAB \.mat file"):
         load_model(tmp_path / "junk.mat")
+
+
+def test_bilstm_file_against_torch_output_at_the_last_padded_step(rng, tmp_path):
+    """A bilstmLayer's learnables (8H rows, forward above backward) with OutputMode 'last':
+    MATLAB runs the backward direction over the padded mini-batch and reads its output at the
+    last step — torch's output[:, -1] of the same padded, unpacked batch."""
+    import torch
+
+    module = torch.nn.LSTM(C, H, bidirectional=True, batch_first=True).double()
+    fc = torch.nn.Linear(2 * H, K).double()
+    sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    both = ("", "_reverse")
+    values = {
+        "InputWeights": np.concatenate([sd[f"weight_ih_l0{r}"] for r in both]),
+        "RecurrentWeights": np.concatenate([sd[f"weight_hh_l0{r}"] for r in both]),
+        "Bias": np.concatenate([sd[f"bias_ih_l0{r}"] + sd[f"bias_hh_l0{r}"] for r in both])[
+            :, None
+        ],
+        "FcWeights": fc.weight.detach().numpy(),
+        "FcBias": fc.bias.detach().numpy()[:, None],
+        "OutputMode": "last",
+    }
+    scipy.io.savemat(tmp_path / "bilstm.mat", values)
+    net = load_model(tmp_path / "bilstm.mat")
+    seqs = random_sequences(rng, [6, 3, 9, 4], C)
+    x = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(s) for s in seqs], batch_first=True)
+    with torch.no_grad():
+        out, _ = module(x)
+        want = fc(out[:, -1]).softmax(-1).numpy()
+    got = net.predict(seqs, padding=Padding.matlab(mini_batch_size=len(seqs)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    save_matlab(net, tmp_path / "again.mat")
+    check_same(net, load_model(tmp_path / "again.mat"), rng)

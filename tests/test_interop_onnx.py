@@ -328,7 +328,9 @@ def test_export_refuses_projection(rng):
 
 
 def last_step_graph(rng, direction="forward", branch=False):
-    """X → LSTM (Y) → Slice of the last step → Squeeze → Gemm → Softmax (no sequence_lens)."""
+    """X → LSTM (Y) → the last step → Gemm → Softmax (no sequence_lens): one direction by
+    Slice and Squeeze; two as torch.onnx.export writes output[-1] (Transpose, Reshape,
+    Gather)."""
     H, D = 3, 2 if direction == "bidirectional" else 1
     f = lambda *s: (rng.normal(size=s) * 0.6).astype(np.float32)  # noqa: E731
     i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
@@ -340,15 +342,28 @@ def last_step_graph(rng, direction="forward", branch=False):
         "ends": i64(2**63 - 1),
         "axes": i64(0),
         "sq": i64(0, 1),
+        "shape": i64(0, 0, -1),
+        "minus_one": np.array(-1, np.int64),
         "fc_W": f(3, D * H),
         "fc_b": f(3),
     }
+    lstm = helper.make_node(
+        "LSTM", ["X", "W", "R", "B"], ["Y"], name="lstm", hidden_size=H, direction=direction
+    )
+    if D == 1:
+        last = [
+            helper.make_node("Slice", ["Y", "starts", "ends", "axes"], ["Y_last"], name="last"),
+            helper.make_node("Squeeze", ["Y_last", "sq"], ["h"], name="squeeze"),
+        ]
+    else:
+        last = [
+            helper.make_node("Transpose", ["Y"], ["Yt"], name="t", perm=[0, 2, 1, 3]),
+            helper.make_node("Reshape", ["Yt", "shape"], ["Yr"], name="r"),
+            helper.make_node("Gather", ["Yr", "minus_one"], ["h"], name="last", axis=0),
+        ]
     nodes = [
-        helper.make_node(
-            "LSTM", ["X", "W", "R", "B"], ["Y"], name="lstm", hidden_size=H, direction=direction
-        ),
-        helper.make_node("Slice", ["Y", "starts", "ends", "axes"], ["Y_last"], name="last"),
-        helper.make_node("Squeeze", ["Y_last", "sq"], ["h"], name="squeeze"),
+        lstm,
+        *last,
         helper.make_node("Gemm", ["h", "fc_W", "fc_b"], ["z"], name="fc", transB=1),
         helper.make_node("Softmax", ["z"], ["p"], name="softmax"),
     ]
@@ -364,17 +379,27 @@ def last_step_graph(rng, direction="forward", branch=False):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_last_step_slice_graph(rng):
-    model = last_step_graph(rng)
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_last_step_graphs(rng, direction):
+    model = last_step_graph(rng, direction)
     x = rng.normal(size=(5, 3, 4)).astype(np.float32)
     sess = ort.InferenceSession(model.SerializeToString())
     want = sess.run(None, {"X": x})[0]
-    got = from_onnx(model).predict(list(x.transpose(1, 0, 2)))
+    net = from_onnx(model)
+    got = net.predict(list(x.transpose(1, 0, 2)))
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    if direction == "bidirectional":
+        assert net.layers[1].last == "step"
 
 
 def test_graphs_lstm_ref_cannot_represent_are_refused(rng):
-    with pytest.raises(InputError, match=r"node 'last'.*bidirectional or reverse.*read Y_h"):
-        from_onnx(last_step_graph(rng, "bidirectional"))
+    with pytest.raises(InputError, match=r"node 'last'.*a lone reverse LSTM's Y.*read Y_h"):
+        from_onnx(last_step_graph(rng, "reverse"))
     with pytest.raises(InputError, match="node 'second_head' \\(Relu\\) branches the data path"):
         from_onnx(last_step_graph(rng, branch=True))
+
+
+def test_export_refuses_a_last_step_bilstm(rng):
+    net = from_onnx(last_step_graph(rng, "bidirectional"))
+    with pytest.raises(InputError, match="its output at the last step has no ONNX export"):
+        to_onnx(net)

@@ -153,3 +153,45 @@ def test_native_format_keeps_every_variant(rng, tmp_path):
         assert [type(x) for x in again.layers] == [type(x) for x in net.layers]
         np.testing.assert_array_equal(np.stack(again.predict(seqs)), np.stack(net.predict(seqs)))
     assert isinstance(again.layers[1], LSTM) and isinstance(bi.layers[1], BiLSTM)
+
+
+def last_step_bilstm(module):
+    """The BiLSTM of a one-layer bidirectional nn.LSTM, reading the output at the last step."""
+    from lstm_ref.layers import BiLSTM
+
+    bi = from_torch(module).layers[1]
+    fwd, bwd = (dataclasses.replace(d, output_mode="last") for d in (bi.fwd, bi.bwd))
+    return BiLSTM(fwd, bwd, name="bilstm", last="step")
+
+
+def test_bilstm_last_step_matches_torch_output_at_the_last_step(rng):
+    """output[:, -1] of a padded, unpacked batch (MATLAB's bilstm 'last' on its padded
+    mini-batch), and each packed sequence's output at its own last step (masked)."""
+    module = distinct_gates(torch.nn.LSTM(C, H, bidirectional=True, batch_first=True), 21).double()
+    net = Network([SequenceInput(C), last_step_bilstm(module)])
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    x = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(s) for s in seqs], batch_first=True)
+    with torch.no_grad():
+        unpacked, _ = module(x)
+        out, _ = module(packed(seqs))
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+    matlab = Padding.matlab(mini_batch_size=len(seqs))
+    np.testing.assert_allclose(net.predict(seqs, padding=matlab), unpacked[:, -1], atol=1e-12)
+    own_last = out[np.arange(len(seqs)), np.array(LENGTHS) - 1].numpy()
+    np.testing.assert_allclose(net.predict(seqs), own_last, rtol=0, atol=1e-12)
+
+
+def test_bilstm_last_step_backward_matches_torch(rng):
+    module = distinct_gates(torch.nn.LSTM(C, H, bidirectional=True, batch_first=True), 22).double()
+    layer = last_step_bilstm(module)
+    x = rng.normal(size=(3, 5, C))
+    y, cache = layer.forward(x)
+    dy = rng.normal(size=y.shape)
+    dx, grads = layer.backward(dy, cache)
+    tx = torch.from_numpy(x).requires_grad_()
+    out, _ = module(tx)
+    (out[:, -1] * torch.from_numpy(dy)).sum().backward()
+    np.testing.assert_allclose(y, out[:, -1].detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=0, atol=1e-12)
+    for key, name in (("forward/W", "weight_ih_l0"), ("backward/R", "weight_hh_l0_reverse")):
+        np.testing.assert_allclose(grads[key], getattr(module, name).grad, rtol=0, atol=1e-12)

@@ -388,6 +388,8 @@ def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list
         for spec in (one.gate_activation, one.state_activation):
             if spec not in KERAS_NAMES:
                 raise InputError(f"layer {one.name!r}: activation {spec!r} has no Keras 3 name")
+    if isinstance(layer, BiLSTM) and layer.last == "step":
+        raise InputError(f"layer {layer.name!r}: Keras's Bidirectional returns the final states")
     one = directions[0]
     make = dict(
         units=one.hidden_size,

@@ -32,7 +32,11 @@ variable                    shape        lstm_ref                             op
 ``GateActivationFunction``  char         ``gate_activation`` (sigmoid)        yes
 ==========================  ===========  ===================================  ==========
 
-The variables may also sit in one struct variable (``save("f.mat", "s")``). MATLAB's
+A ``bilstmLayer``'s arrays have 8H rows, the forward direction's i, f, g, o blocks above
+the backward's, and 2H-value states (forward first); it becomes a :class:`BiLSTM` whose
+``'last'`` is MATLAB's — the output at the last step (``last="step"``), where the backward
+direction has seen that one step only. The variables may also sit in one struct variable
+(``save("f.mat", "s")``). MATLAB's
 semantics are lstm_ref's: no masking — ``Padding.matlab(...)`` reproduces ``predict``'s
 padded mini-batches. MATLAB's ``exportONNXNetwork`` output goes through the ONNX importer.
 """
@@ -40,13 +44,21 @@ padded mini-batches. MATLAB's ``exportONNXNetwork`` output goes through the ONNX
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import InputError
 from ..formats.writes import write_atomically
-from ..layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
+from ..layers import (
+    LSTM,
+    BiLSTM,
+    ClassificationOutput,
+    FullyConnected,
+    Layer,
+    SequenceInput,
+    Softmax,
+)
 from ..lstm import LSTMParams, LSTMState
 from ..network import Network
 
@@ -109,12 +121,9 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
             f"{where}: InputWeights {W.shape} and RecurrentWeights {R.shape} must be matrices"
         )
     H, C = R.shape[1], W.shape[1]
-    start = None
-    if "HiddenState" in num or "CellState" in num:
-        zero = np.zeros(H, dtype)
-        start = LSTMState(
-            num.get("HiddenState", zero).reshape(-1), num.get("CellState", zero).reshape(-1)
-        )
+    D = 2 if R.shape[0] == 8 * H else 1  # a bilstmLayer stacks the forward then backward rows
+    zero = np.zeros(D * H, dtype)
+    h0, c0 = (num.get(k, zero).reshape(-1) for k in ("HiddenState", "CellState"))
     normalization = (
         "zscore" if "StandardDeviation" in num else "zerocenter" if "Mean" in num else "none"
     )
@@ -123,15 +132,29 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
         for k, v in (("mean", "Mean"), ("std", "StandardDeviation"))
         if v in num
     }
+    mode = text.get("OutputMode", "last")
+    b = num["Bias"].reshape(-1)
+    directions = []
+    for d, way in enumerate(["forward", "reverse"][:D]):
+        rows, half = slice(4 * H * d, 4 * H * (d + 1)), slice(H * d, H * (d + 1))
+        directions.append(
+            LSTM(
+                LSTMParams(W[rows], R[rows], b[rows]),
+                name="lstm" if D == 1 else f"bilstm_{way}",
+                output_mode=mode,  # type: ignore[arg-type]
+                gate_activation=text.get("GateActivationFunction", "sigmoid"),
+                state_activation=text.get("StateActivationFunction", "tanh"),
+                initial_state=LSTMState(h0[half], c0[half]),
+                direction=way,  # type: ignore[arg-type]
+            )
+        )
+    recurrent: Layer = directions[0]
+    if D == 2:  # MATLAB's bilstm 'last' is the output at the last (padded) step
+        last: Literal["state", "step"] = "step" if mode == "last" else "state"
+        recurrent = BiLSTM(directions[0], directions[1], name="bilstm", last=last)
     layers: list[Layer] = [
         SequenceInput(C, normalization=normalization, **norm),  # type: ignore[arg-type]
-        LSTM(
-            LSTMParams(W, R, num["Bias"].reshape(-1)),
-            output_mode=text.get("OutputMode", "last"),  # type: ignore[arg-type]
-            gate_activation=text.get("GateActivationFunction", "sigmoid"),
-            state_activation=text.get("StateActivationFunction", "tanh"),
-            initial_state=start,
-        ),
+        recurrent,
         FullyConnected(num["FcWeights"], num["FcBias"].reshape(-1)),
         Softmax(),
     ]
@@ -211,27 +234,42 @@ def save_matlab(net: Network, path: str | os.PathLike) -> None:
     if not (
         len(layers) == 3
         and isinstance(seq, SequenceInput)
-        and isinstance(lstm, LSTM)
+        and isinstance(lstm, LSTM | BiLSTM)
         and isinstance(fc, FullyConnected)
     ):
         raise InputError(
-            "a MATLAB learnables file holds sequence input → one LSTM → fully connected; this "
-            f"network is {[x.TYPE for x in net.layers]}"
+            "a MATLAB learnables file holds sequence input → one LSTM or BiLSTM → fully "
+            f"connected; this network is {[x.TYPE for x in net.layers]}"
         )
-    if lstm.variant is not None or lstm.direction != "forward":
-        extras = lstm.variant.used if lstm.variant is not None else ["a reverse direction"]
-        raise InputError(f"layer {lstm.name!r}: MATLAB's lstmLayer has no {', '.join(extras)}")
+    directions = [lstm.fwd, lstm.bwd] if isinstance(lstm, BiLSTM) else [lstm]
+    if isinstance(lstm, BiLSTM) and (
+        lstm.merge_mode != "concat" or (lstm.output_mode == "last" and lstm.last != "step")
+    ):
+        raise InputError(
+            f"layer {lstm.name!r}: MATLAB's bilstmLayer concatenates the directions and its "
+            "'last' is the output at the last step (last='step'), not the final states"
+        )
+    for one in directions:
+        if one.variant is not None:
+            raise InputError(f"layer {one.name!r}: lstmLayer has no {', '.join(one.variant.used)}")
+    if not isinstance(lstm, BiLSTM) and lstm.direction != "forward":
+        raise InputError(f"layer {lstm.name!r}: lstmLayer has no reverse direction")
+    one = directions[0]
+
+    def stacked(f: Any) -> Array:
+        return np.concatenate([f(d) for d in directions])
+
     values: dict[str, Any] = {
-        "InputWeights": lstm.params.W,
-        "RecurrentWeights": lstm.params.R,
-        "Bias": lstm.params.b[:, None],
+        "InputWeights": stacked(lambda d: d.params.W),
+        "RecurrentWeights": stacked(lambda d: d.params.R),
+        "Bias": stacked(lambda d: d.params.b)[:, None],
         "FcWeights": fc.weights,
         "FcBias": fc.bias[:, None],
-        "HiddenState": lstm._start.h[:, None],
-        "CellState": lstm._start.c[:, None],
-        "OutputMode": lstm.output_mode,
-        "StateActivationFunction": lstm.state_activation,
-        "GateActivationFunction": lstm.gate_activation,
+        "HiddenState": stacked(lambda d: d._start.h)[:, None],
+        "CellState": stacked(lambda d: d._start.c)[:, None],
+        "OutputMode": one.output_mode,
+        "StateActivationFunction": one.state_activation,
+        "GateActivationFunction": one.gate_activation,
     }
     if seq.mean is not None:
         values["Mean"] = seq.mean[:, None]

@@ -578,13 +578,17 @@ def _last_step(
         raise bad
     lstms = [k for k, x in enumerate(p.layers) if isinstance(x, LSTM | BiLSTM)]
     last = p.layers[lstms[-1]] if lstms else None
-    if not isinstance(last, LSTM) or last.direction != "forward" or last.output_mode != "sequence":
+    if isinstance(last, BiLSTM) and last.output_mode == "sequence":
+        # Y[-1] (PyTorch's output[-1]): the reverse half there has seen one step only
+        fwd, bwd = (dataclasses.replace(d, output_mode="last") for d in (last.fwd, last.bwd))
+        p.layers[lstms[-1]] = BiLSTM(fwd, bwd, last.name, last.merge_mode, last="step")
+    elif isinstance(last, LSTM) and last.direction == "forward" and last.output_mode == "sequence":
+        p.layers[lstms[-1]] = dataclasses.replace(last, output_mode="last")
+    else:
         raise InputError(
-            f"{bad}: the last time step of a bidirectional or reverse LSTM's Y (as PyTorch's "
-            "output[-1]) holds the reverse direction after one step only, which lstm_ref's "
-            "layers do not return; read Y_h (h_n) instead"
+            f"{bad}: the last time step of a lone reverse LSTM's Y holds its output after one "
+            "step only, which lstm_ref's layers do not return; read Y_h instead"
         )
-    p.layers[lstms[-1]] = dataclasses.replace(last, output_mode="last")
     return _Path(left, p.sizes, p.layers)
 
 
@@ -719,6 +723,11 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
     if isinstance(layer, BiLSTM) and layer.merge_mode != "concat":
         raise InputError(
             f"layer {layer.name!r}: ONNX concatenates the directions; merge {layer.merge_mode!r}"
+        )
+    if isinstance(layer, BiLSTM) and layer.last == "step":
+        raise InputError(
+            f"layer {layer.name!r}: its output at the last step has no ONNX export (Y[-1] is 0 "
+            "for shorter sequences under sequence_lens); only the final states (Y_h)"
         )
     for one in directions:
         if one.projection is not None:

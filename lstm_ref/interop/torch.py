@@ -328,6 +328,11 @@ def _lstm_layers(net: Network) -> list[LSTM | BiLSTM]:
     for layer in lstms:
         if isinstance(layer, BiLSTM) and layer.merge_mode != "concat":
             raise InputError(f"layer {layer.name!r}: nn.LSTM concatenates the two directions")
+        if isinstance(layer, BiLSTM) and layer.last == "step":
+            raise InputError(
+                f"layer {layer.name!r} reads the output at the last step; the documented head "
+                "reads h_n (the final states)"
+            )
         directions = [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
         for one in directions:
             _check_plain(one)
