@@ -158,7 +158,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster, client, tmp_path,
     assert rerun.worker != killed  # scored again elsewhere
     assert report.sequences == 4 * 100
     check_outputs(find_shards(folder), tmp_path / "out")
-    client.wait_for_workers(2)  # the nanny has restarted the killed one
+    client.wait_for_workers(2, timeout=120)  # the nanny has restarted the killed one
 
 
 def test_a_worker_that_sees_other_weights_refuses_them(client):
