@@ -145,7 +145,7 @@ class Network:
         """A copy computing in ``dtype`` (float64, or float32 like MATLAB)."""
         if np.dtype(dtype) not in FLOAT_DTYPES:
             raise InputTypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
-        return Network([layer.astype(dtype) for layer in self.layers], self.class_names)
+        return Network([layer.astype(dtype) for layer in self.layers], self.class_names or None)
 
     # ---------------------------------------------------------------------- state
     def initial_state(self) -> State:

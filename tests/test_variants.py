@@ -195,3 +195,8 @@ def test_bilstm_last_step_backward_matches_torch(rng):
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=0, atol=1e-12)
     for key, name in (("forward/W", "weight_ih_l0"), ("backward/R", "weight_hh_l0_reverse")):
         np.testing.assert_allclose(grads[key], getattr(module, name).grad, rtol=0, atol=1e-12)
+
+
+def test_astype_of_a_network_without_class_names():
+    net = from_torch(torch.nn.LSTM(C, H, bidirectional=True))
+    assert net.class_names == () and net.astype(np.float32).dtype == np.float32
