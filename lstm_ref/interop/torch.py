@@ -21,8 +21,8 @@ means b = 0. Layer k > 0 takes C = D·H_out. ``nn.LSTMCell`` has the same tensor
 output is [forward ‖ reverse], as ``output`` is.
 
 Semantics: a PyTorch module has no stored initial state (h_0 = c_0 = 0 unless passed);
-``dropout`` acts between layers in training only, so it is ignored at inference (noted in
-the network's summary: nothing changes). ``batch_first`` concerns only the caller's tensor
+``dropout`` acts between layers in training only, so an inference reference ignores it (a
+state_dict does not even record it). ``batch_first`` concerns only the caller's tensor
 layout: lstm_ref always takes (B, T, C) batches and lists of (T, C) sequences. PyTorch's
 packed sequences are lstm_ref's default ``Padding.masked()``: every sequence runs for its
 own length and a reverse direction starts at each sequence's own last step.
@@ -43,7 +43,10 @@ concatenated forward first, through one ``nn.Linear``, then softmax)::
             last = torch.cat(list(h_n[-(2 if self.lstm.bidirectional else 1):]), dim=1)
             return self.fc(last).softmax(dim=1)
 
-Without a head the network ends in the last LSTM layer, with per-step outputs.
+Without a head the network ends in the last LSTM layer, with per-step outputs. A state_dict
+does not say what the head reads: a model whose head reads ``output[:, -1]`` of a
+bidirectional LSTM (the reverse half after one step) needs its last layer rebuilt as
+``BiLSTM(fwd, bwd, last="step")`` with both directions' ``output_mode="last"``.
 """
 
 from __future__ import annotations
