@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import LstmRefError
-from . import convert, explain, layers, plot, predict, score, train, walkthrough
+from . import convert, explain, layers, plot, predict, score, train, verify, walkthrough
 from .common import Parser
 
-COMMANDS = (walkthrough, layers, predict, train, plot, explain, score, convert)
+COMMANDS = (walkthrough, layers, predict, train, plot, explain, score, convert, verify)
 
 DESCRIPTION = """\
 lstm_ref: a pure-NumPy reference LSTM sequence classifier.

@@ -1,0 +1,319 @@
+"""The known porting bugs, each a way of computing the reference with the bug switched on,
+and the search that finds which one reproduces the observed outputs.
+
+A :class:`Setting` is how the reference is computed: the network, the padding semantics
+(see :data:`SEMANTICS`), and whether a reverse direction's outputs come back in processing
+order. A :class:`Cause` turns the setting into the one with its bug on (or None when it
+cannot apply to this network). :func:`causes` lists them all: the 23 other gate-block
+orders, the bias doubled or dropped (and one of two stored biases only), TF's forget_bias
+at run time, the other hard-sigmoid (or none), another padding semantics, a reverse
+direction's outputs in processing order, transposed or mis-reshaped kernels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..layers import LSTM, BiLSTM, Layer
+from ..lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
+from ..network import Network
+from ..padding import Padding, make_batches
+
+Array = np.ndarray
+
+SEMANTICS = {  # name: (what it means, lstm_ref padding kind and direction, padded steps)
+    "masked": "each sequence stops at its own length; per-step outputs are 0 past it "
+    "(PyTorch packed sequences, ONNX sequence_lens)",
+    "keras": "each sequence stops at its own length; per-step outputs repeat the last one "
+    "past it (Keras Masking)",
+    "matlab": "padding on the right computed like data (MATLAB; an LSTM run on a padded "
+    "batch without packing or sequence_lens)",
+    "matlab-left": "padding on the left computed like data (MATLAB's "
+    "SequencePaddingDirection 'left')",
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How the reference is computed."""
+
+    net: Network
+    semantics: str = "masked"  # a key of SEMANTICS
+    reverse_in_processing_order: bool = False
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A known porting bug: its key, what it means, and the setting with it switched on."""
+
+    key: str
+    title: str
+    apply: Callable[[Setting], Setting | None]
+
+
+def reference_outputs(
+    setting: Setting, seqs: list[Array], name: str | None, T: int
+) -> tuple[Array, Array]:
+    """The reference's output ``name`` (a layer; None the last) on ``seqs``.
+
+    Returns
+    -------
+    values : ndarray, (N, K) or (N, T, W)
+        Per-step outputs in a batch of length ``T``: each sequence's steps from where it
+        starts (0, or T − length when padded on the left), padded steps per the semantics.
+    mask : ndarray of bool, (N,) or (N, T)
+        What to compare: every sequence; every step but padded steps whose value the
+        semantics leaves undefined (a framework computing over padding).
+    """
+    net, kind = setting.net, setting.semantics
+    if kind.startswith("matlab"):
+        left = kind.endswith("left")
+        padding = Padding.matlab(mini_batch_size=len(seqs), direction="left" if left else "right")
+    else:
+        padding = Padding.masked(mini_batch_size=len(seqs))
+    upto = len(net.layers) - 1 if name is None else [x.name for x in net.layers].index(name)
+    batch = make_batches([s.astype(net.dtype) for s in seqs], padding)[0]
+    pad = T - batch.x.shape[1]
+    if pad and kind == "matlab-left":
+        raise ValueError("left-padded outputs are compared in a batch of the longest length")
+    y, _ = net.forward(batch, None, upto)
+    if y.ndim == 2:
+        return y.astype(np.float64), np.ones(len(y), bool)
+    y = np.pad(y.astype(np.float64), ((0, 0), (0, pad), (0, 0)))
+    t = np.arange(T)[None, :]
+    start, stop = batch.start[:, None], (batch.start + batch.lengths)[:, None]
+    real = (t >= start) & (t < stop)  # (N, T)
+    if setting.reverse_in_processing_order:
+        y = _reverse_half(net.layers[upto], y, batch.lengths)
+    if kind == "masked":
+        return np.where(real[..., None], y, 0.0), np.ones_like(real)
+    if kind == "keras":
+        last = y[np.arange(len(y)), batch.lengths - 1]  # (N, W)
+        return np.where(real[..., None], y, last[:, None]), np.ones_like(real)
+    return y, real
+
+
+def _reverse_half(layer: Layer, y: Array, lengths: Array) -> Array:
+    """``y`` with the reverse direction's outputs of ``layer`` in processing order (each
+    sequence's steps reversed over its own length)."""
+    cols = slice(None) if isinstance(layer, LSTM) else slice(layer.fwd.state_widths[0], None)  # type: ignore[attr-defined]
+    T = y.shape[1]
+    t = np.arange(T)[None, :]
+    n = lengths[:, None]
+    index = np.where(t < n, n - 1 - t, t)  # (N, T)
+    out = y.copy()
+    out[:, :, cols] = np.take_along_axis(y[:, :, cols], index[..., None], axis=1)
+    return out
+
+
+# ---------------------------------------------------------------- changing the network
+def map_lstms(net: Network, change: Callable[[LSTM], LSTM | None]) -> Network | None:
+    """``net`` with ``change`` applied to every LSTM direction; None when it applies to none."""
+    changed = False
+
+    def one(lstm: LSTM) -> LSTM:
+        nonlocal changed
+        new = change(lstm)
+        changed |= new is not None
+        return lstm if new is None else new
+
+    layers: list[Layer] = []
+    for layer in net.layers:
+        if isinstance(layer, BiLSTM):
+            layer = dataclasses.replace(layer, fwd=one(layer.fwd), bwd=one(layer.bwd))
+        elif isinstance(layer, LSTM):
+            layer = one(layer)
+        layers.append(layer)
+    return Network(layers, net.class_names or None) if changed else None
+
+
+def _params(
+    change: Callable[[LSTMParams, int], LSTMParams | None],
+) -> Callable[[LSTM], LSTM | None]:
+    """An LSTM change from a change of its (W, R, b) given H (None: not applicable)."""
+
+    def apply(lstm: LSTM) -> LSTM | None:
+        new = change(lstm.params, lstm.hidden_size)
+        return None if new is None else dataclasses.replace(lstm, params=new)
+
+    return apply
+
+
+def _on_net(change: Callable[[LSTM], LSTM | None]) -> Callable[[Setting], Setting | None]:
+    def apply(s: Setting) -> Setting | None:
+        net = map_lstms(s.net, change)
+        return None if net is None else dataclasses.replace(s, net=net)
+
+    return apply
+
+
+KNOWN_ORDERS = {  # the blocks as the port reads them, in lstm_ref's gate names
+    "iofg": "ONNX's i,o,f,c blocks read as i,f,g,o (CrispASR#106)",
+    "igof": "i,f,g,o reordered to ONNX the wrong way round (the inverse 3-cycle)",
+    "igfo": "TF1 BasicLSTMCell's i,j,f,o (Haiku's i,g,f,o) read as i,f,g,o",
+    "ifog": "MIOpen's i,f,o,c read as i,f,g,o",
+}
+
+
+def _gate_order(order: str) -> Cause:
+    """The port's gate block k holds the reference's gate ``order[k]``."""
+
+    def change(p: LSTMParams, H: int) -> LSTMParams:
+        W, R, b = (reorder_gates(a, order, inverse=True) for a in p)
+        return LSTMParams(W, R, b)
+
+    named = KNOWN_ORDERS.get(order)
+    title = f"gate blocks in the order {','.join(order)}" + (f": {named}" if named else "")
+    return Cause(f"gate-order:{order}", title, _on_net(_params(change)))
+
+
+def _bias(factor: float, key: str, title: str) -> Cause:
+    return Cause(key, title, _on_net(_params(lambda p, H: LSTMParams(p.W, p.R, factor * p.b))))
+
+
+def _forget_bias(delta: float) -> Cause:
+    def change(p: LSTMParams, H: int) -> LSTMParams:
+        b = p.b.copy()
+        b[gate_rows("f", H)] += delta
+        return LSTMParams(p.W, p.R, b)
+
+    sign = "added at run time" if delta > 0 else "subtracted (stored in b and added again)"
+    return Cause(f"forget-bias:{delta:+g}", f"TF's forget_bias=1 {sign}", _on_net(_params(change)))
+
+
+OTHER_GATE_ACTIVATIONS = {
+    "sigmoid": ("hard-sigmoid", "hard-sigmoid-keras3"),
+    "hard-sigmoid": ("hard-sigmoid-keras3", "sigmoid"),
+    "hard-sigmoid-keras3": ("hard-sigmoid", "sigmoid"),
+}
+ACTIVATION_TITLES = {
+    "hard-sigmoid": "hard_sigmoid 0.2x + 0.5 (Keras <= 2.15, ONNX, MATLAB)",
+    "hard-sigmoid-keras3": "hard_sigmoid x/6 + 0.5 (Keras 3)",
+    "sigmoid": "sigmoid (Keras >= 2.3's default)",
+}
+
+
+def _gate_activation(name: str) -> Cause:
+    def change(lstm: LSTM) -> LSTM | None:
+        if name not in OTHER_GATE_ACTIVATIONS.get(lstm.gate_activation, ()):
+            return None
+        return dataclasses.replace(lstm, gate_activation=name)
+
+    return Cause(
+        f"gate-activation:{name}", f"gates computed with {ACTIVATION_TITLES[name]}", _on_net(change)
+    )
+
+
+def _transposed_blocks(which: str) -> Cause:
+    """Each square gate block of W or R transposed (a kernel stored in × out read as out × in)."""
+
+    def change(p: LSTMParams, H: int) -> LSTMParams | None:
+        a = p.W if which == "W" else p.R
+        if a.shape[1] != H:
+            return None
+        blocks = np.concatenate([a[gate_rows(g, H)].T for g in GATE_NAMES])
+        return p._replace(**{which: blocks})
+
+    what = "input" if which == "W" else "recurrent"
+    return Cause(
+        f"transposed:{which}",
+        f"each gate block of the {what} kernel transposed",
+        _on_net(_params(change)),
+    )
+
+
+def _reshaped_kernels() -> Cause:
+    """Keras's kernels (C, 4H) and (H, 4H) reshaped to (4H, C) and (4H, H) instead of
+    transposed."""
+
+    def change(p: LSTMParams, H: int) -> LSTMParams:
+        return LSTMParams(p.W.T.reshape(p.W.shape), p.R.T.reshape(p.R.shape), p.b)
+
+    return Cause(
+        "reshaped-kernels",
+        "kernels reshaped instead of transposed (Keras's (C, 4H) read as (4H, C))",
+        _on_net(_params(change)),
+    )
+
+
+def _semantics(kind: str) -> Cause:
+    def apply(s: Setting) -> Setting | None:
+        return None if s.semantics == kind else dataclasses.replace(s, semantics=kind)
+
+    return Cause(f"padding:{kind}", f"padding semantics {kind!r}: {SEMANTICS[kind]}", apply)
+
+
+def _reverse_order() -> Cause:
+    def apply(s: Setting) -> Setting | None:
+        has_reverse = any(
+            isinstance(x, BiLSTM) or (isinstance(x, LSTM) and x.direction == "reverse")
+            for x in s.net.layers
+        )
+        return dataclasses.replace(s, reverse_in_processing_order=True) if has_reverse else None
+
+    return Cause(
+        "reverse-output-order",
+        "the reverse direction's outputs in processing order, not time order (Keras "
+        "go_backwards vs ONNX/PyTorch)",
+        apply,
+    )
+
+
+def causes(extra: list[Cause] | None = None) -> list[Cause]:
+    """Every known cause, in the order they are tried (``extra``: model-specific ones)."""
+    orders = ["".join(p) for p in itertools.permutations(GATE_NAMES) if "".join(p) != "ifgo"]
+    orders.sort(key=lambda o: o not in KNOWN_ORDERS)
+    return [
+        *(_gate_order(o) for o in orders),
+        _bias(
+            2.0, "bias:doubled", "the bias counted twice (2b, e.g. b written to both b_ih and b_hh)"
+        ),
+        _bias(0.0, "bias:dropped", "the bias dropped"),
+        *(extra or []),
+        _forget_bias(1.0),
+        _forget_bias(-1.0),
+        *(_gate_activation(name) for name in ACTIVATION_TITLES),
+        *(_semantics(kind) for kind in SEMANTICS),
+        _reverse_order(),
+        _transposed_blocks("R"),
+        _transposed_blocks("W"),
+        _reshaped_kernels(),
+    ]
+
+
+def stored_bias_causes(path: Path) -> list[Cause]:
+    """For a PyTorch file, which stores two biases: the port used only one of them, or one
+    of them in both places."""
+    import torch
+
+    from ..interop.torch import network_from_arrays
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    arrays = {str(k): v.detach().to(torch.float64).numpy() for k, v in state.items()}
+    found = []
+    for kept, other in (("bias_ih", "bias_hh"), ("bias_hh", "bias_ih")):
+        if not any(other in k and arrays[k].any() for k in arrays):
+            continue
+        for how, title in (
+            ("only", f"{other} dropped"),
+            ("twice", f"{kept} also in place of {other}"),
+        ):
+            changed = {
+                k: (arrays[k.replace(other, kept)] if how == "twice" else 0 * v)
+                if other in k
+                else v
+                for k, v in arrays.items()
+            }
+            net = network_from_arrays(changed, str(path))
+
+            def apply(s: Setting, net: Network = net) -> Setting:
+                return dataclasses.replace(s, net=net)
+
+            found.append(Cause(f"bias:{kept}-{how}", f"of the two biases, {title}", apply))
+    return found

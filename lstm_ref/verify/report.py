@@ -1,0 +1,95 @@
+"""A :class:`~lstm_ref.verify.Report` as readable text and as JSON (schema: docs/VERIFY.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from . import Report
+from .compare import histogram_text
+
+SCHEMA = "lstm_ref.verify/1"
+VERDICTS = {
+    "match": "PASSED | all outputs match within tolerance",
+    "rounding": "FAILED only by float32 rounding: the observed outputs are as far from the "
+    "float64 reference as the reference itself in float32; no bug",
+    "cause": "FAILED | a known porting bug reproduces the observed outputs",
+    "unknown": "FAILED | no known porting bug reproduces the observed outputs",
+}
+
+
+def text(report: Report) -> str:
+    """The report as lines of text: inputs, each output's comparison, where, why."""
+    lines = [
+        f"verify {report.model} against {report.observed_from}",
+        f"inputs: {report.inputs}; lengths {report.lengths}; padding {report.semantics!r}",
+        f"tolerance: [abs={report.atol:g}, rel={report.rtol:g}] | an element fails when it "
+        "exceeds both",
+    ]
+    for c in report.comparisons:
+        lines += [
+            "",
+            f"output {c.name!r}: observed {c.observed_dtype} {c.observed_shape}, reference "
+            f"float64 {c.reference_shape}; {c.compared} elements compared",
+            f"  abs error: max {c.max_abs:.3e}, mean {c.mean_abs:.3e}, median {c.median_abs:.3e}",
+            f"  rel error: max {c.max_rel:.3e}, mean {c.mean_rel:.3e}, median {c.median_rel:.3e}",
+            f"  minimum tolerance to pass: [abs={c.max_abs:.3e}] OR [rel={c.max_rel:.3e}]",
+            "  abs error histogram:",
+            *histogram_text(c.histogram),
+            f"  {'PASSED' if c.passed else 'FAILED'} | {c.failed} of {c.compared} elements "
+            "beyond tolerance",
+        ]
+        if c.name in report.rounding:
+            lines.append(
+                f"  float32 rounding of the reference itself: {report.rounding[c.name]:.3e}"
+            )
+    d = report.divergence
+    if d is not None:
+        at = f"sequence {d.sequence}" + ("" if d.step is None else f", time step {d.step}")
+        lines += [
+            "",
+            f"first divergence: output {d.output!r}, {at}, unit {d.unit}: observed "
+            f"{d.observed:.6g}, reference {d.reference:.6g}",
+        ]
+        if d.gates is not None:
+            where = "there" if d.step is not None else "at the sequence's last step"
+            lines.append(f"  reference gates of layer {d.layer!r} {where}, units {d.units}:")
+            lines += [f"    {g} = {', '.join(f'{v:.6g}' for v in vs)}" for g, vs in d.gates.items()]
+        if d.implied:
+            lines.append(
+                "  the observed h with the reference's c implies o = "
+                + ", ".join(f"{v:.6g}" for v in d.implied.values())
+            )
+    lines += ["", VERDICTS[report.verdict]]
+    for f in report.causes:
+        lines.append(f"  cause: {f.title} [{f.key}] — reproduces the outputs to {f.max_abs:.3e}")
+    if report.verdict == "unknown":
+        lines.append("  the closest known causes (none within tolerance):")
+        lines += [f"    {f.title} [{f.key}]: max abs error {f.max_abs:.3e}" for f in report.nearest]
+    return "\n".join(lines)
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """The report as JSON-ready data (docs/VERIFY.md); non-finite numbers become null."""
+    data = dataclasses.asdict(report)
+    data["passed"] = report.passed
+    for c in data["comparisons"]:
+        c["passed"] = c["failed"] == 0
+        c["histogram"] = [{"low": lo, "high": hi, "count": n} for lo, hi, n in c["histogram"]]
+    return {"schema": SCHEMA, **_finite(data)}
+
+
+def dumps(report: Report) -> str:
+    return json.dumps(to_json(report), indent=1, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
