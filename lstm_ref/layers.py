@@ -54,6 +54,7 @@ from .lstm import (
     StepGradients,
     lstm_backward,
     lstm_forward,
+    peephole_gradient,
     projection_gradient,
     reverse_in_time,
 )
@@ -363,8 +364,8 @@ class LSTM(Layer):
         }
 
     def learnables(self) -> dict[str, Array]:
-        extra = {} if self.projection is None else {"projection": self.projection}
-        return {**self.params._asdict(), **extra}
+        extra = {"projection": self.projection, "peephole": self.peephole}
+        return {**self.params._asdict(), **{k: v for k, v in extra.items() if v is not None}}
 
     def config(self) -> dict[str, Any]:
         return {
@@ -424,10 +425,15 @@ class LSTM(Layer):
         return (final.h if self.output_mode == "last" else self._in_time_order(Y, lengths)), cache
 
     def backward(self, dy: Array, cache: LSTMCache) -> tuple[Array, Grads]:
-        dx, grads, _, steps = self._bptt(dy, cache, keep_steps=self.projection is not None)
+        own = {k: v for k, v in self.learnables().items() if k not in LSTMParams._fields}
+        dx, grads, _, steps = self._bptt(dy, cache, keep_steps=bool(own))
         extra = {}
-        if steps is not None:  # with a projection: dW_hr from what reached each h_t
-            extra["projection"] = projection_gradient(cache.trace, steps.dh, self.act)
+        if steps is not None and self.variant is not None:  # from what every step computed
+            if self.projection is not None:  # dW_hr from what reached each h_t
+                sigma_h = self.act.state if self.variant.output is None else self.variant.output
+                extra["projection"] = projection_gradient(cache.trace, steps.dh, sigma_h)
+            if self.peephole is not None:
+                extra["peephole"] = peephole_gradient(cache.trace, cache.state0, steps.da)
         return self._in_time_order(dx, cache.lengths), {**grads._asdict(), **extra}
 
     def backward_steps(self, dy: Array, cache: LSTMCache) -> tuple[LSTMParams, StepGradients]:

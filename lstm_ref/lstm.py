@@ -263,11 +263,6 @@ class CellVariant(NamedTuple):
         ]
         return [name for name, on in options if on]
 
-    @property
-    def backward_limits(self) -> list[str]:
-        """The options :func:`variant_step_backward` has no gradient for."""
-        return [name for name in self.used if name != "projection"]
-
 
 NO_VARIANT = CellVariant()
 
@@ -314,26 +309,55 @@ def variant_step_backward(
     act: LSTMActivations = DEFAULT_ACTIVATIONS,
     v: CellVariant = NO_VARIANT,
 ) -> tuple[Array, LSTMState, LSTMParams, Array]:
-    """The chain rule through :func:`variant_step` with a projection (the variant training
-    uses): dh_t reaches o ⊙ σ_s(c_t) through W_hr, then :func:`lstm_step_backward` does the
-    rest. Returns what :func:`lstm_step_backward` returns; dW_hr is
-    :func:`projection_gradient` of the per-step dh.
+    """The chain rule through :func:`variant_step`, each line the mirror of a forward line.
 
-    Peepholes, clip, input_forget and a separate σ_h have no backward here: an InputError
-    names them.
+    Takes and returns what :func:`lstm_step_backward` does (dh_t is (B, P) with a
+    projection). The gradients of W_hr and of the peepholes come from the per-step
+    gradients: :func:`projection_gradient`, :func:`peephole_gradient`. A clipped
+    pre-activation passes no gradient.
     """
-    if v.backward_limits:
-        raise InputError(f"no backward pass through {', '.join(v.backward_limits)} (forward only)")
-    if v.projection is not None:  # h = m W_hrᵀ with m = o ⊙ σ_s(c)
-        dh = dh @ v.projection
-    return lstm_step_backward(p, x_t, prev, gates, dh, dc, act)
+    i, f, g, o, c, _ = gates
+    H = c.shape[1]
+    sigma_h = act.state if v.output is None else v.output
+    p_i, p_f, p_o = (0, 0, 0) if v.peephole is None else v.peephole
+    a = x_t @ p.W.T + prev.h @ p.R.T + p.b  # the pre-activations again, for the clip
+
+    def through_clip(dz: Array, z: Array) -> Array:  # d clip(z) / dz: 1 inside, 0 outside
+        return dz if v.clip is None else np.where(np.abs(z) < v.clip, dz, 0)
+
+    if v.projection is not None:
+        dh = dh @ v.projection  # h = m W_hrᵀ
+    s = sigma_h.value(c)
+    do = dh * s  # m = o ⊙ σ_h(c)
+    dz_o = through_clip(do * act.gate.grad(o), a[:, gate_rows("o", H)] + p_o * c)
+    dc = dc + dh * o * sigma_h.grad(s) + dz_o * p_o  # o reads c_t through its peephole
+    di, df, dg, dc_prev = dc * g, dc * prev.c, dc * i, dc * f  # c = f ⊙ c_prev + i ⊙ g
+    if v.input_forget:  # f = 1 − i
+        di, df = di - df, np.zeros_like(df)
+    dz_i = through_clip(di * act.gate.grad(i), a[:, gate_rows("i", H)] + p_i * prev.c)
+    dz_f = through_clip(df * act.gate.grad(f), a[:, gate_rows("f", H)] + p_f * prev.c)
+    dz_g = through_clip(dg * act.state.grad(g), a[:, gate_rows("g", H)])
+    dc_prev = dc_prev + dz_i * p_i + dz_f * p_f  # i and f read c_{t-1} through theirs
+    da = np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=1)  # (B, 4H) blocks i, f, g, o
+    grads = LSTMParams(W=da.T @ x_t, R=da.T @ prev.h, b=da.sum(axis=0))
+    return da @ p.W, LSTMState(h=da @ p.R, c=dc_prev), grads, da
 
 
-def projection_gradient(trace: Gates, dh: Array, act: LSTMActivations) -> Array:
-    """dW_hr (P, H) = Σ_t dh_tᵀ (o_t ⊙ σ_s(c_t)): ``dh`` (B, T, P) is what reached each
+def projection_gradient(trace: Gates, dh: Array, sigma_h: Activation) -> Array:
+    """dW_hr (P, H) = Σ_t dh_tᵀ (o_t ⊙ σ_h(c_t)): ``dh`` (B, T, P) is what reached each
     projected h_t (``StepGradients.dh``), ``trace`` the forward trace."""
-    m = trace.o * act.state.value(trace.c)  # (B, T, H); zero where a sequence has stopped
+    m = trace.o * sigma_h.value(trace.c)  # (B, T, H); zero where a sequence has stopped
     return np.einsum("btp,bth->ph", dh, m)
+
+
+def peephole_gradient(trace: Gates, state0: LSTMState, da: Array) -> Array:
+    """d(p_i, p_f, p_o) (3, H): Σ_t of da_i ⊙ c_{t-1}, da_f ⊙ c_{t-1}, da_o ⊙ c_t, from the
+    per-step pre-activation gradients ``da`` (B, T, 4H) (``StepGradients.da``)."""
+    H = trace.c.shape[-1]
+    c_prev = np.concatenate([state0.c[:, None], trace.c[:, :-1]], axis=1)  # (B, T, H)
+    rows = [(da[..., gate_rows(k, H)], state) for k, state in (("i", c_prev), ("f", c_prev))]
+    rows.append((da[..., gate_rows("o", H)], trace.c))
+    return np.stack([(d * state).sum(axis=(0, 1)) for d, state in rows])
 
 
 def reverse_in_time(x: Array, lengths: Array | None) -> Array:
@@ -439,8 +463,8 @@ def lstm_backward(
     Parameters
     ----------
     p, x, state0, lengths, act, variant
-        As given to :func:`lstm_forward` (of the variants, only a projection has a
-        backward; its dW_hr is :func:`projection_gradient` of ``steps.dh``).
+        As given to :func:`lstm_forward` (a variant's W_hr and peephole gradients are
+        :func:`projection_gradient` and :func:`peephole_gradient` of the kept steps).
     trace : Gates
         The trace :func:`lstm_forward` returned.
     dY : ndarray, shape (B, T, H)

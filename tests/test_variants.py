@@ -11,7 +11,16 @@ import pytest
 import torch
 from torch_models import Classifier, distinct_gates, packed
 
-from lstm_ref import LSTM, InputError, LSTMParams, Network, Padding, SequenceInput, make_batches
+from lstm_ref import (
+    LSTM,
+    FullyConnected,
+    LSTMParams,
+    Network,
+    Padding,
+    SequenceInput,
+    Softmax,
+    make_batches,
+)
 from lstm_ref.interop.torch import from_torch
 from lstm_ref.lstm import reorder_gates, reverse_in_time
 from lstm_ref.train.loss import loss_and_gradients
@@ -102,14 +111,54 @@ def test_reverse_direction_backward_matches_torch(rng):
         assert not dx[b, T:].any()
 
 
-def test_variants_without_backward_say_so(rng):
-    p = LSTMParams(rng.normal(size=(4 * H, C)), rng.normal(size=(4 * H, H)), rng.normal(size=4 * H))
-    lstm = LSTM(p, output_mode="last", peephole=rng.normal(size=(3, H)), clip=2.0)
-    net = Network([SequenceInput(C), lstm])
-    batch = make_batches([rng.normal(size=(4, C))])[0]
-    y, caches = net.forward(batch)
-    with pytest.raises(InputError, match="no backward pass through peepholes, cell clip"):
-        lstm.backward(np.ones_like(y), caches[1])
+VARIANT_OPTIONS = {
+    "peephole-clip": {"peephole": True, "clip": 0.9},
+    "input-forget-peephole": {"peephole": True, "input_forget": True},
+    "output-activation": {
+        "gate_activation": "HardSigmoid(alpha=0.3, beta=0.45)",
+        "state_activation": "Softsign",
+        "output_activation": "Elu(alpha=0.7)",
+    },
+    "projection-reverse": {"projection": True, "direction": "reverse", "peephole": True},
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANT_OPTIONS))
+def test_variant_backward_matches_central_differences(rng, name):
+    """No framework trains peepholes, clip or a coupled gate: central differences check BPTT."""
+    from lstm_ref.train.loss import numerical_gradients
+
+    options = dict(VARIANT_OPTIONS[name])
+    P = 2 if options.pop("projection", False) else None
+    H_out = P or H
+    if options.pop("peephole", False):
+        options["peephole"] = rng.normal(size=(3, H)) * 0.5
+    p = LSTMParams(
+        rng.normal(size=(4 * H, C)) * 0.7,
+        rng.normal(size=(4 * H, H_out)) * 0.5,
+        rng.normal(size=4 * H) * 0.3,
+    )
+    lstm = LSTM(
+        p,
+        output_mode="last",
+        projection=None if P is None else rng.normal(size=(P, H)),
+        **options,
+    )
+    net = Network(
+        [
+            SequenceInput(C),
+            lstm,
+            FullyConnected(rng.normal(size=(K, H_out)), rng.normal(size=K)),
+            Softmax(),
+        ]
+    )
+    batch = make_batches([rng.normal(size=(T, C)) for T in (4, 2, 3)], Padding.masked())[0]
+    targets = np.array([0, 2, 1])
+    _, grads, _ = loss_and_gradients(net, batch, targets)
+    numeric = numerical_gradients(net, batch, targets)
+    assert grads.keys() == numeric.keys()
+    for key, g in grads.items():
+        np.testing.assert_allclose(g, numeric[key], rtol=1e-5, atol=1e-8, err_msg=key)
 
 
 def test_float32_on_request(rng):
