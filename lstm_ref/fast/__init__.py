@@ -1,0 +1,36 @@
+"""The fast inference path beside the readable reference, tested equal to it.
+
+:mod:`lstm_ref.fast.engine` compiles a network's layers (one fused product per step, the
+sigmoid and the input normalisation folded into the weights, sorted shrinking batches) and
+says what it covers; :mod:`lstm_ref.fast.stepper` streams one step at a time.
+"""
+
+from .engine import (
+    FAST_ORDER,
+    FastLSTM,
+    FastNetwork,
+    StepBuffers,
+    all_finite,
+    compile_lstm,
+    covered,
+    fast_step,
+    one_pass,
+    run_lstm,
+    work_buffers,
+)
+from .stepper import Stepper
+
+__all__ = [
+    "FAST_ORDER",
+    "FastLSTM",
+    "FastNetwork",
+    "StepBuffers",
+    "Stepper",
+    "all_finite",
+    "compile_lstm",
+    "covered",
+    "fast_step",
+    "one_pass",
+    "run_lstm",
+    "work_buffers",
+]

@@ -1,0 +1,175 @@
+"""The streaming stepper: one step (or one chunk) at a time, the state held inside.
+
+It runs the compiled layers of :mod:`lstm_ref.fast.engine` on preallocated one-row buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_real_array
+from ..errors import InputError
+from ..lstm import LSTMState
+from ..sequences import as_sequence_list
+from .engine import FastNetwork, StepBuffers, all_finite, fast_step, work_buffers
+
+Array = np.ndarray
+
+
+class Stepper:
+    """Streaming inference: one step (or one chunk) at a time, the state held inside.
+
+    Made from a network — ``net.stepper(outputs="lstm")`` — it starts from the network's
+    current state and takes a snapshot of its weights (make a new stepper after changing
+    them). ``step(x_t)`` equals ``net.predict(x_t[None], outputs=..., return_state=True)``
+    followed by ``net.state = state``, for an (H,) state; ``run(X)`` does the same for a
+    chunk (T, C). A network the fast path does not cover steps through the reference.
+
+    Each step's input is checked with one dot product: x·x must be finite and small enough
+    that no pre-activation can overflow (then no value can become NaN or Inf, and the output
+    needs no check of its own). A larger x goes through the full check; in float32 an x
+    beyond ~1e19 also makes NumPy warn about the overflow of that dot product.
+
+    Parameters
+    ----------
+    net : Network
+    outputs : str, optional
+        The layer whose activations to return (default the last layer).
+    """
+
+    def __init__(self, net: Any, outputs: str | None = None):
+        upto = len(net.layers) - 1 if outputs is None else net.layers.index(net.layer(outputs))
+        self._net = type(net)(net.layers, net.class_names)  # its own state; the same layers
+        self._net.state = net.state
+        self._outputs = outputs
+        self.input_size, self.dtype = net.input_size, net.dtype
+        self._engine = FastNetwork.compile(net.layers[: upto + 1])
+        start = net.state  # (H,) or (1, H) rows
+        if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in start.values()):
+            raise InputError("a stepper runs one sequence: the network's state holds several rows")
+        self._half = np.array(0.5, dtype=self.dtype)
+        self._plan: list[tuple[Array, Array, StepBuffers, Array, Array | None]] = []
+        if self._engine is not None:
+            lstms = self._engine.lstms
+            zs = [np.zeros(f.C + f.H + 1, self.dtype) for f in lstms]
+            for k, (f, z) in enumerate(zip(lstms, zs, strict=True)):
+                buf = StepBuffers.of(*work_buffers(f.c0))
+                nxt = zs[k + 1][: lstms[k + 1].C] if k + 1 < len(lstms) else None
+                self._plan.append((f.M, z, buf, z[f.C : f.C + f.H], nxt))
+            self._zx = zs[0][: lstms[0].C]
+        self.reset(start)
+
+    # ---------------------------------------------------------------------- state
+    def reset(self, state: dict[str, LSTMState] | None = None) -> None:
+        """Back to the layers' initial state (or to ``state``, (H,) per LSTM layer)."""
+        if self._engine is None:
+            self._net.reset_state() if state is None else setattr(self._net, "state", state)
+            return
+        hmax = 1.0  # |h| after any step; the starting h may be larger
+        for f, (_, z, buf, h, _) in zip(self._engine.lstms, self._plan, strict=True):
+            h0, c0 = (f.h0, f.c0) if state is None else state[f.name]
+            h[:], buf.c[:] = np.reshape(h0, -1), np.reshape(c0, -1)
+            z[-1] = 1
+            hmax = max(hmax, float(np.abs(h).max()))
+        self._bound, self._check_out = self._input_bound(hmax)
+
+    def _input_bound(self, hmax: float) -> tuple[float, bool]:
+        """The bound on x·x below which no pre-activation can overflow (and the input
+        normalisation cannot), and whether the output needs a check of its own (heads, or
+        weights so large that no bound keeps every layer finite)."""
+        assert self._engine is not None
+        big = float(np.finfo(self.dtype).max) / 4
+        limit, safe = self._engine.limit, True
+        for k, f in enumerate(self._engine.lstms):
+            M = np.abs(f.M.astype(np.float64))
+            per_x, rest = M[: f.C].sum(axis=0), hmax * M[f.C : f.C + f.H].sum(axis=0) + M[-1]
+            room = float((big - rest).min())
+            if k == 0:
+                limit = min(limit, room / max(float(per_x.max()), 1e-300))
+            safe = safe and room > 0 and (k == 0 or float(per_x.max()) * hmax < room)
+        limit = max(min(limit, math.sqrt(big)), 0.0)
+        return limit * limit, bool(self._engine.heads) or not safe
+
+    @property
+    def state(self) -> dict[str, LSTMState]:
+        """A copy of the held state: h and c, (H,) each, by LSTM layer name."""
+        if self._engine is None:
+            return self._net.state
+        return {
+            f.name: LSTMState(h.copy(), buf.c.copy())
+            for f, (_, _, buf, h, _) in zip(self._engine.lstms, self._plan, strict=True)
+        }
+
+    # ------------------------------------------------------------------ computing
+    def step(self, x: Array) -> Array:
+        """One time step: ``x`` (C,) in, the layer's activations at this step out, (W,)."""
+        if self._engine is None:
+            y, state = self._net.predict(self._one_step(x)[None], self._outputs, return_state=True)
+            self._net.state = state
+            return y[0] if y.ndim == 2 else y
+        zx = self._zx
+        if type(x) is np.ndarray and x.shape == zx.shape and x.dtype == self.dtype:
+            np.copyto(zx, x)
+        else:
+            np.copyto(zx, self._one_step(x))
+        try:
+            plausible = np.dot(zx, zx) <= self._bound  # False for NaN and Inf
+        except RuntimeWarning:  # an overflow, with warnings turned into errors
+            plausible = False
+        if not plausible:
+            self._one_step(x)  # raises, or x is fine after all
+        half = self._half
+        for M, z, buf, h, nxt in self._plan:
+            fast_step(M, z, buf, h, half)
+            if nxt is not None:
+                np.copyto(nxt, h)
+        y = h.copy()
+        for layer in self._engine.heads:
+            y, _ = layer.forward(y)
+        if self._check_out and not all_finite(y):
+            raise InputError(
+                f"a layer overflowed {self.dtype} at this step (a non-finite value): the "
+                "inputs, state or weights are too large; reset() the stepper"
+            )
+        return y
+
+    def run(self, X: Array) -> Array:
+        """A chunk of steps, ``X`` (T, C): what ``net.predict(X, outputs=...)`` returns from
+        the held state ((T, W), or (W,) for an output mode "last"); the state is carried on."""
+        if self._engine is None:
+            y, state = self._net.predict(X, self._outputs, return_state=True)
+            self._net.state = state
+            return y
+        if not isinstance(X, np.ndarray) or X.ndim != 2:
+            raise InputError(f"expected one chunk of steps (T, C); got {np.shape(X)}")
+        seqs, _ = as_sequence_list(X, self.input_size, dtype=self.dtype)
+        done = self._engine.run_one(seqs[0], self.state)
+        if done is None:
+            raise InputError(
+                "a value overflowed the network's dtype in this chunk (a non-finite value): "
+                "the inputs, state or weights are too large; reset() the stepper"
+            )
+        y, final = done
+        self.reset(final)
+        return y
+
+    def _one_step(self, x: Any) -> Array:
+        """``x`` checked as one step (C,) of real numbers, cast, finite, and within the
+        range the input normalisation can take (else an InputError)."""
+        a = np.asarray(x)
+        if a.shape != (self.input_size,):
+            raise InputError(f"expected one step of shape ({self.input_size},); got {a.shape}")
+        a = check_real_array(a, "x", self.dtype, axes=("feature",))
+        norm = self._net.layers[0]
+        if norm.mean is not None:
+            with np.errstate(over="ignore"):
+                y, _ = norm.forward(a)
+            if not np.isfinite(y).all():
+                raise InputError(
+                    f"layer {norm.name!r} overflowed {self.dtype} at this step (a non-finite "
+                    "value): the input is too large for the normalisation"
+                )
+        return a
