@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +134,7 @@ class Finding:
     title: str
     max_abs: float
     reproduces: bool
+    compared: int  # elements compared (padding computed as data leaves padded steps out)
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,8 @@ def diagnose(
     """Every applicable known cause, tried: the reference with it switched on against the
     observed outputs, sorted by the largest absolute error. A cause reproduces the outputs
     when every element passes ``atol`` (widened to the reference's own float32 rounding
-    times :data:`ROUNDING_FACTOR`) or ``rtol``."""
+    times :data:`ROUNDING_FACTOR`) or ``rtol``, and no other cause that does compares more
+    elements (padding computed as data leaves padded steps undefined: it explains less)."""
     from .diagnose import stored_bias_causes
 
     extra: list[Cause] = []
@@ -294,7 +296,7 @@ def diagnose(
         changed = cause.apply(setting)
         if changed is None:
             continue
-        worst, ok = 0.0, True
+        worst, ok, compared = 0.0, True, 0
         for k, name in names.items():
             try:
                 ref, mask = reference_outputs(changed, inputs.sequences, name, T)
@@ -302,12 +304,17 @@ def diagnose(
                 worst, ok = float("inf"), False
                 break
             keep = np.broadcast_to(mask[..., None], ref.shape)
+            compared += int(keep.sum())
             abs_err, rel_err = errors(observed[k][keep], ref[keep])
             tol = max(atol, ROUNDING_FACTOR * rounding[k])
             ok &= not failing(abs_err, rel_err, tol, rtol).any()
             worst = max(worst, float(np.nan_to_num(abs_err, nan=np.inf).max(initial=0.0)))
-        findings.append(Finding(cause.key, cause.title, worst, ok))
-    return sorted(findings, key=lambda f: (not f.reproduces, f.max_abs))
+        findings.append(Finding(cause.key, cause.title, worst, ok, compared))
+    most = max((f.compared for f in findings if f.reproduces), default=0)
+    return sorted(
+        (replace(f, reproduces=f.reproduces and f.compared == most) for f in findings),
+        key=lambda f: (not f.reproduces, f.max_abs),
+    )
 
 
 def _run(path: Path, inputs: Inputs) -> tuple[str, dict[str, Array]]:
@@ -363,6 +370,7 @@ def _divergence(
     traced = layer if isinstance(layer, LSTM | BiLSTM) else None
     if traced is None and net.stateful_layers:
         traced = net.stateful_layers[0]  # type: ignore[assignment]
+    index = (n, u) if t is None else (n, t, u)
     gates = implied = None
     units: list[int] = []
     if traced is not None:
@@ -375,8 +383,7 @@ def _divergence(
             if traced is layer and isinstance(layer, LSTM) and layer.state_activation == "tanh":
                 tanh_c = float(np.tanh(trace.c[step, u]))
                 if abs(tanh_c) > 1e-12 and layer.projection is None:
-                    implied = {"o": float(obs[n, t, u]) / tanh_c}  # type: ignore[index]
-    index = (n, u) if t is None else (n, t, u)
+                    implied = {"o": float(obs[index]) / tanh_c}
     return Divergence(
         output=c.name,
         sequence=n,

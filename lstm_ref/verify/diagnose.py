@@ -154,8 +154,10 @@ def _on_net(change: Callable[[LSTM], LSTM | None]) -> Callable[[Setting], Settin
 
 
 KNOWN_ORDERS = {  # the blocks as the port reads them, in lstm_ref's gate names
-    "iofg": "ONNX's i,o,f,c blocks read as i,f,g,o (CrispASR#106)",
-    "igof": "i,f,g,o reordered to ONNX the wrong way round (the inverse 3-cycle)",
+    "iofg": "ONNX's i,o,f,c blocks read as i,f,g,o (CrispASR#106), or the export to ONNX "
+    "reordered with the import's permutation",
+    "igof": "i,f,g,o blocks written where ONNX expects i,o,f,c, or ONNX's blocks reordered "
+    "with the export's permutation (the other direction of the 3-cycle)",
     "igfo": "TF1 BasicLSTMCell's i,j,f,o (Haiku's i,g,f,o) read as i,f,g,o",
     "ifog": "MIOpen's i,f,o,c read as i,f,g,o",
 }

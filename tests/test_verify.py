@@ -1,0 +1,260 @@
+"""verify: models made by torch, onnxruntime and Keras with one planted porting bug each; the
+observed outputs come from the framework running the broken model, and verify must name the
+bug — a correct model must match with no diagnosis, float32 noise must be called rounding."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch_models import Classifier, distinct_gates
+
+from lstm_ref import Network
+from lstm_ref.cli import main
+from lstm_ref.interop import load_model, save_model
+from lstm_ref.lstm import gate_rows, reorder_gates
+from lstm_ref.verify import generate_inputs, verify
+from lstm_ref.verify.report import dumps, text
+
+C, H, K = 3, 5, 4
+INPUTS = generate_inputs(C, seed=7, batch=4, length_range=(3, 8))  # lengths mixed
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("verify")
+
+
+@pytest.fixture(scope="module")
+def state():
+    """A float32 torch classifier, every gate block scaled differently, non-zero biases."""
+    return distinct_gates(Classifier(C, H, K), seed=3).eval().state_dict()
+
+
+@pytest.fixture(scope="module")
+def reference(folder, state):
+    torch.save(state, folder / "ref.pt")
+    return folder / "ref.pt"
+
+
+def port(folder, state, name, change):
+    """A copy of the state_dict with ``change`` applied to its LSTM tensors, saved."""
+    broken = {k: v.clone() for k, v in state.items()}
+    for key in [k for k in broken if k.startswith("lstm.")]:
+        broken[key] = torch.from_numpy(np.ascontiguousarray(change(key, broken[key].numpy())))
+    torch.save(broken, folder / f"{name}.pt")
+    return folder / f"{name}.pt"
+
+
+def blocks_transposed(a):
+    return np.concatenate([a[gate_rows(g, H)].T for g in "ifgo"])
+
+
+def forget_plus_one(key, a):
+    if "bias_ih" in key:
+        a = a.copy()
+        a[gate_rows("f", H)] += 1
+    return a
+
+
+PLANTED = {  # port name: (how the LSTM tensors are broken, the cause verify must name)
+    "onnx-read-as-ifgo": (lambda k, a: reorder_gates(a, "iofg", inverse=True), "gate-order:iofg"),
+    "onnx-reorder-inverted": (lambda k, a: reorder_gates(a, "iofg"), "gate-order:igof"),
+    "tf1-ijfo": (lambda k, a: reorder_gates(a, "igfo", inverse=True), "gate-order:igfo"),
+    "bias-dropped": (lambda k, a: 0 * a if "bias" in k else a, "bias:dropped"),
+    "bias-hh-dropped": (lambda k, a: 0 * a if "bias_hh" in k else a, "bias:bias_ih-only"),
+    "forget-bias": (forget_plus_one, "forget-bias:+1"),
+    "recurrent-transposed": (
+        lambda k, a: blocks_transposed(a) if "weight_hh" in k else a,
+        "transposed:R",
+    ),
+}
+
+
+def test_correct_torch_model_matches(reference):
+    report = verify(reference, INPUTS, run=True)
+    assert report.passed and report.verdict == "match"
+    assert report.causes == [] and report.divergence is None
+    assert report.comparisons[0].observed_dtype == "float32"
+
+
+def test_float32_noise_is_rounding_not_a_bug(reference):
+    report = verify(reference, INPUTS, run=True, atol=1e-12, rtol=1e-12)
+    assert not report.passed and report.verdict == "rounding"
+    assert report.causes == [] and 0 < report.comparisons[0].max_abs < 1e-6
+    assert "float32 rounding" in text(report)
+
+
+@pytest.mark.parametrize("name", PLANTED)
+def test_planted_torch_bug_is_named(folder, state, reference, name):
+    change, cause = PLANTED[name]
+    report = verify(reference, INPUTS, run=port(folder, state, name, change))
+    assert not report.passed and report.verdict == "cause"
+    assert [f.key for f in report.causes] == [cause]
+    assert report.divergence is not None and report.divergence.gates is not None
+
+
+def test_doubled_bias_from_a_one_bias_model(folder, state):
+    """The reference holds one bias b (lstm_ref's file); the port wrote b to both b_ih, b_hh."""
+    torch.save(state, folder / "one.pt")
+    net = load_model(folder / "one.pt")
+    save_model(net, folder / "one.npz")
+    b = net.layers[1].params.b.astype(np.float32)
+    report = verify(
+        folder / "one.npz",
+        INPUTS,
+        run=port(folder, state, "twice", lambda k, a: b if "bias" in k else a),
+    )
+    assert [f.key for f in report.causes] == ["bias:doubled"]
+
+
+def torch_on_padding(state, x):
+    """The torch classifier run on a padded batch without packing: padding is data."""
+    model = Classifier(C, H, K)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        return model(torch.from_numpy(x).float()).numpy()
+
+
+def test_padding_as_data_from_supplied_outputs(state, reference):
+    observed = {"output": torch_on_padding(state, INPUTS.x)}
+    report = verify(reference, INPUTS, observed=observed)
+    assert [f.key for f in report.causes] == ["padding:matlab"]
+
+
+def test_left_padding_from_supplied_outputs(state, reference):
+    left = np.zeros_like(INPUTS.x)
+    for b, seq in enumerate(INPUTS.sequences):
+        left[b, len(left[b]) - len(seq) :] = seq
+    report = verify(reference, INPUTS, observed={"output": torch_on_padding(state, left)})
+    assert [f.key for f in report.causes] == ["padding:matlab-left"]
+
+
+def test_reverse_outputs_in_processing_order(folder):
+    """A reverse LSTM ported as a forward nn.LSTM on each sequence flipped, the outputs never
+    flipped back (Keras go_backwards' order)."""
+    lstm = distinct_gates(torch.nn.LSTM(C, H, bidirectional=True), seed=5).eval()
+    torch.save(lstm.state_dict(), folder / "bi.pt")
+    forward = torch.nn.LSTM(C, H).eval()
+    forward.load_state_dict(
+        {k.replace("_reverse", ""): v for k, v in lstm.state_dict().items() if "_reverse" in k}
+    )
+    observed = np.zeros((len(INPUTS.x), INPUTS.x.shape[1], 2 * H), np.float32)
+    with torch.no_grad():
+        for b, seq in enumerate(INPUTS.sequences):
+            both, _ = lstm(torch.from_numpy(seq).float())
+            backwards, _ = forward(torch.from_numpy(seq[::-1].copy()).float())
+            observed[b, : len(seq), :H] = both[:, :H].numpy()
+            observed[b, : len(seq), H:] = backwards.numpy()
+    report = verify(folder / "bi.pt", INPUTS, observed={"output": observed})
+    assert [f.key for f in report.causes] == ["reverse-output-order"]
+    d = report.divergence
+    assert d is not None and d.step is not None and d.gates is not None
+
+
+def test_unknown_cause_is_not_a_false_diagnosis(reference):
+    y = torch_on_padding_free(reference)
+    y = y + np.random.default_rng(0).normal(scale=0.01, size=y.shape)
+    report = verify(reference, INPUTS, observed={"output": y})
+    assert report.verdict == "unknown" and report.causes == []
+    assert report.nearest and not any(f.reproduces for f in report.nearest)
+    assert "no known porting bug" in text(report)
+
+
+def torch_on_padding_free(path):
+    from lstm_ref.verify.frameworks import run_torch
+
+    return run_torch(path, INPUTS.x, INPUTS.lengths)["output"]
+
+
+# ---------------------------------------------------------------------------- ONNX
+def test_onnx_port_with_wrong_gate_order(folder, reference):
+    pytest.importorskip("onnxruntime")
+    net = load_model(reference)
+    save_model(net, folder / "ok.onnx")
+    assert verify(reference, INPUTS, run=folder / "ok.onnx").verdict == "match"
+    wrong = load_model(reference)
+    for layer in wrong.stateful_layers:  # undo the exporter's reorder: it writes i,f,g,o
+        layer.params = type(layer.params)(*(reorder_gates(a, "iofg") for a in layer.params))
+    save_model(wrong, folder / "wrong.onnx")
+    report = verify(reference, INPUTS, run=folder / "wrong.onnx")
+    assert [f.key for f in report.causes] == ["gate-order:igof"]
+
+
+# --------------------------------------------------------------------------- Keras
+def keras_model(folder, name, recurrent="sigmoid", sequences=False):
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(11)
+    model = keras.Sequential(
+        [
+            keras.Input((None, C)),
+            keras.layers.Masking(0.0),
+            keras.layers.LSTM(H, recurrent_activation=recurrent, return_sequences=sequences),
+        ]
+    )
+    layer = model.layers[-1]
+    weights = [
+        rng.normal(size=w.shape) * np.repeat([0.6, 0.9, 1.2, 0.5], H) for w in layer.get_weights()
+    ]
+    weights[-1] = weights[-1] + 0.3
+    layer.set_weights(weights)
+    model.save(folder / f"{name}.keras")
+    return folder / f"{name}.keras"
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_keras_hard_sigmoid_of_the_other_version(folder):
+    path = keras_model(folder, "hard", recurrent="hard_sigmoid")
+    net = load_model(path)  # Keras 3: x/6 + 0.5
+    assert net.layers[-1].gate_activation == "hard-sigmoid-keras3"
+    assert verify(path, INPUTS, run=True).verdict == "match"
+    # the reference as Keras <= 2.15 computed it: 0.2x + 0.5
+    old = Network([*net.layers[:-1], replace(net.layers[-1], gate_activation="hard-sigmoid")])
+    report = verify(old, INPUTS, run=path)
+    assert [f.key for f in report.causes] == ["gate-activation:hard-sigmoid-keras3"]
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_keras_mask_repeats_where_zeros_were_assumed(folder):
+    path = keras_model(folder, "seq", sequences=True)
+    assert verify(path, INPUTS, run=True).verdict == "match"  # default semantics: keras
+    report = verify(path, INPUTS, run=True, semantics="masked")
+    assert [f.key for f in report.causes] == ["padding:keras"]
+
+
+# ------------------------------------------------------------- no framework, the CLI
+def test_cli_with_supplied_outputs_needs_no_framework(folder, state, reference, capsys):
+    np.savez(folder / "in.npz", x=INPUTS.x, lengths=INPUTS.lengths)
+    np.savez(folder / "out.npz", output=torch_on_padding(state, INPUTS.x))
+    net = load_model(reference)
+    save_model(net, folder / "ref.npz")  # lstm_ref's own format: no torch to read it
+    args = ["verify", str(folder / "ref.npz"), "--inputs", str(folder / "in.npz")]
+    status = main([*args, "--observed", str(folder / "out.npz"), "--json", str(folder / "r.json")])
+    assert status == 1
+    out = capsys.readouterr().out
+    assert "padding semantics 'matlab'" in out and "minimum tolerance to pass" in out
+    data = json.loads((folder / "r.json").read_text())
+    assert data["schema"] == "lstm_ref.verify/1" and data["verdict"] == "cause"
+    assert data["causes"][0]["key"] == "padding:matlab" and data["passed"] is False
+    assert set(data["comparisons"][0]) >= {"max_abs", "max_rel", "failed", "histogram"}
+    good = folder / "good.npz"
+    np.savez(good, output=torch_on_padding_free(reference))
+    assert main([*args, "--observed", str(good)]) == 0
+    assert main([*args, "--observed", str(good), "--run-framework"]) == 2
+    assert main([*args]) == 2
+    np.savez(folder / "bad.npz", nothing=np.zeros(3))
+    assert main([*args, "--observed", str(folder / "bad.npz")]) == 2
+    assert "neither 'output' nor a layer" in capsys.readouterr().err
+
+
+def test_json_report_is_strict_json(reference):
+    report = verify(reference, INPUTS, run=True, atol=1e-12, rtol=1e-12)
+    data = json.loads(dumps(report))
+    assert data["verdict"] == "rounding" and data["rounding"]["output"] > 0
