@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 
@@ -258,3 +259,18 @@ def test_json_report_is_strict_json(reference):
     report = verify(reference, INPUTS, run=True, atol=1e-12, rtol=1e-12)
     data = json.loads(dumps(report))
     assert data["verdict"] == "rounding" and data["rounding"]["output"] > 0
+
+
+def test_readme_report_is_what_the_command_prints(tmp_path, monkeypatch, capsys):
+    """The README's worked verification, run in a folder, then its command line."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Verifying a port") :]
+    code = section[section.index("```python\n") + 10 :]
+    code = code[: code.index("```")].replace("Path(tempfile.mkdtemp())", "Path('.')")
+    start = section.index("```\nverify model.pt") + 4
+    printed = section[start : section.index("```", start)]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    capsys.readouterr()
+    assert main(["verify", "model.pt", "--run-framework", "port.pt"]) == 1
+    assert capsys.readouterr().out == printed

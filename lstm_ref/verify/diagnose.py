@@ -72,20 +72,19 @@ def reference_outputs(
         semantics leaves undefined (a framework computing over padding).
     """
     net, kind = setting.net, setting.semantics
-    if kind.startswith("matlab"):
+    if kind.startswith("matlab"):  # padded (on the left or right) to T, computed as data
         left = kind.endswith("left")
-        padding = Padding.matlab(mini_batch_size=len(seqs), direction="left" if left else "right")
+        padding = Padding.matlab(
+            len(seqs), sequence_length=T, direction="left" if left else "right"
+        )
     else:
         padding = Padding.masked(mini_batch_size=len(seqs))
     upto = len(net.layers) - 1 if name is None else [x.name for x in net.layers].index(name)
     batch = make_batches([s.astype(net.dtype) for s in seqs], padding)[0]
-    pad = T - batch.x.shape[1]
-    if pad and kind == "matlab-left":
-        raise ValueError("left-padded outputs are compared in a batch of the longest length")
     y, _ = net.forward(batch, None, upto)
     if y.ndim == 2:
         return y.astype(np.float64), np.ones(len(y), bool)
-    y = np.pad(y.astype(np.float64), ((0, 0), (0, pad), (0, 0)))
+    y = np.pad(y.astype(np.float64), ((0, 0), (0, T - y.shape[1]), (0, 0)))
     t = np.arange(T)[None, :]
     start, stop = batch.start[:, None], (batch.start + batch.lengths)[:, None]
     real = (t >= start) & (t < stop)  # (N, T)
@@ -101,8 +100,14 @@ def reference_outputs(
 
 def _reverse_half(layer: Layer, y: Array, lengths: Array) -> Array:
     """``y`` with the reverse direction's outputs of ``layer`` in processing order (each
-    sequence's steps reversed over its own length)."""
-    cols = slice(None) if isinstance(layer, LSTM) else slice(layer.fwd.state_widths[0], None)  # type: ignore[attr-defined]
+    sequence's steps reversed over its own length); unchanged for a layer that outputs no
+    reverse direction of its own."""
+    if isinstance(layer, LSTM) and layer.direction == "reverse":
+        cols = slice(None)
+    elif isinstance(layer, BiLSTM) and layer.merge_mode == "concat":
+        cols = slice(layer.fwd.state_widths[0], None)
+    else:
+        return y
     T = y.shape[1]
     t = np.arange(T)[None, :]
     n = lengths[:, None]

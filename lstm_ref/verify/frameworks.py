@@ -111,7 +111,10 @@ def run_framework(path: Path, x: Array, lengths: Array) -> tuple[str, dict[str, 
     try:
         return name, run(path, x, lengths)
     except ModuleNotFoundError as e:
+        hint = " (Keras's default backend; set KERAS_BACKEND=torch or jax)" * (
+            e.name == "tensorflow"
+        )
         raise InputError(
-            f"{path}: running it needs the Python package {e.name!r}, which is not installed "
-            "(or give the outputs with --observed)"
+            f"{path}: running it needs the Python package {e.name!r}, which is not installed"
+            f"{hint}; or give the outputs with --observed"
         ) from None
