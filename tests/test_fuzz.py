@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -195,4 +196,41 @@ def test_cli_gives_one_line_and_exit_2(tmp_path, capsys, weight_file, seed):
             crashed.append(f"{argv}: exit {code}, stderr {err!r}"[:300])
     assert not crashed, f"seed {seed}: {len(crashed)} of {len(cases)} cases:\n" + "\n".join(
         crashed[:10]
+    )
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory) -> dict[str, bytes]:
+    """A valid file of every importable framework format, written by lstm_ref's exporters."""
+    import dataclasses
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    from lstm_ref import LSTMState, Network
+    from lstm_ref.interop import save_model
+
+    net = random_network(np.random.default_rng(2), C=3, H=4, K=2)
+    lstm = net.layer("lstm")
+    zero = LSTMState(np.zeros(4), np.zeros(4))  # what a state_dict or Keras file can hold
+    net = Network([net.layers[0], dataclasses.replace(lstm, initial_state=zero), *net.layers[2:]])
+    folder = tmp_path_factory.mktemp("models")
+    files = {}
+    with warnings.catch_warnings():  # Keras's own save warns about NumPy 2's __array__
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        for suffix in (".pt", ".onnx", ".h5", ".keras", ".mat"):
+            save_model(net, folder / f"m{suffix}")
+            files[suffix] = (folder / f"m{suffix}").read_bytes()
+    return files
+
+
+@pytest.mark.parametrize("seed", FUZZ_SEEDS, ids=lambda s: f"seed{s}")
+@pytest.mark.parametrize("suffix", [".pt", ".onnx", ".h5", ".keras", ".mat"])
+def test_framework_model_files(tmp_path, model_files, seed, suffix):
+    from lstm_ref.interop import load_model
+
+    rng = np.random.default_rng(seed)
+    cases = mutations(model_files[suffix], rng, CASES_PER_READER // 6)
+    count, failures = run_cases(tmp_path, suffix, cases, load_model)
+    assert not failures, f"seed {seed}: {len(failures)} of {count} cases crashed:\n" + "\n".join(
+        failures[:10]
     )

@@ -17,97 +17,36 @@ file                            importer                         exporter
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
-from ..errors import InputError
+from ..errors import InputError, LstmRefError
 from ..network import Network
 
-
-def _load_torch(path: Path) -> Network:
-    from .torch import from_torch
-
-    return from_torch(path)
-
-
-def _load_onnx(path: Path) -> Network:
-    from .onnx import from_onnx
-
-    return from_onnx(path)
-
-
-def _save_onnx(net: Network, path: Path) -> None:
-    from .onnx import save_onnx
-
-    save_onnx(net, path)
-
-
-def _load_keras(path: Path) -> Network:
-    from .keras import from_keras
-
-    return from_keras(path)
-
-
-def _save_keras(net: Network, path: Path) -> None:
-    from .keras import save_keras
-
-    save_keras(net, path)
-
-
-def _load_matlab(path: Path) -> Network:
-    from .matlab import from_matlab
-
-    return from_matlab(path)
-
-
-def _save_matlab(net: Network, path: Path) -> None:
-    from .matlab import save_matlab
-
-    save_matlab(net, path)
-
-
-def _load_native(path: Path) -> Network:
-    from ..formats import load_network
-
-    return load_network(path)
-
-
-def _save_torch(net: Network, path: Path) -> None:
-    from .torch import save_torch
-
-    save_torch(net, path)
-
-
-def _save_native(net: Network, path: Path) -> None:
-    from ..formats import save_network
-
-    save_network(net, path)
-
-
-IMPORTERS: dict[str, Callable[[Path], Network]] = {
-    ".pt": _load_torch,
-    ".pth": _load_torch,
-    ".onnx": _load_onnx,
-    ".keras": _load_keras,
-    ".h5": _load_keras,
-    ".hdf5": _load_keras,
-    ".mat": _load_matlab,
-    ".npz": _load_native,
+# suffix -> (module, importer, exporter); modules are imported only when used
+FORMATS: dict[str, tuple[str, str, str | None]] = {
+    ".pt": (".torch", "from_torch", "save_torch"),
+    ".pth": (".torch", "from_torch", "save_torch"),
+    ".onnx": (".onnx", "from_onnx", "save_onnx"),
+    ".keras": (".keras", "from_keras", "save_keras"),
+    ".h5": (".keras", "from_keras", "save_keras"),
+    ".hdf5": (".keras", "from_keras", None),
+    ".mat": (".matlab", "from_matlab", "save_matlab"),
+    ".npz": ("..formats", "load_network", "save_network"),
 }
-EXPORTERS: dict[str, Callable[[Network, Path], None]] = {
-    ".pt": _save_torch,
-    ".pth": _save_torch,
-    ".onnx": _save_onnx,
-    ".keras": _save_keras,
-    ".h5": _save_keras,
-    ".mat": _save_matlab,
-    ".npz": _save_native,
-}
+IMPORTERS = {suffix: spec[:2] for suffix, spec in FORMATS.items()}
+EXPORTERS = {suffix: (spec[0], spec[2]) for suffix, spec in FORMATS.items() if spec[2]}
 
 
-def _suffix(path: Path, table: dict[str, object], what: str) -> str:
+def _function(module: str, name: str) -> Callable[..., Any]:
+    return getattr(importlib.import_module(module, __package__), name)
+
+
+def _suffix(path: Path, table: Mapping[str, object], what: str) -> str:
     suffix = path.suffix.lower()
     if suffix not in table:
         raise InputError(
@@ -123,21 +62,22 @@ def load_model(path_or_name: str | os.PathLike) -> Network:
     file but a bundled network's (``"JapaneseVowelsNet"``) loads that one.
     """
     path = Path(path_or_name)
-    if not path.is_file() and not path.suffix:
-        return _load_native(path)  # a bundled network's name, or the native loader's error
-    suffix = _suffix(path, IMPORTERS, "import")  # type: ignore[arg-type]
+    if not path.is_file() and not path.suffix:  # a bundled network's name, or its error
+        return cast(Network, _function(*IMPORTERS[".npz"])(path))
+    suffix = _suffix(path, IMPORTERS, "import")
     if not path.is_file():
         raise FileNotFoundError(f"no model file {str(path)!r}")
-    with _framework_needed(path, "reading"):
-        return IMPORTERS[suffix](path)
+    with _framework_needed(path, "reading"), _damaged_file(path):
+        return cast(Network, _function(*IMPORTERS[suffix])(path))
 
 
 def save_model(net: Network, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` in the format its suffix names (see the module docstring)."""
     path = Path(path)
-    suffix = _suffix(path, EXPORTERS, "export")  # type: ignore[arg-type]
+    suffix = _suffix(path, EXPORTERS, "export")
+    module, name = EXPORTERS[suffix]
     with _framework_needed(path, "writing"):
-        EXPORTERS[suffix](net, path)
+        _function(module, cast(str, name))(net, path)
 
 
 @contextmanager
@@ -156,3 +96,21 @@ def _framework_needed(path: Path, doing: str) -> Iterator[None]:
 
 
 __all__ = ["EXPORTERS", "IMPORTERS", "load_model", "save_model"]
+
+
+@contextmanager
+def _damaged_file(path: Path) -> Iterator[None]:
+    """A file its framework's own parser cannot read is reported against the file.
+
+    torch, onnx, h5py and scipy raise a zoo of exceptions for a damaged file (RuntimeError,
+    DecodeError, OSError, MatReadError, zlib.error, KeyError from a half-read graph, …);
+    each becomes one InputError naming the file, with the original chained for debugging.
+    """
+    try:
+        yield
+    except (LstmRefError, FileNotFoundError, ModuleNotFoundError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        raise InputError(
+            f"{path}: damaged or not a model this importer reads ({type(e).__name__}: {e})"
+        ) from e
