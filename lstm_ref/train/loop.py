@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..network import Network
 from ..padding import MASKED, Padding, check_padding, make_batches
 from ..sequences import as_sequence_list
+from .fast import fast_loss_and_gradients
 from .loss import learnables, loss_and_gradients, mean_loss
 from .optimizer import CLIP_METHODS, Adam, ClipMethod, add_l2, clip_gradients
 
@@ -123,7 +124,8 @@ def train(
         losses, correct = [], 0
         for batch in make_batches([seqs[k] for k in order], options.padding):
             rows = order[batch.rows]  # the sequences of this batch, as numbered in seqs
-            loss, grads, probs = loss_and_gradients(net, batch, targets[rows])
+            computed = fast_loss_and_gradients(net, batch, targets[rows])  # None: not covered
+            loss, grads, probs = computed or loss_and_gradients(net, batch, targets[rows])
             add_l2(net, grads, options.l2_regularization)
             grads = clip_gradients(
                 grads, options.gradient_threshold, options.gradient_threshold_method
