@@ -22,6 +22,8 @@ from lstm_ref.cli import main
 from lstm_ref.interop import load_model, save_model
 from lstm_ref.lstm import gate_rows, reorder_gates
 from lstm_ref.verify import generate_inputs, verify
+from lstm_ref.verify.compare import compare
+from lstm_ref.verify.diagnose import causes
 from lstm_ref.verify.report import dumps, text
 
 C, H, K = 3, 5, 4
@@ -72,11 +74,61 @@ PLANTED = {  # port name: (how the LSTM tensors are broken, the cause verify mus
     "bias-dropped": (lambda k, a: 0 * a if "bias" in k else a, "bias:dropped"),
     "bias-hh-dropped": (lambda k, a: 0 * a if "bias_hh" in k else a, "bias:bias_ih-only"),
     "forget-bias": (forget_plus_one, "forget-bias:+1"),
+    "kernels-reshaped": (
+        lambda k, a: a.T.reshape(a.shape) if "weight" in k else a,
+        "reshaped-kernels",
+    ),
     "recurrent-transposed": (
         lambda k, a: blocks_transposed(a) if "weight_hh" in k else a,
         "transposed:R",
     ),
 }
+
+
+def test_the_known_causes():
+    keys = [c.key for c in causes()]
+    orders = [k for k in keys if k.startswith("gate-order:")]
+    assert len(orders) == len(set(orders)) == 23 and "gate-order:ifgo" not in orders
+    assert orders[:4] == [
+        "gate-order:iofg",
+        "gate-order:igof",
+        "gate-order:igfo",
+        "gate-order:ifog",
+    ]
+    assert len(keys) == len(set(keys))
+
+
+def test_an_element_fails_only_beyond_both_tolerances():
+    ref = np.array([[1.0, 100.0, 0.0, 1.0]])
+    obs = np.array([[1.5, 100.5, 1e-9, np.nan]])
+    c = compare("y", obs, ref, np.ones(1, bool), atol=1e-3, rtol=1e-2)
+    # 1.5: abs 0.5 and rel 0.5 fail; 100.5: rel 0.005 passes; 1e-9: abs passes; NaN fails
+    assert c.failed == 2 and c.compared == 4 and np.isnan(c.max_abs)
+    c = compare("y", obs[:, :3], ref[:, :3], np.ones(1, bool), atol=1e-3, rtol=1e-2)
+    assert c.max_abs == 0.5 and np.isinf(c.max_rel) and c.failed == 1  # 1e-9 against 0
+    assert sum(n for *_, n in c.histogram) == 3 and c.histogram[-1][1] == 1.0
+
+
+def test_per_layer_outputs_are_compared_too(folder, state, reference):
+    """The port's h_n beside its probabilities: both outputs, one cause for both."""
+    change, cause = PLANTED["tf1-ijfo"]
+    path = port(folder, state, "tf1-ijfo", change)
+    model = Classifier(C, H, K)
+    model.load_state_dict(torch.load(path))
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        torch.from_numpy(INPUTS.x).float(),
+        torch.as_tensor(INPUTS.lengths),
+        batch_first=True,
+        enforce_sorted=False,
+    )
+    with torch.no_grad():
+        _, (h_n, _) = model.lstm(packed)
+        probs = model.fc(h_n[-1]).softmax(dim=1)
+    observed = {"output": probs.numpy(), "lstm.l0": h_n[-1].numpy()}
+    report = verify(reference, INPUTS, observed=observed)
+    assert [c.name for c in report.comparisons] == ["output", "lstm.l0"]
+    assert not any(c.passed for c in report.comparisons)
+    assert [f.key for f in report.causes] == [cause]
 
 
 def test_correct_torch_model_matches(reference):

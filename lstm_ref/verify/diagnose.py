@@ -274,8 +274,8 @@ def _reverse_order() -> Cause:
 
 def causes(extra: list[Cause] | None = None) -> list[Cause]:
     """Every known cause, in the order they are tried (``extra``: model-specific ones)."""
-    orders = ["".join(p) for p in itertools.permutations(GATE_NAMES) if "".join(p) != "ifgo"]
-    orders.sort(key=lambda o: o not in KNOWN_ORDERS)
+    others = ("".join(p) for p in itertools.permutations(GATE_NAMES))
+    orders = [*KNOWN_ORDERS, *(o for o in others if o not in KNOWN_ORDERS and o != "ifgo")]
     return [
         *(_gate_order(o) for o in orders),
         _bias(
