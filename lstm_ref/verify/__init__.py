@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM
+from ..layers import LSTM, BiLSTM, Layer
 from ..network import Network
 from .compare import Comparison, compare, errors, failing
 from .diagnose import SEMANTICS, Cause, Setting, causes, reference_outputs
@@ -183,7 +184,8 @@ def verify(
         A ``.npy``/``.npz`` file (:func:`read_inputs`); None generates them
         (:func:`generate_inputs` with ``seed``, ``batch``, ``length_range``).
     observed : mapping or path, optional
-        Observed outputs by name (:func:`read_observed`); or instead
+        Observed outputs by name, arrays (N, K) or (N, T, W), or an ``.npz`` of them
+        (:func:`read_observed`). Give this or ``run``.
     run : path or bool
         Run this model file (True: ``model`` itself) in its framework for the observed
         outputs (:mod:`.frameworks`).
@@ -211,21 +213,21 @@ def verify(
         given = read_inputs(inputs, net.input_size)
     if (observed is None) == (run is False):
         raise InputError("give either observed outputs or a model file to run, not both or none")
+    port = (path if run is True else Path(run)) if run is not False else None
     if observed is not None:
         source = "the observed outputs given"
         if not isinstance(observed, Mapping):
             source = str(observed)
             observed = read_observed(observed)
         outputs = {k: np.asarray(v) for k, v in observed.items()}
+    elif port is None:
+        raise InputError("run=True needs a model file; give run=<file> with a Network")
     else:
-        runnable = path if run is True else Path(run)  # type: ignore[arg-type]
-        if runnable is None:
-            raise InputError("run=True needs a model file; give run=<file> for a Network")
-        framework, outputs = _run(runnable, given)
-        source = f"{framework} running {runnable}"
+        framework, outputs = _run(port, given)
+        source = f"{framework} running {port}"
     if semantics is None:
-        port = path if observed is not None or run is True else Path(run)  # type: ignore[arg-type]
-        semantics = DEFAULT_SEMANTICS.get("" if port is None else port.suffix.lower(), "masked")
+        made_by = port or path
+        semantics = DEFAULT_SEMANTICS.get(made_by.suffix.lower() if made_by else "", "masked")
     if semantics not in SEMANTICS:
         raise InputError(
             f"unknown padding semantics {semantics!r}; expected one of {list(SEMANTICS)}"
@@ -237,18 +239,19 @@ def verify(
     T = given.x.shape[1]
     reference = {k: reference_outputs(setting, given.sequences, n, T) for k, n in names.items()}
     comparisons = [_compare(k, outputs[k], *reference[k], atol, rtol) for k in outputs]
-    common = dict(
-        model=str(model) if path is not None else "a Network",
-        observed_from=source,
-        inputs=given.source,
-        lengths=[int(n) for n in given.lengths],
-        semantics=semantics,
-        atol=atol,
-        rtol=rtol,
-        comparisons=comparisons,
+    report = partial(
+        Report,
+        "a Network" if path is None else str(model),
+        source,
+        given.source,
+        [int(n) for n in given.lengths],
+        semantics,
+        atol,
+        rtol,
+        comparisons,
     )
     if all(c.passed for c in comparisons):
-        return Report(**common, rounding={}, verdict="match")  # type: ignore[arg-type]
+        return report(rounding={}, verdict="match")
     as32 = Setting(net.astype(np.float32), semantics)
     rounding = {}
     for k, n in names.items():
@@ -257,11 +260,10 @@ def verify(
         rounding[k] = float(np.max(np.abs(ref32 - ref)[mask], initial=0.0))
     divergence = _divergence(net, given, comparisons, outputs, reference, names)
     if all(c.passed or c.max_abs <= ROUNDING_FACTOR * rounding[c.name] for c in comparisons):
-        return Report(**common, rounding=rounding, verdict="rounding", divergence=divergence)  # type: ignore[arg-type]
+        return report(rounding=rounding, verdict="rounding", divergence=divergence)
     findings = diagnose(setting, given, outputs, names, rounding, atol, rtol, path)
     found = [f for f in findings if f.reproduces]
-    return Report(
-        **common,  # type: ignore[arg-type]
+    return report(
         rounding=rounding,
         verdict="cause" if found else "unknown",
         causes=found,
@@ -364,12 +366,12 @@ def _divergence(
         t, n, u = min((int(t), int(n), int(u)) for n, t, u in np.argwhere(bad))
     else:
         n = int(np.argwhere(bad)[0, 0])
-        u, t = int(np.nanargmax(np.where(bad[n], abs_err[n], -1))), None
+        u, t = int(np.argmax(np.where(bad[n], np.nan_to_num(abs_err[n], nan=np.inf), -1))), None
     layer_name = names[c.name]
     layer = net.layer(layer_name) if layer_name is not None else net.layers[-1]
-    traced = layer if isinstance(layer, LSTM | BiLSTM) else None
+    traced: Layer | None = layer if isinstance(layer, LSTM | BiLSTM) else None
     if traced is None and net.stateful_layers:
-        traced = net.stateful_layers[0]  # type: ignore[assignment]
+        traced = net.stateful_layers[0]
     index = (n, u) if t is None else (n, t, u)
     gates = implied = None
     units: list[int] = []

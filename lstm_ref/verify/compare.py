@@ -8,7 +8,9 @@ rtol = 0) or the largest relative error (with atol = 0).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -96,8 +98,8 @@ def compare(
     nan = np.isnan(abs_err)
     a, r = abs_err[~nan], rel_err[~nan]
 
-    def stat(f: object, v: Array) -> float:
-        return float(f(v)) if v.size else 0.0  # type: ignore[operator]
+    def stat(f: Callable[[Array], Any], v: Array) -> float:
+        return float(f(v)) if v.size else 0.0
 
     return Comparison(
         name=name,
