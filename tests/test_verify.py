@@ -241,6 +241,26 @@ def test_onnx_port_with_wrong_gate_order(folder, reference):
     assert [f.key for f in report.causes] == ["gate-order:igof"]
 
 
+def test_onnx_port_that_dropped_the_recurrent_bias(folder, reference):
+    """ONNX's B = Wb ‖ Rb, both non-zero in the model; the port's graph has Rb = 0."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import numpy_helper
+
+    save_model(load_model(reference), folder / "two.onnx")
+    model = onnx.load(folder / "two.onnx")
+    B = next(t for t in model.graph.initializer if t.name == "lstm.l0_B")
+    Wb, Rb = np.split(numpy_helper.to_array(B), 2, axis=-1)
+    shift = np.linspace(-0.4, 0.4, Wb.shape[-1], dtype=np.float32)
+    B.CopyFrom(numpy_helper.from_array(np.concatenate([Wb - shift, Rb + shift], -1), B.name))
+    onnx.save(model, folder / "two.onnx")
+    B.CopyFrom(numpy_helper.from_array(np.concatenate([Wb - shift, 0 * Rb], -1), B.name))
+    onnx.save(model, folder / "wb-only.onnx")
+    assert verify(folder / "two.onnx", INPUTS, run=True).verdict == "match"
+    report = verify(folder / "two.onnx", INPUTS, run=folder / "wb-only.onnx")
+    assert [f.key for f in report.causes] == ["bias:Wb-only"]
+
+
 # --------------------------------------------------------------------------- Keras
 def keras_model(folder, name, recurrent="sigmoid", sequences=False):
     keras = pytest.importorskip("keras")

@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..network import Network
 from .compare import Comparison, compare, errors, failing
-from .diagnose import SEMANTICS, Cause, Setting, causes, reference_outputs
+from .diagnose import SEMANTICS, Setting, causes, reference_outputs
 
 Array = np.ndarray
 ROUNDING_FACTOR = 10.0  # observed within this many times the reference's own float32 rounding
@@ -289,9 +289,7 @@ def diagnose(
     elements (padding computed as data leaves padded steps undefined: it explains less)."""
     from .diagnose import stored_bias_causes
 
-    extra: list[Cause] = []
-    if model_path is not None and model_path.suffix.lower() in (".pt", ".pth"):
-        extra = stored_bias_causes(model_path)
+    extra = [] if model_path is None else stored_bias_causes(model_path)
     T = inputs.x.shape[1]
     findings = []
     for cause in causes(extra):

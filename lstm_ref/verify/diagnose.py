@@ -295,32 +295,88 @@ def causes(extra: list[Cause] | None = None) -> list[Cause]:
 
 
 def stored_bias_causes(path: Path) -> list[Cause]:
-    """For a PyTorch file, which stores two biases: the port used only one of them, or one
-    of them in both places."""
+    """For a file that stores two biases — PyTorch's b_ih and b_hh, ONNX's Wb ‖ Rb — the
+    port used only one of them, or one of them in both places (none when the other is 0)."""
+    suffix = path.suffix.lower()
+    if suffix in (".pt", ".pth"):
+        names, rebuild = ("bias_ih", "bias_hh"), _torch_biases(path)
+    elif suffix == ".onnx":
+        names, rebuild = ("Wb", "Rb"), _onnx_biases(path)
+    else:
+        return []
+    found = []
+    for keep in (0, 1):
+        kept, other = names[keep], names[1 - keep]
+        for twice, title in ((False, f"{other} dropped"), (True, f"{kept} in place of {other}")):
+            net = rebuild(keep, twice)
+            if net is None:
+                continue
+
+            def apply(s: Setting, net: Network = net) -> Setting:
+                return dataclasses.replace(s, net=net)
+
+            key = f"bias:{kept}-{'twice' if twice else 'only'}"
+            found.append(Cause(key, f"of the two stored biases, {title}", apply))
+    return found
+
+
+Rebuild = Callable[[int, bool], Network | None]
+
+
+def _torch_biases(path: Path) -> Rebuild:
+    """The network of a PyTorch file with bias_ih (keep 0) or bias_hh (1) kept and the
+    other zeroed, or replaced by the kept one (``twice``); None when the other is 0."""
     import torch
 
     from ..interop.torch import network_from_arrays
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     arrays = {str(k): v.detach().to(torch.float64).numpy() for k, v in state.items()}
-    found = []
-    for kept, other in (("bias_ih", "bias_hh"), ("bias_hh", "bias_ih")):
-        if not any(other in k and arrays[k].any() for k in arrays):
-            continue
-        for how, title in (
-            ("only", f"{other} dropped"),
-            ("twice", f"{kept} also in place of {other}"),
-        ):
-            changed = {
-                k: (arrays[k.replace(other, kept)] if how == "twice" else 0 * v)
-                if other in k
-                else v
-                for k, v in arrays.items()
-            }
-            net = network_from_arrays(changed, str(path))
+    names = ("bias_ih", "bias_hh")
 
-            def apply(s: Setting, net: Network = net) -> Setting:
-                return dataclasses.replace(s, net=net)
+    def rebuild(keep: int, twice: bool) -> Network | None:
+        kept, other = names[keep], names[1 - keep]
+        if not any(other in k and a.any() for k, a in arrays.items()):
+            return None
+        changed = {
+            k: (arrays[k.replace(other, kept)] if twice else 0 * a) if other in k else a
+            for k, a in arrays.items()
+        }
+        return network_from_arrays(changed, str(path))
 
-            found.append(Cause(f"bias:{kept}-{how}", f"of the two biases, {title}", apply))
-    return found
+    return rebuild
+
+
+def _onnx_biases(path: Path) -> Rebuild:
+    """The network of an ONNX file with every LSTM's B = Wb ‖ Rb (D, 8H) changed so: Wb
+    (keep 0) or Rb (1) kept, the other zeroed or replaced by the kept one (``twice``)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from ..interop.onnx import from_onnx
+
+    model = onnx.load(path)
+    constants = {t.name for t in model.graph.initializer}
+    biases = {
+        node.input[3]
+        for node in model.graph.node
+        if node.op_type == "LSTM" and len(node.input) > 3 and node.input[3] in constants
+    }
+
+    def rebuild(keep: int, twice: bool) -> Network | None:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        changed = False
+        for t in copy.graph.initializer:
+            if t.name not in biases:
+                continue
+            B = numpy_helper.to_array(t)
+            parts = np.split(B, 2, axis=-1)  # Wb, Rb: (D, 4H) each
+            if not parts[1 - keep].any():
+                continue
+            parts[1 - keep] = parts[keep] if twice else 0 * parts[keep]
+            t.CopyFrom(numpy_helper.from_array(np.concatenate(parts, axis=-1), t.name))
+            changed = True
+        return from_onnx(copy) if changed else None
+
+    return rebuild
