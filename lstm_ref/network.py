@@ -8,7 +8,7 @@ that carries the final state of a stateful layer).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Literal, overload
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from .sequences import Layout, as_sequence_list
 
 Array = np.ndarray
 State = dict[str, LSTMState]
+Outputs = Array | list[Array]  # one array, or one per sequence when their shapes differ
 
 
 class Network:
@@ -222,6 +223,30 @@ class Network:
             caches.append(cache)
         return y, caches
 
+    @overload
+    def predict(
+        self,
+        X: Array | Sequence[Array],
+        outputs: str | None = None,
+        *,
+        layout: Layout = "TC",
+        lengths: Sequence[int] | Array | None = None,
+        padding: Padding = MASKED,
+        return_state: Literal[False] = False,
+    ) -> Outputs: ...
+
+    @overload
+    def predict(
+        self,
+        X: Array | Sequence[Array],
+        outputs: str | None = None,
+        *,
+        layout: Layout = "TC",
+        lengths: Sequence[int] | Array | None = None,
+        padding: Padding = MASKED,
+        return_state: Literal[True],
+    ) -> tuple[Outputs, State]: ...
+
     def predict(
         self,
         X: Array | Sequence[Array],
@@ -231,7 +256,7 @@ class Network:
         lengths: Sequence[int] | Array | None = None,
         padding: Padding = MASKED,
         return_state: bool = False,
-    ) -> Any:
+    ) -> Outputs | tuple[Outputs, State]:
         """Compute the network's output, or the activations of layer ``outputs``.
 
         Parameters
@@ -275,12 +300,14 @@ class Network:
         state_in = self.state_rows(len(seqs))
         batched = None if engine is None else engine.run(seqs, state_in, padding)
         results, final = batched or self._predict_reference(seqs, state_in, padding, upto)
-        out: Any = results[0] if single else _stack_if_same_shape(results)
+        out = results[0] if single else _stack_if_same_shape(results)
         if single:
             final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
         return self._returned(out, final, return_state)
 
-    def _returned(self, out: Any, final: State, return_state: bool) -> Any:
+    def _returned(
+        self, out: Outputs, final: State, return_state: bool
+    ) -> Outputs | tuple[Outputs, State]:
         """What predict returns; a returned state is remembered, so that assigning it back
         (``net.state = state``) needs no second check."""
         if not return_state:
@@ -332,6 +359,26 @@ class Network:
                     final[layer.name].c[batch.rows] = cache.final_state.c
         return results, final
 
+    @overload
+    def classify(
+        self,
+        X: list[Array] | tuple[Array, ...],
+        *,
+        layout: Layout = "TC",
+        lengths: Sequence[int] | Array | None = None,
+        padding: Padding = MASKED,
+    ) -> tuple[Array, Array]: ...
+
+    @overload
+    def classify(
+        self,
+        X: Array,
+        *,
+        layout: Layout = "TC",
+        lengths: Sequence[int] | Array | None = None,
+        padding: Padding = MASKED,
+    ) -> tuple[str | Array, Array]: ...
+
     def classify(
         self,
         X: Array | Sequence[Array],
@@ -339,11 +386,12 @@ class Network:
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
         padding: Padding = MASKED,
-    ) -> tuple[Any, Array]:
+    ) -> tuple[str | Array, Array]:
         """Predicted class names and scores (class probabilities).
 
         Takes the same data and options as :meth:`predict`. Returns ``(labels, scores)``:
-        a str and (K,) for one sequence, or an (N,) str array and (N, K).
+        a str and (K,) for one sequence (a 2-D array), or an (N,) str array and (N, K) for
+        several (a list, or a 3-D array).
         """
         if not self.class_names:
             raise InputError("this network has no class names; use predict() for its outputs")

@@ -144,6 +144,7 @@ def run_walkthrough(
             "lstm_activations_literal",
         )
     label, scores = net.classify(X)
+    label = str(label)  # one sequence: one name
     truth = "" if labels is None else f"; true class {labels[observation - 1]}"
     log(
         f"\nPrediction for test observation {observation}: class {label} "
