@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -29,10 +29,9 @@ from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..network import Network
 from .compare import Comparison, compare, errors, failing
-from .diagnose import SEMANTICS, Setting, causes, reference_outputs
+from .diagnose import ROUNDING_FACTOR, SEMANTICS, Finding, Setting, diagnose, reference_outputs
 
 Array = np.ndarray
-ROUNDING_FACTOR = 10.0  # observed within this many times the reference's own float32 rounding
 DEFAULT_SEMANTICS = {".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".mat": "matlab"}
 
 
@@ -125,17 +124,6 @@ class Divergence:
     units: list[int]
     gates: dict[str, list[float]] | None
     implied: dict[str, float] | None
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A known cause tried: how far its outputs are from the observed ones."""
-
-    key: str
-    title: str
-    max_abs: float
-    reproduces: bool
-    compared: int  # elements compared (padding computed as data leaves padded steps out)
 
 
 @dataclass(frozen=True)
@@ -261,7 +249,7 @@ def verify(
     divergence = _divergence(net, given, comparisons, outputs, reference, names)
     if all(c.passed or c.max_abs <= ROUNDING_FACTOR * rounding[c.name] for c in comparisons):
         return report(rounding=rounding, verdict="rounding", divergence=divergence)
-    findings = diagnose(setting, given, outputs, names, rounding, atol, rtol, path)
+    findings = diagnose(setting, given.sequences, T, outputs, names, rounding, atol, rtol, path)
     found = [f for f in findings if f.reproduces]
     return report(
         rounding=rounding,
@@ -269,51 +257,6 @@ def verify(
         causes=found,
         nearest=[] if found else findings[:3],
         divergence=divergence,
-    )
-
-
-def diagnose(
-    setting: Setting,
-    inputs: Inputs,
-    observed: Mapping[str, Array],
-    names: Mapping[str, str | None],
-    rounding: Mapping[str, float],
-    atol: float,
-    rtol: float,
-    model_path: Path | None = None,
-) -> list[Finding]:
-    """Every applicable known cause, tried: the reference with it switched on against the
-    observed outputs, sorted by the largest absolute error. A cause reproduces the outputs
-    when every element passes ``atol`` (widened to the reference's own float32 rounding
-    times :data:`ROUNDING_FACTOR`) or ``rtol``, and no other cause that does compares more
-    elements (padding computed as data leaves padded steps undefined: it explains less)."""
-    from .diagnose import stored_bias_causes
-
-    extra = [] if model_path is None else stored_bias_causes(model_path)
-    T = inputs.x.shape[1]
-    findings = []
-    for cause in causes(extra):
-        changed = cause.apply(setting)
-        if changed is None:
-            continue
-        worst, ok, compared = 0.0, True, 0
-        for k, name in names.items():
-            try:
-                ref, mask = reference_outputs(changed, inputs.sequences, name, T)
-            except InputError:  # the bug overflows this model (a non-finite output)
-                worst, ok = float("inf"), False
-                break
-            keep = np.broadcast_to(mask[..., None], ref.shape)
-            compared += int(keep.sum())
-            abs_err, rel_err = errors(observed[k][keep], ref[keep])
-            tol = max(atol, ROUNDING_FACTOR * rounding[k])
-            ok &= not failing(abs_err, rel_err, tol, rtol).any()
-            worst = max(worst, float(np.nan_to_num(abs_err, nan=np.inf).max(initial=0.0)))
-        findings.append(Finding(cause.key, cause.title, worst, ok, compared))
-    most = max((f.compared for f in findings if f.reproduces), default=0)
-    return sorted(
-        (replace(f, reproduces=f.reproduces and f.compared == most) for f in findings),
-        key=lambda f: (not f.reproduces, f.max_abs),
     )
 
 

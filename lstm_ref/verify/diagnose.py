@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
 from ..network import Network
 from ..padding import Padding, make_batches
+from .compare import errors, failing
 
 Array = np.ndarray
 
-SEMANTICS = {  # name: (what it means, lstm_ref padding kind and direction, padded steps)
+ROUNDING_FACTOR = 10.0  # observed within this many times the reference's own float32 rounding
+SEMANTICS = {  # the padding semantics by name: what each means
     "masked": "each sequence stops at its own length; per-step outputs are 0 past it "
     "(PyTorch packed sequences, ONNX sequence_lens)",
     "keras": "each sequence stops at its own length; per-step outputs repeat the last one "
@@ -55,6 +58,17 @@ class Cause:
     key: str
     title: str
     apply: Callable[[Setting], Setting | None]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A known cause tried: how far its outputs are from the observed ones."""
+
+    key: str
+    title: str
+    max_abs: float
+    reproduces: bool
+    compared: int  # elements compared (padding computed as data leaves padded steps out)
 
 
 def reference_outputs(
@@ -380,3 +394,68 @@ def _onnx_biases(path: Path) -> Rebuild:
         return from_onnx(copy) if changed else None
 
     return rebuild
+
+
+def diagnose(
+    setting: Setting,
+    seqs: list[Array],
+    T: int,
+    observed: Mapping[str, Array],
+    names: Mapping[str, str | None],
+    rounding: Mapping[str, float],
+    atol: float,
+    rtol: float,
+    model_path: Path | None = None,
+) -> list[Finding]:
+    """Try every applicable known cause: the reference with it switched on against the
+    observed outputs.
+
+    A cause reproduces the outputs when every compared element passes ``atol`` (widened to
+    :data:`ROUNDING_FACTOR` times the reference's own float32 rounding) or ``rtol``, and no
+    other cause that does compares more elements (padding computed as data leaves padded
+    steps undefined: it explains less).
+
+    Parameters
+    ----------
+    setting : Setting
+        How the reference is computed without any bug.
+    seqs : list of ndarray, each (T_n, C)
+        The inputs; ``T`` the padded length of per-step outputs.
+    observed : mapping of str to ndarray, (N, K) or (N, T, W)
+        The observed outputs by name; ``names`` maps each to its layer (None: the last).
+    rounding : mapping of str to float
+        Per output, the largest |reference in float32 − in float64|.
+    atol, rtol : float
+    model_path : Path, optional
+        The model's file, for the causes its format stores (:func:`stored_bias_causes`).
+
+    Returns
+    -------
+    list of Finding
+        Those that reproduce the outputs first, then by the largest absolute error.
+    """
+    extra = [] if model_path is None else stored_bias_causes(model_path)
+    findings = []
+    for cause in causes(extra):
+        changed = cause.apply(setting)
+        if changed is None:
+            continue
+        worst, ok, compared = 0.0, True, 0
+        for k, name in names.items():
+            try:
+                ref, mask = reference_outputs(changed, seqs, name, T)
+            except InputError:  # the bug overflows this model (a non-finite output)
+                worst, ok = float("inf"), False
+                break
+            keep = np.broadcast_to(mask[..., None], ref.shape)
+            compared += int(keep.sum())
+            abs_err, rel_err = errors(observed[k][keep], ref[keep])
+            tol = max(atol, ROUNDING_FACTOR * rounding[k])
+            ok &= not failing(abs_err, rel_err, tol, rtol).any()
+            worst = max(worst, float(np.nan_to_num(abs_err, nan=np.inf).max(initial=0.0)))
+        findings.append(Finding(cause.key, cause.title, worst, ok, compared))
+    most = max((f.compared for f in findings if f.reproduces), default=0)
+    return sorted(
+        (replace(f, reproduces=f.reproduces and f.compared == most) for f in findings),
+        key=lambda f: (not f.reproduces, f.max_abs),
+    )
