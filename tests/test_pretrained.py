@@ -109,6 +109,9 @@ def test_plain_wheel_install_loads_by_name_outside_the_repo(tmp_path):
     assert "lstm_ref/weights/JapaneseVowelsNet.npz" in names
     assert "lstm_ref/datasets/data/japanese_vowels.npz" in names
     assert "lstm_ref/py.typed" in names
+    packages = {str(p.relative_to(ROOT)) for p in (ROOT / "lstm_ref").rglob("__init__.py")}
+    assert not packages - set(names), sorted(packages - set(names))  # every subpackage ships
+    assert "lstm_ref/train/model_card.md" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
