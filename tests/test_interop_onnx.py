@@ -18,7 +18,8 @@ from torch_models import Classifier, distinct_gates
 
 from lstm_ref import InputError, Padding
 from lstm_ref.interop import load_model
-from lstm_ref.interop.onnx import from_onnx, lstm_from_node, run_lstm_node, save_onnx, to_onnx
+from lstm_ref.interop.onnx import from_onnx, lstm_from_node, run_lstm_node
+from lstm_ref.interop.onnx_export import save_onnx, to_onnx
 from lstm_ref.interop.torch import from_torch
 
 ORT_CASES = json.loads((Path(__file__).parent / "data" / "onnxruntime_lstm.json").read_text())

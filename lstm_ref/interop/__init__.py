@@ -8,7 +8,7 @@ the framework lazily, and only builds lstm_ref layers.
 file                            importer                         exporter
 ==============================  ===============================  ==========================
 ``.pt``, ``.pth``               :mod:`.torch` (a state_dict)     :func:`.torch.save_torch`
-``.onnx``                       :mod:`.onnx`                     :func:`.onnx.save_onnx`
+``.onnx``                       :mod:`.onnx`                     :func:`.onnx_export.save_onnx`
 ``.keras``, ``.h5``, ``.hdf5``  :mod:`.keras` (h5py + JSON)      :func:`.keras.save_keras`
 ``.mat`` (v5, v7.3)             :mod:`.matlab` (learnables)      :func:`.matlab.save_matlab` (v5)
 ``.npz``                        lstm_ref's native format         native
@@ -27,23 +27,31 @@ from typing import Any, cast
 from ..errors import InputError, LstmRefError
 from ..network import Network
 
-# suffix -> (module, importer, exporter); modules are imported only when used
-FORMATS: dict[str, tuple[str, str, str | None]] = {
-    ".pt": (".torch", "from_torch", "save_torch"),
-    ".pth": (".torch", "from_torch", "save_torch"),
-    ".onnx": (".onnx", "from_onnx", "save_onnx"),
-    ".keras": (".keras", "from_keras", "save_keras"),
-    ".h5": (".keras", "from_keras", "save_keras"),
-    ".hdf5": (".keras", "from_keras", None),
-    ".mat": (".matlab", "from_matlab", "save_matlab"),
-    ".npz": ("..formats", "load_network", "save_network"),
+# suffix -> "module:function" of the importer and of the exporter; imported only when used
+IMPORTERS = {
+    ".pt": ".torch:from_torch",
+    ".pth": ".torch:from_torch",
+    ".onnx": ".onnx:from_onnx",
+    ".keras": ".keras:from_keras",
+    ".h5": ".keras:from_keras",
+    ".hdf5": ".keras:from_keras",
+    ".mat": ".matlab:from_matlab",
+    ".npz": "..formats:load_network",
 }
-IMPORTERS = {suffix: spec[:2] for suffix, spec in FORMATS.items()}
-EXPORTERS = {suffix: (spec[0], spec[2]) for suffix, spec in FORMATS.items() if spec[2]}
+EXPORTERS = {
+    ".pt": ".torch:save_torch",
+    ".pth": ".torch:save_torch",
+    ".onnx": ".onnx_export:save_onnx",
+    ".keras": ".keras:save_keras",
+    ".h5": ".keras:save_keras",
+    ".mat": ".matlab:save_matlab",
+    ".npz": "..formats:save_network",
+}
 
 
-def _function(module: str, name: str) -> Callable[..., Any]:
-    return getattr(importlib.import_module(module, __package__), name)
+def _function(spec: str) -> Callable[..., Any]:
+    module, name = spec.split(":")
+    return cast(Callable[..., Any], getattr(importlib.import_module(module, __package__), name))
 
 
 def _suffix(path: Path, table: Mapping[str, object], what: str) -> str:
@@ -63,21 +71,20 @@ def load_model(path_or_name: str | os.PathLike) -> Network:
     """
     path = Path(path_or_name)
     if not path.is_file() and not path.suffix:  # a bundled network's name, or its error
-        return cast(Network, _function(*IMPORTERS[".npz"])(path))
+        return cast(Network, _function(IMPORTERS[".npz"])(path))
     suffix = _suffix(path, IMPORTERS, "import")
     if not path.is_file():
         raise FileNotFoundError(f"no model file {str(path)!r}")
     with _framework_needed(path, "reading"), _damaged_file(path):
-        return cast(Network, _function(*IMPORTERS[suffix])(path))
+        return cast(Network, _function(IMPORTERS[suffix])(path))
 
 
 def save_model(net: Network, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` in the format its suffix names (see the module docstring)."""
     path = Path(path)
     suffix = _suffix(path, EXPORTERS, "export")
-    module, name = EXPORTERS[suffix]
     with _framework_needed(path, "writing"):
-        _function(module, cast(str, name))(net, path)
+        _function(EXPORTERS[suffix])(net, path)
 
 
 @contextmanager

@@ -1,0 +1,244 @@
+"""ONNX export: a network as an ONNX graph, in the layout :mod:`lstm_ref.interop.onnx` states.
+
+Export writes opset 17: X (T, B, C) float and ``sequence_lens`` (B,) int32 in, one LSTM node
+per layer with Transpose + Reshape to (T, B, D·H) between layers, Y_h → (B, D·H) for a
+"last" layer, ``Gemm``/``MatMul`` + ``Add``, ``Softmax``. Initial states are constants
+expanded to the batch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..activations import ONNX_ACTIVATIONS, activation_spec, split_spec
+from ..errors import InputError
+from ..formats.writes import write_atomically
+from ..layers import LSTM, BiLSTM, FullyConnected, SequenceInput, Softmax
+from ..lstm import reorder_gates
+from ..network import Network
+from .onnx import ONNX_ORDER, OPSET, PEEPHOLE_ROWS
+
+Array = np.ndarray
+_TO_ONNX = {  # lstm_ref's own activation names as ONNX writes them
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "softsign": "Softsign",
+    "hard-sigmoid": activation_spec("HardSigmoid", alpha=0.2, beta=0.5),
+    "hard-sigmoid-keras3": activation_spec("HardSigmoid", alpha=1 / 6, beta=0.5),
+}
+
+
+def to_onnx(net: Network) -> Any:
+    """An ONNX model (opset 17) computing ``net`` in float32, checked by ``onnx.checker``.
+
+    Parameters
+    ----------
+    net : Network
+        SequenceInput, LSTM/BiLSTM (concat, no projection), FullyConnected, Softmax layers.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Inputs X (T, B, C) float32 and sequence_lens (B,) int32; output Y, the last layer's
+        output: (B, K) after a "last" LSTM, else (T, B, K).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[Any] = []
+    inits: list[Any] = []
+
+    def const(name: str, a: Any, dtype: Any = np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(a, dtype), name))
+        return name
+
+    x, mode = "X", "sequence"  # the current tensor: (T, B, F) per step, or (B, F) after "last"
+    nodes.append(helper.make_node("Shape", ["X"], ["X_shape"], name="x_shape"))
+    nodes.append(
+        helper.make_node(
+            "Gather", ["X_shape", const("one", [1], np.int64)], ["batch"], name="batch", axis=0
+        )
+    )
+    for layer in net.layers:
+        out = f"{layer.name}_out"
+        if isinstance(layer, SequenceInput):
+            if layer.mean is not None:
+                nodes.append(
+                    helper.make_node(
+                        "Sub",
+                        [x, const(f"{layer.name}_mean", layer.mean)],
+                        [f"{out}_c"],
+                        name=f"{layer.name}_sub",
+                    )
+                )
+                x = f"{out}_c"
+            if layer.std is not None:
+                nodes.append(
+                    helper.make_node(
+                        "Div",
+                        [x, const(f"{layer.name}_std", layer.std)],
+                        [out],
+                        name=f"{layer.name}_div",
+                    )
+                )
+                x = out
+        elif isinstance(layer, LSTM | BiLSTM):
+            if mode != "sequence":
+                raise InputError(f"layer {layer.name!r}: an LSTM after a 'last' layer")
+            x, mode = (
+                _export_lstm(layer, x, nodes, const, helper),
+                layer.output_mode,
+            )
+        elif isinstance(layer, FullyConnected):
+            W, b = const(f"{layer.name}_W", layer.weights.T), const(f"{layer.name}_b", layer.bias)
+            if mode == "last":
+                nodes.append(helper.make_node("Gemm", [x, W, b], [out], name=layer.name))
+            else:
+                nodes.append(
+                    helper.make_node("MatMul", [x, W], [f"{out}_m"], name=f"{layer.name}_matmul")
+                )
+                nodes.append(
+                    helper.make_node("Add", [f"{out}_m", b], [out], name=f"{layer.name}_add")
+                )
+            x = out
+        elif isinstance(layer, Softmax):
+            nodes.append(helper.make_node("Softmax", [x], [out], name=layer.name, axis=-1))
+            x = out
+        elif layer.TYPE == "Classification Output":
+            continue
+        else:
+            raise InputError(f"layer {layer.name!r} ({layer.TYPE}) has no ONNX export")
+    nodes.append(helper.make_node("Identity", [x], ["Y"], name="output"))
+    K = net.output_size
+    graph = helper.make_graph(
+        nodes,
+        "lstm_ref",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", net.input_size]),
+            helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["B"]),
+        ],
+        [
+            helper.make_tensor_value_info(
+                "Y", TensorProto.FLOAT, ["B", K] if mode == "last" else ["T", "B", K]
+            )
+        ],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lstm_ref"
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, helper: Any) -> str:
+    """One LSTM node for ``layer`` and the Transpose + Reshape to (T, B, D·H) or (B, D·H)."""
+    directions = [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
+    if isinstance(layer, BiLSTM) and layer.merge_mode != "concat":
+        raise InputError(
+            f"layer {layer.name!r}: ONNX concatenates the directions; merge {layer.merge_mode!r}"
+        )
+    if isinstance(layer, BiLSTM) and layer.last == "step":
+        raise InputError(
+            f"layer {layer.name!r}: its output at the last step has no ONNX export (Y[-1] is 0 "
+            "for shorter sequences under sequence_lens); only the final states (Y_h)"
+        )
+    for one in directions:
+        if one.projection is not None:
+            raise InputError(f"layer {one.name!r}: ONNX's LSTM has no projection (proj_size)")
+    H, n = layer.hidden_size, layer.name
+    D = len(directions)
+
+    def stack(f: Any) -> Any:
+        return np.stack([f(one) for one in directions])
+
+    W = stack(lambda one: reorder_gates(one.params.W, ONNX_ORDER, inverse=True))
+    R = stack(lambda one: reorder_gates(one.params.R, ONNX_ORDER, inverse=True))
+    B = stack(
+        lambda one: np.concatenate(
+            [reorder_gates(one.params.b, ONNX_ORDER, inverse=True), np.zeros(4 * H)]
+        )
+    )
+    inputs = [x, const(f"{n}_W", W), const(f"{n}_R", R), const(f"{n}_B", B), "sequence_lens"]
+    h0 = stack(lambda one: one.initial_state.h)[:, None]  # (D, 1, H)
+    c0 = stack(lambda one: one.initial_state.c)[:, None]
+    for what, a in (("h0", h0), ("c0", c0)):
+        shape = f"{n}_{what}_shape"
+        nodes.append(
+            helper.make_node(
+                "Concat",
+                [
+                    const(f"{n}_{what}_D", [D], np.int64),
+                    "batch",
+                    const(f"{n}_{what}_H", [a.shape[-1]], np.int64),
+                ],
+                [shape],
+                name=shape,
+                axis=0,
+            )
+        )
+        nodes.append(
+            helper.make_node(
+                "Expand",
+                [const(f"{n}_{what}", a), shape],
+                [f"{n}_{what}_b"],
+                name=f"{n}_{what}_expand",
+            )
+        )
+        inputs.append(f"{n}_{what}_b")
+    peepholes = [one.peephole for one in directions]
+    if any(p is not None for p in peepholes):
+        P = np.stack([np.zeros((3, H)) if p is None else p for p in peepholes])[:, PEEPHOLE_ROWS]
+        inputs.append(const(f"{n}_P", P.reshape(D, 3 * H)))
+    acts = []
+    for one in directions:
+        out = one.output_activation or one.state_activation
+        acts += [_onnx_activation(a) for a in (one.gate_activation, one.state_activation, out)]
+    names, alphas, betas = [], [], []
+    for name, params in acts:
+        names.append(name)
+        if "alpha" in params:
+            alphas.append(params["alpha"])
+        if "beta" in params:
+            betas.append(params["beta"])
+    attrs: dict[str, Any] = {"hidden_size": H, "activations": names}
+    attrs["direction"] = "bidirectional" if D == 2 else directions[0].direction
+    if alphas:
+        attrs["activation_alpha"] = alphas
+    if betas:
+        attrs["activation_beta"] = betas
+    if directions[0].clip is not None:
+        attrs["clip"] = directions[0].clip
+    if directions[0].input_forget:
+        attrs["input_forget"] = 1
+    last = layer.output_mode == "last"
+    outputs = ["", f"{n}_Yh", ""] if last else [f"{n}_Y"]
+    nodes.append(helper.make_node("LSTM", inputs, outputs, name=n, **attrs))
+    if last:  # Y_h (D, B, H) -> (B, D, H) -> (B, D·H)
+        nodes.append(
+            helper.make_node("Transpose", [f"{n}_Yh"], [f"{n}_t"], name=f"{n}_t", perm=[1, 0, 2])
+        )
+        shape = const(f"{n}_shape", [0, -1], np.int64)
+    else:  # Y (T, D, B, H) -> (T, B, D, H) -> (T, B, D·H)
+        nodes.append(
+            helper.make_node("Transpose", [f"{n}_Y"], [f"{n}_t"], name=f"{n}_t", perm=[0, 2, 1, 3])
+        )
+        shape = const(f"{n}_shape", [0, 0, -1], np.int64)
+    nodes.append(helper.make_node("Reshape", [f"{n}_t", shape], [f"{n}_out"], name=f"{n}_reshape"))
+    return f"{n}_out"
+
+
+def _onnx_activation(spec: str) -> tuple[str, dict[str, float]]:
+    """An lstm_ref activation spec as ONNX's name and every parameter it takes."""
+    name, params = split_spec(_TO_ONNX.get(spec, spec))
+    return name, {**ONNX_ACTIVATIONS[name][0], **params}
+
+
+def save_onnx(net: Network, path: str | os.PathLike) -> None:
+    """Write :func:`to_onnx` to ``path`` (atomically)."""
+    model = to_onnx(net)
+    write_atomically(path, lambda f: f.write(model.SerializeToString()))
