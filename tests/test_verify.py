@@ -4,6 +4,8 @@ bug — a correct model must match with no diagnosis, float32 noise must be call
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 from pathlib import Path
@@ -331,6 +333,29 @@ def test_cli_with_supplied_outputs_needs_no_framework(folder, state, reference, 
     np.savez(folder / "bad.npz", nothing=np.zeros(3))
     assert main([*args, "--observed", str(folder / "bad.npz")]) == 2
     assert "neither 'output' nor a layer" in capsys.readouterr().err
+
+
+def test_outputs_in_polygraphy_format(folder, reference):
+    path = folder / "outputs.json"
+    assert main(["verify", str(reference), "--run-framework", "--save-outputs", str(path)]) == 0
+    runs = json.loads(path.read_text())
+    assert runs["polygraphy_class"] == "RunResults"
+    arrays = {}
+    for runner, (iteration,) in runs["lst"]:
+        assert iteration["polygraphy_class"] == "IterationResult"
+        payload = iteration["outputs"]["output"]["values"]["array"]
+        arrays[runner] = np.load(io.BytesIO(base64.b64decode(payload)), allow_pickle=False)
+    assert set(arrays) == {"lstm_ref", "torch"} and arrays["torch"].dtype == np.float32
+    assert np.abs(arrays["lstm_ref"] - arrays["torch"]).max() < 1e-6
+
+
+def test_polygraphy_itself_reads_the_outputs(folder, reference):
+    polygraphy = pytest.importorskip("polygraphy.comparator")  # not a dependency of lstm_ref
+    path = folder / "for_polygraphy.json"
+    assert main(["verify", str(reference), "--run-framework", "--save-outputs", str(path)]) == 0
+    loaded = polygraphy.RunResults.load(str(path))
+    assert [name for name, _ in loaded] == ["lstm_ref", "torch"]
+    assert loaded["torch"][0]["output"].shape == (4, K)
 
 
 def test_json_report_is_strict_json(reference):

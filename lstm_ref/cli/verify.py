@@ -63,6 +63,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--atol", type=positive_float, default=1e-5, help="absolute tolerance")
     p.add_argument("--rtol", type=positive_float, default=1e-5, help="relative tolerance")
     p.add_argument("--json", type=Path, help="also write the report as JSON")
+    p.add_argument(
+        "--save-outputs",
+        type=Path,
+        help="write the reference's and the observed outputs in Polygraphy's RunResults JSON",
+    )
     p.set_defaults(run=run)
 
 
@@ -70,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
     from ..formats.writes import write_atomically, write_text_atomically
     from ..interop import load_model
     from ..verify import generate_inputs, read_inputs, verify
-    from ..verify.report import dumps, text
+    from ..verify.report import dumps, polygraphy_json, text
 
-    if args.json is not None and args.json.suffix.lower() != ".json":
-        raise InputError(f"--json must name a .json file; got {args.json}")
+    for option, path in (("--json", args.json), ("--save-outputs", args.save_outputs)):
+        if path is not None and path.suffix.lower() != ".json":
+            raise InputError(f"{option} must name a .json file; got {path}")
     net = load_model(args.model)
     if args.inputs is not None:
         inputs = read_inputs(args.inputs, net.input_size)
@@ -96,4 +102,6 @@ def run(args: argparse.Namespace) -> int:
     print(text(report))
     if args.json is not None:
         write_text_atomically(args.json, dumps(report))
+    if args.save_outputs is not None:
+        write_text_atomically(args.save_outputs, polygraphy_json(report))
     return 0 if report.passed else 1

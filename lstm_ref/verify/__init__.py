@@ -143,6 +143,8 @@ class Report:
     causes: list[Finding] = field(default_factory=list)  # those that reproduce, best first
     nearest: list[Finding] = field(default_factory=list)  # when none does: the closest
     divergence: Divergence | None = None
+    arrays: dict[str, dict[str, Array]] = field(default_factory=dict, repr=False)
+    """The outputs compared, by runner ("lstm_ref" and the observed one's), then by name."""
 
     @property
     def passed(self) -> bool:
@@ -202,6 +204,7 @@ def verify(
     if (observed is None) == (run is False):
         raise InputError("give either observed outputs or a model file to run, not both or none")
     port = (path if run is True else Path(run)) if run is not False else None
+    runner = "observed"
     if observed is not None:
         source = "the observed outputs given"
         if not isinstance(observed, Mapping):
@@ -211,8 +214,8 @@ def verify(
     elif port is None:
         raise InputError("run=True needs a model file; give run=<file> with a Network")
     else:
-        framework, outputs = _run(port, given)
-        source = f"{framework} running {port}"
+        runner, outputs = _run(port, given)
+        source = f"{runner} running {port}"
     if semantics is None:
         made_by = port or path
         semantics = DEFAULT_SEMANTICS.get(made_by.suffix.lower() if made_by else "", "masked")
@@ -237,6 +240,7 @@ def verify(
         atol,
         rtol,
         comparisons,
+        arrays={"lstm_ref": {k: ref for k, (ref, _) in reference.items()}, runner: outputs},
     )
     if all(c.passed for c in comparisons):
         return report(rounding={}, verdict="match")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import io
 import json
 import math
 from typing import Any
+
+import numpy as np
 
 from . import Report
 from .compare import histogram_text
@@ -73,7 +77,8 @@ def text(report: Report) -> str:
 
 def to_json(report: Report) -> dict[str, Any]:
     """The report as JSON-ready data (docs/VERIFY.md); non-finite numbers become null."""
-    data = dataclasses.asdict(report)
+    data = dataclasses.asdict(dataclasses.replace(report, arrays={}))
+    del data["arrays"]
     data["passed"] = report.passed
     for c in data["comparisons"]:
         c["passed"] = c["failed"] == 0
@@ -82,7 +87,43 @@ def to_json(report: Report) -> dict[str, Any]:
 
 
 def dumps(report: Report) -> str:
+    """:func:`to_json` as a JSON document."""
     return json.dumps(to_json(report), indent=1, allow_nan=False) + "\n"
+
+
+def polygraphy_json(report: Report) -> str:
+    """The outputs compared in Polygraphy's ``RunResults`` JSON (what ``polygraphy run
+    --save-outputs`` writes and ``--load-outputs`` and ``RunResults.load`` read): one
+    iteration per runner, ``lstm_ref``'s reference (float64; padded steps as the padding
+    semantics defines them) and the observed one's, each array ``np.save``d and base64-encoded.
+    """
+
+    def array(a: np.ndarray) -> dict[str, str]:
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(a), allow_pickle=False)
+        return {
+            "array": base64.b64encode(buffer.getvalue()).decode(),
+            "polygraphy_class": "ndarray",
+        }
+
+    runs = [
+        [
+            runner,
+            [
+                {
+                    "outputs": {
+                        name: {"values": array(a), "polygraphy_class": "LazyArray"}
+                        for name, a in outputs.items()
+                    },
+                    "runtime": 0.0,
+                    "runner_name": runner,
+                    "polygraphy_class": "IterationResult",
+                }
+            ],
+        ]
+        for runner, outputs in report.arrays.items()
+    ]
+    return json.dumps({"lst": runs, "polygraphy_class": "RunResults"}, indent=1) + "\n"
 
 
 def _finite(value: Any) -> Any:
