@@ -33,7 +33,7 @@ examples:
   lstm-ref predict seqs.npz                 classify sequences from a file
   lstm-ref plot gates --observation 3       gate traces of test sequence 3
   lstm-ref explain --unit 1 --step 5        one LSTM step of one unit, with the numbers
-  lstm-ref train --out my_weights           retrain JapaneseVowelsNet (about 15 s)
+  lstm-ref train --out my_weights           retrain JapaneseVowelsNet (a few seconds)
   lstm-ref train --train-file A_TRAIN.ts --test-file A_TEST.ts   a classifier on your data"""
 
 
