@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
@@ -241,6 +242,30 @@ def test_onnx_port_with_wrong_gate_order(folder, reference):
     save_model(wrong, folder / "wrong.onnx")
     report = verify(reference, INPUTS, run=folder / "wrong.onnx")
     assert [f.key for f in report.causes] == ["gate-order:igof"]
+
+
+def test_torch_onnx_export_lost_the_lengths(folder, state, reference):
+    """torch.onnx.export of the batch-first classifier has no sequence_lens: onnxruntime runs
+    the LSTM over the padding (pytorch#48460)."""
+    pytest.importorskip("onnxruntime")
+    model = Classifier(C, H, K).eval()
+    model.load_state_dict(state)
+    with warnings.catch_warnings():  # the exporter's notes on batch_first and dynamic axes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.randn(2, 6, C),),
+            str(folder / "exported.onnx"),
+            dynamo=False,
+            opset_version=17,
+            input_names=["X"],
+            output_names=["P"],
+            dynamic_axes={"X": {0: "N", 1: "T"}, "P": {0: "N"}},
+        )
+    report = verify(reference, INPUTS, run=folder / "exported.onnx")
+    assert [f.key for f in report.causes] == ["padding:matlab"]
+    full = generate_inputs(C, seed=7, length_range=(6, 6))  # no padding: nothing lost
+    assert verify(reference, full, run=folder / "exported.onnx").verdict == "match"
 
 
 def test_onnx_port_that_dropped_the_recurrent_bias(folder, reference):

@@ -7,9 +7,9 @@ returns ``{"output": y}``: (N, K) or (N, T, W), batch first, in the model's own 
 - torch: the state_dict is loaded into the ``nn.LSTM`` (and ``nn.Linear`` head) its shapes
   describe, run on packed sequences; the head reads ``h_n`` and applies softmax (the
   classifier of :mod:`lstm_ref.interop.torch`); without a head, the padded outputs.
-- onnxruntime: the graph's first input gets X (T, N, C) (time first, as ONNX's LSTM), an
-  integer second input ``sequence_lens``; a (T, N, ·) or (T, D, N, H) first output is
-  brought to (N, T, ·).
+- onnxruntime: the graph's first input gets X (T, N, C) (time first, as ONNX's LSTM) — or
+  (N, T, C) when the graph transposes it to time first — an integer second input
+  ``sequence_lens``; a (T, N, ·) or (T, D, N, H) first output is brought to (N, T, ·).
 - Keras: ``model.predict`` on the zero-padded batch (a ``Masking`` layer in the model sees
   the padding; without one the padding is data).
 """
@@ -67,7 +67,8 @@ def run_onnx(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
-    feeds = {inputs[0].name: np.ascontiguousarray(x.transpose(1, 0, 2), dtype=np.float32)}
+    X = x if _batch_first(path, inputs[0].name) else x.transpose(1, 0, 2)
+    feeds = {inputs[0].name: np.ascontiguousarray(X, dtype=np.float32)}
     for extra in inputs[1:]:
         if "int" not in extra.type:
             raise InputError(f"{path}: input {extra.name!r} ({extra.type}) is not sequence_lens")
@@ -78,6 +79,19 @@ def run_onnx(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
     elif y.ndim == 3:  # (T, N, K) → (N, T, K)
         y = y.transpose(1, 0, 2)
     return {"output": y}
+
+
+def _batch_first(path: Path, name: str) -> bool:
+    """Whether the graph takes X batch first: its first use (but for reading its Shape) is a
+    Transpose to time first (torch.onnx.export of a ``batch_first`` module)."""
+    import onnx
+
+    uses = (n for n in onnx.load(path).graph.node if name in n.input and n.op_type != "Shape")
+    first = next(uses, None)
+    if first is None or first.op_type != "Transpose":
+        return False
+    perm = next((list(a.ints) for a in first.attribute if a.name == "perm"), None)
+    return perm == [1, 0, 2]
 
 
 def run_keras(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
