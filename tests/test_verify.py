@@ -171,6 +171,19 @@ def test_doubled_bias_from_a_one_bias_model(folder, state):
     assert [f.key for f in report.causes] == ["bias:doubled"]
 
 
+def test_square_input_blocks_transposed(folder):
+    """With C = H each input gate block is square: the port transposed them."""
+    lstm = distinct_gates(torch.nn.LSTM(H, H), seed=8).eval()
+    torch.save(lstm.state_dict(), folder / "square.pt")
+    broken = {k: v.clone() for k, v in lstm.state_dict().items()}
+    broken["weight_ih_l0"] = torch.from_numpy(blocks_transposed(broken["weight_ih_l0"].numpy()))
+    torch.save(broken, folder / "square-port.pt")
+    inputs = generate_inputs(H, seed=2)
+    report = verify(folder / "square.pt", inputs, run=folder / "square-port.pt")
+    assert [f.key for f in report.causes] == ["transposed:W"]
+    assert report.divergence is not None and report.divergence.step == 0  # at the first step
+
+
 def torch_on_padding(state, x):
     """The torch classifier run on a padded batch without packing: padding is data."""
     model = Classifier(C, H, K)
