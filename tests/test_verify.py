@@ -363,9 +363,11 @@ def test_cli_with_supplied_outputs_needs_no_framework(folder, state, reference, 
     assert main([*args, "--observed", str(good), "--run-framework"]) == 2
     assert main([*args]) == 2
     saved = folder / "saved.npz"
-    assert main(["verify", str(reference), "--run-framework", "--save-inputs", str(saved)]) == 0
+    scaled = ["--scale", "3", "--save-inputs", str(saved)]
+    assert main(["verify", str(reference), "--run-framework", *scaled]) == 0
     with np.load(saved) as inputs:
         assert inputs["x"].shape == (4, 8, C) and inputs["lengths"].tolist() == [8, 6, 6, 3]
+        assert 2 < inputs["x"][0].std() < 4  # the first sequence has no padding
     assert main(["verify", str(folder / "ref.npz"), "--run-framework"]) == 2
     assert "no framework runs .npz files" in capsys.readouterr().err
     np.savez(folder / "bad.npz", nothing=np.zeros(3))

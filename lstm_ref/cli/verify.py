@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--length-range", type=length_range, default=(3, 8), help="generated lengths, a-b"
     )
+    p.add_argument(
+        "--scale", type=positive_float, default=1.0, help="standard deviation of generated inputs"
+    )
     p.add_argument("--save-inputs", type=Path, help="write the inputs used to this .npz")
     seen = p.add_mutually_exclusive_group(required=True)
     seen.add_argument("--observed", type=Path, help=".npz of the observed outputs")
@@ -84,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs is not None:
         inputs = read_inputs(args.inputs, net.input_size)
     else:
-        inputs = generate_inputs(net.input_size, args.seed, args.batch, args.length_range)
+        inputs = generate_inputs(
+            net.input_size, args.seed, args.batch, args.length_range, args.scale
+        )
     if args.save_inputs is not None:
         buffer = io.BytesIO()
         np.savez(buffer, x=inputs.x, lengths=inputs.lengths)

@@ -51,11 +51,15 @@ class Inputs:
 
 
 def generate_inputs(
-    C: int, seed: int = 0, batch: int = 4, length_range: tuple[int, int] = (3, 8)
+    C: int,
+    seed: int = 0,
+    batch: int = 4,
+    length_range: tuple[int, int] = (3, 8),
+    scale: float = 1.0,
 ) -> Inputs:
-    """``batch`` sequences of C standard-normal features with lengths drawn from
-    ``length_range`` (inclusive), the first the longest and the last the shortest when
-    there are two or more (so the lengths are mixed)."""
+    """``batch`` sequences of C normal features (mean 0, standard deviation ``scale``) with
+    lengths drawn from ``length_range`` (inclusive), the first the longest and the last the
+    shortest when there are two or more (so the lengths are mixed)."""
     lo, hi = length_range
     if not 1 <= lo <= hi or batch < 1:
         raise InputError(f"need batch >= 1 and 1 <= a <= b for lengths a-b; got {lo}-{hi}")
@@ -63,9 +67,12 @@ def generate_inputs(
     lengths = rng.integers(lo, hi + 1, size=batch)
     if batch > 1:
         lengths[0], lengths[-1] = hi, lo
-    x = rng.normal(size=(batch, hi, C))
+    x = rng.normal(scale=scale, size=(batch, hi, C))
     x[np.arange(hi)[None, :] >= lengths[:, None]] = 0.0
-    return Inputs(x, lengths, f"generated: seed {seed}, {batch} sequences, lengths {lo}-{hi}")
+    scaled = "" if scale == 1 else f", scale {scale:g}"
+    return Inputs(
+        x, lengths, f"generated: seed {seed}, {batch} sequences, lengths {lo}-{hi}{scaled}"
+    )
 
 
 def read_inputs(path: str | os.PathLike, C: int) -> Inputs:
@@ -163,6 +170,7 @@ def verify(
     seed: int = 0,
     batch: int = 4,
     length_range: tuple[int, int] = (3, 8),
+    scale: float = 1.0,
 ) -> Report:
     """Compare observed outputs with the reference's and diagnose a difference.
 
@@ -172,7 +180,7 @@ def verify(
         The model as it should compute (the reference), in any importable format.
     inputs : Inputs or path, optional
         A ``.npy``/``.npz`` file (:func:`read_inputs`); None generates them
-        (:func:`generate_inputs` with ``seed``, ``batch``, ``length_range``).
+        (:func:`generate_inputs` with ``seed``, ``batch``, ``length_range``, ``scale``).
     observed : mapping or path, optional
         Observed outputs by name, arrays (N, K) or (N, T, W), or an ``.npz`` of them
         (:func:`read_observed`). Give this or ``run``.
@@ -198,7 +206,7 @@ def verify(
     if isinstance(inputs, Inputs):
         given = inputs
     elif inputs is None:
-        given = generate_inputs(net.input_size, seed, batch, length_range)
+        given = generate_inputs(net.input_size, seed, batch, length_range, scale)
     else:
         given = read_inputs(inputs, net.input_size)
     if (observed is None) == (run is False):
