@@ -9,11 +9,10 @@ import io
 import json
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
-
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,7 +22,8 @@ from torch_models import Classifier, distinct_gates
 from lstm_ref import Network
 from lstm_ref.cli import main
 from lstm_ref.interop import load_model, save_model
-from lstm_ref.lstm import gate_rows, reorder_gates
+from lstm_ref.layers import LSTM, SequenceInput
+from lstm_ref.lstm import LSTMParams, gate_rows, reorder_gates
 from lstm_ref.verify import generate_inputs, verify
 from lstm_ref.verify.compare import compare
 from lstm_ref.verify.diagnose import causes
@@ -340,6 +340,27 @@ def test_keras_mask_repeats_where_zeros_were_assumed(folder):
     assert verify(path, INPUTS, run=True).verdict == "match"  # default semantics: keras
     report = verify(path, INPUTS, run=True, semantics="masked")
     assert [f.key for f in report.causes] == ["padding:keras"]
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_keras_go_backwards_returns_processing_order(folder):
+    """The reference: a reverse LSTM, outputs in time order (ONNX, PyTorch); the port: Keras's
+    go_backwards with the same weights, which returns them in processing order."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(12)
+    scale = np.repeat([0.6, 0.9, 1.2, 0.5], H)
+    W, R = rng.normal(size=(4 * H, C)) * scale[:, None], rng.normal(size=(4 * H, H)) * 0.5
+    b = rng.normal(size=4 * H) * scale
+    lstm = LSTM(LSTMParams(W, R, b), direction="reverse")
+    save_model(Network([SequenceInput(C), lstm]), folder / "reverse.npz")
+    model = keras.Sequential(
+        [keras.Input((None, C)), keras.layers.LSTM(H, go_backwards=True, return_sequences=True)]
+    )
+    model.layers[-1].set_weights([W.T, R.T, b])
+    model.save(folder / "backwards.keras")
+    inputs = generate_inputs(C, seed=4, length_range=(6, 6))  # Keras reverses the padded axis
+    report = verify(folder / "reverse.npz", inputs, run=folder / "backwards.keras")
+    assert [f.key for f in report.causes] == ["reverse-output-order"]
 
 
 # ------------------------------------------------------------- no framework, the CLI
