@@ -34,7 +34,8 @@ examples:
   lstm-ref plot gates --observation 3       gate traces of test sequence 3
   lstm-ref explain --unit 1 --step 5        one LSTM step of one unit, with the numbers
   lstm-ref train --out my_weights           retrain JapaneseVowelsNet (a few seconds)
-  lstm-ref train --train-file A_TRAIN.ts --test-file A_TEST.ts   a classifier on your data"""
+  lstm-ref train --train-file A_TRAIN.ts --test-file A_TEST.ts   a classifier on your data
+  lstm-ref verify port.onnx --run-framework      where and why a port's outputs diverge"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
