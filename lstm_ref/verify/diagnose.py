@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
-from ..lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
+from ..lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates, reverse_in_time
 from ..network import Network
 from ..padding import Padding, make_batches
 from .compare import errors, failing
@@ -122,12 +122,8 @@ def _reverse_half(layer: Layer, y: Array, lengths: Array) -> Array:
         cols = slice(layer.fwd.state_widths[0], None)
     else:
         return y
-    T = y.shape[1]
-    t = np.arange(T)[None, :]
-    n = lengths[:, None]
-    index = np.where(t < n, n - 1 - t, t)  # (N, T)
     out = y.copy()
-    out[:, :, cols] = np.take_along_axis(y[:, :, cols], index[..., None], axis=1)
+    out[:, :, cols] = reverse_in_time(y[:, :, cols], lengths)
     return out
 
 
