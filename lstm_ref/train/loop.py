@@ -108,6 +108,7 @@ def train(
         raise InputError("early stopping (patience) needs validation data")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(seqs)) if options.shuffle != "never" else np.arange(len(seqs))
+    batches = make_batches([seqs[k] for k in order], options.padding)
     params = learnables(net)
     adam = Adam(options.learning_rate)
     history: list[EpochRecord] = []
@@ -119,10 +120,11 @@ def train(
             f"{'time (s)':>8}"
         )
     for epoch in range(1, options.max_epochs + 1):
-        if options.shuffle == "every-epoch" and epoch > 1:
+        if options.shuffle == "every-epoch" and epoch > 1:  # new batches; else padded once
             order = rng.permutation(len(seqs))
+            batches = make_batches([seqs[k] for k in order], options.padding)
         losses, correct = [], 0
-        for batch in make_batches([seqs[k] for k in order], options.padding):
+        for batch in batches:
             rows = order[batch.rows]  # the sequences of this batch, as numbered in seqs
             computed = fast_loss_and_gradients(net, batch, targets[rows])  # None: not covered
             loss, grads, probs = computed or loss_and_gradients(net, batch, targets[rows])
