@@ -13,7 +13,6 @@ from ..errors import InputError
 from ..network import Network
 
 Array = np.ndarray
-JAPANESE_VOWELS_TEST = "Japanese Vowels test set"
 
 
 class Parser(argparse.ArgumentParser):
@@ -88,7 +87,6 @@ class Data:
 
     sequences: list[Array]
     labels: list[str] | None
-    source: str  # for messages and titles
 
     def observation(self, k: int) -> Array:
         """Sequence ``k`` (1-based, as --observation counts)."""
@@ -109,12 +107,12 @@ def load_data(args: argparse.Namespace, net: Network) -> Data:
 
         x, y = load_japanese_vowels("test")
         seqs, _ = as_sequence_list(list(x), net.input_size, dtype=net.dtype)
-        return Data(seqs, [str(v) for v in y], JAPANESE_VOWELS_TEST)
+        return Data(seqs, [str(v) for v in y])
     from ..formats import read_sequence_file
 
     file = read_sequence_file(args.data)
     seqs, _ = as_sequence_list(file.sequences, net.input_size, layout=args.layout, dtype=net.dtype)
-    return Data(seqs, file.labels, str(args.data))
+    return Data(seqs, file.labels)
 
 
 def first_lstm(net: Network) -> str:
