@@ -51,6 +51,7 @@ def run_walkthrough(
     out_dir: str | Path = "lstm_ref_output",
     *,
     network: str | Network = "JapaneseVowelsNet",
+    name: str | None = None,
     sequences: Sequence[Array] | None = None,
     labels: Sequence[str] | None = None,
     observation: int = 1,
@@ -68,6 +69,8 @@ def run_walkthrough(
         Folder for the figures (created if needed).
     network : str or Network
         A bundled network name, a weight file, or a network.
+    name : str, optional
+        What the log calls the network (default: ``network`` when it is a str, else "net").
     sequences, labels : list of ndarray (T_i, C), list of str, optional
         The data to walk through (default: the Japanese Vowels test set); with ``labels``
         the test accuracy is printed too.
@@ -100,7 +103,7 @@ def run_walkthrough(
             save_figure(fig, path, dpi=dpi)
             figures.append(path)
 
-    name = network if isinstance(network, str) else "net"
+    name = name or (network if isinstance(network, str) else "net")
     log(f">> net = load_network({name!r}); net.Layers")
     net = load_network(network) if isinstance(network, str) else network
     log(f"ans = \n{net.summary()}\n")

@@ -33,10 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..walkthrough import run_walkthrough
 
-    data = load_data(args, load_net(args))
+    net = load_net(args)
+    data = load_data(args, net)
     run_walkthrough(
         args.out,
-        network=args.network,
+        network=net,
+        name=args.network,
         sequences=data.sequences,
         labels=data.labels,
         observation=args.observation,

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import read_ts
 from ..errors import InputError
 from .safe_numpy import read_npy, read_npz
 
@@ -83,6 +82,8 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
     if suffix == ".csv":
         return SequenceFile([read_csv(path)], ["1"])
     if suffix == ".ts":
+        from ..datasets import read_ts  # only when a .ts file is read
+
         data = read_ts(path)
         labels = [str(label) for label in data.labels] if data.class_names else None
         return SequenceFile(

@@ -4,7 +4,7 @@ Adam (``optimizer``), the training loop (``loop``), MATLAB's initialisers
 JapaneseVowelsNet recipe with its model card (``japanese_vowels``)."""
 
 from .initializers import glorot, lstm_classifier, orthogonal, unit_forget_gate
-from .loop import EpochRecord, TrainingOptions, accuracy, sort_by_length, train
+from .loop import EpochRecord, TrainingOptions, sort_by_length, train
 from .loss import (
     central_difference,
     cross_entropy,
@@ -23,7 +23,6 @@ __all__ = [
     "Evaluation",
     "Recipe",
     "TrainingOptions",
-    "accuracy",
     "add_l2",
     "central_difference",
     "clip_gradients",

@@ -12,7 +12,7 @@ import numpy as np
 from .._checks import check_choice, check_count, check_number
 from ..errors import InputError
 from ..network import Network
-from ..padding import MASKED, Padding, check_padding, make_batches
+from ..padding import Padding, check_padding, make_batches
 from ..sequences import as_sequence_list
 from .fast import fast_loss_and_gradients
 from .loss import learnables, loss_and_gradients, mean_loss
@@ -195,14 +195,6 @@ def _check_not_diverged(params: dict[str, Array], epoch: int, options: TrainingO
             f"training diverged in epoch {epoch}: {broken} are no longer finite (learning rate "
             f"{options.learning_rate:g} too large?); the network is unusable — nothing was saved"
         )
-
-
-def accuracy(
-    net: Network, sequences: Sequence[Array], labels: Sequence[str], padding: Padding = MASKED
-) -> float:
-    """Fraction of sequences classified correctly (by default each sequence alone)."""
-    predicted, _ = net.classify(list(sequences), padding=padding)
-    return float(np.mean(predicted == np.asarray(labels)))
 
 
 def sort_by_length(

@@ -28,7 +28,6 @@ from .initializers import lstm_classifier
 from .loop import MATLAB_RECIPE_PADDING, EpochRecord, Log, TrainingOptions, sort_by_length, train
 
 Array = np.ndarray
-MATLAB_DEFAULTS = Padding.matlab(mini_batch_size=128)  # MATLAB's predict/classify defaults
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def evaluate(
     confusion = np.zeros((len(index), len(index)), dtype=int)
     for true, predicted in zip(truth, alone, strict=True):
         confusion[index[true], index[predicted]] += 1
-    default, _ = net.classify(list(sequences), padding=MATLAB_DEFAULTS)
+    default, _ = net.classify(list(sequences), padding=Padding.matlab())  # MATLAB's defaults
     return Evaluation(
         accuracy=float(np.mean(alone == truth)),
         matlab_accuracy=float(np.mean(batched == np.asarray(ordered_labels))),
