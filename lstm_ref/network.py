@@ -186,7 +186,10 @@ class Network:
         if self._issued is None or value is not self._issued[0]:
             return False
         issued, parts = self._issued
-        return list(issued.values()) == parts and all(all_finite(a) for s in parts for a in s)
+        same = len(issued) == len(parts) and all(
+            a is b for a, b in zip(issued.values(), parts, strict=True)
+        )
+        return same and all(all_finite(a) for s in parts for a in s)
 
     def state_rows(self, n: int) -> State:
         """The current state as (n, H) arrays, one row per sequence."""

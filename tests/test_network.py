@@ -304,3 +304,16 @@ def test_network_walks_any_layer_that_follows_the_contract(rng):
     assert "   3   'double'          Doubling          y = 2x" in doubled.summary()
     with pytest.raises(ValueError, match="layer 'double' is a Doubling layer, not an LSTM"):
         doubled.trace(x[0], layer="double")
+
+
+def test_an_edited_returned_state_is_checked_and_assigned(rng):
+    """Replacing one entry of a state predict returned, then assigning it, goes through the
+    state checks (it is no longer the state that was issued)."""
+    net = random_network(rng)
+    _, state = net.predict(rng.normal(size=(4, 5)), outputs="lstm", return_state=True)
+    state["lstm"] = LSTMState(np.zeros(7), np.zeros(7))
+    net.state = state
+    np.testing.assert_array_equal(net.state["lstm"].h, np.zeros(7))
+    state["lstm"] = LSTMState(np.zeros(6), np.zeros(6))
+    with pytest.raises(ValueError, match=r"h and c must both be \(7,\)"):
+        net.state = state
