@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
-from ..lstm import LSTMState, gate_rows
+from ..lstm import LSTMState, reorder_gates
 from ..padding import Padding, make_batches
 
 Array = np.ndarray
@@ -104,8 +104,7 @@ def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
     """
     W, R, b = layer.params  # (4H, C), (4H, H), (4H,)
     H, C = R.shape[1], W.shape[1]
-    rows = np.concatenate([np.arange(4 * H)[gate_rows(g, H)] for g in FAST_ORDER])
-    W, R, b = W[rows], R[rows], b[rows]
+    W, R, b = (reorder_gates(a, FAST_ORDER, inverse=True) for a in (W, R, b))
     if norm is not None and norm.std is not None:
         W = W / norm.std
     if norm is not None and norm.mean is not None:

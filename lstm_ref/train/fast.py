@@ -20,7 +20,7 @@ import numpy as np
 
 from ..fast import FAST_ORDER, StepBuffers, compile_lstm, covered, fast_step
 from ..layers import LSTM, ClassificationOutput, FullyConnected, SequenceInput, Softmax
-from ..lstm import gate_rows
+from ..lstm import reorder_gates
 from ..network import Network
 from ..padding import Batch
 from .loss import cross_entropy, cross_entropy_grad
@@ -98,8 +98,7 @@ def fast_loss_and_gradients(
     grads = {f"{fc.name}/weights": d.T @ h_last, f"{fc.name}/bias": d.sum(axis=0)}
     dh = d @ fc.weights  # (B, H)
     dc = np.zeros((B, H), x.dtype)
-    rows = np.concatenate([np.arange(4 * H)[gate_rows(g, H)] for g in FAST_ORDER])
-    R = lstm.params.R[rows]  # (4H, H) in the fast order o, i, f, g
+    R = reorder_gates(lstm.params.R, FAST_ORDER, inverse=True)  # (4H, H), fast order o,i,f,g
     DA = np.empty((T, B, 4 * H), x.dtype)  # dL/da_t, fast order
     one = np.array(1, dtype=x.dtype)
     left, slope, s = np.empty((B, 3 * H), x.dtype), np.empty((B, 3 * H), x.dtype), np.empty_like(dc)
@@ -130,7 +129,5 @@ def fast_loss_and_gradients(
     xn, _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
     parts = (DA2.T @ xn.reshape(T * B, C), DA2.T @ Z[:-1, :, C : C + H].reshape(T * B, H))
     for name, part in zip(("W", "R", "b"), (*parts, DA2.sum(axis=0)), strict=True):
-        grad = np.empty_like(part)
-        grad[rows] = part  # back to the order i, f, g, o
-        grads[f"{lstm.name}/{name}"] = grad
+        grads[f"{lstm.name}/{name}"] = reorder_gates(part, FAST_ORDER)  # back to i, f, g, o
     return loss, grads, probs
