@@ -60,6 +60,9 @@ class Stepper:
                 nxt = zs[k + 1][: lstms[k + 1].C] if k + 1 < len(lstms) else None
                 self._plan.append((f.M, z, buf, z[f.C : f.C + f.H], nxt))
             self._zx = zs[0][: lstms[0].C]
+        self._sums = (
+            [_weight_sums(f.M, f.C, f.H) for f in self._engine.lstms] if self._engine else []
+        )
         self.reset(start)
 
     # ---------------------------------------------------------------------- state
@@ -83,13 +86,11 @@ class Stepper:
         assert self._engine is not None
         big = float(np.finfo(self.dtype).max) / 4
         limit, safe = self._engine.limit, True
-        for k, f in enumerate(self._engine.lstms):
-            M = np.abs(f.M.astype(np.float64))
-            per_x, rest = M[: f.C].sum(axis=0), hmax * M[f.C : f.C + f.H].sum(axis=0) + M[-1]
-            room = float((big - rest).min())
+        for k, (per_x, per_h, bias) in enumerate(self._sums):
+            room = float((big - (hmax * per_h + bias)).min())
             if k == 0:
-                limit = min(limit, room / max(float(per_x.max()), 1e-300))
-            safe = safe and room > 0 and (k == 0 or float(per_x.max()) * hmax < room)
+                limit = min(limit, room / max(per_x, 1e-300))
+            safe = safe and room > 0 and (k == 0 or per_x * hmax < room)
         limit = max(min(limit, math.sqrt(big)), 0.0)
         return limit * limit, bool(self._engine.heads) or not safe
 
@@ -173,3 +174,10 @@ class Stepper:
                     "value): the input is too large for the normalisation"
                 )
         return a
+
+
+def _weight_sums(M: Array, C: int, H: int) -> tuple[float, Array, Array]:
+    """Of the stacked weights M (C + H + 1, 4H), once per stepper (its weights are a
+    snapshot): the largest column sum of |W|, the column sums of |R|, and |b|."""
+    A = np.abs(M.astype(np.float64))
+    return float(A[:C].sum(axis=0).max()), A[C : C + H].sum(axis=0), A[-1]
