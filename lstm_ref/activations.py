@@ -49,14 +49,6 @@ def sigmoid_grad(y: Array) -> Array:
     return y * (1 - y)
 
 
-def hard_sigmoid(x: Array) -> Array:
-    return np.clip(0.2 * x + 0.5, 0, 1)
-
-
-def hard_sigmoid_grad(y: Array) -> Array:
-    return np.where((y > 0) & (y < 1), 0.2, 0.0).astype(y.dtype)
-
-
 def hard_sigmoid_keras3(x: Array) -> Array:
     return np.clip(x / 6 + 0.5, 0, 1)
 
@@ -94,11 +86,18 @@ class Activation(NamedTuple):
     derivative: str
 
 
+def _hard_sigmoid(alpha: float, beta: float) -> Activation:
+    return Activation(
+        lambda x: np.clip(alpha * x + beta, 0, 1),
+        lambda y: np.where((y > 0) & (y < 1), alpha, 0.0).astype(y.dtype),
+        f"clip({alpha}·x + {beta}, 0, 1)",
+        f"({alpha} if 0 < {{y}} < 1, else 0)",
+    )
+
+
 GATE_ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation(sigmoid, sigmoid_grad, "1 / (1 + e^−x)", "{y}·(1 − {y})"),
-    "hard-sigmoid": Activation(
-        hard_sigmoid, hard_sigmoid_grad, "clip(0.2·x + 0.5, 0, 1)", "(0.2 if 0 < {y} < 1, else 0)"
-    ),
+    "hard-sigmoid": _hard_sigmoid(0.2, 0.5),  # MATLAB's, Keras <= 2.15's, ONNX's default
     "hard-sigmoid-keras3": Activation(
         hard_sigmoid_keras3,
         hard_sigmoid_keras3_grad,
@@ -119,15 +118,6 @@ def _affine(alpha: float, beta: float) -> Activation:
         lambda y: np.full_like(y, alpha),
         f"{alpha}·x + {beta}",
         f"{alpha}",
-    )
-
-
-def _hard_sigmoid(alpha: float, beta: float) -> Activation:
-    return Activation(
-        lambda x: np.clip(alpha * x + beta, 0, 1),
-        lambda y: np.where((y > 0) & (y < 1), alpha, 0.0).astype(y.dtype),
-        f"clip({alpha}·x + {beta}, 0, 1)",
-        f"({alpha} if 0 < {{y}} < 1, else 0)",
     )
 
 
