@@ -320,23 +320,29 @@ def variant_step_backward(
     H = c.shape[1]
     sigma_h = act.state if v.output is None else v.output
     p_i, p_f, p_o = (0, 0, 0) if v.peephole is None else v.peephole
-    a = x_t @ p.W.T + prev.h @ p.R.T + p.b  # the pre-activations again, for the clip
+    clip = v.clip
+    a = None if clip is None else x_t @ p.W.T + prev.h @ p.R.T + p.b  # again, for the clip
 
-    def through_clip(dz: Array, z: Array) -> Array:  # d clip(z) / dz: 1 inside, 0 outside
-        return dz if v.clip is None else np.where(np.abs(z) < v.clip, dz, 0)
+    def through_clip(
+        dz: Array, gate: str, peep: Array | float = 0.0, c_read: Array | float = 0.0
+    ) -> Array:
+        """d clip(z)/dz · dz, z = a[gate] + peep ⊙ c_read: 1 inside the clip, 0 outside."""
+        if a is None or clip is None:
+            return dz
+        return np.where(np.abs(a[:, gate_rows(gate, H)] + peep * c_read) < clip, dz, 0)
 
     if v.projection is not None:
         dh = dh @ v.projection  # h = m W_hrᵀ
     s = sigma_h.value(c)
     do = dh * s  # m = o ⊙ σ_h(c)
-    dz_o = through_clip(do * act.gate.grad(o), a[:, gate_rows("o", H)] + p_o * c)
+    dz_o = through_clip(do * act.gate.grad(o), "o", p_o, c)
     dc = dc + dh * o * sigma_h.grad(s) + dz_o * p_o  # o reads c_t through its peephole
     di, df, dg, dc_prev = dc * g, dc * prev.c, dc * i, dc * f  # c = f ⊙ c_prev + i ⊙ g
     if v.input_forget:  # f = 1 − i
         di, df = di - df, np.zeros_like(df)
-    dz_i = through_clip(di * act.gate.grad(i), a[:, gate_rows("i", H)] + p_i * prev.c)
-    dz_f = through_clip(df * act.gate.grad(f), a[:, gate_rows("f", H)] + p_f * prev.c)
-    dz_g = through_clip(dg * act.state.grad(g), a[:, gate_rows("g", H)])
+    dz_i = through_clip(di * act.gate.grad(i), "i", p_i, prev.c)
+    dz_f = through_clip(df * act.gate.grad(f), "f", p_f, prev.c)
+    dz_g = through_clip(dg * act.state.grad(g), "g")
     dc_prev = dc_prev + dz_i * p_i + dz_f * p_f  # i and f read c_{t-1} through theirs
     da = np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=1)  # (B, 4H) blocks i, f, g, o
     grads = LSTMParams(W=da.T @ x_t, R=da.T @ prev.h, b=da.sum(axis=0))
