@@ -17,8 +17,8 @@ split and early stopping with the best weights kept), and :meth:`Network.classif
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -27,6 +27,7 @@ from ._checks import check_choice, check_count, check_number
 from .errors import InputError, InputTypeError
 from .network import Network
 from .padding import Padding
+from .train.recipe import VALIDATION_FRACTION, YOUR_DATA, Recipe, fit_holding_out
 
 Array = np.ndarray
 Layout = Literal["CT", "TC"]
@@ -70,14 +71,14 @@ class LSTMClassifier:
 
     def __init__(
         self,
-        hidden_size: int = 64,
-        max_epochs: int = 300,
-        learning_rate: float = 3e-3,
-        batch_size: int = 8,
-        patience: int | None = 100,
-        validation_fraction: float = 0.2,
-        zscore: bool = True,
-        random_state: int = 0,
+        hidden_size: int = YOUR_DATA.hidden_size,
+        max_epochs: int = YOUR_DATA.options.max_epochs,
+        learning_rate: float = YOUR_DATA.options.learning_rate,
+        batch_size: int = YOUR_DATA.options.padding.mini_batch_size,
+        patience: int | None = YOUR_DATA.options.patience,
+        validation_fraction: float = VALIDATION_FRACTION,
+        zscore: bool = YOUR_DATA.zscore,
+        random_state: int = YOUR_DATA.seed,
         layout: Layout = "CT",
     ) -> None:
         self.hidden_size = hidden_size
@@ -122,9 +123,6 @@ class LSTMClassifier:
 
     def fit(self, X: Any, y: Any) -> LSTMClassifier:
         """Train a new network on sequences ``X`` with labels ``y`` (N,); returns ``self``."""
-        from .train import Recipe, TrainingOptions, fit
-        from .train.recipe import stratified_split
-
         self._check_params()
         if y is None:
             raise InputError("LSTMClassifier requires y to be passed, but the target y is None")
@@ -142,23 +140,18 @@ class LSTMClassifier:
             raise InputError(
                 f"y must hold at least two classes; got 1 class: {self.classes_.tolist()}"
             )
-        names = [str(c) for c in labels]
-        validation = None
-        early = self.patience is not None and _can_hold_out(names)
-        if early:
-            keep, held = stratified_split(names, self.validation_fraction, self.random_state)
-            validation = ([seqs[k] for k in held], [names[k] for k in held])
-            seqs, names = [seqs[k] for k in keep], [names[k] for k in keep]
-        options = TrainingOptions(
+        options = dataclasses.replace(
+            YOUR_DATA.options,
             max_epochs=self.max_epochs,
             padding=Padding.masked(self.batch_size),
             learning_rate=self.learning_rate,
-            patience=self.patience if early else None,
-            shuffle="every-epoch",
+            patience=self.patience,
         )
         recipe = Recipe(self.random_state, self.hidden_size, self.zscore, options)
-        class_names = [str(c) for c in self.classes_]
-        self.network_, self.history_ = fit(seqs, names, class_names, recipe, validation, log=None)
+        names, class_names = [str(c) for c in labels], [str(c) for c in self.classes_]
+        self.network_, self.history_ = fit_holding_out(
+            seqs, names, class_names, recipe, fraction=self.validation_fraction, log=None
+        )
         self.n_features_in_ = self.network_.input_size
         return self
 
@@ -203,12 +196,6 @@ class NotFittedError(InputError, AttributeError):
 
 def _parameter_names() -> list[str]:
     return [p for p in inspect.signature(LSTMClassifier).parameters]
-
-
-def _can_hold_out(labels: Sequence[str]) -> bool:
-    """Whether a validation split leaves every class in training and holds some out."""
-    counts = np.unique(labels, return_counts=True)[1]
-    return bool((counts >= 2).any())
 
 
 def _sequences(X: Any, layout: str, features: int | None = None) -> list[Array]:

@@ -125,7 +125,7 @@ def test_interrupted_training_exits_130_and_says_nothing_was_saved(tmp_path, mon
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("lstm_ref.train.fit", interrupted)
+    monkeypatch.setattr("lstm_ref.train.recipe.fit", interrupted)
     out = tmp_path / "o"
     train = ts_file(tmp_path / "t.ts")
     assert main(["train", "--train-file", str(train), "--out", str(out)]) == 130

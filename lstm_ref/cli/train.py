@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,41 +23,21 @@ the best epoch's weights kept — and report --test-file's accuracy. The options
 either recipe."""
 
 
-@dataclass(frozen=True)
-class Defaults:
-    """The training options a command-line user does not give."""
-
-    epochs: int
-    lr: float
-    batch_size: int
-    hidden: int
-    patience: int | None
-
-
-YOUR_DATA = Defaults(epochs=300, lr=3e-3, batch_size=8, hidden=64, patience=100)
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help=HELP, description=DESCRIPTION)
     p.add_argument("--train-file", type=Path, help="a labelled .ts file")
     p.add_argument("--test-file", type=Path, help="a labelled .ts file to report accuracy on")
     p.add_argument("--validation-file", type=Path, help="a labelled .ts file for early stopping")
+    from ..train.japanese_vowels import JAPANESE_VOWELS
+    from ..train.recipe import VALIDATION_FRACTION, YOUR_DATA
+
     p.add_argument(
         "--validation-split",
         type=float,
-        default=0.2,
+        default=VALIDATION_FRACTION,
         help="without --validation-file: the fraction of each class held out",
     )
     p.add_argument("--out", type=Path, default=Path("lstm_ref_output"), help="output folder")
-    from ..train.japanese_vowels import JAPANESE_VOWELS as JV
-
-    recipe = Defaults(
-        JV.options.max_epochs,
-        JV.options.learning_rate,
-        JV.options.padding.mini_batch_size,
-        JV.hidden_size,
-        JV.options.patience,
-    )
     p.add_argument("--seed", type=int, default=0, help="initial weights and shuffling")
     for option, kind, what in [
         ("epochs", positive_int, "at most this many epochs"),
@@ -67,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ("hidden", positive_int, "hidden units"),
         ("patience", positive_int, "early stopping: epochs without a better validation loss"),
     ]:
-        jv, yours = getattr(recipe, option), getattr(YOUR_DATA, option)
+        jv, yours = _defaults(JAPANESE_VOWELS)[option], _defaults(YOUR_DATA)[option]
         p.add_argument(
             f"--{option.replace('_', '-')}",
             type=kind,
@@ -79,6 +58,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--no-zscore", action="store_true", help="no input normalisation (MATLAB's bare recipe)"
     )
     p.set_defaults(run=run)
+
+
+def _defaults(recipe: Any) -> dict[str, Any]:
+    """A recipe's values of the options this command takes, by option name."""
+    o = recipe.options
+    return {
+        "epochs": o.max_epochs,
+        "lr": o.learning_rate,
+        "batch_size": o.padding.mini_batch_size,
+        "hidden": recipe.hidden_size,
+        "patience": o.patience,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,8 +110,8 @@ def _your_data(args: argparse.Namespace) -> int:
     from ..formats import save_network
     from ..formats.writes import safe_file_name
     from ..padding import Padding
-    from ..train import Recipe, TrainingOptions, evaluate, fit
-    from ..train.recipe import stratified_split
+    from ..train import evaluate
+    from ..train.recipe import YOUR_DATA, fit_holding_out
 
     data = _labelled(read_ts(args.train_file), "--train-file", args.train_file)
     test = validation = None
@@ -132,26 +123,26 @@ def _your_data(args: argparse.Namespace) -> int:
         held = _labelled(read_ts(args.validation_file), "--validation-file", args.validation_file)
         _check_matching(data, held, "--validation-file")
         validation = (list(held.sequences), [str(y) for y in held.labels])
-    elif args.validation_split > 0:
-        keep, out = stratified_split(labels, args.validation_split, args.seed)
-        validation = ([sequences[k] for k in out], [labels[k] for k in out])
-        sequences, labels = [sequences[k] for k in keep], [labels[k] for k in keep]
-    options = TrainingOptions(
-        max_epochs=args.epochs or YOUR_DATA.epochs,
-        padding=Padding.masked(args.batch_size or YOUR_DATA.batch_size),
-        learning_rate=args.lr or YOUR_DATA.lr,
-        patience=(args.patience or YOUR_DATA.patience) if validation else None,
-        shuffle="every-epoch",
+    defaults = YOUR_DATA.options
+    options = dataclasses.replace(
+        defaults,
+        max_epochs=args.epochs or defaults.max_epochs,
+        padding=Padding.masked(args.batch_size or defaults.padding.mini_batch_size),
+        learning_rate=args.lr or defaults.learning_rate,
+        patience=args.patience or defaults.patience,
     )
-    recipe = Recipe(
+    recipe = dataclasses.replace(
+        YOUR_DATA,
         seed=args.seed,
-        hidden_size=args.hidden or YOUR_DATA.hidden,
+        hidden_size=args.hidden or YOUR_DATA.hidden_size,
         zscore=not args.no_zscore,
         options=options,
     )
     path = args.out / f"{safe_file_name(data.problem_name, 'network')}.npz"
     try:
-        net, _ = fit(sequences, labels, data.class_names, recipe, validation)
+        net, _ = fit_holding_out(
+            sequences, labels, data.class_names, recipe, validation, args.validation_split
+        )
     except KeyboardInterrupt:
         print(f"lstm-ref: training interrupted; nothing was saved ({path})", file=sys.stderr)
         return 130

@@ -79,6 +79,45 @@ def fit(
     return net, history
 
 
+YOUR_DATA = Recipe(  # for anyone's data: what `lstm-ref train --train-file` and LSTMClassifier use
+    hidden_size=64,
+    options=TrainingOptions(
+        max_epochs=300,
+        padding=Padding.masked(8),
+        learning_rate=3e-3,
+        patience=100,
+        shuffle="every-epoch",
+    ),
+)
+VALIDATION_FRACTION = 0.2  # of each class, held out for early stopping
+
+
+def fit_holding_out(
+    sequences: Sequence[Array],
+    labels: Sequence[str],
+    class_names: Sequence[str],
+    recipe: Recipe = YOUR_DATA,
+    validation: tuple[Sequence[Array], Sequence[str]] | None = None,
+    fraction: float = VALIDATION_FRACTION,
+    log: Log | None = print,
+) -> tuple[Network, list[EpochRecord]]:
+    """:func:`fit` with early stopping on ``validation`` — or, without it, on ``fraction``
+    of each class held out of the training data (:func:`stratified_split` with the recipe's
+    seed). With no validation data (``fraction`` 0, or no class of two or more sequences to
+    hold one out of) the recipe's patience is dropped and every epoch is trained."""
+    if validation is None and recipe.options.patience is not None and fraction > 0:
+        counts = np.unique(np.asarray([str(label) for label in labels]), return_counts=True)[1]
+        if (counts >= 2).any():
+            keep, held = stratified_split(labels, fraction, recipe.seed)
+            validation = ([sequences[k] for k in held], [labels[k] for k in held])
+            sequences, labels = [sequences[k] for k in keep], [labels[k] for k in keep]
+    if validation is None and recipe.options.patience is not None:
+        recipe = dataclasses.replace(
+            recipe, options=dataclasses.replace(recipe.options, patience=None)
+        )
+    return fit(sequences, labels, class_names, recipe, validation, log)
+
+
 def stratified_split(labels: Sequence[str], fraction: float, seed: int = 0) -> tuple[Array, Array]:
     """Indices (train, validation) that hold out ``fraction`` of each class (at least one
     sequence of a class with two or more), chosen with NumPy's ``default_rng(seed)``."""
