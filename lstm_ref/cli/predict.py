@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -89,13 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_table(path: Path, header: list[str], rows: list[list[str | float]]) -> None:
     """The table as CSV (full precision) or as JSON records, one per sequence."""
-    from ..formats.writes import write_text_atomically
+    from ..formats.writes import write_csv_atomically, write_text_atomically
 
     if path.suffix.lower() == ".json":
         records = [dict(zip(header, cells, strict=True)) for cells in rows]
-        text = json.dumps(records, indent=1) + "\n"
+        write_text_atomically(path, json.dumps(records, indent=1) + "\n")
     else:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
-        text = buffer.getvalue()
-    write_text_atomically(path, text)
+        write_csv_atomically(path, [header, *rows])

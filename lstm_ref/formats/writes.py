@@ -6,10 +6,12 @@ a file's contents (a ``.ts`` file's ``@problemName``) is reduced to a plain file
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +38,13 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_atomically(path, lambda f: f.write(text.encode()))
+
+
+def write_csv_atomically(path: str | os.PathLike, rows: Iterable[Sequence[object]]) -> None:
+    """Write ``rows`` (the first one the header) as CSV, ``\\n`` line ends, atomically."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    write_text_atomically(path, text.getvalue())
 
 
 def safe_file_name(name: str, fallback: str) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..formats.writes import write_text_atomically
+from ..formats.writes import write_csv_atomically
 
 Array = np.ndarray
 SHARD_SUFFIXES = (".npy", ".npz", ".csv", ".ts")
@@ -149,12 +149,11 @@ def write_scores(
         raise InputError(
             f"{len(names)} names, {len(labels)} labels and {len(scores)} score rows for {shard}"
         )
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow([*FIXED_COLUMNS, *class_names])
-    for name, label, row in zip(names, labels, scores, strict=True):
-        writer.writerow([shard, name, str(label), *(repr(float(v)) for v in row)])
-    write_text_atomically(path, text.getvalue())
+    lines = (
+        [shard, name, str(label), *(repr(float(v)) for v in row)]
+        for name, label, row in zip(names, labels, scores, strict=True)
+    )
+    write_csv_atomically(path, [[*FIXED_COLUMNS, *class_names], *lines])
 
 
 def read_scores(path: str | os.PathLike) -> ShardScores:
