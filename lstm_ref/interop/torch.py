@@ -96,7 +96,7 @@ def from_torch(
     where = "state_dict"
     if isinstance(source, str | os.PathLike):
         where = os.fspath(source)
-        state = _load_file(Path(source))
+        state = load_state_dict(source)
     elif hasattr(source, "state_dict") and callable(source.state_dict):
         where = type(source).__name__
         state = source.state_dict()
@@ -220,9 +220,12 @@ def _head(rest: dict[str, Array], where: str) -> tuple[Array, Array, str] | None
     return weight, bias, prefix
 
 
-def _load_file(path: Path) -> Mapping[str, Any]:
+def load_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
+    """The state_dict in a ``.pt``/``.pth`` file, read with ``weights_only=True``; an
+    InputError naming the file for anything else."""
     import torch
 
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no PyTorch file {str(path)!r}")
     try:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_real_array
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..network import Network
@@ -89,15 +90,20 @@ def read_inputs(path: str | os.PathLike, C: int) -> Inputs:
         raise InputError(f"{path}: inputs must be a .npy or .npz file")
     if "x" not in arrays:
         raise InputError(f"{path}: expected an array 'x' (N, T, C); got {sorted(arrays)}")
-    x = np.asarray(arrays["x"], dtype=np.float64)
+    x = check_real_array(arrays["x"], f"{path}: x", np.float64)  # the padding too: finite
     x = x[None] if x.ndim == 2 else x
     if x.ndim != 3 or x.shape[2] != C or 0 in x.shape:
         raise InputError(f"{path}: x must be (N, T, {C}) for this model; got {x.shape}")
     lengths = np.asarray(arrays.get("lengths", np.full(len(x), x.shape[1])))
-    if lengths.shape != (len(x),) or lengths.min() < 1 or lengths.max() > x.shape[1]:
-        raise InputError(f"{path}: lengths must be (N,) = ({len(x)},) within 1..{x.shape[1]}")
-    if not np.isfinite(x).all():
-        raise InputError(f"{path}: x holds NaN or Inf")
+    integers = lengths.dtype.kind in "iu"
+    if (
+        not integers
+        or lengths.shape != (len(x),)
+        or not 1 <= lengths.min() <= lengths.max() <= x.shape[1]
+    ):
+        raise InputError(
+            f"{path}: lengths must be (N,) = ({len(x)},) integers within 1..{x.shape[1]}"
+        )
     return Inputs(x, lengths.astype(np.int64), str(path))
 
 
@@ -109,7 +115,7 @@ def read_observed(path: str | os.PathLike) -> dict[str, Array]:
     path = Path(path)
     if path.suffix.lower() != ".npz":
         raise InputError(f"{path}: observed outputs must be an .npz file")
-    return dict(read_npz(path))
+    return read_npz(path)
 
 
 @dataclass(frozen=True)

@@ -338,9 +338,9 @@ def _torch_biases(path: Path) -> Rebuild:
     other zeroed, or replaced by the kept one (``twice``); None when the other is 0."""
     import torch
 
-    from ..interop.torch import network_from_arrays
+    from ..interop.torch import load_state_dict, network_from_arrays
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state_dict(path)
     arrays = {str(k): v.detach().to(torch.float64).numpy() for k, v in state.items()}
     names = ("bias_ih", "bias_hh")
 

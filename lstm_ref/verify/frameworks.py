@@ -29,15 +29,14 @@ Array = np.ndarray
 def run_torch(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
     import torch
 
-    from ..interop import load_model
-    from ..interop.torch import torch_lstm_options
+    from ..interop.torch import from_torch, load_state_dict, torch_lstm_options
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state_dict(path)
     first = next((k for k in state if "weight_ih_l0" in k), None)
     if first is None:
         raise InputError(f"{path}: no nn.LSTM tensors to run")
     prefix = first[: first.index("weight_ih_l0")]
-    lstm = torch.nn.LSTM(**torch_lstm_options(load_model(path)))
+    lstm = torch.nn.LSTM(**torch_lstm_options(from_torch(state)))  # the file read once
     dtype = state[first].dtype
     lstm.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
     head = {k: v for k, v in state.items() if not k.startswith(prefix)}
