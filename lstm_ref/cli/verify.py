@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         semantics=args.padding,
         atol=args.atol,
         rtol=args.rtol,
+        loaded=net,
     )
     print(text(report))
     if args.json is not None:

@@ -177,6 +177,7 @@ def verify(
     batch: int = 4,
     length_range: tuple[int, int] = (3, 8),
     scale: float = 1.0,
+    loaded: Network | None = None,
 ) -> Report:
     """Compare observed outputs with the reference's and diagnose a difference.
 
@@ -199,6 +200,8 @@ def verify(
         MATLAB: "matlab", else "masked").
     atol, rtol : float
         An element fails when it exceeds both.
+    loaded : Network, optional
+        ``model`` already imported (so that its file is not read again).
 
     Returns
     -------
@@ -207,7 +210,7 @@ def verify(
     from ..interop import load_model
 
     path = None if isinstance(model, Network) else Path(model)
-    net = model if isinstance(model, Network) else load_model(model)
+    net = model if isinstance(model, Network) else loaded or load_model(model)
     net = net.astype(np.float64)
     if isinstance(inputs, Inputs):
         given = inputs
