@@ -251,6 +251,10 @@ class CellVariant(NamedTuple):
     output: Activation | None = None
     projection: Array | None = None
 
+    def sigma_h(self, act: LSTMActivations) -> Activation:
+        """The activation of h = o ⊙ σ_h(c): ``output``, else the state activation σ_s."""
+        return act.state if self.output is None else self.output
+
     @property
     def used(self) -> list[str]:
         """The names of the options in use (none: the reference step)."""
@@ -280,7 +284,7 @@ def variant_step(
     every option at its default this computes exactly what :func:`lstm_step` does.
     """
     sigma_g, sigma_s = act.gate.value, act.state.value
-    sigma_h = sigma_s if v.output is None else v.output.value
+    sigma_h = v.sigma_h(act).value
     H = p.b.shape[0] // 4
     a = x_t @ p.W.T + prev.h @ p.R.T + p.b  # (B, 4H) pre-activations
     p_i, p_f, p_o = (0, 0, 0) if v.peephole is None else v.peephole  # (H,) each
@@ -318,7 +322,7 @@ def variant_step_backward(
     """
     i, f, g, o, c, _ = gates
     H = c.shape[1]
-    sigma_h = act.state if v.output is None else v.output
+    sigma_h = v.sigma_h(act)
     p_i, p_f, p_o = (0, 0, 0) if v.peephole is None else v.peephole
     clip = v.clip
     a = None if clip is None else x_t @ p.W.T + prev.h @ p.R.T + p.b  # again, for the clip

@@ -115,7 +115,7 @@ def _cut_to_lengths(seqs: list[Array], lengths: Sequence[int] | Array) -> list[A
     lengths = np.asarray(lengths)
     T = seqs[0].shape[0]
     integers = lengths.size == 0 or all(is_integer(n) for n in lengths.tolist())
-    if lengths.shape != (len(seqs),) or not integers or lengths.dtype == np.bool_:
+    if lengths.shape != (len(seqs),) or not integers:
         raise InputError(
             f"lengths must be {len(seqs)} integers, one per sequence; got {lengths.dtype} array "
             f"of shape {lengths.shape}"

@@ -13,10 +13,9 @@ from .._checks import (
 from ..lstm import (
     LSTMState,
 )
-from .base import InputCache, Layer, check_layer_shape, float_array
+from .base import Grads, InputCache, Layer, check_layer_shape, float_array
 
 Array = np.ndarray
-Grads = dict[str, Array]
 
 
 @dataclass(eq=False, repr=False)

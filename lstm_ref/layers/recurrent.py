@@ -17,6 +17,7 @@ from .._checks import (
 from ..activations import parse_activation
 from ..errors import InputError, InputTypeError
 from ..lstm import (
+    NO_VARIANT,
     CellVariant,
     Gates,
     LSTMActivations,
@@ -29,10 +30,9 @@ from ..lstm import (
     projection_gradient,
     reverse_in_time,
 )
-from .base import Layer, check_layer_shape, float_array
+from .base import Grads, Layer, check_layer_shape, float_array
 
 Array = np.ndarray
-Grads = dict[str, Array]
 
 
 @dataclass(frozen=True)
@@ -168,17 +168,15 @@ class LSTM(Layer):
 
     def arrays(self) -> dict[str, Array]:
         h0, c0 = self._start
-        extra = {"projection": self.projection, "peephole": self.peephole}
-        return {
-            **self.params._asdict(),
-            "h0": h0,
-            "c0": c0,
-            **{k: v for k, v in extra.items() if v is not None},
-        }
+        return {**self.params._asdict(), "h0": h0, "c0": c0, **self._variant_arrays()}
 
     def learnables(self) -> dict[str, Array]:
+        return {**self.params._asdict(), **self._variant_arrays()}
+
+    def _variant_arrays(self) -> dict[str, Array]:
+        """The arrays of the cell variants this layer has: projection W_hr, peepholes."""
         extra = {"projection": self.projection, "peephole": self.peephole}
-        return {**self.params._asdict(), **{k: v for k, v in extra.items() if v is not None}}
+        return {k: v for k, v in extra.items() if v is not None}
 
     def config(self) -> dict[str, Any]:
         return {
@@ -238,12 +236,12 @@ class LSTM(Layer):
         return (final.h if self.output_mode == "last" else self._in_time_order(Y, lengths)), cache
 
     def backward(self, dy: Array, cache: LSTMCache) -> tuple[Array, Grads]:
-        own = {k: v for k, v in self.learnables().items() if k not in LSTMParams._fields}
-        dx, grads, _, steps = self._bptt(dy, cache, keep_steps=bool(own))
+        keep = bool(self._variant_arrays())  # their gradients come from every step's
+        dx, grads, _, steps = self._bptt(dy, cache, keep_steps=keep)
         extra = {}
-        if steps is not None and self.variant is not None:  # from what every step computed
+        if steps is not None:  # from what every step computed
             if self.projection is not None:  # dW_hr from what reached each h_t
-                sigma_h = self.act.state if self.variant.output is None else self.variant.output
+                sigma_h = (self.variant or NO_VARIANT).sigma_h(self.act)
                 extra["projection"] = projection_gradient(cache.trace, steps.dh, sigma_h)
             if self.peephole is not None:
                 extra["peephole"] = peephole_gradient(cache.trace, cache.state0, steps.da)
