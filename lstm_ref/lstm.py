@@ -115,6 +115,11 @@ class LSTMState(NamedTuple):
     c: Array
 
 
+def copy_state(state: LSTMState) -> LSTMState:
+    """A copy of ``state``'s h and c (arrays the caller may then change)."""
+    return LSTMState(state.h.copy(), state.c.copy())
+
+
 class Gates(NamedTuple):
     """Everything one step computes; each (B, H), or (B, T, H) in a trace over time."""
 

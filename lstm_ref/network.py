@@ -16,7 +16,7 @@ from ._checks import FLOAT_DTYPES, check_class_names
 from .errors import InputError, InputTypeError
 from .fast import FastNetwork, Stepper, all_finite, one_pass
 from .layers import Cache, Layer, SequenceInput
-from .lstm import Gates, LSTMState
+from .lstm import Gates, LSTMState, copy_state
 from .padding import MASKED, Batch, Padding, check_padding, make_batches
 from .sequences import Layout, as_sequence_list
 
@@ -152,7 +152,7 @@ class Network:
     def initial_state(self) -> State:
         """A copy of each stateful layer's initial state, (H,) each."""
         return {
-            layer.name: _copy(layer.initial_state)
+            layer.name: copy_state(layer.initial_state)
             for layer in self.layers
             if layer.initial_state is not None
         }
@@ -164,12 +164,12 @@ class Network:
     @property
     def state(self) -> State:
         """A copy of the current state (see the class docstring); assign to change it."""
-        return {name: _copy(s) for name, s in self._state.items()}
+        return {name: copy_state(s) for name, s in self._state.items()}
 
     @state.setter
     def state(self, value: Mapping[str, LSTMState | tuple[Array, Array]]) -> None:
         if self._is_issued(value):  # predict's own result, checked when made: copy it
-            self._state = {name: _copy(s) for name, s in value.items()}  # type: ignore[arg-type]
+            self._state = {name: copy_state(s) for name, s in value.items()}  # type: ignore[arg-type]
             return
         if not isinstance(value, Mapping) or set(value) != set(self._state):
             got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
@@ -349,7 +349,7 @@ class Network:
     ) -> tuple[list[Array], State]:
         """predict through :meth:`forward`: every sequence's output and the final states."""
         results: list[Array] = [np.empty(0)] * len(seqs)
-        final = {name: _copy(s) for name, s in state_in.items()}
+        final = {name: copy_state(s) for name, s in state_in.items()}
         for batch in make_batches(seqs, padding):
             rows = {n: LSTMState(s.h[batch.rows], s.c[batch.rows]) for n, s in state_in.items()}
             y, caches = self.forward(batch, rows, upto)
@@ -446,10 +446,6 @@ def _check_finite_output(layer: Layer, y: Array, batch: Batch) -> None:
         f"{step} (a non-finite value): the inputs, state or weights are too large to compute "
         "in this dtype"
     )
-
-
-def _copy(state: LSTMState) -> LSTMState:
-    return LSTMState(state.h.copy(), state.c.copy())
 
 
 def _stack_if_same_shape(arrays: list[Array]) -> Array | list[Array]:

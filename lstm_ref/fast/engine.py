@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
-from ..lstm import LSTMState, reorder_gates
+from ..lstm import LSTMState, copy_state, reorder_gates
 from ..padding import Padding, make_batches
 
 Array = np.ndarray
@@ -340,7 +340,7 @@ class FastNetwork:
             normalisation: the caller runs the reference.
         """
         results: list[Array] = [np.empty(0)] * len(seqs)
-        final = {n: LSTMState(s.h.copy(), s.c.copy()) for n, s in states.items()}
+        final = {n: copy_state(s) for n, s in states.items()}
         for run in batches(seqs, padding):
             if not self.within_limit(run.x):
                 return None
@@ -368,7 +368,7 @@ class FastNetwork:
         y, ends = self._forward(Run(zero, x, n, n, zero, n), states)
         if not all_finite(y) or not all(all_finite(s.c) for s in ends.values()):
             return None
-        final = {k: LSTMState(s.h.copy(), s.c.copy()) for k, s in {**states, **ends}.items()}
+        final = {k: copy_state(s) for k, s in {**states, **ends}.items()}
         return y, final
 
     def _forward(
