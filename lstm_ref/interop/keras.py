@@ -66,7 +66,7 @@ import numpy as np
 from ..activations import parse_activation
 from ..errors import InputError
 from ..formats.writes import write_atomically
-from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax
+from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax, directions
 from ..lstm import LSTMParams
 from ..network import Network
 
@@ -378,8 +378,8 @@ def to_keras(net: Network) -> Any:
 
 
 def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list[Array]]:
-    directions = [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
-    for one in directions:
+    one_ways = directions(layer)
+    for one in one_ways:
         if one.variant is not None or np.any(one._start.h) or np.any(one._start.c):
             raise InputError(
                 f"layer {one.name!r}: a Keras LSTM has no peepholes, projection, clip or stored "
@@ -390,7 +390,7 @@ def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list
                 raise InputError(f"layer {one.name!r}: activation {spec!r} has no Keras 3 name")
     if isinstance(layer, BiLSTM) and layer.last == "step":
         raise InputError(f"layer {layer.name!r}: Keras's Bidirectional returns the final states")
-    one = directions[0]
+    one = one_ways[0]
     make = dict(
         units=one.hidden_size,
         activation=KERAS_NAMES[one.state_activation],
@@ -398,7 +398,7 @@ def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list
         return_sequences=one.output_mode == "sequence",
         dtype=dtype,
     )
-    weights = [a for d in directions for a in (d.params.W.T, d.params.R.T, d.params.b)]
+    weights = [a for d in one_ways for a in (d.params.W.T, d.params.R.T, d.params.b)]
     if isinstance(layer, BiLSTM):
         return keras.layers.Bidirectional(
             keras.layers.LSTM(**make), merge_mode=layer.merge_mode, name=layer.name

@@ -59,6 +59,9 @@ from ..layers import (
     SequenceInput,
     Softmax,
 )
+from ..layers import (
+    directions as layer_directions,
+)
 from ..lstm import LSTMParams, LSTMState
 from ..network import Network
 
@@ -241,7 +244,7 @@ def save_matlab(net: Network, path: str | os.PathLike) -> None:
             "a MATLAB learnables file holds sequence input → one LSTM or BiLSTM → fully "
             f"connected; this network is {[x.TYPE for x in net.layers]}"
         )
-    directions = [lstm.fwd, lstm.bwd] if isinstance(lstm, BiLSTM) else [lstm]
+    directions = layer_directions(lstm)
     if isinstance(lstm, BiLSTM) and (
         lstm.merge_mode != "concat" or (lstm.output_mode == "last" and lstm.last != "step")
     ):

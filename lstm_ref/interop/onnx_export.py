@@ -16,7 +16,7 @@ import numpy as np
 from ..activations import ONNX_ACTIVATIONS, activation_spec, split_spec
 from ..errors import InputError
 from ..formats.writes import write_atomically
-from ..layers import LSTM, BiLSTM, FullyConnected, SequenceInput, Softmax
+from ..layers import LSTM, BiLSTM, FullyConnected, SequenceInput, Softmax, directions
 from ..lstm import reorder_gates
 from ..network import Network
 from .onnx import ONNX_ORDER, OPSET, PEEPHOLE_ROWS
@@ -137,7 +137,7 @@ def to_onnx(net: Network) -> Any:
 
 def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, helper: Any) -> str:
     """One LSTM node for ``layer`` and the Transpose + Reshape to (T, B, D·H) or (B, D·H)."""
-    directions = [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
+    one_ways = directions(layer)
     if isinstance(layer, BiLSTM) and layer.merge_mode != "concat":
         raise InputError(
             f"layer {layer.name!r}: ONNX concatenates the directions; merge {layer.merge_mode!r}"
@@ -147,14 +147,14 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
             f"layer {layer.name!r}: its output at the last step has no ONNX export (Y[-1] is 0 "
             "for shorter sequences under sequence_lens); only the final states (Y_h)"
         )
-    for one in directions:
+    for one in one_ways:
         if one.projection is not None:
             raise InputError(f"layer {one.name!r}: ONNX's LSTM has no projection (proj_size)")
     H, n = layer.hidden_size, layer.name
-    D = len(directions)
+    D = len(one_ways)
 
     def stack(f: Any) -> Any:
-        return np.stack([f(one) for one in directions])
+        return np.stack([f(one) for one in one_ways])
 
     W = stack(lambda one: reorder_gates(one.params.W, ONNX_ORDER, inverse=True))
     R = stack(lambda one: reorder_gates(one.params.R, ONNX_ORDER, inverse=True))
@@ -190,12 +190,12 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
             )
         )
         inputs.append(f"{n}_{what}_b")
-    peepholes = [one.peephole for one in directions]
+    peepholes = [one.peephole for one in one_ways]
     if any(p is not None for p in peepholes):
         P = np.stack([np.zeros((3, H)) if p is None else p for p in peepholes])[:, PEEPHOLE_ROWS]
         inputs.append(const(f"{n}_P", P.reshape(D, 3 * H)))
     acts = []
-    for one in directions:
+    for one in one_ways:
         out = one.output_activation or one.state_activation
         acts += [_onnx_activation(a) for a in (one.gate_activation, one.state_activation, out)]
     names, alphas, betas = [], [], []
@@ -206,14 +206,14 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
         if "beta" in params:
             betas.append(params["beta"])
     attrs: dict[str, Any] = {"hidden_size": H, "activations": names}
-    attrs["direction"] = "bidirectional" if D == 2 else directions[0].direction
+    attrs["direction"] = "bidirectional" if D == 2 else one_ways[0].direction
     if alphas:
         attrs["activation_alpha"] = alphas
     if betas:
         attrs["activation_beta"] = betas
-    if directions[0].clip is not None:
-        attrs["clip"] = directions[0].clip
-    if directions[0].input_forget:
+    if one_ways[0].clip is not None:
+        attrs["clip"] = one_ways[0].clip
+    if one_ways[0].input_forget:
         attrs["input_forget"] = 1
     last = layer.output_mode == "last"
     outputs = ["", f"{n}_Yh", ""] if last else [f"{n}_Y"]

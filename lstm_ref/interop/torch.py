@@ -61,7 +61,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..formats.writes import write_atomically
-from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax
+from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax, directions
 from ..lstm import LSTMParams
 from ..network import Network
 
@@ -339,10 +339,10 @@ def _lstm_layers(net: Network) -> list[LSTM | BiLSTM]:
                 f"layer {layer.name!r} reads the output at the last step; the documented head "
                 "reads h_n (the final states)"
             )
-        directions = [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
-        for one in directions:
+        one_ways = directions(layer)
+        for one in one_ways:
             _check_plain(one)
-        shapes.add((len(directions), directions[0].state_widths, directions[0].projection is None))
+        shapes.add((len(one_ways), one_ways[0].state_widths, one_ways[0].projection is None))
     if len(shapes) > 1:
         raise InputError("an nn.LSTM's layers share one size and one number of directions")
     return lstms

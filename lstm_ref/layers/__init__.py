@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import InputError
 from .base import Cache, InputCache, Layer
 from .heads import ClassificationOutput, FullyConnected, Softmax, SoftmaxCache
-from .recurrent import LSTM, MERGE_MODES, BiLSTM, BiLSTMCache, LSTMCache
+from .recurrent import LSTM, MERGE_MODES, BiLSTM, BiLSTMCache, LSTMCache, directions
 from .sequence_input import SequenceInput
 
 Array = np.ndarray
@@ -55,6 +55,7 @@ __all__ = [
     "SequenceInput",
     "Softmax",
     "SoftmaxCache",
+    "directions",
     "layer_from_arrays",
 ]
 

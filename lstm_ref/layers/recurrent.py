@@ -470,3 +470,8 @@ class BiLSTM(Layer):
         grads = {**{f"forward/{k}": v for k, v in g_f.items()}}
         grads.update({f"backward/{k}": v for k, v in g_b.items()})
         return dx_f + dx_b, grads
+
+
+def directions(layer: LSTM | BiLSTM) -> list[LSTM]:
+    """The one-direction LSTMs of ``layer``: itself, or a BiLSTM's forward and reverse."""
+    return [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
