@@ -8,11 +8,12 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
-from random_nets import random_network, random_sequences
+from random_nets import random_lstm_params, random_network, random_sequences
 
-from lstm_ref import InputError, Padding
+from lstm_ref import LSTM, FullyConnected, InputError, Network, Padding
 from lstm_ref.interop import load_model
 from lstm_ref.interop.matlab import save_matlab
+from lstm_ref.layers import BiLSTM
 
 C, H, K = 5, 7, 4
 
@@ -161,3 +162,87 @@ def test_bilstm_file_against_torch_output_at_the_last_padded_step(rng, tmp_path)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     save_matlab(net, tmp_path / "again.mat")
     check_same(net, load_model(tmp_path / "again.mat"), rng)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_v73_export_is_matlabs_layout_and_round_trips_exactly(bidirectional, rng, tmp_path):
+    """save -v7.3's layout, checked with h5py and scipy's version sniffing (scipy reads v5
+    only and recognises the v7.3 header); read back, every array is the same."""
+    net = random_network(rng, C=C, H=H, K=K, normalization="zscore")
+    if bidirectional:  # MATLAB's bilstmLayer: concatenated, 'last' the output at the last step
+        lstm, fc = net.layers[1], net.layers[2]
+        back = LSTM(
+            random_lstm_params(rng, C, H), output_mode="last", direction="reverse", name="bwd"
+        )
+        bilstm = BiLSTM(lstm, back, name="bilstm", last="step")
+        fc2 = FullyConnected(rng.normal(size=(K, 2 * H)), fc.bias)
+        net = Network([net.layers[0], bilstm, fc2, *net.layers[3:]], net.class_names)
+    path = tmp_path / "out73.mat"
+    save_matlab(net, path, version="7.3")
+    assert scipy.io.matlab.matfile_version(str(path)) == (2, 0)
+    rows = 8 * H if bidirectional else 4 * H
+    with h5py.File(path, "r") as f:
+        assert f["InputWeights"].shape == (C, rows)  # column-major: MATLAB's rows × C
+        assert f["InputWeights"].attrs["MATLAB_class"] == b"double"
+        assert f["OutputMode"].attrs["MATLAB_class"] == b"char"
+        assert f["ClassNames"].shape == (1, K) and f["ClassNames"].attrs["MATLAB_class"] == b"cell"
+    imported = load_model(path)
+    assert imported.class_names == net.class_names
+    check_same(net, imported, rng)
+    with pytest.raises(InputError, match=r"MAT-file version must be '5' or '7.3'; got '7'"):
+        save_matlab(net, tmp_path / "bad.mat", version="7")  # type: ignore[arg-type]
+
+
+def test_lstm_projected_layer_against_torch(rng, tmp_path):
+    """An lstmProjectedLayer's factors (InputWeights 4H × Qi with InputProjector C × Qi,
+    RecurrentWeights 4H × Qo with OutputProjector H × Qo) compute W = InputWeights ·
+    InputProjectorᵀ and R = RecurrentWeights · OutputProjectorᵀ: torch's nn.LSTM holding
+    those products gives the same outputs."""
+    import torch
+
+    Qi, Qo = 3, 4
+    factors = {
+        "InputWeights": rng.normal(size=(4 * H, Qi)),
+        "InputProjector": rng.normal(size=(C, Qi)),
+        "RecurrentWeights": rng.normal(size=(4 * H, Qo)),
+        "OutputProjector": rng.normal(size=(H, Qo)),
+        "Bias": rng.normal(size=(4 * H, 1)),
+        "FcWeights": rng.normal(size=(K, H)),
+        "FcBias": rng.normal(size=(K, 1)),
+        "HiddenState": rng.normal(size=(H, 1)),
+        "CellState": rng.normal(size=(H, 1)),
+    }
+    scipy.io.savemat(tmp_path / "projected.mat", factors)
+    net = load_model(tmp_path / "projected.mat")
+    module = torch.nn.LSTM(C, H, batch_first=True).double()
+    with torch.no_grad():
+        module.weight_ih_l0.copy_(
+            torch.from_numpy(factors["InputWeights"] @ factors["InputProjector"].T)
+        )
+        module.weight_hh_l0.copy_(
+            torch.from_numpy(factors["RecurrentWeights"] @ factors["OutputProjector"].T)
+        )
+        module.bias_ih_l0.copy_(torch.from_numpy(factors["Bias"][:, 0]))
+        module.bias_hh_l0.zero_()
+    seqs = random_sequences(rng, [6, 3, 9], C)
+    start = tuple(
+        torch.from_numpy(factors[k][:, 0]).reshape(1, 1, H).repeat(1, len(seqs), 1)
+        for k in ("HiddenState", "CellState")
+    )
+    packed = torch.nn.utils.rnn.pack_sequence(
+        [torch.from_numpy(s) for s in seqs], enforce_sorted=False
+    )
+    with torch.no_grad():
+        _, (h, _) = module(packed, start)
+        logits = h[0].numpy() @ factors["FcWeights"].T + factors["FcBias"][:, 0]
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    np.testing.assert_allclose(net.predict(seqs), want, rtol=0, atol=1e-12)
+    del factors["OutputProjector"]
+    scipy.io.savemat(tmp_path / "half.mat", factors)
+    with pytest.raises(InputError, match=r"stores both InputProjector and OutputProjector"):
+        load_model(tmp_path / "half.mat")
+    factors["OutputProjector"] = rng.normal(size=(Qo, H))  # transposed
+    scipy.io.savemat(tmp_path / "transposed.mat", factors)
+    with pytest.raises(InputError, match=r"OutputProjector H × Qo; got .*\(4, 7\)"):
+        load_model(tmp_path / "transposed.mat")

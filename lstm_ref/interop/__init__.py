@@ -10,7 +10,7 @@ file                            importer                         exporter
 ``.pt``, ``.pth``               :mod:`.torch` (a state_dict)     :func:`.torch.save_torch`
 ``.onnx``                       :mod:`.onnx`                     :func:`.onnx_export.save_onnx`
 ``.keras``, ``.h5``, ``.hdf5``  :mod:`.keras` (h5py + JSON)      :func:`.keras.save_keras`
-``.mat`` (v5, v7.3)             :mod:`.matlab` (learnables)      :func:`.matlab.save_matlab` (v5)
+``.mat`` (v5, v7.3)             :mod:`.matlab` (learnables)      :func:`.matlab.save_matlab`
 ``.npz``                        lstm_ref's native format         native
 ==============================  ===============================  ==========================
 """

@@ -1,5 +1,5 @@
 """MATLAB: a network's learnables saved as plain variables in a ``.mat`` file — v5/v7 read
-with ``scipy.io``, v7.3 (HDF5) with ``h5py`` — and written back as v5.
+and written with ``scipy.io``, v7.3 (HDF5) with ``h5py``.
 
 MATLAB's own objects (``SeriesNetwork``, ``dlnetwork``) cannot be read outside MATLAB, so
 the user saves their arrays with a few lines of MATLAB (README, "Importing and
@@ -30,7 +30,17 @@ variable                    shape        lstm_ref                             op
 ``OutputMode``              char         ``LSTM.output_mode`` (default last)  yes
 ``StateActivationFunction`` char         ``state_activation`` (tanh)          yes
 ``GateActivationFunction``  char         ``gate_activation`` (sigmoid)        yes
+``InputProjector``,         C × Qi,      an ``lstmProjectedLayer`` (below)    yes
+``OutputProjector``         H × Qo
 ==========================  ===========  ===================================  ==========
+
+An ``lstmProjectedLayer`` (``s.InputProjector = lstm.InputProjector;
+s.OutputProjector = lstm.OutputProjector;`` beside the lines above) stores factors:
+``InputWeights`` 4H × Qi and ``RecurrentWeights`` 4H × Qo. MATLAB computes
+``InputWeights·(InputProjectorᵀ x)``; lstm_ref multiplies the factors out once, in float64,
+into an ordinary LSTM — W = InputWeights · InputProjectorᵀ (4H × C) and
+R = RecurrentWeights · OutputProjectorᵀ (4H × H) — equal to MATLAB's up to rounding (the
+order of the sums differs), and exported as such.
 
 A ``bilstmLayer``'s arrays have 8H rows, the forward direction's i, f, g, o blocks above
 the backward's, and 2H-value states (forward first); it becomes a :class:`BiLSTM` whose
@@ -44,7 +54,8 @@ padded mini-batches. MATLAB's ``exportONNXNetwork`` output goes through the ONNX
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
@@ -76,6 +87,8 @@ OPTIONAL = (
     "OutputMode",
     "StateActivationFunction",
     "GateActivationFunction",
+    "InputProjector",
+    "OutputProjector",
 )
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -118,11 +131,7 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
         for k in ("OutputMode", "StateActivationFunction", "GateActivationFunction")
         if k in values
     }
-    W, R = num["InputWeights"], num["RecurrentWeights"]
-    if W.ndim != 2 or R.ndim != 2:
-        raise InputError(
-            f"{where}: InputWeights {W.shape} and RecurrentWeights {R.shape} must be matrices"
-        )
+    W, R = _multiplied_out(where, values, dtype)
     H, C = R.shape[1], W.shape[1]
     D = 2 if R.shape[0] == 8 * H else 1  # a bilstmLayer stacks the forward then backward rows
     zero = np.zeros(D * H, dtype)
@@ -167,6 +176,41 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
 
 
 _TEXT = ("ClassNames", "OutputMode", "StateActivationFunction", "GateActivationFunction")
+
+
+def _multiplied_out(where: str, values: dict[str, Any], dtype: Any) -> tuple[Array, Array]:
+    """InputWeights and RecurrentWeights, (4H, C) and (4H, H): as stored, or an
+    lstmProjectedLayer's factors multiplied out in float64 (see the module docstring)."""
+    W, R = (_numeric(where, k, values[k], np.float64) for k in REQUIRED[:2])
+    if W.ndim != 2 or R.ndim != 2:
+        raise InputError(
+            f"{where}: InputWeights {W.shape} and RecurrentWeights {R.shape} must be matrices"
+        )
+    projectors = [k for k in ("InputProjector", "OutputProjector") if k in values]
+    if not projectors:
+        return W.astype(dtype), R.astype(dtype)
+    if len(projectors) == 1:
+        raise InputError(
+            f"{where}: an lstmProjectedLayer stores both InputProjector and OutputProjector; "
+            f"got {projectors[0]} only"
+        )
+    P_in, P_out = (_numeric(where, k, values[k], np.float64) for k in projectors)
+    H = R.shape[0] // 4
+    if (
+        R.shape[0] != 4 * H
+        or W.shape[0] != 4 * H
+        or P_in.ndim != 2
+        or P_in.shape[1] != W.shape[1]
+        or P_out.shape != (H, R.shape[1])
+    ):
+        raise InputError(
+            f"{where}: an lstmProjectedLayer stores InputWeights 4H × Qi, InputProjector C × Qi, "
+            f"RecurrentWeights 4H × Qo and OutputProjector H × Qo; got {W.shape}, "
+            f"{P_in.shape}, {R.shape} and {P_out.shape}"
+        )
+    W = W @ P_in.T  # (4H, Qi) @ (Qi, C) -> (4H, C)
+    R = R @ P_out.T  # (4H, Qo) @ (Qo, H) -> (4H, H)
+    return W.astype(dtype), R.astype(dtype)
 
 
 def _numeric(where: str, name: str, value: Any, dtype: Any) -> Array:
@@ -227,11 +271,23 @@ def _h5_value(f: Any, item: Any) -> Any:
     return data.T
 
 
-def save_matlab(net: Network, path: str | os.PathLike) -> None:
-    """Write ``net`` (SequenceInput → one LSTM → FullyConnected → Softmax …) as the module
-    table's variables in a v5 ``.mat`` file (``scipy.io.savemat``), atomically."""
-    import scipy.io  # type: ignore[import-untyped]
+def save_matlab(
+    net: Network, path: str | os.PathLike, *, version: Literal["5", "7.3"] = "5"
+) -> None:
+    """Write ``net`` (SequenceInput → one LSTM or BiLSTM → FullyConnected → Softmax …) as
+    the module table's variables in a ``.mat`` file, atomically.
 
+    Parameters
+    ----------
+    net : Network
+    path : path
+    version : "5" or "7.3"
+        v5 (``scipy.io.savemat``, compressed) or v7.3 (HDF5 as MATLAB's ``save -v7.3``
+        writes it: a 512-byte MATLAB header, every array transposed to column-major, char
+        as uint16, a cell as references into ``#refs#``; written with h5py).
+    """
+    if version not in ("5", "7.3"):
+        raise InputError(f"MAT-file version must be '5' or '7.3'; got {version!r}")
     layers = [x for x in net.layers if not isinstance(x, Softmax | ClassificationOutput)]
     seq, lstm, fc = [*layers, None, None, None][:3]
     if not (
@@ -278,6 +334,47 @@ def save_matlab(net: Network, path: str | os.PathLike) -> None:
         values["Mean"] = seq.mean[:, None]
     if seq.std is not None:
         values["StandardDeviation"] = seq.std[:, None]
+    if version == "7.3":
+        write_atomically(path, lambda f: _write_v73(f, values, net.class_names))
+        return
+    import scipy.io  # type: ignore[import-untyped]
+
     if net.class_names:
         values["ClassNames"] = np.array(list(net.class_names), dtype=object)[:, None]
     write_atomically(path, lambda f: scipy.io.savemat(f, values, do_compression=True))
+
+
+V73_HEADER = b"MATLAB 7.3 MAT-file, Platform: lstm_ref, HDF5 schema 1.00 ."
+
+
+def _write_v73(f: BinaryIO, values: dict[str, Any], class_names: Sequence[str] | None) -> None:
+    """``values`` (MATLAB's shapes; text as str) and ``class_names`` (a K × 1 cell) as
+    MATLAB's v7.3 layout: the header's 116 bytes of text, 8 of subsystem offset, version
+    0x0200 and the endian mark ``IM`` in HDF5's 512-byte user block."""
+    import h5py
+
+    with h5py.File(f, "w", userblock_size=512) as h5:
+        for name, value in values.items():
+            _h5_write(h5, name, value)
+        if class_names:
+            refs = h5.create_group("#refs#")
+            cells = [_h5_write(refs, f"c{k}", c).ref for k, c in enumerate(class_names)]
+            cell = h5.create_dataset(
+                "ClassNames", data=np.array([cells]), dtype=h5py.ref_dtype
+            )  # HDF5 (1, K) = MATLAB K × 1
+            cell.attrs["MATLAB_class"] = np.bytes_("cell")
+    f.seek(0)
+    f.write(V73_HEADER.ljust(116) + bytes(8) + b"\x00\x02IM")
+
+
+def _h5_write(group: Any, name: str, value: str | Array) -> Any:
+    """One v7.3 variable: char as a (n, 1) uint16 dataset (MATLAB's 1 × n), numbers as
+    float64 transposed to column-major."""
+    if isinstance(value, str):
+        d = group.create_dataset(name, data=np.array([[ord(ch)] for ch in value], np.uint16))
+        d.attrs["MATLAB_class"] = np.bytes_("char")
+        d.attrs["MATLAB_int_decode"] = np.int32(2)
+        return d
+    d = group.create_dataset(name, data=np.asarray(value, np.float64).T)  # (C, 4H) of 4H × C
+    d.attrs["MATLAB_class"] = np.bytes_("double")
+    return d
