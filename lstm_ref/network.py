@@ -277,7 +277,9 @@ class Network:
             ``Padding.masked()`` (default: each sequence stops at its own length, so
             results never depend on batching) or ``Padding.matlab(...)`` (MATLAB's
             padded, unmasked mini-batches; MATLAB's own default is
-            ``Padding.matlab(mini_batch_size=128)``).
+            ``Padding.matlab(mini_batch_size=128)``); ``Padding.pytorch()``,
+            ``.onnx()``, ``.keras()`` compute as masked and return per-step outputs of N
+            sequences padded as that framework pads them.
         return_state : bool
             Also return the updated state (the network's own state is not changed).
 
@@ -285,7 +287,9 @@ class Network:
         -------
         y : ndarray or list of ndarray
             For one sequence: (K,) — or (T, K) for a layer with per-step output. For N
-            sequences: (N, K), or a list of (T_i, K) arrays trimmed to each sequence.
+            sequences: (N, K), or a list of (T_i, K) arrays trimmed to each sequence —
+            under a framework's padding one (N, T, K) array, T the padded batch's length
+            or the longest sequence.
         state : dict of str to LSTMState
             Only with ``return_state``: h and c after the sequences, (H,) for one
             sequence or (N, H).
@@ -301,8 +305,12 @@ class Network:
             if done is not None:
                 return self._returned(*done, return_state)
         state_in = self.state_rows(len(seqs))
-        batched = None if engine is None else engine.run(seqs, state_in, padding)
-        results, final = batched or self._predict_reference(seqs, state_in, padding, upto)
+        if padding.returns_padded and not single:
+            T = _padded_length(X, seqs, layout)
+            return self._returned(
+                *self._predict_padded(seqs, T, state_in, padding, upto), return_state
+            )
+        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, upto)
         out = results[0] if single else _stack_if_same_shape(results)
         if single:
             final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
@@ -343,6 +351,36 @@ class Network:
         """A :class:`lstm_ref.fast.Stepper`: one step (or chunk) at a time from the current
         state, returning the activations of layer ``outputs`` (default the last)."""
         return Stepper(self, outputs)
+
+    def _predict_masked_or_matlab(
+        self, seqs: list[Array], state_in: State, padding: Padding, upto: int
+    ) -> tuple[list[Array], State]:
+        """Every sequence's output of layer ``upto`` (its own steps) and the final states:
+        through the fast path where it covers the layers, else the reference."""
+        engine = self.fast_engine(upto)
+        batched = None if engine is None else engine.run(seqs, state_in, padding)
+        return batched or self._predict_reference(seqs, state_in, padding, upto)
+
+    def _predict_padded(
+        self, seqs: list[Array], T: int, state_in: State, padding: Padding, upto: int
+    ) -> tuple[Array, State]:
+        """A framework's padded batch of outputs (:meth:`Padding.pad_outputs`): the last
+        recurrent layer up to ``upto`` computed masked, its padded steps filled as the
+        framework fills them, then the layers after it run over every step."""
+        recurrent = [k for k in range(upto + 1) if self.layers[k].initial_state is not None]
+        r = recurrent[-1] if recurrent else upto
+        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r)
+        if results[0].ndim == 1:  # an output mode "last": nothing is padded
+            y = np.stack(results)  # (N, W)
+        else:
+            layer = self.layers[r]
+            repeats = bool(recurrent) and layer.DIRECTIONS == 1
+            y = padding.pad_outputs(results, T, repeats=repeats)  # (N, T, W)
+        for layer in self.layers[r + 1 : upto + 1]:  # stateless: each step on its own
+            with np.errstate(over="ignore", invalid="ignore"):
+                y, _ = layer.forward(y, None, None)
+            _check_finite_output(layer, y)
+        return y, final
 
     def _predict_reference(
         self, seqs: list[Array], state_in: State, padding: Padding, upto: int
@@ -433,19 +471,29 @@ class Network:
         return Gates(*(v[0] for v in self.layers[k].gates(caches[k])))
 
 
-def _check_finite_output(layer: Layer, y: Array, batch: Batch) -> None:
-    """Raise if ``layer``'s output ``y`` (B, T, W) or (B, W) holds a NaN or an Inf."""
+def _check_finite_output(layer: Layer, y: Array, batch: Batch | None = None) -> None:
+    """Raise if ``layer``'s output ``y`` (B, T, W) or (B, W) holds a NaN or an Inf; its rows
+    are ``batch``'s, or (None) the sequences in order, starting at step 0."""
     bad = ~np.isfinite(y)
     if not bad.any():
         return
     where = np.argwhere(bad)[0]
     row = int(where[0])
-    step = f"time step {int(where[1] - batch.start[row])}" if y.ndim == 3 else "its last step"
+    start, seq = (0, row) if batch is None else (batch.start[row], batch.rows[row])
+    step = f"time step {int(where[1] - start)}" if y.ndim == 3 else "its last step"
     raise InputError(
-        f"layer {layer.name!r} overflowed {y.dtype} on sequence {int(batch.rows[row])} at "
+        f"layer {layer.name!r} overflowed {y.dtype} on sequence {int(seq)} at "
         f"{step} (a non-finite value): the inputs, state or weights are too large to compute "
         "in this dtype"
     )
+
+
+def _padded_length(X: object, seqs: list[Array], layout: Layout) -> int:
+    """T of the caller's padded batch (N, T, C) — (N, C, T) in layout "CT" — else the
+    longest sequence."""
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        return int(X.shape[1] if layout == "TC" else X.shape[2])
+    return max(len(s) for s in seqs)
 
 
 def _stack_if_same_shape(arrays: list[Array]) -> Array | list[Array]:

@@ -19,12 +19,17 @@ argument through ``predict``, ``classify``, ``trace``, training and the command 
     over it, so an OutputMode "last" layer reads the padded final step and results depend
     on the batching.
 
-The frameworks: PyTorch's packed sequences, ONNX's ``sequence_lens`` and Keras's masking all
-hold a finished sequence's state and start a reverse direction at its own last step — they
-differ only in what they write at padded steps (zeros, or Keras's repeated last output),
-which ``predict`` never returns — so all three are ``Padding.masked()``; MATLAB's are
-``Padding.matlab(...)``. (ONNX's zero-length rows, which lstm_ref's sequences cannot be, are
-computed by :func:`lstm_ref.interop.onnx.run_lstm_node`.) See docs/INTEROP.md.
+The frameworks' own masked semantics, ``Padding.pytorch()``, ``Padding.onnx()`` and
+``Padding.keras()``, compute exactly what ``Padding.masked()`` computes — each sequence
+stops at its own length, its state is held after it and a reverse direction starts at its
+own last step — and differ only in what a padded batch of per-step outputs holds past each
+sequence's length (:data:`PADDED_STEPS`). With one of them, ``predict`` on several sequences
+returns per-step outputs as that framework does: one (N, T, K) array, T the padded batch's
+length (or the longest sequence), its padded steps filled at the last recurrent layer's
+output and carried through the layers after it, as the framework's Linear/Dense/Softmax
+compute them there. ``Padding.masked()`` returns each sequence's own steps instead. (ONNX's
+zero-length rows, which lstm_ref's sequences cannot be, are computed by
+:func:`lstm_ref.interop.onnx.run_lstm_node`.) See docs/INTEROP.md.
 """
 
 from __future__ import annotations
@@ -47,7 +52,16 @@ from .errors import InputError
 Array = np.ndarray
 SequenceLength = Literal["longest", "shortest"] | int
 Direction = Literal["right", "left"]
-Kind = Literal["masked", "matlab"]
+Kind = Literal["masked", "pytorch", "onnx", "keras", "matlab"]
+MASKED_KINDS = ("masked", "pytorch", "onnx", "keras")  # each sequence stops at its length
+PADDED_STEPS = {  # what a padded batch of per-step outputs holds past a sequence's length
+    "masked": "not returned: each sequence's own steps come back, trimmed",
+    "pytorch": "0 (pad_packed_sequence's padding_value) at the last recurrent layer's output",
+    "onnx": "0 in Y past each sequence_lens",
+    "keras": "the previous output repeated (Masking), 0 everywhere from a Bidirectional with "
+    "return_sequences",
+    "matlab": "computed like data: the padding runs through the LSTM",
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +78,7 @@ class Padding:
     value: float = 0.0
 
     def __post_init__(self) -> None:
-        check_choice(self.kind, "padding kind", ("masked", "matlab"))
+        check_choice(self.kind, "padding kind", (*MASKED_KINDS, "matlab"))
         object.__setattr__(
             self, "mini_batch_size", check_count(self.mini_batch_size, "mini_batch_size")
         )
@@ -75,7 +89,7 @@ class Padding:
             object.__setattr__(self, "sequence_length", length)
         check_choice(self.direction, "padding direction", ("right", "left"))
         object.__setattr__(self, "value", check_number(self.value, "padding value"))
-        if self.kind == "masked" and (self.sequence_length, self.direction, self.value) != (
+        if self.is_masked and (self.sequence_length, self.direction, self.value) != (
             "longest",
             "right",
             0.0,
@@ -89,6 +103,22 @@ class Padding:
     def masked(cls, mini_batch_size: int = 128) -> Padding:
         """Each sequence stops at its own length (PyTorch's packed sequences)."""
         return cls("masked", mini_batch_size)
+
+    @classmethod
+    def pytorch(cls, mini_batch_size: int = 128) -> Padding:
+        """PyTorch's packed sequences: masked; per-step outputs 0 past each length."""
+        return cls("pytorch", mini_batch_size)
+
+    @classmethod
+    def onnx(cls, mini_batch_size: int = 128) -> Padding:
+        """ONNX's ``sequence_lens``: masked; Y 0 past each length."""
+        return cls("onnx", mini_batch_size)
+
+    @classmethod
+    def keras(cls, mini_batch_size: int = 128) -> Padding:
+        """Keras's ``Masking``: masked; the previous output repeated past each length (0 from
+        a Bidirectional)."""
+        return cls("keras", mini_batch_size)
 
     @classmethod
     def matlab(
@@ -105,7 +135,40 @@ class Padding:
     @property
     def is_masked(self) -> bool:
         """Whether each sequence stops at its own length."""
-        return self.kind == "masked"
+        return self.kind in MASKED_KINDS
+
+    @property
+    def returns_padded(self) -> bool:
+        """Whether per-step outputs come back as one padded batch, as the framework's."""
+        return self.kind in ("pytorch", "onnx", "keras")
+
+    def pad_outputs(self, ys: list[Array], T: int, *, repeats: bool) -> Array:
+        """Per-step outputs as this framework's padded batch.
+
+        Parameters
+        ----------
+        ys : list of ndarray, each (T_n, W)
+            A recurrent layer's outputs at each sequence's own steps (from step 0).
+        T : int
+            The padded length, at least every T_n.
+        repeats : bool
+            Whether Keras repeats the layer's last output there: a one-direction recurrent
+            layer (a Bidirectional writes 0; before any recurrent layer Masking writes 0).
+
+        Returns
+        -------
+        ndarray, shape (N, T, W)
+            ``ys[n]`` at steps 0 … T_n − 1; past them what :data:`PADDED_STEPS` says.
+        """
+        if not self.returns_padded:
+            raise InputError(f"padding {self.kind!r} returns no padded batch of outputs")
+        out = np.zeros((len(ys), T, ys[0].shape[1]), ys[0].dtype)  # (N, T, W)
+        repeat = self.kind == "keras" and repeats
+        for n, y in enumerate(ys):
+            out[n, : len(y)] = y
+            if repeat:
+                out[n, len(y) :] = y[-1]
+        return out
 
 
 MASKED = Padding.masked()

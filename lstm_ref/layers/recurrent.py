@@ -322,6 +322,7 @@ class BiLSTM(Layer):
     last: Literal["state", "step"] = "state"
 
     TYPE: ClassVar[str] = "BiLSTM"
+    DIRECTIONS: ClassVar[int] = 2
     L2_FACTORS: ClassVar[dict[str, float]] = {
         f"{d}/{k}": 1.0 for d in ("forward", "backward") for k in ("W", "R")
     }

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
-from ..lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates, reverse_in_time
+from ..lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
 from ..network import Network
 from ..padding import Padding, make_batches
 from .compare import errors, failing
@@ -31,10 +31,11 @@ Array = np.ndarray
 
 ROUNDING_FACTOR = 10.0  # observed within this many times the reference's own float32 rounding
 SEMANTICS = {  # the padding semantics by name: what each means
-    "masked": "each sequence stops at its own length; per-step outputs are 0 past it "
-    "(PyTorch packed sequences, ONNX sequence_lens)",
+    "masked": "each sequence stops at its own length; per-step outputs are 0 past it, and "
+    "the layers after the LSTM compute on those 0s (PyTorch packed sequences, ONNX "
+    "sequence_lens: Padding.pytorch(), Padding.onnx())",
     "keras": "each sequence stops at its own length; per-step outputs repeat the last one "
-    "past it (Keras Masking)",
+    "past it, 0 from a Bidirectional (Keras Masking: Padding.keras())",
     "matlab": "padding on the right computed like data (MATLAB; an LSTM run on a padded "
     "batch without packing or sequence_lens)",
     "matlab-left": "padding on the left computed like data (MATLAB's "
@@ -80,50 +81,54 @@ def reference_outputs(
     -------
     values : ndarray, (N, K) or (N, T, W)
         Per-step outputs in a batch of length ``T``: each sequence's steps from where it
-        starts (0, or T − length when padded on the left), padded steps per the semantics.
+        starts (0, or T − length when padded on the left), padded steps per the semantics
+        (the framework's :class:`~lstm_ref.padding.Padding`: ``Padding.onnx()`` for
+        "masked", ``Padding.keras()``).
     mask : ndarray of bool, (N,) or (N, T)
         What to compare: every sequence; every step but padded steps whose value the
         semantics leaves undefined (a framework computing over padding).
     """
     net, kind = setting.net, setting.semantics
+    upto = len(net.layers) - 1 if name is None else [x.name for x in net.layers].index(name)
     if kind.startswith("matlab"):  # padded (on the left or right) to T, computed as data
         left = kind.endswith("left")
         padding = Padding.matlab(
             len(seqs), sequence_length=T, direction="left" if left else "right"
         )
-    else:
-        padding = Padding.masked(mini_batch_size=len(seqs))
-    upto = len(net.layers) - 1 if name is None else [x.name for x in net.layers].index(name)
-    batch = make_batches([s.astype(net.dtype) for s in seqs], padding)[0]
-    y, _ = net.forward(batch, None, upto)
-    if y.ndim == 2:
-        return y.astype(np.float64), np.ones(len(y), bool)
-    y = np.pad(y.astype(np.float64), ((0, 0), (0, T - y.shape[1]), (0, 0)))
-    t = np.arange(T)[None, :]
-    start, stop = batch.start[:, None], (batch.start + batch.lengths)[:, None]
-    real = (t >= start) & (t < stop)  # (N, T)
-    if setting.reverse_in_processing_order:
-        y = _reverse_half(net.layers[upto], y, batch.lengths)
-    if kind == "masked":
-        return np.where(real[..., None], y, 0.0), np.ones_like(real)
-    if kind == "keras":
-        last = y[np.arange(len(y)), batch.lengths - 1]  # (N, W)
-        return np.where(real[..., None], y, last[:, None]), np.ones_like(real)
-    return y, real
+        batch = make_batches([s.astype(net.dtype) for s in seqs], padding)[0]
+        y, _ = net.forward(batch, None, upto)
+        if y.ndim == 2:
+            return y.astype(np.float64), np.ones(len(y), bool)
+        t = np.arange(T)[None, :]
+        start, stop = batch.start[:, None], (batch.start + batch.lengths)[:, None]
+        return y.astype(np.float64), (t >= start) & (t < stop)  # (N, T, W), (N, T)
+    padding = Padding.keras(len(seqs)) if kind == "keras" else Padding.onnx(len(seqs))
+    x = np.zeros((len(seqs), T, seqs[0].shape[1]), net.dtype)  # (N, T, C), right-padded
+    for n, s in enumerate(seqs):
+        x[n, : len(s)] = s
+    y = np.asarray(net.predict(x, name, lengths=[len(s) for s in seqs], padding=padding))
+    layer = net.layers[upto]
+    if y.ndim == 3 and setting.reverse_in_processing_order and _reverse_columns(layer) is not None:
+        own = [_reverse_half(layer, y[n, : len(s)]) for n, s in enumerate(seqs)]  # (T_n, W)
+        y = padding.pad_outputs(own, T, repeats=layer.DIRECTIONS == 1)  # padded again
+    return y.astype(np.float64), np.ones(y.shape[: y.ndim - 1], bool)  # (N,) or (N, T)
 
 
-def _reverse_half(layer: Layer, y: Array, lengths: Array) -> Array:
-    """``y`` with the reverse direction's outputs of ``layer`` in processing order (each
-    sequence's steps reversed over its own length); unchanged for a layer that outputs no
-    reverse direction of its own."""
+def _reverse_columns(layer: Layer) -> slice | None:
+    """The output columns of ``layer``'s own reverse direction (None: it has none)."""
     if isinstance(layer, LSTM) and layer.direction == "reverse":
-        cols = slice(None)
-    elif isinstance(layer, BiLSTM) and layer.merge_mode == "concat":
-        cols = slice(layer.fwd.state_widths[0], None)
-    else:
-        return y
+        return slice(None)
+    if isinstance(layer, BiLSTM) and layer.merge_mode == "concat":
+        return slice(layer.fwd.state_widths[0], None)
+    return None
+
+
+def _reverse_half(layer: Layer, y: Array) -> Array:
+    """One sequence's outputs ``y`` (T_n, W) of ``layer`` with its reverse direction's
+    columns in processing order (reversed in time)."""
     out = y.copy()
-    out[:, :, cols] = reverse_in_time(y[:, :, cols], lengths)
+    cols = _reverse_columns(layer)
+    out[:, cols] = y[::-1, cols]
     return out
 
 
