@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from ..layers import LSTM, BiLSTM, Layer
 from ..lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
 from ..network import Network
 from ..padding import Padding, make_batches
-from .compare import errors, failing
+from .compare import compare
 
 Array = np.ndarray
 
@@ -448,12 +449,10 @@ def diagnose(
             except InputError:  # the bug overflows this model (a non-finite output)
                 worst, ok = float("inf"), False
                 break
-            keep = np.broadcast_to(mask[..., None], ref.shape)
-            compared += int(keep.sum())
-            abs_err, rel_err = errors(observed[k][keep], ref[keep])
-            tol = max(atol, ROUNDING_FACTOR * rounding[k])
-            ok &= not failing(abs_err, rel_err, tol, rtol).any()
-            worst = max(worst, float(np.nan_to_num(abs_err, nan=np.inf).max(initial=0.0)))
+            c = compare(k, observed[k], ref, mask, max(atol, ROUNDING_FACTOR * rounding[k]), rtol)
+            compared += c.compared
+            ok &= c.failed == 0
+            worst = max(worst, math.inf if math.isnan(c.max_abs) else c.max_abs)
         findings.append(Finding(cause.key, cause.title, worst, ok, compared))
     most = max((f.compared for f in findings if f.reproduces), default=0)
     return sorted(
