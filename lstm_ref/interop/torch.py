@@ -61,7 +61,16 @@ import numpy as np
 
 from ..errors import InputError
 from ..formats.writes import write_atomically
-from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax, directions
+from ..layers import (
+    LSTM,
+    BiLSTM,
+    FullyConnected,
+    Layer,
+    SequenceInput,
+    Softmax,
+    TimeReversal,
+    directions,
+)
 from ..lstm import LSTMParams
 from ..network import Network
 
@@ -327,6 +336,8 @@ def _lstm_layers(net: Network) -> list[LSTM | BiLSTM]:
                 f"layer {layer.name!r} normalises its input ({layer.normalization}), which an "
                 "nn.LSTM cannot hold"
             )
+        if isinstance(layer, TimeReversal):
+            raise InputError(f"layer {layer.name!r} ({layer.TYPE}) has no nn.LSTM export")
     lstms = [layer for layer in net.layers if isinstance(layer, LSTM | BiLSTM)]
     if not lstms:
         raise InputError("the network has no LSTM layer to export")
@@ -339,6 +350,8 @@ def _lstm_layers(net: Network) -> list[LSTM | BiLSTM]:
                 f"layer {layer.name!r} reads the output at the last step; the documented head "
                 "reads h_n (the final states)"
             )
+        if isinstance(layer, LSTM) and layer.direction == "reverse":
+            raise InputError(f"layer {layer.name!r}: an nn.LSTM has no lone reverse direction")
         one_ways = directions(layer)
         for one in one_ways:
             _check_plain(one)

@@ -40,6 +40,7 @@ from .base import Cache, InputCache, Layer
 from .heads import ClassificationOutput, FullyConnected, Softmax, SoftmaxCache
 from .recurrent import LSTM, MERGE_MODES, BiLSTM, BiLSTMCache, LSTMCache, directions
 from .sequence_input import SequenceInput
+from .time_reversal import ReversalCache, TimeReversal
 
 Array = np.ndarray
 
@@ -55,16 +56,26 @@ __all__ = [
     "InputCache",
     "LSTMCache",
     "Layer",
+    "ReversalCache",
     "SequenceInput",
     "Softmax",
     "SoftmaxCache",
+    "TimeReversal",
     "directions",
     "layer_from_arrays",
 ]
 
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.__name__: cls
-    for cls in (SequenceInput, LSTM, BiLSTM, FullyConnected, Softmax, ClassificationOutput)
+    for cls in (
+        SequenceInput,
+        LSTM,
+        BiLSTM,
+        TimeReversal,
+        FullyConnected,
+        Softmax,
+        ClassificationOutput,
+    )
 }
 
 
