@@ -16,7 +16,9 @@ import pytest
 from lstm_ref import InputError
 from lstm_ref.interop import load_model
 from lstm_ref.interop.keras import from_keras, save_keras
-from lstm_ref.layers import BiLSTM
+from lstm_ref.layers import LSTM, BiLSTM, SequenceInput
+from lstm_ref.lstm import LSTMParams
+from lstm_ref.network import Network
 
 # Keras 3.15's torch backend hands NumPy an __array__ without copy=; not lstm_ref's concern
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -175,9 +177,6 @@ def test_bad_files_are_refused(rng, tmp_path):
     gru = build([keras.layers.GRU(3)])
     with pytest.raises(InputError, match=r"g\.keras: layer 'gru' \(GRU\): not supported"):
         load_model(_saved(gru, tmp_path / "g.keras"))
-    seq_back = build([lstm(go_backwards=True, return_sequences=True)], head=False)
-    with pytest.raises(InputError, match="go_backwards with return_sequences"):
-        load_model(_saved(seq_back, tmp_path / "b.keras"))
     state = tmp_path / "state.h5"
     one = lstm()
     _saved(build([one]), state)
@@ -259,3 +258,235 @@ def test_legacy_cudnnlstm_weights(rng, tmp_path):
     np.testing.assert_allclose(
         load_model(path).predict(list(x)), model.predict(x, verbose=0), rtol=0, atol=1e-5
     )
+
+
+# ------------------------------------------------------------------ return_state
+def _masked_input():
+    inp = keras.Input((None, C))
+    return inp, keras.layers.Masking(0.0)(inp)
+
+
+def _state_dense_on_h(go_backwards=False):
+    inp, x = _masked_input()
+    _, h, c = lstm(5, return_state=True, return_sequences=True, go_backwards=go_backwards)(x)
+    y = keras.layers.Dense(3, activation="softmax", name="head")(h)
+    return keras.Model(inp, [y, h, c]), lambda y, s: [y, s["lstm"].h, s["lstm"].c]
+
+
+def _state_dense_on_out():
+    inp, x = _masked_input()
+    out, _, _ = lstm(5, return_state=True)(x)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax")(out)), lambda y, s: [y]
+
+
+def _state_stacked_h():
+    inp, x = _masked_input()
+    x = lstm(4, return_sequences=True, name="first")(x)
+    _, h, _ = lstm(5, return_state=True, name="second")(x)
+    y = keras.layers.Dense(3)(h)
+    return keras.Model(inp, [h, y]), lambda y, s: [s["second"].h, y]
+
+
+def _state_bidirectional():
+    inp, x = _masked_input()
+    out, hf, cf, hb, cb = keras.layers.Bidirectional(lstm(3, return_state=True), name="bi")(x)
+    y = keras.layers.Dense(3, activation="softmax")(out)
+
+    def split(y, s):
+        h, c = s["bi"]
+        return [y, h[:, :3], c[:, :3], h[:, 3:], c[:, 3:]]
+
+    return keras.Model(inp, [y, hf, cf, hb, cb]), split
+
+
+def _state_sequential():
+    model = keras.Sequential(
+        [keras.Input((None, C)), keras.layers.Masking(0.0), lstm(5, return_state=True)]
+    )
+    return model, lambda y, s: [y, s["lstm"].h, s["lstm"].c]
+
+
+STATE_MODELS = {
+    "dense-on-h": _state_dense_on_h,
+    "go-backwards-dense-on-h": lambda: _state_dense_on_h(go_backwards=True),
+    "dense-on-out": _state_dense_on_out,
+    "stacked-h-as-output": _state_stacked_h,
+    "bidirectional-states": _state_bidirectional,
+    "sequential-states": _state_sequential,
+}
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("name", STATE_MODELS)
+def test_return_state_models_match_keras(rng, tmp_path, name, suffix):
+    """States read by the head become the LSTM's 'last' output (h at each sequence's last
+    step); states among the model's outputs are predict(..., return_state=True)'s."""
+    keras.utils.clear_session()  # the layer names the mappings use
+    model, ours = STATE_MODELS[name]()
+    model = distinct_gates(model, seed=len(name))
+    seqs, x = padded(rng)
+    want = model.predict(x, verbose=0)
+    want = list(want) if isinstance(want, list | tuple) else [want]
+    net = load_model(_saved(model, tmp_path / f"m{suffix}"))
+    got = ours(*net.predict(seqs, return_state=True))
+    assert len(got) == len(want)
+    for k, (a, b) in enumerate(zip(got, want, strict=True)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6, err_msg=f"output {k}")
+
+
+def test_unrepresentable_states_are_refused(tmp_path):
+    inp, x = _masked_input()
+    _, _, c = lstm(5, return_state=True, name="lstm")(x)
+    cell = keras.Model(inp, keras.layers.Dense(3)(c))
+    with pytest.raises(InputError, match=r"c\.keras: layer 'lstm' \(LSTM\): its cell state c"):
+        load_model(_saved(cell, tmp_path / "c.keras"))
+    inp, x = _masked_input()
+    _, hf, _, _, _ = keras.layers.Bidirectional(lstm(3, return_state=True), name="bi")(x)
+    half = keras.Model(inp, keras.layers.Dense(3)(hf))
+    with pytest.raises(InputError, match=r"'bi' \(Bidirectional\): its output 1 \(a state"):
+        load_model(_saved(half, tmp_path / "half.h5"))
+    inp, x = _masked_input()
+    out = lstm(5, name="lstm")(x)
+    two = keras.Model(
+        inp, [keras.layers.Dense(3, name="a")(out), keras.layers.Dense(2, name="b")(out)]
+    )
+    with pytest.raises(InputError, match=r"two\.keras: layer 'lstm' feeds \['a', 'b'\]"):
+        load_model(_saved(two, tmp_path / "two.keras"))
+    inp, x = _masked_input()
+    out, h, c = lstm(5, return_state=True, return_sequences=True)(x)
+    both = keras.Model(inp, [keras.layers.Dense(3)(h), out])
+    with pytest.raises(InputError, match=r"expected one output \(and return_state's states\)"):
+        load_model(_saved(both, tmp_path / "both.keras"))
+    inp, x = _masked_input()
+    zeros = keras.Model(inp, lstm(5, zero_output_for_mask=True, name="lstm")(x))
+    with pytest.raises(InputError, match=r"'lstm' \(LSTM\): zero_output_for_mask under Masking"):
+        load_model(_saved(zeros, tmp_path / "zeros.keras"))
+
+
+# ------------------------------------------------------------ go_backwards sequences
+def test_go_backwards_sequence_under_masking(rng, tmp_path):
+    """Keras writes a go_backwards sequence in processing order: a sequence of n steps in a
+    batch of T holds zeros at its first T - n steps (its padding, processed first), then its
+    outputs from step n - 1 back to step 0. lstm_ref returns those n outputs."""
+    model = distinct_gates(
+        build([lstm(5, go_backwards=True, return_sequences=True)], head=False), seed=21
+    )
+    model.add(keras.layers.Dense(3, activation="softmax"))  # per step
+    seqs, x = padded(rng)
+    want = model.predict(x, verbose=0)
+    T = x.shape[1]
+    of_zeros = keras.ops.convert_to_numpy(model.layers[-1](np.zeros((1, 5), np.float32)))
+    for suffix in (".keras", ".h5"):
+        net = load_model(_saved(model, tmp_path / f"b{suffix}"))
+        assert [layer.TYPE for layer in net.layers][1:3] == ["LSTM", "Time Reversal"]
+        for got, row, n in zip(net.predict(seqs), want, LENGTHS, strict=True):
+            np.testing.assert_allclose(got, row[T - n :], rtol=0, atol=1e-6)
+            np.testing.assert_allclose(row[: T - n], np.repeat(of_zeros, T - n, 0), atol=1e-7)
+
+
+GO_BACKWARDS = {  # unmasked: every row of the batch is data
+    "alone": lambda: [lstm(5, go_backwards=True, return_sequences=True)],
+    "stacked": lambda: [lstm(5, go_backwards=True, return_sequences=True), lstm(3)],
+    "stacked-both-ways": lambda: [
+        lstm(5, go_backwards=True, return_sequences=True),
+        lstm(4, go_backwards=True, return_sequences=True),
+        lstm(3, return_sequences=True),
+    ],
+    "into-bidirectional": lambda: [
+        lstm(5, go_backwards=True, return_sequences=True),
+        keras.layers.Bidirectional(lstm(3, return_sequences=True), merge_mode="sum"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", GO_BACKWARDS)
+def test_go_backwards_sequences_unmasked(rng, tmp_path, name):
+    model = distinct_gates(build(GO_BACKWARDS[name](), masking=False, head=False), seed=3)
+    model.add(keras.layers.Dense(3, activation="softmax"))
+    _, x = padded(rng, [5, 5, 5])
+    want = model.predict(x, verbose=0)
+    for suffix in (".keras", ".h5"):
+        net = load_model(_saved(model, tmp_path / f"m{suffix}"))
+        np.testing.assert_allclose(np.stack(net.predict(list(x))), want, rtol=0, atol=1e-6)
+    seqs, _ = padded(rng)  # mixed lengths: each as Keras computes it alone
+    for got, s in zip(net.predict(seqs), seqs, strict=True):
+        np.testing.assert_allclose(got, model.predict(s[None], verbose=0)[0], rtol=0, atol=1e-6)
+
+
+def test_go_backwards_sequence_refusals(tmp_path):
+    """Under Masking the next LSTM reads Keras's unreversed mask; a Bidirectional whose
+    forward layer goes backwards has no BiLSTM."""
+    stacked = build([lstm(5, go_backwards=True, return_sequences=True, name="back"), lstm(3)])
+    with pytest.raises(InputError, match=r"'back' \(LSTM\): go_backwards with return_seq.*Mask"):
+        load_model(_saved(stacked, tmp_path / "s.keras"))
+    upside_down = keras.layers.Bidirectional(
+        lstm(3, go_backwards=True, return_sequences=True),
+        backward_layer=lstm(3, return_sequences=True),
+        name="bi",
+    )
+    with pytest.raises(InputError, match=r"'bi' \(Bidirectional\): its forward layer has go_b"):
+        load_model(_saved(build([upside_down]), tmp_path / "u.keras"))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_bidirectional_reads_its_own_backward_layer(rng, tmp_path, suffix):
+    """A Bidirectional given a backward_layer (here softsign, the forward tanh)."""
+    both = keras.layers.Bidirectional(
+        lstm(3, return_sequences=True),
+        backward_layer=lstm(3, go_backwards=True, return_sequences=True, activation="softsign"),
+    )
+    model = distinct_gates(build([both, lstm(4)]), seed=4)
+    seqs, x = padded(rng)
+    want = model.predict(x, verbose=0)
+    net = load_model(_saved(model, tmp_path / f"m{suffix}"))
+    np.testing.assert_allclose(net.predict(seqs), want, rtol=0, atol=1e-6)
+
+
+def test_go_backwards_sequence_exports(rng, tmp_path):
+    """LSTM → TimeReversal exports as go_backwards (round trip exact); the native format
+    keeps the TimeReversal; exporters without one refuse it by name."""
+    from lstm_ref.formats import load_network
+    from lstm_ref.interop import save_model
+
+    model = distinct_gates(
+        build([lstm(5, go_backwards=True, return_sequences=True, name="back")], head=False), 7
+    )
+    model.add(keras.layers.Dense(3, activation="softmax"))
+    net = load_model(_saved(model, tmp_path / "m.keras"))
+    seqs, _ = padded(rng)
+    for path in (tmp_path / "again.keras", tmp_path / "again.h5", tmp_path / "again.npz"):
+        save_model(net, path)
+        again = load_model(path) if path.suffix != ".npz" else load_network(path)
+        assert [x.TYPE for x in again.layers] == [x.TYPE for x in net.layers]
+        for a, b in zip(net.layers, again.layers, strict=True):
+            for k, v in a.arrays().items():
+                np.testing.assert_array_equal(v, b.arrays()[k], err_msg=f"{a.name}/{k}")
+        for got, want in zip(again.predict(seqs), net.predict(seqs), strict=True):
+            np.testing.assert_array_equal(got, want)
+    for suffix in (".onnx", ".pt", ".mat"):
+        with pytest.raises(InputError, match=r"back_reversal.*Time Reversal|Time Reversal\W"):
+            save_model(net, tmp_path / f"out{suffix}")
+    back, reversal = net.layers[1:3]
+    params = LSTMParams(*(rng.normal(size=shape) for shape in ((8, 5), (8, 2), (8,))))
+    stacked = Network([SequenceInput(C), back, reversal, LSTM(params, output_mode="last")])
+    with pytest.raises(InputError, match=r"'back_reversal': a go_backwards sequence feeding"):
+        save_keras(stacked, tmp_path / "stacked.keras")
+    with pytest.raises(InputError, match=r"'back': a reverse sequence has no Keras LSTM"):
+        save_keras(Network([SequenceInput(C), back]), tmp_path / "alone.keras")
+
+
+def test_gradients_through_the_time_reversal(rng, tmp_path):
+    """BPTT through LSTM → TimeReversal → LSTM (masked padding) by central differences."""
+    from lstm_ref.padding import make_batches
+    from lstm_ref.train.loss import loss_and_gradients, numerical_gradients
+
+    model = build([lstm(3, go_backwards=True, return_sequences=True), lstm(3)], masking=False)
+    net = load_model(_saved(distinct_gates(model, seed=9), tmp_path / "m.keras"))
+    seqs, _ = padded(rng)
+    batch = make_batches([s.astype(np.float64) for s in seqs])[0]
+    targets = rng.integers(0, 3, size=len(seqs))
+    _, analytic, _ = loss_and_gradients(net, batch, targets)
+    numeric = numerical_gradients(net, batch, targets)
+    assert set(analytic) == set(numeric)
+    for name, g in analytic.items():
+        np.testing.assert_allclose(g, numeric[name], rtol=0, atol=1e-7 * np.abs(g).max())

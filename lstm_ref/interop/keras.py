@@ -28,7 +28,7 @@ arrays are: a ``.keras`` archive's ``model.weights.h5`` holds ``layers/<key>/cel
 ``backward_layer``) and ``layers/<key>/vars/0, 1`` for a Dense, where ``<key>`` is the
 snake-cased class name numbered in model order (``lstm``, ``lstm_1``, …), not the layer's
 name; a legacy ``.h5`` file holds ``model_weights/<layer name>/`` with the attribute
-``weight_names`` in the same order.
+``weight_names`` in the same order (a Bidirectional's forward three, then its backward three).
 
 Semantics: ``activation`` → ``state_activation`` and ``recurrent_activation`` →
 ``gate_activation``, with ``hard_sigmoid`` by the version that wrote the file — Keras 3
@@ -36,17 +36,40 @@ clip(x/6 + 0.5) (``"hard-sigmoid-keras3"``), Keras 1/2 and tf.keras ≤ 2.15 cli
 (``"hard-sigmoid"``) — read from the file's ``keras_version``. ``unit_forget_bias`` only
 initialises (the stored bias is used); dropout and recurrent dropout act in training only.
 ``return_sequences`` → ``output_mode``; ``go_backwards`` with only the last output →
-``direction="reverse"`` (the same final state; a go_backwards *sequence* comes out reversed
-in time, which is refused); ``Bidirectional`` → :class:`BiLSTM` with its ``merge_mode``
-(concat, sum, mul, ave). ``Masking`` marks padded steps: Keras carries the state through
-them and repeats the previous output there (zeros inside a Bidirectional with
-``return_sequences``) — on every value ``Network.predict`` returns this is
-``Padding.masked()`` for sequences padded at either end (a masked step *inside* a sequence
-is not supported). ``Normalization`` on the last axis (its mean and variance from the config,
-or adapted arrays) → a z-scoring ``SequenceInput``, std = sqrt(variance). ``Dense`` with
-``softmax`` (or linear, or an ``Activation('softmax')`` after it) → FullyConnected
-(+ Softmax); ``Dropout`` is skipped. Anything else (GRU,
-attention, a custom layer, ``return_state``) is refused with the layer's name and class.
+``direction="reverse"`` (the same final state). A ``go_backwards`` *sequence* comes out in
+processing order, reversed in time → ``direction="reverse"`` and a :class:`TimeReversal`
+after it. ``Bidirectional`` → :class:`BiLSTM` with its ``merge_mode`` (concat, sum, mul, ave),
+its halves from ``layer`` and ``backward_layer`` (Keras 3 saves both; the forward one must
+go forward). ``Masking`` marks padded steps: Keras carries the state through them and
+repeats the previous output there (zeros inside a Bidirectional with ``return_sequences``)
+— on every value ``Network.predict`` returns this is ``Padding.masked()`` for sequences
+padded at either end (a masked step *inside* a sequence is not supported). Under Masking a
+go_backwards sequence of n steps in a padded batch of T holds T − n zeros (its padding,
+processed first) and then its n outputs, which lstm_ref returns; but Keras passes the mask
+on *unreversed*, so a recurrent layer after it reads those zeros and misses outputs (a
+result that depends on the padded length): refused. ``zero_output_for_mask`` with only the
+last output under Masking (0 for every shorter sequence) is refused too. ``Normalization``
+on the last axis (its mean and variance from the config, or adapted arrays) → a z-scoring
+``SequenceInput``, std = sqrt(variance). ``Dense`` with ``softmax`` (or linear, or an
+``Activation('softmax')`` after it) → FullyConnected (+ Softmax); ``Dropout`` is skipped.
+Anything else (GRU, attention, a custom layer) is refused with the layer's name and class.
+
+The graph. A Sequential model is its layer list. A Functional model's layers must form one
+chain from its one input: each layer called once, on one tensor, which Keras 3 saves as the
+node ``{"args": [tensor], "kwargs": {...}}`` with ``tensor["config"]["keras_history"] =
+[layer, node, index]`` (Keras 2: ``[[layer, node, index, kwargs]]``); the model's outputs
+are ``output_layers``, a list of [layer, node, index]. The mask ops a Masking layer adds to
+a Functional model (``NotEqual``, ``Any``, read through ``kwargs["mask"]``) are left out.
+``return_state=True`` makes an LSTM's outputs [output, h, c] (a Bidirectional's [output,
+h_f, c_f, h_b, c_b]), indices 0 … 4:
+
+- h read by the next layer (or the model's output) → ``output_mode="last"``: h after each
+  sequence's last step, which is exactly the last output;
+- h and c among the model's other outputs → ``Network.predict(..., return_state=True)``'s
+  state of that layer, by its name (a Bidirectional's h = [h_f ‖ h_b], c = [c_f ‖ c_b]);
+- c, or a Bidirectional's state, read by a layer → refused (lstm_ref's layers pass on h,
+  a BiLSTM its merged output); so are a branching graph, several data outputs, a shared
+  layer and an ``initial_state`` from the graph.
 """
 
 from __future__ import annotations
@@ -66,7 +89,16 @@ import numpy as np
 from ..activations import parse_activation
 from ..errors import InputError
 from ..formats.writes import write_atomically
-from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax, directions
+from ..layers import (
+    LSTM,
+    BiLSTM,
+    FullyConnected,
+    Layer,
+    SequenceInput,
+    Softmax,
+    TimeReversal,
+    directions,
+)
 from ..lstm import LSTMParams
 from ..network import Network
 
@@ -80,7 +112,9 @@ ACTIVATIONS = {  # Keras activation names -> lstm_ref's (hard_sigmoid depends on
     None: "Affine(alpha=1.0, beta=0.0)",
 }
 RECURRENT = ("LSTM", "CuDNNLSTM")
-SKIPPED = ("InputLayer", "Dropout", "Masking", "NotEqual", "Any")  # nothing to compute
+RECURRENT_LAYERS = (*RECURRENT, "Bidirectional")
+MASK_OPS = ("NotEqual", "Any")  # a Functional model's Masking computes its mask with these
+SKIPPED = ("InputLayer", "Dropout", "Masking")  # nothing to compute
 
 
 def from_keras(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64) -> Network:
@@ -152,8 +186,9 @@ class _LegacyWeights:
         names = [
             n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]
         ]
-        if direction:  # "bidirectional/forward_lstm/lstm_cell/kernel:0"
-            names = [n for n in names if f"/{direction}_" in n]
+        if direction:  # the forward layer's arrays, then the backward layer's
+            half = len(names) // 2
+            names = names[:half] if direction == "forward" else names[half:]
         return [np.asarray(group[n]) for n in names]
 
 
@@ -166,40 +201,36 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
     kind = config.get("class_name")
     if kind not in ("Sequential", "Functional", "Model"):
         raise InputError(f"{where}: a Keras {kind}; expected a Sequential or Functional model")
-    specs = config["config"]["layers"]
+    specs, reads = _chain(config, where)
     keras2 = version.split(".")[0] in ("1", "2")
     counts: Counter[str] = Counter()
     layers: list[Layer] = []
     C = None
-    for spec in specs:
+    masked = False  # a Masking layer before this one
+    for k, spec in enumerate(specs):
         cls, cfg = spec["class_name"], spec["config"]
         key = _snake(cls) + (f"_{counts[_snake(cls)]}" if counts[_snake(cls)] else "")
         counts[_snake(cls)] += 1
         name = cfg.get("name", key)
         what = f"{where}: layer {name!r} ({cls})"
+        read = reads.get(name, 0)
         if cls == "InputLayer":
             shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
             C = shape[-1] if shape else None
+        masked = masked or cls == "Masking"
         if cls in SKIPPED:
             continue
         if cls in RECURRENT:
             arrays = reader.arrays(spec, key)
-            layers.append(_lstm(cfg, arrays, what, keras2, dtype, name, cls == "CuDNNLSTM"))
+            after = specs[k + 1 :]
+            layers += _recurrent(spec, arrays, what, name, keras2, dtype, read, masked, after)
         elif cls == "Bidirectional":
-            inner = cfg["layer"]
-            if inner["class_name"] not in RECURRENT:
-                raise InputError(f"{what}: wraps a {inner['class_name']}; expected an LSTM")
-            mode = cfg.get("merge_mode")
-            if mode not in ("concat", "sum", "mul", "ave"):
-                raise InputError(f"{what}: merge_mode {mode!r}; expected concat, sum, mul or ave")
-            halves = []
-            for sub, direction in (("forward", "forward"), ("backward", "reverse")):
-                arrays = reader.arrays(spec, key, sub)
-                inner_cfg = dict(inner["config"], go_backwards=direction == "reverse")
-                cudnn = inner["class_name"] == "CuDNNLSTM"
-                half = _lstm(inner_cfg, arrays, what, keras2, dtype, f"{name}_{sub}", cudnn, True)
-                halves.append(half)
-            layers.append(BiLSTM(halves[0], halves[1], name=name, merge_mode=mode))
+            if read != 0:
+                raise InputError(
+                    f"{what}: its output {read} (a state of one direction) feeds the next "
+                    "layer; lstm_ref's BiLSTM passes on its merged output only"
+                )
+            layers.append(_bidirectional(spec, reader, key, what, keras2, dtype, name))
         elif cls == "Dense":
             arrays = reader.arrays(spec, key)
             if len(arrays) != (2 if cfg.get("use_bias", True) else 1):
@@ -238,6 +269,114 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
     return Network([*(head or [SequenceInput(width)]), *layers])
 
 
+def _name(spec: dict[str, Any]) -> str:
+    return str(spec.get("name") or spec["config"].get("name", ""))
+
+
+def _chain(config: dict[str, Any], where: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The model's layers as one chain from its input to its output (the section "The
+    graph" of the module docstring).
+
+    Returns
+    -------
+    specs : list of dict
+        The layers' configs in data-flow order (a Functional model's mask ops left out).
+    reads : dict of str to int
+        By layer name, which of its outputs flows on — 0 the output, 1 and 2 h and c of
+        ``return_state`` (a Bidirectional's 1 … 4 h_f, c_f, h_b, c_b) — where it is not 0.
+    """
+    model = config["config"]
+    specs = [s for s in model["layers"] if s["class_name"] not in MASK_OPS]
+    if config["class_name"] == "Sequential":  # each layer reads its predecessor's output
+        return specs, {}
+    by_name = {_name(s): s for s in specs}
+    fed: dict[str, list[tuple[str, int]]] = {n: [] for n in by_name}  # name -> (reader, index)
+    for spec in specs:
+        what = f"{where}: layer {_name(spec)!r} ({spec['class_name']})"
+        for source, index in _inputs(spec, what):
+            if source not in fed:
+                raise InputError(f"{what}: reads layer {source!r}, which the model lacks")
+            fed[source].append((_name(spec), index))
+    outputs = [(str(n), int(i)) for n, _, i in _tensor_list(model.get("output_layers"))]
+    inputs = [str(n) for n, _, _ in _tensor_list(model.get("input_layers"))]
+    if len(inputs) != 1:
+        raise InputError(f"{where}: {len(inputs)} model inputs {inputs}; expected one")
+    chain, reads = [inputs[0]], {}
+    while fed[chain[-1]]:
+        if len(fed[chain[-1]]) > 1:
+            readers = [n for n, _ in fed[chain[-1]]]
+            raise InputError(
+                f"{where}: layer {chain[-1]!r} feeds {readers}; lstm_ref's network is one chain"
+            )
+        ((reader, reads[chain[-1]]),) = fed[chain[-1]]
+        chain.append(reader)
+    off = [n for n in by_name if n not in chain]
+    if off:
+        raise InputError(f"{where}: layers {off} are off the path from the input to the output")
+    end = chain[-1]
+    ends = sorted(i for n, i in outputs if n == end)
+    if not ends:
+        raise InputError(f"{where}: the last layer {end!r} is not among the outputs {outputs}")
+    reads[end] = ends[0]
+    for n, i in outputs:
+        states = _state_names(by_name[n])
+        if (n, i) != (end, ends[0]) and not 1 <= i <= len(states):
+            raise InputError(
+                f"{where}: outputs {outputs}; expected one output (and return_state's states)"
+            )
+    return [by_name[n] for n in chain], {n: i for n, i in reads.items() if i}
+
+
+def _state_names(spec: dict[str, Any]) -> tuple[str, ...]:
+    """The states ``return_state`` adds to a layer's outputs, after the output itself."""
+    cls, cfg = spec["class_name"], spec["config"]
+    if cls == "Bidirectional" and cfg["layer"]["config"].get("return_state"):
+        return ("h_f", "c_f", "h_b", "c_b")
+    return ("h", "c") if cls in RECURRENT and cfg.get("return_state") else ()
+
+
+def _inputs(spec: dict[str, Any], what: str) -> list[tuple[str, int]]:
+    """The (layer name, output index) a Functional model's layer reads: Keras 3 writes a
+    node as ``{"args": [tensor], "kwargs": {"mask": tensor, …}}`` with a tensor's
+    ``keras_history`` [layer, node, index]; Keras 2 as ``[[layer, node, index, kwargs]]``."""
+    nodes = spec.get("inbound_nodes") or []
+    if len(nodes) > 1:
+        raise InputError(f"{what}: called {len(nodes)} times (a shared layer); expected once")
+    if not nodes:
+        return []
+    node = nodes[0]
+    if isinstance(node, dict):
+        refs = [t["config"]["keras_history"] for t in _keras_tensors(node.get("args", []))]
+        kwargs = node.get("kwargs") or {}
+    else:
+        refs = [t[:3] for t in node]
+        kwargs = {k: v for t in node if len(t) > 3 for k, v in t[3].items()}
+    if kwargs.get("initial_state") is not None:
+        raise InputError(f"{what}: an initial_state from the graph; lstm_ref starts from zeros")
+    if len(refs) != 1:
+        raise InputError(f"{what}: reads {len(refs)} tensors; expected one (one chain)")
+    return [(str(refs[0][0]), int(refs[0][2]))]
+
+
+def _keras_tensors(value: Any) -> list[dict[str, Any]]:
+    """Every ``__keras_tensor__`` inside a Keras 3 node's (nested) arguments."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return [value]
+    items = value.values() if isinstance(value, dict) else value
+    if isinstance(value, dict | list | tuple):
+        return [t for item in items for t in _keras_tensors(item)]
+    return []
+
+
+def _tensor_list(refs: Any) -> list[list[Any]]:
+    """``input_layers``/``output_layers``: one [layer, node, index], or a list (or dict) of
+    them, in order."""
+    if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str):
+        return [refs]
+    items = refs.values() if isinstance(refs, dict) else refs or []
+    return [r for item in items for r in _tensor_list(item)]
+
+
 def _normalization(
     cfg: dict[str, Any], arrays: list[Array], what: str, dtype: Any, name: str
 ) -> SequenceInput:
@@ -258,6 +397,77 @@ def _normalization(
     return SequenceInput(len(m), name=name, normalization="zscore", mean=m, std=std)
 
 
+def _recurrent(
+    spec: dict[str, Any],
+    arrays: list[Array],
+    what: str,
+    name: str,
+    keras2: bool,
+    dtype: Any,
+    read: int,
+    masked: bool,
+    after: list[dict[str, Any]],
+) -> list[Layer]:
+    """An LSTM layer (``read``: which of its outputs flows on; ``masked``: under Masking;
+    ``after``: the layers after it) — with a TimeReversal after a go_backwards sequence."""
+    cfg = spec["config"]
+    if read == 2:
+        raise InputError(
+            f"{what}: its cell state c feeds the next layer; lstm_ref's layers pass on h only "
+            "(c is predict(..., return_state=True)'s state)"
+        )
+    if masked and cfg.get("zero_output_for_mask") and not cfg.get("return_sequences") and not read:
+        raise InputError(
+            f"{what}: zero_output_for_mask under Masking makes its last output 0 for every "
+            "sequence shorter than the padded batch; not reproducible per sequence (read its "
+            "state h instead)"
+        )
+    one = _lstm(
+        cfg, arrays, what, keras2, dtype, name, spec["class_name"] == "CuDNNLSTM", read == 1
+    )
+    if not _reverse_sequence(one):
+        return [one]
+    later = [s for s in after if s["class_name"] in RECURRENT_LAYERS]
+    if masked and later:
+        raise InputError(
+            f"{what}: go_backwards with return_sequences under Masking feeds layer "
+            f"{_name(later[0])!r}: Keras writes a sequence of n steps in a batch of T after "
+            "T - n zeros but passes the mask on unreversed (the first n steps valid), so that "
+            "layer reads zeros and misses outputs; its result depends on the padded length, "
+            "which lstm_ref cannot reproduce"
+        )
+    return [one, TimeReversal(name=f"{name}_reversal")]
+
+
+def _bidirectional(
+    spec: dict[str, Any], reader: Any, key: str, what: str, keras2: bool, dtype: Any, name: str
+) -> BiLSTM:
+    """A Bidirectional's two LSTMs: ``layer`` (forward) and ``backward_layer`` (saved by
+    Keras 3; else ``layer`` with go_backwards)."""
+    cfg = spec["config"]
+    mode = cfg.get("merge_mode")
+    if mode not in ("concat", "sum", "mul", "ave"):
+        raise InputError(f"{what}: merge_mode {mode!r}; expected concat, sum, mul or ave")
+    inner = cfg["layer"]
+    backward = cfg.get("backward_layer") or dict(
+        inner, config=dict(inner["config"], go_backwards=True)
+    )
+    halves = []
+    for sub, half in (("forward", inner), ("backward", backward)):
+        if half["class_name"] not in RECURRENT:
+            raise InputError(f"{what}: wraps a {half['class_name']}; expected an LSTM")
+        backwards = bool(half["config"].get("go_backwards"))
+        if backwards != (sub == "backward"):
+            raise InputError(
+                f"{what}: its {sub} layer has go_backwards={backwards}; expected the forward "
+                "layer forward and the backward layer backwards"
+            )
+        arrays = reader.arrays(spec, key, sub)
+        cudnn = half["class_name"] == "CuDNNLSTM"
+        halves.append(_lstm(half["config"], arrays, what, keras2, dtype, f"{name}_{sub}", cudnn))
+    return BiLSTM(halves[0], halves[1], name=name, merge_mode=mode)
+
+
 def _lstm(
     cfg: dict[str, Any],
     arrays: list[Array],
@@ -266,17 +476,16 @@ def _lstm(
     dtype: Any,
     name: str,
     cudnn: bool = False,
-    bidirectional: bool = False,
+    reads_h: bool = False,
 ) -> LSTM:
-    """An LSTM (or legacy CuDNNLSTM) layer's arrays and options (the module docstring)."""
+    """An LSTM (or legacy CuDNNLSTM) layer's arrays and options (the module docstring);
+    ``reads_h``: the next layer reads return_state's h, the last output."""
     use_bias = cudnn or cfg.get("use_bias", True)
     if len(arrays) != (3 if use_bias else 2):
         raise InputError(
             f"{what}: {len(arrays)} weight arrays; expected kernel, recurrent_kernel"
             + (", bias" if use_bias else "")
         )
-    if cfg.get("return_state"):
-        raise InputError(f"{what}: return_state is not supported (one output per layer)")
     u = int(cfg["units"])
     kernel, recurrent = arrays[0], arrays[1]
     bias = arrays[2] if use_bias else np.zeros(4 * u)
@@ -287,13 +496,8 @@ def _lstm(
         )
     if bias.shape != ((8 if cudnn else 4) * u,):
         raise InputError(f"{what}: bias {bias.shape}; expected ({(8 if cudnn else 4) * u},)")
-    sequences = bool(cfg.get("return_sequences", False))
+    sequences = bool(cfg.get("return_sequences", False)) and not reads_h
     backwards = bool(cfg.get("go_backwards", False))
-    if backwards and sequences and not bidirectional:
-        raise InputError(
-            f"{what}: go_backwards with return_sequences returns the outputs reversed in time; "
-            "not supported (wrap the layer in Bidirectional, or return the last output)"
-        )
     gate, state = (
         _activation(cfg.get(k, d), keras2, what)
         for k, d in (("recurrent_activation", "sigmoid"), ("activation", "tanh"))
@@ -337,7 +541,8 @@ KERAS_NAMES["hard-sigmoid-keras3"] = "hard_sigmoid"
 def to_keras(net: Network) -> Any:
     """The Keras 3 model computing ``net`` (in its dtype): ``Masking(0.0)`` so padded batches
     run like lstm_ref's masked padding, ``Normalization`` for a normalising input, then
-    LSTM/Bidirectional layers, Dense (softmax)."""
+    LSTM/Bidirectional layers (a reverse LSTM's sequence with the TimeReversal after it as
+    one go_backwards LSTM), Dense (softmax)."""
     import keras  # type: ignore[import-untyped]
 
     dtype = str(net.dtype)
@@ -353,9 +558,27 @@ def to_keras(net: Network) -> Any:
                 )
                 x = normalise(x)
         elif isinstance(layer, LSTM | BiLSTM):
+            reversal = k + 1 < len(net.layers) and isinstance(net.layers[k + 1], TimeReversal)
+            if _reverse_sequence(layer) and not reversal:
+                raise InputError(
+                    f"layer {layer.name!r}: a reverse sequence has no Keras LSTM (go_backwards "
+                    "returns it reversed in time; a TimeReversal after it exports as that)"
+                )
             keras_layer, weights = _keras_lstm(layer, dtype, keras)
             x = keras_layer(x)
             pending.append((keras_layer, weights))
+        elif isinstance(layer, TimeReversal):  # go_backwards wrote the sequence so already
+            if not _reverse_sequence(net.layers[k - 1]):
+                raise InputError(
+                    f"layer {layer.name!r}: a time reversal exports only after a reverse "
+                    "LSTM's sequence (as go_backwards)"
+                )
+            if any(isinstance(later, LSTM | BiLSTM) for later in net.layers[k + 1 :]):
+                raise InputError(
+                    f"layer {layer.name!r}: a go_backwards sequence feeding another LSTM "
+                    "reads the wrong steps under Keras's Masking (its mask is passed on "
+                    "unreversed)"
+                )
         elif isinstance(layer, FullyConnected):
             softmax = k + 1 < len(net.layers) and isinstance(net.layers[k + 1], Softmax)
             dense = keras.layers.Dense(
@@ -378,6 +601,8 @@ def to_keras(net: Network) -> Any:
 
 
 def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list[Array]]:
+    """The Keras layer computing ``layer`` and its weights (kernel, recurrent kernel, bias
+    per direction)."""
     one_ways = directions(layer)
     for one in one_ways:
         if one.variant is not None or np.any(one._start.h) or np.any(one._start.c):
@@ -403,13 +628,16 @@ def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list
         return keras.layers.Bidirectional(
             keras.layers.LSTM(**make), merge_mode=layer.merge_mode, name=layer.name
         ), weights
-    if one.direction == "reverse" and one.output_mode == "sequence":
-        raise InputError(
-            f"layer {one.name!r}: a reverse sequence has no Keras LSTM (go_backwards reverses it)"
-        )
     return keras.layers.LSTM(
         **make, go_backwards=one.direction == "reverse", name=layer.name
     ), weights
+
+
+def _reverse_sequence(layer: Layer) -> bool:
+    """Whether ``layer`` is a reverse LSTM with per-step outputs (in time order)."""
+    return (
+        isinstance(layer, LSTM) and layer.direction == "reverse" and layer.output_mode == "sequence"
+    )
 
 
 def save_keras(net: Network, path: str | os.PathLike) -> None:
