@@ -374,7 +374,8 @@ class Network:
             y = np.stack(results)  # (N, W)
         else:
             layer = self.layers[r]
-            repeats = bool(recurrent) and layer.DIRECTIONS == 1
+            forward = getattr(layer, "direction", "forward") == "forward"  # a reverse one
+            repeats = bool(recurrent) and layer.DIRECTIONS == 1 and forward  # (go_backwards)
             y = padding.pad_outputs(results, T, repeats=repeats)  # (N, T, W)
         for layer in self.layers[r + 1 : upto + 1]:  # stateless: each step on its own
             with np.errstate(over="ignore", invalid="ignore"):

@@ -152,8 +152,9 @@ class Padding:
         T : int
             The padded length, at least every T_n.
         repeats : bool
-            Whether Keras repeats the layer's last output there: a one-direction recurrent
-            layer (a Bidirectional writes 0; before any recurrent layer Masking writes 0).
+            Whether Keras repeats the layer's last output there: a one-direction forward
+            recurrent layer (a Bidirectional writes 0, and so does go_backwards, which
+            processes the padding first; before any recurrent layer Masking writes 0).
 
         Returns
         -------

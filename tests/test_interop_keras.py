@@ -490,3 +490,17 @@ def test_gradients_through_the_time_reversal(rng, tmp_path):
     assert set(analytic) == set(numeric)
     for name, g in analytic.items():
         np.testing.assert_allclose(g, numeric[name], rtol=0, atol=1e-7 * np.abs(g).max())
+
+
+def test_go_backwards_sequence_padded_as_keras_writes_it(rng, tmp_path):
+    """Padding.keras(): the whole padded batch as Keras returns it, zeros first."""
+    from lstm_ref import Padding
+
+    model = distinct_gates(
+        build([lstm(5, go_backwards=True, return_sequences=True)], head=False), seed=22
+    )
+    model.add(keras.layers.Dense(3))
+    _, x = padded(rng)
+    net = load_model(_saved(model, tmp_path / "m.keras"))
+    got = net.predict(x, lengths=LENGTHS, padding=Padding.keras())
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=0, atol=1e-6)
