@@ -13,14 +13,24 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from random_nets import random_network, random_sequences
+from random_nets import random_lstm_params, random_network, random_sequences
 from torch_models import Classifier, distinct_gates
 
-from lstm_ref import InputError, Padding
+from lstm_ref import (
+    LSTM,
+    FullyConnected,
+    InputError,
+    LSTMState,
+    Network,
+    Padding,
+    SequenceInput,
+    Softmax,
+)
 from lstm_ref.interop import load_model
 from lstm_ref.interop.onnx import from_onnx, lstm_from_node, run_lstm_node
 from lstm_ref.interop.onnx_export import save_onnx, to_onnx
 from lstm_ref.interop.torch import from_torch
+from lstm_ref.layers import BiLSTM
 
 ORT_CASES = json.loads((Path(__file__).parent / "data" / "onnxruntime_lstm.json").read_text())
 INPUTS = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
@@ -400,7 +410,139 @@ def test_graphs_lstm_ref_cannot_represent_are_refused(rng):
         from_onnx(last_step_graph(rng, branch=True))
 
 
-def test_export_refuses_a_last_step_bilstm(rng):
-    net = from_onnx(last_step_graph(rng, "bidirectional"))
-    with pytest.raises(InputError, match="its output at the last step has no ONNX export"):
-        to_onnx(net)
+def bilstm_last_step_network(rng, stacked=False, C=4, H=5, K=3):
+    """MATLAB's common bilstm classifier: z-score input → [bilstm 'sequence' →] bilstm 'last'
+    (the output at the last step) → fc → softmax; every gate block, bias and state differs."""
+
+    def direction(way, mode, inputs):
+        h0, c0 = rng.uniform(-0.5, 0.5, H), rng.normal(size=H)
+        params = random_lstm_params(rng, inputs, H)
+        return LSTM(params, output_mode=mode, direction=way, initial_state=LSTMState(h0, c0))
+
+    def bilstm(name, mode, inputs, **kw):
+        both = (direction(d, mode, inputs) for d in ("forward", "reverse"))
+        return BiLSTM(*both, name=name, **kw)
+
+    norm = {"mean": rng.normal(size=C), "std": rng.uniform(0.5, 2.0, size=C)}
+    layers = [SequenceInput(C, normalization="zscore", **norm)]
+    if stacked:
+        layers.append(bilstm("bilstm_seq", "sequence", C))
+    layers.append(bilstm("bilstm", "last", 2 * H if stacked else C, last="step"))
+    layers += [FullyConnected(rng.normal(size=(K, 2 * H)), rng.normal(size=K)), Softmax()]
+    return Network(layers, class_names=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["one", "stacked"])
+def test_export_bilstm_last_step_matches_onnxruntime_on_masked_batches(rng, tmp_path, stacked):
+    """Its reverse half is its output at each sequence's own last step: the graph gathers
+    Y at sequence_lens − 1, and reads back as the same network, every array exact."""
+    net = bilstm_last_step_network(rng, stacked)
+    net32 = net.astype(np.float32)
+    path = tmp_path / "bilstm.onnx"
+    save_onnx(net, path)
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert "GatherND" in [n.op_type for n in model.graph.node]
+    seqs = random_sequences(rng, [7, 3, 5, 1, 6], 4)
+    x, lengths = padded(seqs)
+    got = ort.InferenceSession(str(path)).run(None, {"X": x, "sequence_lens": lengths})[0]
+    np.testing.assert_allclose(got, net32.predict(seqs), rtol=0, atol=1e-6)
+    # not blind to the reading: the reverse direction's final state (Y_h) is far off
+    bi = net32.layers[-3]
+    as_state = Network([*net32.layers[:-3], BiLSTM(bi.fwd, bi.bwd), *net32.layers[-2:]])
+    assert np.abs(got - as_state.predict(seqs)).max() > 1e-2
+    again = from_onnx(path, dtype=np.float32)
+    assert again.layers[-3].last == "step"
+    for a, b in zip(net32.layers, again.layers, strict=True):
+        mode = [getattr(layer, "output_mode", None) for layer in (a, b)]
+        assert a.TYPE == b.TYPE and mode[0] == mode[1]
+        for (ka, va), (kb, vb) in zip(a.arrays().items(), b.arrays().items(), strict=True):
+            assert ka == kb
+            np.testing.assert_array_equal(va, vb, err_msg=f"{a.name}/{ka}")
+
+
+def each_last_step_graph(rng, lens_ops="int32-add", direction="bidirectional", H=3, C=4, K=3):
+    """X → LSTM (Y, sequence_lens) → Transpose (B, T, D, H) → GatherND at each row's step
+    sequence_lens − 1 → Reshape (B, D·H) → MatMul + Add → Softmax, the indices computed
+    otherwise than the exporter does (Add of −1 before a Cast, Reshape to (−1, 1)), every
+    name different from the exporter's."""
+    D = 2 if direction == "bidirectional" else 1
+    f = lambda *s: (rng.normal(size=s) * 0.6).astype(np.float32)  # noqa: E731
+    inits = {
+        "w": f(D, 4 * H, C),
+        "r": f(D, 4 * H, H),
+        "bias": f(D, 8 * H),
+        "minus1": np.array([-1], np.int32),
+        "col": np.array([-1, 1], np.int64),
+        "flat": np.array([0, -1], np.int64),
+        "dense_w": f(D * H, K),
+        "dense_b": f(K),
+    }
+    if lens_ops == "int32-add":  # lengths − 1 in int32, then int64, then (B, 1)
+        index = [
+            helper.make_node("Add", ["minus1", "L"], ["l1"], name="a"),
+            helper.make_node("Cast", ["l1"], ["l2"], name="b", to=TensorProto.INT64),
+            helper.make_node("Reshape", ["l2", "col"], ["idx"], name="c"),
+        ]
+    else:  # "no-offset": the lengths themselves, one past each last step
+        index = [
+            helper.make_node("Cast", ["L"], ["l2"], name="b", to=TensorProto.INT64),
+            helper.make_node("Reshape", ["l2", "col"], ["idx"], name="c"),
+        ]
+    nodes = [
+        helper.make_node(
+            "LSTM",
+            ["X", "w", "r", "bias", "L"],
+            ["steps"],
+            name="rnn",
+            hidden_size=H,
+            direction=direction,
+        ),
+        *index,
+        helper.make_node("Transpose", ["steps"], ["bt"], name="d", perm=[2, 0, 1, 3]),
+        helper.make_node("GatherND", ["bt", "idx"], ["at_end"], name="e", batch_dims=1),
+        helper.make_node("Reshape", ["at_end", "flat"], ["feat"], name="g"),
+        helper.make_node("MatMul", ["feat", "dense_w"], ["z0"], name="h"),
+        helper.make_node("Add", ["z0", "dense_b"], ["z"], name="i"),
+        helper.make_node("Softmax", ["z"], ["p"], name="j"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "each_last",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "N", C]),
+            helper.make_tensor_value_info("L", TensorProto.INT32, ["N"]),
+        ],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", K])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("direction", ["bidirectional", "forward"])
+def test_each_last_step_is_recognised_by_structure_not_names(rng, direction):
+    model = each_last_step_graph(rng, direction=direction)
+    onnx.checker.check_model(model, full_check=True)
+    seqs = random_sequences(rng, [2, 6, 4, 5], 4)
+    x, lengths = padded(seqs)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"X": x, "L": lengths})[0]
+    net = from_onnx(model)
+    np.testing.assert_allclose(net.predict(seqs), want, rtol=0, atol=1e-6)
+    lstm = net.layers[1]
+    assert lstm.output_mode == "last" and getattr(lstm, "last", "step") == "step"
+
+
+def test_last_steps_lstm_ref_cannot_read_are_refused(rng):
+    with pytest.raises(InputError, match=r"node 'e'.*GatherND.*indices sequence_lens - 1"):
+        from_onnx(each_last_step_graph(rng, lens_ops="no-offset"))
+    with pytest.raises(InputError, match=r"node 'e'.*a lone reverse LSTM's Y"):
+        from_onnx(each_last_step_graph(rng, direction="reverse"))
+    masked = last_step_graph(rng, "bidirectional")  # Y[-1] under sequence_lens: 0 if shorter
+    masked.graph.input.append(helper.make_tensor_value_info("L", TensorProto.INT32, ["B"]))
+    masked.graph.node[0].input.append("L")
+    with pytest.raises(InputError, match=r"node 'last'.*Y\[-1\] is 0 for every shorter"):
+        from_onnx(masked)
+    unmasked = each_last_step_graph(rng)  # a BiLSTM that ignores the graph's sequence_lens
+    unmasked.graph.node[0].input[4] = ""
+    with pytest.raises(InputError, match=r"node 'rnn' \(LSTM\).*run over the padding"):
+        from_onnx(unmasked)

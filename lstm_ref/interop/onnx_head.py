@@ -313,9 +313,13 @@ def _each_last_step(node: Any, attrs: dict[str, Any], p: Path, g: Graph, bad: In
         or int(attrs.get("batch_dims", 0)) != 1
         or p.axes[:2] != ("B", "T")
     ):
+        came = "not computed from sequence_lens"
+        if index is not None:
+            came = f"sequence_lens {index.offset:+d} on axes {index.axes}"
         raise InputError(
             f"{bad}: expected GatherND with batch_dims=1 of a (B, T, ...) LSTM output at "
-            "indices sequence_lens - 1 of shape (B, 1) (each sequence's last valid step)"
+            "indices sequence_lens - 1 of shape (B, 1) (each sequence's last valid step); "
+            f"got batch_dims={int(attrs.get('batch_dims', 0))}, indices {came}"
         )
     lstm = _last_lstm(p)
     if lstm is not None and lstm.name not in g.masked and not _forward_only(lstm):
