@@ -546,3 +546,126 @@ def test_last_steps_lstm_ref_cannot_read_are_refused(rng):
     unmasked.graph.node[0].input[4] = ""
     with pytest.raises(InputError, match=r"node 'rnn' \(LSTM\).*run over the padding"):
         from_onnx(unmasked)
+
+
+# MATLAB's exportONNXNetwork, as the Deep Learning Toolbox Converter for ONNX Model Format
+# (support package 19.1.2, "Copyright 2018-2019 The MathWorks") writes it. No MATLAB-written
+# LSTM .onnx with a licence to copy was found, so the graph is built here from the facts in
+# that converter's source, read in a public copy (github.com/Nicholas-Schaub/NeuroNet,
+# src/+nnet/+internal/+cnn/+onnx/: ConverterForSequenceInputLayer, ConverterForLSTMLayer,
+# ConverterForBiLSTMLayer, ConverterForFullyConnectedLayer, ConverterForSoftmaxLayer,
+# ConverterForClassificationOutputLayer, ConverterForNetwork, NetworkMetadata): IR version 3
+# with every initializer also a graph input; opset 6 by default (6-9 allowed; at opset 6
+# the node is LSTM-1, which onnxruntime 1.32 does not implement, so these use 9); the input
+# named after the sequenceInputLayer with dims [10, 1, C] and no normalisation node; an
+# LSTM node named after the layer, inputs X, W, R, B (Wb in iofc order, Rb = 0), no
+# sequence_lens, initial_h/initial_c constants (D, 1, H); activations [gate, state, state]
+# per direction; OutputMode 'sequence' → Y, then Squeeze(axes=[1]) for lstmLayer or
+# Transpose(perm=[0, 2, 1, 3]) + Reshape([0, 0, -1]) for bilstmLayer; OutputMode 'last' →
+# Y_h alone (outputs ['', name]), for bilstmLayer too; fullyConnectedLayer → Gemm
+# (transB=1, alpha = beta = 1) on that tensor with no Flatten; softmaxLayer → Softmax with
+# no axis; the graph output is the softmax tensor, dims [1, K].
+def matlab_graph(rng, layers, C=4, H=3, K=3):
+    """The graph exportONNXNetwork (19.1.2) writes for sequenceinput → ``layers`` (each
+    (kind, OutputMode, gate, state) for lstmLayer/bilstmLayer, or "fc", "softmax")."""
+    scale = np.repeat([0.6, 0.9, 1.2, 0.5], H)[:, None]
+    inits, nodes, x, width = {}, [], "sequenceinput", C
+    for kind, *opts in layers:
+        if kind in ("lstm", "bilstm"):
+            mode, gate, state = opts
+            D = 2 if kind == "bilstm" else 1
+            inits[f"{kind}_W"] = rng.normal(size=(D, 4 * H, width)) * scale
+            inits[f"{kind}_R"] = rng.normal(size=(D, 4 * H, H)) * scale / np.sqrt(H)
+            Wb = rng.normal(size=(D, 4 * H)) * 0.5 + 0.2
+            inits[f"{kind}_B"] = np.concatenate([Wb, np.zeros((D, 4 * H))], axis=1)  # Rb = 0
+            inits[f"{kind}_initial_h"] = rng.uniform(-0.8, 0.8, size=(D, 1, H))
+            inits[f"{kind}_initial_c"] = rng.normal(size=(D, 1, H))
+            ins = [x, *(f"{kind}_{k}" for k in ("W", "R", "B")), ""]
+            ins += [f"{kind}_initial_h", f"{kind}_initial_c"]
+            nodes.append(
+                helper.make_node(
+                    "LSTM",
+                    ins,
+                    [kind] if mode == "sequence" else ["", kind],
+                    name=kind,
+                    activations=[gate, state, state] * D,
+                    direction="bidirectional" if D == 2 else "forward",
+                    hidden_size=H,
+                )
+            )
+            x, width = kind, D * H
+            if mode == "sequence" and D == 1:
+                nodes.append(
+                    helper.make_node(
+                        "Squeeze", [x], [f"{x}_Squeeze"], name=f"{x}_Squeeze", axes=[1]
+                    )
+                )
+                x = f"{x}_Squeeze"
+            elif mode == "sequence":
+                t, r = f"{x}_Transpose", f"{x}_Reshape"
+                nodes.append(helper.make_node("Transpose", [x], [t], name=t, perm=[0, 2, 1, 3]))
+                inits[f"{r}_shape"] = np.array([0, 0, -1], np.int64)
+                nodes.append(helper.make_node("Reshape", [t, f"{r}_shape"], [r], name=r))
+                x = r
+        elif kind == "fc":
+            inits["fc_W"], inits["fc_B"] = rng.normal(size=(K, width)), rng.normal(size=K)
+            nodes.append(
+                helper.make_node(
+                    "Gemm", [x, "fc_W", "fc_B"], ["fc"], name="fc", alpha=1.0, beta=1.0, transB=1
+                )
+            )
+            x = "fc"
+        else:
+            nodes.append(helper.make_node("Softmax", [x], ["softmax"], name="softmax"))
+            x = "softmax"
+    tensors = [
+        numpy_helper.from_array(v if v.dtype == np.int64 else v.astype(np.float32), k)
+        for k, v in inits.items()
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "network",
+        [
+            *(helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in tensors),
+            helper.make_tensor_value_info("sequenceinput", TensorProto.FLOAT, [10, 1, C]),
+        ],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, K] if x == "softmax" else None)],
+        tensors,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    model.ir_version = 3
+    return model
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [
+            ("bilstm", "sequence", "HardSigmoid", "Tanh"),
+            ("lstm", "sequence", "Sigmoid", "Softsign"),
+        ],
+        [("lstm", "sequence", "Sigmoid", "Tanh"), ("bilstm", "last", "Sigmoid", "Tanh")],
+    ],
+    ids=["bilstm-lstm-sequence", "lstm-bilstm-last"],
+)
+def test_matlab_exported_layout_imports_and_matches_onnxruntime(rng, layers):
+    """Up to the recurrent layers, which onnxruntime runs (the head after them it refuses:
+    next test). MATLAB's HardSigmoid carries no alpha/beta: ONNX's 0.2, 0.5 are MATLAB's."""
+    model = matlab_graph(rng, layers)
+    x = rng.normal(size=(10, 1, 4)).astype(np.float32)  # the exported input is fixed: 10 × 1
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"sequenceinput": x})[0]
+    net = from_onnx(model)
+    got = net.predict(x[:, 0])
+    np.testing.assert_allclose(got, want.reshape(got.shape), rtol=0, atol=1e-6)
+    if layers[-1][1] == "last":  # MATLAB's ONNX bilstm 'last' is Y_h: the reverse final state
+        assert net.layers[-1].last == "state"
+
+
+def test_matlab_exported_classifier_head_is_refused_as_onnxruntime_refuses_it(rng):
+    """Gemm straight on Y_h (1, B, H): not 2-D, so onnxruntime will not load the graph
+    (microsoft/onnxruntime#1016 reports it for MATLAB's sequence output)."""
+    model = matlab_graph(rng, [("lstm", "last", "Sigmoid", "Tanh"), ("fc",), ("softmax",)])
+    with pytest.raises(Exception, match="First input does not have rank 2"):
+        ort.InferenceSession(model.SerializeToString())
+    with pytest.raises(InputError, match=r"node 'fc' \(Gemm\): its input must be 2-D"):
+        from_onnx(model)
