@@ -159,7 +159,10 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
         )
     for one in one_ways:
         if one.projection is not None:
-            raise InputError(f"layer {one.name!r}: ONNX's LSTM has no projection (proj_size)")
+            raise InputError(
+                f"layer {one.name!r}: ONNX's LSTM has no projection (proj_size), and no other "
+                "encoding reads back exactly; save it as a PyTorch state_dict (.pt) instead"
+            )
     H, n = layer.hidden_size, layer.name
     D = len(one_ways)
 
