@@ -56,7 +56,15 @@ from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer, SequenceInput
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
-from .onnx_head import Graph, Lengths, Path, head_step, lengths_step, node_attributes
+from .onnx_head import (
+    Graph,
+    Lengths,
+    Path,
+    forward_only,
+    head_step,
+    lengths_step,
+    node_attributes,
+)
 
 Array = np.ndarray
 ONNX_ORDER = "iofg"  # ONNX's gate blocks i, o, f, c in lstm_ref's names
@@ -380,7 +388,7 @@ def _lstm_step(node: Any, p: Path, g: Graph) -> Path:
         raise InputError(f"{g.where}: node {name!r} (LSTM): use exactly one of Y and Y_h")
     mode = "sequence" if used[0] == 0 else "last"
     layer = lstm_from_node(node, g.constants, mode, g.dtype)
-    if g.seq_lens is not None and not lens and not _forward(layer):
+    if g.seq_lens is not None and not lens and not forward_only(layer):
         raise InputError(
             f"{g.where}: node {name!r} (LSTM): the graph takes sequence_lens but this "
             "node does not, so its reverse direction would run over the padding; lstm_ref's "
@@ -392,10 +400,6 @@ def _lstm_step(node: Any, p: Path, g: Graph) -> Path:
     y_axes = {("T", 0): "TDBH", ("B", 0): "BTDH", ("T", 1): "DBH", ("B", 1): "BDH"}
     D = 2 if isinstance(layer, BiLSTM) else 1
     return Path(tuple(y_axes[lstm_in[0], used[0]]), {"D": D, "H": layer.hidden_size}, p.layers)
-
-
-def _forward(layer: LSTM | BiLSTM) -> bool:
-    return isinstance(layer, LSTM) and layer.direction == "forward"
 
 
 _ZERO_KEEPING = ("Slice", "Expand", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Gather")

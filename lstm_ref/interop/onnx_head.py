@@ -321,12 +321,7 @@ def _each_last_step(node: Any, attrs: dict[str, Any], p: Path, g: Graph, bad: In
             "indices sequence_lens - 1 of shape (B, 1) (each sequence's last valid step); "
             f"got batch_dims={int(attrs.get('batch_dims', 0))}, indices {came}"
         )
-    lstm = _last_lstm(p)
-    if lstm is not None and lstm.name not in g.masked and not _forward_only(lstm):
-        raise InputError(
-            f"{bad}: its LSTM {lstm.name!r} runs without sequence_lens, so its reverse "
-            "direction has read the padding at each sequence's last step"
-        )
+    # a reverse direction here ran with sequence_lens: from_onnx refuses it otherwise
     return _at_last_step(p, ("B", *p.axes[2:]), bad)
 
 
@@ -334,7 +329,8 @@ def _last_lstm(p: Path) -> LSTM | BiLSTM | None:
     return next((x for x in reversed(p.layers) if isinstance(x, LSTM | BiLSTM)), None)
 
 
-def _forward_only(layer: LSTM | BiLSTM) -> bool:
+def forward_only(layer: LSTM | BiLSTM) -> bool:
+    """Whether ``layer`` is one forward LSTM (no reverse direction)."""
     return isinstance(layer, LSTM) and layer.direction == "forward"
 
 
@@ -347,7 +343,7 @@ def _at_last_step(p: Path, left: tuple[str, ...], bad: InputError) -> Path:
         # the reverse half at the last step has seen that one step only
         fwd, bwd = (dataclasses.replace(d, output_mode="last") for d in (last.fwd, last.bwd))
         p.layers[lstms[-1]] = BiLSTM(fwd, bwd, last.name, last.merge_mode, last="step")
-    elif isinstance(last, LSTM) and _forward_only(last) and last.output_mode == "sequence":
+    elif isinstance(last, LSTM) and forward_only(last) and last.output_mode == "sequence":
         p.layers[lstms[-1]] = dataclasses.replace(last, output_mode="last")
     else:
         raise InputError(
