@@ -464,8 +464,8 @@ def test_export_bilstm_last_step_matches_onnxruntime_on_masked_batches(rng, tmp_
 def each_last_step_graph(rng, lens_ops="int32-add", direction="bidirectional", H=3, C=4, K=3):
     """X → LSTM (Y, sequence_lens) → Transpose (B, T, D, H) → GatherND at each row's step
     sequence_lens − 1 → Reshape (B, D·H) → MatMul + Add → Softmax, the indices computed
-    otherwise than the exporter does (Add of −1 before a Cast, Reshape to (−1, 1)), every
-    name different from the exporter's."""
+    otherwise than the exporter does (``lens_ops``: an int32 Add of −1 before the Cast and
+    a Reshape to (−1, 1); or Unsqueeze, Squeeze, Identity, Sub), every name different."""
     D = 2 if direction == "bidirectional" else 1
     f = lambda *s: (rng.normal(size=s) * 0.6).astype(np.float32)  # noqa: E731
     inits = {
@@ -473,6 +473,9 @@ def each_last_step_graph(rng, lens_ops="int32-add", direction="bidirectional", H
         "r": f(D, 4 * H, H),
         "bias": f(D, 8 * H),
         "minus1": np.array([-1], np.int32),
+        "one": np.array(1, np.int64),
+        "axes02": np.array([0, 2], np.int64),
+        "axis0": np.array([0], np.int64),
         "col": np.array([-1, 1], np.int64),
         "flat": np.array([0, -1], np.int64),
         "dense_w": f(D * H, K),
@@ -483,6 +486,14 @@ def each_last_step_graph(rng, lens_ops="int32-add", direction="bidirectional", H
             helper.make_node("Add", ["minus1", "L"], ["l1"], name="a"),
             helper.make_node("Cast", ["l1"], ["l2"], name="b", to=TensorProto.INT64),
             helper.make_node("Reshape", ["l2", "col"], ["idx"], name="c"),
+        ]
+    elif lens_ops == "squeeze":  # (1, B, 1) → (B, 1), then − 1
+        index = [
+            helper.make_node("Cast", ["L"], ["l2"], name="b", to=TensorProto.INT64),
+            helper.make_node("Unsqueeze", ["l2", "axes02"], ["l3"], name="c"),
+            helper.make_node("Squeeze", ["l3", "axis0"], ["l4"], name="c2"),
+            helper.make_node("Identity", ["l4"], ["l5"], name="c3"),
+            helper.make_node("Sub", ["l5", "one"], ["idx"], name="c4"),
         ]
     else:  # "no-offset": the lengths themselves, one past each last step
         index = [
@@ -519,9 +530,12 @@ def each_last_step_graph(rng, lens_ops="int32-add", direction="bidirectional", H
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-@pytest.mark.parametrize("direction", ["bidirectional", "forward"])
-def test_each_last_step_is_recognised_by_structure_not_names(rng, direction):
-    model = each_last_step_graph(rng, direction=direction)
+@pytest.mark.parametrize(
+    ("direction", "lens_ops"),
+    [("bidirectional", "int32-add"), ("forward", "int32-add"), ("bidirectional", "squeeze")],
+)
+def test_each_last_step_is_recognised_by_structure_not_names(rng, direction, lens_ops):
+    model = each_last_step_graph(rng, lens_ops, direction)
     onnx.checker.check_model(model, full_check=True)
     seqs = random_sequences(rng, [2, 6, 4, 5], 4)
     x, lengths = padded(seqs)

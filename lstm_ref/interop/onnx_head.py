@@ -105,7 +105,9 @@ def lengths_step(node: Any, g: Graph) -> Lengths | None:
         return lens
     if op in ("Add", "Sub") and len(ins) == 2:
         other = g.constants.get(ins[1] if ins[0] in g.lengths else ins[0])
-        if other is None or np.size(other) != 1 or not np.issubdtype(other.dtype, np.integer):
+        if other is None or np.size(other) != 1 or np.ndim(other) > len(lens.axes):
+            return None  # not one integer that leaves the axes as they are
+        if not np.issubdtype(other.dtype, np.integer):
             return None
         if op == "Sub" and ins[0] not in g.lengths:
             return None  # c − sequence_lens
