@@ -26,7 +26,7 @@ from lstm_ref import (
     SequenceInput,
     Softmax,
 )
-from lstm_ref.interop import load_model
+from lstm_ref.interop import load_model, save_model
 from lstm_ref.interop.onnx import from_onnx, lstm_from_node, run_lstm_node
 from lstm_ref.interop.onnx_export import save_onnx, to_onnx
 from lstm_ref.interop.torch import from_torch
@@ -683,3 +683,18 @@ def test_matlab_exported_classifier_head_is_refused_as_onnxruntime_refuses_it(rn
         ort.InferenceSession(model.SerializeToString())
     with pytest.raises(InputError, match=r"node 'fc' \(Gemm\): its input must be 2-D"):
         from_onnx(model)
+
+
+def test_matlab_bilstm_learnables_convert_to_onnx(rng, tmp_path):
+    """A bilstm 'last' .mat (MATLAB's reading: the output at the last step) → .onnx, as
+    `lstm-ref convert` does it, runs in onnxruntime on a masked batch."""
+    net = bilstm_last_step_network(rng)
+    save_model(net, tmp_path / "net.mat")
+    from_mat = load_model(tmp_path / "net.mat")
+    assert from_mat.layers[1].last == "step"
+    save_model(from_mat, tmp_path / "net.onnx")
+    seqs = random_sequences(rng, [4, 9, 2], 4)
+    x, lengths = padded(seqs)
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    got = session.run(None, {"X": x, "sequence_lens": lengths})[0]
+    np.testing.assert_allclose(got, net.predict(seqs), rtol=0, atol=1e-6)
