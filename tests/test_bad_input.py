@@ -67,7 +67,10 @@ def test_predict_rejects(net, X, kwargs, error, match):
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: Padding("pytorch"), r"padding kind must be one of \['masked', 'matlab'\]"),
+        (
+            lambda: Padding("packed"),
+            r"padding kind must be one of \['masked', 'pytorch', 'onnx', 'keras', 'matlab'\]",
+        ),
         (lambda: Padding.matlab(mini_batch_size=0), "mini_batch_size must be an integer >= 1"),
         (lambda: Padding.matlab(mini_batch_size=True), "mini_batch_size must be an integer >= 1"),
         (lambda: Padding.matlab(mini_batch_size=2.0), "mini_batch_size must be an integer >= 1"),

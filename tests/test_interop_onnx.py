@@ -13,14 +13,24 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from random_nets import random_network, random_sequences
+from random_nets import random_lstm_params, random_network, random_sequences
 from torch_models import Classifier, distinct_gates
 
-from lstm_ref import InputError, Padding
-from lstm_ref.interop import load_model
+from lstm_ref import (
+    LSTM,
+    FullyConnected,
+    InputError,
+    LSTMState,
+    Network,
+    Padding,
+    SequenceInput,
+    Softmax,
+)
+from lstm_ref.interop import load_model, save_model
 from lstm_ref.interop.onnx import from_onnx, lstm_from_node, run_lstm_node
 from lstm_ref.interop.onnx_export import save_onnx, to_onnx
 from lstm_ref.interop.torch import from_torch
+from lstm_ref.layers import BiLSTM
 
 ORT_CASES = json.loads((Path(__file__).parent / "data" / "onnxruntime_lstm.json").read_text())
 INPUTS = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
@@ -400,7 +410,291 @@ def test_graphs_lstm_ref_cannot_represent_are_refused(rng):
         from_onnx(last_step_graph(rng, branch=True))
 
 
-def test_export_refuses_a_last_step_bilstm(rng):
-    net = from_onnx(last_step_graph(rng, "bidirectional"))
-    with pytest.raises(InputError, match="its output at the last step has no ONNX export"):
-        to_onnx(net)
+def bilstm_last_step_network(rng, stacked=False, C=4, H=5, K=3):
+    """MATLAB's common bilstm classifier: z-score input → [bilstm 'sequence' →] bilstm 'last'
+    (the output at the last step) → fc → softmax; every gate block, bias and state differs."""
+
+    def direction(way, mode, inputs):
+        h0, c0 = rng.uniform(-0.5, 0.5, H), rng.normal(size=H)
+        params = random_lstm_params(rng, inputs, H)
+        return LSTM(params, output_mode=mode, direction=way, initial_state=LSTMState(h0, c0))
+
+    def bilstm(name, mode, inputs, **kw):
+        both = (direction(d, mode, inputs) for d in ("forward", "reverse"))
+        return BiLSTM(*both, name=name, **kw)
+
+    norm = {"mean": rng.normal(size=C), "std": rng.uniform(0.5, 2.0, size=C)}
+    layers = [SequenceInput(C, normalization="zscore", **norm)]
+    if stacked:
+        layers.append(bilstm("bilstm_seq", "sequence", C))
+    layers.append(bilstm("bilstm", "last", 2 * H if stacked else C, last="step"))
+    layers += [FullyConnected(rng.normal(size=(K, 2 * H)), rng.normal(size=K)), Softmax()]
+    return Network(layers, class_names=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["one", "stacked"])
+def test_export_bilstm_last_step_matches_onnxruntime_on_masked_batches(rng, tmp_path, stacked):
+    """Its reverse half is its output at each sequence's own last step: the graph gathers
+    Y at sequence_lens − 1, and reads back as the same network, every array exact."""
+    net = bilstm_last_step_network(rng, stacked)
+    net32 = net.astype(np.float32)
+    path = tmp_path / "bilstm.onnx"
+    save_onnx(net, path)
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert "GatherND" in [n.op_type for n in model.graph.node]
+    seqs = random_sequences(rng, [7, 3, 5, 1, 6], 4)
+    x, lengths = padded(seqs)
+    got = ort.InferenceSession(str(path)).run(None, {"X": x, "sequence_lens": lengths})[0]
+    np.testing.assert_allclose(got, net32.predict(seqs), rtol=0, atol=1e-6)
+    # not blind to the reading: the reverse direction's final state (Y_h) is far off
+    bi = net32.layers[-3]
+    as_state = Network([*net32.layers[:-3], BiLSTM(bi.fwd, bi.bwd), *net32.layers[-2:]])
+    assert np.abs(got - as_state.predict(seqs)).max() > 1e-2
+    again = from_onnx(path, dtype=np.float32)
+    assert again.layers[-3].last == "step"
+    for a, b in zip(net32.layers, again.layers, strict=True):
+        mode = [getattr(layer, "output_mode", None) for layer in (a, b)]
+        assert a.TYPE == b.TYPE and mode[0] == mode[1]
+        for (ka, va), (kb, vb) in zip(a.arrays().items(), b.arrays().items(), strict=True):
+            assert ka == kb
+            np.testing.assert_array_equal(va, vb, err_msg=f"{a.name}/{ka}")
+
+
+def each_last_step_graph(rng, lens_ops="int32-add", direction="bidirectional", H=3, C=4, K=3):
+    """X → LSTM (Y, sequence_lens) → Transpose (B, T, D, H) → GatherND at each row's step
+    sequence_lens − 1 → Reshape (B, D·H) → MatMul + Add → Softmax, the indices computed
+    otherwise than the exporter does (``lens_ops``: an int32 Add of −1 before the Cast and
+    a Reshape to (−1, 1); or Unsqueeze, Squeeze, Identity, Sub), every name different."""
+    D = 2 if direction == "bidirectional" else 1
+    f = lambda *s: (rng.normal(size=s) * 0.6).astype(np.float32)  # noqa: E731
+    inits = {
+        "w": f(D, 4 * H, C),
+        "r": f(D, 4 * H, H),
+        "bias": f(D, 8 * H),
+        "minus1": np.array([-1], np.int32),
+        "one": np.array(1, np.int64),
+        "axes02": np.array([0, 2], np.int64),
+        "axis0": np.array([0], np.int64),
+        "col": np.array([-1, 1], np.int64),
+        "flat": np.array([0, -1], np.int64),
+        "dense_w": f(D * H, K),
+        "dense_b": f(K),
+    }
+    if lens_ops == "int32-add":  # lengths − 1 in int32, then int64, then (B, 1)
+        index = [
+            helper.make_node("Add", ["minus1", "L"], ["l1"], name="a"),
+            helper.make_node("Cast", ["l1"], ["l2"], name="b", to=TensorProto.INT64),
+            helper.make_node("Reshape", ["l2", "col"], ["idx"], name="c"),
+        ]
+    elif lens_ops == "squeeze":  # (1, B, 1) → (B, 1), then − 1
+        index = [
+            helper.make_node("Cast", ["L"], ["l2"], name="b", to=TensorProto.INT64),
+            helper.make_node("Unsqueeze", ["l2", "axes02"], ["l3"], name="c"),
+            helper.make_node("Squeeze", ["l3", "axis0"], ["l4"], name="c2"),
+            helper.make_node("Identity", ["l4"], ["l5"], name="c3"),
+            helper.make_node("Sub", ["l5", "one"], ["idx"], name="c4"),
+        ]
+    else:  # "no-offset": the lengths themselves, one past each last step
+        index = [
+            helper.make_node("Cast", ["L"], ["l2"], name="b", to=TensorProto.INT64),
+            helper.make_node("Reshape", ["l2", "col"], ["idx"], name="c"),
+        ]
+    nodes = [
+        helper.make_node(
+            "LSTM",
+            ["X", "w", "r", "bias", "L"],
+            ["steps"],
+            name="rnn",
+            hidden_size=H,
+            direction=direction,
+        ),
+        *index,
+        helper.make_node("Transpose", ["steps"], ["bt"], name="d", perm=[2, 0, 1, 3]),
+        helper.make_node("GatherND", ["bt", "idx"], ["at_end"], name="e", batch_dims=1),
+        helper.make_node("Reshape", ["at_end", "flat"], ["feat"], name="g"),
+        helper.make_node("MatMul", ["feat", "dense_w"], ["z0"], name="h"),
+        helper.make_node("Add", ["z0", "dense_b"], ["z"], name="i"),
+        helper.make_node("Softmax", ["z"], ["p"], name="j"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "each_last",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "N", C]),
+            helper.make_tensor_value_info("L", TensorProto.INT32, ["N"]),
+        ],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", K])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    ("direction", "lens_ops"),
+    [("bidirectional", "int32-add"), ("forward", "int32-add"), ("bidirectional", "squeeze")],
+)
+def test_each_last_step_is_recognised_by_structure_not_names(rng, direction, lens_ops):
+    model = each_last_step_graph(rng, lens_ops, direction)
+    onnx.checker.check_model(model, full_check=True)
+    seqs = random_sequences(rng, [2, 6, 4, 5], 4)
+    x, lengths = padded(seqs)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"X": x, "L": lengths})[0]
+    net = from_onnx(model)
+    np.testing.assert_allclose(net.predict(seqs), want, rtol=0, atol=1e-6)
+    lstm = net.layers[1]
+    assert lstm.output_mode == "last" and getattr(lstm, "last", "step") == "step"
+
+
+def test_last_steps_lstm_ref_cannot_read_are_refused(rng):
+    with pytest.raises(InputError, match=r"node 'e'.*GatherND.*indices sequence_lens - 1"):
+        from_onnx(each_last_step_graph(rng, lens_ops="no-offset"))
+    with pytest.raises(InputError, match=r"node 'e'.*a lone reverse LSTM's Y"):
+        from_onnx(each_last_step_graph(rng, direction="reverse"))
+    masked = last_step_graph(rng, "bidirectional")  # Y[-1] under sequence_lens: 0 if shorter
+    masked.graph.input.append(helper.make_tensor_value_info("L", TensorProto.INT32, ["B"]))
+    masked.graph.node[0].input.append("L")
+    with pytest.raises(InputError, match=r"node 'last'.*Y\[-1\] is 0 for every shorter"):
+        from_onnx(masked)
+    unmasked = each_last_step_graph(rng)  # a BiLSTM that ignores the graph's sequence_lens
+    unmasked.graph.node[0].input[4] = ""
+    with pytest.raises(InputError, match=r"node 'rnn' \(LSTM\).*run over the padding"):
+        from_onnx(unmasked)
+
+
+# MATLAB's exportONNXNetwork, as the Deep Learning Toolbox Converter for ONNX Model Format
+# (support package 19.1.2, "Copyright 2018-2019 The MathWorks") writes it. No MATLAB-written
+# LSTM .onnx with a licence to copy was found, so the graph is built here from the facts in
+# that converter's source, read in a public copy (github.com/Nicholas-Schaub/NeuroNet,
+# src/+nnet/+internal/+cnn/+onnx/: ConverterForSequenceInputLayer, ConverterForLSTMLayer,
+# ConverterForBiLSTMLayer, ConverterForFullyConnectedLayer, ConverterForSoftmaxLayer,
+# ConverterForClassificationOutputLayer, ConverterForNetwork, NetworkMetadata): IR version 3
+# with every initializer also a graph input; opset 6 by default (6-9 allowed; at opset 6
+# the node is LSTM-1, which onnxruntime 1.32 does not implement, so these use 9); the input
+# named after the sequenceInputLayer with dims [10, 1, C] and no normalisation node; an
+# LSTM node named after the layer, inputs X, W, R, B (Wb in iofc order, Rb = 0), no
+# sequence_lens, initial_h/initial_c constants (D, 1, H); activations [gate, state, state]
+# per direction; OutputMode 'sequence' → Y, then Squeeze(axes=[1]) for lstmLayer or
+# Transpose(perm=[0, 2, 1, 3]) + Reshape([0, 0, -1]) for bilstmLayer; OutputMode 'last' →
+# Y_h alone (outputs ['', name]), for bilstmLayer too; fullyConnectedLayer → Gemm
+# (transB=1, alpha = beta = 1) on that tensor with no Flatten; softmaxLayer → Softmax with
+# no axis; the graph output is the softmax tensor, dims [1, K].
+def matlab_graph(rng, layers, C=4, H=3, K=3):
+    """The graph exportONNXNetwork (19.1.2) writes for sequenceinput → ``layers`` (each
+    (kind, OutputMode, gate, state) for lstmLayer/bilstmLayer, or "fc", "softmax")."""
+    scale = np.repeat([0.6, 0.9, 1.2, 0.5], H)[:, None]
+    inits, nodes, x, width = {}, [], "sequenceinput", C
+    for kind, *opts in layers:
+        if kind in ("lstm", "bilstm"):
+            mode, gate, state = opts
+            D = 2 if kind == "bilstm" else 1
+            inits[f"{kind}_W"] = rng.normal(size=(D, 4 * H, width)) * scale
+            inits[f"{kind}_R"] = rng.normal(size=(D, 4 * H, H)) * scale / np.sqrt(H)
+            Wb = rng.normal(size=(D, 4 * H)) * 0.5 + 0.2
+            inits[f"{kind}_B"] = np.concatenate([Wb, np.zeros((D, 4 * H))], axis=1)  # Rb = 0
+            inits[f"{kind}_initial_h"] = rng.uniform(-0.8, 0.8, size=(D, 1, H))
+            inits[f"{kind}_initial_c"] = rng.normal(size=(D, 1, H))
+            ins = [x, *(f"{kind}_{k}" for k in ("W", "R", "B")), ""]
+            ins += [f"{kind}_initial_h", f"{kind}_initial_c"]
+            nodes.append(
+                helper.make_node(
+                    "LSTM",
+                    ins,
+                    [kind] if mode == "sequence" else ["", kind],
+                    name=kind,
+                    activations=[gate, state, state] * D,
+                    direction="bidirectional" if D == 2 else "forward",
+                    hidden_size=H,
+                )
+            )
+            x, width = kind, D * H
+            if mode == "sequence" and D == 1:
+                nodes.append(
+                    helper.make_node(
+                        "Squeeze", [x], [f"{x}_Squeeze"], name=f"{x}_Squeeze", axes=[1]
+                    )
+                )
+                x = f"{x}_Squeeze"
+            elif mode == "sequence":
+                t, r = f"{x}_Transpose", f"{x}_Reshape"
+                nodes.append(helper.make_node("Transpose", [x], [t], name=t, perm=[0, 2, 1, 3]))
+                inits[f"{r}_shape"] = np.array([0, 0, -1], np.int64)
+                nodes.append(helper.make_node("Reshape", [t, f"{r}_shape"], [r], name=r))
+                x = r
+        elif kind == "fc":
+            inits["fc_W"], inits["fc_B"] = rng.normal(size=(K, width)), rng.normal(size=K)
+            nodes.append(
+                helper.make_node(
+                    "Gemm", [x, "fc_W", "fc_B"], ["fc"], name="fc", alpha=1.0, beta=1.0, transB=1
+                )
+            )
+            x = "fc"
+        else:
+            nodes.append(helper.make_node("Softmax", [x], ["softmax"], name="softmax"))
+            x = "softmax"
+    tensors = [
+        numpy_helper.from_array(v if v.dtype == np.int64 else v.astype(np.float32), k)
+        for k, v in inits.items()
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "network",
+        [
+            *(helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in tensors),
+            helper.make_tensor_value_info("sequenceinput", TensorProto.FLOAT, [10, 1, C]),
+        ],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, K] if x == "softmax" else None)],
+        tensors,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    model.ir_version = 3
+    return model
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [
+            ("bilstm", "sequence", "HardSigmoid", "Tanh"),
+            ("lstm", "sequence", "Sigmoid", "Softsign"),
+        ],
+        [("lstm", "sequence", "Sigmoid", "Tanh"), ("bilstm", "last", "Sigmoid", "Tanh")],
+    ],
+    ids=["bilstm-lstm-sequence", "lstm-bilstm-last"],
+)
+def test_matlab_exported_layout_imports_and_matches_onnxruntime(rng, layers):
+    """Up to the recurrent layers, which onnxruntime runs (the head after them it refuses:
+    next test). MATLAB's HardSigmoid carries no alpha/beta: ONNX's 0.2, 0.5 are MATLAB's."""
+    model = matlab_graph(rng, layers)
+    x = rng.normal(size=(10, 1, 4)).astype(np.float32)  # the exported input is fixed: 10 × 1
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"sequenceinput": x})[0]
+    net = from_onnx(model)
+    got = net.predict(x[:, 0])
+    np.testing.assert_allclose(got, want.reshape(got.shape), rtol=0, atol=1e-6)
+    if layers[-1][1] == "last":  # MATLAB's ONNX bilstm 'last' is Y_h: the reverse final state
+        assert net.layers[-1].last == "state"
+
+
+def test_matlab_exported_classifier_head_is_refused_as_onnxruntime_refuses_it(rng):
+    """Gemm straight on Y_h (1, B, H): not 2-D, so onnxruntime will not load the graph
+    (microsoft/onnxruntime#1016 reports it for MATLAB's sequence output)."""
+    model = matlab_graph(rng, [("lstm", "last", "Sigmoid", "Tanh"), ("fc",), ("softmax",)])
+    with pytest.raises(Exception, match="First input does not have rank 2"):
+        ort.InferenceSession(model.SerializeToString())
+    with pytest.raises(InputError, match=r"node 'fc' \(Gemm\): its input must be 2-D"):
+        from_onnx(model)
+
+
+def test_matlab_bilstm_learnables_convert_to_onnx(rng, tmp_path):
+    """A bilstm 'last' .mat (MATLAB's reading: the output at the last step) → .onnx, as
+    `lstm-ref convert` does it, runs in onnxruntime on a masked batch."""
+    net = bilstm_last_step_network(rng)
+    save_model(net, tmp_path / "net.mat")
+    from_mat = load_model(tmp_path / "net.mat")
+    assert from_mat.layers[1].last == "step"
+    save_model(from_mat, tmp_path / "net.onnx")
+    seqs = random_sequences(rng, [4, 9, 2], 4)
+    x, lengths = padded(seqs)
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    got = session.run(None, {"X": x, "sequence_lens": lengths})[0]
+    np.testing.assert_allclose(got, net.predict(seqs), rtol=0, atol=1e-6)

@@ -34,29 +34,37 @@ last step, and a length of 0 gives Y_h = Y_c = 0. On every value lstm_ref's
 and empty sequences are refused); :func:`run_lstm_node` computes one node on raw tensors
 with all of it, zero lengths included.
 
-The head: the LSTM's ``Y`` or ``Y_h`` through ``Transpose``/``Squeeze``/``Unsqueeze``/
-``Reshape``/``Flatten``/``Identity``, ``Gather``/``Slice`` of the last time step (of a
-forward-only LSTM), ``Gemm`` or ``MatMul`` + ``Add``, ``Sub``/``Div`` by constants before
-the first LSTM (input normalisation), and ``Softmax`` on the last axis. Any other op, or
-one of these used otherwise, is refused with its op type and node name.
+The graph around the LSTM nodes (their inputs, stacking, the classifier head: Transpose,
+Squeeze, Reshape, the last step by ``Gather``/``Slice`` or each sequence's last valid step
+by ``GatherND`` at ``sequence_lens − 1``, Gemm/MatMul + Add, Sub/Div normalisation,
+Softmax) is read by :mod:`lstm_ref.interop.onnx_head`, which lists every op it accepts;
+any other op is refused with its op type and node name. A graph with a ``sequence_lens``
+input must pass it to every LSTM node with a reverse direction.
 
 Export: :mod:`lstm_ref.interop.onnx_export`, with the same layout.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..activations import ONNX_ACTIVATIONS, activation_spec
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax
+from ..layers import LSTM, BiLSTM, Layer, SequenceInput
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
+from .onnx_head import (
+    Graph,
+    Lengths,
+    Path,
+    forward_only,
+    head_step,
+    lengths_step,
+    node_attributes,
+)
 
 Array = np.ndarray
 ONNX_ORDER = "iofg"  # ONNX's gate blocks i, o, f, c in lstm_ref's names
@@ -71,12 +79,6 @@ ORT_DEFAULTS["Elu"] = {"alpha": 1.0}
 
 
 # ------------------------------------------------------------------ one LSTM node
-def _attributes(node: Any) -> dict[str, Any]:
-    import onnx
-
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
 def _activation_specs(node: Any, attrs: dict[str, Any], D: int, where: str) -> list[list[str]]:
     """The (f, g, h) spec strings of each direction, parameters resolved."""
     names = [n.decode() if isinstance(n, bytes) else n for n in attrs.get("activations", [])]
@@ -112,7 +114,7 @@ def lstm_from_node(
     tensor name. An initial state must have batch 1 (it becomes the layer's own).
     """
     where = f"node {node.name or '(unnamed)'!r} (LSTM)"
-    attrs = _attributes(node)
+    attrs = node_attributes(node)
     inputs = list(node.input) + [""] * (8 - len(node.input))
 
     def const(k: int, what: str) -> Array | None:
@@ -209,7 +211,7 @@ def run_lstm_node(node: Any, tensors: dict[str, Array]) -> tuple[Array, Array, A
     Y_h, Y_c : ndarray, shape (D, B, H)
         (B, D, H) with layout 1; each sequence's last valid step, 0 for a length of 0.
     """
-    attrs = _attributes(node)
+    attrs = node_attributes(node)
     inputs = list(node.input) + [""] * (8 - len(node.input))
     layout = int(attrs.get("layout", 0))
     get = {k: tensors.get(name) if name else None for k, name in enumerate(inputs)}
@@ -249,19 +251,8 @@ def _per_row(a: Array, layout: int) -> Array:
 
 
 # ---------------------------------------------------------------- whole graphs
-@dataclass
-class _Path:
-    """The one tensor the data flows through, as named axes: T time, B batch, D direction,
-    H features per direction, F features, 1 a singleton."""
-
-    axes: tuple[str, ...]
-    sizes: dict[str, int]
-    layers: list[Layer] = field(default_factory=list)
-    pending_fc: FullyConnected | None = None  # a MatMul waiting for its Add
-
-
 def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
-    """A Network from an ONNX model: its LSTM nodes and the head the module docstring lists.
+    """A Network from an ONNX model: its LSTM nodes and the head :mod:`.onnx_head` lists.
 
     Parameters
     ----------
@@ -292,7 +283,7 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant":
-            value = _attributes(node).get("value")
+            value = node_attributes(node).get("value")
             if value is not None:
                 constants[node.output[0]] = numpy_helper.to_array(value)
     data = [i for i in graph.input if i.name not in constants]
@@ -310,10 +301,20 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
     C = dims[2]
     layout_axes = ("T", "B", "F")
     first_lstm = next((n for n in graph.node if n.op_type == "LSTM"), None)
-    if first_lstm is not None and int(_attributes(first_lstm).get("layout", 0)) == 1:
+    if first_lstm is not None and int(node_attributes(first_lstm).get("layout", 0)) == 1:
         layout_axes = ("B", "T", "F")
-    tensors: dict[str, _Path] = {x_in.name: _Path(layout_axes, {"F": C})}
-    consumed = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    g = Graph(
+        where,
+        constants,
+        dtype,
+        int(opset),
+        seq_lens[0].name if seq_lens else None,
+        {i for n in graph.node for i in n.input} | {o.name for o in graph.output},
+    )
+    if g.seq_lens is not None:
+        g.lengths[g.seq_lens] = Lengths(0, ("B",))
+    tensors: dict[str, Path] = {x_in.name: Path(layout_axes, {"F": C})}
     shapes: set[str] = set()  # computed from the data's shape only (Shape and arithmetic on it)
     zeros: set[str] = set()  # of those, the ones known to be all zeros (ConstantOfShape 0)
     used: set[str] = set()  # data tensors already consumed (the path is one chain)
@@ -322,9 +323,14 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
         if node.op_type == "Expand" and not ins and node.input[0] in constants:
             constants[node.output[0]] = constants[node.input[0]]  # broadcast over the batch
             continue
+        if not ins and node.op_type != "Shape" and any(n in g.lengths for n in node.input):
+            derived = lengths_step(node, g)  # index arithmetic on sequence_lens
+            if derived is not None:
+                g.lengths[node.output[0]] = derived
+            continue
         if node.op_type == "Shape" or (not ins and any(n in shapes for n in node.input)):
             shapes.update(node.output)
-            value = _attributes(node).get("value")
+            value = node_attributes(node).get("value")
             if node.op_type == "ConstantOfShape" and (
                 value is None or not numpy_helper.to_array(value).any()
             ):
@@ -346,8 +352,9 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
         used.add(ins[0])
         if node.op_type == "LSTM":
             node = _without_zero_states(node, zeros, shapes, where)
-        seq = seq_lens[0].name if seq_lens else None
-        out = _step(node, tensors[ins[0]], constants, where, dtype, seq, consumed)
+            out = _lstm_step(node, tensors[ins[0]], g)
+        else:
+            out = head_step(node, tensors[ins[0]], g)
         for name in node.output:
             if name:
                 tensors[name] = out
@@ -364,6 +371,35 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
     if layers and isinstance(layers[0], SequenceInput):
         first, layers = layers[0], layers[1:]
     return Network([first, *layers])
+
+
+def _lstm_step(node: Any, p: Path, g: Graph) -> Path:
+    """The path after an ``LSTM`` node: its layer added, Y (T, D, B, H) or Y_h (D, B, H)."""
+    name = node.name or next((o for o in node.output if o), "LSTM")
+    attrs = node_attributes(node)
+    lstm_in = ("T", "B", "F") if int(attrs.get("layout", 0)) == 0 else ("B", "T", "F")
+    if p.axes != lstm_in:
+        raise InputError(f"{g.where}: node {name!r} (LSTM) takes axes {lstm_in}; got {p.axes}")
+    lens = node.input[4] if len(node.input) > 4 else ""
+    if lens and lens != g.seq_lens:
+        raise InputError(f"{g.where}: node {name!r}: sequence_lens must be the graph input")
+    used = [k for k, o in enumerate(node.output) if o and o in g.consumed]
+    if len(used) != 1 or used[0] == 2:
+        raise InputError(f"{g.where}: node {name!r} (LSTM): use exactly one of Y and Y_h")
+    mode = "sequence" if used[0] == 0 else "last"
+    layer = lstm_from_node(node, g.constants, mode, g.dtype)
+    if g.seq_lens is not None and not lens and not forward_only(layer):
+        raise InputError(
+            f"{g.where}: node {name!r} (LSTM): the graph takes sequence_lens but this "
+            "node does not, so its reverse direction would run over the padding; lstm_ref's "
+            "masked padding starts it at each sequence's own end"
+        )
+    if lens:
+        g.masked.add(layer.name)
+    p.layers.append(layer)
+    y_axes = {("T", 0): "TDBH", ("B", 0): "BTDH", ("T", 1): "DBH", ("B", 1): "BDH"}
+    D = 2 if isinstance(layer, BiLSTM) else 1
+    return Path(tuple(y_axes[lstm_in[0], used[0]]), {"D": D, "H": layer.hidden_size}, p.layers)
 
 
 _ZERO_KEEPING = ("Slice", "Expand", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Gather")
@@ -390,212 +426,3 @@ def _blank_inputs(node: Any, positions: Any) -> Any:
         if len(copy.input) > k:
             copy.input[k] = ""
     return copy
-
-
-def _step(
-    node: Any,
-    p: _Path,
-    constants: dict[str, Array],
-    where: str,
-    dtype: Any,
-    seq_lens: str | None,
-    consumed: set[str],
-) -> _Path:
-    """The path after ``node`` (see :func:`from_onnx`), or an InputError naming the node."""
-    op, name = node.op_type, node.name or next((o for o in node.output if o), node.op_type)
-    attrs = _attributes(node)
-    bad = InputError(f"{where}: node {name!r}: op {op} on axes {p.axes} is not supported")
-    if p.pending_fc is not None and op != "Add":
-        p.layers.append(p.pending_fc)
-        p.pending_fc = None
-    if op == "Identity":
-        return p
-    if op == "LSTM":
-        lstm_in = ("T", "B", "F") if int(attrs.get("layout", 0)) == 0 else ("B", "T", "F")
-        if p.axes != lstm_in:
-            raise InputError(f"{where}: node {name!r} (LSTM) takes axes {lstm_in}; got {p.axes}")
-        if len(node.input) > 4 and node.input[4] and node.input[4] != seq_lens:
-            raise InputError(f"{where}: node {name!r}: sequence_lens must be the graph input")
-        used = [k for k, o in enumerate(node.output) if o and o in consumed]
-        if len(used) != 1 or used[0] == 2:
-            raise InputError(f"{where}: node {name!r} (LSTM): use exactly one of Y and Y_h")
-        layer = lstm_from_node(node, constants, "sequence" if used[0] == 0 else "last", dtype)
-        D = 2 if isinstance(layer, BiLSTM) else 1
-        H = layer.hidden_size
-        p.layers.append(layer)
-        y_axes = {("T", 0): "TDBH", ("B", 0): "BTDH", ("T", 1): "DBH", ("B", 1): "BDH"}
-        return _Path(tuple(y_axes[lstm_in[0], used[0]]), {"D": D, "H": H}, p.layers)
-    if op == "Transpose":
-        perm = list(attrs.get("perm", reversed(range(len(p.axes)))))
-        return _Path(tuple(p.axes[k] for k in perm), p.sizes, p.layers)
-    if op in ("Squeeze", "Unsqueeze"):
-        given = attrs.get("axes")
-        if given is None and len(node.input) > 1:
-            given = constants.get(node.input[1])
-        if given is None:
-            raise bad
-        rank = len(p.axes) + (len(given) if op == "Unsqueeze" else 0)
-        where_axes = sorted(int(a) % rank for a in given)
-        if op == "Unsqueeze":
-            new = list(p.axes)
-            for a in where_axes:
-                new.insert(a, "1")
-            return _Path(tuple(new), p.sizes, p.layers)
-        if any(
-            p.axes[a] not in ("1", "D") or (p.axes[a] == "D" and p.sizes["D"] != 1)
-            for a in where_axes
-        ):
-            raise bad
-        kept = tuple(x for k, x in enumerate(p.axes) if k not in where_axes)
-        return _one_direction(kept, p)
-    if op in ("Reshape", "Flatten"):
-        return _merge_features(node, op, p, constants, bad)
-    if op in ("Gather", "Slice"):
-        return _last_step(node, op, attrs, p, constants, bad)
-    if op in ("Gemm", "MatMul"):
-        if p.axes[-1] != "F" or any(a not in ("T", "B") for a in p.axes[:-1]):
-            raise bad
-        weight = constants.get(node.input[1])
-        if weight is None:
-            raise InputError(f"{where}: node {name!r} ({op}): the weight must be a constant")
-        if op == "Gemm":
-            if int(attrs.get("transA", 0)) or float(attrs.get("alpha", 1)) != 1:
-                raise bad
-            Wt = weight if int(attrs.get("transB", 0)) else weight.T  # (K, F)
-            bias = constants.get(node.input[2]) if len(node.input) > 2 else None
-            K = Wt.shape[0]
-            b = (
-                np.zeros(K)
-                if bias is None
-                else np.broadcast_to(bias * float(attrs.get("beta", 1)), (K,))
-            )
-            p.layers.append(_fc(Wt, b, name, dtype))
-            return _Path(p.axes, {"F": K}, p.layers)
-        p.pending_fc = _fc(weight.T, np.zeros(weight.shape[1]), name, dtype)
-        return _Path(p.axes, {"F": weight.shape[1]}, p.layers, p.pending_fc)
-    if op in ("Add", "Sub", "Div"):
-        other = [constants.get(n) for n in node.input if n in constants]
-        if len(other) != 1:
-            raise bad
-        value = np.asarray(other[0], np.float64).reshape(-1)
-        if op == "Add" and p.pending_fc is not None:
-            fc = p.pending_fc
-            fc = _fc(fc.weights, np.broadcast_to(value, fc.bias.shape), fc.name, dtype)
-            p.layers.append(fc)
-            return _Path(p.axes, p.sizes, p.layers)
-        return _normalise(op, value, p, name, bad, dtype)
-    if op == "Softmax":
-        axis = int(attrs.get("axis", -1)) % len(p.axes)
-        if p.axes[axis] != "F":
-            raise bad
-        p.layers.append(Softmax(name=name))
-        return p
-    raise InputError(f"{where}: node {name!r}: op {op} is not supported (LSTM heads: see docs)")
-
-
-def _one_direction(axes: tuple[str, ...], p: _Path) -> _Path:
-    """Without its D axis (of size 1) a tensor's H axis holds the features, F."""
-    if "D" in axes or "H" not in axes:
-        return _Path(axes, p.sizes, p.layers)
-    return _Path(tuple("F" if a == "H" else a for a in axes), {"F": p.sizes["H"]}, p.layers)
-
-
-def _features(p: _Path) -> int:
-    return p.sizes["F"] if "F" in p.axes else p.sizes.get("D", 1) * p.sizes["H"]
-
-
-def _merge_features(
-    node: Any, op: str, p: _Path, constants: dict[str, Array], bad: InputError
-) -> _Path:
-    """Reshape/Flatten that keeps T and B and merges D, H (forward first) into F."""
-    kept = [a for a in p.axes if a in ("T", "B")]
-    rest = [a for a in p.axes if a not in ("T", "B")]
-    if p.axes[: len(kept)] != tuple(kept) or [a for a in rest if a != "1"] not in (
-        ["D", "H"],
-        ["H"],
-        ["F"],
-    ):
-        raise bad
-    F = _features(p)
-    if op == "Flatten":
-        if kept != ["B"] or int(_attributes(node).get("axis", 1)) != 1:
-            raise bad
-    else:
-        shape = constants.get(node.input[1])
-        if shape is None or len(shape) != len(kept) + 1 or int(shape[-1]) not in (-1, F):
-            raise bad
-        if any(int(v) not in (0, -1) for v in shape[:-1]) or list(shape).count(-1) > 1:
-            raise bad
-    return _Path((*kept, "F"), {"F": F}, p.layers)
-
-
-def _last_step(
-    node: Any,
-    op: str,
-    attrs: dict[str, Any],
-    p: _Path,
-    constants: dict[str, Array],
-    bad: InputError,
-) -> _Path:
-    """Gather/Slice of the last time step (the last LSTM becomes "last") or of the one
-    direction of a one-direction LSTM."""
-    if op == "Gather":  # Gather(data, index) on one axis; a 1-element index keeps the axis
-        index = constants.get(node.input[1])
-        if index is None or np.size(index) != 1:
-            raise bad
-        axis = int(attrs.get("axis", 0)) % len(p.axes)
-        start, keep = int(np.reshape(index, -1)[0]), np.ndim(index) > 0
-    else:  # Slice(data, starts, ends, axes, steps) of one axis, kept with length 1
-        starts, ends, axes, steps = (
-            constants.get(n) if n else None for n in [*node.input[1:], "", "", ""][:4]
-        )
-        if starts is None or ends is None or np.size(starts) != 1:
-            raise bad
-        if steps is not None and int(np.reshape(steps, -1)[0]) != 1:
-            raise bad
-        axis = int(np.reshape(axes, -1)[0]) % len(p.axes) if axes is not None else 0
-        start, keep = int(np.reshape(starts, -1)[0]), True
-        if p.axes[axis] == "T" and int(np.reshape(ends, -1)[0]) < 2**31 - 1:
-            raise bad  # the last step runs from -1 to the end
-    label = p.axes[axis]
-    left = tuple(a for k, a in enumerate(p.axes) if k != axis or keep)
-    if keep:
-        left = tuple("1" if k == axis else a for k, a in enumerate(p.axes))
-    if label == "D" and p.sizes["D"] == 1:
-        return _one_direction(left, p)
-    if label != "T" or start != -1:
-        raise bad
-    lstms = [k for k, x in enumerate(p.layers) if isinstance(x, LSTM | BiLSTM)]
-    last = p.layers[lstms[-1]] if lstms else None
-    if isinstance(last, BiLSTM) and last.output_mode == "sequence":
-        # Y[-1] (PyTorch's output[-1]): the reverse half there has seen one step only
-        fwd, bwd = (dataclasses.replace(d, output_mode="last") for d in (last.fwd, last.bwd))
-        p.layers[lstms[-1]] = BiLSTM(fwd, bwd, last.name, last.merge_mode, last="step")
-    elif isinstance(last, LSTM) and last.direction == "forward" and last.output_mode == "sequence":
-        p.layers[lstms[-1]] = dataclasses.replace(last, output_mode="last")
-    else:
-        raise InputError(
-            f"{bad}: the last time step of a lone reverse LSTM's Y holds its output after one "
-            "step only, which lstm_ref's layers do not return; read Y_h instead"
-        )
-    return _Path(left, p.sizes, p.layers)
-
-
-def _fc(weights: Array, bias: Array, name: str, dtype: Any) -> FullyConnected:
-    return FullyConnected(np.asarray(weights, dtype), np.asarray(bias, dtype), name=name)
-
-
-def _normalise(op: str, value: Array, p: _Path, name: str, bad: InputError, dtype: Any) -> _Path:
-    """Sub (x − mean) then Div (/ std) before any LSTM: the SequenceInput's normalisation."""
-    if p.layers and not (len(p.layers) == 1 and isinstance(p.layers[0], SequenceInput)):
-        raise bad
-    C = p.sizes["F"]
-    value = np.broadcast_to(value, (C,)).astype(dtype)
-    first = p.layers[0] if p.layers else None
-    if op == "Sub" and first is None:
-        layer = SequenceInput(C, normalization="zerocenter", mean=value)
-    elif op == "Div" and isinstance(first, SequenceInput) and first.normalization == "zerocenter":
-        layer = SequenceInput(C, normalization="zscore", mean=first.mean, std=value)
-    else:
-        raise bad
-    return _Path(p.axes, p.sizes, [layer])

@@ -4,6 +4,18 @@ Export writes opset 17: X (T, B, C) float and ``sequence_lens`` (B,) int32 in, o
 per layer with Transpose + Reshape to (T, B, D·H) between layers, Y_h → (B, D·H) for a
 "last" layer, ``Gemm``/``MatMul`` + ``Add``, ``Softmax``. Initial states are constants
 expanded to the batch.
+
+A BiLSTM whose "last" is the output at the last step (``last="step"``, MATLAB's bilstmLayer
+'last') reads Y, not Y_h: its reverse half there has seen that one step only, which Y_h
+(the reverse direction's state after the *first* step) is not. Under ``sequence_lens`` the
+step is each row's own, L − 1, and Y[-1] would be 0 for the shorter rows, so the graph
+gathers it: Y (T, D, B, H) → Transpose (B, T, D, H) → Reshape (B, T, D·H) → GatherND
+(``batch_dims=1``) at indices Unsqueeze(Cast(sequence_lens) − 1) of shape (B, 1) →
+(B, D·H). The forward half there equals its Y_h. The importer reads this pattern back
+(:mod:`lstm_ref.interop.onnx_head`).
+
+A projection (PyTorch ``proj_size``) is refused: ONNX's LSTM has none (docs/INTEROP.md
+says why no other encoding is offered).
 """
 
 from __future__ import annotations
@@ -136,20 +148,21 @@ def to_onnx(net: Network) -> Any:
 
 
 def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, helper: Any) -> str:
-    """One LSTM node for ``layer`` and the Transpose + Reshape to (T, B, D·H) or (B, D·H)."""
+    """One LSTM node for ``layer`` and the Transpose + Reshape to (T, B, D·H) or (B, D·H)
+    (a BiLSTM ``last="step"``: its Y at each row's step sequence_lens − 1, by GatherND)."""
+    from onnx import TensorProto
+
     one_ways = directions(layer)
     if isinstance(layer, BiLSTM) and layer.merge_mode != "concat":
         raise InputError(
             f"layer {layer.name!r}: ONNX concatenates the directions; merge {layer.merge_mode!r}"
         )
-    if isinstance(layer, BiLSTM) and layer.last == "step":
-        raise InputError(
-            f"layer {layer.name!r}: its output at the last step has no ONNX export (Y[-1] is 0 "
-            "for shorter sequences under sequence_lens); only the final states (Y_h)"
-        )
     for one in one_ways:
         if one.projection is not None:
-            raise InputError(f"layer {one.name!r}: ONNX's LSTM has no projection (proj_size)")
+            raise InputError(
+                f"layer {one.name!r}: ONNX's LSTM has no projection (proj_size), and no other "
+                "encoding reads back exactly; save it as a PyTorch state_dict (.pt) instead"
+            )
     H, n = layer.hidden_size, layer.name
     D = len(one_ways)
 
@@ -216,20 +229,34 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
     if one_ways[0].input_forget:
         attrs["input_forget"] = 1
     last = layer.output_mode == "last"
-    outputs = ["", f"{n}_Yh", ""] if last else [f"{n}_Y"]
+    each_step = isinstance(layer, BiLSTM) and layer.last == "step"
+    outputs = ["", f"{n}_Yh", ""] if last and not each_step else [f"{n}_Y"]
     nodes.append(helper.make_node("LSTM", inputs, outputs, name=n, **attrs))
+    if each_step:  # Y (T, D, B, H) -> (B, T, D, H) -> (B, T, D·H) -> each row's step L-1
+        _node(nodes, "Transpose", [f"{n}_Y"], f"{n}_t", perm=[2, 0, 1, 3])
+        shape = const(f"{n}_shape", [0, 0, -1], np.int64)
+        _node(nodes, "Reshape", [f"{n}_t", shape], f"{n}_steps")
+        _node(nodes, "Cast", ["sequence_lens"], f"{n}_lens", to=TensorProto.INT64)
+        _node(nodes, "Sub", [f"{n}_lens", const(f"{n}_one", 1, np.int64)], f"{n}_lastt")
+        axes = const(f"{n}_axes", [1], np.int64)
+        _node(nodes, "Unsqueeze", [f"{n}_lastt", axes], f"{n}_index")  # (B, 1)
+        _node(nodes, "GatherND", [f"{n}_steps", f"{n}_index"], f"{n}_out", batch_dims=1)
+        return f"{n}_out"
     if last:  # Y_h (D, B, H) -> (B, D, H) -> (B, D·H)
-        nodes.append(
-            helper.make_node("Transpose", [f"{n}_Yh"], [f"{n}_t"], name=f"{n}_t", perm=[1, 0, 2])
-        )
+        _node(nodes, "Transpose", [f"{n}_Yh"], f"{n}_t", perm=[1, 0, 2])
         shape = const(f"{n}_shape", [0, -1], np.int64)
     else:  # Y (T, D, B, H) -> (T, B, D, H) -> (T, B, D·H)
-        nodes.append(
-            helper.make_node("Transpose", [f"{n}_Y"], [f"{n}_t"], name=f"{n}_t", perm=[0, 2, 1, 3])
-        )
+        _node(nodes, "Transpose", [f"{n}_Y"], f"{n}_t", perm=[0, 2, 1, 3])
         shape = const(f"{n}_shape", [0, 0, -1], np.int64)
-    nodes.append(helper.make_node("Reshape", [f"{n}_t", shape], [f"{n}_out"], name=f"{n}_reshape"))
+    _node(nodes, "Reshape", [f"{n}_t", shape], f"{n}_out")
     return f"{n}_out"
+
+
+def _node(nodes: list[Any], op: str, inputs: list[str], out: str, **attrs: Any) -> None:
+    """Append the node ``op`` of ``inputs`` whose one output, and name, is ``out``."""
+    from onnx import helper
+
+    nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
 
 
 def _onnx_activation(spec: str) -> tuple[str, dict[str, float]]:
