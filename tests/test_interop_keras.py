@@ -15,7 +15,8 @@ import pytest
 
 from lstm_ref import InputError
 from lstm_ref.interop import load_model
-from lstm_ref.interop.keras import from_keras, save_keras
+from lstm_ref.interop.keras import from_keras
+from lstm_ref.interop.keras_export import save_keras
 from lstm_ref.layers import LSTM, BiLSTM, SequenceInput
 from lstm_ref.lstm import LSTMParams
 from lstm_ref.network import Network

@@ -129,7 +129,7 @@ def test_onnx_sequence_lens_through_the_exported_head(rng, batch):
 def test_keras_masking_repeats_the_last_output(rng, batch, bidirectional):
     """Keras's Masking: an LSTM repeats its previous output at masked steps (the Dense after
     it computes on the repeat); a Bidirectional with return_sequences writes 0 there."""
-    from lstm_ref.interop.keras import to_keras
+    from lstm_ref.interop.keras_export import to_keras
 
     net = sequence_network(rng, bidirectional=bidirectional, initial_state=False).astype(np.float32)
     x, lengths = batch

@@ -9,7 +9,7 @@ file                            importer                         exporter
 ==============================  ===============================  ==========================
 ``.pt``, ``.pth``               :mod:`.torch` (a state_dict)     :func:`.torch.save_torch`
 ``.onnx``                       :mod:`.onnx`                     :func:`.onnx_export.save_onnx`
-``.keras``, ``.h5``, ``.hdf5``  :mod:`.keras` (h5py + JSON)      :func:`.keras.save_keras`
+``.keras``, ``.h5``, ``.hdf5``  :mod:`.keras` (h5py + JSON)      :func:`.keras_export.save_keras`
 ``.mat`` (v5, v7.3)             :mod:`.matlab` (learnables)      :func:`.matlab.save_matlab`
 ``.npz``                        lstm_ref's native format         native
 ==============================  ===============================  ==========================
@@ -42,8 +42,8 @@ EXPORTERS = {
     ".pt": ".torch:save_torch",
     ".pth": ".torch:save_torch",
     ".onnx": ".onnx_export:save_onnx",
-    ".keras": ".keras:save_keras",
-    ".h5": ".keras:save_keras",
+    ".keras": ".keras_export:save_keras",
+    ".h5": ".keras_export:save_keras",
     ".mat": ".matlab:save_matlab",
     ".npz": "..formats:save_network",
 }
