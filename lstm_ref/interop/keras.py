@@ -43,8 +43,9 @@ after it. ``Bidirectional`` → :class:`BiLSTM` with its ``merge_mode`` (concat,
 its halves from ``layer`` and ``backward_layer`` (Keras 3 saves both; the forward one must
 go forward). ``Masking`` marks padded steps: Keras carries the state through them and
 repeats the previous output there (zeros inside a Bidirectional with ``return_sequences``)
-— on every value ``Network.predict`` returns this is ``Padding.masked()`` for sequences
-padded at either end (a masked step *inside* a sequence is not supported). Under Masking a
+— ``Padding.keras()``, which computes as ``Padding.masked()`` and returns a padded batch
+of per-step outputs as Keras writes it (a masked step *inside* a sequence is not
+supported). Under Masking a
 go_backwards sequence of n steps in a padded batch of T holds T − n zeros (its padding,
 processed first) and then its n outputs, which lstm_ref returns; but Keras passes the mask
 on *unreversed*, so a recurrent layer after it reads those zeros and misses outputs (a

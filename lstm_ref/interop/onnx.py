@@ -11,7 +11,7 @@ ONNX input           shape (layout 0)    lstm_ref                        transfo
                                                                          i, f, g, o
 ``R``                (D, 4H, H)          ``LSTM.params.R``               the same reorder
 ``B``                (D, 8H)             ``LSTM.params.b``               Wb + Rb, then reorder
-``sequence_lens``    (B,) int32          ``Padding.masked()``            —
+``sequence_lens``    (B,) int32          ``Padding.onnx()``              —
 ``initial_h``, _c    (D, B, H)           ``LSTM.initial_state``          a constant with B = 1
 ``P``                (D, 3H)             ``LSTM.peephole`` (3, H)        rows i, o, f → i, f, o
 ``Y``                (T, D, B, H)        [forward ‖ reverse] per step    layout 1: (B, T, D, H)
@@ -29,10 +29,10 @@ whose parameters default to 0); ``clip`` → ``clip``;
 
 ``sequence_lens`` semantics (onnxruntime): Y is 0 at every step past each length, Y_h/Y_c
 hold each sequence's last valid step, a reverse direction starts at each sequence's own
-last step, and a length of 0 gives Y_h = Y_c = 0. On every value lstm_ref's
-``Network.predict`` returns this is ``Padding.masked()`` (padded steps are never returned
-and empty sequences are refused); :func:`run_lstm_node` computes one node on raw tensors
-with all of it, zero lengths included.
+last step, and a length of 0 gives Y_h = Y_c = 0. In ``Network.predict`` this is
+``Padding.onnx()`` (computed as ``Padding.masked()``; per-step outputs come back padded
+with Y's zeros; empty sequences are refused); :func:`run_lstm_node` computes one node on
+raw tensors with all of it, zero lengths included.
 
 The graph around the LSTM nodes (their inputs, stacking, the classifier head: Transpose,
 Squeeze, Reshape, the last step by ``Gather``/``Slice`` or each sequence's last valid step

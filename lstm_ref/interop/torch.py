@@ -25,7 +25,9 @@ Semantics: a PyTorch module has no stored initial state (h_0 = c_0 = 0 unless pa
 state_dict does not even record it). ``batch_first`` concerns only the caller's tensor
 layout: lstm_ref always takes (B, T, C) batches and lists of (T, C) sequences. PyTorch's
 packed sequences are lstm_ref's default ``Padding.masked()``: every sequence runs for its
-own length and a reverse direction starts at each sequence's own last step.
+own length and a reverse direction starts at each sequence's own last step;
+``Padding.pytorch()`` returns per-step outputs padded back with zeros, as
+``pad_packed_sequence``.
 
 The classifier head lstm_ref reads and writes (the last layer's ``h_n``, both directions
 concatenated forward first, through one ``nn.Linear``, then softmax)::
