@@ -186,10 +186,12 @@ class Network:
         if self._issued is None or value is not self._issued[0]:
             return False
         issued, parts = self._issued
-        same = len(issued) == len(parts) and all(
-            a is b for a, b in zip(issued.values(), parts, strict=True)
-        )
-        return same and all(all_finite(a) for s in parts for a in s)
+        if len(issued) != len(parts):
+            return False
+        for s, part in zip(issued.values(), parts, strict=True):
+            if s is not part or not (all_finite(s.h) and all_finite(s.c)):
+                return False
+        return True
 
     def state_rows(self, n: int) -> State:
         """The current state as (n, H) arrays, one row per sequence."""
@@ -292,12 +294,17 @@ class Network:
         """
         upto = len(self.layers) - 1 if outputs is None else self._index(outputs)
         padding = check_padding(padding)
+        engine = self.fast_engine(upto)
+        lean = engine if engine is not None and one_pass(padding) else None  # one sequence
+        if lean is not None and layout == "TC" and lengths is None and lean.plain(X):
+            done = lean.run_one(X, self._single_state())  # X's values checked there
+            if done is not None:
+                return self._returned(*done, return_state)
         seqs, single = as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
-        engine = self.fast_engine(upto)
-        if single and engine is not None and one_pass(padding):  # the lean path of one sequence
-            done = engine.run_one(seqs[0], self._single_state())
+        if single and lean is not None:
+            done = lean.run_one(seqs[0], self._single_state())
             if done is not None:
                 return self._returned(*done, return_state)
         state_in = self.state_rows(len(seqs))
@@ -319,11 +326,12 @@ class Network:
         return out, final
 
     def _single_state(self) -> State:
-        """The state for one sequence: (H,) h and c per layer (an error if it holds rows for
-        several sequences)."""
-        if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in self._state.values()):
-            self.state_rows(1)  # raises, naming the layer
-        return {n: LSTMState(s.h.reshape(-1), s.c.reshape(-1)) for n, s in self._state.items()}
+        """The state for one sequence, as held: (H,) or (1, H) h and c per layer (an error if
+        it holds rows for several sequences)."""
+        for s in self._state.values():
+            if s.h.ndim == 2 and s.h.shape[0] != 1:
+                self.state_rows(1)  # raises, naming the layer
+        return self._state
 
     def fast_engine(self, upto: int | None = None) -> FastNetwork | None:
         """Layers ``0 … upto`` (default all) compiled for the fast path
