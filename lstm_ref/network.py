@@ -295,20 +295,20 @@ class Network:
         upto = len(self.layers) - 1 if outputs is None else self._index(outputs)
         padding = check_padding(padding)
         engine = self.fast_engine(upto)
-        lean = engine if engine is not None and one_pass(padding) else None  # one sequence
-        if lean is not None and layout == "TC" and lengths is None and lean.plain(X):
-            done = lean.run_one(X, self._single_state())  # X's values checked there
-            if done is not None:
-                return self._returned(*done, return_state)
-        seqs, single = as_sequence_list(
+        taken = None  # plain arrays: the fast path checks their values (None if one is bad)
+        if engine is not None and layout == "TC" and lengths is None:
+            taken = engine.plain(X)
+        seqs, single = taken or as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
-        if single and lean is not None:
-            done = lean.run_one(seqs[0], self._single_state())
+        if single and engine is not None and one_pass(padding):  # the lean path of one sequence
+            done = engine.run_one(seqs[0], self._single_state())
             if done is not None:
                 return self._returned(*done, return_state)
         state_in = self.state_rows(len(seqs))
         batched = None if engine is None else engine.run(seqs, state_in, padding)
+        if batched is None and taken is not None:  # refused: the checks name the bad value
+            seqs, single = as_sequence_list(X, self.input_size, dtype=self.dtype)
         results, final = batched or self._predict_reference(seqs, state_in, padding, upto)
         out = results[0] if single else _stack_if_same_shape(results)
         if single:

@@ -48,7 +48,7 @@ import itertools
 import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -349,6 +349,7 @@ class FastNetwork:
         assert isinstance(norm, SequenceInput)
         self.limit = _input_limit(norm, self.dtype)  # see within_limit
         big = float(np.finfo(self.dtype).max)
+        self._largest = min(self.limit, big)  # on |x|, see within_limit
         self._bound = big if self.limit > math.sqrt(big) else self.limit**2  # x·x, run_one
         self._half = np.array(0.5, self.dtype)
         self._pool: dict[int, list[list[Work]]] = {}  # free one-sequence buffers, by T
@@ -391,19 +392,28 @@ class FastNetwork:
         return not differ[differ.argmax()]  # argmax: the first True, faster than any()
 
     def within_limit(self, x: Array) -> bool:
-        """Whether no value of ``x`` (checked finite) can overflow the input normalisation."""
-        return self.limit == math.inf or bool(np.abs(x).max() <= self.limit)
+        """Whether every value of ``x`` is finite and none can overflow the input
+        normalisation (no warning, whatever the values)."""
+        return bool(np.abs(x).max() <= self._largest)
 
-    def plain(self, X: object) -> TypeGuard[Array]:
-        """Whether ``X`` is one sequence (T, C) that :meth:`run_one` takes as it is: a NumPy
-        array (not a subclass) of the network's dtype with C features and at least one step
-        (its values are checked there)."""
+    def plain(self, X: object) -> tuple[list[Array], bool] | None:
+        """``X`` as the sequences :meth:`run` and :meth:`run_one` take as they are, and
+        whether it was one sequence: one (T, C) NumPy array (not a subclass) of the
+        network's dtype with T ≥ 1, or a list or tuple of them; None for anything else.
+        Their values are checked there (a non-finite one: they return None)."""
+        if isinstance(X, np.ndarray):
+            return ([X], True) if self._plain(X) else None
+        if isinstance(X, list | tuple) and X and all(self._plain(x) for x in X):
+            return list(X), False
+        return None
+
+    def _plain(self, x: object) -> bool:
         return (
-            type(X) is np.ndarray
-            and X.dtype == self.dtype
-            and X.ndim == 2
-            and X.shape[1] == self.input_size
-            and X.shape[0] > 0
+            type(x) is np.ndarray
+            and x.dtype == self.dtype
+            and x.ndim == 2
+            and x.shape[1] == self.input_size
+            and x.shape[0] > 0
         )
 
     def run(
@@ -424,8 +434,8 @@ class FastNetwork:
         (outputs, final) or None
             ``outputs[r]``: (T_r, K) or (K,) as :meth:`Network.predict` returns for one
             sequence; ``final``: (N, H) h and c per LSTM (as given for those not run).
-            None when a value is not finite or the input could overflow the
-            normalisation: the caller runs the reference.
+            None when a value (of the input too) is not finite or the input could overflow
+            the normalisation: the caller checks the input and runs the reference.
         """
         results: list[Array] = [np.empty(0)] * len(seqs)
         final = {n: copy_state(s) for n, s in states.items()}
