@@ -457,7 +457,6 @@ RSS_SCRIPT = textwrap.dedent(
     threadpoolctl.threadpool_limits(1)
     import lstm_ref
     from lstm_ref.datasets import load_japanese_vowels
-from lstm_ref.fast import Work, fast_steps
     net = lstm_ref.load_network("JapaneseVowelsNet").astype(np.float32)
     x, _ = load_japanese_vowels("test")
     net.classify(list(x))
