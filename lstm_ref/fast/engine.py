@@ -17,6 +17,8 @@ network is compiled (:meth:`FastNetwork.compile`):
 * **A sorted, shrinking batch** under masked padding: sequences sorted by length, so the
   rows still running at step t are a prefix and each step multiplies only those. Under
   MATLAB's padding every row runs every (padded) step, exactly as the reference does.
+  A batch keeps its gates in blocks (5, B, H), so that each element-wise call runs over
+  contiguous memory (about 1.3–2× faster steps than rows of 5H).
 * **Time-major buffers** (T + 1, B, C + 1 + H): step t reads row t and writes h_t straight
   into the h columns of row t + 1, so neither x nor h is copied per step.
 * **One sequence** (:meth:`FastNetwork.run_one`, the seed loop's single step) runs in
@@ -77,6 +79,9 @@ class FastLSTM(NamedTuple):
         Output mode "last" (the final h) rather than "sequence".
     C, H : int
         Input features and hidden units.
+    Mb : ndarray, shape (4, C + 1 + H, H)
+        ``M``'s four column blocks g, f, i, o (a view): the product for batches, whose
+        gates are kept in blocks (see :class:`StepBuffers`).
     """
 
     name: str
@@ -86,6 +91,7 @@ class FastLSTM(NamedTuple):
     last: bool
     C: int
     H: int
+    Mb: Array
 
 
 def covered(layer: Layer) -> bool:
@@ -123,12 +129,17 @@ def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
     np.multiply(b, scale, out=M[C])
     np.multiply(R.T, scale, out=M[C + 1 :])
     h0, c0 = layer.initial_state or (np.zeros(H, W.dtype), np.zeros(H, W.dtype))
-    return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last", C, H)
+    Mb = M.reshape(C + 1 + H, 4, H).transpose(1, 0, 2)
+    return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last", C, H, Mb)
 
 
 class StepBuffers(NamedTuple):
-    """Views of one step's work buffer ``A`` (n, 5H) — or (5H,) for one row — whose column
-    blocks are c and then g, f, i, o, so that c, g and f, i are neighbours."""
+    """Views of one step's work buffer ``A``, whose blocks are c and then g, f, i, o (so that
+    c, g and f, i are neighbours), and of the scratch ``p``: for one row ``A`` (5H,) and
+    ``p`` (2H,); for n rows either blocks side by side, ``A`` (n, 5H) and ``p`` (n, 2H), or
+    one block after the other, ``A`` (5, n, H) and ``p`` (2, n, H) — the batches' layout,
+    whose element-wise steps each run over contiguous blocks (their product is by
+    :attr:`FastLSTM.Mb`, the others' by ``M``)."""
 
     product: Callable[..., Any]  # np.dot for one row; np.matmul (A's rows are strided)
     a: Array  # (n, 4H) the pre-activations, then the gate values in place
@@ -143,6 +154,8 @@ class StepBuffers(NamedTuple):
 
     @classmethod
     def of(cls, A: Array, p: Array) -> StepBuffers:
+        if A.ndim == 3:  # blocks (5, n, H): a (4, n, H), sig (3, n, H), …
+            return cls(np.matmul, A[1:], A[2:], A[4], A[2:4], A[:2], A[0], p, p[0], p[1])
         H = A.shape[-1] // 5
         return cls(
             np.dot if A.ndim == 1 else np.matmul,
@@ -165,8 +178,8 @@ def fast_steps(
 
     Parameters
     ----------
-    M : ndarray, shape (C + 1 + H, 4H)
-        :attr:`FastLSTM.M`.
+    M : ndarray, shape (C + 1 + H, 4H), or (4, C + 1 + H, H) for ``buf`` in blocks
+        :attr:`FastLSTM.M`, or :attr:`FastLSTM.Mb`.
     steps : sequence of (z, h_out)
         In order, each step's ``z`` (n, C + 1 + H) or (C + 1 + H,) — ``[x_t, 1, h_{t-1}]``
         for each row — and ``h_out`` (n, H) or (H,), which receives h_t (the h columns of
@@ -212,12 +225,11 @@ def all_finite(a: Array) -> bool:
 
 
 def work_buffers(c0: Array) -> tuple[Array, Array]:
-    """The buffers of :class:`StepBuffers` for rows starting from ``c0`` (n, H) or (H,):
-    ``A`` (n, 5H) with c0 in its first block, and the scratch ``p`` (n, 2H)."""
-    H = c0.shape[-1]
-    A = np.empty((*c0.shape[:-1], 5 * H), c0.dtype)
-    A[..., :H] = c0
-    return A, np.empty((*c0.shape[:-1], 2 * H), c0.dtype)
+    """The batches' buffers of :class:`StepBuffers` for rows starting from ``c0`` (B, H):
+    ``A`` (5, B, H) with c0 in its first block, and the scratch ``p`` (2, B, H)."""
+    A = np.empty((5, *c0.shape), c0.dtype)
+    A[0] = c0
+    return A, np.empty((2, *c0.shape), c0.dtype)
 
 
 class Work(NamedTuple):
@@ -279,13 +291,13 @@ def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
     for n, steps in itertools.groupby(counts.tolist()):  # the steps that run n rows
         k = len(list(steps))
         fast_steps(
-            f.M,
+            f.Mb,
             [(Z[s, :n], Z[s + 1, :n, C + 1 :]) for s in range(t, t + k)],
-            StepBuffers.of(A[:n], p[:n]),
+            StepBuffers.of(A[:, :n], p[:, :n]),
             half,
         )
         t += k
-    return A[:, : f.H]
+    return A[0]
 
 
 class Run(NamedTuple):
