@@ -3,7 +3,8 @@ to it.
 
 The forward pass is the fast path's step (:func:`lstm_ref.fast.fast_steps`: one fused
 product per step, the sigmoid folded into the weights) with every step's gates and cell
-state kept in one time-major buffer; backpropagation through time runs the chain rule of
+state kept in one time-major buffer, in blocks (T, 5, B, H) as the fast path's batches
+(contiguous element-wise calls); backpropagation through time runs the chain rule of
 :func:`lstm_ref.lstm.lstm_step_backward` over whole batches and gathers the weight
 gradients into one product each (dW = Σ_t da_tᵀ x_t, dR = Σ_t da_tᵀ h_{t-1}) instead of
 one per step.
@@ -75,19 +76,19 @@ def fast_loss_and_gradients(
     H = f.H
     half = np.array(0.5, dtype=x.dtype)
 
-    # forward: Z[t] = [x_t, 1, h_{t-1}]; A[t] = c_t, g, f, i, o after step t
+    # forward: Z[t] = [x_t, 1, h_{t-1}]; A[t] = the blocks c_t, g, f, i, o after step t
     Z = np.empty((T + 1, B, C + 1 + H), x.dtype)
     Z[:-1, :, :C] = x.transpose(1, 0, 2)
     Z[:, :, C] = 1
     Z[0, :, C + 1 :] = f.h0
-    A = np.empty((T, B, 5 * H), x.dtype)
+    A = np.empty((T, 5, B, H), x.dtype)
     c0 = np.broadcast_to(f.c0, (B, H))
-    A[0, :, :H] = c0
-    scratch = np.empty((B, 2 * H), x.dtype)
+    A[0, 0] = c0
+    scratch = np.empty((2, B, H), x.dtype)
     for t in range(T):
         if t:
-            A[t, :, :H] = A[t - 1, :, :H]  # c_{t-1}, updated in place to c_t
-        fast_steps(f.M, [(Z[t], Z[t + 1, :, C + 1 :])], StepBuffers.of(A[t], scratch), half)
+            A[t, 0] = A[t - 1, 0]  # c_{t-1}, updated in place to c_t
+        fast_steps(f.Mb, [(Z[t], Z[t + 1, :, C + 1 :])], StepBuffers.of(A[t], scratch), half)
     h_last = Z[T, :, C + 1 :]
     logits, _ = fc.forward(h_last)
     probs, _ = softmax.forward(logits)
@@ -101,30 +102,28 @@ def fast_loss_and_gradients(
     R = reorder_gates(lstm.params.R, FAST_ORDER, inverse=True)  # (4H, H), fast order g,f,i,o
     DA = np.empty((T, B, 4 * H), x.dtype)  # dL/da_t, fast order
     one = np.array(1, dtype=x.dtype)
-    left, slope, s = np.empty((B, 3 * H), x.dtype), np.empty((B, 3 * H), x.dtype), np.empty_like(dc)
+    left, slope, s = np.empty((3, B, H), x.dtype), np.empty((3, B, H), x.dtype), np.empty_like(dc)
     for t in reversed(range(T)):
-        c, g, sig = A[t, :, :H], A[t, :, H : 2 * H], A[t, :, 2 * H :]  # σ(a) of f, i, o
-        i, o = A[t, :, 3 * H : 4 * H], A[t, :, 4 * H :]
-        fg = A[t, :, 2 * H : 3 * H]
-        c_prev = A[t - 1, :, :H] if t else c0
-        da = DA[t]
+        c, g, fg, i, o = A[t]  # (B, H) each; σ(a) of f, i, o in A[t, 2:]
+        sig, c_prev = A[t, 2:], A[t - 1, 0] if t else c0
+        da = DA[t].reshape(B, 4, H).transpose(1, 0, 2)  # (4, B, H) blocks g, f, i, o
         np.tanh(c, out=s)  # h = o ⊙ tanh(c): do = dh ⊙ tanh(c), dc += dh ⊙ o ⊙ (1 − tanh²c)
-        np.multiply(dh, s, out=left[:, 2 * H :])
+        np.multiply(dh, s, out=left[2])
         np.multiply(s, s, out=s)
         np.subtract(one, s, out=s)
         np.multiply(s, o, out=s)
         np.multiply(s, dh, out=s)
         np.add(dc, s, out=dc)
-        np.multiply(dc, c_prev, out=left[:, :H])  # c = f ⊙ c_prev + i ⊙ g: df = dc ⊙ c_prev
-        np.multiply(dc, g, out=left[:, H : 2 * H])  # di = dc ⊙ g
+        np.multiply(dc, c_prev, out=left[0])  # c = f ⊙ c_prev + i ⊙ g: df = dc ⊙ c_prev
+        np.multiply(dc, g, out=left[1])  # di = dc ⊙ g
         np.subtract(one, sig, out=slope)  # σ' = σ (1 − σ) for f, i, o at once
         np.multiply(slope, sig, out=slope)
-        np.multiply(left, slope, out=da[:, H:])
+        np.multiply(left, slope, out=da[1:])
         np.multiply(g, g, out=s)  # dg = dc ⊙ i, tanh' = 1 − g²
         np.subtract(one, s, out=s)
         np.multiply(s, i, out=s)
-        np.multiply(s, dc, out=da[:, :H])
-        dh = da @ R  # to h_{t-1}
+        np.multiply(s, dc, out=da[0])
+        dh = DA[t] @ R  # to h_{t-1}
         np.multiply(dc, fg, out=dc)  # to c_{t-1}
     DA2 = DA.reshape(T * B, 4 * H)
     xn, _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
