@@ -18,7 +18,8 @@ network is compiled (:meth:`FastNetwork.compile`):
   rows still running at step t are a prefix and each step multiplies only those. Under
   MATLAB's padding every row runs every (padded) step, exactly as the reference does.
   A batch keeps its gates in blocks (5, B, H), so that each element-wise call runs over
-  contiguous memory (about 1.3–2× faster steps than rows of 5H).
+  contiguous memory (about 1.3–2× faster steps than rows of 5H); its product stays one
+  plain matrix product into rows of 4H, which the first tanh reads by gate.
 * **Time-major buffers** (T + 1, B, C + 1 + H): step t reads row t and writes h_t straight
   into the h columns of row t + 1, so neither x nor h is copied per step.
 * **One sequence** (:meth:`FastNetwork.run_one`, the seed loop's single step) runs in
@@ -79,9 +80,6 @@ class FastLSTM(NamedTuple):
         Output mode "last" (the final h) rather than "sequence".
     C, H : int
         Input features and hidden units.
-    Mb : ndarray, shape (4, C + 1 + H, H)
-        ``M``'s four column blocks g, f, i, o (a view): the product for batches, whose
-        gates are kept in blocks (see :class:`StepBuffers`).
     """
 
     name: str
@@ -91,7 +89,6 @@ class FastLSTM(NamedTuple):
     last: bool
     C: int
     H: int
-    Mb: Array
 
 
 def covered(layer: Layer) -> bool:
@@ -129,46 +126,53 @@ def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
     np.multiply(b, scale, out=M[C])
     np.multiply(R.T, scale, out=M[C + 1 :])
     h0, c0 = layer.initial_state or (np.zeros(H, W.dtype), np.zeros(H, W.dtype))
-    Mb = M.reshape(C + 1 + H, 4, H).transpose(1, 0, 2)
-    return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last", C, H, Mb)
+    return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last", C, H)
 
 
 class StepBuffers(NamedTuple):
     """Views of one step's work buffer ``A``, whose blocks are c and then g, f, i, o (so that
     c, g and f, i are neighbours), and of the scratch ``p``: for one row ``A`` (5H,) and
-    ``p`` (2H,); for n rows either blocks side by side, ``A`` (n, 5H) and ``p`` (n, 2H), or
-    one block after the other, ``A`` (5, n, H) and ``p`` (2, n, H) — the batches' layout,
-    whose element-wise steps each run over contiguous blocks (their product is by
-    :attr:`FastLSTM.Mb`, the others' by ``M``)."""
+    ``p`` (2H,); for n rows one block after the other, ``A`` (5, n, H) and ``p`` (2, n, H),
+    so that each element-wise call runs over contiguous blocks, and the product goes to its
+    own rows ``G`` (n, 4H) first (one plain matrix product, the same numbers whatever the
+    number of BLAS threads)."""
 
-    product: Callable[..., Any]  # np.dot for one row; np.matmul (A's rows are strided)
-    a: Array  # (n, 4H) the pre-activations, then the gate values in place
-    sig: Array  # (n, 3H) the sigmoid gates f, i, o
+    product: Callable[..., Any]  # np.dot for one row, else np.matmul
+    pre: Array  # (n, 4H) where the product goes: ``a`` itself for one row, else G
+    pre_gates: Array  # (4, n, H) ``pre`` by gate, read by the first tanh
+    a: Array  # (4, n, H) the gate values g, f, i, o
+    sig: Array  # (3, n, H) the sigmoid gates f, i, o
     o: Array  # (n, H)
-    f_i: Array  # (n, 2H) the forget and input gates
-    c_g: Array  # (n, 2H) c_{t-1} and the cell candidate
+    f_i: Array  # (2, n, H) the forget and input gates
+    c_g: Array  # (2, n, H) c_{t-1} and the cell candidate
     c: Array  # (n, H) the cell state, updated in place
-    p: Array  # (n, 2H) scratch: f ⊙ c_{t-1}, i ⊙ g
+    p: Array  # (2, n, H) scratch: f ⊙ c_{t-1}, i ⊙ g
     p_f: Array  # (n, H)
     p_i: Array  # (n, H)
 
     @classmethod
-    def of(cls, A: Array, p: Array) -> StepBuffers:
-        if A.ndim == 3:  # blocks (5, n, H): a (4, n, H), sig (3, n, H), …
-            return cls(np.matmul, A[1:], A[2:], A[4], A[2:4], A[:2], A[0], p, p[0], p[1])
-        H = A.shape[-1] // 5
-        return cls(
-            np.dot if A.ndim == 1 else np.matmul,
-            A[..., H:],
-            A[..., 2 * H :],
-            A[..., 4 * H :],
-            A[..., 2 * H : 4 * H],
-            A[..., : 2 * H],
-            A[..., :H],
-            p,
-            p[..., :H],
-            p[..., H:],
-        )
+    def of(cls, A: Array, p: Array, G: Array | None = None) -> StepBuffers:
+        if A.ndim == 1:  # one row (5H,): the product straight into a
+            H = A.shape[0] // 5
+            a = A[H:]
+            return cls(
+                np.dot,
+                a,
+                a,
+                a,
+                A[2 * H :],
+                A[4 * H :],
+                A[2 * H : 4 * H],
+                A[: 2 * H],
+                A[:H],
+                p,
+                p[:H],
+                p[H:],
+            )
+        assert G is not None  # blocks (5, n, H), the product's rows G (n, 4H)
+        n, H = A.shape[1:]
+        pre_gates = G.reshape(n, 4, H).transpose(1, 0, 2)
+        return cls(np.matmul, G, pre_gates, A[1:], A[2:], A[4], A[2:4], A[:2], A[0], p, p[0], p[1])
 
 
 def fast_steps(
@@ -178,8 +182,8 @@ def fast_steps(
 
     Parameters
     ----------
-    M : ndarray, shape (C + 1 + H, 4H), or (4, C + 1 + H, H) for ``buf`` in blocks
-        :attr:`FastLSTM.M`, or :attr:`FastLSTM.Mb`.
+    M : ndarray, shape (C + 1 + H, 4H)
+        :attr:`FastLSTM.M`.
     steps : sequence of (z, h_out)
         In order, each step's ``z`` (n, C + 1 + H) or (C + 1 + H,) — ``[x_t, 1, h_{t-1}]``
         for each row — and ``h_out`` (n, H) or (H,), which receives h_t (the h columns of
@@ -189,10 +193,10 @@ def fast_steps(
     half : ndarray, shape ()
         0.5 in the weights' dtype.
     """
-    product, a, sig, o, f_i, c_g, c, p, p_f, p_i = buf
+    product, pre, pre_gates, a, sig, o, f_i, c_g, c, p, p_f, p_i = buf
     for z, h_out in steps:
-        product(z, M, a)  # sigmoid columns already halved
-        np.tanh(a, a)
+        product(z, M, pre)  # sigmoid columns already halved
+        np.tanh(pre_gates, a)
         np.multiply(sig, half, sig)  # σ(a) = ½ tanh(½a) + ½ for f, i, o
         np.add(sig, half, sig)
         np.multiply(f_i, c_g, p)  # f ⊙ c_{t-1} and i ⊙ g
@@ -224,12 +228,14 @@ def all_finite(a: Array) -> bool:
     return bool(np.isfinite(a).all())
 
 
-def work_buffers(c0: Array) -> tuple[Array, Array]:
+def work_buffers(c0: Array) -> tuple[Array, Array, Array]:
     """The batches' buffers of :class:`StepBuffers` for rows starting from ``c0`` (B, H):
-    ``A`` (5, B, H) with c0 in its first block, and the scratch ``p`` (2, B, H)."""
-    A = np.empty((5, *c0.shape), c0.dtype)
+    ``A`` (5, B, H) with c0 in its first block, the scratch ``p`` (2, B, H) and the
+    product's rows ``G`` (B, 4H)."""
+    B, H = c0.shape
+    A = np.empty((5, B, H), c0.dtype)
     A[0] = c0
-    return A, np.empty((2, *c0.shape), c0.dtype)
+    return A, np.empty((2, B, H), c0.dtype), np.empty((B, 4 * H), c0.dtype)
 
 
 class Work(NamedTuple):
@@ -286,14 +292,14 @@ def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
     """
     C = f.C
     half = np.array(0.5, dtype=Z.dtype)
-    A, p = work_buffers(c0)
+    A, p, G = work_buffers(c0)
     t = 0
     for n, steps in itertools.groupby(counts.tolist()):  # the steps that run n rows
         k = len(list(steps))
         fast_steps(
-            f.Mb,
+            f.M,
             [(Z[s, :n], Z[s + 1, :n, C + 1 :]) for s in range(t, t + k)],
-            StepBuffers.of(A[:, :n], p[:, :n]),
+            StepBuffers.of(A[:, :n], p[:, :n], G[:n]),
             half,
         )
         t += k

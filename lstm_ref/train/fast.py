@@ -84,11 +84,12 @@ def fast_loss_and_gradients(
     A = np.empty((T, 5, B, H), x.dtype)
     c0 = np.broadcast_to(f.c0, (B, H))
     A[0, 0] = c0
-    scratch = np.empty((2, B, H), x.dtype)
+    scratch, G = np.empty((2, B, H), x.dtype), np.empty((B, 4 * H), x.dtype)
     for t in range(T):
         if t:
             A[t, 0] = A[t - 1, 0]  # c_{t-1}, updated in place to c_t
-        fast_steps(f.Mb, [(Z[t], Z[t + 1, :, C + 1 :])], StepBuffers.of(A[t], scratch), half)
+        buf = StepBuffers.of(A[t], scratch, G)
+        fast_steps(f.M, [(Z[t], Z[t + 1, :, C + 1 :])], buf, half)
     h_last = Z[T, :, C + 1 :]
     logits, _ = fc.forward(h_last)
     probs, _ = softmax.forward(logits)
