@@ -275,3 +275,18 @@ def test_fast_training_gradients_equal_the_reference(rng, dtype, normalization):
     assert fast_loss_and_gradients(net, masked, targets) is None  # the reference's
     seq_net = random_network(rng, output_mode="sequence")
     assert fast_loss_and_gradients(seq_net, make_batches(xs, Padding.matlab())[0], targets) is None
+
+
+def test_batch_scores_do_not_depend_on_the_number_of_blas_threads():
+    """lstm-ref score's workers run one BLAS thread and must match classify exactly."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from lstm_ref import load_network
+    from lstm_ref.datasets import load_japanese_vowels
+
+    net = load_network("JapaneseVowelsNet")
+    xs = list(load_japanese_vowels("test")[0][:100])
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        one = net.classify(xs)[1]
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        two = net.classify(xs)[1]
+    np.testing.assert_array_equal(one, two)
