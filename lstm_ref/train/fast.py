@@ -6,8 +6,8 @@ product per step, the sigmoid folded into the weights) with every step's gates a
 state kept in one time-major buffer, in blocks (T, 5, B, H) as the fast path's batches
 (contiguous element-wise calls); backpropagation through time runs the chain rule of
 :func:`lstm_ref.lstm.lstm_step_backward` over whole batches and gathers the weight
-gradients into one product each (dW = Σ_t da_tᵀ x_t, dR = Σ_t da_tᵀ h_{t-1}) instead of
-one per step.
+gradients into one product (dW, db, dR = Σ_t da_tᵀ [x_t, 1, h_{t-1}]) instead of one per
+step.
 
 Covered: a network ``SequenceInput → LSTM (output mode "last", covered by the fast path) →
 FullyConnected → Softmax [→ ClassificationOutput]`` on an unmasked batch (MATLAB's padding,
@@ -126,9 +126,9 @@ def fast_loss_and_gradients(
         np.multiply(s, dc, out=da[0])
         dh = DA[t] @ R  # to h_{t-1}
         np.multiply(dc, fg, out=dc)  # to c_{t-1}
-    DA2 = DA.reshape(T * B, 4 * H)
-    xn, _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
-    parts = (DA2.T @ xn.reshape(T * B, C), DA2.T @ Z[:-1, :, C + 1 :].reshape(T * B, H))
-    for name, part in zip(("W", "R", "b"), (*parts, DA2.sum(axis=0)), strict=True):
-        grads[f"{lstm.name}/{name}"] = reorder_gates(part, FAST_ORDER)  # back to i, f, g, o
+    Z[:-1, :, :C], _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
+    DA2, Z2 = DA.reshape(T * B, 4 * H), Z[:-1].reshape(T * B, C + 1 + H)
+    dM = reorder_gates(DA2.T @ Z2, FAST_ORDER)  # (4H, C + 1 + H) dW, db, dR at once; i, f, g, o
+    for name, part in zip(("W", "R", "b"), (dM[:, :C], dM[:, C + 1 :], dM[:, C]), strict=True):
+        grads[f"{lstm.name}/{name}"] = np.ascontiguousarray(part)
     return loss, grads, probs
