@@ -34,6 +34,7 @@ from test_bench_lstm import StepLoop, as_numpy, checked, grouped, label, run_ste
 from threadpoolctl import threadpool_limits
 
 from lstm_ref.datasets import load_japanese_vowels
+from lstm_ref.fast import Work, fast_steps
 from lstm_ref.padding import make_batches
 from lstm_ref.train.fast import fast_loss_and_gradients
 from lstm_ref.train.loop import MATLAB_RECIPE_PADDING, sort_by_length
@@ -193,8 +194,58 @@ def test_a_onnxruntime(benchmark, dtype, iobinding, nets, step_stream):
     np.testing.assert_allclose(ort_numpy(h).ravel(), step_stream.h_ref[loop.k], 0, ATOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", A)
+def test_a_floor_step(benchmark, dtype, nets, step_stream):
+    """The floor of a step on the fast path: the input copied into the kept row, then
+    ``fast_steps`` (one product, seven ufunc calls) — no checks, no output copy."""
+    label(benchmark, "floor: fast_steps, one row (product + 7 ufuncs)", "lstm_ref", steps=1)
+    engine = nets[dtype].fast_engine(1)
+    f, half = engine.lstms[0], np.array(0.5, dtype)
+    work = Work.make(f, 1, in_place=True)
+
+    def reset():
+        work.h0[:], work.buf.c[:] = f.h0, f.c0
+
+    def step(x, _):
+        work.Z[0, : f.C] = x
+        fast_steps(f.M, work.steps, work.buf, half)
+        return None, work.h0
+
+    xs = step_stream.raw[dtype][:, 0]
+    run_step_benchmark(benchmark, StepLoop(xs, reset, step), step_stream.h_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", A)
+def test_a_floor_weight_check(benchmark, dtype, nets):
+    """What every public call adds to a step: FastNetwork.is_current, comparing each value
+    folded into the compiled product (mean, std, W, R, b: 45,224) with its copy."""
+    label(benchmark, "floor: the weight check of a public call (is_current)", "lstm_ref")
+    net = nets[dtype]
+    engine, layers = net.fast_engine(1), net.layers[:2]
+    assert engine.is_current(layers)
+    assert benchmark(engine.is_current, layers)
+
+
 # ---------------------------------------------------------- B: one sequence → probabilities
 B32 = [p for p in grouped("B one sequence → probabilities") if p.values[0] == "float32"]
+
+
+@pytest.mark.parametrize("dtype", grouped("B one sequence → probabilities"))
+def test_b_floor(benchmark, dtype, nets, test_sequences):
+    """The floor of B: ``fast_steps`` over the sequence's 19 steps in kept buffers, with
+    neither checks, state copies, the weight check nor the head (FC + softmax)."""
+    label(benchmark, "floor: fast_steps, 19 steps (no checks, no head)", "lstm_ref", steps=19)
+    engine, x = nets[dtype].fast_engine(), test_sequences[dtype][0]
+    f, half = engine.lstms[0], np.array(0.5, dtype)
+    work = Work.make(f, len(x))
+    want = nets["float64"].predict(x.astype(np.float64), "lstm")
+
+    def run(x: np.ndarray) -> np.ndarray:
+        work.x[:], work.h0[:], work.buf.c[:] = x, f.h0, f.c0
+        fast_steps(f.M, work.steps, work.buf, half)
+        return work.end[: f.H]
+
+    checked(benchmark, run, x, want, dtype)
 
 
 @pytest.mark.parametrize("dtype", B32)

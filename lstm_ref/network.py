@@ -7,7 +7,7 @@ that carries the final state of a stateful layer).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, overload
 
 import numpy as np
@@ -186,10 +186,12 @@ class Network:
         if self._issued is None or value is not self._issued[0]:
             return False
         issued, parts = self._issued
-        same = len(issued) == len(parts) and all(
-            a is b for a, b in zip(issued.values(), parts, strict=True)
-        )
-        return same and all(all_finite(a) for s in parts for a in s)
+        if len(issued) != len(parts):
+            return False
+        for s, part in zip(issued.values(), parts, strict=True):
+            if s is not part or not (all_finite(s.h) and all_finite(s.c)):
+                return False
+        return True
 
     def state_rows(self, n: int) -> State:
         """The current state as (n, H) arrays, one row per sequence."""
@@ -296,21 +298,29 @@ class Network:
         """
         upto = len(self.layers) - 1 if outputs is None else self._index(outputs)
         padding = check_padding(padding)
-        seqs, single = as_sequence_list(
+        engine = self.fast_engine(upto)
+        taken = None  # plain arrays: the fast path checks their values (None if one is bad)
+        if engine is not None and layout == "TC" and lengths is None:
+            taken = engine.plain(X)
+        seqs, single = taken or as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
-        engine = self.fast_engine(upto)
         if single and engine is not None and one_pass(padding):  # the lean path of one sequence
             done = engine.run_one(seqs[0], self._single_state())
             if done is not None:
                 return self._returned(*done, return_state)
         state_in = self.state_rows(len(seqs))
+
+        def checked() -> list[Array]:  # plain arrays the fast path took unchecked, if it refuses
+            return as_sequence_list(X, self.input_size, dtype=self.dtype)[0]
+
+        recheck = None if taken is None else checked
         if padding.returns_padded and not single:
             T = _padded_length(X, seqs, layout)
             return self._returned(
-                *self._predict_padded(seqs, T, state_in, padding, upto), return_state
+                *self._predict_padded(seqs, T, state_in, padding, upto, recheck), return_state
             )
-        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, upto)
+        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, upto, recheck)
         out = results[0] if single else _stack_if_same_shape(results)
         if single:
             final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
@@ -327,11 +337,12 @@ class Network:
         return out, final
 
     def _single_state(self) -> State:
-        """The state for one sequence: (H,) h and c per layer (an error if it holds rows for
-        several sequences)."""
-        if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in self._state.values()):
-            self.state_rows(1)  # raises, naming the layer
-        return {n: LSTMState(s.h.reshape(-1), s.c.reshape(-1)) for n, s in self._state.items()}
+        """The state for one sequence, as held: (H,) or (1, H) h and c per layer (an error if
+        it holds rows for several sequences)."""
+        for s in self._state.values():
+            if s.h.ndim == 2 and s.h.shape[0] != 1:
+                self.state_rows(1)  # raises, naming the layer
+        return self._state
 
     def fast_engine(self, upto: int | None = None) -> FastNetwork | None:
         """Layers ``0 … upto`` (default all) compiled for the fast path
@@ -353,23 +364,38 @@ class Network:
         return Stepper(self, outputs)
 
     def _predict_masked_or_matlab(
-        self, seqs: list[Array], state_in: State, padding: Padding, upto: int
+        self,
+        seqs: list[Array],
+        state_in: State,
+        padding: Padding,
+        upto: int,
+        recheck: Callable[[], list[Array]] | None,
     ) -> tuple[list[Array], State]:
         """Every sequence's output of layer ``upto`` (its own steps) and the final states:
-        through the fast path where it covers the layers, else the reference."""
+        through the fast path where it covers the layers, else the reference. ``recheck``
+        validates sequences the fast path took unchecked, should it refuse them (the checks
+        then name the bad value)."""
         engine = self.fast_engine(upto)
         batched = None if engine is None else engine.run(seqs, state_in, padding)
+        if batched is None and recheck is not None:
+            seqs = recheck()
         return batched or self._predict_reference(seqs, state_in, padding, upto)
 
     def _predict_padded(
-        self, seqs: list[Array], T: int, state_in: State, padding: Padding, upto: int
+        self,
+        seqs: list[Array],
+        T: int,
+        state_in: State,
+        padding: Padding,
+        upto: int,
+        recheck: Callable[[], list[Array]] | None,
     ) -> tuple[Array, State]:
         """A framework's padded batch of outputs (:meth:`Padding.pad_outputs`): the last
         recurrent layer up to ``upto`` computed masked, its padded steps filled as the
         framework fills them, then the layers after it run over every step."""
         recurrent = [k for k in range(upto + 1) if self.layers[k].initial_state is not None]
         r = recurrent[-1] if recurrent else upto
-        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r)
+        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, recheck)
         if results[0].ndim == 1:  # an output mode "last": nothing is padded
             y = np.stack(results)  # (N, W)
         else:

@@ -125,6 +125,62 @@ def test_an_in_place_change_of_a_weight_is_seen(rng):
     close(after, reference(net, xs), np.float64)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_in_place_change_is_seen_by_the_matlab_style_loop(rng, dtype):
+    """The one-step path compares every folded value (mean, std, W, R, b) on every call."""
+    net = random_network(rng, output_mode="sequence", normalization="zscore").astype(dtype)
+    xs = rng.normal(size=(8, 5)).astype(dtype)
+    edits = {
+        2: lambda: net.layer("lstm").params.R.__setitem__((3, 2), 0.5),
+        3: lambda: net.layer("lstm").params.W.__setitem__((9, 1), -0.7),
+        4: lambda: net.layer("lstm").params.b.__setitem__(5, 0.3),
+        5: lambda: net.layer("sequenceinput").mean.__setitem__(1, 1.5),
+        6: lambda: net.layer("sequenceinput").std.__setitem__(4, 0.25),
+    }
+    for t, x in enumerate(xs):
+        if t in edits:
+            edits[t]()
+        want = reference(net, x[None], "lstm", return_state=True)
+        got = net.predict(x[None], "lstm", return_state=True)
+        close(got, want, dtype)
+        net.state = got[1]
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (np.array([[0.0, np.nan, 0, 0, 0]]), "non-finite value NaN at time step 0, feature 1"),
+        (np.array([[0.0, 0, 0, -np.inf, 0]]), "non-finite value -inf at time step 0, feature 3"),
+        (np.full((2, 5), 3e38), "'sequenceinput' overflowed"),
+    ],
+)
+def test_the_one_sequence_path_refuses_what_the_reference_refuses(rng, x, message):
+    net = random_network(rng, normalization="zscore").astype(np.float32)
+    net.layer("sequenceinput").std[:] = 0.5
+    with pytest.raises(InputError, match=message) as fast:
+        net.predict(x.astype(np.float32), "lstm", return_state=True)
+    with pytest.raises(InputError) as ref:
+        reference(net, x.astype(np.float32), "lstm", return_state=True)
+    assert str(fast.value) == str(ref.value)
+
+
+def test_one_sequence_from_a_one_row_state_and_a_later_layer_kept(rng):
+    net = stacked(rng, output_mode="sequence")
+    net.state = {
+        "lstm": LSTMState(rng.normal(size=(1, 6)), rng.normal(size=(1, 6))),
+        "lstm2": LSTMState(rng.normal(size=(1, 4)), rng.normal(size=(1, 4))),
+    }
+    x = rng.normal(size=(4, 5))
+    got = net.predict(x, "lstm", return_state=True)
+    close(got, reference(net, x, "lstm", return_state=True), np.float64)
+    assert got[1]["lstm2"].h.shape == (4,)
+    y, state = net.predict(x, return_state=True)
+    close((y, state), reference(net, x, return_state=True), np.float64)
+    y[:] = 9.0  # the output and the returned state are the caller's own arrays
+    state["lstm2"].h[:] = 9.0
+    close(net.predict(x, return_state=True), reference(net, x, return_state=True), np.float64)
+
+
 def test_overflow_falls_back_to_the_reference_error(rng):
     net = random_network(rng, normalization="zscore").astype(np.float32)
     net.layer("sequenceinput").std[:] = 0.5
@@ -187,6 +243,13 @@ def test_stepper_of_an_uncovered_network_uses_the_reference(rng):
     np.testing.assert_allclose(steps, net.predict(xs, "lstm"), rtol=0, atol=1e-12)
 
 
+def test_stepper_of_a_network_without_class_names(rng):
+    net = Network(random_network(rng).layers)  # no ClassificationOutput, no names
+    assert net.class_names == ()
+    x = rng.normal(size=5)
+    np.testing.assert_allclose(net.stepper().step(x), net.predict(x[None]), rtol=0, atol=1e-12)
+
+
 def test_compile_refuses_what_it_does_not_cover(rng):
     net = random_network(rng)
     assert FastNetwork.compile(net.layers[:1]) is None  # no LSTM
@@ -219,3 +282,18 @@ def test_fast_training_gradients_equal_the_reference(rng, dtype, normalization):
     assert fast_loss_and_gradients(net, masked, targets) is None  # the reference's
     seq_net = random_network(rng, output_mode="sequence")
     assert fast_loss_and_gradients(seq_net, make_batches(xs, Padding.matlab())[0], targets) is None
+
+
+def test_batch_scores_do_not_depend_on_the_number_of_blas_threads():
+    """lstm-ref score's workers run one BLAS thread and must match classify exactly."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from lstm_ref import load_network
+    from lstm_ref.datasets import load_japanese_vowels
+
+    net = load_network("JapaneseVowelsNet")
+    xs = list(load_japanese_vowels("test")[0][:100])
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        one = net.classify(xs)[1]
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        two = net.classify(xs)[1]
+    np.testing.assert_array_equal(one, two)

@@ -14,7 +14,7 @@ from .._checks import check_real_array
 from ..errors import InputError
 from ..lstm import LSTMState
 from ..sequences import as_sequence_list
-from .engine import FastNetwork, StepBuffers, all_finite, fast_step, work_buffers
+from .engine import FastNetwork, Work, all_finite, fast_steps, within
 
 Array = np.ndarray
 
@@ -42,7 +42,7 @@ class Stepper:
 
     def __init__(self, net: Any, outputs: str | None = None):
         upto = len(net.layers) - 1 if outputs is None else net.layers.index(net.layer(outputs))
-        self._net = type(net)(net.layers, net.class_names)  # its own state; the same layers
+        self._net = type(net)(net.layers, net.class_names or None)  # its own state, same layers
         self._net.state = net.state
         self._outputs = outputs
         self.input_size, self.dtype = net.input_size, net.dtype
@@ -51,15 +51,14 @@ class Stepper:
         if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in start.values()):
             raise InputError("a stepper runs one sequence: the network's state holds several rows")
         self._half = np.array(0.5, dtype=self.dtype)
-        self._plan: list[tuple[Array, Array, StepBuffers, Array, Array | None]] = []
+        self._plan: list[tuple[Array, Work, Array, Array | None]] = []
         if self._engine is not None:
             lstms = self._engine.lstms
-            zs = [np.zeros(f.C + f.H + 1, self.dtype) for f in lstms]
-            for k, (f, z) in enumerate(zip(lstms, zs, strict=True)):
-                buf = StepBuffers.of(*work_buffers(f.c0))
-                nxt = zs[k + 1][: lstms[k + 1].C] if k + 1 < len(lstms) else None
-                self._plan.append((f.M, z, buf, z[f.C : f.C + f.H], nxt))
-            self._zx = zs[0][: lstms[0].C]
+            works = [Work.make(f, 1, in_place=True) for f in lstms]
+            for k, (f, work) in enumerate(zip(lstms, works, strict=True)):
+                nxt = works[k + 1].Z[0, : f.H] if k + 1 < len(lstms) else None
+                self._plan.append((f.M, work, work.h0, nxt))
+            self._zx = works[0].Z[0, : lstms[0].C]
         self._sums = (
             [_weight_sums(f.M, f.C, f.H) for f in self._engine.lstms] if self._engine else []
         )
@@ -72,10 +71,9 @@ class Stepper:
             self._net.reset_state() if state is None else setattr(self._net, "state", state)
             return
         hmax = 1.0  # |h| after any step; the starting h may be larger
-        for f, (_, z, buf, h, _) in zip(self._engine.lstms, self._plan, strict=True):
+        for f, (_, work, h, _) in zip(self._engine.lstms, self._plan, strict=True):
             h0, c0 = (f.h0, f.c0) if state is None else state[f.name]
-            h[:], buf.c[:] = np.reshape(h0, -1), np.reshape(c0, -1)
-            z[-1] = 1
+            h[:], work.buf.c[:] = np.reshape(h0, -1), np.reshape(c0, -1)
             hmax = max(hmax, float(np.abs(h).max()))
         self._bound, self._check_out = self._input_bound(hmax)
 
@@ -100,8 +98,8 @@ class Stepper:
         if self._engine is None:
             return self._net.state
         return {
-            f.name: LSTMState(h.copy(), buf.c.copy())
-            for f, (_, _, buf, h, _) in zip(self._engine.lstms, self._plan, strict=True)
+            f.name: LSTMState(h.copy(), work.buf.c.copy())
+            for f, (_, work, h, _) in zip(self._engine.lstms, self._plan, strict=True)
         }
 
     # ------------------------------------------------------------------ computing
@@ -113,20 +111,16 @@ class Stepper:
             return y[0] if y.ndim == 2 else y
         zx = self._zx
         if type(x) is np.ndarray and x.shape == zx.shape and x.dtype == self.dtype:
-            np.copyto(zx, x)
+            zx[:] = x
         else:
-            np.copyto(zx, self._one_step(x))
-        try:
-            plausible = np.dot(zx, zx) <= self._bound  # False for NaN and Inf
-        except RuntimeWarning:  # an overflow, with warnings turned into errors
-            plausible = False
-        if not plausible:
+            zx[:] = self._one_step(x)
+        if not within(zx, self._bound):
             self._one_step(x)  # raises, or x is fine after all
         half = self._half
-        for M, z, buf, h, nxt in self._plan:
-            fast_step(M, z, buf, h, half)
+        for M, work, h, nxt in self._plan:
+            fast_steps(M, work.steps, work.buf, half)
             if nxt is not None:
-                np.copyto(nxt, h)
+                nxt[:] = h
         y = h.copy()
         for layer in self._engine.heads:
             y, _ = layer.forward(y)
@@ -177,7 +171,7 @@ class Stepper:
 
 
 def _weight_sums(M: Array, C: int, H: int) -> tuple[float, Array, Array]:
-    """Of the stacked weights M (C + H + 1, 4H), once per stepper (its weights are a
+    """Of the stacked weights M (C + 1 + H, 4H), once per stepper (its weights are a
     snapshot): the largest column sum of |W|, the column sums of |R|, and |b|."""
     A = np.abs(M.astype(np.float64))
-    return float(A[:C].sum(axis=0).max()), A[C : C + H].sum(axis=0), A[-1]
+    return float(A[:C].sum(axis=0).max()), A[C + 1 :].sum(axis=0), A[C]

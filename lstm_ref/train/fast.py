@@ -1,12 +1,13 @@
 """A fast training step beside :func:`lstm_ref.train.loss.loss_and_gradients`, tested equal
 to it.
 
-The forward pass is the fast path's step (:func:`lstm_ref.fast.fast_step`: one fused
+The forward pass is the fast path's step (:func:`lstm_ref.fast.fast_steps`: one fused
 product per step, the sigmoid folded into the weights) with every step's gates and cell
-state kept in one time-major buffer; backpropagation through time runs the chain rule of
+state kept in one time-major buffer, in blocks (T, 5, B, H) as the fast path's batches
+(contiguous element-wise calls); backpropagation through time runs the chain rule of
 :func:`lstm_ref.lstm.lstm_step_backward` over whole batches and gathers the weight
-gradients into one product each (dW = Σ_t da_tᵀ x_t, dR = Σ_t da_tᵀ h_{t-1}) instead of
-one per step.
+gradients into one product (dW, db, dR = Σ_t da_tᵀ [x_t, 1, h_{t-1}]) instead of one per
+step.
 
 Covered: a network ``SequenceInput → LSTM (output mode "last", covered by the fast path) →
 FullyConnected → Softmax [→ ClassificationOutput]`` on an unmasked batch (MATLAB's padding,
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fast import FAST_ORDER, StepBuffers, compile_lstm, covered, fast_step
+from ..fast import FAST_ORDER, StepBuffers, compile_lstm, covered, fast_steps
 from ..layers import LSTM, ClassificationOutput, FullyConnected, SequenceInput, Softmax
 from ..lstm import reorder_gates
 from ..network import Network
@@ -75,20 +76,21 @@ def fast_loss_and_gradients(
     H = f.H
     half = np.array(0.5, dtype=x.dtype)
 
-    # forward: Z[t] = [x_t, h_{t-1}, 1]; A[t] = o, i, f, g, c_t after step t
-    Z = np.empty((T + 1, B, C + H + 1), x.dtype)
+    # forward: Z[t] = [x_t, 1, h_{t-1}]; A[t] = the blocks c_t, g, f, i, o after step t
+    Z = np.empty((T + 1, B, C + 1 + H), x.dtype)
     Z[:-1, :, :C] = x.transpose(1, 0, 2)
-    Z[0, :, C : C + H] = f.h0
-    Z[:, :, -1] = 1
-    A = np.empty((T, B, 5 * H), x.dtype)
+    Z[:, :, C] = 1
+    Z[0, :, C + 1 :] = f.h0
+    A = np.empty((T, 5, B, H), x.dtype)
     c0 = np.broadcast_to(f.c0, (B, H))
-    A[0, :, 4 * H :] = c0
-    scratch = np.empty((B, 2 * H), x.dtype)
+    A[0, 0] = c0
+    scratch, G = np.empty((2, B, H), x.dtype), np.empty((B, 4 * H), x.dtype)
     for t in range(T):
         if t:
-            A[t, :, 4 * H :] = A[t - 1, :, 4 * H :]  # c_{t-1}, updated in place to c_t
-        fast_step(f.M, Z[t], StepBuffers.of(A[t], scratch), Z[t + 1, :, C : C + H], half)
-    h_last = Z[T, :, C : C + H]
+            A[t, 0] = A[t - 1, 0]  # c_{t-1}, updated in place to c_t
+        buf = StepBuffers.of(A[t], scratch, G)
+        fast_steps(f.M, [(Z[t], Z[t + 1, :, C + 1 :])], buf, half)
+    h_last = Z[T, :, C + 1 :]
     logits, _ = fc.forward(h_last)
     probs, _ = softmax.forward(logits)
     loss = float(np.mean(cross_entropy(logits, targets)))
@@ -98,36 +100,35 @@ def fast_loss_and_gradients(
     grads = {f"{fc.name}/weights": d.T @ h_last, f"{fc.name}/bias": d.sum(axis=0)}
     dh = d @ fc.weights  # (B, H)
     dc = np.zeros((B, H), x.dtype)
-    R = reorder_gates(lstm.params.R, FAST_ORDER, inverse=True)  # (4H, H), fast order o,i,f,g
+    R = reorder_gates(lstm.params.R, FAST_ORDER, inverse=True)  # (4H, H), fast order g,f,i,o
     DA = np.empty((T, B, 4 * H), x.dtype)  # dL/da_t, fast order
     one = np.array(1, dtype=x.dtype)
-    left, slope, s = np.empty((B, 3 * H), x.dtype), np.empty((B, 3 * H), x.dtype), np.empty_like(dc)
+    left, slope, s = np.empty((3, B, H), x.dtype), np.empty((3, B, H), x.dtype), np.empty_like(dc)
     for t in reversed(range(T)):
-        sig, g = A[t, :, : 3 * H], A[t, :, 3 * H : 4 * H]  # σ(a) of o, i, f; g = tanh(a_g)
-        o, i, fg, c = A[t, :, :H], A[t, :, H : 2 * H], A[t, :, 2 * H : 3 * H], A[t, :, 4 * H :]
-        c_prev = A[t - 1, :, 4 * H :] if t else c0
-        da = DA[t]
+        c, g, fg, i, o = A[t]  # (B, H) each; σ(a) of f, i, o in A[t, 2:]
+        sig, c_prev = A[t, 2:], A[t - 1, 0] if t else c0
+        da = DA[t].reshape(B, 4, H).transpose(1, 0, 2)  # (4, B, H) blocks g, f, i, o
         np.tanh(c, out=s)  # h = o ⊙ tanh(c): do = dh ⊙ tanh(c), dc += dh ⊙ o ⊙ (1 − tanh²c)
-        np.multiply(dh, s, out=left[:, :H])
+        np.multiply(dh, s, out=left[2])
         np.multiply(s, s, out=s)
         np.subtract(one, s, out=s)
         np.multiply(s, o, out=s)
         np.multiply(s, dh, out=s)
         np.add(dc, s, out=dc)
-        np.multiply(dc, g, out=left[:, H : 2 * H])  # c = f ⊙ c_prev + i ⊙ g: di = dc ⊙ g
-        np.multiply(dc, c_prev, out=left[:, 2 * H :])  # df = dc ⊙ c_prev
-        np.subtract(one, sig, out=slope)  # σ' = σ (1 − σ) for o, i, f at once
+        np.multiply(dc, c_prev, out=left[0])  # c = f ⊙ c_prev + i ⊙ g: df = dc ⊙ c_prev
+        np.multiply(dc, g, out=left[1])  # di = dc ⊙ g
+        np.subtract(one, sig, out=slope)  # σ' = σ (1 − σ) for f, i, o at once
         np.multiply(slope, sig, out=slope)
-        np.multiply(left, slope, out=da[:, : 3 * H])
+        np.multiply(left, slope, out=da[1:])
         np.multiply(g, g, out=s)  # dg = dc ⊙ i, tanh' = 1 − g²
         np.subtract(one, s, out=s)
         np.multiply(s, i, out=s)
-        np.multiply(s, dc, out=da[:, 3 * H :])
-        dh = da @ R  # to h_{t-1}
+        np.multiply(s, dc, out=da[0])
+        dh = DA[t] @ R  # to h_{t-1}
         np.multiply(dc, fg, out=dc)  # to c_{t-1}
-    DA2 = DA.reshape(T * B, 4 * H)
-    xn, _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
-    parts = (DA2.T @ xn.reshape(T * B, C), DA2.T @ Z[:-1, :, C : C + H].reshape(T * B, H))
-    for name, part in zip(("W", "R", "b"), (*parts, DA2.sum(axis=0)), strict=True):
-        grads[f"{lstm.name}/{name}"] = reorder_gates(part, FAST_ORDER)  # back to i, f, g, o
+    Z[:-1, :, :C], _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
+    DA2, Z2 = DA.reshape(T * B, 4 * H), Z[:-1].reshape(T * B, C + 1 + H)
+    dM = reorder_gates(DA2.T @ Z2, FAST_ORDER)  # (4H, C + 1 + H) dW, db, dR at once; i, f, g, o
+    for name, part in zip(("W", "R", "b"), (dM[:, :C], dM[:, C + 1 :], dM[:, C]), strict=True):
+        grads[f"{lstm.name}/{name}"] = np.ascontiguousarray(part)
     return loss, grads, probs
