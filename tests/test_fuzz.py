@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FUZZ_SEEDS
+from fuzz_seeds import FUZZ_SEEDS
 from random_nets import random_network
 
 from lstm_ref import LstmRefError, load_network, save_network
