@@ -317,10 +317,11 @@ class Network:
         recheck = None if taken is None else checked
         if padding.returns_padded and not single:
             T = _padded_length(X, seqs, layout)
-            return self._returned(
-                *self._predict_padded(seqs, T, state_in, padding, upto, recheck), return_state
-            )
-        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, upto, recheck)
+            padded = self._predict_padded(seqs, T, state_in, padding, upto, engine, recheck)
+            return self._returned(*padded, return_state)
+        results, final = self._predict_masked_or_matlab(
+            seqs, state_in, padding, upto, engine, recheck
+        )
         out = results[0] if single else _stack_if_same_shape(results)
         if single:
             final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
@@ -369,13 +370,13 @@ class Network:
         state_in: State,
         padding: Padding,
         upto: int,
+        engine: FastNetwork | None,
         recheck: Callable[[], list[Array]] | None,
     ) -> tuple[list[Array], State]:
         """Every sequence's output of layer ``upto`` (its own steps) and the final states:
-        through the fast path where it covers the layers, else the reference. ``recheck``
-        validates sequences the fast path took unchecked, should it refuse them (the checks
-        then name the bad value)."""
-        engine = self.fast_engine(upto)
+        through ``engine`` (the fast path of layers 0 … upto) where it covers the layers,
+        else the reference. ``recheck`` validates sequences the fast path took unchecked,
+        should it refuse them (the checks then name the bad value)."""
         batched = None if engine is None else engine.run(seqs, state_in, padding)
         if batched is None and recheck is not None:
             seqs = recheck()
@@ -388,6 +389,7 @@ class Network:
         state_in: State,
         padding: Padding,
         upto: int,
+        engine: FastNetwork | None,
         recheck: Callable[[], list[Array]] | None,
     ) -> tuple[Array, State]:
         """A framework's padded batch of outputs (:meth:`Padding.pad_outputs`): the last
@@ -395,14 +397,14 @@ class Network:
         framework fills them, then the layers after it run over every step."""
         recurrent = [k for k in range(upto + 1) if self.layers[k].initial_state is not None]
         r = recurrent[-1] if recurrent else upto
-        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, recheck)
+        if r != upto:
+            engine = self.fast_engine(r)
+        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, engine, recheck)
         if results[0].ndim == 1:  # an output mode "last": nothing is padded
             y = np.stack(results)  # (N, W)
         else:
-            layer = self.layers[r]
-            forward = getattr(layer, "direction", "forward") == "forward"  # a reverse one
-            repeats = bool(recurrent) and layer.DIRECTIONS == 1 and forward  # (go_backwards)
-            y = padding.pad_outputs(results, T, repeats=repeats)  # (N, T, W)
+            source = self.layers[r] if recurrent else None
+            y = padding.pad_outputs(results, T, source)  # (N, T, W)
         for layer in self.layers[r + 1 : upto + 1]:  # stateless: each step on its own
             with np.errstate(over="ignore", invalid="ignore"):
                 y, _ = layer.forward(y, None, None)

@@ -35,7 +35,7 @@ zero-length rows, which lstm_ref's sequences cannot be, are computed by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -49,6 +49,9 @@ from ._checks import (
 )
 from .errors import InputError
 
+if TYPE_CHECKING:
+    from .layers import Layer
+
 Array = np.ndarray
 SequenceLength = Literal["longest", "shortest"] | int
 Direction = Literal["right", "left"]
@@ -58,8 +61,8 @@ PADDED_STEPS = {  # what a padded batch of per-step outputs holds past a sequenc
     "masked": "not returned: each sequence's own steps come back, trimmed",
     "pytorch": "0 (pad_packed_sequence's padding_value) at the last recurrent layer's output",
     "onnx": "0 in Y past each sequence_lens",
-    "keras": "the previous output repeated (Masking), 0 everywhere from a Bidirectional with "
-    "return_sequences",
+    "keras": "the previous output repeated (Masking); 0 from a Bidirectional or a go_backwards "
+    "layer",
     "matlab": "computed like data: the padding runs through the LSTM",
 }
 
@@ -142,7 +145,7 @@ class Padding:
         """Whether per-step outputs come back as one padded batch, as the framework's."""
         return self.kind in ("pytorch", "onnx", "keras")
 
-    def pad_outputs(self, ys: list[Array], T: int, *, repeats: bool) -> Array:
+    def pad_outputs(self, ys: list[Array], T: int, source: Layer | None) -> Array:
         """Per-step outputs as this framework's padded batch.
 
         Parameters
@@ -151,10 +154,11 @@ class Padding:
             A recurrent layer's outputs at each sequence's own steps (from step 0).
         T : int
             The padded length, at least every T_n.
-        repeats : bool
-            Whether Keras repeats the layer's last output there: a one-direction forward
-            recurrent layer (a Bidirectional writes 0, and so does go_backwards, which
-            processes the padding first; before any recurrent layer Masking writes 0).
+        source : Layer or None
+            That recurrent layer (None: the outputs come before any). Keras repeats the
+            last output of a one-direction forward layer; a Bidirectional writes 0, and so
+            does go_backwards (it processes the padding first), and Masking before any
+            recurrent layer.
 
         Returns
         -------
@@ -164,7 +168,12 @@ class Padding:
         if not self.returns_padded:
             raise InputError(f"padding {self.kind!r} returns no padded batch of outputs")
         out = np.zeros((len(ys), T, ys[0].shape[1]), ys[0].dtype)  # (N, T, W)
-        repeat = self.kind == "keras" and repeats
+        repeat = (
+            self.kind == "keras"
+            and source is not None
+            and source.DIRECTIONS == 1
+            and getattr(source, "direction", "forward") == "forward"
+        )
         for n, y in enumerate(ys):
             out[n, : len(y)] = y
             if repeat:

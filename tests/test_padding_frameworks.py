@@ -176,4 +176,4 @@ def test_framework_kinds_take_no_matlab_options():
     with pytest.raises(InputError, match="padding kind must be one of"):
         Padding("tensorflow")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="returns no padded batch"):
-        Padding.masked().pad_outputs([np.zeros((2, 3))], 3, repeats=True)
+        Padding.masked().pad_outputs([np.zeros((2, 3))], 3, None)

@@ -111,7 +111,7 @@ def reference_outputs(
     layer = net.layers[upto]
     if y.ndim == 3 and setting.reverse_in_processing_order and _reverse_columns(layer) is not None:
         own = [_reverse_half(layer, y[n, : len(s)]) for n, s in enumerate(seqs)]  # (T_n, W)
-        y = padding.pad_outputs(own, T, repeats=layer.DIRECTIONS == 1)  # padded again
+        y = padding.pad_outputs(own, T, layer)  # padded again
     return y.astype(np.float64), np.ones(y.shape[: y.ndim - 1], bool)  # (N,) or (N, T)
 
 
