@@ -125,7 +125,9 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
     extra = sorted(set(values) - set(REQUIRED) - set(OPTIONAL))
     if extra:
         raise InputError(f"{where}: unexpected variable(s) {extra}")
-    num = {k: _numeric(where, k, v, dtype) for k, v in values.items() if k not in _TEXT}
+    num = {  # W and R (or their factors) are read by _multiplied_out
+        k: _numeric(where, k, v, dtype) for k, v in values.items() if k not in _TEXT + _FACTORS
+    }
     text = {
         k: _text(where, k, values[k])
         for k in ("OutputMode", "StateActivationFunction", "GateActivationFunction")
@@ -176,6 +178,7 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
 
 
 _TEXT = ("ClassNames", "OutputMode", "StateActivationFunction", "GateActivationFunction")
+_FACTORS = ("InputWeights", "RecurrentWeights", "InputProjector", "OutputProjector")
 
 
 def _multiplied_out(where: str, values: dict[str, Any], dtype: Any) -> tuple[Array, Array]:
