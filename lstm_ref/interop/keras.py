@@ -86,16 +86,17 @@ from typing import Any
 
 import numpy as np
 
-from ..activations import parse_activation
 from ..errors import InputError
 from ..layers import (
     LSTM,
+    MERGE_MODES,
     BiLSTM,
     FullyConnected,
     Layer,
     SequenceInput,
     Softmax,
     TimeReversal,
+    directions,
 )
 from ..lstm import LSTMParams
 from ..network import Network
@@ -162,7 +163,7 @@ class _ArchiveWeights:
 
     def arrays(self, layer: dict[str, Any], key: str, direction: str = "") -> list[Array]:
         group = f"layers/{key}/{direction + '_layer/' if direction else ''}"
-        recurrent = layer["class_name"] in (*RECURRENT, "Bidirectional")
+        recurrent = layer["class_name"] in RECURRENT_LAYERS
         path = f"{group}cell/vars" if recurrent else f"{group}vars"
         if path not in self.f:
             return []
@@ -261,7 +262,7 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
     first = layers[0]
     if not isinstance(first, LSTM | BiLSTM):
         raise InputError(f"{where}: the first layer with arrays must be an LSTM or Bidirectional")
-    width = first.fwd.input_size if isinstance(first, BiLSTM) else first.input_size
+    width = directions(first)[0].input_size
     if C is not None and C != width:
         raise InputError(f"{where}: the input has {C} features but the first LSTM takes {width}")
     return Network([*(head or [SequenceInput(width)]), *layers])
@@ -444,7 +445,7 @@ def _bidirectional(
     Keras 3; else ``layer`` with go_backwards)."""
     cfg = spec["config"]
     mode = cfg.get("merge_mode")
-    if mode not in ("concat", "sum", "mul", "ave"):
+    if mode not in MERGE_MODES:
         raise InputError(f"{what}: merge_mode {mode!r}; expected concat, sum, mul or ave")
     inner = cfg["layer"]
     backward = cfg.get("backward_layer") or dict(
@@ -526,9 +527,7 @@ def _activation(name: Any, keras2: bool, what: str) -> str:
         raise InputError(
             f"{what}: activation {name!r}; expected one of {sorted(map(str, ACTIVATIONS))}"
         )
-    spec = ACTIVATIONS[name]
-    parse_activation(spec)
-    return spec
+    return ACTIVATIONS[name]
 
 
 def reverse_sequence(layer: Layer) -> bool:

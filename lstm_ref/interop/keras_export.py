@@ -24,12 +24,13 @@ from ..layers import (
     directions,
 )
 from ..network import Network
-from .keras import reverse_sequence
+from .keras import ACTIVATIONS, reverse_sequence
 
 Array = np.ndarray
 
-KERAS_NAMES = {"sigmoid": "sigmoid", "tanh": "tanh", "softsign": "softsign", "Relu": "relu"}
-KERAS_NAMES["hard-sigmoid-keras3"] = "hard_sigmoid"
+KERAS_NAMES = {  # lstm_ref's activation specs -> Keras 3's names: the importer's table turned round
+    spec: name for name, spec in ACTIVATIONS.items() if name not in ("linear", None)
+} | {"hard-sigmoid-keras3": "hard_sigmoid"}
 
 
 def to_keras(net: Network) -> Any:

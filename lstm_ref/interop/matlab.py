@@ -218,7 +218,7 @@ def _multiplied_out(where: str, values: dict[str, Any], dtype: Any) -> tuple[Arr
 
 def _numeric(where: str, name: str, value: Any, dtype: Any) -> Array:
     a = np.asarray(value)
-    if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
+    if a.dtype.kind not in "fiu":  # bool is kind "b"
         raise InputError(f"{where}: variable {name!r} holds {a.dtype} values; expected numbers")
     return a.astype(dtype)
 

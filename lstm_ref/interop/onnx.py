@@ -79,7 +79,7 @@ ORT_DEFAULTS["Elu"] = {"alpha": 1.0}
 
 
 # ------------------------------------------------------------------ one LSTM node
-def _activation_specs(node: Any, attrs: dict[str, Any], D: int, where: str) -> list[list[str]]:
+def _activation_specs(attrs: dict[str, Any], D: int, where: str) -> list[list[str]]:
     """The (f, g, h) spec strings of each direction, parameters resolved."""
     names = [n.decode() if isinstance(n, bytes) else n for n in attrs.get("activations", [])]
     if not names:
@@ -156,7 +156,7 @@ def lstm_from_node(
     )
     clip = attrs.get("clip")
     input_forget = bool(attrs.get("input_forget", 0))
-    specs = _activation_specs(node, attrs, D, where)
+    specs = _activation_specs(attrs, D, where)
     directions = ["forward", "reverse"] if D == 2 else [direction]
     layers = []
     name = node.name or next((o for o in node.output if o), "lstm")
@@ -236,7 +236,7 @@ def run_lstm_node(node: Any, tensors: dict[str, Array]) -> tuple[Array, Array, A
         empty = (lengths == 0)[:, None]
         y = np.where((np.arange(T)[None, :, None] < lengths[:, None, None]), y, 0)
         final = LSTMState(*(np.where(empty, 0, s) for s in final))
-    D = 2 if isinstance(layer, BiLSTM) else 1
+    D = layer.DIRECTIONS
     Y = y.reshape(batch, T, D, -1)  # (B, T, D, H)
     Y_h, Y_c = (s.reshape(batch, D, -1) for s in final)  # (B, D, H)
     if layout == 0:
@@ -398,7 +398,7 @@ def _lstm_step(node: Any, p: Path, g: Graph) -> Path:
         g.masked.add(layer.name)
     p.layers.append(layer)
     y_axes = {("T", 0): "TDBH", ("B", 0): "BTDH", ("T", 1): "DBH", ("B", 1): "BDH"}
-    D = 2 if isinstance(layer, BiLSTM) else 1
+    D = layer.DIRECTIONS
     return Path(tuple(y_axes[lstm_in[0], used[0]]), {"D": D, "H": layer.hidden_size}, p.layers)
 
 

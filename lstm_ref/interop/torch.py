@@ -147,19 +147,20 @@ def network_from_arrays(
     count = len(by_layer)
     if sorted(by_layer) != list(range(count)):
         raise InputError(f"{where}: LSTM layers {sorted(by_layer)}; expected 0 … {count - 1}")
-    layers: list[Layer] = []
+    layers: list[LSTM | BiLSTM] = []
     for k in range(count):
         mode = "last" if head is not None and k == count - 1 else "sequence"
         layers.append(_layer(by_layer[k], f"{prefix}l{k}", mode, where))
-    first = layers[0]
-    C = first.fwd.input_size if isinstance(first, BiLSTM) else first.input_size  # type: ignore[attr-defined]
+    C = directions(layers[0])[0].input_size
     network: list[Layer] = [SequenceInput(C), *layers]
     if head is not None:
         network += [FullyConnected(head[0], head[1], name=head[2] or "fc"), Softmax()]
     return Network(network, class_names)
 
 
-def _layer(directions: dict[str, dict[str, Array]], name: str, mode: str, where: str) -> Layer:
+def _layer(
+    directions: dict[str, dict[str, Array]], name: str, mode: str, where: str
+) -> LSTM | BiLSTM:
     if "forward" not in directions:
         raise InputError(f"{where}: layer {name!r} has only reverse-direction tensors")
     fwd = _direction(directions["forward"], name, mode, "forward", where)
@@ -264,7 +265,7 @@ def _as_numpy(where: str, key: str, value: Any, dtype: np.dtype | type) -> Array
 def torch_lstm_options(net: Network) -> dict[str, Any]:
     """The ``nn.LSTM(**options)`` whose state_dict :func:`to_state_dict` fills."""
     lstms = _lstm_layers(net)
-    first = lstms[0].fwd if isinstance(lstms[0], BiLSTM) else lstms[0]
+    first = directions(lstms[0])[0]
     width, H = first.state_widths
     return {
         "input_size": first.input_size,
@@ -299,12 +300,7 @@ def to_state_dict(net: Network, prefix: str = "lstm.", head: str = "fc.") -> dic
 
     out: dict[str, Any] = {}
     for k, layer in enumerate(_lstm_layers(net)):
-        pairs = (
-            [(layer.fwd, ""), (layer.bwd, "_reverse")]
-            if isinstance(layer, BiLSTM)
-            else [(layer, "")]
-        )
-        for lstm, suffix in pairs:
+        for lstm, suffix in zip(directions(layer), ("", "_reverse"), strict=False):
             tensors = {
                 "weight_ih": lstm.params.W,
                 "weight_hh": lstm.params.R,

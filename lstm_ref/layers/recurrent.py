@@ -324,7 +324,7 @@ class BiLSTM(Layer):
     TYPE: ClassVar[str] = "BiLSTM"
     DIRECTIONS: ClassVar[int] = 2
     L2_FACTORS: ClassVar[dict[str, float]] = {
-        f"{d}/{k}": 1.0 for d in ("forward", "backward") for k in ("W", "R")
+        f"{d}/{k}": v for d in ("forward", "backward") for k, v in LSTM.L2_FACTORS.items()
     }
     initial_state: LSTMState | None = field(init=False, default=None)
     _reverse_steps: LSTM = field(init=False, repr=False)  # bwd with every step's output

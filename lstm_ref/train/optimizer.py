@@ -21,9 +21,10 @@ def add_l2(net: Network, grads: Arrays, factor: float) -> None:
     """grads += factor · L2-factor · weights, in place (MATLAB's L2Regularization; each layer
     states its factors in ``L2_FACTORS``: weights 1, biases 0)."""
     for layer in net.layers:
+        learnables = layer.learnables()
         for name, scale in layer.L2_FACTORS.items():
             if scale:
-                grads[f"{layer.name}/{name}"] += factor * scale * layer.learnables()[name]
+                grads[f"{layer.name}/{name}"] += factor * scale * learnables[name]
 
 
 def clip_gradients(grads: Arrays, threshold: float, method: ClipMethod = "l2norm") -> Arrays:
