@@ -91,14 +91,14 @@ def fast_loss_and_gradients(
         buf = StepBuffers.of(A[t], scratch, G)
         fast_steps(f.M, [(Z[t], Z[t + 1, :, C + 1 :])], buf, half)
     h_last = Z[T, :, C + 1 :]
-    logits, _ = fc.forward(h_last)
+    logits, fc_cache = fc.forward(h_last)
     probs, _ = softmax.forward(logits)
     loss = float(np.mean(cross_entropy(logits, targets)))
 
     # backward through FullyConnected, then through time
     d = cross_entropy_grad(probs, targets) / B  # (B, K)
-    grads = {f"{fc.name}/weights": d.T @ h_last, f"{fc.name}/bias": d.sum(axis=0)}
-    dh = d @ fc.weights  # (B, H)
+    dh, fc_grads = fc.backward(d, fc_cache)  # (B, H)
+    grads = {f"{fc.name}/{k}": g for k, g in fc_grads.items()}
     dc = np.zeros((B, H), x.dtype)
     R = reorder_gates(lstm.params.R, FAST_ORDER, inverse=True)  # (4H, H), fast order g,f,i,o
     DA = np.empty((T, B, 4 * H), x.dtype)  # dL/da_t, fast order
