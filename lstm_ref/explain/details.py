@@ -23,9 +23,7 @@ from ..lstm import (
     GATE_NAMES,
     GATES,
     Gates,
-    LSTMParams,
     LSTMState,
-    StepGradients,
     gate_rows,
 )
 from ..network import Network
@@ -307,15 +305,6 @@ def _gradient_at_lstm(run: _Run, softmax: int, dlogits: Array) -> Array:
     return d
 
 
-def _bptt(run: _Run, d_output: Array) -> tuple[LSTMParams, StepGradients]:
-    """Backpropagation through time of the LSTM layer, keeping what every step computed.
-
-    ``d_output`` is dL/d(the layer's output): (1, H) for output mode "last", else (1, T, H).
-    Returns the whole gradients (dW, dR, db) and the per-step gradients, each (1, T, ·).
-    """
-    return run.lstm.backward_steps(d_output, run.cache)
-
-
 def backward_details(
     net: Network, x: Array, label: str, step: int, unit: int, layer: str | None = None
 ) -> BackwardDetails:
@@ -350,7 +339,7 @@ def backward_details(
     fc_column = None
     if len(above) == 1 and isinstance(above[0], FullyConnected):
         fc_column = above[0].weights[:, u]
-    grads, steps = _bptt(run, d_output)
+    grads, steps = lstm.backward_steps(d_output, run.cache)  # BPTT, every step kept (1, T, ·)
     f_trace = run.cache.trace.f
     carried = tuple(
         (s + 1, float(steps.dh[0, s, u]), float(steps.dc[0, s, u]), float(f_trace[0, s, u]))
@@ -368,9 +357,8 @@ def backward_details(
     da = tuple(dv * s for dv, s in zip((di, df, dg, do), dact, strict=True))
 
     rows = [gate.row for gate in fwd.gates]
-    _, library = lstm.backward(d_output, run.cache)
-    mine = [*da, dc_prev, float(grads.b[rows[0]])]
-    theirs = [*steps.da[0, t, rows], steps.dc_prev[0, t, u], library["b"][rows[0]]]
+    mine = [*da, dc_prev, float(steps.da[0, :, rows[0]].sum())]  # db: the steps' sum
+    theirs = [*steps.da[0, t, rows], steps.dc_prev[0, t, u], grads.b[rows[0]]]
     if fc_column is not None and lstm.output_mode == "last":
         mine.append(float(fc_column @ dlogits))
         theirs.append(d_output[0, u])
