@@ -7,6 +7,7 @@ a file's contents (a ``.ts`` file's ``@problemName``) is reduced to a plain file
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import os
 import re
@@ -14,6 +15,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
+
+TEMP_SUFFIX = ".tmp"  # write_atomically's temporary: ".<name>.<random>.tmp" beside the file
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
@@ -23,7 +26,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     temporary file is removed.
     """
     target = Path(path)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -33,6 +36,13 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     except BaseException:
         os.unlink(temp)
         raise
+
+
+def temporaries(path: str | os.PathLike) -> list[Path]:
+    """The temporary files :func:`write_atomically` left beside ``path`` if a write of it was
+    killed (``.<name>.<random>.tmp``)."""
+    target = Path(path)
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_SUFFIX}"))
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:

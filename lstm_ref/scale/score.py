@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..formats import load_network
-from ..formats.writes import write_text_atomically
+from ..formats.writes import temporaries, write_text_atomically
 from ..padding import MASKED, Padding, check_padding
 from ..sequences import Layout
 from .files import Shards, find_shards, scores_path
@@ -244,9 +244,8 @@ def _client(distributed: Any, scheduler: str | None, workers: int) -> Iterator[C
 def _remove_stale_temporaries(shards: list[Path], out: Path) -> None:
     """Delete the temporary files that workers killed while writing left behind (every
     task of this run is over, so no live write of these shards can be under way)."""
-    names = {scores_path(shard, out).name for shard in shards}
-    for temp in out.glob(".*.tmp"):  # write_atomically's ".<name>.<random>.tmp"
-        if temp.name[1:].rsplit(".", 2)[0] in names:
+    for shard in shards:
+        for temp in temporaries(scores_path(shard, out)):
             temp.unlink(missing_ok=True)
 
 
