@@ -35,13 +35,13 @@ from threadpoolctl import threadpool_limits
 
 from lstm_ref.datasets import load_japanese_vowels
 from lstm_ref.fast import Work, fast_steps
+from lstm_ref.interop.onnx import ONNX_ORDER
+from lstm_ref.lstm import reorder_gates
 from lstm_ref.padding import make_batches
 from lstm_ref.train.fast import fast_loss_and_gradients
 from lstm_ref.train.loop import MATLAB_RECIPE_PADDING, sort_by_length
 from lstm_ref.train.loss import learnables, loss_and_gradients
 from lstm_ref.train.optimizer import Adam
-
-ONNX_ORDER = (0, 3, 1, 2)  # ONNX's gate blocks i, o, f, c from lstm_ref's i, f, g, o
 
 
 def onnx_lstm_model(net, *, head: bool) -> bytes:
@@ -52,8 +52,8 @@ def onnx_lstm_model(net, *, head: bool) -> bytes:
     W, R, b = (np.asarray(a, np.float32) for a in lstm.params)
     H, C = lstm.hidden_size, lstm.input_size
 
-    def gates(a: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.split(a, 4)[k] for k in ONNX_ORDER])[None]
+    def gates(a: np.ndarray) -> np.ndarray:  # lstm_ref's blocks i, f, g, o as ONNX's i, o, f, c
+        return reorder_gates(a, ONNX_ORDER, inverse=True)[None]
 
     inits = [
         helper.make_tensor("W", TensorProto.FLOAT, (1, 4 * H, C), gates(W).ravel()),
