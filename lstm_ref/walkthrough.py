@@ -137,7 +137,7 @@ def run_walkthrough(
     if literal:
         log(
             f">> the page's loop as printed: predict(net,X(:,1)',Outputs=\"{layer}\") at every "
-            "step — step 1 fed 19 times"
+            f"step — step 1 fed {T} times"
         )
         repeated = _step_through(net, X[np.zeros(T, dtype=int)], layer)
         literal_diff = float(np.abs(repeated - activations).max())
