@@ -60,13 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except ModuleNotFoundError as e:
-        if e.name != "matplotlib":
+    except ModuleNotFoundError as e:  # an optional extra (the message of each says which)
+        if e.name == "matplotlib":
+            e = ModuleNotFoundError("plotting needs matplotlib: pip install 'lstm_ref[plot]'")
+        elif e.name not in ("dask", "distributed"):
             raise
-        print(
-            "lstm-ref: error: plotting needs matplotlib: pip install 'lstm_ref[plot]'",
-            file=sys.stderr,
-        )
+        print(f"lstm-ref: error: {e}", file=sys.stderr)
         return 2
     except (LstmRefError, OSError) as e:  # the user's input; anything else is a bug
         print(f"lstm-ref: error: {e}", file=sys.stderr)

@@ -34,22 +34,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from ..scale import score_shards
+    from ..scale import score_shards  # dask missing: main names the extra
 
-        report = score_shards(
-            args.shards,
-            args.network,
-            args.out,
-            scheduler=args.scheduler,
-            workers=args.workers,
-            progress=sys.stdout.isatty(),
-        )
-    except ModuleNotFoundError as e:
-        if e.name not in ("dask", "distributed"):
-            raise
-        print(f"lstm-ref: error: {e}", file=sys.stderr)
-        return 2
+    report = score_shards(
+        args.shards,
+        args.network,
+        args.out,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=sys.stdout.isatty(),
+    )
     print(report.summary())
     print(f"scores in {args.out}")
     if report.bad:
