@@ -353,7 +353,9 @@ def variant_step_backward(
     dz_f = through_clip(df * act.gate.grad(f), "f", p_f, prev.c)
     dz_g = through_clip(dg * act.state.grad(g), "g")
     dc_prev = dc_prev + dz_i * p_i + dz_f * p_f  # i and f read c_{t-1} through theirs
-    da = np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=1)  # (B, 4H) blocks i, f, g, o
+    da = np.empty((c.shape[0], 4 * H), dtype=c.dtype)  # (B, 4H)
+    for name, dz in (("i", dz_i), ("f", dz_f), ("g", dz_g), ("o", dz_o)):
+        da[:, gate_rows(name, H)] = dz
     grads = LSTMParams(W=da.T @ x_t, R=da.T @ prev.h, b=da.sum(axis=0))
     return da @ p.W, LSTMState(h=da @ p.R, c=dc_prev), grads, da
 
@@ -370,9 +372,8 @@ def peephole_gradient(trace: Gates, state0: LSTMState, da: Array) -> Array:
     per-step pre-activation gradients ``da`` (B, T, 4H) (``StepGradients.da``)."""
     H = trace.c.shape[-1]
     c_prev = np.concatenate([state0.c[:, None], trace.c[:, :-1]], axis=1)  # (B, T, H)
-    rows = [(da[..., gate_rows(k, H)], state) for k, state in (("i", c_prev), ("f", c_prev))]
-    rows.append((da[..., gate_rows("o", H)], trace.c))
-    return np.stack([(d * state).sum(axis=(0, 1)) for d, state in rows])
+    reads = (("i", c_prev), ("f", c_prev), ("o", trace.c))  # what each peephole multiplies
+    return np.stack([(da[..., gate_rows(k, H)] * c).sum(axis=(0, 1)) for k, c in reads])
 
 
 def reverse_in_time(x: Array, lengths: Array | None) -> Array:

@@ -97,8 +97,8 @@ def covered(layer: Layer) -> bool:
         type(layer) is LSTM
         and layer.gate_activation == "sigmoid"
         and layer.state_activation == "tanh"
-        and getattr(layer, "direction", "forward") == "forward"
-        and getattr(layer, "variant", None) is None
+        and layer.direction == "forward"
+        and layer.variant is None
     )
 
 
@@ -125,7 +125,7 @@ def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
     np.multiply(W.T, scale, out=M[:C])
     np.multiply(b, scale, out=M[C])
     np.multiply(R.T, scale, out=M[C + 1 :])
-    h0, c0 = layer.initial_state or (np.zeros(H, W.dtype), np.zeros(H, W.dtype))
+    h0, c0 = layer._start  # (H,) each, always set
     return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last", C, H)
 
 
