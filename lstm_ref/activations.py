@@ -191,7 +191,8 @@ ONNX_ACTIVATIONS: dict[str, tuple[dict[str, float], Callable[..., Activation]]] 
     "Elu": ({"alpha": 1.0}, _elu),
 }
 
-ACTIVATION_NAMES = (*GATE_ACTIVATIONS, *STATE_ACTIVATIONS, *ONNX_ACTIVATIONS)
+NAMED_ACTIVATIONS = {**GATE_ACTIVATIONS, **STATE_ACTIVATIONS}  # lstm_ref's own names
+ACTIVATION_NAMES = (*NAMED_ACTIVATIONS, *ONNX_ACTIVATIONS)
 _SPEC = re.compile(r"^([\w-]+)(?:\((.*)\))?$")
 
 
@@ -229,9 +230,9 @@ def parse_activation(spec: str, role: str = "") -> Activation:
     """
     what = f"{role} activation" if role else "activation"
     name, given = split_spec(spec, what)
-    if name in GATE_ACTIVATIONS or name in STATE_ACTIVATIONS:
+    if name in NAMED_ACTIVATIONS:
         if "(" not in spec:
-            return {**GATE_ACTIVATIONS, **STATE_ACTIVATIONS}[name]
+            return NAMED_ACTIVATIONS[name]
         raise InputError(f"{what} {spec!r}: {name!r} takes no parameters")
     if name not in ONNX_ACTIVATIONS:
         raise InputError(f"unknown {what} {spec!r}; expected one of {list(ACTIVATION_NAMES)}")

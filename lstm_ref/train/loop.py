@@ -12,7 +12,7 @@ import numpy as np
 from .._checks import check_choice, check_count, check_number
 from ..errors import InputError
 from ..network import Network
-from ..padding import Padding, check_padding, make_batches
+from ..padding import Batch, Padding, check_padding, make_batches
 from ..sequences import as_sequence_list
 from .fast import fast_loss_and_gradients
 from .loss import learnables, loss_and_gradients, mean_loss
@@ -107,8 +107,12 @@ def train(
     elif options.patience is not None:
         raise InputError("early stopping (patience) needs validation data")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(seqs)) if options.shuffle != "never" else np.arange(len(seqs))
-    batches = make_batches([seqs[k] for k in order], options.padding)
+
+    def shuffled() -> tuple[Array, list[Batch]]:  # the sequences' order and its batches
+        order = rng.permutation(len(seqs)) if options.shuffle != "never" else np.arange(len(seqs))
+        return order, make_batches([seqs[k] for k in order], options.padding)
+
+    order, batches = shuffled()
     params = learnables(net)
     adam = Adam(options.learning_rate)
     history: list[EpochRecord] = []
@@ -121,8 +125,7 @@ def train(
         )
     for epoch in range(1, options.max_epochs + 1):
         if options.shuffle == "every-epoch" and epoch > 1:  # new batches; else padded once
-            order = rng.permutation(len(seqs))
-            batches = make_batches([seqs[k] for k in order], options.padding)
+            order, batches = shuffled()
         losses, correct = [], 0
         for batch in batches:
             rows = order[batch.rows]  # the sequences of this batch, as numbered in seqs
