@@ -32,11 +32,11 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..formats.safe_numpy import read_text
 
 __all__ = ["TSDataset", "TSFormatError", "parse_ts", "read_ts"]
 
@@ -137,12 +137,7 @@ def read_ts(path: str | os.PathLike[str]) -> TSDataset:
     TSFormatError
         If the file does not follow the format.
     """
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TSFormatError(
-            f"not UTF-8 text (byte {e.start}); is it a binary file?", path=os.fspath(path)
-        ) from None
+    text = read_text(path)
     try:
         return parse_ts(text)
     except TSFormatError as e:

@@ -1,4 +1,5 @@
-"""Reading ``.npy`` and ``.npz`` files without pickle, within bounds, with clear errors.
+"""Reading ``.npy`` and ``.npz`` files without pickle — and text files — within bounds, with
+clear errors.
 
 ``np.load`` on a hostile or damaged file can raise almost anything (EOFError, BadZipFile,
 zlib.error, MemoryError for a header that claims 2**40 elements) or suggest loading it
@@ -9,7 +10,8 @@ and the bound below **before** allocating, and turn every failure into an
 
 Bounds: one array holds at most ``MAX_ARRAY_BYTES`` (1 GiB) and an archive at most
 ``MAX_ARCHIVE_BYTES`` (2 GiB, uncompressed) in at most ``MAX_MEMBERS`` arrays; a compressed
-member may not claim more than deflate can produce from its compressed size.
+member may not claim more than deflate can produce from its compressed size. A text file
+(CSV, ``.ts``) holds at most ``MAX_TEXT_BYTES`` (256 MiB) of UTF-8.
 """
 
 from __future__ import annotations
@@ -31,8 +33,23 @@ T = TypeVar("T")
 MAX_ARRAY_BYTES = 2**30
 MAX_ARCHIVE_BYTES = 2**31
 MAX_MEMBERS = 10_000
+MAX_TEXT_BYTES = 2**28
 NUMERIC_KINDS = "biufc"  # bool, signed and unsigned integers, floats, complex
 _DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032:1
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
+    """The text of a file of at most ``MAX_TEXT_BYTES``, decoded as ``encoding`` (UTF-8,
+    or ``"utf-8-sig"`` to drop a byte-order mark)."""
+    size = os.path.getsize(path)
+    if size > MAX_TEXT_BYTES:
+        raise InputError(f"{path}: {size} bytes; at most {MAX_TEXT_BYTES} read")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}); is it a binary file?") from None
 
 
 def read_npy(path: str | os.PathLike) -> Array:

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .safe_numpy import read_npy, read_npz
+from .safe_numpy import read_npy, read_npz, read_text
 
 Array = np.ndarray
-MAX_TEXT_BYTES = 2**28  # a CSV or .ts file of at most 256 MiB
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,6 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
         if not arrays:
             raise InputError(f"{path}: the archive holds no arrays")
         return SequenceFile(list(arrays.values()), list(arrays))
-    if suffix in (".csv", ".ts") and path.stat().st_size > MAX_TEXT_BYTES:
-        raise InputError(f"{path}: {path.stat().st_size} bytes; at most {MAX_TEXT_BYTES} read")
     if suffix == ".csv":
         return SequenceFile([read_csv(path)], ["1"])
     if suffix == ".ts":
@@ -105,10 +102,7 @@ def _numbered(n: int) -> list[str]:
 
 def read_csv(path: str | os.PathLike) -> Array:
     """One sequence (T, C) from a CSV file: a line per time step, a column per feature."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start}); is it a binary file?") from None
+    text = read_text(path, "utf-8-sig")
     rows: list[list[float]] = []
     width: int | None = None
     for number, line in enumerate(text.splitlines(), 1):
