@@ -6,10 +6,13 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from .common import positive_float, positive_int
+
+if TYPE_CHECKING:
+    from ..train import Recipe
 
 HELP = "train JapaneseVowelsNet (or a classifier on your .ts files) from scratch"
 DESCRIPTION = """\
@@ -78,30 +81,34 @@ def run(args: argparse.Namespace) -> int:
     return _your_data(args)
 
 
+def _recipe(base: Recipe, args: argparse.Namespace) -> Recipe:
+    """``base`` with the options given on the command line (the rest as ``base`` has them)."""
+    o = base.options
+    batch = args.batch_size
+    options = dataclasses.replace(
+        o,
+        max_epochs=args.epochs or o.max_epochs,
+        learning_rate=args.lr or o.learning_rate,
+        padding=dataclasses.replace(o.padding, mini_batch_size=batch) if batch else o.padding,
+        patience=args.patience or o.patience,
+    )
+    return dataclasses.replace(
+        base,
+        seed=args.seed,
+        hidden_size=args.hidden or base.hidden_size,
+        zscore=not args.no_zscore,
+        options=options,
+    )
+
+
 def _japanese_vowels(args: argparse.Namespace) -> int:
-    from ..padding import Padding
-    from ..train import Recipe
     from ..train.japanese_vowels import JAPANESE_VOWELS, build_japanese_vowels_net
 
     if args.test_file or args.validation_file:
         raise InputError("--test-file and --validation-file need --train-file")
-    options = JAPANESE_VOWELS.options
-    padding = options.padding
-    overrides = {
-        "max_epochs": args.epochs or options.max_epochs,
-        "learning_rate": args.lr or options.learning_rate,
-        "padding": Padding.matlab(args.batch_size) if args.batch_size else padding,
-        "patience": args.patience,
-    }
-    recipe = Recipe(
-        seed=args.seed,
-        hidden_size=args.hidden or JAPANESE_VOWELS.hidden_size,
-        zscore=not args.no_zscore,
-        options=dataclasses.replace(options, **overrides),
-    )
-    if recipe.options.patience is not None:
+    if args.patience is not None:
         raise InputError("--patience needs validation data: use --train-file")
-    build_japanese_vowels_net(args.out, recipe)
+    build_japanese_vowels_net(args.out, _recipe(JAPANESE_VOWELS, args))
     return 0
 
 
@@ -109,7 +116,6 @@ def _your_data(args: argparse.Namespace) -> int:
     from ..datasets import read_ts
     from ..formats import save_network
     from ..formats.writes import safe_file_name
-    from ..padding import Padding
     from ..train import evaluate
     from ..train.recipe import YOUR_DATA, fit_holding_out
 
@@ -123,21 +129,7 @@ def _your_data(args: argparse.Namespace) -> int:
         held = _labelled(read_ts(args.validation_file), "--validation-file", args.validation_file)
         _check_matching(data, held, "--validation-file")
         validation = (list(held.sequences), [str(y) for y in held.labels])
-    defaults = YOUR_DATA.options
-    options = dataclasses.replace(
-        defaults,
-        max_epochs=args.epochs or defaults.max_epochs,
-        padding=Padding.masked(args.batch_size or defaults.padding.mini_batch_size),
-        learning_rate=args.lr or defaults.learning_rate,
-        patience=args.patience or defaults.patience,
-    )
-    recipe = dataclasses.replace(
-        YOUR_DATA,
-        seed=args.seed,
-        hidden_size=args.hidden or YOUR_DATA.hidden_size,
-        zscore=not args.no_zscore,
-        options=options,
-    )
+    recipe = _recipe(YOUR_DATA, args)
     path = args.out / f"{safe_file_name(data.problem_name, 'network')}.npz"
     try:
         net, _ = fit_holding_out(
