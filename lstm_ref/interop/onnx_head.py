@@ -98,10 +98,9 @@ def lengths_step(node: Any, g: Graph) -> Lengths | None:
     if len(src) != 1:
         return None
     lens = src[0]
-    axes_given = node_attributes(node).get("axes")
-    if axes_given is None and op in ("Squeeze", "Unsqueeze") and len(ins) > 1:
-        axes_given = g.constants.get(ins[1])
-    if op == "Identity" or (op == "Cast" and node_attributes(node).get("to") in _INTEGER_TYPES):
+    attrs = node_attributes(node)
+    axes_given = _squeeze_axes(node, attrs, g) if op in ("Squeeze", "Unsqueeze") else None
+    if op == "Identity" or (op == "Cast" and attrs.get("to") in _INTEGER_TYPES):
         return lens
     if op in ("Add", "Sub") and len(ins) == 2:
         other = g.constants.get(ins[1] if ins[0] in g.lengths else ins[0])
@@ -114,10 +113,7 @@ def lengths_step(node: Any, g: Graph) -> Lengths | None:
         value = int(np.reshape(other, -1)[0])
         return Lengths(lens.offset + (value if op == "Add" else -value), lens.axes)
     if op == "Unsqueeze" and axes_given is not None:
-        axes = list(lens.axes)
-        for a in sorted(int(a) % (len(axes) + len(axes_given)) for a in axes_given):
-            axes.insert(a, "1")
-        return Lengths(lens.offset, tuple(axes))
+        return Lengths(lens.offset, _unsqueezed(lens.axes, axes_given))
     if op == "Squeeze" and axes_given is not None:
         drop = {int(a) % len(lens.axes) for a in axes_given}
         if any(lens.axes[a] != "1" for a in drop):
@@ -180,19 +176,30 @@ def head_step(node: Any, p: Path, g: Graph) -> Path:
     raise InputError(f"{g.where}: node {name!r}: op {op} is not supported (LSTM heads: see docs)")
 
 
-def _squeeze(node: Any, op: str, attrs: dict[str, Any], p: Path, g: Graph, bad: InputError) -> Path:
+def _squeeze_axes(node: Any, attrs: dict[str, Any], g: Graph) -> Any:
+    """A Squeeze's or Unsqueeze's axes: the attribute (opset < 13) or the constant second
+    input; None if neither."""
     given = attrs.get("axes")
     if given is None and len(node.input) > 1:
         given = g.constants.get(node.input[1])
+    return given
+
+
+def _unsqueezed(axes: tuple[str, ...], given: Any) -> tuple[str, ...]:
+    """``axes`` with an axis "1" inserted at each of ``given`` (of the new rank)."""
+    new = list(axes)
+    for a in sorted(int(a) % (len(axes) + len(given)) for a in given):
+        new.insert(a, "1")
+    return tuple(new)
+
+
+def _squeeze(node: Any, op: str, attrs: dict[str, Any], p: Path, g: Graph, bad: InputError) -> Path:
+    given = _squeeze_axes(node, attrs, g)
     if given is None:
         raise bad
-    rank = len(p.axes) + (len(given) if op == "Unsqueeze" else 0)
-    where_axes = sorted(int(a) % rank for a in given)
     if op == "Unsqueeze":
-        new = list(p.axes)
-        for a in where_axes:
-            new.insert(a, "1")
-        return Path(tuple(new), p.sizes, p.layers)
+        return Path(_unsqueezed(p.axes, given), p.sizes, p.layers)
+    where_axes = sorted(int(a) % len(p.axes) for a in given)
     if any(
         p.axes[a] not in ("1", "D") or (p.axes[a] == "D" and p.sizes["D"] != 1) for a in where_axes
     ):
