@@ -64,6 +64,7 @@ from .onnx_head import (
     head_step,
     lengths_step,
     node_attributes,
+    node_name,
 )
 
 Array = np.ndarray
@@ -159,7 +160,7 @@ def lstm_from_node(
     specs = _activation_specs(attrs, D, where)
     directions = ["forward", "reverse"] if D == 2 else [direction]
     layers = []
-    name = node.name or next((o for o in node.output if o), "lstm")
+    name = node_name(node)
     for d, way in enumerate(directions):
         bias = np.zeros(4 * H) if B is None else B[d, : 4 * H] + B[d, 4 * H :]
         f, g, h = specs[d]
@@ -375,7 +376,7 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
 
 def _lstm_step(node: Any, p: Path, g: Graph) -> Path:
     """The path after an ``LSTM`` node: its layer added, Y (T, D, B, H) or Y_h (D, B, H)."""
-    name = node.name or next((o for o in node.output if o), "LSTM")
+    name = node_name(node)
     attrs = node_attributes(node)
     lstm_in = ("T", "B", "F") if int(attrs.get("layout", 0)) == 0 else ("B", "T", "F")
     if p.axes != lstm_in:

@@ -46,6 +46,11 @@ from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax
 Array = np.ndarray
 
 
+def node_name(node: Any) -> str:
+    """A node's name, or (unnamed) its first output's, or its op type."""
+    return str(node.name or next((o for o in node.output if o), node.op_type))
+
+
 def node_attributes(node: Any) -> dict[str, Any]:
     """An ONNX node's attributes by name, as Python values."""
     import onnx
@@ -133,7 +138,7 @@ def lengths_step(node: Any, g: Graph) -> Lengths | None:
 def head_step(node: Any, p: Path, g: Graph) -> Path:
     """The path after ``node``, any op but ``LSTM`` (module docstring), or an InputError
     naming the node."""
-    op, name = node.op_type, node.name or next((o for o in node.output if o), node.op_type)
+    op, name = node.op_type, node_name(node)
     attrs = node_attributes(node)
     bad = InputError(f"{g.where}: node {name!r}: op {op} on axes {p.axes} is not supported")
     if p.pending_fc is not None and op != "Add":
