@@ -372,8 +372,9 @@ class Network:
         upto: int,
         engine: FastNetwork | None,
         recheck: Callable[[], list[Array]] | None,
-    ) -> tuple[list[Array], State]:
-        """Every sequence's output of layer ``upto`` (its own steps) and the final states:
+    ) -> tuple[list[Array] | Array, State]:
+        """Every sequence's output of layer ``upto`` (its own steps; the fast path gives one
+        (N, K) array when each is a vector) and the final states:
         through ``engine`` (the fast path of layers 0 … upto) where it covers the layers,
         else the reference. ``recheck`` validates sequences the fast path took unchecked,
         should it refuse them (the checks then name the bad value)."""
@@ -400,8 +401,8 @@ class Network:
         if r != upto:
             engine = self.fast_engine(r)
         results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, engine, recheck)
-        if results[0].ndim == 1:  # an output mode "last": nothing is padded
-            y = np.stack(results)  # (N, W)
+        if isinstance(results, np.ndarray) or results[0].ndim == 1:  # "last": nothing padded
+            y = results if isinstance(results, np.ndarray) else np.stack(results)  # (N, W)
         else:
             source = self.layers[r] if recurrent else None
             y = padding.pad_outputs(results, T, source)  # (N, T, W)
@@ -525,8 +526,11 @@ def _padded_length(X: object, seqs: list[Array], layout: Layout) -> int:
     return max(len(s) for s in seqs)
 
 
-def _stack_if_same_shape(arrays: list[Array]) -> Array | list[Array]:
-    """One (N, …) array when every result has the same shape, else the list."""
+def _stack_if_same_shape(arrays: list[Array] | Array) -> Array | list[Array]:
+    """One (N, K) array when every result is a vector of the same length (as it is, when
+    it is one already), else the list."""
+    if isinstance(arrays, np.ndarray):
+        return arrays
     if len({a.shape for a in arrays}) == 1 and arrays[0].ndim == 1:
         return np.stack(arrays)
     return arrays

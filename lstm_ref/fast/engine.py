@@ -137,7 +137,7 @@ class StepBuffers(NamedTuple):
     own rows ``G`` (n, 4H) first (one plain matrix product, the same numbers whatever the
     number of BLAS threads)."""
 
-    product: Callable[..., Any]  # np.dot for one row, else np.matmul
+    product: Callable[..., Any]  # ndarray.dot for one row, else np.matmul
     pre: Array  # (n, 4H) where the product goes: ``a`` itself for one row, else G
     pre_gates: Array  # (4, n, H) ``pre`` by gate, read by the first tanh
     a: Array  # (4, n, H) the gate values g, f, i, o
@@ -156,7 +156,7 @@ class StepBuffers(NamedTuple):
             H = A.shape[0] // 5
             a = A[H:]
             return cls(
-                np.dot,
+                np.ndarray.dot,  # the method: no dispatch through np.dot
                 a,
                 a,
                 a,
@@ -212,7 +212,7 @@ def within(a: Array, bound: float) -> bool:
     then warns, or raises under ``-W error``)."""
     v = a if a.ndim == 1 else a.reshape(-1)  # a view when contiguous
     try:
-        return bool(np.dot(v, v) <= bound)
+        return bool(v.dot(v) <= bound)  # the method: no dispatch through np.dot
     except RuntimeWarning:  # the overflow, with warnings turned into errors
         return False
 
@@ -221,7 +221,7 @@ def all_finite(a: Array) -> bool:
     """Whether every value of ``a`` is finite (one dot product, when it does not overflow)."""
     v = a if a.ndim == 1 else a.reshape(-1)
     try:
-        if math.isfinite(np.dot(v, v)):
+        if math.isfinite(v.dot(v)):
             return True
     except RuntimeWarning:  # an overflow, with warnings turned into errors
         pass
@@ -334,13 +334,15 @@ def batches(seqs: list[Array], padding: Padding) -> Iterator[Run]:
         return
     lengths = np.array([len(s) for s in seqs])
     order = np.argsort(-lengths, kind="stable")
+    steps = np.concatenate([*seqs, np.zeros_like(seqs[0][:1])])  # every step, then a zero row
+    starts = np.cumsum(lengths) - lengths  # (N,) where each sequence's steps start
     for first in range(0, len(seqs), padding.mini_batch_size):
         rows = order[first : first + padding.mini_batch_size]
-        n = lengths[rows]
-        x = np.zeros((int(n[0]), len(rows), seqs[0].shape[1]), seqs[0].dtype)
-        for b, r in enumerate(rows):
-            x[: n[b], b] = seqs[r]
-        counts = (n[None, :] > np.arange(n[0])[:, None]).sum(axis=1)
+        n = lengths[rows]  # (B,), longest first
+        t = np.arange(n[0])[:, None]  # (T, 1)
+        at = np.where(t < n, starts[rows] + t, len(steps) - 1)  # (T, B) step t of row b, or 0
+        x = steps.take(at, axis=0)  # (T, B, C)
+        counts = np.searchsorted(-n, -t[:, 0])  # (T,) how many rows are longer than t
         yield Run(rows, x, counts, n, np.zeros_like(n), n)
 
 
@@ -436,7 +438,7 @@ class FastNetwork:
 
     def run(
         self, seqs: list[Array], states: dict[str, LSTMState], padding: Padding
-    ) -> tuple[list[Array], dict[str, LSTMState]] | None:
+    ) -> tuple[list[Array] | Array, dict[str, LSTMState]] | None:
         """The outputs of every sequence (in input order) and each LSTM's final state.
 
         Parameters
@@ -451,11 +453,13 @@ class FastNetwork:
         -------
         (outputs, final) or None
             ``outputs[r]``: (T_r, K) or (K,) as :meth:`Network.predict` returns for one
-            sequence; ``final``: (N, H) h and c per LSTM (as given for those not run).
+            sequence — one (N, K) array when each sequence's output is one vector;
+            ``final``: (N, H) h and c per LSTM (as given for those not run).
             None when a value (of the input too) is not finite or the input could overflow
             the normalisation: the caller checks the input and runs the reference.
         """
         results: list[Array] = [np.empty(0)] * len(seqs)
+        vectors: Array | None = None  # (N, K) when each output is one vector
         final = {n: copy_state(s) for n, s in states.items()}
         for run in batches(seqs, padding):
             if not self.within_limit(run.x):
@@ -463,14 +467,16 @@ class FastNetwork:
             y, ends = self._forward(run, states)
             if not all_finite(y) or not all(all_finite(s.c) for s in ends.values()):
                 return None
-            for b, r in enumerate(run.rows):
-                one = y[b]
-                results[r] = (
-                    one if one.ndim == 1 else one[run.start[b] : run.start[b] + run.lengths[b]]
-                )
+            if y.ndim == 2:  # (B, K)
+                if vectors is None:
+                    vectors = np.empty((len(seqs), y.shape[1]), y.dtype)
+                vectors[run.rows] = y
+            else:  # (B, T, K): each row's own steps
+                for b, r in enumerate(run.rows):
+                    results[r] = y[b, run.start[b] : run.start[b] + run.lengths[b]]
             for name, s in ends.items():
                 final[name].h[run.rows], final[name].c[run.rows] = s
-        return results, final
+        return (results if vectors is None else vectors), final
 
     def run_one(
         self, x: Array, states: dict[str, LSTMState]
