@@ -34,10 +34,11 @@ from test_bench_lstm import StepLoop, as_numpy, checked, grouped, label, run_ste
 from threadpoolctl import threadpool_limits
 
 from lstm_ref.datasets import load_japanese_vowels
-from lstm_ref.fast import Work, fast_steps
+from lstm_ref.fast import Work, fast_steps, run_lstm
+from lstm_ref.fast.engine import batches
 from lstm_ref.interop.onnx import ONNX_ORDER
 from lstm_ref.lstm import reorder_gates
-from lstm_ref.padding import make_batches
+from lstm_ref.padding import Padding, make_batches
 from lstm_ref.train.fast import fast_loss_and_gradients
 from lstm_ref.train.loop import MATLAB_RECIPE_PADDING, sort_by_length
 from lstm_ref.train.loss import learnables, loss_and_gradients
@@ -278,6 +279,33 @@ def test_c_onnxruntime(benchmark, dtype, nets, test_sequences, reference_scores)
         return onnx_classify(sess, H, xs)
 
     checked(benchmark, classify, xs, reference_scores, dtype)
+
+
+@pytest.mark.parametrize("dtype", grouped("C 370 sequences masked"))
+def test_c_floor(benchmark, dtype, nets, test_sequences):
+    """The floor of C: ``run_lstm`` (the products and element-wise calls of every step,
+    the sorted shrinking batches) over the time-major batches ``classify`` builds, built
+    beforehand — with neither the batching, checks, state copies, the weight check nor
+    the head (FC + softmax)."""
+    xs = test_sequences[dtype]
+    label(benchmark, "floor: run_lstm over the batches (no batching, checks, head)", "lstm_ref")
+    f = nets[dtype].fast_engine().lstms[0]
+    prepared = []
+    for run in batches(xs, Padding.masked()):
+        T, B = run.x.shape[:2]
+        Z = np.empty((T + 1, B, f.C + 1 + f.H), f.M.dtype)
+        Z[:-1, :, : f.C], Z[:, :, f.C], Z[0, :, f.C + 1 :] = run.x, 1, f.h0
+        prepared.append((run, Z, np.tile(f.c0, (B, 1))))
+    want = nets["float64"].predict([x.astype(np.float64) for x in xs], "lstm")
+
+    def run_all(prepared: list) -> np.ndarray:
+        h = np.empty((len(xs), f.H), f.M.dtype)
+        for run, Z, c0 in prepared:
+            run_lstm(f, Z, run.counts, c0)
+            h[run.rows] = Z[run.stop, np.arange(len(run.rows)), f.C + 1 :]
+        return h
+
+    checked(benchmark, run_all, prepared, want, dtype)
 
 
 def onnx_classify(sess, H: int, xs: list[np.ndarray]) -> np.ndarray:
