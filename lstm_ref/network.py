@@ -119,6 +119,23 @@ class Network:
         """The layer called ``name``."""
         return self.layers[self._index(name)]
 
+    def recurrent_layer(self, name: str | None = None) -> Layer:
+        """The LSTM (or BiLSTM) layer called ``name``, by default the first one (what trace,
+        explain, plots and the walkthrough look at); an InputError when the network has
+        none, or ``name`` is another kind of layer."""
+        recurrent = self.stateful_layers
+        names = [x.name for x in recurrent]
+        if not recurrent:
+            raise InputError("the network has no LSTM layer")
+        if name is None:
+            return recurrent[0]
+        if name in names:
+            return recurrent[names.index(name)]
+        if name in [x.name for x in self.layers]:
+            kind = self.layer(name).TYPE
+            raise InputError(f"layer {name!r} is a {kind} layer, not an LSTM; LSTM layers: {names}")
+        raise InputError(f"no layer named {name!r}; LSTM layers: {names}")
+
     def _index(self, name: object) -> int:
         for k, layer in enumerate(self.layers):
             if layer.name == name:
@@ -489,11 +506,7 @@ class Network:
         Gates
             i, f, g, o, c, h at every step, each (T, H).
         """
-        if layer is None:
-            if not self._state:
-                raise InputError("the network has no LSTM layer to trace")
-            layer = next(iter(self._state))
-        k = self._index(layer)
+        k = self._index(self.recurrent_layer(layer).name)
         if not isinstance(x, np.ndarray) or x.ndim != 2:
             raise InputError(f"expected one sequence, a 2-D array; got {np.shape(x)}")
         seqs, _ = as_sequence_list(x, self.input_size, layout=layout, dtype=self.dtype)

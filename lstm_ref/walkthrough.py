@@ -107,9 +107,7 @@ def run_walkthrough(
     log(f">> net = load_network({name!r}); net.Layers")
     net = load_network(network) if isinstance(network, str) else network
     log(f"ans = \n{net.summary()}\n")
-    layer = next((lay.name for lay in net.stateful_layers), None)
-    if layer is None:
-        raise InputError("the walkthrough needs a network with an LSTM layer")
+    layer = net.recurrent_layer().name
 
     if sequences is None:
         x_test, y_test = load_japanese_vowels("test")

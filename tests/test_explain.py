@@ -405,8 +405,8 @@ def test_cli_explain_bad_argument_is_one_clear_line(capsys, args, message):
         ({"unit": 0}, r"unit must be an integer in 1\.\.7 \(layer 'lstm' has 7 hidden units\)"),
         ({"unit": 8}, r"unit must be an integer in 1\.\.7 .*; got 8"),
         ({"unit": "3"}, r"unit must be an integer in 1\.\.7 .*; got '3'"),
-        ({"layer": "fc"}, r"layer must be the name of an LSTM layer, one of \['lstm'\]; got 'fc'"),
-        ({"layer": "nope"}, r"one of \['lstm'\]; got 'nope'"),
+        ({"layer": "fc"}, r"'fc' is a Fully Connected layer, not an LSTM; LSTM layers: \['lstm'\]"),
+        ({"layer": "nope"}, r"no layer named 'nope'; LSTM layers: \['lstm'\]"),
     ],
 )
 def test_bad_arguments_raise_clear_input_errors(small, kwargs, message):

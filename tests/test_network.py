@@ -10,7 +10,8 @@ import pytest
 from random_nets import random_lstm_params, random_network, random_sequences
 
 from lstm_ref import LSTM, FullyConnected, LSTMState, Network, Padding, SequenceInput, Softmax
-from lstm_ref.layers import ClassificationOutput, InputCache, Layer
+from lstm_ref.explain import explain_step
+from lstm_ref.layers import BiLSTM, ClassificationOutput, InputCache, Layer
 
 SEED_TABLE = """\
   4x1 Layer array with layers:
@@ -317,3 +318,29 @@ def test_an_edited_returned_state_is_checked_and_assigned(rng):
     state["lstm"] = LSTMState(np.zeros(6), np.zeros(6))
     with pytest.raises(ValueError, match=r"h and c must both be \(7,\)"):
         net.state = state
+
+
+def test_recurrent_layer_names_the_lstm_layers(rng):
+    """One home for "the LSTM layer" of trace, explain, plots and the walkthrough: the first
+    recurrent layer by default, a named one checked, and errors that list the choices."""
+    fwd = LSTM(random_lstm_params(rng, 3, 4), output_mode="sequence", name="fwd")
+    bwd = LSTM(
+        random_lstm_params(rng, 3, 4), output_mode="sequence", name="bwd", direction="reverse"
+    )
+    bi = BiLSTM(fwd, bwd, name="bi")
+    second = LSTM(random_lstm_params(rng, 8, 5), output_mode="last", name="second")
+    fc = FullyConnected(rng.normal(size=(2, 5)), rng.normal(size=2), name="fc")
+    net = Network([SequenceInput(3), bi, second, fc])
+    x = random_sequences(rng, [4], 3)[0]
+    assert net.recurrent_layer() is bi and net.recurrent_layer("second") is second
+    both = r"LSTM layers: \['bi', 'second'\]"
+    with pytest.raises(ValueError, match=rf"'fc' is a Fully Connected layer, not an LSTM; {both}"):
+        net.recurrent_layer("fc")
+    with pytest.raises(ValueError, match=rf"no layer named 'nope'; {both}"):
+        net.trace(x, "nope")
+    with pytest.raises(ValueError, match="explain follows one LSTM's equations; layer 'bi' is a"):
+        explain_step(net, x, 2, 1)
+    assert "second" in explain_step(net, x, 2, 1, layer="second")
+    lone = Network([SequenceInput(3), FullyConnected(rng.normal(size=(2, 3)), np.zeros(2))])
+    with pytest.raises(ValueError, match="the network has no LSTM layer"):
+        lone.recurrent_layer()

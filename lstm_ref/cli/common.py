@@ -115,13 +115,6 @@ def load_data(args: argparse.Namespace, net: Network) -> Data:
     return Data(seqs, file.labels)
 
 
-def first_lstm(net: Network) -> str:
-    """The name of the network's first LSTM layer (what plot and explain look at)."""
-    if not net.stateful_layers:
-        raise InputError("the network has no LSTM layer")
-    return net.stateful_layers[0].name
-
-
 def parse_units(text: str | None, hidden: int) -> list[int]:
     """'1-10' or '3,7,12' (1-based) -> 0-based indices, checked against ``hidden``; None:
     the first ten (or all, if fewer)."""

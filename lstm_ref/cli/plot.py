@@ -11,7 +11,6 @@ from .common import (
     add_data_options,
     add_figure_options,
     add_network_option,
-    first_lstm,
     load_data,
     load_net,
     parse_range,
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     net = load_net(args)
     data = load_data(args, net)
     x = data.observation(args.observation)
-    layer = first_lstm(net)
+    layer = net.recurrent_layer().name
     units = parse_units(args.units, net.width(layer))
     tag = f"observation{args.observation}"
     if args.kind == "sequence":

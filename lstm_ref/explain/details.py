@@ -157,14 +157,16 @@ class _Run:
 
 
 def _lstm_index(net: Network, layer: str | None) -> int:
-    """Index in ``net.layers`` of the LSTM layer ``layer`` (default the first)."""
-    names = [lay.name for lay in net.stateful_layers if isinstance(lay, LSTM)]
-    if not names:
-        raise InputError("the network has no LSTM layer")
-    name = names[0] if layer is None else layer
-    if name not in names:
-        raise InputError(f"layer must be the name of an LSTM layer, one of {names}; got {layer!r}")
-    return [lay.name for lay in net.layers].index(name)
+    """Index in ``net.layers`` of the LSTM layer ``layer`` (default the first recurrent one),
+    one direction of equations (not a BiLSTM)."""
+    lstm = net.recurrent_layer(layer)
+    if not isinstance(lstm, LSTM):
+        names = [x.name for x in net.stateful_layers if isinstance(x, LSTM)]
+        raise InputError(
+            f"explain follows one LSTM's equations; layer {lstm.name!r} is a {lstm.TYPE} "
+            f"layer (name an LSTM layer: {names or 'the network has none'})"
+        )
+    return [x.name for x in net.layers].index(lstm.name)
 
 
 def _forward(net: Network, x: Array, upto: int) -> tuple[Array, list[Cache]]:

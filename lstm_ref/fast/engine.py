@@ -16,7 +16,8 @@ network is compiled (:meth:`FastNetwork.compile`):
   "zerocenter" or "zscore" becomes W/std and b − W·(mean/std): the raw data enter ``M``.
 * **A sorted, shrinking batch** under masked padding: sequences sorted by length, so the
   rows still running at step t are a prefix and each step multiplies only those (the
-  batch gathered time-major from all the steps in one ``take``). Under MATLAB's padding every row runs every (padded) step, exactly as the reference does.
+  batch gathered time-major from all the steps in one ``take``). Under MATLAB's padding
+  every row runs every (padded) step, exactly as the reference does.
   A batch keeps its gates in blocks (5, B, H), so that each element-wise call runs over
   contiguous memory (about 1.3–2× faster steps than rows of 5H); its product stays one
   plain matrix product into rows of 4H, which the first tanh reads by gate.
