@@ -125,3 +125,18 @@ def test_a_failed_save_leaves_the_old_file_whole(rng, tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         load_network(path).predict(np.ones((3, 5))), net.predict(np.ones((3, 5)))
     )
+
+
+def test_read_header_reads_only_the_header(rng, tmp_path):
+    """read_header leaves the arrays unread: a damaged weight array stops load_network,
+    with the file and the array named, but not read_header."""
+    path = tmp_path / "net.npz"
+    save_network(random_network(rng), path, metadata={"note": "kept"})
+    damaged = tmp_path / "damaged.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(damaged, "w") as dst:
+        for member in src.infolist():
+            data = src.read(member)
+            dst.writestr(member, data if member.filename == "header.npy" else b"not npy")
+    assert read_header(damaged)["metadata"] == {"note": "kept"}
+    with pytest.raises(ValueError, match=r"damaged\.npz: array 'lstm/"):
+        load_network(damaged)

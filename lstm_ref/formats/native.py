@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -71,7 +72,7 @@ def save_network(
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON header of a native weight file, checked."""
-    where, arrays = _read_file(path)
+    where, arrays = _read_file(path, only={"header"})
     return _header(arrays, where)
 
 
@@ -131,14 +132,17 @@ def pretrained_names() -> list[str]:
     return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".npz"))
 
 
-def _read_file(path_or_name: str | os.PathLike) -> tuple[str, dict[str, Array]]:
-    """(what to call the file in messages, its arrays) for a path or a bundled name."""
+def _read_file(
+    path_or_name: str | os.PathLike, only: Collection[str] | None = None
+) -> tuple[str, dict[str, Array]]:
+    """(what to call the file in messages, its arrays — or those named in ``only``) for a
+    path or a bundled name."""
     path = os.fspath(path_or_name)
     if os.path.isfile(path):
-        return path, read_npz(path)
+        return path, read_npz(path, only)
     if path in pretrained_names():
         with resources.as_file(bundled_weights() / f"{path}.npz") as bundled:
-            return f"bundled network {path!r}", read_npz(bundled)
+            return f"bundled network {path!r}", read_npz(bundled, only)
     raise FileNotFoundError(
         f"no weight file {path!r} and no bundled network of that name; "
         f"bundled: {pretrained_names()}"

@@ -20,7 +20,7 @@ import os
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import IO, TypeVar
 
 import numpy as np
@@ -59,8 +59,9 @@ def read_npy(path: str | os.PathLike) -> Array:
         return _guarded(path, lambda: _read_array(f, size, os.fspath(path)))
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, Array]:
-    """Every array of an ``.npz`` archive, by name (without the ``.npy`` suffix), in order."""
+def read_npz(path: str | os.PathLike, only: Collection[str] | None = None) -> dict[str, Array]:
+    """Every array of an ``.npz`` archive — or those named in ``only`` that it holds — by
+    name (without the ``.npy`` suffix), in order."""
     where = os.fspath(path)
 
     def read() -> dict[str, Array]:
@@ -81,6 +82,8 @@ def read_npz(path: str | os.PathLike) -> dict[str, Array]:
             arrays = {}
             for member in members:
                 name = member.filename.removesuffix(".npy")
+                if only is not None and name not in only:
+                    continue
                 _check_claimed_size(member, f"{where}: array {name!r}")
                 with archive.open(member) as f:
                     arrays[name] = _read_array(f, member.file_size, f"{where}: array {name!r}")
