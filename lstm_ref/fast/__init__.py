@@ -1,21 +1,22 @@
 """The fast inference path beside the readable reference, tested equal to it.
 
-:mod:`lstm_ref.fast.engine` compiles a network's layers (one fused product per step, the
-sigmoid and the input normalisation folded into the weights, sorted shrinking batches) and
-says what it covers; :mod:`lstm_ref.fast.stepper` streams one step at a time.
+:mod:`lstm_ref.fast.step` compiles one LSTM layer (one fused product per step, the sigmoid
+and the input normalisation folded into the weights) and runs its steps;
+:mod:`lstm_ref.fast.engine` compiles a network's layers, runs them over its batches (sorted
+and shrinking when masked) and says what it covers; :mod:`lstm_ref.fast.stepper` streams one
+step at a time.
 """
 
-from .engine import (
+from .engine import FastNetwork, one_pass
+from .step import (
     FAST_ORDER,
     FastLSTM,
-    FastNetwork,
     StepBuffers,
     Work,
     all_finite,
     compile_lstm,
     covered,
     fast_steps,
-    one_pass,
     run_lstm,
     within,
     work_buffers,

@@ -1,31 +1,17 @@
 """The fast inference path, beside the readable reference and tested equal to it.
 
-:func:`lstm_ref.lstm.lstm_step` stays the statement of the equations; this module computes
-the same numbers with fewer, larger NumPy calls. What it does differently, once, when a
-network is compiled (:meth:`FastNetwork.compile`):
+:func:`lstm_ref.lstm.lstm_step` stays the statement of the equations; the compiled layers
+of :mod:`lstm_ref.fast.step` compute the same numbers with fewer, larger NumPy calls
+(one fused product per step, the sigmoid and the input normalisation folded into the
+weights). This module compiles a network's layers (:meth:`FastNetwork.compile`) and runs
+them over its batches:
 
-* **One fused product per step.** Each step multiplies the row ``z = [x_t, 1, h_{t-1}]`` by
-  one stacked matrix ``M`` (C + 1 + H, 4H) — W, the bias b and R as its rows — into a
-  preallocated buffer. The columns hold the gate blocks in the order **g, f, i, o**, and the
-  buffer holds c just before them: the three sigmoid gates are contiguous, and one product of
-  the neighbours (f, i) ⊙ (c, g) gives both terms of c_t (eight calls a step, :func:`fast_steps`).
-* **The cheap sigmoid.** σ(a) = 0.5·tanh(0.5·a) + 0.5 exactly, so the columns of the sigmoid
-  gates are scaled by 0.5 (exact in floating point) and one ``tanh`` runs over all 4H
-  pre-activations; the gates then take ``·0.5 + 0.5``.
-* **The input normalisation folded into the weights.** A ``SequenceInput`` with
-  "zerocenter" or "zscore" becomes W/std and b − W·(mean/std): the raw data enter ``M``.
 * **A sorted, shrinking batch** under masked padding: sequences sorted by length, so the
   rows still running at step t are a prefix and each step multiplies only those (the
   batch gathered time-major from all the steps in one ``take``). Under MATLAB's padding
   every row runs every (padded) step, exactly as the reference does.
-  A batch keeps its gates in blocks (5, B, H), so that each element-wise call runs over
-  contiguous memory (about 1.3–2× faster steps than rows of 5H); its product stays one
-  plain matrix product into rows of 4H, which the first tanh reads by gate.
-* **Time-major buffers** (T + 1, B, C + 1 + H): step t reads row t and writes h_t straight
-  into the h columns of row t + 1, so neither x nor h is copied per step.
 * **One sequence** (:meth:`FastNetwork.run_one`, the seed loop's single step) runs in
-  buffers kept from call to call (:class:`Work`), laid out so that the final h and c are
-  one contiguous (2H,) block: the state goes out in one copy.
+  buffers kept from call to call (:class:`~lstm_ref.fast.step.Work`).
 
 Covered (anything else falls back to the reference, with equal results): a
 :class:`~lstm_ref.layers.SequenceInput` (any normalisation), then one or more forward
@@ -48,263 +34,21 @@ The streaming form, :class:`lstm_ref.fast.Stepper`, lives in :mod:`lstm_ref.fast
 
 from __future__ import annotations
 
-import itertools
 import math
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
-from ..lstm import LSTMState, copy_state, reorder_gates
+from ..lstm import LSTMState, copy_state
 from ..padding import Padding, make_batches
+from .step import FastLSTM, Work, all_finite, compile_lstm, covered, fast_steps, run_lstm, within
 
 Array = np.ndarray
-FAST_ORDER = ("g", "f", "i", "o")  # column blocks of M: g, then the three sigmoid gates
 HEAD_TYPES = (FullyConnected, Softmax, ClassificationOutput)  # stateless, step by step
 POOLED_LENGTHS = 64  # how many sequence lengths keep their one-sequence buffers
-
-
-class FastLSTM(NamedTuple):
-    """One LSTM layer compiled for the fast path (a snapshot of its weights).
-
-    Attributes
-    ----------
-    name : str
-    M : ndarray, shape (C + 1 + H, 4H)
-        Rows: x, 1 (bias), h; columns: gate blocks g, f, i, o; sigmoid columns × 0.5; the
-        first layer's input normalisation folded in.
-    h0, c0 : ndarray, shape (H,)
-        The layer's initial state.
-    last : bool
-        Output mode "last" (the final h) rather than "sequence".
-    C, H : int
-        Input features and hidden units.
-    """
-
-    name: str
-    M: Array
-    h0: Array
-    c0: Array
-    last: bool
-    C: int
-    H: int
-
-
-def covered(layer: Layer) -> bool:
-    """Whether the fast path computes ``layer`` (an LSTM with the reference cell)."""
-    return (
-        type(layer) is LSTM
-        and layer.gate_activation == "sigmoid"
-        and layer.state_activation == "tanh"
-        and layer.direction == "forward"
-        and layer.variant is None
-    )
-
-
-def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
-    """``layer`` as a :class:`FastLSTM`, with ``norm``'s input normalisation folded in.
-
-    Parameters
-    ----------
-    layer : LSTM
-        Covered by the fast path (see :func:`covered`).
-    norm : SequenceInput, optional
-        The input layer just before it: x' = (x − mean) / std gives W' = W / std and
-        b' = b − W' · mean.
-    """
-    W, R, b = layer.params  # (4H, C), (4H, H), (4H,)
-    H, C = R.shape[1], W.shape[1]
-    W, R, b = (reorder_gates(a, FAST_ORDER, inverse=True) for a in (W, R, b))
-    if norm is not None and norm.std is not None:
-        W = W / norm.std
-    if norm is not None and norm.mean is not None:
-        b = b - W @ norm.mean
-    scale = np.where(np.arange(4 * H) < H, 1.0, 0.5).astype(W.dtype)  # σ = ½ tanh(½a) + ½
-    M = np.empty((C + 1 + H, 4 * H), dtype=W.dtype)
-    np.multiply(W.T, scale, out=M[:C])
-    np.multiply(b, scale, out=M[C])
-    np.multiply(R.T, scale, out=M[C + 1 :])
-    h0, c0 = layer._start  # (H,) each, always set
-    return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last", C, H)
-
-
-class StepBuffers(NamedTuple):
-    """Views of one step's work buffer ``A``, whose blocks are c and then g, f, i, o (so that
-    c, g and f, i are neighbours), and of the scratch ``p``: for one row ``A`` (5H,) and
-    ``p`` (2H,); for n rows one block after the other, ``A`` (5, n, H) and ``p`` (2, n, H),
-    so that each element-wise call runs over contiguous blocks, and the product goes to its
-    own rows ``G`` (n, 4H) first (one plain matrix product, the same numbers whatever the
-    number of BLAS threads)."""
-
-    product: Callable[..., Any]  # ndarray.dot for one row, else np.matmul
-    pre: Array  # (n, 4H) where the product goes: ``a`` itself for one row, else G
-    pre_gates: Array  # (4, n, H) ``pre`` by gate, read by the first tanh
-    a: Array  # (4, n, H) the gate values g, f, i, o
-    sig: Array  # (3, n, H) the sigmoid gates f, i, o
-    o: Array  # (n, H)
-    f_i: Array  # (2, n, H) the forget and input gates
-    c_g: Array  # (2, n, H) c_{t-1} and the cell candidate
-    c: Array  # (n, H) the cell state, updated in place
-    p: Array  # (2, n, H) scratch: f ⊙ c_{t-1}, i ⊙ g
-    p_f: Array  # (n, H)
-    p_i: Array  # (n, H)
-
-    @classmethod
-    def of(cls, A: Array, p: Array, G: Array | None = None) -> StepBuffers:
-        if A.ndim == 1:  # one row (5H,): the product straight into a
-            H = A.shape[0] // 5
-            a = A[H:]
-            return cls(
-                np.ndarray.dot,  # the method: no dispatch through np.dot
-                a,
-                a,
-                a,
-                A[2 * H :],
-                A[4 * H :],
-                A[2 * H : 4 * H],
-                A[: 2 * H],
-                A[:H],
-                p,
-                p[:H],
-                p[H:],
-            )
-        assert G is not None  # blocks (5, n, H), the product's rows G (n, 4H)
-        n, H = A.shape[1:]
-        pre_gates = G.reshape(n, 4, H).transpose(1, 0, 2)
-        return cls(np.matmul, G, pre_gates, A[1:], A[2:], A[4], A[2:4], A[:2], A[0], p, p[0], p[1])
-
-
-def fast_steps(
-    M: Array, steps: Sequence[tuple[Array, Array]], buf: StepBuffers, half: Array
-) -> None:
-    """LSTM steps on the compiled weights: eight NumPy calls a step, no allocation.
-
-    Parameters
-    ----------
-    M : ndarray, shape (C + 1 + H, 4H)
-        :attr:`FastLSTM.M`.
-    steps : sequence of (z, h_out)
-        In order, each step's ``z`` (n, C + 1 + H) or (C + 1 + H,) — ``[x_t, 1, h_{t-1}]``
-        for each row — and ``h_out`` (n, H) or (H,), which receives h_t (the h columns of
-        the next step's ``z``, or of ``z`` itself).
-    buf : StepBuffers
-        ``buf.c`` holds c_{t-1} and receives c_t.
-    half : ndarray, shape ()
-        0.5 in the weights' dtype.
-    """
-    product, pre, pre_gates, a, sig, o, f_i, c_g, c, p, p_f, p_i = buf
-    for z, h_out in steps:
-        product(z, M, pre)  # sigmoid columns already halved
-        np.tanh(pre_gates, a)
-        np.multiply(sig, half, sig)  # σ(a) = ½ tanh(½a) + ½ for f, i, o
-        np.add(sig, half, sig)
-        np.multiply(f_i, c_g, p)  # f ⊙ c_{t-1} and i ⊙ g
-        np.add(p_f, p_i, c)  # c_t = f ⊙ c_{t-1} + i ⊙ g
-        np.tanh(c, p_f)  # h_t = o ⊙ tanh(c_t)
-        np.multiply(o, p_f, h_out)
-
-
-def within(a: Array, bound: float) -> bool:
-    """Whether Σ a² ≤ ``bound``: one dot product saying that every value of ``a`` is finite
-    and no larger than √bound (``bound`` finite, at most the dtype's largest value). False
-    for a NaN or an Inf, and when the product overflows (|a| beyond ~1e19 in float32; NumPy
-    then warns, or raises under ``-W error``)."""
-    v = a if a.ndim == 1 else a.reshape(-1)  # a view when contiguous
-    try:
-        return bool(v.dot(v) <= bound)  # the method: no dispatch through np.dot
-    except RuntimeWarning:  # the overflow, with warnings turned into errors
-        return False
-
-
-def all_finite(a: Array) -> bool:
-    """Whether every value of ``a`` is finite (one dot product, when it does not overflow)."""
-    v = a if a.ndim == 1 else a.reshape(-1)
-    try:
-        if math.isfinite(v.dot(v)):
-            return True
-    except RuntimeWarning:  # an overflow, with warnings turned into errors
-        pass
-    return bool(np.isfinite(a).all())
-
-
-def work_buffers(c0: Array) -> tuple[Array, Array, Array]:
-    """The batches' buffers of :class:`StepBuffers` for rows starting from ``c0`` (B, H):
-    ``A`` (5, B, H) with c0 in its first block, the scratch ``p`` (2, B, H) and the
-    product's rows ``G`` (B, 4H)."""
-    B, H = c0.shape
-    A = np.empty((5, B, H), c0.dtype)
-    A[0] = c0
-    return A, np.empty((2, B, H), c0.dtype), np.empty((B, 4 * H), c0.dtype)
-
-
-class Work(NamedTuple):
-    """Buffers for one sequence through one compiled layer, kept from call to call.
-
-    One block of memory: the rows ``Z`` (T + 1, C + 1 + H) = ``[x_t, 1, h_{t-1}]`` — or one
-    row that every step reads and writes back (``in_place``, the stepper) — then the step
-    buffers ``A`` (5H,) = c, g, f, i, o and the scratch. The h columns of the last row and c
-    are neighbours: ``end`` (2H,) is [h_T, c_T].
-    """
-
-    Z: Array  # (T + 1, C + 1 + H), or (1, C + 1 + H) in place
-    buf: StepBuffers
-    steps: list[tuple[Array, Array]]  # per step: z_t, and where h_t goes
-    x: Array  # (T, C) the x columns
-    h0: Array  # (H,) the h columns of the first row: h_0
-    hs: Array  # (T, H) the h columns of the other rows: h_1 … h_T (Z itself in place)
-    end: Array  # (2H,) h_T and c_T
-
-    @classmethod
-    def make(cls, f: FastLSTM, T: int, in_place: bool = False) -> Work:
-        C, H = f.C, f.H
-        rows, width = (1 if in_place else T + 1), C + 1 + H
-        mem = np.empty(rows * width + 7 * H, f.M.dtype)
-        Z = mem[: rows * width].reshape(rows, width)
-        Z[:, C] = 1
-        A, p = mem[rows * width : rows * width + 5 * H], mem[rows * width + 5 * H :]
-        if in_place:
-            steps = [(Z[0], Z[0, C + 1 :])]
-        else:
-            steps = [(Z[t], Z[t + 1, C + 1 :]) for t in range(T)]
-        end = mem[rows * width - H : rows * width + H]
-        hs = Z[-T:, C + 1 :]
-        return cls(Z, StepBuffers.of(A, p), steps, Z[:T, :C], Z[0, C + 1 :], hs, end)
-
-
-def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
-    """Run one compiled layer over a time-major batch; h_t is written into ``Z``.
-
-    Parameters
-    ----------
-    f : FastLSTM
-    Z : ndarray, shape (T + 1, B, C + 1 + H)
-        Z[t, :, :C] holds x_t, Z[:, :, C] ones and Z[0, :, C+1:] h_0; Z[t + 1, :, C+1:]
-        receives h_t.
-    counts : ndarray of int, shape (T,)
-        How many rows (a prefix) run at step t.
-    c0 : ndarray, shape (B, H)
-
-    Returns
-    -------
-    ndarray, shape (B, H)
-        Each row's cell state after its last step.
-    """
-    C = f.C
-    half = np.array(0.5, dtype=Z.dtype)
-    A, p, G = work_buffers(c0)
-    t = 0
-    for n, steps in itertools.groupby(counts.tolist()):  # the steps that run n rows
-        k = len(list(steps))
-        fast_steps(
-            f.M,
-            [(Z[s, :n], Z[s + 1, :n, C + 1 :]) for s in range(t, t + k)],
-            StepBuffers.of(A[:, :n], p[:, :n], G[:n]),
-            half,
-        )
-        t += k
-    return A[0]
 
 
 class Run(NamedTuple):

@@ -1,6 +1,6 @@
 """The streaming stepper: one step (or one chunk) at a time, the state held inside.
 
-It runs the compiled layers of :mod:`lstm_ref.fast.engine` on preallocated one-row buffers.
+It runs the compiled layers of :mod:`lstm_ref.fast.step` on preallocated one-row buffers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from .._checks import check_real_array
 from ..errors import InputError
 from ..lstm import LSTMState
 from ..sequences import as_sequence_list
-from .engine import FastNetwork, Work, all_finite, fast_steps, within
+from .engine import FastNetwork
+from .step import Work, all_finite, fast_steps, within
 
 Array = np.ndarray
 
