@@ -201,7 +201,8 @@ def fast_loss_and_gradients(
     probs, _ = softmax.forward(logits)
     loss = float(np.mean(cross_entropy(logits, targets)))
 
-    # backward through FullyConnected, then through time
+    # backward through FullyConnected, then through time (out= given positionally in the loop:
+    # NumPy parses it faster, a quarter of a small call's cost)
     d = cross_entropy_grad(probs, targets) / B  # (B, K)
     dh, fc_grads = fc.backward(d, fc_cache)  # (B, H)
     grads = {f"{fc.name}/{k}": g for k, g in fc_grads.items()}
@@ -211,27 +212,27 @@ def fast_loss_and_gradients(
     one = np.array(1, dtype=x.dtype)
     for c, g, fg, i, o, sig, c_prev, da_rows, da in reversed(work.backward[:T]):
         # (B, H) each; σ(a) of f, i, o in sig; da (4, B, H) = da_rows by gate g, f, i, o
-        np.tanh(c, out=s)  # h = o ⊙ tanh(c): do = dh ⊙ tanh(c), dc += dh ⊙ o ⊙ (1 − tanh²c)
-        np.multiply(dh, s, out=left[2])
-        np.multiply(s, s, out=s)
-        np.subtract(one, s, out=s)
-        np.multiply(s, o, out=s)
-        np.multiply(s, dh, out=s)
-        np.add(dc, s, out=dc)
-        np.multiply(dc, c_prev, out=left[0])  # c = f ⊙ c_prev + i ⊙ g: df = dc ⊙ c_prev
-        np.multiply(dc, g, out=left[1])  # di = dc ⊙ g
-        np.subtract(one, sig, out=slope)  # σ' = σ (1 − σ) for f, i, o at once
-        np.multiply(slope, sig, out=slope)
-        np.multiply(left, slope, out=da[1:])
-        np.multiply(g, g, out=s)  # dg = dc ⊙ i, tanh' = 1 − g²
-        np.subtract(one, s, out=s)
-        np.multiply(s, i, out=s)
-        np.multiply(s, dc, out=da[0])
-        dh = np.matmul(da_rows, R, out=work.dh)  # to h_{t-1}
-        np.multiply(dc, fg, out=dc)  # to c_{t-1}
+        np.tanh(c, s)  # h = o ⊙ tanh(c): do = dh ⊙ tanh(c), dc += dh ⊙ o ⊙ (1 − tanh²c)
+        np.multiply(dh, s, left[2])
+        np.multiply(s, s, s)
+        np.subtract(one, s, s)
+        np.multiply(s, o, s)
+        np.multiply(s, dh, s)
+        np.add(dc, s, dc)
+        np.multiply(dc, c_prev, left[0])  # c = f ⊙ c_prev + i ⊙ g: df = dc ⊙ c_prev
+        np.multiply(dc, g, left[1])  # di = dc ⊙ g
+        np.subtract(one, sig, slope)  # σ' = σ (1 − σ) for f, i, o at once
+        np.multiply(slope, sig, slope)
+        np.multiply(left, slope, da[1:])
+        np.multiply(g, g, s)  # dg = dc ⊙ i, tanh' = 1 − g²
+        np.subtract(one, s, s)
+        np.multiply(s, i, s)
+        np.multiply(s, dc, da[0])
+        dh = np.matmul(da_rows, R, work.dh)  # to h_{t-1}
+        np.multiply(dc, fg, dc)  # to c_{t-1}
     Z[:-1, :, :C], _ = inp.forward(Z[:-1, :, :C])  # the normalised inputs (T, B, C)
     DA2, Z2 = DA.reshape(T * B, 4 * H), Z[:-1].reshape(T * B, C + 1 + H)
-    dM = reorder_gates(np.matmul(DA2.T, Z2, out=work.dM), FAST_ORDER)  # dW, db, dR; i, f, g, o
+    dM = reorder_gates(np.matmul(DA2.T, Z2, work.dM), FAST_ORDER)  # dW, db, dR; i, f, g, o
     for name, part in zip(("W", "R", "b"), (dM[:, :C], dM[:, C + 1 :], dM[:, C]), strict=True):
         grads[f"{lstm.name}/{name}"] = np.ascontiguousarray(part)
     keep_buffers(shape, work)
