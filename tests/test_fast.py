@@ -284,6 +284,61 @@ def test_fast_training_gradients_equal_the_reference(rng, dtype, normalization):
     assert fast_loss_and_gradients(seq_net, make_batches(xs, Padding.matlab())[0], targets) is None
 
 
+def same_training_step(a, b) -> None:
+    """Two results of fast_loss_and_gradients, equal bit for bit."""
+    assert a[0] == b[0] and a[1].keys() == b[1].keys()
+    for name in a[1]:
+        assert a[1][name].tobytes() == b[1][name].tobytes(), name
+    assert a[2].tobytes() == b[2].tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fast_training_buffers_kept_between_calls_change_no_result(rng, dtype, monkeypatch):
+    """The buffers kept from call to call — grown for a longer batch, reused for a shorter
+    one, one set per batch shape — give every call what fresh buffers give, bit for bit, and
+    no call overwrites what an earlier one returned."""
+    from lstm_ref import make_batches
+    from lstm_ref.train import fast
+
+    net = random_network(rng, normalization="zscore").astype(dtype)
+    xs = [x.astype(dtype) for x in random_sequences(rng, [3, 7, 5, 6, 4, 9, 2])]
+    targets = rng.integers(0, 4, size=len(xs))
+    batches = make_batches(xs, Padding.matlab(mini_batch_size=3))  # (B, T): (3, 7), (3, 9), (1, 2)
+    batches.append(make_batches(xs[:3], Padding.matlab(direction="left", value=0.5))[0])
+
+    def step(batch):
+        return fast.fast_loss_and_gradients(net, batch, targets[batch.rows])
+
+    expected = []
+    for batch in batches:
+        monkeypatch.setattr(fast, "_kept", {})  # fresh buffers
+        expected.append(step(batch))
+    monkeypatch.setattr(fast, "_kept", {})
+    order = [0, 1, 0, 2, 3, 1, 2, 0]
+    results = [step(batches[k]) for k in order]
+    for k, got in zip(order, results, strict=True):
+        same_training_step(got, expected[k])
+    assert set(fast._kept) == {(B, 5, 7, np.dtype(dtype)) for B in (3, 1)}
+
+
+def test_fast_training_keeps_buffers_for_a_few_shapes_and_bytes(monkeypatch):
+    from lstm_ref.train import fast
+
+    monkeypatch.setattr(fast, "_kept", {})
+    monkeypatch.setattr(fast, "KEPT_SHAPES", 2)
+    shapes = [(B, 3, 4, np.dtype(np.float64)) for B in (1, 2, 3)]
+    for shape in shapes:
+        fast.keep_buffers(shape, fast.take_buffers(shape, 5))
+    assert list(fast._kept) == shapes[1:]  # the least recently used went first
+    taken = fast.take_buffers(shapes[1], 5)
+    assert fast.take_buffers(shapes[1], 5) is not taken  # in use: another call makes its own
+    assert fast.take_buffers(shapes[2], 6).capacity == 6  # too few steps kept: new ones
+    assert not fast._kept
+    monkeypatch.setattr(fast, "KEPT_BYTES", taken.nbytes - 1)
+    fast.keep_buffers(shapes[1], taken)
+    assert not fast._kept  # more memory than allowed: not kept
+
+
 def test_batch_scores_do_not_depend_on_the_number_of_blas_threads():
     """lstm-ref score's workers run one BLAS thread and must match classify exactly."""
     threadpoolctl = pytest.importorskip("threadpoolctl")

@@ -9,6 +9,7 @@ import torch
 from random_nets import random_network, random_sequences
 
 from lstm_ref import Network, Padding
+from lstm_ref.errors import InputError
 from lstm_ref.padding import make_batches
 from lstm_ref.train import (
     Adam,
@@ -200,6 +201,70 @@ def test_training_steps_match_torch_adam_with_l2_and_clipping(rng):
         np.testing.assert_allclose(
             params[name], p.detach().numpy(), rtol=0, atol=1e-10, err_msg=name
         )
+
+
+def adam_with_temporaries(state: dict, params: dict, grads: dict, lr: float) -> None:
+    """Adam as its equations read, one temporary per operation (lstm_ref's Adam before it
+    updated in place, MATLAB's defaults): the oracle the in-place update equals bit for bit."""
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    state["t"] += 1
+    for k, p in params.items():
+        g = grads[k]
+        m = state["m"][k] = beta1 * state["m"].get(k, 0) + (1 - beta1) * g
+        v = state["v"][k] = beta2 * state["v"].get(k, 0) + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1 ** state["t"])
+        v_hat = v / (1 - beta2 ** state["t"])
+        p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_in_place_equals_the_equations_with_temporaries_bit_for_bit(rng, dtype):
+    """Several steps, new gradients each (magnitudes 1e-8 … 1e2, exact ±0), arrays of
+    several shapes — two of one shape, which share Adam's scratch — and one parameter
+    replaced by a copy between steps (its moments follow its name)."""
+    shapes = {"W": (40, 12), "R": (40, 10), "b": (40,), "fc": (9, 10), "R2": (40, 10)}
+    params = {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
+    expected = {k: p.copy() for k, p in params.items()}
+    adam, state = Adam(learning_rate=0.01), {"m": {}, "v": {}, "t": 0}
+    for step in range(6):
+        grads = {
+            k: (rng.normal(size=s) * 10.0 ** rng.integers(-8, 3, size=s)).astype(dtype)
+            for k, s in shapes.items()
+        }
+        grads["b"][:5], grads["b"][5:10] = 0.0, -0.0
+        if step == 3:
+            params["W"] = params["W"].copy()
+        adam.step(params, grads)
+        adam_with_temporaries(state, expected, grads, lr=0.01)
+        for k in shapes:
+            for ours, theirs in ((params, expected), (adam.m, state["m"]), (adam.v, state["v"])):
+                assert ours[k].dtype == dtype
+                assert ours[k].tobytes() == theirs[k].tobytes(), (k, step)
+
+
+def test_adam_refuses_gradients_and_parameters_that_do_not_fit(rng):
+    params = {"W": rng.normal(size=(4, 3)), "b": np.zeros(4)}
+    adam = Adam()
+    grads = {k: np.ones_like(p) for k, p in params.items()}
+    before = params["W"].copy()
+    with pytest.raises(
+        InputError, match=r"gradient of 'b' is \(3,\) float64; the parameter is \(4,\)"
+    ):
+        adam.step(params, {**grads, "b": np.ones(3)})
+    with pytest.raises(InputError, match=r"gradient of 'W' is \(4, 3\) float32"):
+        adam.step(params, {**grads, "W": grads["W"].astype(np.float32)})
+    assert adam.t == 0  # nothing updated: every array is checked before any changes
+    np.testing.assert_array_equal(params["W"], before)
+    adam.step(params, grads)
+    params["W"] = np.zeros((5, 3))  # the network changed shape: its moments no longer fit
+    with pytest.raises(
+        InputError,
+        match=r"moments of 'W' are \(4, 3\) float64, but the parameter is now \(5, 3\).*new Adam",
+    ):
+        adam.step(params, {**grads, "W": np.ones((5, 3))})
+    params["W"] = np.zeros((4, 3), np.float32)
+    with pytest.raises(InputError, match=r"now \(4, 3\) float32"):
+        adam.step(params, {**grads, "W": np.ones((4, 3), np.float32)})
 
 
 def test_initializers_follow_matlab(rng):

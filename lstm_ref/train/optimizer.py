@@ -9,6 +9,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from .._checks import check_choice
+from ..errors import InputError
 from ..network import Network
 
 Array = np.ndarray
@@ -53,7 +54,12 @@ def l2_norm(arrays: list[Array]) -> float:
 
 @dataclass
 class Adam:
-    """Adam with bias correction (MATLAB's defaults: β1 0.9, β2 0.999, ε 1e-8)."""
+    """Adam with bias correction (MATLAB's defaults: β1 0.9, β2 0.999, ε 1e-8).
+
+    The moments ``m`` and ``v`` are kept by parameter name, one array of the parameter's
+    shape and dtype each, and :meth:`step` updates them and the parameters in place, in
+    buffers kept from step to step (no temporaries).
+    """
 
     learning_rate: float = 1e-3
     beta1: float = 0.9
@@ -62,14 +68,66 @@ class Adam:
     m: Arrays = field(default_factory=dict)
     v: Arrays = field(default_factory=dict)
     t: int = 0
+    _scratch: dict[tuple[tuple[int, ...], np.dtype], tuple[Array, Array]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )  # two arrays per shape and dtype of parameter, for the terms of one update
 
     def step(self, params: Arrays, grads: Arrays) -> None:
-        """Update ``params`` in place."""
-        self.t += 1
-        for k, p in params.items():
-            g = grads[k]
-            m = self.m[k] = self.beta1 * self.m.get(k, 0) + (1 - self.beta1) * g
-            v = self.v[k] = self.beta2 * self.v.get(k, 0) + (1 - self.beta2) * g * g
-            m_hat = m / (1 - self.beta1**self.t)
-            v_hat = v / (1 - self.beta2**self.t)
-            p -= self.learning_rate * m_hat / (np.sqrt(v_hat) + self.epsilon)
+        """Update ``params`` in place: one Adam step with ``grads`` (each of its parameter's
+        shape and dtype).
+
+        Each line below is one operation of these equations, in their order and association,
+        so the numbers are bit for bit those of the expressions evaluated with temporaries:
+
+            m ← β1 m + (1 − β1) g
+            v ← β2 v + ((1 − β2) g) g
+            p ← p − (α m̂) / (√v̂ + ε),  m̂ = m / (1 − β1ᵗ),  v̂ = v / (1 − β2ᵗ)
+
+        Raises
+        ------
+        InputError
+            A gradient whose shape or dtype is not its parameter's, or a parameter that is
+            no longer of the shape and dtype of its moments (a changed network needs a new
+            Adam); then nothing is updated.
+        """
+        work = [(p, grads[k], *self._buffers(k, p, grads[k])) for k, p in params.items()]
+        self.t += 1  # every array checked: nothing changes when one does not fit
+        m_correction, v_correction = 1 - self.beta1**self.t, 1 - self.beta2**self.t
+        for p, g, m, v, term, root in work:
+            np.multiply(g, 1 - self.beta1, out=term)  # (1 − β1) g
+            np.multiply(m, self.beta1, out=m)  # β1 m
+            np.add(m, term, out=m)  # m = β1 m + (1 − β1) g
+            np.multiply(g, 1 - self.beta2, out=term)  # (1 − β2) g
+            np.multiply(term, g, out=term)  # (1 − β2) g g
+            np.multiply(v, self.beta2, out=v)  # β2 v
+            np.add(v, term, out=v)  # v = β2 v + (1 − β2) g g
+            np.divide(m, m_correction, out=term)  # m̂ = m / (1 − β1ᵗ)
+            np.multiply(term, self.learning_rate, out=term)  # α m̂
+            np.divide(v, v_correction, out=root)  # v̂ = v / (1 − β2ᵗ)
+            np.sqrt(root, out=root)  # √v̂
+            np.add(root, self.epsilon, out=root)  # √v̂ + ε
+            np.divide(term, root, out=term)  # α m̂ / (√v̂ + ε)
+            np.subtract(p, term, out=p)  # p −= α m̂ / (√v̂ + ε)
+
+    def _buffers(self, k: str, p: Array, g: Array) -> tuple[Array, Array, Array, Array]:
+        """Parameter ``k``'s moments m and v (zeros at its first step) and two scratch arrays,
+        each of ``p``'s shape and dtype; checks ``g`` and the moments against ``p``."""
+        if g.shape != p.shape or g.dtype != p.dtype:
+            raise InputError(
+                f"the gradient of {k!r} is {g.shape} {g.dtype}; the parameter is "
+                f"{p.shape} {p.dtype}"
+            )
+        if k not in self.m:
+            self.m[k], self.v[k] = np.zeros_like(p), np.zeros_like(p)
+        m, v = self.m[k], self.v[k]
+        for a in (m, v):
+            if a.shape != p.shape or a.dtype != p.dtype:
+                raise InputError(
+                    f"Adam's moments of {k!r} are {a.shape} {a.dtype}, but the parameter is "
+                    f"now {p.shape} {p.dtype}: a network whose parameters changed needs a new "
+                    "Adam"
+                )
+        scratch = self._scratch.get((p.shape, p.dtype))
+        if scratch is None:
+            scratch = self._scratch[p.shape, p.dtype] = (np.empty_like(p), np.empty_like(p))
+        return m, v, *scratch
