@@ -12,7 +12,7 @@ from typing import Literal, overload
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES, check_class_names, check_count
+from ._checks import FLOAT_DTYPES, check_class_names
 from .errors import InputError, InputTypeError
 from .fast import FastNetwork, Stepper, all_finite, one_pass
 from .layers import Cache, Layer, SequenceInput
@@ -254,7 +254,6 @@ class Network:
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
         padding: Padding = MASKED,
-        threads: int = 1,
         return_state: Literal[False] = False,
     ) -> Outputs: ...
 
@@ -267,7 +266,6 @@ class Network:
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
         padding: Padding = MASKED,
-        threads: int = 1,
         return_state: Literal[True],
     ) -> tuple[Outputs, State]: ...
 
@@ -279,7 +277,6 @@ class Network:
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
         padding: Padding = MASKED,
-        threads: int = 1,
         return_state: bool = False,
     ) -> Outputs | tuple[Outputs, State]:
         """Compute the network's output, or the activations of layer ``outputs``.
@@ -302,12 +299,6 @@ class Network:
             ``Padding.matlab(mini_batch_size=128)``); ``Padding.pytorch()``,
             ``.onnx()``, ``.keras()`` compute as masked and return per-step outputs of N
             sequences padded as that framework pads them.
-        threads : int
-            On several cores: split masked batches over this many Python threads, each on
-            one BLAS thread (needs threadpoolctl, the ``threads`` extra; see
-            :mod:`lstm_ref.fast.parallel`). The results are one thread's but for rounding;
-            MATLAB's padding, one sequence and networks the fast path does not cover run on
-            one thread.
         return_state : bool
             Also return the updated state (the network's own state is not changed).
 
@@ -324,7 +315,6 @@ class Network:
         """
         upto = len(self.layers) - 1 if outputs is None else self._index(outputs)
         padding = check_padding(padding)
-        threads = check_count(threads, "threads")
         engine = self.fast_engine(upto)
         taken = None  # plain arrays: the fast path checks their values (None if one is bad)
         if engine is not None and layout == "TC" and lengths is None:
@@ -344,12 +334,10 @@ class Network:
         recheck = None if taken is None else checked
         if padding.returns_padded and not single:
             T = _padded_length(X, seqs, layout)
-            padded = self._predict_padded(
-                seqs, T, state_in, padding, upto, engine, threads, recheck
-            )
+            padded = self._predict_padded(seqs, T, state_in, padding, upto, engine, recheck)
             return self._returned(*padded, return_state)
         results, final = self._predict_masked_or_matlab(
-            seqs, state_in, padding, upto, engine, threads, recheck
+            seqs, state_in, padding, upto, engine, recheck
         )
         out = results[0] if single else _stack_if_same_shape(results)
         if single:
@@ -400,15 +388,14 @@ class Network:
         padding: Padding,
         upto: int,
         engine: FastNetwork | None,
-        threads: int,
         recheck: Callable[[], list[Array]] | None,
     ) -> tuple[list[Array] | Array, State]:
         """Every sequence's output of layer ``upto`` (its own steps; the fast path gives one
-        (N, K) array when each is a vector) and the final states: through ``engine`` (the
-        fast path of layers 0 … upto, on ``threads`` threads) where it covers the layers,
+        (N, K) array when each is a vector) and the final states:
+        through ``engine`` (the fast path of layers 0 … upto) where it covers the layers,
         else the reference. ``recheck`` validates sequences the fast path took unchecked,
         should it refuse them (the checks then name the bad value)."""
-        batched = None if engine is None else engine.run(seqs, state_in, padding, threads)
+        batched = None if engine is None else engine.run(seqs, state_in, padding)
         if batched is None and recheck is not None:
             seqs = recheck()
         return batched or self._predict_reference(seqs, state_in, padding, upto)
@@ -421,7 +408,6 @@ class Network:
         padding: Padding,
         upto: int,
         engine: FastNetwork | None,
-        threads: int,
         recheck: Callable[[], list[Array]] | None,
     ) -> tuple[Array, State]:
         """A framework's padded batch of outputs (:meth:`Padding.pad_outputs`): the last
@@ -431,9 +417,7 @@ class Network:
         r = recurrent[-1] if recurrent else upto
         if r != upto:
             engine = self.fast_engine(r)
-        results, final = self._predict_masked_or_matlab(
-            seqs, state_in, padding, r, engine, threads, recheck
-        )
+        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, engine, recheck)
         if isinstance(results, np.ndarray) or results[0].ndim == 1:  # "last": nothing padded
             y = results if isinstance(results, np.ndarray) else np.stack(results)  # (N, W)
         else:
@@ -471,7 +455,6 @@ class Network:
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
         padding: Padding = MASKED,
-        threads: int = 1,
     ) -> tuple[Array, Array]: ...
 
     @overload
@@ -482,7 +465,6 @@ class Network:
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
         padding: Padding = MASKED,
-        threads: int = 1,
     ) -> tuple[str | Array, Array]: ...
 
     def classify(
@@ -492,7 +474,6 @@ class Network:
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
         padding: Padding = MASKED,
-        threads: int = 1,
     ) -> tuple[str | Array, Array]:
         """Predicted class names and scores (class probabilities).
 
@@ -502,7 +483,7 @@ class Network:
         """
         if not self.class_names:
             raise InputError("this network has no class names; use predict() for its outputs")
-        scores = self.predict(X, layout=layout, lengths=lengths, padding=padding, threads=threads)
+        scores = self.predict(X, layout=layout, lengths=lengths, padding=padding)
         if not isinstance(scores, np.ndarray):
             raise InputError(
                 "classify needs one score vector per sequence; this network's output is a "

@@ -98,8 +98,7 @@ def test_cli_predict_reads_every_format(tmp_path, capsys, test_data):
 
 
 def test_cli_predict_padding_matches_the_api(tmp_path, capsys, test_data):
-    """Default: each sequence alone, as net.classify (on two threads too); --padding matlab:
-    MATLAB's batches."""
+    """Default: each sequence alone, as net.classify; --padding matlab: MATLAB's batches."""
     seqs = test_data[0][:40]
     net = load_network("JapaneseVowelsNet")
     np.savez(tmp_path / "s.npz", *seqs)
@@ -107,7 +106,6 @@ def test_cli_predict_padding_matches_the_api(tmp_path, capsys, test_data):
         ([], Padding.masked()),
         (["--padding", "matlab"], Padding.matlab()),
         (["--padding", "matlab", "--mini-batch-size", "7"], Padding.matlab(mini_batch_size=7)),
-        (["--threads", "2", "--mini-batch-size", "16"], Padding.masked()),
     ]:
         assert main(["predict", str(tmp_path / "s.npz"), "--scores", *argv]) == 0
         rows = [line.split()[3:] for line in capsys.readouterr().out.splitlines()[1:]]

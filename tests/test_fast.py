@@ -3,8 +3,6 @@ network falls back to the reference for the rest."""
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from random_nets import random_lstm_params, random_network, random_sequences
@@ -354,73 +352,3 @@ def test_batch_scores_do_not_depend_on_the_number_of_blas_threads():
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         two = net.classify(xs)[1]
     np.testing.assert_array_equal(one, two)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize(
-    "padding", [Padding.masked(), Padding.masked(mini_batch_size=2), Padding.pytorch()], ids=str
-)
-def test_threads_compute_what_one_thread_computes(rng, dtype, threads, padding):
-    """predict(threads=n): the sequences dealt to n threads give every output and final
-    state of one thread (but for rounding), in input order — per-step outputs of stacked
-    LSTMs too."""
-    net = stacked(rng, output_mode="sequence").astype(dtype)
-    net.state = {  # a different starting state per row
-        n: LSTMState(*(rng.normal(size=(7, w)).astype(dtype) for _ in "hc"))
-        for n, w in (("lstm", 6), ("lstm2", 4))
-    }
-    xs = [x.astype(dtype) for x in random_sequences(rng, [3, 9, 1, 6, 6, 2, 8])]
-    one = net.predict(xs, padding=padding, return_state=True)
-    many = net.predict(xs, padding=padding, threads=threads, return_state=True)
-    close(list(many[0]), list(one[0]), dtype)
-    close(many[1], one[1], dtype)
-    labels = random_network(rng, normalization="zscore").astype(dtype)
-    close(labels.classify(xs, threads=threads)[1], labels.classify(xs)[1], dtype)
-
-
-def test_threads_keep_matlab_padding_and_the_errors(rng):
-    """MATLAB's batches run on one thread (they depend on the order of all sequences); a
-    bad value is named as on one thread; threads is checked."""
-    net = random_network(rng)
-    xs = random_sequences(rng, [4, 7, 2, 5])
-    matlab = Padding.matlab(mini_batch_size=3)
-    close(net.predict(xs, padding=matlab, threads=2), net.predict(xs, padding=matlab), np.float64)
-    xs[2][1, 3] = np.nan
-    with pytest.raises(InputError, match=r"sequence 2.*NaN") as one:
-        net.predict(xs)
-    with pytest.raises(InputError) as two:
-        net.predict(xs, threads=2)
-    assert str(two.value) == str(one.value)
-    with pytest.raises(InputError, match="threads must be an integer >= 1; got 0"):
-        net.predict(xs, threads=0)
-
-
-def test_threads_limit_blas_to_one_thread_only_while_they_run(rng, monkeypatch):
-    """BLAS runs one thread inside the split and is as before after it; without
-    threadpoolctl, threads > 1 names the extra to install."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    from lstm_ref.fast import parallel
-
-    seen = []
-    net = random_network(rng)
-    fast = net.fast_engine()
-    original = fast._computed
-
-    def spy(*args):
-        seen.append(threadpoolctl.threadpool_info())
-        return original(*args)
-
-    monkeypatch.setattr(fast, "_computed", spy)
-    before = threadpoolctl.threadpool_info()
-    net.predict(random_sequences(rng, [4, 7, 2, 5]), threads=2)
-    assert len(seen) == 2 and threadpoolctl.threadpool_info() == before
-    blas = [[p for p in info if p["user_api"] == "blas"] for info in seen]
-    assert all(p and all(lib["num_threads"] == 1 for lib in p) for p in blas)
-    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
-    parallel._controller.cache_clear()
-    try:
-        with pytest.raises(ModuleNotFoundError, match=r"pip install 'lstm_ref\[threads\]'"):
-            net.predict(random_sequences(rng, [4, 7]), threads=2)
-    finally:
-        parallel._controller.cache_clear()

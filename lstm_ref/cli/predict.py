@@ -48,13 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="sequences per mini-batch (MATLAB's default); changes the results only with "
         "--padding matlab",
     )
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=1,
-        help="split masked batches over this many threads, one BLAS thread each (needs "
-        "threadpoolctl: pip install 'lstm_ref[threads]'); the same results but for rounding",
-    )
     p.add_argument("--scores", action="store_true", help="a column of scores per class")
     p.add_argument("--output", type=Path, help="also write the table to a .csv or .json file")
     p.set_defaults(run=run)
@@ -70,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
     file = read_sequence_file(args.file)
     make = Padding.matlab if args.padding == "matlab" else Padding.masked
     padding = make(mini_batch_size=args.mini_batch_size)
-    labels, scores = net.classify(
-        file.sequences, layout=args.layout, padding=padding, threads=args.threads
-    )
+    labels, scores = net.classify(file.sequences, layout=args.layout, padding=padding)
     labels, scores = np.atleast_1d(labels), np.atleast_2d(scores)  # one sequence: one row
     header = ["sequence", "class", "score"] + (["true"] if file.labels else [])
     if args.scores:

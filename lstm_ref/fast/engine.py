@@ -44,7 +44,6 @@ import numpy as np
 from ..layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
 from ..lstm import LSTMState, copy_state
 from ..padding import Padding, make_batches
-from .parallel import on_threads, shares
 from .step import FastLSTM, Work, all_finite, compile_lstm, covered, fast_steps, run_lstm, within
 
 Array = np.ndarray
@@ -69,31 +68,27 @@ def one_pass(padding: Padding) -> bool:
     return padding.is_masked or isinstance(padding.sequence_length, str)
 
 
-def batches(seqs: list[Array], padding: Padding, rows: Array | None = None) -> Iterator[Run]:
+def batches(seqs: list[Array], padding: Padding) -> Iterator[Run]:
     """The runs of ``seqs``: masked — sorted by length (longest first) in chunks of
-    ``mini_batch_size``, of the sequences ``rows`` only if given; MATLAB's —
-    :func:`lstm_ref.padding.make_batches`, unmasked (of every sequence)."""
+    ``mini_batch_size``; MATLAB's — :func:`lstm_ref.padding.make_batches`, unmasked."""
     if not padding.is_masked:
-        assert rows is None  # MATLAB's batches depend on the order of all the sequences
         for batch in make_batches(seqs, padding):
             T, B = batch.x.shape[1], len(batch.rows)
             x, full = batch.x.transpose(1, 0, 2), np.full(B, T)
             yield Run(batch.rows, x, np.full(T, B), full, batch.start, batch.lengths)
         return
-    rows = np.arange(len(seqs)) if rows is None else rows
-    mine = [seqs[r] for r in rows]
-    lengths = np.array([len(s) for s in mine])
+    lengths = np.array([len(s) for s in seqs])
     order = np.argsort(-lengths, kind="stable")
-    steps = np.concatenate([*mine, np.zeros_like(mine[0][:1])])  # every step, then a zero row
-    starts = np.cumsum(lengths) - lengths  # where each sequence's steps start in ``steps``
-    for first in range(0, len(mine), padding.mini_batch_size):
-        pick = order[first : first + padding.mini_batch_size]
-        n = lengths[pick]  # (B,), longest first
+    steps = np.concatenate([*seqs, np.zeros_like(seqs[0][:1])])  # every step, then a zero row
+    starts = np.cumsum(lengths) - lengths  # (N,) where each sequence's steps start
+    for first in range(0, len(seqs), padding.mini_batch_size):
+        rows = order[first : first + padding.mini_batch_size]
+        n = lengths[rows]  # (B,), longest first
         t = np.arange(n[0])[:, None]  # (T, 1)
-        at = np.where(t < n, starts[pick] + t, len(steps) - 1)  # (T, B) step t of row b, or 0
+        at = np.where(t < n, starts[rows] + t, len(steps) - 1)  # (T, B) step t of row b, or 0
         x = steps.take(at, axis=0)  # (T, B, C)
         counts = np.searchsorted(-n, -t[:, 0])  # (T,) how many rows are longer than t
-        yield Run(rows[pick], x, counts, n, np.zeros_like(n), n)
+        yield Run(rows, x, counts, n, np.zeros_like(n), n)
 
 
 class FastNetwork:
@@ -187,11 +182,7 @@ class FastNetwork:
         )
 
     def run(
-        self,
-        seqs: list[Array],
-        states: dict[str, LSTMState],
-        padding: Padding,
-        threads: int = 1,
+        self, seqs: list[Array], states: dict[str, LSTMState], padding: Padding
     ) -> tuple[list[Array] | Array, dict[str, LSTMState]] | None:
         """The outputs of every sequence (in input order) and each LSTM's final state.
 
@@ -202,9 +193,6 @@ class FastNetwork:
         states : dict of str to LSTMState
             Each LSTM's starting state, (N, H) rows (broadcast views are fine).
         padding : Padding
-        threads : int
-            Under masked padding, split the sequences over this many Python threads, each
-            on one BLAS thread (:mod:`lstm_ref.fast.parallel`); MATLAB's run on one.
 
         Returns
         -------
@@ -215,46 +203,25 @@ class FastNetwork:
             None when a value (of the input too) is not finite or the input could overflow
             the normalisation: the caller checks the input and runs the reference.
         """
-        if threads > 1 and padding.is_masked and len(seqs) > 1:
-            lengths = np.array([len(s) for s in seqs])
-            parts = on_threads(
-                lambda rows: self._computed(batches(seqs, padding, rows), states),
-                shares(lengths, threads),
-            )
-        else:
-            parts = [self._computed(batches(seqs, padding), states)]
         results: list[Array] = [np.empty(0)] * len(seqs)
         vectors: Array | None = None  # (N, K) when each output is one vector
         final = {n: copy_state(s) for n, s in states.items()}
-        for part in parts:
-            if part is None:
-                return None
-            for run, y, ends in part:
-                if y.ndim == 2:  # (B, K)
-                    if vectors is None:
-                        vectors = np.empty((len(seqs), y.shape[1]), y.dtype)
-                    vectors[run.rows] = y
-                else:  # (B, T, K): each row's own steps
-                    for b, r in enumerate(run.rows):
-                        results[r] = y[b, run.start[b] : run.start[b] + run.lengths[b]]
-                for name, s in ends.items():
-                    final[name].h[run.rows], final[name].c[run.rows] = s
-        return (results if vectors is None else vectors), final
-
-    def _computed(
-        self, runs: Iterator[Run], states: dict[str, LSTMState]
-    ) -> list[tuple[Run, Array, dict[str, LSTMState]]] | None:
-        """Each run with its outputs and final states (see :meth:`_forward`); None as soon
-        as one is not finite or its input could overflow the normalisation."""
-        done = []
-        for run in runs:
+        for run in batches(seqs, padding):
             if not self.within_limit(run.x):
                 return None
             y, ends = self._forward(run, states)
             if not all_finite(y) or not all(all_finite(s.c) for s in ends.values()):
                 return None
-            done.append((run, y, ends))
-        return done
+            if y.ndim == 2:  # (B, K)
+                if vectors is None:
+                    vectors = np.empty((len(seqs), y.shape[1]), y.dtype)
+                vectors[run.rows] = y
+            else:  # (B, T, K): each row's own steps
+                for b, r in enumerate(run.rows):
+                    results[r] = y[b, run.start[b] : run.start[b] + run.lengths[b]]
+            for name, s in ends.items():
+                final[name].h[run.rows], final[name].c[run.rows] = s
+        return (results if vectors is None else vectors), final
 
     def run_one(
         self, x: Array, states: dict[str, LSTMState]
