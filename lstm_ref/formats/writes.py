@@ -7,12 +7,11 @@ a file's contents (a ``.ts`` file's ``@problemName``) is reduced to a plain file
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,11 +37,13 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
         raise
 
 
-def temporaries(path: str | os.PathLike) -> list[Path]:
-    """The temporary files :func:`write_atomically` left beside ``path`` if a write of it was
-    killed (``.<name>.<random>.tmp``)."""
-    target = Path(path)
-    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_SUFFIX}"))
+def temporaries(folder: str | os.PathLike, names: Collection[str]) -> list[Path]:
+    """The temporary files :func:`write_atomically` left in ``folder`` when a write of one of
+    the files ``names`` was killed (``.<name>.<random>.tmp``); the folder is listed once."""
+    found = Path(folder).glob(f".*{TEMP_SUFFIX}")
+    return sorted(
+        p for p in found if p.name[1:].removesuffix(TEMP_SUFFIX).rsplit(".", 1)[0] in names
+    )
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:

@@ -244,9 +244,8 @@ def _client(distributed: Any, scheduler: str | None, workers: int) -> Iterator[C
 def _remove_stale_temporaries(shards: list[Path], out: Path) -> None:
     """Delete the temporary files that workers killed while writing left behind (every
     task of this run is over, so no live write of these shards can be under way)."""
-    for shard in shards:
-        for temp in temporaries(scores_path(shard, out)):
-            temp.unlink(missing_ok=True)
+    for temp in temporaries(out, {scores_path(shard, out).name for shard in shards}):
+        temp.unlink(missing_ok=True)
 
 
 def _check_manifest(out: Path, network: str, digest: str, padding: Padding, layout: str) -> None:
