@@ -35,7 +35,7 @@ zero-length rows, which lstm_ref's sequences cannot be, are computed by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -48,9 +48,7 @@ from ._checks import (
     is_integer,
 )
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .layers import Layer
+from .layers import LSTM, Layer
 
 Array = np.ndarray
 SequenceLength = Literal["longest", "shortest"] | int
@@ -143,7 +141,7 @@ class Padding:
     @property
     def returns_padded(self) -> bool:
         """Whether per-step outputs come back as one padded batch, as the framework's."""
-        return self.kind in ("pytorch", "onnx", "keras")
+        return self.is_masked and self.kind != "masked"
 
     def pad_outputs(self, ys: list[Array], T: int, source: Layer | None) -> Array:
         """Per-step outputs as this framework's padded batch.
@@ -168,12 +166,7 @@ class Padding:
         if not self.returns_padded:
             raise InputError(f"padding {self.kind!r} returns no padded batch of outputs")
         out = np.zeros((len(ys), T, ys[0].shape[1]), ys[0].dtype)  # (N, T, W)
-        repeat = (
-            self.kind == "keras"
-            and source is not None
-            and source.DIRECTIONS == 1
-            and getattr(source, "direction", "forward") == "forward"
-        )
+        repeat = self.kind == "keras" and isinstance(source, LSTM) and source.direction == "forward"
         for n, y in enumerate(ys):
             out[n, : len(y)] = y
             if repeat:

@@ -53,7 +53,7 @@ import numpy as np
 
 from ..activations import ONNX_ACTIVATIONS, activation_spec
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM, Layer, SequenceInput
+from ..layers import LSTM, BiLSTM, Layer, SequenceInput, directions
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
 from .onnx_head import (
@@ -158,10 +158,10 @@ def lstm_from_node(
     clip = attrs.get("clip")
     input_forget = bool(attrs.get("input_forget", 0))
     specs = _activation_specs(attrs, D, where)
-    directions = ["forward", "reverse"] if D == 2 else [direction]
+    ways = ["forward", "reverse"] if D == 2 else [direction]
     layers = []
     name = node_name(node)
-    for d, way in enumerate(directions):
+    for d, way in enumerate(ways):
         bias = np.zeros(4 * H) if B is None else B[d, : 4 * H] + B[d, 4 * H :]
         f, g, h = specs[d]
         start = None
@@ -237,7 +237,7 @@ def run_lstm_node(node: Any, tensors: dict[str, Array]) -> tuple[Array, Array, A
         empty = (lengths == 0)[:, None]
         y = np.where((np.arange(T)[None, :, None] < lengths[:, None, None]), y, 0)
         final = LSTMState(*(np.where(empty, 0, s) for s in final))
-    D = layer.DIRECTIONS
+    D = len(directions(layer))
     Y = y.reshape(batch, T, D, -1)  # (B, T, D, H)
     Y_h, Y_c = (s.reshape(batch, D, -1) for s in final)  # (B, D, H)
     if layout == 0:
@@ -399,7 +399,7 @@ def _lstm_step(node: Any, p: Path, g: Graph) -> Path:
         g.masked.add(layer.name)
     p.layers.append(layer)
     y_axes = {("T", 0): "TDBH", ("B", 0): "BTDH", ("T", 1): "DBH", ("B", 1): "BDH"}
-    D = layer.DIRECTIONS
+    D = len(directions(layer))
     return Path(tuple(y_axes[lstm_in[0], used[0]]), {"D": D, "H": layer.hidden_size}, p.layers)
 
 

@@ -22,9 +22,6 @@ A layer is a plain container of parameters (a dataclass) with these methods:
     much MATLAB's L2 regularisation weighs each learnable.
 ``description()`` / ``TYPE`` / ``name``
     The columns of MATLAB's ``net.Layers`` table.
-``DIRECTIONS``
-    2 for a bidirectional layer, else 1 (Keras's masking writes 0 at a Bidirectional's
-    padded steps, not its last output: :meth:`lstm_ref.padding.Padding.pad_outputs`).
 
 Shapes: B sequences, T time steps, C features in, H hidden units, K outputs.
 """

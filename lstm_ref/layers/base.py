@@ -49,7 +49,6 @@ class Layer:
     ARRAYS: ClassVar[tuple[str, ...]] = ()  # the array fields a weight file stores
     LEARNABLES: ClassVar[tuple[str, ...]] = ()  # the arrays training updates
     L2_FACTORS: ClassVar[dict[str, float]] = {}  # MATLAB's L2 factor of each learnable
-    DIRECTIONS: ClassVar[int] = 1  # 2: a bidirectional layer (merges two directions' outputs)
     name: str
     initial_state: LSTMState | None = None  # the state it starts from; None: holds no state
 

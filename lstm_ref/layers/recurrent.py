@@ -322,7 +322,6 @@ class BiLSTM(Layer):
     last: Literal["state", "step"] = "state"
 
     TYPE: ClassVar[str] = "BiLSTM"
-    DIRECTIONS: ClassVar[int] = 2
     L2_FACTORS: ClassVar[dict[str, float]] = {
         f"{d}/{k}": v for d in ("forward", "backward") for k, v in LSTM.L2_FACTORS.items()
     }
