@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from torch_models import Classifier, distinct_gates, packed
 
-from lstm_ref import InputError, LSTMState, Network
+from lstm_ref import FullyConnected, InputError, LSTMState, Network
 from lstm_ref.interop import load_model
 from lstm_ref.interop.torch import from_torch, save_torch, to_state_dict, torch_lstm_options
-from lstm_ref.layers import BiLSTM
+from lstm_ref.layers import BiLSTM, TimeReversal
 
 C, H = 4, 5
 LENGTHS = [6, 3, 5, 1]
@@ -169,3 +171,16 @@ def test_export_refuses_what_nn_lstm_cannot_hold(rng):
     peep = Network([net.layers[0], type(lstm)(lstm.params, peephole=np.ones((3, H)))])
     with pytest.raises(InputError, match=r"nn\.LSTM has sigmoid gates and tanh only"):
         to_state_dict(peep)
+    fc = FullyConnected(rng.normal(size=(3, H)), np.zeros(3), name="fc1")
+    two_heads = Network(
+        [*net.layers, fc, FullyConnected(rng.normal(size=(2, 3)), np.zeros(2), name="fc2")]
+    )
+    with pytest.raises(InputError, match=r"the exported head is one nn\.Linear; the network has"):
+        to_state_dict(two_heads)
+    reversal = Network(
+        [net.layers[0], dataclasses.replace(lstm, output_mode="sequence"), TimeReversal()]
+    )
+    with pytest.raises(
+        InputError, match=r"layer 'reversal' \(Time Reversal\) has no nn\.LSTM export"
+    ):
+        to_state_dict(reversal)

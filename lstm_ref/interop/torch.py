@@ -66,11 +66,11 @@ from ..formats.writes import write_atomically
 from ..layers import (
     LSTM,
     BiLSTM,
+    ClassificationOutput,
     FullyConnected,
     Layer,
     SequenceInput,
     Softmax,
-    TimeReversal,
     directions,
 )
 from ..lstm import LSTMParams
@@ -326,6 +326,9 @@ def save_torch(net: Network, path: str | os.PathLike) -> None:
     write_atomically(path, lambda f: torch.save(state, f))
 
 
+EXPORTED = (SequenceInput, LSTM, BiLSTM, FullyConnected, Softmax, ClassificationOutput)
+
+
 def _lstm_layers(net: Network) -> list[LSTM | BiLSTM]:
     """The network's LSTM layers, checked to be what one nn.LSTM computes."""
     for layer in net.layers:
@@ -334,8 +337,10 @@ def _lstm_layers(net: Network) -> list[LSTM | BiLSTM]:
                 f"layer {layer.name!r} normalises its input ({layer.normalization}), which an "
                 "nn.LSTM cannot hold"
             )
-        if isinstance(layer, TimeReversal):
+        if not isinstance(layer, EXPORTED):
             raise InputError(f"layer {layer.name!r} ({layer.TYPE}) has no nn.LSTM export")
+    if sum(isinstance(layer, FullyConnected) for layer in net.layers) > 1:
+        raise InputError("the exported head is one nn.Linear; the network has several")
     lstms = [layer for layer in net.layers if isinstance(layer, LSTM | BiLSTM)]
     if not lstms:
         raise InputError("the network has no LSTM layer to export")
