@@ -97,6 +97,7 @@ from ..layers import (
     Softmax,
     TimeReversal,
     directions,
+    reverse_sequence,
 )
 from ..lstm import LSTMParams
 from ..network import Network
@@ -318,20 +319,20 @@ def _chain(config: dict[str, Any], where: str) -> tuple[list[dict[str, Any]], di
         raise InputError(f"{where}: the last layer {end!r} is not among the outputs {outputs}")
     reads[end] = ends[0]
     for n, i in outputs:
-        states = _state_names(by_name[n])
-        if (n, i) != (end, ends[0]) and not 1 <= i <= len(states):
+        if (n, i) != (end, ends[0]) and not 1 <= i <= _state_count(by_name[n]):
             raise InputError(
                 f"{where}: outputs {outputs}; expected one output (and return_state's states)"
             )
     return [by_name[n] for n in chain], {n: i for n, i in reads.items() if i}
 
 
-def _state_names(spec: dict[str, Any]) -> tuple[str, ...]:
-    """The states ``return_state`` adds to a layer's outputs, after the output itself."""
+def _state_count(spec: dict[str, Any]) -> int:
+    """How many states ``return_state`` adds to a layer's outputs, after the output itself:
+    h and c (and, of a Bidirectional, both directions')."""
     cls, cfg = spec["class_name"], spec["config"]
     if cls == "Bidirectional" and cfg["layer"]["config"].get("return_state"):
-        return ("h_f", "c_f", "h_b", "c_b")
-    return ("h", "c") if cls in RECURRENT and cfg.get("return_state") else ()
+        return 4
+    return 2 if cls in RECURRENT and cfg.get("return_state") else 0
 
 
 def _inputs(spec: dict[str, Any], what: str) -> list[tuple[str, int]]:
@@ -528,10 +529,3 @@ def _activation(name: Any, keras2: bool, what: str) -> str:
             f"{what}: activation {name!r}; expected one of {sorted(map(str, ACTIVATIONS))}"
         )
     return ACTIVATIONS[name]
-
-
-def reverse_sequence(layer: Layer) -> bool:
-    """Whether ``layer`` is a reverse LSTM with per-step outputs (in time order)."""
-    return (
-        isinstance(layer, LSTM) and layer.direction == "reverse" and layer.output_mode == "sequence"
-    )

@@ -22,9 +22,10 @@ from ..layers import (
     Softmax,
     TimeReversal,
     directions,
+    reverse_sequence,
 )
 from ..network import Network
-from .keras import ACTIVATIONS, reverse_sequence
+from .keras import ACTIVATIONS
 
 Array = np.ndarray
 

@@ -69,9 +69,7 @@ from ..layers import (
     Layer,
     SequenceInput,
     Softmax,
-)
-from ..layers import (
-    directions as layer_directions,
+    directions,
 )
 from ..lstm import LSTMParams, LSTMState
 from ..network import Network
@@ -148,10 +146,10 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
     }
     mode = text.get("OutputMode", "last")
     b = num["Bias"].reshape(-1)
-    directions = []
+    one_ways = []
     for d, way in enumerate(["forward", "reverse"][:D]):
         rows, half = slice(4 * H * d, 4 * H * (d + 1)), slice(H * d, H * (d + 1))
-        directions.append(
+        one_ways.append(
             LSTM(
                 LSTMParams(W[rows], R[rows], b[rows]),
                 name="lstm" if D == 1 else f"bilstm_{way}",
@@ -162,10 +160,10 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
                 direction=way,  # type: ignore[arg-type]
             )
         )
-    recurrent: Layer = directions[0]
+    recurrent: Layer = one_ways[0]
     if D == 2:  # MATLAB's bilstm 'last' is the output at the last (padded) step
         last: Literal["state", "step"] = "step" if mode == "last" else "state"
-        recurrent = BiLSTM(directions[0], directions[1], name="bilstm", last=last)
+        recurrent = BiLSTM(one_ways[0], one_ways[1], name="bilstm", last=last)
     layers: list[Layer] = [
         SequenceInput(C, normalization=normalization, **norm),  # type: ignore[arg-type]
         recurrent,
@@ -303,7 +301,7 @@ def save_matlab(
             "a MATLAB learnables file holds sequence input → one LSTM or BiLSTM → fully "
             f"connected; this network is {[x.TYPE for x in net.layers]}"
         )
-    directions = layer_directions(lstm)
+    one_ways = directions(lstm)
     if isinstance(lstm, BiLSTM) and (
         lstm.merge_mode != "concat" or (lstm.output_mode == "last" and lstm.last != "step")
     ):
@@ -311,15 +309,15 @@ def save_matlab(
             f"layer {lstm.name!r}: MATLAB's bilstmLayer concatenates the directions and its "
             "'last' is the output at the last step (last='step'), not the final states"
         )
-    for one in directions:
+    for one in one_ways:
         if one.variant is not None:
             raise InputError(f"layer {one.name!r}: lstmLayer has no {', '.join(one.variant.used)}")
     if not isinstance(lstm, BiLSTM) and lstm.direction != "forward":
         raise InputError(f"layer {lstm.name!r}: lstmLayer has no reverse direction")
-    one = directions[0]
+    one = one_ways[0]
 
     def stacked(f: Any) -> Array:
-        return np.concatenate([f(d) for d in directions])
+        return np.concatenate([f(d) for d in one_ways])
 
     values: dict[str, Any] = {
         "InputWeights": stacked(lambda d: d.params.W),

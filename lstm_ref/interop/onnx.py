@@ -53,14 +53,13 @@ import numpy as np
 
 from ..activations import ONNX_ACTIVATIONS, activation_spec
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM, Layer, SequenceInput, directions
+from ..layers import LSTM, BiLSTM, Layer, SequenceInput, directions, forward_only
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
 from .onnx_head import (
     Graph,
     Lengths,
     Path,
-    forward_only,
     head_step,
     lengths_step,
     node_attributes,

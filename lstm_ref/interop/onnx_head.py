@@ -41,7 +41,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM, FullyConnected, Layer, SequenceInput, Softmax
+from ..layers import (
+    LSTM,
+    BiLSTM,
+    FullyConnected,
+    Layer,
+    SequenceInput,
+    Softmax,
+    forward_only,
+)
 
 Array = np.ndarray
 
@@ -343,11 +351,6 @@ def _last_lstm(p: Path) -> LSTM | BiLSTM | None:
     return next((x for x in reversed(p.layers) if isinstance(x, LSTM | BiLSTM)), None)
 
 
-def forward_only(layer: LSTM | BiLSTM) -> bool:
-    """Whether ``layer`` is one forward LSTM (no reverse direction)."""
-    return isinstance(layer, LSTM) and layer.direction == "forward"
-
-
 def _at_last_step(p: Path, left: tuple[str, ...], bad: InputError) -> Path:
     """The path ``left`` after reading the last LSTM's output at each sequence's last
     step: that LSTM becomes "last" (a BiLSTM's reverse half: its output there)."""
@@ -357,7 +360,7 @@ def _at_last_step(p: Path, left: tuple[str, ...], bad: InputError) -> Path:
         # the reverse half at the last step has seen that one step only
         fwd, bwd = (dataclasses.replace(d, output_mode="last") for d in (last.fwd, last.bwd))
         p.layers[lstms[-1]] = BiLSTM(fwd, bwd, last.name, last.merge_mode, last="step")
-    elif isinstance(last, LSTM) and forward_only(last) and last.output_mode == "sequence":
+    elif forward_only(last) and last.output_mode == "sequence":
         p.layers[lstms[-1]] = dataclasses.replace(last, output_mode="last")
     else:
         raise InputError(

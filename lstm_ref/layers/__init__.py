@@ -35,7 +35,16 @@ import numpy as np
 from ..errors import InputError
 from .base import Cache, InputCache, Layer
 from .heads import ClassificationOutput, FullyConnected, Softmax, SoftmaxCache
-from .recurrent import LSTM, MERGE_MODES, BiLSTM, BiLSTMCache, LSTMCache, directions
+from .recurrent import (
+    LSTM,
+    MERGE_MODES,
+    BiLSTM,
+    BiLSTMCache,
+    LSTMCache,
+    directions,
+    forward_only,
+    reverse_sequence,
+)
 from .sequence_input import SequenceInput
 from .time_reversal import ReversalCache, TimeReversal
 
@@ -59,7 +68,9 @@ __all__ = [
     "SoftmaxCache",
     "TimeReversal",
     "directions",
+    "forward_only",
     "layer_from_arrays",
+    "reverse_sequence",
 ]
 
 LAYER_TYPES: dict[str, type[Layer]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeGuard
 
 import numpy as np
 
@@ -475,3 +475,15 @@ class BiLSTM(Layer):
 def directions(layer: LSTM | BiLSTM) -> list[LSTM]:
     """The one-direction LSTMs of ``layer``: itself, or a BiLSTM's forward and reverse."""
     return [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
+
+
+def forward_only(layer: Layer | None) -> TypeGuard[LSTM]:
+    """Whether ``layer`` is one forward LSTM (no reverse direction)."""
+    return isinstance(layer, LSTM) and layer.direction == "forward"
+
+
+def reverse_sequence(layer: Layer | None) -> TypeGuard[LSTM]:
+    """Whether ``layer`` is a reverse LSTM with per-step outputs (in time order)."""
+    return (
+        isinstance(layer, LSTM) and layer.direction == "reverse" and layer.output_mode == "sequence"
+    )
