@@ -14,11 +14,11 @@ from .step import (
     StepBuffers,
     Work,
     all_finite,
+    by_gate,
     compile_lstm,
     covered,
     fast_steps,
     run_lstm,
-    within,
     work_buffers,
 )
 from .stepper import Stepper
@@ -31,11 +31,11 @@ __all__ = [
     "Stepper",
     "Work",
     "all_finite",
+    "by_gate",
     "compile_lstm",
     "covered",
     "fast_steps",
     "one_pass",
     "run_lstm",
-    "within",
     "work_buffers",
 ]

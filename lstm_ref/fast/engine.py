@@ -103,11 +103,11 @@ class FastNetwork:
         self.input_size, self.dtype = lstms[0].C, lstms[0].M.dtype
         self._layers = tuple(layers)
         self._config = _config(layers)
-        self._watched = _folded_arrays(layers)  # the arrays in M, and copies of them:
-        self._differ = np.empty(sum(a.size for a in self._watched), bool)
+        watched = _folded_arrays(layers)  # the arrays in M, and copies of them:
+        self._differ = np.empty(sum(a.size for a in watched), bool)
         self._checks: list[tuple[Array, Array, Array]] = []  # array, copy, where they differ
         at = 0
-        for a in self._watched:
+        for a in watched:
             self._checks.append((a, a.copy(), self._differ[at : at + a.size].reshape(a.shape)))
             at += a.size
         norm = layers[0]

@@ -145,9 +145,13 @@ class StepBuffers(NamedTuple):
                 p[H:],
             )
         assert G is not None  # blocks (5, n, H), the product's rows G (n, 4H)
-        n, H = A.shape[1:]
-        pre_gates = G.reshape(n, 4, H).transpose(1, 0, 2)
-        return cls(np.matmul, G, pre_gates, A[1:], A[2:], A[4], A[2:4], A[:2], A[0], p, p[0], p[1])
+        return cls(np.matmul, G, by_gate(G), A[1:], A[2:], A[4], A[2:4], A[:2], A[0], p, p[0], p[1])
+
+
+def by_gate(rows: Array) -> Array:
+    """Rows (n, 4H) of four gate blocks as a view (4, n, H), one block per gate."""
+    n, H = rows.shape[0], rows.shape[1] // 4
+    return rows.reshape(n, 4, H).transpose(1, 0, 2)
 
 
 def fast_steps(

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..fast import FAST_ORDER, StepBuffers, compile_lstm, covered, fast_steps
+from ..fast import FAST_ORDER, StepBuffers, by_gate, compile_lstm, covered, fast_steps
 from ..layers import LSTM, ClassificationOutput, FullyConnected, SequenceInput, Softmax
 from ..lstm import reorder_gates
 from ..network import Network
@@ -127,12 +127,6 @@ class Buffers(NamedTuple):
         return self.Z.nbytes + self.A.nbytes + self.DA.nbytes
 
 
-def by_gate(rows: Array) -> Array:
-    """Rows (B, 4H) of four gate blocks as a view (4, B, H), one block per gate."""
-    B, H = rows.shape[0], rows.shape[1] // 4
-    return rows.reshape(B, 4, H).transpose(1, 0, 2)
-
-
 _kept: dict[Shape, Buffers] = {}  # free buffers by shape, the least recently used first
 
 
@@ -148,11 +142,8 @@ def keep_buffers(shape: Shape, work: Buffers) -> None:
     """Put ``work`` back for the next call of ``shape``. The pool keeps the ``KEPT_SHAPES``
     shapes used last, together at most ``KEPT_BYTES`` (the least recently used go first)."""
     _kept[shape] = work
-    for old in list(_kept):
-        kept = list(_kept.values())
-        if len(kept) <= KEPT_SHAPES and sum(w.nbytes for w in kept) <= KEPT_BYTES:
-            return
-        _kept.pop(old, None)
+    while len(_kept) > KEPT_SHAPES or sum(w.nbytes for w in _kept.values()) > KEPT_BYTES:
+        del _kept[next(iter(_kept))]  # the least recently used
 
 
 def fast_loss_and_gradients(
