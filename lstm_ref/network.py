@@ -418,11 +418,10 @@ class Network:
         if r != upto:
             engine = self.fast_engine(r)
         results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, engine, recheck)
-        if isinstance(results, np.ndarray) or results[0].ndim == 1:  # "last": nothing padded
-            y = results if isinstance(results, np.ndarray) else np.stack(results)  # (N, W)
-        else:
+        y = _stack_if_same_shape(results)  # (N, W) for an output mode "last": nothing padded
+        if isinstance(y, list):
             source = self.layers[r] if recurrent else None
-            y = padding.pad_outputs(results, T, source)  # (N, T, W)
+            y = padding.pad_outputs(y, T, source)  # (N, T, W)
         for layer in self.layers[r + 1 : upto + 1]:  # stateless: each step on its own
             with np.errstate(over="ignore", invalid="ignore"):
                 y, _ = layer.forward(y, None, None)
