@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("lstm_ref_output"), help="output folder")
     p.add_argument("--seed", type=int, default=0, help="initial weights and shuffling")
+    jv, yours = _defaults(JAPANESE_VOWELS), _defaults(YOUR_DATA)
     for option, kind, what in [
         ("epochs", positive_int, "at most this many epochs"),
         ("lr", positive_float, "Adam's learning rate"),
@@ -49,13 +50,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ("hidden", positive_int, "hidden units"),
         ("patience", positive_int, "early stopping: epochs without a better validation loss"),
     ]:
-        jv, yours = _defaults(JAPANESE_VOWELS)[option], _defaults(YOUR_DATA)[option]
         p.add_argument(
             f"--{option.replace('_', '-')}",
             type=kind,
             default=None,
-            help=f"{what} (default: {jv or 'none'} for JapaneseVowelsNet, {yours} with "
-            "--train-file)",
+            help=f"{what} (default: {jv[option] or 'none'} for JapaneseVowelsNet, "
+            f"{yours[option]} with --train-file)",
         )
     p.add_argument(
         "--no-zscore", action="store_true", help="no input normalisation (MATLAB's bare recipe)"

@@ -109,8 +109,9 @@ def reference_outputs(
         x[n, : len(s)] = s
     y = np.asarray(net.predict(x, name, lengths=[len(s) for s in seqs], padding=padding))
     layer = net.layers[upto]
-    if y.ndim == 3 and setting.reverse_in_processing_order and _reverse_columns(layer) is not None:
-        own = [_reverse_half(layer, y[n, : len(s)]) for n, s in enumerate(seqs)]  # (T_n, W)
+    cols = _reverse_columns(layer)
+    if y.ndim == 3 and setting.reverse_in_processing_order and cols is not None:
+        own = [_reverse_half(y[n, : len(s)], cols) for n, s in enumerate(seqs)]  # (T_n, W)
         y = padding.pad_outputs(own, T, layer)  # padded again
     return y.astype(np.float64), np.ones(y.shape[: y.ndim - 1], bool)  # (N,) or (N, T)
 
@@ -124,11 +125,10 @@ def _reverse_columns(layer: Layer) -> slice | None:
     return None
 
 
-def _reverse_half(layer: Layer, y: Array) -> Array:
-    """One sequence's outputs ``y`` (T_n, W) of ``layer`` with its reverse direction's
-    columns in processing order (reversed in time)."""
+def _reverse_half(y: Array, cols: slice) -> Array:
+    """One sequence's outputs ``y`` (T_n, W) with the reverse direction's columns ``cols``
+    in processing order (reversed in time)."""
     out = y.copy()
-    cols = _reverse_columns(layer)
     out[:, cols] = y[::-1, cols]
     return out
 
