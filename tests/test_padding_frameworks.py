@@ -147,13 +147,13 @@ def test_keras_masking_repeats_the_last_output(rng, batch, bidirectional):
 def test_masked_kinds_compute_alike_and_differ_only_past_the_lengths(rng, batch):
     net = sequence_network(rng)
     x, lengths = batch
-    trimmed = net.predict(x, lengths=lengths)  # Padding.masked(): each sequence's own steps
+    # Padding.masked(): each sequence's own steps
+    trimmed, want_state = net.predict(x, lengths=lengths, return_state=True)
     for padding in (Padding.pytorch(2), Padding.onnx(), Padding.keras(3)):
         assert padding.is_masked
         padded, state = net.predict(x, lengths=lengths, padding=padding, return_state=True)
         for n, y in enumerate(trimmed):
             np.testing.assert_allclose(padded[n, : LENGTHS[n]], y, rtol=0, atol=1e-14)
-        _, want_state = net.predict(x, lengths=lengths, return_state=True)
         np.testing.assert_allclose(state["lstm"].h, want_state["lstm"].h, rtol=0, atol=1e-14)
     last = net.predict(x[:1, :4], padding=Padding.keras())  # one padded row of 4 steps
     assert last.shape == (1, 4, K)
