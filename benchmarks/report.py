@@ -16,7 +16,9 @@ Entries that state their floating-point work (``extra_info["flops"]``) also show
 the fraction of the machine's peak: the "GEMM peak" entry (a 2000 × 2000 matmul, one BLAS
 thread) of the same dtype, measured in the same run. The section "Targets" prints the ratios
 of issue 10 (ours / peer, below 1 is faster) beside their targets, and the peak memory of a
-NumPy-only inference process. Reads the files only; runs nothing.
+NumPy-only inference process; where "floor" entries of the same run bound a target, also
+their floor / peer, and "out of reach (floor)" when that alone misses it. Reads the files
+only; runs nothing.
 """
 
 from __future__ import annotations

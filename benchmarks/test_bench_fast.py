@@ -9,6 +9,10 @@ D  one training epoch (270 sequences, mini-batches of 27): lstm_ref's ``loss_and
    + Adam against a torch epoch (forward, backward, Adam) in the same dtype;
 M  peak RSS (VmHWM) of a NumPy-only inference process, measured in a subprocess.
 
+Beside them: the NumPy floors of A, B and C (the least work of ours: no checks, no output
+copies), C on 2 cores (2 BLAS threads, a split over two Python threads, onnxruntime's own
+threads) and the machine's GEMM peak.
+
 Every result is checked against the float64 reference before it is timed, as in
 ``test_bench_lstm.py``. lstm_ref's ``predict``/``classify`` entries there run the fast path.
 """
