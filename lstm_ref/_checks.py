@@ -40,6 +40,18 @@ def check_count(value: object, what: str, *, minimum: int = 1) -> int:
     return int(value)  # type: ignore[call-overload]
 
 
+def check_lengths(lengths: object, n: int, T: int, what: str = "lengths") -> np.ndarray:
+    """``lengths`` as n sequence lengths (int64), each in 1..T (the padded length)."""
+    a = np.asarray(lengths)
+    if a.shape != (n,) or not all(is_integer(v) for v in a.tolist()):
+        raise InputError(
+            f"{what} must be {n} integers, one per sequence; got {a.dtype} array of shape {a.shape}"
+        )
+    if n and (a.min() < 1 or a.max() > T):
+        raise InputError(f"{what} must lie in 1..{T} (the padded length); got {a.tolist()}")
+    return a.astype(np.int64)
+
+
 def check_index(value: object, what: str, low: int, high: int, meaning: str = "") -> int:
     """``value`` as an int in ``low..high`` (inclusive); ``meaning`` explains the range."""
     if not is_integer(value) or not low <= int(value) <= high:  # type: ignore[call-overload]

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._checks import check_real_array, check_real_dtype, is_integer
+from ._checks import check_lengths, check_real_array, check_real_dtype
 from .errors import InputError, InputTypeError
 
 Array = np.ndarray
@@ -112,16 +112,7 @@ def _as_2d(s: object, k: int, layout: Layout) -> Array:
 
 
 def _cut_to_lengths(seqs: list[Array], lengths: Sequence[int] | Array) -> list[Array]:
-    lengths = np.asarray(lengths)
-    T = seqs[0].shape[0]
-    integers = lengths.size == 0 or all(is_integer(n) for n in lengths.tolist())
-    if lengths.shape != (len(seqs),) or not integers:
-        raise InputError(
-            f"lengths must be {len(seqs)} integers, one per sequence; got {lengths.dtype} array "
-            f"of shape {lengths.shape}"
-        )
-    if lengths.min() < 1 or lengths.max() > T:
-        raise InputError(f"lengths must lie in 1..{T} (the padded length); got {lengths.tolist()}")
+    lengths = check_lengths(lengths, len(seqs), seqs[0].shape[0])
     return [s[:n] for s, n in zip(seqs, lengths, strict=True)]
 
 

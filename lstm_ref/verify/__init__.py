@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import check_real_array
+from .._checks import check_lengths, check_real_array
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..network import Network
@@ -94,17 +94,8 @@ def read_inputs(path: str | os.PathLike, C: int) -> Inputs:
     x = x[None] if x.ndim == 2 else x
     if x.ndim != 3 or x.shape[2] != C or 0 in x.shape:
         raise InputError(f"{path}: x must be (N, T, {C}) for this model; got {x.shape}")
-    lengths = np.asarray(arrays.get("lengths", np.full(len(x), x.shape[1])))
-    integers = lengths.dtype.kind in "iu"
-    if (
-        not integers
-        or lengths.shape != (len(x),)
-        or not 1 <= lengths.min() <= lengths.max() <= x.shape[1]
-    ):
-        raise InputError(
-            f"{path}: lengths must be (N,) = ({len(x)},) integers within 1..{x.shape[1]}"
-        )
-    return Inputs(x, lengths.astype(np.int64), str(path))
+    lengths = arrays.get("lengths", np.full(len(x), x.shape[1]))
+    return Inputs(x, check_lengths(lengths, len(x), x.shape[1], f"{path}: lengths"), str(path))
 
 
 def read_observed(path: str | os.PathLike) -> dict[str, Array]:
