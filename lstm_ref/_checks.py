@@ -2,6 +2,8 @@
 
 * Integers: Python or NumPy integers; ``bool`` is not an integer here.
 * Real numbers: Python or NumPy integers and floats (not bool, not complex).
+* Seeds: integers >= 0; flags: bools only (the string ``"no"`` is not False); fractions
+  strictly between 0 and 1; training labels of at least two classes.
 * Weights and states: real float arrays of float32 or float64 (no float16, no float128).
 * Data: arrays of real numbers, cast to the network's dtype, **then** checked finite, so a
   value that overflows float32 is caught, not carried on as Inf.
@@ -13,7 +15,7 @@ message naming ``what`` was checked, what was expected and what came.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from numbers import Integral, Real
 from typing import Any, TypeVar
 
@@ -38,6 +40,33 @@ def check_count(value: object, what: str, *, minimum: int = 1) -> int:
     if not is_integer(value) or int(value) < minimum:  # type: ignore[call-overload]
         raise InputError(f"{what} must be an integer >= {minimum}; got {value!r}")
     return int(value)  # type: ignore[call-overload]
+
+
+def check_seed(value: object, what: str = "seed") -> int:
+    """``value`` as a seed of NumPy's ``default_rng``: an integer >= 0."""
+    return check_count(value, what, minimum=0)
+
+
+def check_flag(value: object, what: str) -> bool:
+    """``value`` if it is a bool (Python's or NumPy's): no string or number stands for one."""
+    if not isinstance(value, bool | np.bool_):
+        raise InputError(f"{what} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_instance(value: T, kind: type, what: str) -> T:
+    """``value`` if it is an instance of ``kind``."""
+    if not isinstance(value, kind):
+        raise InputTypeError(f"{what} must be a {kind.__name__}; got {type(value).__name__}")
+    return value
+
+
+def check_fraction(value: object, what: str) -> float:
+    """``value`` as a float strictly between 0 and 1."""
+    fraction = check_number(value, what)
+    if not 0 < fraction < 1:
+        raise InputError(f"{what} must lie strictly between 0 and 1; got {value!r}")
+    return fraction
 
 
 def check_lengths(lengths: object, n: int, T: int, what: str = "lengths") -> np.ndarray:
@@ -141,6 +170,41 @@ def check_finite(a: Array, given: Array, what: str, axes: tuple[str, ...] = ()) 
     else:
         position = f"index {tuple(where)}"
     raise InputError(f"{what}: {problem} at {position}; values must be finite")
+
+
+def check_two_classes(labels: Iterable[object], what: str = "the training labels") -> None:
+    """Refuse labels that hold fewer than two distinct classes: nothing to tell apart."""
+    present = sorted({str(label) for label in labels})
+    if len(present) < 2:
+        count = f"{len(present)} class" + ("" if len(present) == 1 else "es")
+        raise InputError(f"{what} must hold at least two classes; got {count}: {present}")
+
+
+def check_checked_sequences(seqs: object) -> None:
+    """Refuse anything but what ``as_sequence_list`` returns: a non-empty list of (T_i, C)
+    float32 or float64 arrays of one width and one dtype, each of at least one step."""
+    if not isinstance(seqs, list | tuple) or not seqs:
+        raise InputError(f"expected a non-empty list of (T, C) arrays; got {type(seqs).__name__}")
+    first = seqs[0]
+    for k, s in enumerate(seqs):
+        if not (
+            isinstance(s, np.ndarray)
+            and isinstance(first, np.ndarray)
+            and s.ndim == 2
+            and s.shape[0] >= 1
+            and s.shape[1:] == first.shape[1:]
+            and s.dtype == first.dtype
+            and s.dtype in FLOAT_DTYPES
+        ):
+            got = (
+                f"{s.dtype} array of shape {s.shape}"
+                if isinstance(s, np.ndarray)
+                else type(s).__name__
+            )
+            raise InputError(
+                f"sequence {k}: expected a (T, C) float32 or float64 array like sequence 0 "
+                f"(T >= 1); got {got}"
+            )
 
 
 def check_class_names(names: Any, what: str = "class_names") -> tuple[str, ...]:

@@ -23,7 +23,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._checks import check_choice, check_count, check_number
+from ._checks import (
+    check_choice,
+    check_count,
+    check_flag,
+    check_fraction,
+    check_seed,
+    check_two_classes,
+)
 from .errors import InputError, InputTypeError
 from .network import Network
 from .padding import Padding
@@ -127,19 +134,11 @@ class LSTMClassifier:
         if y is None:
             raise InputError("LSTMClassifier requires y to be passed, but the target y is None")
         seqs = _sequences(X, self.layout)
-        labels = np.asarray(y)
+        labels = _labels(y, len(seqs))
         if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
             raise InputError("Unknown label type: continuous targets; a classifier needs classes")
-        if labels.ndim != 1 or len(labels) != len(seqs):
-            raise InputError(
-                f"y must hold one label per sequence: {len(seqs)} sequences, y of shape "
-                f"{labels.shape}"
-            )
+        check_two_classes(labels, "y")
         self.classes_ = np.unique(labels)
-        if len(self.classes_) < 2:
-            raise InputError(
-                f"y must hold at least two classes; got 1 class: {self.classes_.tolist()}"
-            )
         options = dataclasses.replace(
             YOUR_DATA.options,
             max_epochs=self.max_epochs,
@@ -168,7 +167,8 @@ class LSTMClassifier:
 
     def score(self, X: Any, y: Any) -> float:
         """The fraction of sequences classified correctly."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+        predicted = self.predict(X)
+        return float(np.mean(predicted == _labels(y, len(predicted))))
 
     # -------------------------------------------------------------------- checks
     def _check_params(self) -> None:
@@ -177,10 +177,9 @@ class LSTMClassifier:
         check_count(self.batch_size, "batch_size")
         if self.patience is not None:
             check_count(self.patience, "patience")
-        if not 0 < check_number(self.validation_fraction, "validation_fraction") < 1:
-            raise InputError(
-                f"validation_fraction must lie in (0, 1); got {self.validation_fraction!r}"
-            )
+        check_fraction(self.validation_fraction, "validation_fraction")
+        check_flag(self.zscore, "zscore")
+        check_seed(self.random_state, "random_state")
         check_choice(self.layout, "layout", ("CT", "TC"))
 
     def _fitted(self) -> Network:
@@ -196,6 +195,16 @@ class NotFittedError(InputError, AttributeError):
 
 def _parameter_names() -> list[str]:
     return [p for p in inspect.signature(LSTMClassifier).parameters]
+
+
+def _labels(y: Any, n: int) -> Array:
+    """``y`` as a 1-D array of ``n`` labels, one per sequence — never broadcast."""
+    labels = np.asarray(y)
+    if labels.ndim != 1 or len(labels) != n:
+        raise InputError(
+            f"y must hold one label per sequence: {n} sequences, y of shape {labels.shape}"
+        )
+    return labels
 
 
 def _sequences(X: Any, layout: str, features: int | None = None) -> list[Array]:

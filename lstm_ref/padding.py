@@ -41,6 +41,7 @@ import numpy as np
 
 from ._checks import (
     check_allocation,
+    check_checked_sequences,
     check_choice,
     check_count,
     check_number,
@@ -233,8 +234,7 @@ def make_batches(seqs: list[Array], padding: Padding = MASKED) -> list[Batch]:
     list of Batch
     """
     padding = check_padding(padding)
-    if not seqs:
-        raise InputError("expected at least one sequence; got none")
+    check_checked_sequences(seqs)
     left = padding.direction == "left"
     C, dtype = seqs[0].shape[1], seqs[0].dtype
     check_real_array(padding.value, "padding value", dtype)  # finite in the network's dtype

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from random_nets import random_network
 
-from lstm_ref import InputError, Padding, load_network
+from lstm_ref import InputError, Padding, load_network, save_network
 from lstm_ref.cli import main
 from lstm_ref.formats import read_sequences
 from lstm_ref.train import Adam, Recipe, TrainingOptions, fit
@@ -228,3 +229,175 @@ def test_options_are_checked_when_made():
     ]:
         with pytest.raises(InputError, match=match):
             TrainingOptions(**bad)
+
+
+# ------------------------------------- the entry points added since the first sweep
+def one_line_exit_2(argv, capsys, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"HiddenState": np.ones((8, 1))}, r"'HiddenState' must be 7 × 1; got shape \(8,( 1)?\)"),
+        ({"Bias": np.ones((14, 2))}, r"'Bias' must be 28 × 1; got shape \(14, 2\)"),
+        ({"InputWeights": np.ones((28, 5), bool)}, "'InputWeights' holds bool values"),
+    ],
+)
+@pytest.mark.parametrize("version", ["5", "7.3"])
+def test_matlab_files_are_never_truncated_flattened_or_cast(rng, tmp_path, change, match, version):
+    import scipy.io
+
+    from lstm_ref.interop import load_model
+    from lstm_ref.interop.matlab import _write_v73
+
+    net = random_network(rng)
+    lstm, fc = net.layer("lstm"), net.layers[2]
+    values = {
+        "InputWeights": lstm.params.W,
+        "RecurrentWeights": lstm.params.R,
+        "Bias": lstm.params.b[:, None],
+        "FcWeights": fc.weights,
+        "FcBias": fc.bias[:, None],
+        **change,
+    }
+    path = tmp_path / "m.mat"
+    if version == "5":
+        scipy.io.savemat(path, values)
+    else:
+        with open(path, "wb") as f:
+            _write_v73(f, values, None)
+        if "InputWeights" in change:  # MATLAB writes logical as uint8 marked 'logical'
+            import h5py
+
+            with h5py.File(path, "r+") as h5:
+                del h5["InputWeights"]
+                d = h5.create_dataset("InputWeights", data=np.ones((5, 28), np.uint8))
+                d.attrs["MATLAB_class"] = np.bytes_("logical")
+    with pytest.raises(InputError, match=match):
+        load_model(path)
+
+
+def test_a_mat_file_declaring_huge_variables_is_refused_before_reading(tmp_path):
+    import scipy.io
+
+    from lstm_ref.interop import load_model
+
+    path = tmp_path / "m.mat"
+    scipy.io.savemat(path, {"InputWeights": np.zeros((4, 3))})
+    data = bytearray(path.read_bytes())  # the dims of an uncompressed v5 variable: 4 × 3
+    at = data.index(np.array([4, 3], "<i4").tobytes())
+    data[at : at + 8] = np.array([2**30, 2**30], "<i4").tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"variable 'InputWeights' of shape .* would take"):
+        load_model(path)
+
+
+def test_estimator_score_and_parameters_are_never_broadcast_or_guessed():
+    from lstm_ref.estimator import LSTMClassifier
+
+    X, y = np.random.default_rng(0).normal(size=(8, 2, 5)), np.array([0, 1] * 4)
+    clf = LSTMClassifier(hidden_size=3, max_epochs=1, patience=None).fit(X, y)
+    for bad in (y[:1], y[:, None]):
+        with pytest.raises(InputError, match="y must hold one label per sequence: 8 sequences"):
+            clf.score(X, bad)
+    for params, match in [
+        ({"zscore": "no"}, "zscore must be True or False; got 'no'"),
+        ({"random_state": -1}, "random_state must be an integer >= 0; got -1"),
+        ({"validation_fraction": np.nan}, "validation_fraction must be a finite number"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            LSTMClassifier(**params).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--validation-split", "-0.2"],
+            "the validation fraction must lie strictly between 0 and 1",
+        ),
+        (["--validation-split", "nan"], "the validation fraction must be a finite number; got nan"),
+        (["--seed", "-1"], "seed must be an integer >= 0; got -1"),
+        ([], "the training labels must hold at least two classes; got 1 class: ['a']"),
+    ],
+)
+def test_train_file_refuses_what_the_estimator_refuses(tmp_path, capsys, extra, message):
+    train = ts_file(tmp_path / "t.ts")
+    if not extra:  # every label one class
+        train.write_text(train.read_text().replace(":b\n", ":a\n"))
+    argv = ["train", "--train-file", str(train), "--epochs", "1", "--out", str(tmp_path / "o")]
+    one_line_exit_2([*argv, *extra], capsys, message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_seeds_and_generated_sizes_are_refused_up_front(tmp_path, capsys, rng):
+    from lstm_ref.verify import generate_inputs
+
+    one_line_exit_2(["train", "--seed", "-1", "--epochs", "1"], capsys, "seed must be an integer")
+    model = tmp_path / "m.npz"
+    save_network(random_network(rng), model)
+    verify = ["verify", str(model), "--observed", str(tmp_path / "o.npz")]
+    one_line_exit_2([*verify, "--seed", "-1"], capsys, "seed must be an integer >= 0; got -1")
+    for option in (["--batch", str(10**9)], ["--length-range", f"1-{10**9}"]):
+        one_line_exit_2([*verify, *option], capsys, "the generated inputs of shape")
+    one_line_exit_2([*verify, "--length-range", "²-3"], capsys, "expected 'a-b'")
+    with pytest.raises(InputError, match=r"generated inputs of shape \(1000000000, 8, 5\)"):
+        generate_inputs(5, batch=10**9)
+    with pytest.raises(InputError, match=r"generated inputs of shape \(4, 1000000000, 5\)"):
+        generate_inputs(5, length_range=(1, 10**9))
+
+
+@pytest.mark.parametrize(
+    ("units", "message"),
+    [("²", "--units: expected '1-10' or '3,7,12'"), (f"1-{10**12}", "--units must lie in 1..100")],
+)
+def test_unit_lists_take_ascii_digits_within_the_layer(tmp_path, capsys, units, message):
+    one_line_exit_2(["plot", "heatmap", "--units", units, "--out", str(tmp_path)], capsys, message)
+
+
+def test_wrong_objects_are_named_not_crashed_on(rng, tmp_path):
+    from lstm_ref import InputTypeError, make_batches
+    from lstm_ref.datasets.ts import parse_ts
+    from lstm_ref.interop import save_model
+
+    with pytest.raises(InputTypeError, match="the network to save must be a Network; got str"):
+        save_network("x", tmp_path / "x.npz")
+    with pytest.raises(InputTypeError, match="must be a Network; got NoneType"):
+        save_model(None, tmp_path / "x.onnx")
+    with pytest.raises(InputError, match=r"sequence 0: expected a \(T, C\) .* shape \(3,\)"):
+        make_batches([np.zeros(3)])
+    with pytest.raises(InputError, match=r"expected a non-empty list of .* got str"):
+        make_batches("abc")
+    with pytest.raises(InputTypeError, match=r"the text of a \.ts file must be a str"):
+        parse_ts(None)
+    net = random_network(rng)
+    with pytest.raises(InputError, match=r"h and c must both be \(7,\) or \(N, 7\); got \(\)"):
+        net.state = {"lstm": (np.float64(0), np.float64(0))}
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_header_listing_no_arrays_names_what_the_layer_needs(rng, tmp_path):
+    import json
+
+    path = tmp_path / "net.npz"
+    save_network(random_network(rng), path)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays["header"].tobytes())
+    header["layers"][1]["arrays"] = []
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("lstm/")}
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(InputError, match=r"layer 'lstm' .* needs 'W', which its header entry"):
+        load_network(path)
+
+
+def test_training_on_huge_values_says_so_without_a_warning():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match=r"the training data's std .* at feature 0"):
+            fit([np.full((3, 2), 1e300), np.ones((3, 2))], ["a", "b"], ["a", "b"], log=None)
+    assert not caught, [str(w.message) for w in caught]

@@ -22,6 +22,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def whole_number(text: str) -> int | None:
+    """``text`` as an int if it is ASCII digits only, else None (``str.isdigit`` also
+    takes '²', which ``int`` refuses)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
     try:
@@ -123,11 +129,12 @@ def parse_units(text: str | None, hidden: int) -> list[int]:
     units: list[int] = []
     for part in text.split(","):
         a, _, b = part.partition("-")
-        if not a.strip().isdigit() or (b and not b.strip().isdigit()):
+        first, last = whole_number(a.strip()), whole_number((b or a).strip())
+        if first is None or last is None:
             raise InputError(f"--units: expected '1-10' or '3,7,12'; got {text!r}")
-        units.extend(range(int(a), int(b or a) + 1))
-    if not units or min(units) < 1 or max(units) > hidden:
-        raise InputError(f"--units must lie in 1..{hidden}; got {text!r}")
+        if not 1 <= first <= last <= hidden:  # checked before the range is built
+            raise InputError(f"--units must lie in 1..{hidden}; got {text!r}")
+        units.extend(range(first, last + 1))
     return [u - 1 for u in units]
 
 
@@ -135,7 +142,7 @@ def parse_range(text: str | None, T: int) -> tuple[int, int]:
     """'a-b' (1-based, inclusive) -> 0-based [start, stop); default the second half."""
     if text is None:
         return T // 2, T
-    a, _, b = text.partition("-")
-    if not (a.isdigit() and b.isdigit() and 1 <= int(a) <= int(b) <= T):
+    a, _, b = (whole_number(part) for part in text.partition("-"))
+    if a is None or b is None or not 1 <= a <= b <= T:
         raise InputError(f"--range must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
-    return int(a) - 1, int(b)
+    return a - 1, b

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import positive_float, positive_int
+from .common import positive_float, positive_int, whole_number
 
 HELP = "compare a ported model's outputs with the reference's: where and why they diverge"
 DESCRIPTION = """\
@@ -28,10 +28,10 @@ explains them, or that no known cause does. Exit status 0 within tolerance, 1 be
 
 def length_range(text: str) -> tuple[int, int]:
     """An argparse type: 'a-b' with 1 <= a <= b."""
-    a, _, b = text.partition("-")
-    if not (a.isdigit() and b.isdigit() and 1 <= int(a) <= int(b)):
+    a, _, b = (whole_number(part) for part in text.partition("-"))
+    if a is None or b is None or not 1 <= a <= b:
         raise argparse.ArgumentTypeError(f"expected 'a-b' with 1 <= a <= b; got {text!r}")
-    return int(a), int(b)
+    return a, b
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

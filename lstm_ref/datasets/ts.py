@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_instance
 from ..errors import InputError
 from ..formats.safe_numpy import read_text
 
@@ -163,7 +164,7 @@ def parse_ts(text: str) -> TSDataset:
         With the 1-based line number and the reason, e.g.
         ``"line 17: expected 12 dimensions, got 11"``.
     """
-    lines = text.removeprefix("\ufeff").splitlines()
+    lines = check_instance(text, str, "the text of a .ts file").removeprefix("\ufeff").splitlines()
     metadata: dict[str, str] = {}
     header_lines: dict[str, int] = {}
     for number, line in _content_lines(lines, first=1):

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_instance
 from ..errors import InputError
 from ..layers import layer_from_arrays
 from ..network import Network
@@ -53,6 +54,7 @@ def save_network(
     ``metadata`` (JSON-ready) is stored in the header, e.g. the training recipe. The file
     is written atomically: an existing file is replaced only once the new one is complete.
     """
+    check_instance(net, Network, "the network to save")
     layers: list[dict[str, Any]] = []
     arrays: dict[str, Any] = {}
     for layer in net.layers:
@@ -108,6 +110,11 @@ def load_network(path_or_name: str | os.PathLike) -> Network:
             layers.append(layer_from_arrays(spec["type"], spec["config"], own))
         except (InputError, TypeError) as e:  # TypeError: a config with unknown fields
             raise InputError(f"{where}: layer {name!r}: {e}") from None
+        except KeyError as e:  # an array or config field the layer needs is not listed
+            raise InputError(
+                f"{where}: layer {name!r} ({spec['type']}) needs {e.args[0]!r}, which its "
+                "header entry does not list"
+            ) from None
     extra = sorted(set(arrays) - used)
     if extra:
         raise InputError(f"{where}: arrays {extra} belong to no layer of the header")

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+from .._checks import check_instance
 from ..errors import InputError, LstmRefError
 from ..network import Network
 
@@ -81,6 +82,7 @@ def load_model(path_or_name: str | os.PathLike) -> Network:
 
 def save_model(net: Network, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` in the format its suffix names (see the module docstring)."""
+    check_instance(net, Network, "the network to save")
     path = Path(path)
     suffix = _suffix(path, EXPORTERS, "export")
     with _framework_needed(path, "writing"):

@@ -59,6 +59,7 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
+from .._checks import check_allocation
 from ..errors import InputError
 from ..formats.writes import write_atomically
 from ..layers import (
@@ -134,18 +135,19 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
     W, R = _multiplied_out(where, values, dtype)
     H, C = R.shape[1], W.shape[1]
     D = 2 if R.shape[0] == 8 * H else 1  # a bilstmLayer stacks the forward then backward rows
-    zero = np.zeros(D * H, dtype)
-    h0, c0 = (num.get(k, zero).reshape(-1) for k in ("HiddenState", "CellState"))
+    rows = R.shape[0]  # 4H (8H for a bilstmLayer); a wrong R is named by the layer below
+    zero = np.zeros(rows // 4, dtype)
+    h0, c0 = (_vector(where, k, num.get(k, zero), rows // 4) for k in ("HiddenState", "CellState"))
     normalization = (
         "zscore" if "StandardDeviation" in num else "zerocenter" if "Mean" in num else "none"
     )
     norm = {
-        k: num[v].reshape(-1)
+        k: _vector(where, v, num[v], C)
         for k, v in (("mean", "Mean"), ("std", "StandardDeviation"))
         if v in num
     }
     mode = text.get("OutputMode", "last")
-    b = num["Bias"].reshape(-1)
+    b = _vector(where, "Bias", num["Bias"], rows)
     one_ways = []
     for d, way in enumerate(["forward", "reverse"][:D]):
         rows, half = slice(4 * H * d, 4 * H * (d + 1)), slice(H * d, H * (d + 1))
@@ -167,7 +169,9 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
     layers: list[Layer] = [
         SequenceInput(C, normalization=normalization, **norm),  # type: ignore[arg-type]
         recurrent,
-        FullyConnected(num["FcWeights"], num["FcBias"].reshape(-1)),
+        FullyConnected(
+            num["FcWeights"], _vector(where, "FcBias", num["FcBias"], len(num["FcWeights"]))
+        ),
         Softmax(),
     ]
     if "ClassNames" in values:
@@ -221,6 +225,14 @@ def _numeric(where: str, name: str, value: Any, dtype: Any) -> Array:
     return a.astype(dtype)
 
 
+def _vector(where: str, name: str, a: Array, n: int) -> Array:
+    """``a`` — a column (n × 1), a row (1 × n) or as scipy squeezes them — as (n,); any
+    other shape is refused, never flattened or cut to n."""
+    if a.size != n or sum(d > 1 for d in a.shape) > 1:
+        raise InputError(f"{where}: variable {name!r} must be {n} × 1; got shape {a.shape}")
+    return a.reshape(n)
+
+
 def _text(where: str, name: str, value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -239,7 +251,9 @@ def _read_v5(where: str) -> dict[str, Any]:
     import scipy.io  # type: ignore[import-untyped]
 
     try:
-        raw = scipy.io.loadmat(where, simplify_cells=True)
+        for name, shape, _ in scipy.io.whosmat(where):  # headers only: sizes before reading
+            check_allocation(shape, np.float64, f"{where}: variable {name!r}")
+        raw = scipy.io.loadmat(where, simplify_cells=True, mat_dtype=True)  # logical as bool
     except (ValueError, TypeError, OSError, NotImplementedError) as e:
         raise InputError(f"{where}: not a MATLAB .mat file: {e}") from None
     return {k: v for k, v in raw.items() if not k.startswith("__")}
@@ -264,12 +278,13 @@ def _h5_value(f: Any, item: Any) -> Any:
         return {k: _h5_value(f, item[k]) for k in item}
     kind = item.attrs.get("MATLAB_class", b"double")
     kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    check_allocation(item.shape, item.dtype, f"{f.filename}: variable {item.name!r}")
     data = np.asarray(item)
     if kind == "char":
         return "".join(map(chr, data.T.reshape(-1)))
     if kind == "cell":
         return [_h5_value(f, f[ref]) for ref in data.T.reshape(-1)]
-    return data.T
+    return data.T.astype(bool) if kind == "logical" else data.T
 
 
 def save_matlab(

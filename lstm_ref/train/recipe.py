@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_count
+from .._checks import (
+    check_count,
+    check_finite,
+    check_flag,
+    check_fraction,
+    check_seed,
+    check_two_classes,
+)
 from ..errors import InputError
 from ..network import Network
 from ..padding import Padding
@@ -40,7 +47,9 @@ class Recipe:
     options: TrainingOptions = field(default_factory=TrainingOptions)
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         check_count(self.hidden_size, "hidden_size")
+        check_flag(self.zscore, "zscore")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, as stored in a weight file's metadata."""
@@ -70,13 +79,26 @@ def fit(
         raise InputError(
             f"expected one label per sequence: {len(sequences)} sequences, {len(labels)} labels"
         )
+    check_two_classes(labels)
     stacked = np.concatenate([np.asarray(s, dtype=np.float64) for s in sequences])  # (ΣT, C)
-    norm = {"mean": stacked.mean(axis=0), "std": stacked.std(axis=0)} if recipe.zscore else {}
+    norm = _zscore_statistics(stacked) if recipe.zscore else {}
     rng = np.random.default_rng(recipe.seed)
     net = lstm_classifier(rng, stacked.shape[1], recipe.hidden_size, class_names, **norm)
     ordered, ordered_labels = sort_by_length(list(sequences), list(labels))
     history = train(net, ordered, ordered_labels, recipe.options, validation, log, recipe.seed)
     return net, history
+
+
+def _zscore_statistics(stacked: Array) -> dict[str, Array]:
+    """The mean and std of each feature of the training data (ΣT, C), both (C,): an
+    overflow (values near 1e300) is named, not warned about."""
+    with np.errstate(over="ignore", invalid="ignore"):  # Inf, which the checks below name
+        norm = {"mean": stacked.mean(axis=0), "std": stacked.std(axis=0)}
+    for name, value in norm.items():
+        check_finite(
+            value, value, f"the training data's {name} (too large to z-score)", ("feature",)
+        )
+    return norm
 
 
 YOUR_DATA = Recipe(  # for anyone's data: what `lstm-ref train --train-file` and LSTMClassifier use
@@ -103,9 +125,11 @@ def fit_holding_out(
 ) -> tuple[Network, list[EpochRecord]]:
     """:func:`fit` with early stopping on ``validation`` — or, without it, on ``fraction``
     of each class held out of the training data (:func:`stratified_split` with the recipe's
-    seed). With no validation data (``fraction`` 0, or no class of two or more sequences to
-    hold one out of) the recipe's patience is dropped and every epoch is trained."""
-    if validation is None and recipe.options.patience is not None and fraction > 0:
+    seed); ``fraction`` lies strictly between 0 and 1. With no validation data (no class of
+    two or more sequences to hold one out of) the recipe's patience is dropped and every
+    epoch is trained."""
+    check_fraction(fraction, "the validation fraction")
+    if validation is None and recipe.options.patience is not None:
         counts = np.unique(np.asarray([str(label) for label in labels]), return_counts=True)[1]
         if (counts >= 2).any():
             keep, held = stratified_split(labels, fraction, recipe.seed)
@@ -121,8 +145,7 @@ def fit_holding_out(
 def stratified_split(labels: Sequence[str], fraction: float, seed: int = 0) -> tuple[Array, Array]:
     """Indices (train, validation) that hold out ``fraction`` of each class (at least one
     sequence of a class with two or more), chosen with NumPy's ``default_rng(seed)``."""
-    if not 0 < fraction < 1:
-        raise InputError(f"the validation fraction must lie in (0, 1); got {fraction!r}")
+    check_fraction(fraction, "the validation fraction")
     rng = np.random.default_rng(seed)
     truth = np.asarray([str(label) for label in labels])
     held: list[int] = []

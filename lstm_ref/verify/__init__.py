@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import check_lengths, check_real_array
+from .._checks import check_allocation, check_lengths, check_real_array, check_seed
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..network import Network
@@ -64,7 +64,8 @@ def generate_inputs(
     lo, hi = length_range
     if not 1 <= lo <= hi or batch < 1:
         raise InputError(f"need batch >= 1 and 1 <= a <= b for lengths a-b; got {lo}-{hi}")
-    rng = np.random.default_rng(seed)
+    check_allocation((batch, hi, C), np.float64, "the generated inputs")
+    rng = np.random.default_rng(check_seed(seed))
     lengths = rng.integers(lo, hi + 1, size=batch)
     if batch > 1:
         lengths[0], lengths[-1] = hi, lo
