@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from model_files import exportable_network, save_model_quietly
 from random_nets import random_lstm_params, random_network
 
 from lstm_ref import (
@@ -232,3 +233,78 @@ def test_finite_input_that_overflows_is_refused_not_scored_nan(rng, dtype, value
     ):
         net.classify([np.zeros((2, 5)), x])
     net.classify(np.full((5, 5), 1e30 if dtype == np.float64 else 1e10))  # large, computable
+
+
+# ------------------------------- model files declaring more than lstm_ref ever reads
+@pytest.fixture
+def small_net(rng):
+    return exportable_network(rng)
+
+
+def test_a_mat_file_declaring_huge_variables_is_refused_before_reading(tmp_path):
+    import scipy.io
+
+    from lstm_ref.interop import load_model
+
+    path = tmp_path / "m.mat"
+    scipy.io.savemat(path, {"InputWeights": np.zeros((4, 3))})
+    data = bytearray(path.read_bytes())  # the dims of an uncompressed v5 variable: 4 × 3
+    at = data.index(np.array([4, 3], "<i4").tobytes())
+    data[at : at + 8] = np.array([2**30, 2**30], "<i4").tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"m\.mat: variable 'InputWeights' declares 9223"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".mat"])
+def test_hdf5_datasets_declaring_huge_sizes_are_refused_before_reading(small_net, tmp_path, suffix):
+    import h5py
+
+    from lstm_ref.interop import load_model
+    from lstm_ref.interop.matlab import save_matlab
+
+    path = tmp_path / f"m{suffix}"
+    if suffix == ".mat":
+        save_matlab(small_net, path, version="7.3")
+    else:
+        save_model_quietly(small_net, path)
+    with h5py.File(path, "r+") as f:  # chunked and never written: a few bytes on disk
+        f.create_dataset("huge", shape=(2**20, 2**10), dtype="f8", chunks=(4, 4))
+    assert path.stat().st_size < 2**20
+    with pytest.raises(InputError, match=r"dataset 'huge' declares 8589934592 bytes"):
+        load_model(path)
+
+
+def test_a_torch_file_whose_zip_declares_huge_members_is_refused(small_net, tmp_path):
+    from lstm_ref.interop import load_model
+
+    path = tmp_path / "m.pt"
+    save_model_quietly(small_net, path)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the first central-directory entry
+    data[entry + 24 : entry + 28] = (2**31 - 1).to_bytes(4, "little")  # uncompressed size
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="declares 2147483647 bytes"):
+        load_model(path)
+
+
+def test_onnx_external_data_declaring_huge_tensors_is_refused_before_reading(small_net, tmp_path):
+    import onnx
+
+    from lstm_ref.interop import load_model
+
+    path = tmp_path / "m.onnx"
+    save_model_quietly(small_net, path)
+    model = onnx.load(path)
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.ClearField("float_data")
+    tensor.ClearField("double_data")
+    del tensor.dims[:]
+    tensor.dims.extend([2**20, 2**10])
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="weights.bin")
+    onnx.save(model, path)
+    with pytest.raises(InputError, match=r"tensor '.*' declares \d+ bytes"):
+        load_model(path)
+    assert not (tmp_path / "weights.bin").exists()

@@ -280,21 +280,6 @@ def test_matlab_files_are_never_truncated_flattened_or_cast(rng, tmp_path, chang
         load_model(path)
 
 
-def test_a_mat_file_declaring_huge_variables_is_refused_before_reading(tmp_path):
-    import scipy.io
-
-    from lstm_ref.interop import load_model
-
-    path = tmp_path / "m.mat"
-    scipy.io.savemat(path, {"InputWeights": np.zeros((4, 3))})
-    data = bytearray(path.read_bytes())  # the dims of an uncompressed v5 variable: 4 × 3
-    at = data.index(np.array([4, 3], "<i4").tobytes())
-    data[at : at + 8] = np.array([2**30, 2**30], "<i4").tobytes()
-    path.write_bytes(bytes(data))
-    with pytest.raises(InputError, match=r"variable 'InputWeights' of shape .* would take"):
-        load_model(path)
-
-
 def test_estimator_score_and_parameters_are_never_broadcast_or_guessed():
     from lstm_ref.estimator import LSTMClassifier
 

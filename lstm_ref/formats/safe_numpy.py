@@ -11,7 +11,9 @@ and the bound below **before** allocating, and turn every failure into an
 Bounds: one array holds at most ``MAX_ARRAY_BYTES`` (1 GiB) and an archive at most
 ``MAX_ARCHIVE_BYTES`` (2 GiB, uncompressed) in at most ``MAX_MEMBERS`` arrays; a compressed
 member may not claim more than deflate can produce from its compressed size. A text file
-(CSV, ``.ts``) holds at most ``MAX_TEXT_BYTES`` (256 MiB) of UTF-8.
+(CSV, ``.ts``) holds at most ``MAX_TEXT_BYTES`` (256 MiB) of UTF-8. The framework importers
+apply the same bounds to what their files' headers declare (:func:`zip_members`,
+:func:`check_declared_sizes`, :func:`check_hdf5_sizes`) before their parsers read them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import os
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Callable, Collection
-from typing import IO, TypeVar
+from collections.abc import Callable, Collection, Iterable
+from typing import IO, Any, TypeVar
 
 import numpy as np
 
@@ -71,25 +73,57 @@ def read_npz(path: str | os.PathLike, only: Collection[str] | None = None) -> di
             kind = "a single .npy array" if npy else "not a zip archive"
             raise InputError(f"{where}: {kind}, not an .npz archive")
         with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            if len(members) > MAX_MEMBERS:
-                raise InputError(f"{where}: {len(members)} arrays; at most {MAX_MEMBERS} allowed")
-            total = sum(m.file_size for m in members)
-            if total > MAX_ARCHIVE_BYTES:
-                raise InputError(
-                    f"{where}: the arrays claim {total} bytes; at most {MAX_ARCHIVE_BYTES}"
-                )
             arrays = {}
-            for member in members:
+            for member in zip_members(archive, where):
                 name = member.filename.removesuffix(".npy")
                 if only is not None and name not in only:
                     continue
-                _check_claimed_size(member, f"{where}: array {name!r}")
                 with archive.open(member) as f:
                     arrays[name] = _read_array(f, member.file_size, f"{where}: array {name!r}")
             return arrays
 
     return _guarded(path, read)
+
+
+def zip_members(archive: zipfile.ZipFile, where: str) -> list[zipfile.ZipInfo]:
+    """The members of a zip archive (``.npz``, and the ``.pt`` and ``.keras`` files the
+    importers read) if what its directory declares is within bounds: at most
+    ``MAX_MEMBERS`` members, the sizes of :func:`check_declared_sizes`, and none claiming
+    more than its compressed size can hold — checked before anything is decompressed."""
+    members = archive.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise InputError(f"{where}: {len(members)} members; at most {MAX_MEMBERS} allowed")
+    check_declared_sizes(((f"member {m.filename!r}", m.file_size) for m in members), where)
+    for member in members:
+        _check_claimed_size(member, f"{where}: member {member.filename!r}")
+    return members
+
+
+def check_declared_sizes(sizes: Iterable[tuple[str, int]], where: str) -> None:
+    """Refuse a file whose headers declare more than lstm_ref reads: each part (an array,
+    an archive member, a dataset, a variable; ``(name, bytes)``) at most ``MAX_ARRAY_BYTES``,
+    all together at most ``MAX_ARCHIVE_BYTES``."""
+    total = 0
+    for name, nbytes in sizes:
+        if nbytes > MAX_ARRAY_BYTES:
+            raise InputError(f"{where}: {name} declares {nbytes} bytes; at most {MAX_ARRAY_BYTES}")
+        total += nbytes
+    if total > MAX_ARCHIVE_BYTES:
+        raise InputError(f"{where}: declares {total} bytes in all; at most {MAX_ARCHIVE_BYTES}")
+
+
+def check_hdf5_sizes(f: Any, where: str) -> None:
+    """:func:`check_declared_sizes` on every dataset of an open h5py file ``f`` (Keras's
+    ``.h5`` and ``model.weights.h5``, MATLAB's v7.3 ``.mat``), before any is read."""
+    sizes: list[tuple[str, int]] = []
+
+    def visit(name: str, item: Any) -> None:
+        if hasattr(item, "shape") and hasattr(item, "dtype"):  # a dataset, not a group
+            count = int(np.prod(item.shape, dtype=object)) if item.shape else 1
+            sizes.append((f"dataset {name!r}", count * item.dtype.itemsize))
+
+    f.visititems(visit)
+    check_declared_sizes(sizes, where)
 
 
 def _guarded(path: str | os.PathLike, read: Callable[[], T]) -> T:

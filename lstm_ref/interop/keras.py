@@ -87,6 +87,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..formats.safe_numpy import check_hdf5_sizes, zip_members
 from ..layers import (
     LSTM,
     MERGE_MODES,
@@ -139,6 +140,7 @@ def from_keras(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64) 
     try:
         if zipfile.is_zipfile(where):
             with zipfile.ZipFile(where) as z:
+                zip_members(z, where)  # sizes declared within bounds before any is read
                 config = json.loads(z.read("config.json"))
                 version = json.loads(z.read("metadata.json")).get("keras_version", "3")
                 weights = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
@@ -153,6 +155,7 @@ def from_keras(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64) 
     except (OSError, KeyError, json.JSONDecodeError, zipfile.BadZipFile) as e:
         raise InputError(f"{where}: not a Keras model file (.keras or .h5): {e}") from None
     with weights:
+        check_hdf5_sizes(weights, where)
         return _network(config, version, reader, where, dtype)
 
 

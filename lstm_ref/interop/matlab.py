@@ -53,14 +53,15 @@ padded mini-batches. MATLAB's ``exportONNXNetwork`` output goes through the ONNX
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from .._checks import check_allocation
 from ..errors import InputError
+from ..formats.safe_numpy import check_declared_sizes, check_hdf5_sizes
 from ..formats.writes import write_atomically
 from ..layers import (
     LSTM,
@@ -251,8 +252,8 @@ def _read_v5(where: str) -> dict[str, Any]:
     import scipy.io  # type: ignore[import-untyped]
 
     try:
-        for name, shape, _ in scipy.io.whosmat(where):  # headers only: sizes before reading
-            check_allocation(shape, np.float64, f"{where}: variable {name!r}")
+        declared = scipy.io.whosmat(where)  # the variables' headers only (not a struct's fields)
+        check_declared_sizes(((f"variable {n!r}", 8 * math.prod(s)) for n, s, _ in declared), where)
         raw = scipy.io.loadmat(where, simplify_cells=True, mat_dtype=True)  # logical as bool
     except (ValueError, TypeError, OSError, NotImplementedError) as e:
         raise InputError(f"{where}: not a MATLAB .mat file: {e}") from None
@@ -264,6 +265,7 @@ def _read_v73(where: str) -> dict[str, Any]:
 
     try:
         with h5py.File(where, "r") as f:
+            check_hdf5_sizes(f, where)
             return {k: _h5_value(f, f[k]) for k in f if not k.startswith("#")}
     except OSError as e:
         raise InputError(f"{where}: not a MATLAB v7.3 .mat file: {e}") from None
@@ -278,7 +280,6 @@ def _h5_value(f: Any, item: Any) -> Any:
         return {k: _h5_value(f, item[k]) for k in item}
     kind = item.attrs.get("MATLAB_class", b"double")
     kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-    check_allocation(item.shape, item.dtype, f"{f.filename}: variable {item.name!r}")
     data = np.asarray(item)
     if kind == "char":
         return "".join(map(chr, data.T.reshape(-1)))

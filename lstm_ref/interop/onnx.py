@@ -46,13 +46,16 @@ Export: :mod:`lstm_ref.interop.onnx_export`, with the same layout.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
 import numpy as np
 
+from .._checks import check_allocation
 from ..activations import ONNX_ACTIVATIONS, activation_spec
 from ..errors import InputError
+from ..formats.safe_numpy import check_declared_sizes
 from ..layers import LSTM, BiLSTM, Layer, SequenceInput, directions, forward_only
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
@@ -251,6 +254,31 @@ def _per_row(a: Array, layout: int) -> Array:
 
 
 # ---------------------------------------------------------------- whole graphs
+def _load_within_bounds(where: str) -> Any:
+    """``onnx.load``, with lstm_ref's bounds checked first: the file (read whole) at most
+    2 GiB, and the sizes its tensors stored outside it (external data) declare."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    check_allocation((os.path.getsize(where),), np.uint8, f"{where}: the ONNX file")
+    model = onnx.load(where, load_external_data=False)
+    outside = [t for t in model.graph.initializer if uses_external_data(t)]
+    check_declared_sizes(
+        (
+            (
+                f"tensor {t.name!r}",
+                math.prod(t.dims) * tensor_dtype_to_np_dtype(t.data_type).itemsize,
+            )
+            for t in outside
+        ),
+        where,
+    )
+    if outside:
+        load_external_data_for_model(model, os.path.dirname(os.path.abspath(where)))
+    return model
+
+
 def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
     """A Network from an ONNX model: its LSTM nodes and the head :mod:`.onnx_head` lists.
 
@@ -274,7 +302,9 @@ def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
     if isinstance(source, str | os.PathLike):
         where = os.fspath(source)
         try:
-            model = onnx.load(where)
+            model = _load_within_bounds(where)
+        except InputError:
+            raise
         except Exception as e:  # protobuf's DecodeError and friends: not an ONNX file
             raise InputError(f"{where}: not an ONNX model: {e}") from None
     else:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..formats.safe_numpy import zip_members
 from ..formats.writes import write_atomically
 from ..layers import (
     LSTM,
@@ -241,6 +243,9 @@ def load_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no PyTorch file {str(path)!r}")
     try:
+        if zipfile.is_zipfile(path):  # torch's format: the sizes it declares, before reading
+            with zipfile.ZipFile(path) as archive:
+                zip_members(archive, str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, KeyError, … here
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
