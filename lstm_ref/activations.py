@@ -192,6 +192,12 @@ ONNX_ACTIVATIONS: dict[str, tuple[dict[str, float], Callable[..., Activation]]] 
 }
 
 NAMED_ACTIVATIONS = {**GATE_ACTIVATIONS, **STATE_ACTIVATIONS}  # lstm_ref's own names
+OWN_NAMES = {  # ONNX specs that are one of lstm_ref's named activations, exactly
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Softsign": "softsign",
+    "HardSigmoid(alpha=0.2, beta=0.5)": "hard-sigmoid",
+}
 ACTIVATION_NAMES = (*NAMED_ACTIVATIONS, *ONNX_ACTIVATIONS)
 _SPEC = re.compile(r"^([\w-]+)(?:\((.*)\))?$")
 
@@ -201,6 +207,12 @@ def activation_spec(name: str, **params: float) -> str:
     if not params:
         return name
     return f"{name}({', '.join(f'{k}={float(v)!r}' for k, v in params.items())})"
+
+
+def own_name(spec: str) -> str:
+    """lstm_ref's name for an activation spec that is one of its named activations (ONNX's
+    ``"Sigmoid"`` is ``"sigmoid"``), so every exporter knows it; any other spec as given."""
+    return OWN_NAMES.get(spec, spec)
 
 
 def split_spec(spec: str, what: str = "activation") -> tuple[str, dict[str, float]]:

@@ -17,6 +17,7 @@ from lstm_ref import (
     Network,
     Padding,
     SequenceInput,
+    Softmax,
     load_network,
 )
 
@@ -308,3 +309,70 @@ def test_onnx_external_data_declaring_huge_tensors_is_refused_before_reading(sma
     with pytest.raises(InputError, match=r"tensor '.*' declares \d+ bytes"):
         load_model(path)
     assert not (tmp_path / "weights.bin").exists()
+
+
+# ------------------------------- what the importer and exporter fuzz suite found
+def test_imported_models_convert_to_every_format(small_net, tmp_path):
+    """ONNX's activations are read as lstm_ref's names where they are one ("Sigmoid" is
+    "sigmoid"), and a PyTorch layer's name ("lstm.l0") is one Keras on torch takes."""
+    from lstm_ref.interop import load_model
+
+    for source in (".onnx", ".pt"):
+        save_model_quietly(small_net, tmp_path / f"m{source}")
+        imported = load_model(tmp_path / f"m{source}")
+        for target in (".pt", ".keras", ".mat"):
+            save_model_quietly(imported, tmp_path / f"out{target}")
+            got = load_model(tmp_path / f"out{target}").predict(np.ones((3, 3)))
+            np.testing.assert_allclose(got, small_net.predict(np.ones((3, 3))), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "backward", "match"),
+    [
+        (".keras", {"state_activation": "softsign"}, "one pair of activations for both"),
+        (".mat", {"gate_activation": "hard-sigmoid"}, "one output mode and pair of activations"),
+        (".onnx", {"clip": 2.0}, "one clip for both directions"),
+    ],
+)
+def test_directions_that_differ_where_a_format_stores_one_setting_are_refused(
+    rng, tmp_path, suffix, backward, match
+):
+    from lstm_ref.interop import save_model
+    from lstm_ref.layers import BiLSTM
+
+    def one_way(direction, **options):
+        return LSTM(
+            random_lstm_params(rng, 3, 4), output_mode="last", direction=direction, **options
+        )
+
+    last = "step" if suffix == ".mat" else "state"  # MATLAB's bilstmLayer's 'last'
+    bilstm = BiLSTM(one_way("forward"), one_way("reverse", **backward), "bilstm", last=last)
+    net = Network(
+        [SequenceInput(3), bilstm, FullyConnected(rng.normal(size=(2, 8)), np.zeros(2)), Softmax()]
+    )
+    with pytest.raises(InputError, match=match):
+        save_model(net, tmp_path / f"m{suffix}")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("dtype", [bool, complex])
+def test_keras_and_matlab_weights_that_are_not_real_numbers_are_refused(small_net, tmp_path, dtype):
+    import h5py
+    import scipy.io
+
+    from lstm_ref.interop import load_model
+
+    h5, mat = tmp_path / "m.h5", tmp_path / "m.mat"
+    save_model_quietly(small_net, h5)
+    with h5py.File(h5, "r+") as f:
+        bias = f["model_weights/fc/fc/bias"]
+        values = bias[()]
+        del f["model_weights/fc/fc/bias"]
+        f.create_dataset("model_weights/fc/fc/bias", data=(values * 3).astype(dtype))
+    with pytest.raises(LstmRefError, match=f"got dtype {np.dtype(dtype)}"):
+        load_model(h5)
+    save_model_quietly(small_net, mat)
+    variables = {k: v for k, v in scipy.io.loadmat(mat).items() if not k.startswith("__")}
+    scipy.io.savemat(mat, {**variables, "FcBias": (variables["FcBias"] * 3).astype(dtype)})
+    with pytest.raises(InputError, match=f"'FcBias' holds {np.dtype(dtype)} values"):
+        load_model(mat)

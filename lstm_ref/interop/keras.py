@@ -86,6 +86,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_real_dtype
 from ..errors import InputError
 from ..formats.safe_numpy import check_hdf5_sizes, zip_members
 from ..layers import (
@@ -172,7 +173,7 @@ class _ArchiveWeights:
         if path not in self.f:
             return []
         own = self.f[path]
-        return [np.asarray(own[str(k)]) for k in range(len(own))]
+        return [_real(own[str(k)]) for k in range(len(own))]
 
 
 class _LegacyWeights:
@@ -192,7 +193,12 @@ class _LegacyWeights:
         if direction:  # the forward layer's arrays, then the backward layer's
             half = len(names) // 2
             names = names[:half] if direction == "forward" else names[half:]
-        return [np.asarray(group[n]) for n in names]
+        return [_real(group[n]) for n in names]
+
+
+def _real(dataset: Any) -> Array:
+    """A weight dataset's values, if they are real numbers (not bool, not complex)."""
+    return check_real_dtype(np.asarray(dataset), f"Keras weight {dataset.name!r}")
 
 
 def _snake(name: str) -> str:

@@ -6,6 +6,7 @@ other way. ``Masking(0.0)`` makes padded batches run as lstm_ref's masked paddin
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from ..layers import (
     TimeReversal,
     directions,
     reverse_sequence,
+    shared_by_directions,
 )
 from ..network import Network
 from .keras import ACTIVATIONS
@@ -50,7 +52,7 @@ def to_keras(net: Network) -> Any:
             if layer.mean is not None:
                 variance = np.ones_like(layer.mean) if layer.std is None else layer.std**2
                 normalise = keras.layers.Normalization(
-                    mean=layer.mean, variance=variance, name=layer.name, dtype=dtype
+                    mean=layer.mean, variance=variance, name=_keras_name(layer.name), dtype=dtype
                 )
                 x = normalise(x)
         elif isinstance(layer, LSTM | BiLSTM):
@@ -80,20 +82,26 @@ def to_keras(net: Network) -> Any:
             dense = keras.layers.Dense(
                 layer.output_size,
                 activation="softmax" if softmax else None,
-                name=layer.name,
+                name=_keras_name(layer.name),
                 dtype=dtype,
             )
             x = dense(x)
             pending.append((dense, [layer.weights.T, layer.bias]))
         elif isinstance(layer, Softmax):
             if not isinstance(net.layers[k - 1], FullyConnected):
-                x = keras.layers.Activation("softmax", name=layer.name, dtype=dtype)(x)
+                x = keras.layers.Activation("softmax", name=_keras_name(layer.name), dtype=dtype)(x)
         elif layer.TYPE != "Classification Output":
             raise InputError(f"layer {layer.name!r} ({layer.TYPE}) has no Keras export")
     model = keras.Model(inputs, x)
     for keras_layer, weights in pending:
         keras_layer.set_weights(weights)
     return model
+
+
+def _keras_name(name: str) -> str:
+    """A layer name as Keras takes it: on the torch backend a name holds no ``.`` (an
+    imported PyTorch layer is called ``lstm.l0``) — nor ``/``, a scope separator."""
+    return re.sub(r"[./]", "_", name)
 
 
 def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list[Array]]:
@@ -112,6 +120,9 @@ def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list
     if isinstance(layer, BiLSTM) and layer.last == "step":
         raise InputError(f"layer {layer.name!r}: Keras's Bidirectional returns the final states")
     one = one_ways[0]
+    shared_by_directions(  # Bidirectional copies one LSTM's configuration
+        layer, "pair of activations", lambda d: (d.gate_activation, d.state_activation)
+    )
     make = dict(
         units=one.hidden_size,
         activation=KERAS_NAMES[one.state_activation],
@@ -122,10 +133,10 @@ def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list
     weights = [a for d in one_ways for a in (d.params.W.T, d.params.R.T, d.params.b)]
     if isinstance(layer, BiLSTM):
         return keras.layers.Bidirectional(
-            keras.layers.LSTM(**make), merge_mode=layer.merge_mode, name=layer.name
+            keras.layers.LSTM(**make), merge_mode=layer.merge_mode, name=_keras_name(layer.name)
         ), weights
     return keras.layers.LSTM(
-        **make, go_backwards=one.direction == "reverse", name=layer.name
+        **make, go_backwards=one.direction == "reverse", name=_keras_name(layer.name)
     ), weights
 
 

@@ -72,6 +72,7 @@ from ..layers import (
     SequenceInput,
     Softmax,
     directions,
+    shared_by_directions,
 )
 from ..lstm import LSTMParams, LSTMState
 from ..network import Network
@@ -254,10 +255,11 @@ def _read_v5(where: str) -> dict[str, Any]:
     try:
         declared = scipy.io.whosmat(where)  # the variables' headers only (not a struct's fields)
         check_declared_sizes(((f"variable {n!r}", 8 * math.prod(s)) for n, s, _ in declared), where)
-        raw = scipy.io.loadmat(where, simplify_cells=True, mat_dtype=True)  # logical as bool
+        raw = scipy.io.loadmat(where, simplify_cells=True)
     except (ValueError, TypeError, OSError, NotImplementedError) as e:
         raise InputError(f"{where}: not a MATLAB .mat file: {e}") from None
-    return {k: v for k, v in raw.items() if not k.startswith("__")}
+    logical = {name for name, _, kind in declared if kind == "logical"}  # scipy gives uint8
+    return {k: np.asarray(v, bool) if k in logical else v for k, v in raw.items() if k[:2] != "__"}
 
 
 def _read_v73(where: str) -> dict[str, Any]:
@@ -331,6 +333,11 @@ def save_matlab(
     if not isinstance(lstm, BiLSTM) and lstm.direction != "forward":
         raise InputError(f"layer {lstm.name!r}: lstmLayer has no reverse direction")
     one = one_ways[0]
+    shared_by_directions(  # the variables below hold one of each
+        lstm,
+        "output mode and pair of activations",
+        lambda d: (d.output_mode, d.gate_activation, d.state_activation),
+    )
 
     def stacked(f: Any) -> Array:
         return np.concatenate([f(d) for d in one_ways])

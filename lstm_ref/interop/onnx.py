@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_allocation
-from ..activations import ONNX_ACTIVATIONS, activation_spec
+from ..activations import ONNX_ACTIVATIONS, activation_spec, own_name
 from ..errors import InputError
 from ..formats.safe_numpy import check_declared_sizes
 from ..layers import LSTM, BiLSTM, Layer, SequenceInput, directions, forward_only
@@ -104,7 +104,7 @@ def _activation_specs(attrs: dict[str, Any], D: int, where: str) -> list[list[st
         for key, queue in (("alpha", alphas), ("beta", betas)):
             if key in takes:
                 params[key] = queue.pop(0) if queue else defaults.get(key, 0.0)
-        specs.append(activation_spec(canonical, **params))
+        specs.append(own_name(activation_spec(canonical, **params)))
     return [specs[3 * d : 3 * d + 3] for d in range(D)]
 
 

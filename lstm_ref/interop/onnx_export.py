@@ -28,7 +28,15 @@ import numpy as np
 from ..activations import ONNX_ACTIVATIONS, activation_spec, split_spec
 from ..errors import InputError
 from ..formats.writes import write_atomically
-from ..layers import LSTM, BiLSTM, FullyConnected, SequenceInput, Softmax, directions
+from ..layers import (
+    LSTM,
+    BiLSTM,
+    FullyConnected,
+    SequenceInput,
+    Softmax,
+    directions,
+    shared_by_directions,
+)
 from ..lstm import reorder_gates
 from ..network import Network
 from .onnx import ONNX_ORDER, OPSET, PEEPHOLE_ROWS
@@ -224,9 +232,10 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
         attrs["activation_alpha"] = alphas
     if betas:
         attrs["activation_beta"] = betas
-    if one_ways[0].clip is not None:
-        attrs["clip"] = one_ways[0].clip
-    if one_ways[0].input_forget:
+    clip = shared_by_directions(layer, "clip", lambda one: one.clip)
+    if clip is not None:
+        attrs["clip"] = clip
+    if shared_by_directions(layer, "input_forget", lambda one: one.input_forget):
         attrs["input_forget"] = 1
     last = layer.output_mode == "last"
     each_step = isinstance(layer, BiLSTM) and layer.last == "step"

@@ -44,6 +44,7 @@ from .recurrent import (
     directions,
     forward_only,
     reverse_sequence,
+    shared_by_directions,
 )
 from .sequence_input import SequenceInput
 from .time_reversal import ReversalCache, TimeReversal
@@ -71,6 +72,7 @@ __all__ = [
     "forward_only",
     "layer_from_arrays",
     "reverse_sequence",
+    "shared_by_directions",
 ]
 
 LAYER_TYPES: dict[str, type[Layer]] = {

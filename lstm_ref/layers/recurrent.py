@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeGuard
+from typing import Any, ClassVar, Literal, TypeGuard, TypeVar
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from ..lstm import (
 from .base import Grads, Layer, check_layer_shape, float_array
 
 Array = np.ndarray
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -480,6 +482,18 @@ class BiLSTM(Layer):
 def directions(layer: LSTM | BiLSTM) -> list[LSTM]:
     """The one-direction LSTMs of ``layer``: itself, or a BiLSTM's forward and reverse."""
     return [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
+
+
+def shared_by_directions(layer: LSTM | BiLSTM, what: str, value: Callable[[LSTM], T]) -> T:
+    """``value`` of ``layer``'s directions, which must agree: for a format that stores
+    ``what`` once for both directions of a bidirectional layer (an InputError if not)."""
+    values = [value(one) for one in directions(layer)]
+    if any(v != values[0] for v in values[1:]):
+        raise InputError(
+            f"layer {layer.name!r}: this format stores one {what} for both directions; "
+            f"the directions have {values}"
+        )
+    return values[0]
 
 
 def forward_only(layer: Layer | None) -> TypeGuard[LSTM]:
