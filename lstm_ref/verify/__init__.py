@@ -25,7 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import check_allocation, check_lengths, check_real_array, check_seed
+from .._checks import (
+    check_allocation,
+    check_count,
+    check_lengths,
+    check_number,
+    check_real_array,
+    check_seed,
+)
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..network import Network
@@ -61,9 +68,14 @@ def generate_inputs(
     """``batch`` sequences of C normal features (mean 0, standard deviation ``scale``) with
     lengths drawn from ``length_range`` (inclusive), the first the longest and the last the
     shortest when there are two or more (so the lengths are mixed)."""
-    lo, hi = length_range
-    if not 1 <= lo <= hi or batch < 1:
-        raise InputError(f"need batch >= 1 and 1 <= a <= b for lengths a-b; got {lo}-{hi}")
+    batch = check_count(batch, "batch")
+    if not isinstance(length_range, tuple | list) or len(length_range) != 2:
+        raise InputError(f"length_range must be a pair (a, b); got {length_range!r}")
+    lo, hi = (check_count(v, "a length of length_range") for v in length_range)
+    if lo > hi:
+        raise InputError(f"need 1 <= a <= b for lengths a-b; got {lo}-{hi}")
+    if not check_number(scale, "scale") > 0:
+        raise InputError(f"scale must be > 0; got {scale!r}")
     check_allocation((batch, hi, C), np.float64, "the generated inputs")
     rng = np.random.default_rng(check_seed(seed))
     lengths = rng.integers(lo, hi + 1, size=batch)
