@@ -88,6 +88,21 @@ def finite(result: Any) -> str | None:
     return None
 
 
+def pick(pool, rng, valid: bool | None = None):
+    """A (value, valid?) pair of ``pool``: any, or one of the valid or invalid ones."""
+    among = [p for p in pool if valid is None or p[1] == valid]
+    return among[rng.integers(len(among))]
+
+
+def draw(pools, rng, hostile: bool | None = None):
+    """One (value, valid?) pair per pool: all valid, or one invalid (``hostile``; None:
+    half the time)."""
+    if hostile is None:
+        hostile = bool(rng.integers(2))
+    bad = rng.integers(len(pools)) if hostile else -1
+    return [pick(pool, rng, valid=k != bad) for k, pool in enumerate(pools)]
+
+
 def snapshot(folder: Path) -> dict[str, float]:
     """Every file under ``folder`` with its modification time."""
     return {str(p.relative_to(folder)): p.stat().st_mtime for p in folder.rglob("*") if p.is_file()}

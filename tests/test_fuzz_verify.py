@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzz_cases import finite, judge, judge_cli, report, snapshot
+from fuzz_cases import draw, finite, judge, judge_cli, pick, report, snapshot
 from fuzz_seeds import FUZZ_SEEDS
 from random_nets import random_network
 from test_fuzz import mutations
@@ -50,18 +50,6 @@ LENGTHS = [
 ]
 SCALES = [(1.0, True), (0.01, True), (100, True), (0, False), (-1.0, False), ("1", False)]
 SEMANTICS = [(None, True), ("masked", True), ("matlab", True), ("keras", True), ("pad", False)]
-
-
-def pick(pool, rng, valid: bool | None = None):
-    """A (value, valid?) pair of ``pool``: any, or one of the valid or invalid ones."""
-    among = [p for p in pool if valid is None or p[1] == valid]
-    return among[rng.integers(len(among))]
-
-
-def draw(pools, rng):
-    """One (value, valid?) pair per pool: all valid, or (half the time) one invalid."""
-    hostile = rng.integers(2 * len(pools))
-    return [pick(pool, rng, valid=k != hostile) for k, pool in enumerate(pools)]
 
 
 def observed_outputs(rng: np.random.Generator, N: int) -> tuple[dict[str, object], bool]:
