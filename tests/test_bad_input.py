@@ -376,3 +376,22 @@ def test_keras_and_matlab_weights_that_are_not_real_numbers_are_refused(small_ne
     scipy.io.savemat(mat, {**variables, "FcBias": (variables["FcBias"] * 3).astype(dtype)})
     with pytest.raises(InputError, match=f"'FcBias' holds {np.dtype(dtype)} values"):
         load_model(mat)
+
+
+def test_a_torch_file_with_an_odd_pickle_protocol_byte_loads_without_a_warning(small_net, tmp_path):
+    import warnings
+
+    from lstm_ref.interop import load_model
+
+    path = tmp_path / "m.pt"
+    save_model_quietly(small_net, path)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"\x80\x02") + 1] = 18  # torch warns, then reads it all the same
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        imported = load_model(path)
+    assert not caught, [str(w.message) for w in caught]
+    np.testing.assert_allclose(
+        imported.predict(np.ones((3, 3))), small_net.predict(np.ones((3, 3)))
+    )

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -246,7 +247,9 @@ def load_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
         if zipfile.is_zipfile(path):  # torch's format: the sizes it declares, before reading
             with zipfile.ZipFile(path) as archive:
                 zip_members(archive, str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged file's pickle protocol, say: the error tells
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, KeyError, … here
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(
