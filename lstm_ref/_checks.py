@@ -180,7 +180,7 @@ def check_two_classes(labels: Iterable[object], what: str = "the training labels
         raise InputError(f"{what} must hold at least two classes; got {count}: {present}")
 
 
-def check_checked_sequences(seqs: object) -> None:
+def check_sequence_arrays(seqs: object) -> None:
     """Refuse anything but what ``as_sequence_list`` returns: a non-empty list of (T_i, C)
     float32 or float64 arrays of one width and one dtype, each of at least one step."""
     if not isinstance(seqs, list | tuple) or not seqs:

@@ -41,11 +41,11 @@ import numpy as np
 
 from ._checks import (
     check_allocation,
-    check_checked_sequences,
     check_choice,
     check_count,
     check_number,
     check_real_array,
+    check_sequence_arrays,
     is_integer,
 )
 from .errors import InputError
@@ -234,7 +234,7 @@ def make_batches(seqs: list[Array], padding: Padding = MASKED) -> list[Batch]:
     list of Batch
     """
     padding = check_padding(padding)
-    check_checked_sequences(seqs)
+    check_sequence_arrays(seqs)
     left = padding.direction == "left"
     C, dtype = seqs[0].shape[1], seqs[0].dtype
     check_real_array(padding.value, "padding value", dtype)  # finite in the network's dtype

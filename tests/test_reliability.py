@@ -386,3 +386,16 @@ def test_training_on_huge_values_says_so_without_a_warning():
         with pytest.raises(InputError, match=r"the training data's std .* at feature 0"):
             fit([np.full((3, 2), 1e300), np.ones((3, 2))], ["a", "b"], ["a", "b"], log=None)
     assert not caught, [str(w.message) for w in caught]
+
+
+def test_an_npy_header_with_an_odd_escape_is_refused_without_a_warning(tmp_path):
+    text = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'x': '\\q', }"
+    text += " " * (63 - (len(text) + 10) % 64) + "\n"
+    header = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode()
+    path = tmp_path / "x.npy"
+    path.write_bytes(header + bytes(16))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match=r"x\.npy: not a valid \.npy header"):
+            read_sequences(path)
+    assert not caught, [str(w.message) for w in caught]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import tokenize
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Collection, Iterable
@@ -164,13 +165,15 @@ def _read_array(f: IO[bytes], size: int, what: str) -> Array:
     """One ``.npy`` array from ``f`` whose whole length is ``size`` bytes."""
     try:
         version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise InputError(f"{what}: .npy format version {version} is not supported")
-    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as e:  # numpy's parser
+        with warnings.catch_warnings():  # a damaged header's odd escape: an error, not a warning
+            warnings.simplefilter("error")
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise InputError(f"{what}: .npy format version {version} is not supported")
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError, Warning) as e:  # numpy's
         raise InputError(f"{what}: not a valid .npy header ({type(e).__name__}: {e})") from None
     if dtype.hasobject or dtype.kind not in NUMERIC_KINDS or dtype.fields is not None:
         raise InputError(
