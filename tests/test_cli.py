@@ -187,7 +187,7 @@ def test_cli_plot_units_says_when_nothing_matches(tmp_path, capsys):
 
 def test_cli_train_on_ts_files(tmp_path, capsys, test_data):
     x, y = test_data
-    rows = [k for k in range(len(x)) if y[k] in "12"][:30]
+    rows = [k for c in "12" for k in [k for k in range(len(x)) if y[k] == c][:15]]  # both
     head = "@problemName Tiny\n@univariate false\n@dimensions 12\n@equalLength false\n"
     head += "@classLabel true 1 2\n@data\n"
     body = "".join(
