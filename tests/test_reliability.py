@@ -333,14 +333,22 @@ def test_seeds_and_generated_sizes_are_refused_up_front(tmp_path, capsys, rng):
         generate_inputs(5, batch=10**9)
     with pytest.raises(InputError, match=r"generated inputs of shape \(4, 1000000000, 5\)"):
         generate_inputs(5, length_range=(1, 10**9))
+    with pytest.raises(InputError, match=r"batch must be an integer >= 1; got 2\.0"):
+        generate_inputs(5, batch=2.0)
+    with pytest.raises(InputError, match=r"length_range must be a pair \(a, b\); got \(3,\)"):
+        generate_inputs(5, length_range=(3,))
 
 
 @pytest.mark.parametrize(
-    ("units", "message"),
-    [("²", "--units: expected '1-10' or '3,7,12'"), (f"1-{10**12}", "--units must lie in 1..100")],
+    ("option", "message"),
+    [
+        (["heatmap", "--units", "²"], "--units: expected '1-10' or '3,7,12'"),
+        (["heatmap", "--units", f"1-{10**12}"], "--units must lie in 1..100"),
+        (["units", "--range", "²-3"], "--range must be 'a-b' with 1 <= a <= b"),
+    ],
 )
-def test_unit_lists_take_ascii_digits_within_the_layer(tmp_path, capsys, units, message):
-    one_line_exit_2(["plot", "heatmap", "--units", units, "--out", str(tmp_path)], capsys, message)
+def test_unit_lists_and_ranges_take_ascii_digits_within_bounds(tmp_path, capsys, option, message):
+    one_line_exit_2(["plot", *option, "--out", str(tmp_path)], capsys, message)
 
 
 def test_wrong_objects_are_named_not_crashed_on(rng, tmp_path):
