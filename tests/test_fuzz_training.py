@@ -199,7 +199,7 @@ def test_train_file_command(tmp_path, capsys, monkeypatch, seed):
             for p in out.iterdir():
                 p.unlink()
     assert snapshot(given) == before, "train changed a file outside its output folder"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["given", "out"] or not out.exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"given", "out"}, "train wrote elsewhere"
     assert not failures, report(seed, TRAIN_CASES, failures)
 
 

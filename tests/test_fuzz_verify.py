@@ -175,6 +175,7 @@ def test_verify_command(tmp_path, capsys, monkeypatch, seed):
             failures.append(problem)
     assert snapshot(given) == before, "verify changed a file outside its output folder"
     assert {p.name for p in out.iterdir()} <= {"observed.npz", "r.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {"given", "out"}
     assert not failures, report(seed, CASES, failures)
 
 
