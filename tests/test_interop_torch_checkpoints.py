@@ -6,6 +6,7 @@ against the picked module's own forward; and a float32 state_dict written back a
 from __future__ import annotations
 
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ import torch
 from safetensors.torch import save_file
 from torch_models import assert_matches_nn_lstm, distinct_gates
 
+from lstm_ref import InputError
 from lstm_ref.interop import load_model, save_model
 from lstm_ref.interop.torch import from_torch, to_state_dict
-from lstm_ref.interop.torch_checkpoint import list_torch_lstms
+from lstm_ref.interop.torch_checkpoint import list_torch_lstms, load_state_dict
 
 C_IN, C, H, K = 3, 4, 6, 3
 LENGTHS = [5, 2, 7, 3]
@@ -230,3 +232,64 @@ def test_a_changed_bias_is_written_as_b_minus_the_stored_bias_hh():
     np.testing.assert_allclose(
         written["bias_ih_l0"] + written["bias_hh_l0"], lstm.params.b, rtol=0, atol=1e-15
     )
+
+
+def test_torchscript_archive_is_read_without_its_code(rng, tmp_path):
+    """The archive's code is never compiled: with it replaced by garbage, torch.jit.load
+    fails and from_torch still reads the tensors."""
+    model, optimizer = trained(ConvCellDecoder(), torch.float64)
+    path = as_source("torchscript", model, optimizer, tmp_path)
+    broken = tmp_path / "broken.pt"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            code = "/code/" in info.filename and info.filename.endswith(".py")
+            dst.writestr(info, b"raise SystemExit('ran')\n" if code else src.read(info))
+    with pytest.raises(Exception):  # noqa: B017 - torch's own parse error, whatever its type
+        torch.jit.load(broken)
+    net = from_torch(broken, prefix="decoder.cell", head="decoder.fc")
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    np.testing.assert_array_equal(
+        net.predict(seqs), from_torch(path, prefix="decoder.cell", head="decoder.fc").predict(seqs)
+    )
+    with pytest.raises(InputError, match=r"broken\.pt: a TorchScript archive; read it with"):
+        load_state_dict(broken)
+
+
+def test_refusals_name_the_obstacle_and_the_option(tmp_path):
+    two = EncoderDecoder().state_dict()
+    listed = (
+        r"'decoder\.rnn\.' \(LSTM, 1 layer, C=12, H=6, P=2\), "
+        r"'encoder\.rnn\.' \(LSTM, 2 layers, bidirectional, C=4, H=6\)"
+    )
+    with pytest.raises(
+        InputError, match=rf"state_dict: more than one LSTM module: {listed}; pass prefix="
+    ):
+        from_torch(two)
+    with pytest.raises(InputError, match=rf"no LSTM module 'decoder\.cell\.'; it holds {listed}"):
+        from_torch(two, prefix="decoder.cell")
+    with pytest.raises(
+        InputError,
+        match=r"no nn\.Linear 'decoder\.out' \(decoder\.out\.weight missing\); the modules "
+        r"beside the LSTM: \['encoder\.rnn', 'decoder\.fc'\]",
+    ):
+        from_torch(two, prefix="decoder.rnn", head="decoder.out")
+    conv = ConvCellDecoder().state_dict()
+    with pytest.raises(
+        InputError,
+        match=r"state_dict: modules 'front\.0', 'front\.1', 'decoder\.fc' beside the LSTM "
+        r"'decoder\.cell\.' \(LSTMCell, C=4, H=6\); pass prefix='decoder\.cell' to import the "
+        r"LSTM alone \(and head='<name>' for an nn\.Linear head\)",
+    ):
+        from_torch(conv)
+    ints = {k: v.numpy().astype(np.int64) for k, v in torch.nn.LSTMCell(C, H).state_dict().items()}
+    with pytest.raises(InputError, match=r"'weight_ih' holds int64 values; expected floating"):
+        from_torch(ints)
+    with pytest.raises(InputError, match=r"no tensors and no state_dict .* entries \['epoch'\]"):
+        from_torch({"epoch": 3})
+    with pytest.raises(InputError, match=r"expected an nn\.Module, a state_dict, .*got list"):
+        from_torch([1, 2])
+    damaged = tmp_path / "cut.safetensors"
+    save_file(torch.nn.LSTM(C, H).state_dict(), damaged)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(InputError, match=r"cut\.safetensors: not a \.safetensors file NumPy can"):
+        load_model(damaged)

@@ -104,7 +104,10 @@ def read_tensors(source: Any) -> tuple[Tensors, str]:
 
 
 def _is_tensor(value: Any) -> bool:
-    return isinstance(value, np.ndarray) or type(value).__module__.startswith("torch")
+    """A NumPy array or a torch.Tensor (or Parameter), told without importing torch."""
+    if isinstance(value, np.ndarray):
+        return True
+    return type(value).__module__.startswith("torch") and hasattr(value, "dtype")
 
 
 def state_dict_of(checkpoint: Mapping[Any, Any], where: str) -> Tensors:
@@ -180,7 +183,6 @@ _KEPT_OUT = ("constants.pkl", "code/")
 def _torchscript(path: Path) -> Tensors:
     """A TorchScript archive's tensors, by module path (see the module docstring)."""
     import torch
-    import torch.jit._pickle as tags
 
     data = io.BytesIO()
     with zipfile.ZipFile(path) as archive, zipfile.ZipFile(data, "w") as copy:
@@ -189,9 +191,15 @@ def _torchscript(path: Path) -> Tensors:
                 copy.writestr(info, archive.read(info))
     data.seek(0)
     named = torch.serialization.get_unsafe_globals_in_checkpoint(data)
-    stand_ins = [(_ScriptObject, name) for name in named if name.startswith("__torch__.")]
-    list_tags = (tags.build_intlist, tags.build_tensorlist, tags.build_doublelist)
-    allowed: list[Any] = [*stand_ins, *list_tags, tags.build_boollist, tags.restore_type_tag]
+    script = [name for name in named if name.startswith("__torch__.")]
+    list_tags = {f"torch.jit._pickle.{f.__name__}": f for f in _list_tags()}
+    others = sorted(set(named) - set(script) - set(list_tags))
+    if others:
+        raise InputError(
+            f"{path}: a TorchScript archive holding objects of {others}, which lstm_ref does "
+            "not build (only tensors, torch's containers and TorchScript modules)"
+        )
+    allowed: list[Any] = [*((_ScriptObject, name) for name in script), *list_tags.values()]
     data.seek(0)
     try:
         with torch.serialization.safe_globals(allowed):
@@ -204,6 +212,19 @@ def _torchscript(path: Path) -> Tensors:
     tensors: Tensors = {}
     _walk(root, "", tensors)
     return tensors
+
+
+def _list_tags() -> tuple[Any, ...]:
+    """torch's functions that tag a TorchScript list's type; each returns its argument."""
+    from torch.jit import _pickle as tags
+
+    return (
+        tags.build_intlist,
+        tags.build_tensorlist,
+        tags.build_doublelist,
+        tags.build_boollist,
+        tags.restore_type_tag,
+    )
 
 
 def _walk(module: Any, prefix: str, tensors: Tensors) -> None:
