@@ -8,8 +8,8 @@ PyTorch tensor          shape               lstm_ref                           t
 ======================  ==================  =================================  ===========
 ``weight_ih_l{k}``      (4H, C)             ``LSTM.params.W``                  none
 ``weight_hh_l{k}``      (4H, H_out)         ``LSTM.params.R``                  none
-``bias_ih_l{k}``        (4H,)               ``LSTM.params.b`` = b_ih + b_hh    summed
-``bias_hh_l{k}``        (4H,)               (summed into b)
+``bias_ih_l{k}``        (4H,)               ``LSTM.params.b`` = b_ih + b_hh;   summed;
+``bias_hh_l{k}``        (4H,)               ``LSTM.bias_split`` [b_ih; b_hh]   kept
 ``weight_hr_l{k}``      (P, H)              ``LSTM.projection``                none
 ``<head>.weight``       (K, D·H_out)        ``FullyConnected.weights``         none
 ``<head>.bias``         (K,)                ``FullyConnected.bias``            none
@@ -18,7 +18,19 @@ PyTorch tensor          shape               lstm_ref                           t
 Gate blocks are i, f, g, o — lstm_ref's order, so nothing is reordered. ``bias=False``
 means b = 0. Layer k > 0 takes C = D·H_out. ``nn.LSTMCell`` has the same tensors without the
 ``_l0`` suffix. A bidirectional layer becomes a :class:`~lstm_ref.layers.BiLSTM` whose
-output is [forward ‖ reverse], as ``output`` is.
+output is [forward ‖ reverse], as ``output`` is. The layers are named ``<module>.l{k}``
+(``l{k}`` for a bare module) and the head after its ``nn.Linear``; the arrays keep the
+tensors' dtype unless ``dtype=`` says otherwise. Export writes the stored ``bias_split``
+back while b is unchanged (b − b_hh and b_hh after training changed b), in the network's
+dtype, under those module names — so a state_dict imported and exported is the same
+tensors, as stored.
+
+**An nn.LSTMCell** is one step; a decoder calls it in a loop,
+``for x_t in x: h, c = cell(x_t, (h, c))``. It becomes an :class:`~lstm_ref.layers.LSTM`
+layer with its weights, and ``predict`` on a sequence runs that loop — the cell at every
+step, (h, c) carried over — from the layer's state (``Network.state``: the ``(h, c)`` the
+first call receives, zeros by default). A sequence of one step is one call. It is written
+back as a one-layer ``nn.LSTM`` (``_l0`` names).
 
 Semantics: a PyTorch module has no stored initial state (h_0 = c_0 = 0 unless passed);
 ``dropout`` acts between layers in training only, so an inference reference ignores it (a
