@@ -88,6 +88,7 @@ from ..network import Network
 from .torch_checkpoint import (
     LSTM_KEY,
     find_lstms,
+    list_torch_lstms,
     load_state_dict,
     modules,
     pick_lstm,
@@ -95,7 +96,15 @@ from .torch_checkpoint import (
 )
 
 Array = np.ndarray
-__all__ = ["from_torch", "load_state_dict", "network_from_arrays", "save_torch", "to_state_dict"]
+__all__ = [
+    "from_torch",
+    "list_torch_lstms",
+    "load_state_dict",
+    "network_from_arrays",
+    "save_torch",
+    "to_state_dict",
+    "torch_lstm_options",
+]
 
 
 def from_torch(

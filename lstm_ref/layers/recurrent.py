@@ -115,6 +115,8 @@ class LSTM(Layer):
         if self.bias_split is not None:
             self.bias_split = float_array(self.name, "bias_split", self.bias_split)
             check_layer_shape(self.name, "bias_split", self.bias_split, (2, 4 * H), "(2, 4H)")
+            if self.bias_split.dtype != b.dtype:
+                raise self._error(f"bias_split is {self.bias_split.dtype}; b is {b.dtype}")
         if len({W.dtype, R.dtype, b.dtype}) > 1:
             raise self._error(
                 f"W, R and b must share one dtype; got {W.dtype}, {R.dtype}, {b.dtype}"
