@@ -144,23 +144,23 @@ def from_torch(
     tensors, where = read_tensors(source)
     lstm = pick_lstm(find_lstms(tensors), where, prefix)
     rest = [k for k in tensors if k not in lstm.keys]
+    head_keys: list[str] = []
     if head is not None:
-        head_keys = [f"{head.rstrip('.')}.{what}" for what in ("weight", "bias")]
+        head_keys = _linear_keys(head.rstrip("."))
         if head_keys[0] not in tensors:
             raise InputError(
                 f"{where}: no nn.Linear {head!r} ({head_keys[0]} missing); the modules beside "
                 f"the LSTM: {modules(rest)}"
             )
     elif prefix is None and rest:
-        if len(modules(rest)) != 1 or not set(rest) <= {f"{modules(rest)[0]}.{w}" for w in _FC}:
+        names = modules(rest)
+        if len(names) != 1 or not set(rest) <= set(_linear_keys(names[0])):
             raise InputError(
-                f"{where}: modules {_few(modules(rest))} beside the LSTM {lstm}; pass "
+                f"{where}: modules {_few(names)} beside the LSTM {lstm}; pass "
                 f"prefix={lstm.prefix.rstrip('.')!r} to import the LSTM alone (and head='<name>' "
                 "for an nn.Linear head)"
             )
         head_keys = rest
-    else:
-        head_keys = []
     picked = [k for k in [*lstm.keys, *head_keys] if k in tensors]
     if dtype is None:
         dtype = np.result_type(np.float32, *(_dtype_of(where, k, tensors[k]) for k in picked))
@@ -168,7 +168,10 @@ def from_torch(
     return network_from_arrays(arrays, where, class_names)
 
 
-_FC = ("weight", "bias")
+def _linear_keys(name: str) -> list[str]:
+    """The tensor names of the nn.Linear ``name``: its weight and its bias."""
+    dot = f"{name}." if name else ""
+    return [f"{dot}weight", f"{dot}bias"]
 
 
 def _few(names: list[str], most: int = 6) -> str:
@@ -269,17 +272,17 @@ def _head(rest: dict[str, Array], where: str) -> tuple[Array, Array, str] | None
     if not rest:
         return None
     names = modules(list(rest))
-    if len(names) != 1 or not {k.rpartition(".")[2] for k in rest} <= {"weight", "bias"}:
+    if len(names) != 1 or not set(rest) <= set(_linear_keys(names[0])):
         raise InputError(
             f"{where}: tensors {sorted(rest)} beside the LSTM; expected none or one nn.Linear "
             "head (<name>.weight, <name>.bias)"
         )
     name = names[0]
-    dot = f"{name}." if name else ""
-    weight = rest.get(f"{dot}weight")
+    weight_key, bias_key = _linear_keys(name)
+    weight = rest.get(weight_key)
     if weight is None or weight.ndim != 2:
         raise InputError(f"{where}: head {name!r}: expected a weight (K, H)")
-    bias = rest.get(f"{dot}bias", np.zeros(len(weight), weight.dtype))
+    bias = rest.get(bias_key, np.zeros(len(weight), weight.dtype))
     if bias.shape != weight.shape[:1]:
         raise InputError(
             f"{where}: head {name!r}: weight {weight.shape} and bias {bias.shape} must be "
