@@ -5,8 +5,9 @@ A source is one of
 - a ``state_dict`` (a mapping of names to ``torch.Tensor`` or NumPy arrays, taken as they
   are) or an ``nn.Module`` (its ``state_dict()``);
 - a checkpoint dict such as ``{"model": state_dict, "optimizer": …, "epoch": …}``: each
-  entry that is itself a state_dict is read, and when there are several (``"model"`` and
-  ``"ema"``) their names lead the tensors' names (``model.decoder.rnn.weight_ih``);
+  entry that is itself a state_dict is read (an optimizer's state is not one), and when
+  there are several (``"model"`` and ``"ema"``), or tensors beside one, the entries' names
+  lead their tensors' names (``model.decoder.rnn.weight_ih``);
 - a ``.pt``/``.pth`` file of either, read with ``torch.load(weights_only=True)``;
 - a ``.safetensors`` file, read with the ``safetensors`` package (as NumPy arrays: torch is
   not needed);
