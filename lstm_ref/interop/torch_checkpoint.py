@@ -154,7 +154,11 @@ def load_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
 
 
 def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    """The line of an exception's text that says what happened (torch's restricted
+    unpickler says it on its "WeightsUnpickler error:" line, after advice)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("WeightsUnpickler error:")]
+    return (said or lines or [type(e).__name__])[0]
 
 
 def _safetensors(path: Path) -> Tensors:
