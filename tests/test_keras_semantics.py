@@ -316,3 +316,23 @@ def test_saving_a_keras_file_says_nothing(rng, tmp_path, caplog, suffix):
         warnings.simplefilter("error")
         save_model(net, tmp_path / f"again{suffix}")
     assert not caplog.records
+
+
+def test_mask_value_is_checked_and_honoured_everywhere(rng):
+    """Only Keras's padding has a mask value; a sequence all mask is refused by name; the
+    batches training makes refuse a masked step inside rather than compute it."""
+    from lstm_ref.padding import make_batches
+
+    with pytest.raises(InputError, match=r"mask_value is Keras's Masking .* padding 'onnx'"):
+        Padding("onnx", mask_value=0.0)
+    with pytest.raises(InputError, match=r"mask_value must be a finite number"):
+        Padding.keras(mask_value=float("nan"))
+    seqs = [rng.normal(size=(4, C)), np.zeros((2, C))]
+    with pytest.raises(InputError, match=r"sequence 1: every step equals the mask value 0"):
+        Padding.keras().skipped_steps(seqs)
+    seqs[1][0] = 1.0  # one step of data, one masked
+    assert [k.tolist() for k in Padding.keras().skipped_steps(seqs)] == [[False] * 4, [0, 1]]
+    assert Padding.keras(mask_value=None).skipped_steps(seqs) is None
+    with pytest.raises(InputError, match=r"a step whose features all equal the mask value 0 lie"):
+        make_batches(seqs, Padding.keras())
+    assert len(make_batches(seqs, Padding.keras(mask_value=None))) == 1
