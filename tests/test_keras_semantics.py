@@ -18,7 +18,7 @@ import pytest
 
 from lstm_ref import InputError, LSTMState, Padding
 from lstm_ref.interop import load_model, save_model
-from lstm_ref.interop.keras import from_keras, read_keras_inputs
+from lstm_ref.interop.keras import KerasInputs, from_keras, read_keras_inputs
 
 # Keras 3.15's torch backend hands NumPy an __array__ without copy=; not lstm_ref's concern
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -277,6 +277,7 @@ def test_one_lstm_picked_by_name(rng, tmp_path):
     _, state = encoder.predict(list(src), return_state=True)
     decoder.state = {"decoder": state["encoder"]}
     np.testing.assert_allclose(np.stack(decoder.predict(list(tgt))), want, rtol=0, atol=1e-5)
+    assert read_keras_inputs(tmp_path / "ed.keras") == KerasInputs(None, {})  # no chain: read
     with pytest.raises(InputError, match=r"'head' is a Dense; its LSTM layers: \['encoder', 'd"):
         from_keras(tmp_path / "ed.keras", layer="head")
     with pytest.raises(InputError, match=r"layer=<name>"):

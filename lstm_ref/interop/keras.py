@@ -93,7 +93,15 @@ from ..lstm import LSTMParams
 from ..network import Network
 from ..padding import MASKED, Padding
 from .keras_file import opened, weight_keys
-from .keras_graph import RECURRENT, RECURRENT_LAYERS, Chain, chain, layer_name, model_layers
+from .keras_graph import (
+    RECURRENT,
+    RECURRENT_LAYERS,
+    Chain,
+    chain,
+    layer_name,
+    model_layers,
+    state_inputs,
+)
 
 Array = np.ndarray
 ACTIVATIONS = {  # Keras activation names -> lstm_ref's (hard_sigmoid depends on the version)
@@ -168,7 +176,7 @@ def read_keras_inputs(path: str | os.PathLike) -> KerasInputs:
     with opened(path) as (config, _, _, where):
         masks = [s for s in model_layers(config) if s["class_name"] == "Masking"]
         value = float(masks[0]["config"].get("mask_value", 0.0)) if masks else None
-        return KerasInputs(value, chain(config, where).state_inputs)
+        return KerasInputs(value, state_inputs(config, where))
 
 
 def _one_layer(
@@ -192,7 +200,9 @@ def _one_layer(
         layers: list[Layer] = [_bidirectional(spec, reader, keys[name], what, keras2, dtype, name)]
     else:
         layers = _recurrent(spec, reader.arrays(spec, keys[name]), what, keras2, dtype, 0, [])
-    return Network([SequenceInput(directions(layers[0])[0].input_size), *layers])  # type: ignore[arg-type]
+    first = layers[0]
+    assert isinstance(first, LSTM | BiLSTM)
+    return Network([SequenceInput(directions(first)[0].input_size), *layers])
 
 
 def _network(

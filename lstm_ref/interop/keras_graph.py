@@ -20,7 +20,7 @@ c] (a Bidirectional's [output, h_f, c_f, h_b, c_b]), indices 0 … 4:
 
 An ``initial_state`` read straight from model inputs (Keras 3: ``kwargs["initial_state"]``,
 [h, c], a Bidirectional's [h_f, c_f, h_b, c_b]) is the layer's state rows:
-``net.state = {layer: LSTMState(h, c)}`` (:func:`lstm_ref.interop.keras.keras_state_inputs`
+``net.state = {layer: LSTMState(h, c)}`` (:func:`lstm_ref.interop.keras.read_keras_inputs`
 names them); one computed by another layer (an encoder's states) is refused. Keras 3 passes
 a layer called with an ``initial_state`` no mask unless ``mask=`` is given too: such a layer
 computes masked steps as data (:attr:`Chain.unmasked`).
@@ -96,6 +96,8 @@ def chain(config: dict[str, Any], where: str) -> Chain:
         name = layer_name(spec)
         what = f"{where}: layer {name!r} ({spec['class_name']})"
         node = _node(spec, what)
+        if len(node.data) > 1:
+            raise InputError(f"{what}: reads {len(node.data)} tensors; expected one (one chain)")
         for source, index in node.data:
             if source not in fed:
                 raise InputError(f"{what}: reads layer {source!r}, which the model lacks")
@@ -144,6 +146,20 @@ def chain(config: dict[str, Any], where: str) -> Chain:
     )
 
 
+def state_inputs(config: dict[str, Any], where: str) -> dict[str, list[str]]:
+    """By layer name, the model inputs an ``initial_state`` reads, where it reads model
+    inputs only — in any model, a chain or not."""
+    if config["class_name"] == "Sequential":
+        return {}
+    inputs = {str(n) for n, _, _ in _tensor_list(config["config"].get("input_layers"))}
+    found = {}
+    for spec in model_layers(config):
+        states = _node(spec, f"{where}: layer {layer_name(spec)!r}").states
+        if states and all(n in inputs for n, _ in states):
+            found[layer_name(spec)] = [n for n, _ in states]
+    return found
+
+
 def _state_sources(
     states: list[tuple[str, int]], inputs: list[str], by_name: dict[str, Any], what: str
 ) -> list[str]:
@@ -188,10 +204,8 @@ def _node(spec: dict[str, Any], what: str) -> _Node:
         states = []
         if kwargs.get("initial_state") is not None:
             raise InputError(f"{what}: an initial_state in a Keras 2 graph is not supported")
-    if len(refs) != 1:
-        raise InputError(f"{what}: reads {len(refs)} tensors; expected one (one chain)")
     return _Node(
-        [(str(refs[0][0]), int(refs[0][2]))],
+        [(str(r[0]), int(r[2])) for r in refs],
         [(str(s[0]), int(s[2])) for s in states],
         kwargs.get("mask") is not None,
     )
