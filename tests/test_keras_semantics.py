@@ -190,18 +190,22 @@ def test_float64_where_keras_computes_in_float64(rng, tmp_path):
 
 # ------------------------------------------------------------------ Functional models
 def _initial_state_model(masked):
-    """x → LSTM(initial_state = model inputs h0, c0) → LSTM → TimeDistributed(Dense), the
-    second LSTM's states also returned; under Masking the first LSTM is handed the mask."""
+    """x → LSTM → LSTM → TimeDistributed(Dense), each LSTM's initial_state model inputs, the
+    second's states also returned; under Masking each LSTM is handed the mask (mask=), and
+    the second's output at leading masked steps is Keras's 0, not its initial h."""
     inp = keras.Input((None, C), name="x")
-    h0, c0 = keras.Input((4,), name="h0"), keras.Input((4,), name="c0")
+    starts = [
+        keras.Input((units,), name=f"{k}{n}") for n, units in (("0", 4), ("1", 3)) for k in "hc"
+    ]
     x, mask = inp, None
     if masked:
         x = keras.layers.Masking(0.0)(inp)
         mask = keras.ops.any(keras.ops.not_equal(inp, 0.0), axis=-1)
-    y = lstm(return_sequences=True, name="first")(x, initial_state=[h0, c0], mask=mask)
-    y, h, c = lstm(3, return_sequences=True, return_state=True, name="second")(y)
+    y = lstm(return_sequences=True, name="first")(x, initial_state=starts[:2], mask=mask)
+    second = lstm(3, return_sequences=True, return_state=True, name="second")
+    y, h, c = second(y, initial_state=starts[2:], mask=mask)
     out = keras.layers.TimeDistributed(keras.layers.Dense(2, activation="softmax"), name="td")(y)
-    return keras.Model([inp, h0, c0], [out, h, c])
+    return keras.Model([inp, *starts], [out, h, c])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -209,21 +213,23 @@ def _initial_state_model(masked):
 def test_initial_state_from_inputs(rng, tmp_path, masked, dtype):
     """The model inputs an LSTM's initial_state reads are its rows of Network.state."""
     N = len(LENGTHS)
-    h0, c0 = (rng.normal(size=(N, 4)).astype(dtype) for _ in range(2))
+    starts = [rng.normal(size=(N, units)).astype(dtype) for units in (4, 4, 3, 3)]
     x = masked_batch(rng, dtype) if masked else np.zeros((N, max(LENGTHS), C), dtype)
     if not masked:  # padded with zeros Keras computes: each row's own steps are compared
         for n, T in enumerate(LENGTHS):
             x[n, :T] = rng.normal(size=(T, C))
     with floatx(dtype):
         model = seeded(_initial_state_model(masked), seed=5)
-        out, h, c = model.predict([x, h0, c0], verbose=0)
+        out, h, c = model.predict([x, *starts], verbose=0)
     path = tmp_path / "f.keras"
     model.save(path)
     net = from_keras(path, dtype=dtype)
     inputs = read_keras_inputs(path)
-    assert inputs.state_inputs == {"first": ["h0", "c0"]}
-    given = dict(zip(inputs.state_inputs["first"], (h0, c0), strict=True))
-    net.state = {**net.state, "first": LSTMState(given["h0"], given["c0"])}
+    assert inputs.state_inputs == {"first": ["h0", "c0"], "second": ["h1", "c1"]}
+    given = dict(zip(["h0", "c0", "h1", "c1"], starts, strict=True))
+    net.state = {
+        name: LSTMState(*(given[k] for k in keys)) for name, keys in inputs.state_inputs.items()
+    }
     tol = TOLERANCE[dtype]
     if masked:
         got, state = net.predict(x, lengths=LENGTHS, padding=inputs.padding, return_state=True)
