@@ -209,8 +209,8 @@ def _initial_state_model(masked):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("masked", [False, True])
-def test_initial_state_from_inputs(rng, tmp_path, masked, dtype):
+@pytest.mark.parametrize(("masked", "suffix"), [(False, ".keras"), (True, ".keras"), (True, ".h5")])
+def test_initial_state_from_inputs(rng, tmp_path, masked, suffix, dtype):
     """The model inputs an LSTM's initial_state reads are its rows of Network.state."""
     N = len(LENGTHS)
     starts = [rng.normal(size=(N, units)).astype(dtype) for units in (4, 4, 3, 3)]
@@ -221,7 +221,7 @@ def test_initial_state_from_inputs(rng, tmp_path, masked, dtype):
     with floatx(dtype):
         model = seeded(_initial_state_model(masked), seed=5)
         out, h, c = model.predict([x, *starts], verbose=0)
-    path = tmp_path / "f.keras"
+    path = tmp_path / f"f{suffix}"
     model.save(path)
     net = from_keras(path, dtype=dtype)
     inputs = read_keras_inputs(path)
