@@ -115,8 +115,9 @@ MASKED_MODELS = {  # the layers after Masking; each ends in a per-step or final 
 @pytest.mark.parametrize("name", MASKED_MODELS)
 def test_masking_skips_mask_valued_steps_anywhere(rng, tmp_path, name, dtype):
     """Keras skips a step whose features all equal mask_value wherever it is, carries the
-    state over it and writes there what it writes; Padding.keras does the same. Computing
-    those steps (Padding.masked()) would differ."""
+    state over it and writes there what it writes; Padding.keras does the same, in a padded
+    batch and on each sequence alone. Computing those steps (masking only past the lengths)
+    would differ."""
     with floatx(dtype):  # Keras reads floatx when it runs the model, too
         stack = [keras.Input((None, C)), keras.layers.Masking(0.0), *MASKED_MODELS[name]()]
         model = seeded(keras.Sequential([*stack, keras.layers.Dense(2)]), seed=len(name))
@@ -313,7 +314,7 @@ def test_masking_refusals(tmp_path):
 
 # ------------------------------------------------------------------ saving, quietly
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_saving_a_keras_file_says_nothing(rng, tmp_path, caplog, suffix):
+def test_saving_a_keras_file_says_nothing(tmp_path, caplog, suffix):
     """save_model to .keras/.h5 lets no Keras warning or log notice reach the user."""
     stack = [keras.Input((None, C)), keras.layers.Masking(), lstm(), keras.layers.Dense(2)]
     model = keras.Sequential(stack)
