@@ -344,3 +344,17 @@ def test_mask_value_is_checked_and_honoured_everywhere(rng):
     with pytest.raises(InputError, match=r"a step whose features all equal the mask value 0 lie"):
         make_batches(seqs, Padding.keras())
     assert len(make_batches(seqs, Padding.keras(mask_value=None))) == 1
+
+
+def test_exported_model_masks_as_padding_keras(rng, tmp_path):
+    """A network exported to Keras (Masking(0.0) first) skips the same steps as
+    Padding.keras(): zero steps at the start and inside, through a BiLSTM into an LSTM."""
+    layers = [bi("sum"), lstm(3, return_sequences=True)]
+    model = keras.Sequential([keras.Input((None, C)), *layers, keras.layers.Dense(2)])
+    seeded(model, seed=17).save(tmp_path / "m.keras")
+    net = from_keras(tmp_path / "m.keras")
+    save_model(net, tmp_path / "exported.keras")
+    exported = keras.models.load_model(tmp_path / "exported.keras")
+    x = masked_batch(rng, "float32")
+    got = net.predict(x, lengths=LENGTHS, padding=Padding.keras())
+    np.testing.assert_allclose(got, exported.predict(x, verbose=0), rtol=0, atol=1e-5)
