@@ -28,7 +28,7 @@ LENGTHS = [6, 4, 7, 3, 5]
 # maps 64-bit types to 32-bit, as JAX does without x64 (keras/src/backend/common/dtypes.py,
 # _lattice_result_type). Every Dense does, and so does the LSTM cell masked inputs go
 # through; so a float64 model agrees to float32's rounding. Where Keras computes in float64
-# (an unmasked LSTM runs torch's own LSTM) the agreement is 1e-10:
+# (an unmasked LSTM runs torch's own LSTM, go_backwards and Bidirectional too) it is 1e-10:
 # test_float64_where_keras_computes_in_float64.
 TOLERANCE = {"float32": 1e-5, "float64": 1e-6}
 
@@ -175,11 +175,15 @@ def test_normalization_divides_by_at_least_epsilon(rng, tmp_path, dtype):
 
 
 def test_float64_where_keras_computes_in_float64(rng, tmp_path):
-    """An unmasked float64 LSTM stack (torch's LSTM inside Keras, no ops.matmul; a
-    go_backwards one goes through the cell instead): 1e-10, each sequence of mixed lengths
+    """An unmasked float64 stack — LSTM, Bidirectional, go_backwards sequence — without a
+    Dense (torch's LSTM inside Keras, no ops.matmul): 1e-10, each sequence of mixed lengths
     on its own."""
     with floatx("float64"):
-        layers = [lstm(return_sequences=True), lstm(3, return_sequences=True)]
+        layers = [
+            lstm(return_sequences=True),
+            bi("sum"),
+            lstm(3, return_sequences=True, go_backwards=True),
+        ]
         model = seeded(keras.Sequential([keras.Input((None, C)), *layers]), seed=13)
         seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
         wants = [model.predict(s[None], verbose=0)[0] for s in seqs]
