@@ -23,13 +23,10 @@ from ..lstm import (
     LSTMActivations,
     LSTMParams,
     LSTMState,
-    StepGradients,
-    lstm_backward,
-    lstm_forward,
     peephole_gradient,
     projection_gradient,
-    reverse_in_time,
 )
+from ..lstm_loop import StepGradients, lstm_backward, lstm_forward, reverse_in_time
 from .base import Grads, Layer, check_layer_shape, float_array
 
 Array = np.ndarray
