@@ -412,3 +412,92 @@ def test_silero_vad_lstm_equals_onnxruntimes_tensors(silero: str) -> None:
         Y_h[0],
         Y_c[0],
     )
+
+
+# ------------------------------------------------- a cell in a Scan body (as tf2onnx writes)
+def _scan_model(rng: np.random.Generator, T: int, C: int, H: int) -> onnx.ModelProto:
+    """Scan over time; its body an LSTM cell written out with Slice blocks in order
+    f, g, o, i, its weights initializers of the main graph (outer scope)."""
+    order = "fgoi"
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.5, s).astype(np.float32), n)
+        for n, s in (("Wx", (4 * H, C)), ("WhT", (H, 4 * H)), ("b", (4 * H,)))
+    ]
+    body_nodes = [
+        helper.make_node("Gemm", ["x_t", "Wx", "b"], ["zx"], transB=1),
+        helper.make_node("MatMul", ["h_prev", "WhT"], ["zh"]),
+        helper.make_node("Add", ["zx", "zh"], ["z"]),
+    ]
+    for k, g in enumerate(order):
+        bounds = [
+            numpy_helper.from_array(np.array([v]), f"{g}_{w}")
+            for w, v in (("s", k * H), ("e", (k + 1) * H), ("a", -1))
+        ]
+        inits.extend(bounds)
+        body_nodes.append(helper.make_node("Slice", ["z", *(t.name for t in bounds)], [f"z_{g}"]))
+        body_nodes.append(helper.make_node("Tanh" if g == "g" else "Sigmoid", [f"z_{g}"], [g]))
+    body_nodes += [
+        helper.make_node("Mul", ["f", "c_prev"], ["kept"]),
+        helper.make_node("Mul", ["i", "g"], ["written"]),
+        helper.make_node("Add", ["kept", "written"], ["c_new"]),
+        helper.make_node("Tanh", ["c_new"], ["tanh_c"]),
+        helper.make_node("Mul", ["o", "tanh_c"], ["h_new"], name="cell/h"),
+        helper.make_node("Identity", ["h_new"], ["y_t"]),
+    ]
+    vi = helper.make_tensor_value_info
+    body = helper.make_graph(
+        body_nodes,
+        "cell",
+        [
+            vi("h_prev", F32, ["batch", H]),
+            vi("c_prev", F32, ["batch", H]),
+            vi("x_t", F32, ["batch", C]),
+        ],
+        [
+            vi("h_new", F32, ["batch", H]),
+            vi("c_new", F32, ["batch", H]),
+            vi("y_t", F32, ["batch", H]),
+        ],
+    )
+    scan = helper.make_node(
+        "Scan", ["h0", "c0", "x"], ["h_T", "c_T", "y"], name="scan", body=body, num_scan_inputs=1
+    )
+    graph = helper.make_graph(
+        [scan],
+        "scan_lstm",
+        [vi("h0", F32, ["batch", H]), vi("c0", F32, ["batch", H]), vi("x", F32, [T, "batch", C])],
+        [vi("h_T", F32, ["batch", H]), vi("c_T", F32, ["batch", H]), vi("y", F32, [T, "batch", H])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_a_cell_in_a_scan_body_equals_onnxruntime() -> None:
+    rng = np.random.default_rng(11)
+    T, C, H2 = 5, 3, 4
+    model = _scan_model(rng, T, C, H2)
+    (site,) = list_lstms(model)
+    assert (site.kind, site.name, str(site.branches[0])) == (
+        "cell",
+        "cell/h",
+        "Scan 'scan' (body, on no input)",
+    )
+    feeds = {
+        "h0": rng.normal(0, 0.5, (2, H2)).astype(np.float32),
+        "c0": rng.normal(0, 0.5, (2, H2)).astype(np.float32),
+        "x": rng.normal(size=(T, 2, C)).astype(np.float32),
+    }
+    h_T, c_T, y = _ort(model, feeds)
+    for a, b in zip(ReferenceSession(model).run(None, feeds), (h_T, c_T, y), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    net = extract_lstm(model, "cell/h")
+    _assert_same_run(
+        net,
+        feeds["x"].transpose(1, 0, 2),
+        LSTMState(feeds["h0"], feeds["c0"]),
+        y.transpose(1, 0, 2),
+        h_T,
+        c_T,
+    )

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..layers import LSTM
 from ..lstm import LSTMParams, reorder_gates
-from .onnx_ops import node_attributes
+from .onnx_ops import node_attributes, node_name
 
 Array = np.ndarray
 
@@ -186,7 +186,7 @@ def _read_gates(
     order = "".join(order_of[k] for k in range(4))
     params = LSTMParams(*(reorder_gates(a, order) for a in (W, R, b)))
     return Cell(
-        mul.name, x, h_prev, c_prev, mul.output[0], c, LSTM(params, name=mul.name or "cell")
+        node_name(mul), x, h_prev, c_prev, mul.output[0], c, LSTM(params, name=node_name(mul))
     )
 
 

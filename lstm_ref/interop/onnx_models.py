@@ -11,11 +11,9 @@ model as it is:
   (:mod:`.onnx_cells`), where it sits (the main graph, or the ``If``/``Loop``/``Scan``
   branches around it and the inputs their conditions depend on), its inputs, outputs and
   their shapes;
-- :func:`specialise` — the model with some inputs fixed (``fixed={"sr": 16000}``) and
-  input shapes given (``shapes={"input": (1, 576)}``): every node that depends only on
-  constants (and ``Shape``/``Size`` of a tensor whose shape is then known) is folded, in
-  NumPy by :mod:`.onnx_ops`, and every ``If`` whose condition became constant is replaced
-  by its branch, until nothing changes; nodes nothing uses are dropped;
+- :func:`~.onnx_specialise.specialise` — the model with some inputs fixed
+  (``fixed={"sr": 16000}``) and input shapes given (``shapes={"input": (1, 576)}``),
+  constants folded and every ``If`` whose condition became constant inlined;
 - :func:`extract_lstm` — one LSTM (or a chain of them) of the specialised model as an
   lstm_ref :class:`~lstm_ref.network.Network` whose input is that LSTM's input tensor;
   an initial state or ``sequence_lens`` computed from data are the caller's to give
@@ -30,7 +28,7 @@ Refusals name the obstacle and what to do: "the LSTM 'X' lies in an If branch on
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,14 +37,20 @@ import numpy as np
 from ..errors import InputError
 from ..layers import SequenceInput, directions
 from ..network import Network
-from .onnx_ops import node_attributes, run_node
-from .onnx_runner import default_opset, load_model
+from .onnx_ops import node_attributes, node_name
+from .onnx_runner import read_model
+from .onnx_specialise import (
+    Shape,
+    constants_of,
+    drop_unused,
+    graphs,
+    inferred_shapes,
+    producers_of,
+    specialise,
+)
 
 Array = np.ndarray
-Shape = tuple[int | str | None, ...] | None
-_SUBGRAPHS = ("then_branch", "else_branch", "body")
-_NOT_FOLDED = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike"}
-_NOT_FOLDED |= {"RandomUniformLike", "Multinomial", "Bernoulli"}  # random: never folded
+__all__ = ["Branch", "LstmSite", "capture", "extract_lstm", "list_lstms", "specialise"]
 
 
 @dataclass(frozen=True)
@@ -83,21 +87,6 @@ class LstmSite:
 
 
 # ------------------------------------------------------------------------- listing
-def _graphs(
-    graph: Any, branches: tuple[tuple[Any, str, Any], ...] = ()
-) -> Iterator[tuple[Any, tuple[tuple[Any, str, Any], ...]]]:
-    """Every graph of the model with the (node, subgraph name, graph) chain around it."""
-    yield graph, branches
-    for node in graph.node:
-        for a in node.attribute:
-            if a.name in _SUBGRAPHS and a.g is not None and a.g.node:
-                yield from _graphs(a.g, (*branches, (node, a.name, graph)))
-
-
-def _producers(graphs: Sequence[Any]) -> dict[str, Any]:
-    return {o: n for g in graphs for n in g.node for o in n.output if o}
-
-
 def _depends_on(name: str, producers: Mapping[str, Any], inputs: set[str]) -> tuple[str, ...]:
     """The graph inputs ``name`` is computed from ("shape of 'x'" through Shape/Size only)."""
     found: set[str] = set()
@@ -117,26 +106,6 @@ def _depends_on(name: str, producers: Mapping[str, Any], inputs: set[str]) -> tu
     return tuple(sorted(found))
 
 
-def _inferred_shapes(model: Any) -> dict[str, Shape]:
-    import onnx
-
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # inference is a help here, never a requirement
-        inferred = model
-    shapes: dict[str, Shape] = {}
-    for graph, _ in _graphs(inferred.graph):
-        shapes.update({t.name: tuple(t.dims) for t in graph.initializer})
-        for vi in (*graph.input, *graph.value_info, *graph.output):
-            t = vi.type.tensor_type
-            if vi.type.HasField("tensor_type") and t.HasField("shape"):
-                shapes[vi.name] = tuple(
-                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                    for d in t.shape.dim
-                )
-    return shapes
-
-
 def list_lstms(source: Any) -> list[LstmSite]:
     """Every LSTM of a model: ``LSTM`` nodes and cells written out as ops (any graph).
 
@@ -151,13 +120,13 @@ def list_lstms(source: Any) -> list[LstmSite]:
     """
     from .onnx_cells import find_cells
 
-    model = load_model(source)
-    shapes = _inferred_shapes(model)
+    model = read_model(source)
+    shapes = inferred_shapes(model)
     inputs = {i.name for i in model.graph.input}
-    all_graphs = [g for g, _ in _graphs(model.graph)]
-    producers = _producers(all_graphs)
+    all_graphs = [g for g, _ in graphs(model.graph)]
+    producers = producers_of(all_graphs)
     sites = []
-    for graph, chain in _graphs(model.graph):
+    for graph, chain in graphs(model.graph):
         around = tuple(
             Branch(
                 n.name,
@@ -173,7 +142,7 @@ def list_lstms(source: Any) -> list[LstmSite]:
                 names = (*node.input, *node.output)
                 sites.append(
                     LstmSite(
-                        node.name,
+                        node_name(node),
                         "LSTM",
                         around,
                         tuple(node.input),
@@ -183,7 +152,7 @@ def list_lstms(source: Any) -> list[LstmSite]:
                         str(attrs.get("direction", "forward")),
                     )
                 )
-        for cell in find_cells(graph, _constants(graph)):
+        for cell in find_cells(graph, _visible_constants(graph, chain)):
             names = (cell.x, cell.h_prev, cell.c_prev, cell.h, cell.c)
             sites.append(
                 LstmSite(
@@ -199,152 +168,10 @@ def list_lstms(source: Any) -> list[LstmSite]:
     return sites
 
 
-# -------------------------------------------------------------------- specialising
-def _constants(graph: Any) -> dict[str, Array]:
-    """The graph's initializers (not those a caller may override as inputs) and Constants."""
-    from onnx import numpy_helper
-
-    inputs = {i.name for i in graph.input}
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name not in inputs}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0]:
-            values[node.output[0]] = run_node(node, [], 1)[0]
-    return values
-
-
-def specialise(
-    source: Any,
-    fixed: Mapping[str, Any] | None = None,
-    shapes: Mapping[str, Sequence[int]] | None = None,
-) -> Any:
-    """The model with ``fixed`` inputs made constants and ``shapes`` given, constants
-    folded and every ``If`` with a constant condition inlined (module docstring).
-
-    Parameters
-    ----------
-    source : path, bytes or onnx.ModelProto
-        Left unchanged.
-    fixed : dict of str to array-like, optional
-        Graph inputs and their values (cast to the input's declared type); they are no
-        longer inputs of the result.
-    shapes : dict of str to tuple of int, optional
-        The full shapes of other graph inputs (e.g. the batch and the length).
-
-    Returns
-    -------
-    onnx.ModelProto
-    """
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.ModelProto()
-    model.CopyFrom(load_model(source))
-    graph = model.graph
-    fixed, shapes = dict(fixed or {}), dict(shapes or {})
-    declared = {i.name: i for i in graph.input}
-    unknown = sorted((set(fixed) | set(shapes)) - set(declared))
-    if unknown:
-        raise InputError(
-            f"{unknown} are not inputs of the model; its inputs are {sorted(declared)}"
-        )
-    for name, value in fixed.items():
-        dtype = helper.tensor_dtype_to_np_dtype(declared[name].type.tensor_type.elem_type)
-        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        graph.input.remove(declared[name])
-    for name, shape in shapes.items():
-        dims = declared[name].type.tensor_type.shape.dim
-        if len(dims) != len(shape):
-            raise InputError(f"input {name!r} has {len(dims)} axes; shapes gives {tuple(shape)}")
-        for d, n in zip(dims, shape, strict=True):
-            d.Clear()
-            d.dim_value = int(n)
-    opset = default_opset(model)
-    while _fold_once(graph, _inferred_shapes(model), opset):
-        pass
-    _drop_unused(graph)
-    return model
-
-
-def _fold_once(graph: Any, shapes: Mapping[str, Shape], opset: int) -> bool:
-    """One pass over the main graph; True if anything changed."""
-    from onnx import numpy_helper
-
-    values = _constants(graph)
-    partial: dict[str, Array] = {}  # Shape outputs, an unknown dimension as -1
-    kept: list[Any] = []
-    changed = False
-    for node in graph.node:
-        known = [n for n in node.input if n]
-        static = shapes.get(node.input[0]) if node.input else None
-        folded: list[Array] | None = None
-        if node.op_type == "Constant":
-            folded = [values[node.output[0]]]
-        elif node.op_type in ("Shape", "Size") and static is not None:
-            dims = [d if isinstance(d, int) and d > 0 else -1 for d in static]
-            if -1 not in dims:
-                folded = run_node(node, [np.empty(dims, dtype=np.uint8)], opset)
-            elif node.op_type == "Shape" and not node.attribute:
-                partial[node.output[0]] = np.asarray(dims, dtype=np.int64)
-        elif node.op_type == "Gather" and node.input[0] in partial and node.input[1] in values:
-            picked = run_node(node, [partial[node.input[0]], values[node.input[1]]], opset)
-            folded = None if (picked[0] < 0).any() else picked
-        elif node.op_type not in _NOT_FOLDED and all(n in values for n in known):
-            folded = run_node(node, [values[n] if n else None for n in node.input], opset)
-        elif node.op_type == "If" and node.input[0] in values:
-            kept.extend(
-                _inlined(node, bool(np.asarray(values[node.input[0]]).reshape(-1)[0]), graph)
-            )
-            changed = True
-            continue
-        if folded is None:
-            kept.append(node)
-            continue
-        for name, value in zip(node.output, folded, strict=False):
-            if name:
-                values[name] = value
-                graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
-        changed = True
-    del graph.node[:]
-    graph.node.extend(kept)
-    return changed
-
-
-def _inlined(node: Any, condition: bool, graph: Any) -> list[Any]:
-    """The nodes of the branch an ``If`` takes, its outputs renamed to the ``If``'s."""
-    from onnx import helper
-
-    branch = node_attributes(node)["then_branch" if condition else "else_branch"]
-    graph.initializer.extend(branch.initializer)
-    nodes = list(branch.node)
-    for inner, outer in zip(branch.output, node.output, strict=True):
-        if outer:
-            nodes.append(
-                helper.make_node("Identity", [inner.name], [outer], name=f"{node.name}/{outer}")
-            )
-    return nodes
-
-
-def _drop_unused(graph: Any) -> None:
-    """Remove nodes whose outputs nothing uses, and unused initializers."""
-    while True:
-        used = {o.name for o in graph.output}
-        for g, _ in _graphs(graph):
-            used.update(i for n in g.node for i in n.input)
-            used.update(o.name for o in g.output if g is not graph)
-        dead = [n for n in graph.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            graph.node.remove(n)
-    unused = [t for t in graph.initializer if t.name not in used]
-    for t in unused:
-        graph.initializer.remove(t)
-
-
 # ----------------------------------------------------------------------- extracting
 def _obstacle(site: LstmSite) -> str:
-    """What keeps an LSTM from the main graph, and what the caller can do."""
-    branch = site.branches[0]
+    """What keeps an LSTM inside an ``If`` branch, and what the caller can do."""
+    branch = next(b for b in site.branches if b.op == "If")
     fixes = [d.removeprefix("input ") for d in branch.depends_on if d.startswith("input ")]
     shaped = [d.removeprefix("shape of input ") for d in branch.depends_on if d.startswith("shape")]
     todo = []
@@ -391,7 +218,7 @@ def extract_lstm(
     from .onnx import lstm_from_node
 
     names = [name] if isinstance(name, str) else list(name)
-    model = load_model(source)
+    model = read_model(source)
     sites = {s.name: s for s in list_lstms(model)}
     for n in names:
         if n not in sites:
@@ -399,18 +226,22 @@ def extract_lstm(
     special = specialise(model, fixed, shapes) if (fixed or shapes) else model
     here = {s.name: s for s in list_lstms(special)}
     for n in names:
-        if n not in here or not here[n].in_main_graph:
-            raise InputError(_obstacle(here.get(n, sites[n])))
+        site = here.get(n, sites[n])
+        if n not in here or any(b.op == "If" for b in site.branches):
+            raise InputError(_obstacle(site))
+        if len(names) > 1 and site.branches:
+            raise InputError(
+                f"a chain of LSTMs is read from the main graph; {n!r} is in {site.branches[0]}"
+            )
     if len(names) > 1:
         return _chain(special, [here[n] for n in names], dtype)
-    site = here[names[0]]
-    constants = _constants(special.graph)
-    if site.kind == "cell":
+    graph, constants = _scope_of(special, names[0])
+    if here[names[0]].kind == "cell":
         from .onnx_cells import find_cells
 
-        cell = next(c for c in find_cells(special.graph, constants) if c.name == site.name)
+        cell = next(c for c in find_cells(graph, constants) if c.name == names[0])
         return Network([SequenceInput(cell.layer.input_size), cell.layer]).astype(dtype)
-    node = next(n for n in special.graph.node if n.name == site.name)
+    node = next(n for n in graph.node if node_name(n) == names[0])
     data = [
         k
         for k in (4, 5, 6)
@@ -418,6 +249,23 @@ def extract_lstm(
     ]
     lstm = lstm_from_node(_without(node, data), constants, "sequence", dtype)
     return Network([SequenceInput(directions(lstm)[0].input_size), lstm]).astype(dtype)
+
+
+def _visible_constants(graph: Any, chain: Sequence[tuple[Any, str, Any]]) -> dict[str, Array]:
+    """The constants a graph sees: those of the graphs around it, then its own."""
+    constants: dict[str, Array] = {}
+    for scope in [parent for _, _, parent in chain] + [graph]:
+        constants.update(constants_of(scope))
+    return constants
+
+
+def _scope_of(model: Any, name: str) -> tuple[Any, dict[str, Array]]:
+    """The graph holding the node ``name`` (the main graph or a Loop/Scan body) and the
+    constants it sees (its own and those of the graphs around it)."""
+    for graph, chain in graphs(model.graph):
+        if any(node_name(n) == name for n in graph.node):
+            return graph, _visible_constants(graph, chain)
+    raise InputError(f"no node named {name!r}")  # list_lstms found it: not reached
 
 
 def _without(node: Any, positions: Sequence[int]) -> Any:
@@ -441,7 +289,7 @@ def _chain(model: Any, sites: Sequence[LstmSite], dtype: np.dtype | type) -> Net
     graph = model.graph
     start = first.inputs[0]
     wanted = last.outputs[0] if last.outputs[0] else last.outputs[1]
-    producers = _producers([graph])
+    producers = producers_of([graph])
     nodes, stack, seen = [], [wanted], set()
     while stack:
         t = stack.pop()
@@ -453,7 +301,7 @@ def _chain(model: Any, sites: Sequence[LstmSite], dtype: np.dtype | type) -> Net
         stack.extend(i for i in node.input if i)
     order = {id(n): k for k, n in enumerate(graph.node)}
     nodes.sort(key=lambda n: order[id(n)])
-    shapes = _inferred_shapes(model)
+    shapes = inferred_shapes(model)
     elem = onnx.TensorProto.FLOAT
     sub = helper.make_graph(
         nodes,
@@ -462,7 +310,7 @@ def _chain(model: Any, sites: Sequence[LstmSite], dtype: np.dtype | type) -> Net
         [helper.make_tensor_value_info(wanted, elem, shapes.get(wanted))],
         list(graph.initializer),
     )
-    _drop_unused(sub)
+    drop_unused(sub)
     cut = helper.make_model(sub, opset_imports=list(model.opset_import))
     return from_onnx(cut, dtype=dtype)
 
@@ -480,11 +328,11 @@ def capture(source: Any, feeds: Mapping[str, Any], tensor_names: Sequence[str]) 
     import onnxruntime as ort  # type: ignore[import-untyped]
 
     model = onnx.ModelProto()
-    model.CopyFrom(load_model(source))
+    model.CopyFrom(read_model(source))
     graph = model.graph
     main = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
     main |= {t.name for t in graph.initializer}
-    inner = {o for g, _ in _graphs(graph) if g is not graph for n in g.node for o in n.output}
+    inner = {o for g, _ in graphs(graph) if g is not graph for n in g.node for o in n.output}
     for name in tensor_names:
         if name not in main:
             where = (

@@ -39,6 +39,11 @@ def op(*names: str) -> Callable[[Op], Op]:
     return register
 
 
+def node_name(node: Any) -> str:
+    """A node's name, or (unnamed) its first output's, or its op type."""
+    return str(node.name or next((o for o in node.output if o), node.op_type))
+
+
 def node_attributes(node: Any) -> dict[str, Any]:
     """An ONNX node's attributes by name, as Python values (strings decoded)."""
     import onnx
@@ -74,7 +79,7 @@ def run_node(
     list of ndarray
         One per ``node.output`` (an omitted output may be computed anyway).
     """
-    where = f"node {node.name or '(unnamed)'!r} ({node.op_type})"
+    where = f"node {node_name(node)!r} ({node.op_type})"
     if node.domain not in ("", "ai.onnx"):
         raise InputError(f"{where}: domain {node.domain!r} is not supported; expected ONNX's own")
     fn = OPS.get(node.op_type)

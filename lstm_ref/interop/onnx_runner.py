@@ -36,7 +36,7 @@ class TensorInfo(NamedTuple):
     dtype: np.dtype
 
 
-def load_model(source: Any) -> Any:
+def read_model(source: Any) -> Any:
     """An ``onnx.ModelProto`` from a path, bytes or a model (local functions inlined)."""
     import onnx
 
@@ -93,7 +93,7 @@ class ReferenceSession:
     """
 
     def __init__(self, source: Any, dtype: np.dtype | type | None = None) -> None:
-        self.model = load_model(source)
+        self.model = read_model(source)
         self.opset = default_opset(self.model)
         self.float_dtype = None if dtype is None else np.dtype(dtype)
         if self.float_dtype is not None and self.float_dtype not in (np.float32, np.float64):
