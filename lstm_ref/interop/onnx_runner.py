@@ -111,7 +111,10 @@ class ReferenceSession:
         return list(self._outputs)
 
     def run(
-        self, output_names: Sequence[str] | None, feeds: Mapping[str, Any], *_: Any
+        self,
+        output_names: Sequence[str] | None,
+        feeds: Mapping[str, Any],
+        run_options: Any = None,
     ) -> list[Array]:
         """The named graph outputs (every one for None), in that order.
 
@@ -121,6 +124,8 @@ class ReferenceSession:
         feeds : dict of str to ndarray
             Every input :meth:`get_inputs` lists, of its dtype (any float dtype when the
             session computes in float64 or float32) and its fixed dimensions.
+        run_options : ignored
+            Taken so that onnxruntime's calls run unchanged.
         """
         names = [o.name for o in self._outputs] if output_names is None else list(output_names)
         known = {o.name for o in self._outputs}
