@@ -59,6 +59,17 @@ def test_every_lstm_node_case_runs() -> None:
         assert f"{name}_cpu" in collected
 
 
+def test_run_node_computes_one_lstm_node() -> None:
+    test = NODE_CASES["test_lstm_with_peepholes"]
+    (inputs, expected), node = test.data_sets[0], test.model.graph.node[0]
+    feeds = dict(zip([i.name for i in test.model.graph.input], inputs, strict=True))
+    outputs = ReferenceBackend.run_node(node, [feeds.get(n) for n in node.input])
+    assert list(outputs._fields) == [n for n in node.output if n] and len(expected) == 1
+    for got, want in zip(outputs, expected, strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

@@ -58,13 +58,15 @@ class ReferenceBackend(Backend):
         outputs_info: Any = None,
         **kwargs: Any,
     ) -> tuple[Any, ...]:
-        """One node on its inputs, in the order it names them."""
+        """One node on its inputs, in the order it names them (None for an omitted one);
+        the outputs it names."""
         from .onnx_ops import run_node
 
         super().run_node(node, inputs, device, outputs_info, **kwargs)
         opset = int(kwargs.get("opset_version", onnx.defs.onnx_opset_version()))
         outputs = run_node(node, list(inputs), opset)
-        return namedtupledict("Outputs", list(node.output))(*outputs[: len(node.output)])
+        named = [(n, y) for n, y in zip(node.output, outputs, strict=False) if n]
+        return namedtupledict("Outputs", [n for n, _ in named])(*(y for _, y in named))
 
     @classmethod
     def supports_device(cls, device: str) -> bool:

@@ -129,7 +129,7 @@ def list_lstms(source: Any) -> list[LstmSite]:
     for graph, chain in graphs(model.graph):
         around = tuple(
             Branch(
-                n.name,
+                node_name(n),
                 n.op_type,
                 sub,
                 _depends_on(n.input[0], producers, inputs) if n.op_type == "If" else (),
@@ -280,7 +280,6 @@ def _without(node: Any, positions: Sequence[int]) -> Any:
 
 def _chain(model: Any, sites: Sequence[LstmSite], dtype: np.dtype | type) -> Network:
     """A chain of LSTM nodes read by from_onnx from a model cut at the first one's input."""
-    import onnx
     from onnx import helper
 
     from .onnx import from_onnx
@@ -302,7 +301,8 @@ def _chain(model: Any, sites: Sequence[LstmSite], dtype: np.dtype | type) -> Net
     order = {id(n): k for k, n in enumerate(graph.node)}
     nodes.sort(key=lambda n: order[id(n)])
     shapes = inferred_shapes(model)
-    elem = onnx.TensorProto.FLOAT
+    weights = constants_of(graph)[first.inputs[1]]  # W: the chain's float type
+    elem = helper.np_dtype_to_tensor_dtype(weights.dtype)
     sub = helper.make_graph(
         nodes,
         "lstm_chain",
