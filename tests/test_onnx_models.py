@@ -10,13 +10,18 @@ alone.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import warnings
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
+from torch_models import distinct_gates
 
 from lstm_ref.errors import InputError
 from lstm_ref.interop.onnx_models import capture, extract_lstm, list_lstms, specialise
@@ -501,3 +506,58 @@ def test_a_cell_in_a_scan_body_equals_onnxruntime() -> None:
         h_T,
         c_T,
     )
+
+
+# ------------------------------------------ torch's LSTMCell loop, as both exporters write it
+class CellLoop(torch.nn.Module):
+    """nn.LSTMCell over the steps of x (T, B, C): both exporters unroll it into ops."""
+
+    def __init__(self, C: int, H: int) -> None:
+        super().__init__()
+        self.cell = torch.nn.LSTMCell(C, H)
+
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for t in range(x.shape[0]):
+            h, c = self.cell(x[t], (h, c))
+        return h, c
+
+
+@pytest.mark.parametrize(("dynamo", "C", "H"), [(False, 3, 4), (True, 4, 4)])
+def test_torch_lstmcell_loop_is_recognised(tmp_path, dynamo: bool, C: int, H: int) -> None:
+    T, batch = 4, 2
+    module = distinct_gates(CellLoop(C, H).eval(), seed=C + H)
+    g = torch.Generator().manual_seed(5)
+    args = (
+        torch.randn(T, batch, C, generator=g),
+        torch.randn(batch, H, generator=g),
+        torch.randn(batch, H, generator=g),
+    )
+    path = tmp_path / "cell.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # progress lines
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, and what we want
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=dynamo,
+            input_names=["x", "h", "c"],
+            output_names=["h_T", "c_T"],
+        )
+    cells = [s for s in list_lstms(path) if s.kind == "cell"]
+    assert len(cells) == T and [s.inputs[1:] for s in cells[:1]] == [("h", "c")]
+    feeds = {k: a.numpy() for k, a in zip(("x", "h", "c"), args, strict=True)}
+    for site in cells:  # each step's cell is the module's own, on its own tensors
+        net = extract_lstm(path, site.name)
+        W, R, b = (net.layers[1].params.W, net.layers[1].params.R, net.layers[1].params.b)
+        cell = module.cell
+        np.testing.assert_array_equal(
+            W, cell.weight_ih.detach().double().numpy()
+        )  # i, f, g, o both
+        np.testing.assert_array_equal(R, cell.weight_hh.detach().double().numpy())
+        np.testing.assert_allclose(
+            b, (cell.bias_ih + cell.bias_hh).detach().double().numpy(), rtol=1e-7
+        )
+        x, h0, c0, h, c = capture(path, feeds, [*site.inputs, *site.outputs]).values()
+        _assert_same_run(net, x[:, None], LSTMState(h0, c0), h[:, None], h, c)

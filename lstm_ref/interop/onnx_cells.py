@@ -14,9 +14,11 @@ each gate's input                   one of four equal blocks of one tensor z, by
                                     axis — in any order
 ``z = Add`` tree of                 ``MatMul(u, Wᵀ)``/``Gemm(u, W, transB)`` with a
                                     constant weight, and constant biases
-the two products                    x · Wᵀ and h_prev · Rᵀ: the one whose weight is
-                                    H wide and whose operand is not x (when C = H:
-                                    the operand that comes from where c_prev comes)
+the two products                    x · Wᵀ and h_prev · Rᵀ: h_prev · Rᵀ is the one
+                                    whose weight is H wide; when C = H, the one whose
+                                    operand is a state as c_prev is (both graph
+                                    inputs, picked alike from one tensor, or an
+                                    earlier cell's h)
 ==================================  ==============================================
 
 The blocks' order gives the gate order, reordered to lstm_ref's i, f, g, o; the biases
@@ -200,9 +202,13 @@ def _recurrent(
     c_source = producers.get(c_prev)
 
     def like_c(name: str) -> bool:
+        """``name`` is a state as c_prev is: both inputs of the graph, both picked from
+        the same tensor by the same op, or ``name`` an earlier cell's o ⊙ tanh(c)."""
         p = producers.get(name)
         if p is None or c_source is None:
-            return p is None and c_source is None  # both graph inputs (or loop states)
+            return p is None and c_source is None
+        if p.op_type == "Mul" and _by_op(p.input, producers, "Sigmoid", "Tanh") is not None:
+            return True
         return p.op_type == c_source.op_type and list(p.input[:1]) == list(c_source.input[:1])
 
     matching = [k for k in square if like_c(products[k][0])]
