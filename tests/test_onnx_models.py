@@ -561,3 +561,15 @@ def test_torch_lstmcell_loop_is_recognised(tmp_path, dynamo: bool, C: int, H: in
         )
         x, h0, c0, h, c = capture(path, feeds, [*site.inputs, *site.outputs]).values()
         _assert_same_run(net, x[:, None], LSTMState(h0, c0), h[:, None], h, c)
+
+
+def test_specialise_checks_what_it_is_given() -> None:
+    model = standin()
+    with pytest.raises(InputError, match=r"\['rate'\] are not inputs of the model"):
+        specialise(model, fixed={"rate": 16000})
+    with pytest.raises(InputError, match=r"fixed 'sr' = 16000.5 is not a int64 value"):
+        specialise(model, fixed={"sr": 16000.5})
+    with pytest.raises(InputError, match=r"input 'state' is \[2, '\?', 6\]; got shape \(3, 2, 6\)"):
+        specialise(model, shapes={"state": (3, 2, 6)})
+    with pytest.raises(InputError, match=r"\['sr'\] given both in fixed and in shapes"):
+        specialise(model, fixed={"sr": 8000}, shapes={"sr": ()})

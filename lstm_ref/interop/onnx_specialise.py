@@ -8,8 +8,10 @@ onnxruntime would) and becomes an initializer; ``Shape``/``Size`` of a tensor wh
 ONNX's shape inference then knows become constants too (a ``Gather`` of known dimensions
 of a partly known shape as well — PyTorch's exporter asks for the batch that way); and an
 ``If`` whose condition is constant is replaced by the nodes of the branch it takes (its
-initializers moved up, its outputs renamed to the ``If``'s by ``Identity``). Random ops,
-``Loop`` and ``Scan`` are never folded. Nodes and initializers nothing uses are dropped.
+initializers moved up, its outputs renamed to the ``If``'s by ``Identity``). Only ops of
+the runner's table are folded (random ops are not in it; nor are ``Loop`` and ``Scan``),
+and other domains' nodes are kept as they are. Nodes and initializers nothing uses are
+dropped.
 The result computes what the model computes on those inputs (tests hold onnxruntime's
 outputs of both equal).
 """
@@ -22,14 +24,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .onnx_ops import node_attributes, run_node
+from .onnx_ops import OPS, node_attributes, run_node
 from .onnx_runner import default_opset, read_model
 
 Array = np.ndarray
 Shape = tuple[int | str | None, ...] | None
 SUBGRAPHS = ("then_branch", "else_branch", "body")
-_NOT_FOLDED = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike"}
-_NOT_FOLDED |= {"RandomUniformLike", "Multinomial", "Bernoulli"}  # random: never folded
 
 
 def graphs(
@@ -114,15 +114,21 @@ def specialise(
         raise InputError(
             f"{unknown} are not inputs of the model; its inputs are {sorted(declared)}"
         )
+    both = sorted(set(fixed) & set(shapes))
+    if both:
+        raise InputError(f"{both} given both in fixed and in shapes; a fixed value has its shape")
     for name, value in fixed.items():
         dtype = helper.tensor_dtype_to_np_dtype(declared[name].type.tensor_type.elem_type)
-        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        given = np.asarray(value)
+        cast = given.astype(dtype)
+        if cast.shape != given.shape or not np.array_equal(cast, given):
+            raise InputError(f"fixed {name!r} = {value!r} is not a {np.dtype(dtype)} value")
+        _check_shape(declared[name], cast.shape)
+        graph.initializer.append(numpy_helper.from_array(cast, name))
         graph.input.remove(declared[name])
     for name, shape in shapes.items():
-        dims = declared[name].type.tensor_type.shape.dim
-        if len(dims) != len(shape):
-            raise InputError(f"input {name!r} has {len(dims)} axes; shapes gives {tuple(shape)}")
-        for d, n in zip(dims, shape, strict=True):
+        _check_shape(declared[name], tuple(shape))
+        for d, n in zip(declared[name].type.tensor_type.shape.dim, shape, strict=True):
             d.Clear()
             d.dim_value = int(n)
     opset = default_opset(model)
@@ -130,6 +136,19 @@ def specialise(
         pass
     drop_unused(graph)
     return model
+
+
+def _check_shape(value_info: Any, shape: tuple[int, ...]) -> None:
+    """``shape`` fits the input's declared rank and fixed dimensions."""
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    if len(dims) != len(shape) or any(
+        d not in (None, n) for d, n in zip(dims, shape, strict=False)
+    ):
+        declared = [d if d is not None else "?" for d in dims]
+        raise InputError(f"input {value_info.name!r} is {declared}; got shape {shape}")
 
 
 def _fold_once(graph: Any, shapes: Mapping[str, Shape], opset: int) -> bool:
@@ -155,7 +174,7 @@ def _fold_once(graph: Any, shapes: Mapping[str, Shape], opset: int) -> bool:
         elif node.op_type == "Gather" and node.input[0] in partial and node.input[1] in values:
             picked = run_node(node, [partial[node.input[0]], values[node.input[1]]], opset)
             folded = None if (picked[0] < 0).any() else picked
-        elif node.op_type not in _NOT_FOLDED and all(n in values for n in known):
+        elif _foldable(node) and all(n in values for n in known):
             folded = run_node(node, [values[n] if n else None for n in node.input], opset)
         elif node.op_type == "If" and node.input[0] in values:
             kept.extend(
@@ -174,6 +193,11 @@ def _fold_once(graph: Any, shapes: Mapping[str, Shape], opset: int) -> bool:
     del graph.node[:]
     graph.node.extend(kept)
     return changed
+
+
+def _foldable(node: Any) -> bool:
+    """An op of ONNX's own in the runner's table (all deterministic: no random op is)."""
+    return node.domain in ("", "ai.onnx") and node.op_type in OPS
 
 
 def _inlined(node: Any, condition: bool, graph: Any) -> list[Any]:
