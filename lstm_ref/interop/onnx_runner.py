@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import InputError, InputTypeError
-from .onnx_ops import node_attributes, run_node
+from .onnx_ops import node_attributes, node_name, run_node
 
 Array = np.ndarray
 Scope = MutableMapping[str, Array]
@@ -108,6 +108,7 @@ class ReferenceSession:
         return list(self._inputs)
 
     def get_outputs(self) -> list[TensorInfo]:
+        """The graph's outputs, in its order."""
         return list(self._outputs)
 
     def run(
@@ -191,7 +192,7 @@ def run_graph(
         missing = [n for n in node.input if n and n not in values]
         if missing:
             raise InputError(
-                f"node {node.name or '(unnamed)'!r} ({node.op_type}) takes {missing}, which "
+                f"node {node_name(node)!r} ({node.op_type}) takes {missing}, which "
                 "no earlier node computes and no input gives"
             )
         xs = [values[n] if n else None for n in node.input]
@@ -220,7 +221,7 @@ def _if(node: Any, xs: list[Any], scope: Scope, opset: int, fd: np.dtype | None)
     cond = np.asarray(xs[0])
     if cond.size != 1:
         raise InputError(
-            f"node {node.name!r} (If): condition of shape {cond.shape}; expected one value"
+            f"node {node_name(node)!r} (If): condition of shape {cond.shape}; expected one value"
         )
     branch = node_attributes(node)["then_branch" if cond.reshape(-1)[0] else "else_branch"]
     return _run_body(branch, [], scope, opset, fd)
@@ -246,7 +247,8 @@ def _loop(node: Any, xs: list[Any], scope: Scope, opset: int, fd: np.dtype | Non
 def _scan(node: Any, xs: list[Any], scope: Scope, opset: int, fd: np.dtype | None) -> list[Array]:
     if opset < 9:
         raise InputError(
-            f"node {node.name!r} (Scan): opset {opset}'s Scan is not supported; expected opset >= 9"
+            f"node {node_name(node)!r} (Scan): opset {opset}'s Scan (with a batch axis) is not "
+            "supported; expected opset >= 9"
         )
     attrs = node_attributes(node)
     body, m = attrs["body"], int(attrs["num_scan_inputs"])
