@@ -62,20 +62,20 @@ def _branch(rate: int, rng: np.random.Generator) -> onnx.GraphProto:
     def w(*shape: int) -> np.ndarray:
         return rng.normal(0, 0.5, shape).astype(np.float32)
 
-    def torch_to_onnx(a: str, what: str) -> str:  # blocks i, f, g, o → i, o, f, g
+    def onnx_order(a: str, what: str) -> str:  # PyTorch's blocks i, f, g, o → ONNX's i, o, f, g
+        bounds = ((0, H), (3 * H, 4 * H), (H, 3 * H))
         parts = [
             node(
                 "Slice",
                 [a, const(f"{what}{k}s", np.array([s])), const(f"{what}{k}e", np.array([e]))],
                 f"{what}_slice{k}",
             )
-            for k, (s, e) in enumerate(((0, H), (3 * H, 4 * H), (H, 3 * H)))
+            for k, (s, e) in enumerate(bounds)
         ]
-        return node(
-            "Unsqueeze",
-            [node("Concat", parts, f"{what}_cat", axis=0), const(f"{what}_ax", np.array([0]))],
-            f"{what}_onnx",
-        )
+        return node("Concat", parts, f"{what}_cat", axis=0)
+
+    def unsqueezed(a: str, what: str) -> str:  # a leading direction axis
+        return node("Unsqueeze", [a, const(f"{what}_ax", np.array([0]))], f"{what}_onnx")
 
     stride = 2 if rate == 16000 else 1
     x = node("Unsqueeze", ["audio", const("ax1", np.array([1]))], "unsqueeze")
@@ -87,51 +87,17 @@ def _branch(rate: int, rng: np.random.Generator) -> onnx.GraphProto:
         pads=[0, 1],
     )
     x = node("Transpose", [node("Relu", [x], "relu")], "to_tbc", perm=[2, 0, 1])
-    bias = node("Concat", [const("b_ih", w(4 * H)), const("b_hh", w(4 * H))], "bias_torch", axis=0)
     h0, c0 = (
-        node(
-            "Unsqueeze",
-            [
-                node("Gather", ["state", const(f"k{k}", np.array(k))], f"gather{k}", axis=0),
-                const(f"ax0{k}", np.array([0])),
-            ],
+        unsqueezed(
+            node("Gather", ["state", const(f"k{k}", np.array(k))], f"gather{k}", axis=0),
             f"state{k}",
         )
         for k in (0, 1)
     )
-    W, R = (
-        torch_to_onnx(const("w_ih", w(4 * H, C)), "W"),
-        torch_to_onnx(const("w_hh", w(4 * H, H)), "R"),
-    )
-    B = node(
-        "Unsqueeze",
-        [
-            node(
-                "Concat",
-                [
-                    node(
-                        "Slice",
-                        [bias, const(f"B{k}s", np.array([s])), const(f"B{k}e", np.array([e]))],
-                        f"B_slice{k}",
-                    )
-                    for k, (s, e) in enumerate(
-                        (
-                            (0, H),
-                            (3 * H, 4 * H),
-                            (H, 3 * H),
-                            (4 * H, 5 * H),
-                            (7 * H, 8 * H),
-                            (5 * H, 7 * H),
-                        )
-                    )
-                ],
-                "B_cat",
-                axis=0,
-            ),
-            const("B_ax", np.array([0])),
-        ],
-        "B_onnx",
-    )
+    W = unsqueezed(onnx_order(const("w_ih", w(4 * H, C)), "W"), "W")
+    R = unsqueezed(onnx_order(const("w_hh", w(4 * H, H)), "R"), "R")
+    biases = [onnx_order(const(b, w(4 * H)), b) for b in ("b_ih", "b_hh")]
+    B = unsqueezed(node("Concat", biases, "B_cat", axis=0), "B")
     nodes.append(
         helper.make_node(
             "LSTM",
