@@ -332,13 +332,25 @@ SILERO = importlib.util.find_spec("silero_vad")
 SILERO_LSTM = "If_0_then_branch__Inline_0__/decoder/rnn/LSTM"
 
 
-@pytest.fixture(scope="module")
-def silero() -> str:
+def _silero_file(name: str) -> str:
     if SILERO is None:
         pytest.skip("silero-vad is not installed (the test extra installs it)")
     from importlib.resources import files
 
-    return str(files("silero_vad") / "data" / "silero_vad.onnx")
+    return str(files("silero_vad") / "data" / name)
+
+
+@pytest.fixture(scope="module")
+def silero() -> str:
+    """silero-vad's default model: an LSTM node in If branches."""
+    return _silero_file("silero_vad.onnx")
+
+
+def _silero_feeds(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {
+        "input": rng.normal(0, 0.3, (BATCH, 576)).astype(np.float32),
+        "state": rng.normal(0, 0.3, (2, BATCH, 128)).astype(np.float32),
+    }
 
 
 def test_silero_vad_lists_four_lstms_in_branches(silero: str) -> None:
@@ -357,11 +369,7 @@ def test_silero_vad_lists_four_lstms_in_branches(silero: str) -> None:
 
 
 def test_silero_vad_lstm_equals_onnxruntimes_tensors(silero: str) -> None:
-    rng = np.random.default_rng(16000)
-    feeds = {
-        "input": rng.normal(0, 0.3, (BATCH, 576)).astype(np.float32),
-        "state": rng.normal(0, 0.3, (2, BATCH, 128)).astype(np.float32),
-    }
+    feeds = _silero_feeds(np.random.default_rng(16000))
     whole = _ort(onnx.load(silero), {**feeds, "sr": np.array(16000, np.int64)})
     for a, b in zip(
         ReferenceSession(silero).run(None, {**feeds, "sr": np.array(16000)}), whole, strict=True
@@ -383,6 +391,24 @@ def test_silero_vad_lstm_equals_onnxruntimes_tensors(silero: str) -> None:
         Y_h[0],
         Y_c[0],
     )
+
+
+def test_silero_vad_dynamo_export_cell_equals_onnxruntimes_tensors() -> None:
+    """silero_vad_op18_ifless.onnx: the same network through torch's dynamo-based exporter,
+    its LSTMCell written out as ops inside the If on 'sr'."""
+    path = _silero_file("silero_vad_op18_ifless.onnx")
+    sites = list_lstms(path)
+    assert [(s.kind, str(s.branches[0])) for s in sites] == [
+        ("cell", "If 'node_cond__1' (then_branch, on input 'sr')"),
+        ("cell", "If 'node_cond__1' (else_branch, on input 'sr')"),
+    ]
+    special = specialise(path, fixed={"sr": 16000})
+    (site,) = list_lstms(special)
+    assert site.hidden_size == 128 and site.in_main_graph
+    net = extract_lstm(path, site.name, fixed={"sr": 16000})
+    feeds = _silero_feeds(np.random.default_rng(8000))
+    x, h0, c0, h, c = capture(special, feeds, [*site.inputs, *site.outputs]).values()
+    _assert_same_run(net, x[:, None], LSTMState(h0, c0), h[:, None], h, c)
 
 
 # ------------------------------------------------- a cell in a Scan body (as tf2onnx writes)

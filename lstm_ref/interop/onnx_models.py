@@ -345,6 +345,10 @@ def capture(source: Any, feeds: Mapping[str, Any], tensor_names: Sequence[str]) 
     for name in tensor_names:
         if name not in outputs:
             graph.output.append(onnx.ValueInfoProto(name=name))
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: not its notes on the model's unused initializers
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     values = session.run(list(tensor_names), dict(feeds))
     return dict(zip(tensor_names, values, strict=True))
