@@ -22,6 +22,7 @@ from .step import (
     work_buffers,
 )
 from .stepper import Stepper
+from .watch import Watch, seal, writeable
 
 __all__ = [
     "FAST_ORDER",
@@ -29,6 +30,7 @@ __all__ = [
     "FastNetwork",
     "StepBuffers",
     "Stepper",
+    "Watch",
     "Work",
     "all_finite",
     "by_gate",
@@ -37,5 +39,7 @@ __all__ = [
     "fast_steps",
     "one_pass",
     "run_lstm",
+    "seal",
     "work_buffers",
+    "writeable",
 ]

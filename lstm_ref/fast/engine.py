@@ -23,11 +23,11 @@ activations (hard-sigmoid, softsign, ONNX's), reverse or bidirectional layers, c
 any other layer type. Results are checked finite; a non-finite value sends the call back to
 the reference, which names the overflow.
 
-**The snapshot is checked on every call.** :meth:`FastNetwork.is_current` compares the
-arrays folded into ``M`` (mean, std, W, R, b) value by value with copies kept at compile
-time, so an in-place change of a weight (training, an ablation) is never computed with stale
-weights. That comparison reads the weights twice and is the largest part of a one-step call
-after the product itself (see the README's Performance section).
+**The snapshot is checked on every call, without reading the weights**
+(:class:`~lstm_ref.fast.watch.Watch`): the attributes compiled from are compared by
+identity, and the arrays folded into ``M`` (mean, std, W, R, b) are made read-only, so that
+only an array someone made writeable again is compared value by value. An in-place change of
+a weight (training, an ablation) is never computed with stale weights.
 
 The streaming form, :class:`lstm_ref.fast.Stepper`, lives in :mod:`lstm_ref.fast.stepper`.
 """
@@ -35,9 +35,8 @@ The streaming form, :class:`lstm_ref.fast.Stepper`, lives in :mod:`lstm_ref.fast
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,6 +44,7 @@ from ..layers import LSTM, ClassificationOutput, FullyConnected, Layer, Sequence
 from ..lstm import LSTMState, copy_state
 from ..padding import Padding, make_batches
 from .step import FastLSTM, Work, all_finite, compile_lstm, covered, fast_steps, run_lstm, within
+from .watch import Watch
 
 Array = np.ndarray
 HEAD_TYPES = (FullyConnected, Softmax, ClassificationOutput)  # stateless, step by step
@@ -101,21 +101,11 @@ class FastNetwork:
     def __init__(self, layers: Sequence[Layer], lstms: list[FastLSTM], heads: list[Layer]):
         self.lstms, self.heads = lstms, heads
         self.input_size, self.dtype = lstms[0].C, lstms[0].M.dtype
-        self._layers = tuple(layers)
-        self._config = _config(layers)
-        watched = _folded_arrays(layers)  # the arrays in M, and copies of them:
-        self._differ = np.empty(sum(a.size for a in watched), bool)
-        self._checks: list[tuple[Array, Array, Array]] = []  # array, copy, where they differ
-        at = 0
-        for a in watched:
-            self._checks.append((a, a.copy(), self._differ[at : at + a.size].reshape(a.shape)))
-            at += a.size
+        self.watch = Watch(layers, [_read(x) for x in layers], _folded_arrays(layers))
         norm = layers[0]
         assert isinstance(norm, SequenceInput)
         self.limit = _input_limit(norm, self.dtype)  # see within_limit
-        big = float(np.finfo(self.dtype).max)
-        self._largest = min(self.limit, big)  # on |x|, see within_limit
-        self._bound = big if self.limit > math.sqrt(big) else self.limit**2  # x·x, run_one
+        self._largest = min(self.limit, float(np.finfo(self.dtype).max))  # on |x|
         self._half = np.array(0.5, self.dtype)
         self._pool: dict[int, list[list[Work]]] = {}  # free one-sequence buffers, by T
 
@@ -143,23 +133,16 @@ class FastNetwork:
         return cls(layers, lstms, heads)
 
     def is_current(self, layers: Sequence[Layer]) -> bool:
-        """Whether ``layers`` are still the layers compiled, configured alike, holding the
-        same arrays with the same values: every value folded into ``M`` (mean, std, W, R,
-        b) is compared, so an in-place change is seen. (h0 and c0 are not: predict passes
-        the state, and a stepper's snapshot is its own.)"""
-        if len(layers) != len(self._layers) or not all(map(operator.is_, layers, self._layers)):
-            return False
-        if _config(layers) != self._config:
-            return False
-        for a, copy, differ in self._checks:
-            np.not_equal(a, copy, differ)
-        differ = self._differ
-        return not differ[differ.argmax()]  # argmax: the first True, faster than any()
+        """Whether ``layers`` still hold what was compiled (:class:`~lstm_ref.fast.watch.Watch`:
+        the attributes read by identity, the folded values through their read-only flags).
+        (h0 and c0 are not watched: predict passes the state, and a stepper's snapshot is
+        its own.)"""
+        return self.watch.current(layers)
 
     def within_limit(self, x: Array) -> bool:
         """Whether every value of ``x`` is finite and none can overflow the input
         normalisation (no warning, whatever the values)."""
-        return bool(np.abs(x).max() <= self._largest)
+        return within(x, self._largest)
 
     def plain(self, X: object) -> tuple[list[Array], bool] | None:
         """``X`` as the sequences :meth:`run` and :meth:`run_one` take as they are, and
@@ -233,7 +216,7 @@ class FastNetwork:
         of ``x`` is not finite or could overflow the normalisation, or an output is not
         finite: the caller checks the input and runs the reference.
         """
-        if not within(x, self._bound):
+        if not self.within_limit(x):
             return None
         T = len(x)
         free = self._pool.get(T)
@@ -306,16 +289,14 @@ class FastNetwork:
         return y, ends
 
 
-def _config(layers: Sequence[Layer]) -> tuple[Any, ...]:
-    """What :meth:`FastNetwork.compile` reads of the layers' configuration, and which arrays
-    it folds in (by identity: the engine holds them, so their ids stay theirs)."""
-    config: list[Any] = []
-    for x in layers:
-        if isinstance(x, SequenceInput):
-            config.append((x.normalization, id(x.mean), id(x.std)))
-        elif isinstance(x, LSTM):
-            config.append((covered(x), x.output_mode, *map(id, x.params)))
-    return tuple(config)
+def _read(layer: Layer) -> tuple[str, ...]:
+    """The attributes of ``layer`` that :meth:`FastNetwork.compile` reads (the heads run
+    live: none)."""
+    if isinstance(layer, SequenceInput):
+        return ("normalization", "mean", "std")
+    if isinstance(layer, LSTM):
+        return ("name", "params", "act", "variant", "output_mode", "direction")
+    return ()
 
 
 def _folded_arrays(layers: Sequence[Layer]) -> list[Array]:
