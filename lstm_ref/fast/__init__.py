@@ -18,6 +18,7 @@ from .step import (
     compile_lstm,
     covered,
     fast_steps,
+    finite_copy,
     run_lstm,
     work_buffers,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "compile_lstm",
     "covered",
     "fast_steps",
+    "finite_copy",
     "one_pass",
     "run_lstm",
     "seal",

@@ -26,6 +26,7 @@ What a compiled layer does differently, once, when it is compiled (:func:`compil
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..layers import LSTM, Layer, SequenceInput
-from ..lstm import reorder_gates
+from ..lstm import LSTMState, reorder_gates
 
 Array = np.ndarray
 FAST_ORDER = ("g", "f", "i", "o")  # column blocks of M: g, then the three sigmoid gates
@@ -185,14 +186,39 @@ def fast_steps(
 
 
 def within(a: Array, limit: float) -> bool:
-    """Whether every value of ``a`` is finite and no larger than ``limit`` in magnitude: two
-    reductions (a NaN makes them NaN), which cannot overflow and so never warn."""
-    return bool(-limit <= a.min()) and bool(a.max() <= limit)
+    """Whether every value of ``a`` is finite and Σ|a| ≤ ``limit`` (so each |a_i| is): one
+    ``abs`` and one dot product with 2^-k ≥ 1/(2n) (exact scaling), which can neither
+    overflow nor meet +inf − inf, and so never warns. A sum beyond ``limit`` of values each
+    within it says False: the caller then takes the careful path."""
+    v = a if a.ndim == 1 else a.reshape(-1)  # a view when contiguous
+    scale = _scales(v.size, v.dtype.char)
+    return bool(np.abs(v).dot(scale) <= limit * float(scale[0]))
 
 
 def all_finite(a: Array) -> bool:
-    """Whether every value of ``a`` is finite (two reductions, no warning)."""
-    return math.isfinite(a.min()) and math.isfinite(a.max())
+    """Whether every value of ``a`` is finite (False too for values summing beyond the
+    dtype's largest; see :func:`within`)."""
+    return within(a, LARGEST[a.dtype.char])
+
+
+LARGEST = {t: float(np.finfo(t).max) for t in "fd"}  # by dtype.char: float32, float64
+
+
+def finite_copy(s: LSTMState) -> LSTMState | None:
+    """A copy of ``s``, or None if a value is not finite: one copy and one check when h and
+    c are views of one array, h first (the states the one-sequence path returns)."""
+    h, c = s
+    block = h.base
+    if block is None or block is not c.base or block.shape != (h.size + c.size,):
+        return LSTMState(h.copy(), c.copy()) if all_finite(h) and all_finite(c) else None
+    own = block.copy()
+    return LSTMState(own[: h.size], own[h.size :]) if all_finite(own) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _scales(n: int, dtype: str) -> Array:
+    """(n,) of 2^-k, the least power of two no larger than 1 / (2n)."""
+    return np.full(n, 2.0 ** -math.ceil(math.log2(2 * n)), dtype)
 
 
 def work_buffers(c0: Array) -> tuple[Array, Array, Array]:
