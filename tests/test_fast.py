@@ -100,23 +100,6 @@ def test_a_padded_batch_with_lengths_and_classify(rng):
 
 
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"gate_activation": "hard-sigmoid"},
-        {"state_activation": "softsign"},
-    ],
-)
-def test_uncovered_options_fall_back_to_the_reference(rng, options):
-    net = random_network(rng, output_mode="sequence", normalization="zscore", **options)
-    assert net.fast_engine() is None
-    xs = random_sequences(rng, [4, 6])
-    got = net.predict(xs, "lstm", return_state=True)
-    want = reference(net, xs, "lstm", return_state=True)
-    for a, b in zip(got[0], want[0], strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize(
     "x, message",
     [
         (np.array([[0.0, np.nan, 0, 0, 0]]), "non-finite value NaN at time step 0, feature 1"),

@@ -34,28 +34,36 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..activations import GATE_ACTIVATIONS, STATE_ACTIVATIONS
 from ..layers import LSTM, Layer, SequenceInput
 from ..lstm import LSTMState, reorder_gates
+from .general import Cell, cell_steps
 
 Array = np.ndarray
 FAST_ORDER = ("g", "f", "i", "o")  # column blocks of M: g, then the three sigmoid gates
 
 
 class FastLSTM(NamedTuple):
-    """One LSTM layer compiled for the fast path (a snapshot of its weights).
+    """One LSTM layer (one direction) compiled for the fast path (a snapshot of its weights).
 
     Attributes
     ----------
     name : str
-    M : ndarray, shape (C + 1 + H, 4H)
-        Rows: x, 1 (bias), h; columns: gate blocks g, f, i, o; sigmoid columns × 0.5; the
-        first layer's input normalisation folded in.
-    h0, c0 : ndarray, shape (H,)
+    M : ndarray, shape (C + 1 + P, 4H)
+        Rows: x, 1 (bias), h (P = H, or the projection's width); columns: gate blocks g, f,
+        i, o; for the reference cell the sigmoid columns × 0.5; the first layer's input
+        normalisation folded in.
+    h0, c0 : ndarray, shape (P,) and (H,)
         The layer's initial state.
     last : bool
         Output mode "last" (the final h) rather than "sequence".
     C, H : int
-        Input features and hidden units.
+        Input features and hidden units (cells).
+    reverse : bool
+        Each sequence runs from its own last step back to its first.
+    cell : Cell or None
+        None: the reference cell (sigmoid gates, tanh state, no options), run by
+        :func:`fast_steps`; else what :func:`lstm_ref.fast.general.cell_steps` runs.
     """
 
     name: str
@@ -65,44 +73,73 @@ class FastLSTM(NamedTuple):
     last: bool
     C: int
     H: int
+    reverse: bool = False
+    cell: Cell | None = None
+
+    @property
+    def width(self) -> int:
+        """P, the width of h (H, or the projection's)."""
+        return self.M.shape[0] - self.C - 1
 
 
 def covered(layer: Layer) -> bool:
-    """Whether the fast path computes ``layer`` (an LSTM with the reference cell)."""
+    """Whether ``layer`` is a forward LSTM with the reference cell (see :func:`plain_cell`),
+    what the fast training step computes."""
+    return type(layer) is LSTM and layer.direction == "forward" and plain_cell(layer)
+
+
+def plain_cell(layer: LSTM) -> bool:
+    """Whether ``layer``'s cell is the reference cell: sigmoid gates and tanh state (however
+    spelled) and none of the cell options."""
     return (
-        type(layer) is LSTM
-        and layer.gate_activation == "sigmoid"
-        and layer.state_activation == "tanh"
-        and layer.direction == "forward"
+        layer.act.gate is GATE_ACTIVATIONS["sigmoid"]
+        and layer.act.state is STATE_ACTIVATIONS["tanh"]
         and layer.variant is None
     )
 
 
-def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
+def compile_lstm(
+    layer: LSTM, norm: SequenceInput | None = None, last: bool | None = None
+) -> FastLSTM:
     """``layer`` as a :class:`FastLSTM`, with ``norm``'s input normalisation folded in.
 
     Parameters
     ----------
     layer : LSTM
-        Covered by the fast path (see :func:`covered`).
+        Any LSTM layer (one direction).
     norm : SequenceInput, optional
         The input layer just before it: x' = (x − mean) / std gives W' = W / std and
         b' = b − W' · mean.
+    last : bool, optional
+        Overrides the layer's output mode ("last": True).
     """
-    W, R, b = layer.params  # (4H, C), (4H, H), (4H,)
-    H, C = R.shape[1], W.shape[1]
+    W, R, b = layer.params  # (4H, C), (4H, P), (4H,)
+    H, C, P = b.shape[0] // 4, W.shape[1], R.shape[1]
     W, R, b = (reorder_gates(a, FAST_ORDER, inverse=True) for a in (W, R, b))
     if norm is not None and norm.std is not None:
         W = W / norm.std
     if norm is not None and norm.mean is not None:
         b = b - W @ norm.mean
-    scale = np.where(np.arange(4 * H) < H, 1.0, 0.5).astype(W.dtype)  # σ = ½ tanh(½a) + ½
-    M = np.empty((C + 1 + H, 4 * H), dtype=W.dtype)
+    plain = plain_cell(layer)
+    half = np.where(np.arange(4 * H) < H, 1.0, 0.5)  # σ = ½ tanh(½a) + ½
+    scale = (half if plain else np.ones(4 * H)).astype(W.dtype)
+    M = np.empty((C + 1 + P, 4 * H), dtype=W.dtype)
     np.multiply(W.T, scale, out=M[:C])
     np.multiply(b, scale, out=M[C])
     np.multiply(R.T, scale, out=M[C + 1 :])
-    h0, c0 = layer._start  # (H,) each, always set
-    return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last", C, H)
+    h0, c0 = layer._start  # (P,) and (H,), always set
+    cell = None if plain else Cell.of(layer.act, layer.variant, W.dtype)
+    return FastLSTM(
+        layer.name,
+        M,
+        h0.copy(),
+        c0.copy(),
+        layer.output_mode == "last" if last is None else last,
+        C,
+        H,
+        layer.direction == "reverse",
+        cell,
+    )
 
 
 class StepBuffers(NamedTuple):
@@ -266,7 +303,8 @@ class Work(NamedTuple):
 
 
 def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
-    """Run one compiled layer over a time-major batch; h_t is written into ``Z``.
+    """Run one compiled layer (one direction, in its own order of steps) over a time-major
+    batch; h_t is written into ``Z``.
 
     Parameters
     ----------
@@ -283,6 +321,10 @@ def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
     ndarray, shape (B, H)
         Each row's cell state after its last step.
     """
+    if f.cell is not None:  # another cell: lstm_ref.fast.general
+        c = c0.copy()
+        cell_steps(f.cell, f.M, Z, counts.tolist(), c)
+        return c
     C = f.C
     half = np.array(0.5, dtype=Z.dtype)
     A, p, G = work_buffers(c0)

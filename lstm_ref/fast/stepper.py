@@ -45,7 +45,8 @@ class Stepper:
         self._net.state = net.state
         self._outputs = outputs
         self.input_size, self.dtype = net.input_size, net.dtype
-        self._engine = FastNetwork.compile(net.layers[: upto + 1])
+        engine = FastNetwork.compile(net.layers[: upto + 1])
+        self._engine = engine if engine is not None and engine.simple else None
         start = net.state  # (H,) or (1, H) rows
         if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in start.values()):
             raise InputError("a stepper runs one sequence: the network's state holds several rows")

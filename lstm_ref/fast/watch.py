@@ -83,27 +83,30 @@ def writeable(a: Array) -> Array:
 
 
 class Watch:
-    """What a compilation read of ``layers``: ``attributes`` per layer (by identity) and the
+    """What a compilation read of ``layers``: attributes of some objects (by identity) and the
     values of the ``folded`` arrays (sealed here; see the module docstring).
 
     Parameters
     ----------
     layers : sequence of Layer
-    attributes : sequence of tuple of str
-        Per layer, the names of the attributes the compilation read (may be empty).
+    reads : list of (object, tuple of str)
+        Each object the compilation read (a layer, a part of one) and the names of the
+        attributes it read.
     folded : list of ndarray
         The arrays whose values the compilation copied or folded into its own.
     """
 
     def __init__(
-        self, layers: Sequence[Layer], attributes: Sequence[tuple[str, ...]], folded: list[Array]
+        self,
+        layers: Sequence[Layer],
+        reads: list[tuple[object, tuple[str, ...]]],
+        folded: list[Array],
     ):
         self._layers = tuple(layers)
-        self._read: list[tuple[Layer, Any, tuple[Any, ...]]] = []
-        for layer, names in zip(layers, attributes, strict=True):
-            if names:
-                get = attrgetter(*names, names[0])  # two names at least: always a tuple
-                self._read.append((layer, get, get(layer)))
+        self._read: list[tuple[object, Any, tuple[Any, ...]]] = []
+        for owner, names in reads:
+            get = attrgetter(*names, names[0])  # two names at least: always a tuple
+            self._read.append((owner, get, get(owner)))
         self._folded = [(a, a.copy(), not seal(a)) for a in folded]
         self._sealings = SEALINGS[0]
 
@@ -112,8 +115,8 @@ class Watch:
         folded array still holds the values compiled."""
         if len(layers) != len(self._layers) or not all(map(operator.is_, layers, self._layers)):
             return False
-        for layer, get, values in self._read:
-            if not all(map(operator.is_, get(layer), values)):
+        for owner, get, values in self._read:
+            if not all(map(operator.is_, get(owner), values)):
                 return False
         everything = self._sealings != SEALINGS[0]  # another snapshot sealed an array
         for a, copy, always in self._folded:
