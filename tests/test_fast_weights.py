@@ -13,8 +13,9 @@ import pytest
 from random_nets import random_lstm_params, random_network, random_sequences
 from test_fast import close, reference
 
+import lstm_ref
 from lstm_ref import LSTMParams, Network, Padding
-from lstm_ref.fast import writeable
+from lstm_ref.fast import seal, writeable
 from lstm_ref.train import Adam, TrainingOptions, learnables, train
 
 
@@ -136,3 +137,13 @@ def test_memory_no_ndarray_owns_is_compared_on_every_call(rng):
     close(net.predict(xs), reference(net, xs), np.float64)
     buffer[:8] = np.float64(3.0).tobytes()  # W[0, 0], written without NumPy
     close(net.predict(xs, padding=Padding.masked()), reference(net, xs), np.float64)
+
+
+def test_a_loaded_network_is_sealed_not_compared_on_every_call():
+    """The shipped network's arrays own their memory: once compiled, nothing can write into
+    them unseen, so no call compares them."""
+    net = lstm_ref.load_network("JapaneseVowelsNet")
+    net.predict(np.zeros((3, 12)))
+    for a in weights(net).values():
+        assert not a.flags.writeable
+        assert seal(a)  # nothing but NumPy owns the memory
