@@ -36,8 +36,9 @@ from test_bench_lstm import StepLoop, checked, grouped, label, run_step_benchmar
 from threadpoolctl import threadpool_limits
 
 from lstm_ref.datasets import load_japanese_vowels
-from lstm_ref.fast import Work, fast_steps, run_lstm
+from lstm_ref.fast import Work, all_finite, fast_steps, run_lstm
 from lstm_ref.fast.engine import batches
+from lstm_ref.fast.step import within
 from lstm_ref.padding import Padding, make_batches
 from lstm_ref.train.fast import fast_loss_and_gradients
 from lstm_ref.train.loop import MATLAB_RECIPE_PADDING, sort_by_length
@@ -150,13 +151,46 @@ def test_a_floor_step(benchmark, dtype, nets, step_stream):
 
 @pytest.mark.parametrize("dtype", A)
 def test_a_floor_weight_check(benchmark, dtype, nets):
-    """What every public call adds to a step: FastNetwork.is_current, comparing each value
-    folded into the compiled product (mean, std, W, R, b: 45,224) with its copy."""
+    """What every public call adds to a step: FastNetwork.is_current, the check that the
+    layers still hold what was compiled (attributes by identity, the read-only flags of the
+    folded arrays)."""
     label(benchmark, "floor: the weight check of a public call (is_current)", "lstm_ref")
     net = nets[dtype]
     engine, layers = net.fast_engine(1), net.layers[:2]
     assert engine.is_current(layers)
     assert benchmark(engine.is_current, layers)
+
+
+@pytest.mark.parametrize("dtype", A)
+def test_a_floor_public_step(benchmark, dtype, nets, step_stream):
+    """The least NumPy work of one public call, written inline without predict's dispatch:
+    the weight check, the input's check, the state copied in, the step, the state copied
+    out and checked, the output's own copy, and the assigned state's check and copy."""
+    label(
+        benchmark, "floor: the public call's NumPy work (checks, copies, step)", "lstm_ref", steps=1
+    )
+    net = nets[dtype]
+    engine, layers = net.fast_engine(1), net.layers[:2]
+    f, half, limit = engine.lstms[0], np.array(0.5, dtype), engine.limit
+    work = Work.make(f, 1, in_place=True)  # [x, 1, h] then c: h and c are one block
+
+    def reset():
+        return np.concatenate([f.h0, f.c0])
+
+    def step(x, block):
+        assert engine.is_current(layers) and within(x, limit)
+        work.Z[0, : f.C] = x
+        work.end[:] = block  # the state in
+        fast_steps(f.M, work.steps, work.buf, half)
+        issued = work.end.copy()  # the state out, checked
+        assert all_finite(issued)
+        y = issued[: f.H].copy()  # the output, the caller's own
+        assigned = issued.copy()  # net.state = state: checked and copied
+        assert all_finite(assigned)
+        return assigned, y
+
+    xs = step_stream.raw[dtype][:, 0]
+    run_step_benchmark(benchmark, StepLoop(xs, reset, step), step_stream.h_ref, dtype)
 
 
 # ---------------------------------------------------------- B: one sequence → probabilities
