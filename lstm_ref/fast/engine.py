@@ -96,6 +96,18 @@ class FastNetwork:
 
     Make one with :meth:`compile` (None when a layer is not covered); :meth:`is_current`
     tells whether the layers still hold what it was compiled from.
+
+    Attributes
+    ----------
+    compiled : list
+        The recurrent layers compiled (:mod:`lstm_ref.fast.layers`), in order.
+    heads : list of Layer
+        The layers after them, run through their own ``forward``.
+    lstms : list of FastLSTM
+        The compiled one-direction LSTM layers among ``compiled``.
+    simple : bool
+        Every recurrent layer a forward LSTM with the reference cell: one sequence runs in
+        kept buffers (:meth:`run_one`), and a stepper steps it.
     """
 
     def __init__(self, layers: Sequence[Layer], compiled: list[Compiled], heads: list[Layer]):
