@@ -326,9 +326,8 @@ class Network:
         seqs, single = taken or as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
-        if (
-            single and engine is not None and engine.simple and one_pass(padding)
-        ):  # the lean path of one sequence
+        # the lean path of one sequence: kept buffers, for forward reference-cell LSTMs
+        if single and engine is not None and engine.simple and one_pass(padding):
             done = engine.run_one(seqs[0], self._single_state())
             if done is not None:
                 return self._returned(*done, return_state)

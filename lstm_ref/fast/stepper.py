@@ -28,9 +28,10 @@ class Stepper:
     followed by ``net.state = state``, for an (H,) state; ``run(X)`` does the same for a
     chunk (T, C). A network the fast path does not cover steps through the reference.
 
-    Each step's input is checked with two reductions: every |x_i| must be finite and small
-    enough that no pre-activation can overflow (then no value can become NaN or Inf, and the
-    output needs no check of its own). A larger x goes through the full check.
+    Each step's input is checked with one ``abs`` and one dot product
+    (:func:`~lstm_ref.fast.step.within`): every |x_i| must be finite and small enough that
+    no pre-activation can overflow (then no value can become NaN or Inf, and the output
+    needs no check of its own). A larger x goes through the full check.
 
     Parameters
     ----------
