@@ -224,7 +224,7 @@ class FastNetwork:
         of ``x`` is not finite or could overflow the normalisation, or an output is not
         finite: the caller checks the input and runs the reference.
         """
-        if not self.within_limit(x):
+        if not within(x, self._largest):
             return None
         T = len(x)
         free = self._pool.get(T)

@@ -228,8 +228,8 @@ def within(a: Array, limit: float) -> bool:
     overflow nor meet +inf − inf, and so never warns. A sum beyond ``limit`` of values each
     within it says False: the caller then takes the careful path."""
     v = a if a.ndim == 1 else a.reshape(-1)  # a view when contiguous
-    scale = _scales(v.size, v.dtype.char)
-    return bool(np.abs(v).dot(scale) <= limit * float(scale[0]))
+    scale, factor = _scales(v.size, v.dtype.char)
+    return bool(np.abs(v).dot(scale) <= limit * factor)
 
 
 def all_finite(a: Array) -> bool:
@@ -253,9 +253,10 @@ def finite_copy(s: LSTMState) -> LSTMState | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _scales(n: int, dtype: str) -> Array:
-    """(n,) of 2^-k, the least power of two no larger than 1 / (2n)."""
-    return np.full(n, 2.0 ** -math.ceil(math.log2(2 * n)), dtype)
+def _scales(n: int, dtype: str) -> tuple[Array, float]:
+    """(n,) of 2^-k, the least power of two no larger than 1 / (2n), and 2^-k."""
+    factor = 2.0 ** -math.ceil(math.log2(2 * n))
+    return np.full(n, factor, dtype), factor
 
 
 def work_buffers(c0: Array) -> tuple[Array, Array, Array]:
