@@ -214,3 +214,16 @@ def test_cli_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("walkthrough", "layers", "predict", "train", "plot", "explain"):
         assert command in out
+
+
+def test_walkthrough_prints_its_text_without_matplotlib(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    monkeypatch.delitem(sys.modules, "lstm_ref.viz.plots", raising=False)
+    monkeypatch.delattr("lstm_ref.viz.plots", raising=False)
+    lines: list[str] = []
+    result = run_walkthrough(tmp_path / "figs", log=lines.append)
+    text = "\n".join(lines)
+    assert "matplotlib is not installed: the text only" in text
+    assert "Prediction for test observation 1: class 1" in text and "Test accuracy" in text
+    assert result.figures == [] and not (tmp_path / "figs").exists()
+    assert main(["walkthrough", "--out", str(tmp_path / "figs")]) == 0

@@ -48,8 +48,25 @@ def add_network_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--network",
         default="JapaneseVowelsNet",
-        help="bundled network name or weight file",
+        help="bundled network name or model file: .npz, .pt/.pth (a state_dict), .onnx, "
+        ".keras/.h5, .mat",
     )
+    p.add_argument(
+        "--classes",
+        type=class_names,
+        default=None,
+        help="the class names, comma-separated in output order, for a model file that has none",
+    )
+
+
+def class_names(text: str) -> list[str]:
+    """An argparse type: 'a,b,c' -> ['a', 'b', 'c']."""
+    names = [name.strip() for name in text.split(",")]
+    if len(names) < 2 or not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"expected at least two distinct comma-separated names; got {text!r}"
+        )
+    return names
 
 
 def add_data_options(p: argparse.ArgumentParser, observation: bool = True) -> None:
@@ -76,9 +93,11 @@ def add_figure_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_net(args: argparse.Namespace) -> Network:
-    from ..formats import load_network
+    """The network --network names (any file :func:`~lstm_ref.interop.load_model` reads),
+    with --classes."""
+    from ..interop import load_model
 
-    return load_network(args.network)
+    return load_model(args.network, class_names=args.classes)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         workers=args.workers,
         progress=sys.stdout.isatty(),
+        class_names=args.classes,
     )
     print(report.summary())
     print(f"scores in {args.out}")

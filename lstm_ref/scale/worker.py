@@ -14,13 +14,15 @@ import json
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, LstmRefError
-from ..formats import load_network, read_sequence_file
+from ..formats import read_sequence_file
+from ..interop import load_model
 from ..network import Network
 from ..padding import Padding
 from ..sequences import Layout
@@ -44,9 +46,11 @@ def network_digest(net: Network) -> str:
     return h.hexdigest()
 
 
-def worker_network(network: str, digest: str) -> tuple[Network, bool]:
-    """This process's copy of ``network`` (a bundled name or a weight file), and whether
-    this call loaded it.
+def worker_network(
+    network: str, digest: str, class_names: Sequence[str] | None = None
+) -> tuple[Network, bool]:
+    """This process's copy of ``network`` (a bundled name or a model file any importer
+    reads, with ``class_names`` if given), and whether this call loaded it.
 
     Raises
     ------
@@ -58,7 +62,7 @@ def worker_network(network: str, digest: str) -> tuple[Network, bool]:
         if cached is not None and cached[0] == digest:
             return cached[1], False
         _limit_blas_threads()
-        net = load_network(network)
+        net = load_model(network, class_names=class_names)
         found = network_digest(net)
         if found != digest:
             raise InputError(
@@ -136,7 +140,13 @@ class ShardResult:
 
 
 def run_shard(
-    shard: str, output: str, network: str, digest: str, padding: Padding, layout: Layout
+    shard: str,
+    output: str,
+    network: str,
+    digest: str,
+    padding: Padding,
+    layout: Layout,
+    class_names: Sequence[str] | None = None,
 ) -> ShardResult:
     """The Dask task: score ``shard`` into ``output`` with this worker's network.
 
@@ -150,7 +160,7 @@ def run_shard(
     worker = get_worker().address
     loaded = False
     try:
-        net, loaded = worker_network(network, digest)
+        net, loaded = worker_network(network, digest, class_names)
         count = score_file(shard, output, net, padding=padding, layout=layout)
     except (LstmRefError, OSError) as e:
         return ShardResult(shard, 0, time.perf_counter() - start, worker, loaded, str(e))
