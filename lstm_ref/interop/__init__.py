@@ -39,6 +39,9 @@ IMPORTERS = {
     ".mat": ".matlab:from_matlab",
     ".npz": "..formats:load_network",
 }
+# suffix -> the reader of class names a file stores beside the model (its importer's format
+# has no place for them)
+CLASS_NAMES = {".onnx": ".onnx_export:read_class_names"}
 EXPORTERS = {
     ".pt": ".torch:save_torch",
     ".pth": ".torch:save_torch",
@@ -72,9 +75,10 @@ def load_model(
     (float64), chosen by the file's suffix (see the module docstring); a name that is no
     file but a bundled network's (``"JapaneseVowelsNet"``) loads that one.
 
-    ``class_names`` names the outputs of a model whose file has no class names (a
-    PyTorch state_dict, an ONNX file from another exporter); given for a file that names
-    its classes, they must be the file's.
+    Class names come from the file (native, MATLAB's ``ClassNames``, the metadata of an
+    ONNX file lstm_ref wrote) or from ``class_names``, which names the outputs of a model
+    whose file has none (a PyTorch state_dict, an ONNX file from another exporter); given
+    for a file that names its classes, they must be the file's.
     """
     path = Path(path_or_name)
     if not path.is_file() and not path.suffix:  # a bundled network's name, or its error
@@ -85,6 +89,9 @@ def load_model(
             raise FileNotFoundError(f"no model file {str(path)!r}")
         with _framework_needed(path, "reading"), _damaged_file(path):
             net = cast(Network, _function(IMPORTERS[suffix])(path))
+            if suffix in CLASS_NAMES and not net.class_names:
+                stored = _function(CLASS_NAMES[suffix])(path)
+                net = net if stored is None else _named(net, stored, path)
     return net if class_names is None else _named(net, class_names, path)
 
 
