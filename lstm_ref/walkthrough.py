@@ -127,25 +127,32 @@ def run_walkthrough(
         f'predict(net,X(:,i)\',Outputs="{layer}"); net.State = state'
     )
     activations = _step_through(net, X, layer)  # (H, T)
-    shown = range(min(units, len(activations)))
-    save(
-        "lstm_activations",
-        lambda p: p.plot_activation_heatmap(activations, units=shown, title="LSTM Activations"),
-    )
-    full = net.trace(X, layer).h.T  # (H, T) from one full-sequence call
-    diff = float(np.abs(full - activations).max())
-    literal_diff = None
+    shown = list(range(min(units, len(activations))))
+    repeated = None
     if literal:
         log(
             f">> the page's loop as printed: predict(net,X(:,1)',Outputs=\"{layer}\") at every "
             f"step — step 1 fed {T} times"
         )
         repeated = _step_through(net, X[np.zeros(T, dtype=int)], layer)
+    # one colour scale for both loops' heatmaps, so that they compare by colour
+    both = [a[shown] for a in (activations, repeated) if a is not None]
+    limits = (float(min(map(np.min, both))), float(max(map(np.max, both))))
+    save(
+        "lstm_activations",
+        lambda p: p.plot_activation_heatmap(
+            activations, units=shown, title="LSTM Activations", limits=limits
+        ),
+    )
+    full = net.trace(X, layer).h.T  # (H, T) from one full-sequence call
+    diff = float(np.abs(full - activations).max())
+    literal_diff = None
+    if repeated is not None:
         literal_diff = float(np.abs(repeated - activations).max())
         title = "LSTM Activations — the page's loop, X(:,1) at every step"
         save(
             "lstm_activations_literal",
-            lambda p: p.plot_activation_heatmap(repeated, units=shown, title=title),
+            lambda p: p.plot_activation_heatmap(repeated, units=shown, title=title, limits=limits),
         )
     label, scores = _classify(net, X)
     truth = "" if labels is None else f"; true class {labels[observation - 1]}"
@@ -191,7 +198,7 @@ def _plots(log: Callable[[str], None]) -> ModuleType | None:
     try:
         from .viz import plots
     except ModuleNotFoundError as e:
-        if e.name != "matplotlib":
+        if (e.name or "").partition(".")[0] != "matplotlib":
             raise
         log(
             "(matplotlib is not installed: the text only, no figures; pip install 'lstm_ref[plot]')"

@@ -227,3 +227,21 @@ def test_walkthrough_prints_its_text_without_matplotlib(tmp_path, monkeypatch):
     assert "Prediction for test observation 1: class 1" in text and "Test accuracy" in text
     assert result.figures == [] and not (tmp_path / "figs").exists()
     assert main(["walkthrough", "--out", str(tmp_path / "figs")]) == 0
+
+
+def test_the_literal_and_correct_heatmaps_share_one_colour_scale(tmp_path, monkeypatch):
+    from lstm_ref.viz import plots
+
+    drawn = []
+
+    def recording(activations, **kwargs):
+        drawn.append((activations[kwargs["units"]], kwargs["limits"]))
+        return draw(activations, **kwargs)
+
+    draw = plots.plot_activation_heatmap
+    monkeypatch.setattr(plots, "plot_activation_heatmap", recording)
+    run_walkthrough(tmp_path, literal=True, log=lambda line: None)
+    (correct, limits), (literal, same) = drawn
+    assert limits == same
+    assert limits == (min(correct.min(), literal.min()), max(correct.max(), literal.max()))
+    assert literal.max() != correct.max()  # the shared scale is not either one's own

@@ -150,11 +150,11 @@ def parse_units(text: str | None, hidden: int) -> list[int]:
     return [u - 1 for u in units]
 
 
-def parse_range(text: str | None, T: int) -> tuple[int, int]:
+def parse_range(text: str | None, T: int, option: str = "--range") -> tuple[int, int]:
     """'a-b' (1-based, inclusive) -> 0-based [start, stop); default the second half."""
     if text is None:
         return T // 2, T
     a, _, b = text.partition("-")
     if not (a.isdigit() and b.isdigit() and 1 <= int(a) <= int(b) <= T):
-        raise InputError(f"--range must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
+        raise InputError(f"{option} must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
     return int(a) - 1, int(b)
