@@ -245,3 +245,11 @@ def test_the_literal_and_correct_heatmaps_share_one_colour_scale(tmp_path, monke
     assert limits == same
     assert limits == (min(correct.min(), literal.min()), max(correct.max(), literal.max()))
     assert literal.max() != correct.max()  # the shared scale is not either one's own
+
+
+def test_cli_plot_a_time_window(tmp_path, capsys):
+    out = ["--out", str(tmp_path)]
+    assert main(["plot", "heatmap", "--steps", "3-9", *out]) == 0
+    assert main(["plot", "gates", "--steps", "3-9", *out]) == 0
+    assert main(["plot", "heatmap", "--steps", "9-3", *out]) == 2
+    assert "--steps must be 'a-b' with 1 <= a <= b <= 19; got '9-3'" in capsys.readouterr().err

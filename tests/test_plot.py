@@ -436,6 +436,17 @@ def test_gate_traces_lay_out_cleanly_for_any_number_of_units(trace, tmp_path, n)
             assert len(ax.get_yticklabels()) <= 7 and ax.get_yticklabels()[0].get_text() == "1"
 
 
+@pytest.mark.parametrize("T", [100, 251])
+@pytest.mark.parametrize("n", [10, 100])
+def test_gate_traces_of_long_sequences_keep_their_size(rng, tmp_path, T, n):
+    net = random_network(rng, C=12, H=100, K=9)
+    fig = plot.plot_gate_traces(net.trace(rng.normal(size=(T, 12))), units=range(n))
+    fig.savefig(tmp_path / "g.png")
+    assert imread(tmp_path / "g.png").shape[1::-1] == (950, 1100)
+    labels = [t for t in fig.axes[5].get_xticklabels() if t.get_text()]  # the h panel
+    assert labels[0].get_text() == "1" and len(labels) <= 20
+
+
 def test_every_plot_draws_into_a_users_axes(trace, vowel, tmp_path):
     fig = Figure(figsize=(14, 12), layout="constrained")
     grid = fig.subfigures(1, 2)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 HELP = "draw a figure for one sequence: input, heatmap, gates, saturation or unit selection"
 DESCRIPTION = """\
 Draw one figure. sequence: the input, one line per feature; heatmap: the hidden units over
-time (MATLAB's heatmap); gates: i, f, g, o and the cell state c beside h; saturation: how often
+time (MATLAB's heatmap); gates: i, f, g, o, the cell state c and h; saturation: how often
 each unit's gates are nearly closed or open over all the sequences (Karpathy et al. 2015);
 units: the units that stay active over --range, and where else they are active together
 (LSTMVis, Strobelt et al. 2018)."""

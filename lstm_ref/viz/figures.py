@@ -70,7 +70,7 @@ def label_positions(labels: Array, most: int) -> Array:
     return np.array(chosen)
 
 
-def time_ticks(ax: Axes, T: int, most: int = 30, first: int = 1) -> None:
+def time_ticks(ax: Axes, T: int, most: int = 20, first: int = 1) -> None:
     """x ticks at whole time steps first..first + T − 1 of a line plot, at most ``most``
     labelled."""
     t = steps(T, first)
