@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_files import C, all_files
+from framework_files import C, all_files
 
 from lstm_ref.cli import main
 from lstm_ref.interop import load_model, save_model

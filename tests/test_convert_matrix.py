@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_files import C, keras_file, torch_files
+from framework_files import C, keras_file, torch_files
 
 from lstm_ref.cli import main
 from lstm_ref.interop import load_model
