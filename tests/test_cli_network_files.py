@@ -125,3 +125,31 @@ def test_class_names_from_the_command_line(files, capsys):
     assert "2 class names for 4 outputs" in capsys.readouterr().err
     assert main(["predict", x, "--classes", "a,a"]) == 2
     assert "two distinct" in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_two_lstms_by_prefix_and_head(files, tmp_path, capsys):
+    import torch
+    from torch_models import distinct_gates
+
+    class EncoderDecoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.LSTM(C, 4, batch_first=True)
+            self.decoder = torch.nn.Module()
+            self.decoder.rnn = torch.nn.LSTM(C, 5, batch_first=True)
+            self.decoder.fc = torch.nn.Linear(5, 3)
+
+    path = tmp_path / "encdec.pt"
+    torch.save(distinct_gates(EncoderDecoder(), seed=6).state_dict(), path)
+    x = str(files / "x.npy")
+    picked = ["--prefix", "decoder.rnn", "--head", "decoder.fc", "--classes", "u,v,w"]
+    assert main(["predict", x, "--network", str(path), *picked]) == 0
+    printed = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()[1:]]
+    net = load_model(path, prefix="decoder.rnn", head="decoder.fc", class_names=["u", "v", "w"])
+    assert printed == list(map(str, net.classify(list(np.load(x)))[0]))
+    assert main(["convert", str(path), str(tmp_path / "dec.onnx"), *picked]) == 0
+    assert load_model(tmp_path / "dec.onnx").class_names == ("u", "v", "w")
+    assert main(["layers", "--network", str(path)]) == 2  # two LSTMs: which one?
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main(["layers", "--network", str(tmp_path / "dec.onnx"), "--prefix", "x"]) == 2
+    assert ".onnx files take no option prefix" in capsys.readouterr().err

@@ -3,8 +3,9 @@
 Sources: the bundled network; a PyTorch 2-layer classifier as a state_dict and through
 torch.onnx.export (input batch first and time first); a Keras Sequential; a bidirectional
 PyTorch classifier — each as its tool wrote it. Targets: .npz, .onnx, .pt, .keras, .mat.
-Each pair converts and computes the same outputs when read back (1e-10; 1e-5 through
-ONNX, which stores float32) with the class names kept where the format holds them, or is
+Each pair converts and computes the same outputs when read back (float64 to 1e-10;
+float32, and anything through ONNX, which stores float32, to 1e-5) with the class names kept
+where the format holds them (a .pt written back holds the same tensors as its source), or is
 refused with exit status 2 and one line naming what the target cannot express — the
 README's table of refusals.
 """
@@ -104,12 +105,22 @@ def test_convert(sources, sequences, source, target, tmp_path, capsys):
     assert status == 0, err
     original = load_model(sources[source], class_names=names)
     back = load_model(out)
-    tolerance = 1e-5 if target == ".onnx" else 1e-10
+    float32 = target == ".onnx" or np.float32 in (back.dtype, original.dtype)
     np.testing.assert_allclose(
-        back.predict(sequences), original.predict(sequences), rtol=0, atol=tolerance
+        back.predict(sequences),
+        original.predict(sequences),
+        rtol=0,
+        atol=1e-5 if float32 else 1e-10,
     )
     if target in KEEP_CLASS_NAMES:
         assert back.class_names == original.class_names
+    if source.endswith(".pt") and target == ".pt":  # the file comes back as it was
+        import torch
+
+        was, now = (torch.load(f, weights_only=True) for f in (sources[source], out))
+        assert list(now) == list(was)
+        for key, tensor in was.items():
+            assert now[key].dtype == tensor.dtype and torch.equal(now[key], tensor), key
 
 
 def class_names(source: str) -> list[str] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -48,15 +48,37 @@ def add_network_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--network",
         default="JapaneseVowelsNet",
-        help="bundled network name or model file: .npz, .pt/.pth (a state_dict), .onnx, "
+        help="bundled network name or model file: .npz, .pt/.pth/.safetensors, .onnx, "
         ".keras/.h5, .mat",
     )
+    add_model_options(p)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """What a model file may need besides its path: class names, a PyTorch module."""
     p.add_argument(
         "--classes",
         type=class_names,
         default=None,
         help="the class names, comma-separated in output order, for a model file that has none",
     )
+    p.add_argument(
+        "--prefix",
+        default=None,
+        help="a PyTorch checkpoint holding more than one LSTM: the module to read ('decoder.rnn')",
+    )
+    p.add_argument(
+        "--head",
+        default=None,
+        help="a PyTorch checkpoint: the nn.Linear module that reads the LSTM ('decoder.fc')",
+    )
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of :func:`~lstm_ref.interop.load_model` that --classes, --prefix and
+    --head give."""
+    given = {"prefix": args.prefix, "head": args.head}
+    return {"class_names": args.classes, **{k: v for k, v in given.items() if v is not None}}
 
 
 def class_names(text: str) -> list[str]:
@@ -94,10 +116,10 @@ def add_figure_options(p: argparse.ArgumentParser) -> None:
 
 def load_net(args: argparse.Namespace) -> Network:
     """The network --network names (any file :func:`~lstm_ref.interop.load_model` reads),
-    with --classes."""
+    with the model options."""
     from ..interop import load_model
 
-    return load_model(args.network, class_names=args.classes)
+    return load_model(args.network, **model_options(args))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ file                            importer                         exporter
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -72,7 +73,10 @@ def _suffix(path: Path, table: Mapping[str, object], what: str) -> str:
 
 
 def load_model(
-    path_or_name: str | os.PathLike, *, class_names: Sequence[str] | None = None
+    path_or_name: str | os.PathLike,
+    *,
+    class_names: Sequence[str] | None = None,
+    **options: Any,
 ) -> Network:
     """The network in the model file ``path_or_name``, read by its framework's importer
     (float64; a PyTorch file in its tensors' own dtype), chosen by the file's suffix (see
@@ -82,17 +86,25 @@ def load_model(
     Class names come from the file (native, MATLAB's ``ClassNames``, the metadata of an
     ONNX file lstm_ref wrote) or from ``class_names``, which names the outputs of a model
     whose file has none (a PyTorch state_dict, an ONNX file from another exporter); given
-    for a file that names its classes, they must be the file's.
+    for a file that names its classes, they must be the file's. ``options`` go to the
+    importer: PyTorch's ``prefix=`` (the LSTM module of a bigger checkpoint) and ``head=``
+    (its ``nn.Linear``), see :func:`.torch.from_torch`.
     """
     path = Path(path_or_name)
     if not path.is_file() and not path.suffix:  # a bundled network's name, or its error
+        if options:
+            raise InputError(f"{path}: a bundled network takes no option {', '.join(options)}")
         net = cast(Network, _function(IMPORTERS[".npz"])(path))
     else:
         suffix = _suffix(path, IMPORTERS, "import")
         if not path.is_file():
             raise FileNotFoundError(f"no model file {str(path)!r}")
+        importer = _function(IMPORTERS[suffix])
+        unknown = sorted(set(options) - set(inspect.signature(importer).parameters))
+        if unknown:
+            raise InputError(f"{path}: {suffix} files take no option {', '.join(unknown)}")
         with _framework_needed(path, "reading"), _damaged_file(path):
-            net = cast(Network, _function(IMPORTERS[suffix])(path))
+            net = cast(Network, importer(path, **options))
             if suffix in CLASS_NAMES and not net.class_names:
                 stored = _function(CLASS_NAMES[suffix])(path)
                 net = net if stored is None else _named(net, stored, path)

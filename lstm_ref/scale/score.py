@@ -23,7 +23,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +112,7 @@ def score_shards(
     layout: Layout = "TC",
     retries: int = 1,
     progress: bool = False,
-    class_names: Sequence[str] | None = None,
+    model_options: Mapping[str, Any] | None = None,
 ) -> ScoreReport:
     """Score every shard on a Dask cluster, writing one scores file per shard to ``out_dir``.
 
@@ -142,8 +142,9 @@ def score_shards(
         rerun. A killed worker's tasks are rerun by the scheduler regardless.
     progress : bool
         Show Dask's progress bar (on standard output) while the tasks run.
-    class_names : sequence of str, optional
-        The class names of a model file that has none.
+    model_options : mapping, optional
+        Keywords of :func:`lstm_ref.interop.load_model` for the network: ``class_names``
+        for a model file that has none, PyTorch's ``prefix`` and ``head``.
 
     Returns
     -------
@@ -169,7 +170,8 @@ def score_shards(
     if scheduler is None and workers < 1:
         raise InputError(f"workers must be at least 1; got {workers}")
     reference = os.path.abspath(network) if os.path.isfile(network) else os.fspath(network)
-    net = load_model(reference, class_names=class_names)
+    options = dict(model_options or {})
+    net = load_model(reference, **options)
     if not net.class_names:
         raise InputError(f"{network}: the network has no class names; it is not a classifier")
     digest = network_digest(net)
@@ -194,7 +196,7 @@ def score_shards(
             digest=digest,
             padding=padding,
             layout=layout,
-            class_names=class_names,
+            model_options=options,
             key=[f"score-{p.name}-{run}" for p in todo],
             retries=retries,
             pure=False,

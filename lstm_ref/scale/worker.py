@@ -14,9 +14,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,10 +48,11 @@ def network_digest(net: Network) -> str:
 
 
 def worker_network(
-    network: str, digest: str, class_names: Sequence[str] | None = None
+    network: str, digest: str, model_options: Mapping[str, Any] | None = None
 ) -> tuple[Network, bool]:
     """This process's copy of ``network`` (a bundled name or a model file any importer
-    reads, with ``class_names`` if given), and whether this call loaded it.
+    reads, with :func:`~lstm_ref.interop.load_model`'s ``model_options``), and whether
+    this call loaded it.
 
     Raises
     ------
@@ -62,7 +64,7 @@ def worker_network(
         if cached is not None and cached[0] == digest:
             return cached[1], False
         _limit_blas_threads()
-        net = load_model(network, class_names=class_names)
+        net = load_model(network, **(model_options or {}))
         found = network_digest(net)
         if found != digest:
             raise InputError(
@@ -146,7 +148,7 @@ def run_shard(
     digest: str,
     padding: Padding,
     layout: Layout,
-    class_names: Sequence[str] | None = None,
+    model_options: Mapping[str, Any] | None = None,
 ) -> ShardResult:
     """The Dask task: score ``shard`` into ``output`` with this worker's network.
 
@@ -160,7 +162,7 @@ def run_shard(
     worker = get_worker().address
     loaded = False
     try:
-        net, loaded = worker_network(network, digest, class_names)
+        net, loaded = worker_network(network, digest, model_options)
         count = score_file(shard, output, net, padding=padding, layout=layout)
     except (LstmRefError, OSError) as e:
         return ShardResult(shard, 0, time.perf_counter() - start, worker, loaded, str(e))
