@@ -216,10 +216,18 @@ def test_cli_help_lists_every_command(capsys):
         assert command in out
 
 
+def without_matplotlib(monkeypatch) -> None:
+    """Every import of matplotlib (or of lstm_ref's plotting modules, which import it) fails
+    as if it were not installed."""
+    for name in ["matplotlib", *(n for n in sys.modules if n.startswith("matplotlib."))]:
+        monkeypatch.setitem(sys.modules, name, None)
+    for name in ("plots", "figures", "heatmap"):
+        monkeypatch.delitem(sys.modules, f"lstm_ref.viz.{name}", raising=False)
+        monkeypatch.delattr(f"lstm_ref.viz.{name}", raising=False)
+
+
 def test_walkthrough_prints_its_text_without_matplotlib(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
-    monkeypatch.delitem(sys.modules, "lstm_ref.viz.plots", raising=False)
-    monkeypatch.delattr("lstm_ref.viz.plots", raising=False)
+    without_matplotlib(monkeypatch)
     lines: list[str] = []
     result = run_walkthrough(tmp_path / "figs", log=lines.append)
     text = "\n".join(lines)

@@ -436,8 +436,7 @@ def test_gate_traces_lay_out_cleanly_for_any_number_of_units(trace, tmp_path, n)
             assert len(ax.get_yticklabels()) <= 7 and ax.get_yticklabels()[0].get_text() == "1"
 
 
-@pytest.mark.parametrize("T", [100, 251])
-@pytest.mark.parametrize("n", [10, 100])
+@pytest.mark.parametrize(("T", "n"), [(100, 10), (251, 100)])
 def test_gate_traces_of_long_sequences_keep_their_size(rng, tmp_path, T, n):
     net = random_network(rng, C=12, H=100, K=9)
     fig = plot.plot_gate_traces(net.trace(rng.normal(size=(T, 12))), units=range(n))
