@@ -106,7 +106,8 @@ def run_walkthrough(
             figures.append(path)
 
     name = name or (os.fspath(network) if not isinstance(network, Network) else "net")
-    log(f">> net = load_network({name!r}); net.Layers")
+    reader = "load_model" if Path(name).suffix.lower() not in ("", ".npz") else "load_network"
+    log(f">> net = {reader}({name!r}); net.Layers")
     net = network if isinstance(network, Network) else load_model(network)
     log(f"ans = \n{net.summary()}\n")
     layer = net.recurrent_layer().name
