@@ -240,7 +240,8 @@ def test_unknown_cause_is_not_a_false_diagnosis(reference):
 def torch_on_padding_free(path):
     from lstm_ref.verify.frameworks import run_torch
 
-    return run_torch(path, INPUTS.x, INPUTS.lengths)["output"]
+    zeros = np.zeros((1, len(INPUTS.x), H), np.float32)
+    return run_torch(path, INPUTS.x, INPUTS.lengths, (zeros, zeros))[0]["output"]
 
 
 # ---------------------------------------------------------------------------- ONNX
@@ -259,7 +260,8 @@ def test_onnx_port_with_wrong_gate_order(folder, reference):
 
 def test_torch_onnx_export_lost_the_lengths(folder, state, reference):
     """torch.onnx.export of the batch-first classifier has no sequence_lens: onnxruntime runs
-    the LSTM over the padding (pytorch#48460)."""
+    the LSTM over the padding. Run as it is, the export is faithful under that semantics;
+    expected to stop each sequence at its length, the lost lengths are named."""
     pytest.importorskip("onnxruntime")
     model = Classifier(C, H, K).eval()
     model.load_state_dict(state)
@@ -275,7 +277,9 @@ def test_torch_onnx_export_lost_the_lengths(folder, state, reference):
             output_names=["P"],
             dynamic_axes={"X": {0: "N", 1: "T"}, "P": {0: "N"}},
         )
-    report = verify(reference, INPUTS, run=folder / "exported.onnx")
+    faithful = verify(reference, INPUTS, run=folder / "exported.onnx")
+    assert faithful.verdict == "match" and faithful.semantics == "matlab"
+    report = verify(reference, INPUTS, run=folder / "exported.onnx", semantics="masked")
     assert [f.key for f in report.causes] == ["padding:matlab"]
     full = generate_inputs(C, seed=7, length_range=(6, 6))  # no padding: nothing lost
     assert verify(reference, full, run=folder / "exported.onnx").verdict == "match"
@@ -345,7 +349,8 @@ def test_keras_mask_repeats_where_zeros_were_assumed(folder):
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_keras_go_backwards_returns_processing_order(folder):
     """The reference: a reverse LSTM, outputs in time order (ONNX, PyTorch); the port: Keras's
-    go_backwards with the same weights, which returns them in processing order."""
+    go_backwards with the same weights, which returns them in processing order — without
+    Masking, over the whole padded axis, the padding computed as data."""
     keras = pytest.importorskip("keras")
     rng = np.random.default_rng(12)
     scale = np.repeat([0.6, 0.9, 1.2, 0.5], H)
@@ -358,8 +363,8 @@ def test_keras_go_backwards_returns_processing_order(folder):
     )
     model.layers[-1].set_weights([W.T, R.T, b])
     model.save(folder / "backwards.keras")
-    inputs = generate_inputs(C, seed=4, length_range=(6, 6))  # Keras reverses the padded axis
-    report = verify(folder / "reverse.npz", inputs, run=folder / "backwards.keras")
+    report = verify(folder / "reverse.npz", INPUTS, run=folder / "backwards.keras")
+    assert report.semantics == "matlab"  # no Masking layer: the padding is data
     assert [f.key for f in report.causes] == ["reverse-output-order"]
 
 
@@ -393,7 +398,7 @@ def test_cli_with_supplied_outputs_needs_no_framework(folder, state, reference, 
     assert "no framework runs .npz files" in capsys.readouterr().err
     np.savez(folder / "bad.npz", nothing=np.zeros(3))
     assert main([*args, "--observed", str(folder / "bad.npz")]) == 2
-    assert "neither 'output' nor a layer" in capsys.readouterr().err
+    assert "is neither 'output', a layer of the model" in capsys.readouterr().err
 
 
 def test_outputs_in_polygraphy_format(folder, reference):
