@@ -14,12 +14,14 @@ returns a :class:`Report`:
   running the reference so rounded), ``"cause"`` (a known bug of :mod:`.causes`, or a pair,
   reproduces the outputs within tolerance; :mod:`.diagnose`) or ``"unknown"``.
 
-:func:`first_diverging_layer` runs it layer by layer. :mod:`.report` writes a report as
+Given several layers' outputs it names the first layer that diverges, and seeks the bug in
+it and after it only (the layers before it match). :mod:`.report` writes a report as
 text and as JSON (the schema is in docs/VERIFY.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,6 +88,7 @@ class Report:
     tried: int = 0  # hypotheses computed: single causes and pairs
     pairs_tried: int = 0
     divergence: Divergence | None = None
+    first_layer: str | None = None  # outputs of several layers: the first that diverges
     arrays: dict[str, dict[str, Array]] = field(default_factory=dict, repr=False)
     """The outputs compared, by runner ("lstm_ref" and the observed one's), then by name."""
 
@@ -242,15 +245,23 @@ def verify(
         values = reference_outputs(low.setting, low.sequences(seqs), o.wanted, T).values
         err = np.abs(low.output(values) - e.values)[e.data | e.padded]
         rounding[o.label] = float(np.max(err, initial=0.0))
-    divergence = _divergence(net, setting, given, comparisons, outputs, reference)
-    if all(
-        c.passed
-        or (
+    beyond = {
+        c.name
+        for c in comparisons
+        if not c.passed
+        and not (
             c.nan == c.infinite == c.padded_failed == 0
             and c.max_abs <= ROUNDING_FACTOR * rounding[c.name]
         )
-        for c in comparisons
-    ):
+    }
+    position = {o.label: _layer_index(net, o) for o in outputs}
+    first = min((position[k] for k in beyond), default=None)
+    layered = len(set(position.values())) > 1
+    focus = [o for o in outputs if first is None or position[o.label] == first]  # its outputs
+    failed_first = [c for c in comparisons if c.name in {o.label for o in focus}]
+    divergence = _divergence(net, setting, given, failed_first, focus, reference)
+    first_layer = net.layers[first].name if layered and first is not None else None
+    if not beyond:
         return report(rounding=rounding, verdict="rounding", divergence=divergence)
     watched = Observation(
         {o.label: o.wanted for o in outputs},
@@ -259,6 +270,9 @@ def verify(
         atol,
         rtol,
     )
+    if first_layer is not None:  # the layers before it match: no bug is sought there
+        later = frozenset(x.name for x in net.layers[first:])
+        setting = dataclasses.replace(setting, changeable=later)
     found: Diagnosis = diagnose(setting, seqs, T, watched, path, pairs)
     causes = [f for f in found.findings if f.reproduces]
     return report(
@@ -269,7 +283,15 @@ def verify(
         tried=found.tried,
         pairs_tried=found.pairs_tried,
         divergence=divergence,
+        first_layer=first_layer,
     )
+
+
+def _layer_index(net: Network, o: Observed) -> int:
+    """The index of the layer whose output ``o`` is."""
+    if o.wanted.layer is None:
+        return len(net.layers) - 1
+    return [x.name for x in net.layers].index(o.wanted.layer)
 
 
 def _tolerance(value: object, name: str) -> float:

@@ -41,8 +41,11 @@ class Cause:
 
 
 # ---------------------------------------------------------------- changing the network
-def map_lstms(net: Network, change: Callable[[LSTM], LSTM | None]) -> Network | None:
-    """``net`` with ``change`` applied to every LSTM direction; None when it applies to none."""
+def map_lstms(
+    net: Network, change: Callable[[LSTM], LSTM | None], only: frozenset[str] | None = None
+) -> Network | None:
+    """``net`` with ``change`` applied to every LSTM direction (of the layers named ``only``,
+    None: of every layer); None when it applies to none."""
     changed = False
 
     def one(lstm: LSTM) -> LSTM:
@@ -53,7 +56,9 @@ def map_lstms(net: Network, change: Callable[[LSTM], LSTM | None]) -> Network | 
 
     layers: list[Layer] = []
     for layer in net.layers:
-        if isinstance(layer, BiLSTM):
+        if only is not None and layer.name not in only:
+            pass
+        elif isinstance(layer, BiLSTM):
             layer = dataclasses.replace(layer, fwd=one(layer.fwd), bwd=one(layer.bwd))
         elif isinstance(layer, LSTM):
             layer = one(layer)
@@ -75,7 +80,7 @@ def _params(
 
 def _on_net(change: Callable[[LSTM], LSTM | None]) -> Apply:
     def apply(s: Setting, seqs: list[Array], T: int) -> Setting | None:
-        net = map_lstms(s.net, change)
+        net = map_lstms(s.net, change, s.changeable)
         return None if net is None else dataclasses.replace(s, net=net)
 
     return apply
@@ -253,7 +258,7 @@ def _last_step_head(s: Setting) -> Setting | None:
     layers = [
         dataclasses.replace(x, last="step")
         if isinstance(x, BiLSTM) and x.output_mode == "last" and x.last == "state"
-        else x
+        else x  # in any layer: its h, c and steps may match while its head reads wrong
         for x in s.net.layers
     ]
     if all(a is b for a, b in zip(layers, s.net.layers, strict=True)):

@@ -2,16 +2,16 @@
 
 :func:`diagnose` switches each applicable cause of :mod:`.causes` on in the reference, one
 at a time, and compares the result with the observed outputs. When none reproduces them it
-tries pairs of causes of different families, each pair only if both of its causes are
-*plausible*: alone, a cause must move the reference toward the observed outputs at the
-outputs, steps and units where they diverge — bring one of those elements within
-tolerance, or lower their mean error. A wrong gate order that scrambles everything, or a
-padding cause on rows that hold no padding, prunes itself.
+tries pairs of causes of different families, pruned by the outputs, steps and units where
+the observed outputs diverge: each cause must move some of those elements, and the first of
+a pair must *help* alone (bring one of them within tolerance, or lower their mean error) —
+a wrong gate order that scrambles everything, or a padding cause on rows that hold no
+padding, prunes itself. Helpers are tried most helpful first, and the search stops with the
+first helper that completes a pair.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -109,7 +109,9 @@ def diagnose(
                 effects.append(effect)
     singles = len(findings)
     if pairs and not any(f.reproduces for f in findings):
-        findings += _pairs(effects, bad, seqs, T, observed)
+        before = _flat({k: errors(observed.values[k], e.values)[0] for k, e in base.items()})
+        mean = float(np.nan_to_num(before[bad], nan=np.inf).mean())
+        findings += _pairs(effects, mean, seqs, T, observed)
     most = max((f.compared for f in findings if f.reproduces), default=0)
     ranked = sorted(
         (replace(f, reproduces=f.reproduces and f.compared == most) for f in findings),
@@ -155,18 +157,14 @@ def _flat(masks: Mapping[str, Array]) -> Array:
 @dataclass(frozen=True)
 class _Effect:
     """What one cause alone does to the reference, element by element (every output's
-    elements in one flat array): which it moves, which diverging ones it brings within
-    tolerance, and whether it lowers the diverging elements' mean error."""
+    elements in one flat array): which it moves, how many diverging ones it brings within
+    tolerance, and the diverging elements' mean absolute error then."""
 
     cause: Cause
     setting: Setting
     moved: Array
-    fixed: Array
-    lowers: bool
-
-    @property
-    def helps(self) -> bool:
-        return bool(self.fixed.any()) or self.lowers
+    fixed: int
+    error: float
 
 
 def _effect(
@@ -183,42 +181,44 @@ def _effect(
             for k, e in outputs.items()
         }
     )
-    fixed = bad & ~_flat(_diverging(observed, outputs))
-    before = _flat({k: errors(observed.values[k], e.values)[0] for k, e in base.items()})
+    fixed = int((bad & ~_flat(_diverging(observed, outputs))).sum())
     after = _flat({k: errors(observed.values[k], e.values)[0] for k, e in outputs.items()})
-    lowers = bool(
-        np.nan_to_num(after[bad], nan=np.inf).mean() < np.nan_to_num(before[bad], nan=np.inf).mean()
-    )
-    return _Effect(cause, changed, moved, fixed, lowers)
-
-
-def _plausible(a: _Effect, b: _Effect, bad: Array) -> bool:
-    """Whether two causes might together explain the divergence: each helps alone; or one
-    fixes some diverging elements and the other moves every element the first leaves
-    diverging."""
-    if a.cause.family == b.cause.family:
-        return False
-    if a.helps and b.helps:
-        return True
-    return any(
-        one.fixed.any() and not (bad & ~one.fixed & ~other.moved).any()
-        for one, other in ((a, b), (b, a))
+    return _Effect(
+        cause, changed, moved, fixed, float(np.nan_to_num(after[bad], nan=np.inf).mean())
     )
 
 
 def _pairs(
-    effects: list[_Effect], bad: Array, seqs: list[Array], T: int, observed: Observation
+    effects: list[_Effect],
+    before: float,
+    seqs: list[Array],
+    T: int,
+    observed: Observation,
 ) -> list[Finding]:
-    """Every plausible pair of causes (:func:`_plausible`), the first switched on, then the
-    second on top (in :func:`~.causes.causes`' order)."""
-    found = []
-    for a, b in itertools.combinations(effects, 2):
-        if not _plausible(a, b, bad):
-            continue
-        both = b.cause.apply(a.setting, seqs, T)
-        if both is None:
-            continue
-        title = f"{a.cause.title}; and {b.cause.title}"
-        finding, _ = _try(f"{a.cause.key}+{b.cause.key}", title, both, seqs, T, observed)
-        found.append(finding)
+    """Pairs of causes of different families, the first switched on, then the second on
+    top (in :func:`~.causes.causes`' order). The first of a pair must *help* alone — bring
+    a diverging element within tolerance or lower the diverging elements' mean error below
+    ``before`` — and the helpers are tried most helpful first, each with every other cause
+    that moves a diverging element; the search stops after the first helper with which a
+    pair reproduces the outputs."""
+    order = {id(e.cause): k for k, e in enumerate(effects)}
+    helpers = sorted(
+        (e for e in effects if e.fixed or e.error < before), key=lambda e: (-e.fixed, e.error)
+    )
+    found: list[Finding] = []
+    for a in helpers:
+        for b in effects:
+            if b is a or b.cause.family == a.cause.family:
+                continue
+            first, second = sorted((a, b), key=lambda e: order[id(e.cause)])
+            both = second.cause.apply(first.setting, seqs, T)
+            if both is None:
+                continue
+            key = f"{first.cause.key}+{second.cause.key}"
+            if any(f.key == key for f in found):
+                continue
+            title = f"{first.cause.title}; and {second.cause.title}"
+            found.append(_try(key, title, both, seqs, T, observed)[0])
+        if any(f.reproduces for f in found):
+            break
     return found

@@ -42,7 +42,8 @@ class Setting:
     direction's per-step outputs come back reversed in time. ``input_reading``
     "reshaped": the batch (N, T, C) was reshaped, not transposed, to time first (T, N, C)
     and read so, each "sequence" a column of T steps holding other sequences' steps, the
-    outputs reshaped back the same way.
+    outputs reshaped back the same way. ``changeable``: the layers a cause may change
+    (None: every one; those before the first diverging layer match, so hold no bug).
     """
 
     net: Network
@@ -50,6 +51,7 @@ class Setting:
     semantics: str = "masked"  # a key of SEMANTICS
     reverse_in_processing_order: bool = False
     input_reading: InputReading = "as-given"
+    changeable: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,12 @@ def text(report: Report) -> str:
                 "  the observed h with the reference's c implies o = "
                 + ", ".join(f"{v:.6g}" for v in d.implied.values())
             )
+    if report.first_layer is not None:
+        lines += [
+            "",
+            f"first diverging layer: {report.first_layer!r} (the layers before it match); "
+            "diagnosed on its outputs alone",
+        ]
     lines += ["", VERDICTS[report.verdict].format(precision=report.precision)]
     for f in report.causes:
         what = "two bugs at once" if "+" in f.key else "cause"
