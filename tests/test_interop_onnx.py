@@ -698,3 +698,70 @@ def test_matlab_bilstm_learnables_convert_to_onnx(rng, tmp_path):
     session = ort.InferenceSession(str(tmp_path / "net.onnx"))
     got = session.run(None, {"X": x, "sequence_lens": lengths})[0]
     np.testing.assert_allclose(got, net.predict(seqs), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("activations", "alphas", "own"),
+    [
+        (["Sigmoid", "Tanh", "Tanh"], [], ("sigmoid", "tanh", None)),
+        (["HardSigmoid", "Softsign", "Softsign"], [], ("hard-sigmoid", "softsign", None)),
+        (["HardSigmoid", "Tanh", "Softsign"], [1 / 6], ("hard-sigmoid-keras3", "tanh", "softsign")),
+        (
+            ["hardsigmoid", "Tanh", "Tanh"],
+            [0.3],
+            ("HardSigmoid(alpha=0.30000001192092896, beta=0.5)", "tanh", None),
+        ),
+    ],
+    ids=["sigmoid-tanh", "matlab-hard-sigmoid-softsign", "keras3-hard-sigmoid", "other-alpha"],
+)
+def test_imported_activations_take_lstm_refs_own_names(rng, activations, alphas, own):
+    """An ONNX activation that is one of lstm_ref's functions comes in under lstm_ref's name
+    (HardSigmoid's alpha 1/6 as the file's float32 stores it is Keras 3's), so the rest of
+    the library knows it; written back out, it is ONNX's spelling again."""
+    C, H = 3, 4
+    inits = {
+        "W": rng.normal(size=(1, 4 * H, C)),
+        "R": rng.normal(size=(1, 4 * H, H)) * 0.5,
+        "B": rng.normal(size=(1, 8 * H)) * 0.3,
+    }
+    attrs = {"hidden_size": H, "activations": activations}
+    if alphas:
+        attrs["activation_alpha"] = alphas
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["", "Y_h"], name="lstm", **attrs)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, None, C])],
+        [helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    lstm = from_onnx(model).layers[1]
+    assert (lstm.gate_activation, lstm.state_activation, lstm.output_activation) == own
+    x = rng.normal(size=(5, 2, C)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"X": x})[0][0]
+    got = from_onnx(model).predict(list(x.transpose(1, 0, 2)))
+    np.testing.assert_allclose(np.stack(got), want, rtol=0, atol=1e-6)
+    written = next(n for n in to_onnx(from_onnx(model)).graph.node if n.op_type == "LSTM")
+    names = helper.get_attribute_value(
+        next(a for a in written.attribute if a.name == "activations")
+    )
+    assert [n.decode().lower() for n in names] == [a.lower() for a in activations]
+
+
+def test_onnx_imported_network_is_one_the_rest_of_the_library_knows(rng, tmp_path):
+    """A sigmoid/tanh ONNX network runs on the fast path, and verify's activation causes
+    and the torch exporter recognise its names."""
+    from lstm_ref.verify.diagnose import OTHER_GATE_ACTIVATIONS
+
+    torch.manual_seed(0)
+    net = from_torch(distinct_gates(Classifier(4, 5, 3), seed=1))
+    save_onnx(net, tmp_path / "net.onnx")
+    imported = from_onnx(str(tmp_path / "net.onnx"))
+    assert imported.fast_engine() is not None
+    assert imported.layers[1].gate_activation in OTHER_GATE_ACTIVATIONS
+    save_model(imported, tmp_path / "net.pt")  # refuses activations it has no nn.LSTM for
+    seqs = random_sequences(rng, [4, 6, 3], 4)
+    np.testing.assert_allclose(
+        load_model(tmp_path / "net.pt").predict(seqs), imported.predict(seqs), rtol=0, atol=1e-12
+    )

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from ..activations import ONNX_ACTIVATIONS, activation_spec
+from ..activations import ONNX_ACTIVATIONS, activation_spec, own_name
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer, SequenceInput, directions, forward_only
 from ..lstm import LSTMParams, LSTMState, reorder_gates
@@ -80,7 +80,8 @@ ORT_DEFAULTS["Elu"] = {"alpha": 1.0}
 
 # ------------------------------------------------------------------ one LSTM node
 def _activation_specs(attrs: dict[str, Any], D: int, where: str) -> list[list[str]]:
-    """The (f, g, h) spec strings of each direction, parameters resolved."""
+    """The (f, g, h) spec strings of each direction, parameters resolved, in lstm_ref's own
+    names where it has one (:func:`~lstm_ref.activations.own_name`)."""
     names = [n.decode() if isinstance(n, bytes) else n for n in attrs.get("activations", [])]
     if not names:
         names = ["Sigmoid", "Tanh", "Tanh"] * D
@@ -101,7 +102,7 @@ def _activation_specs(attrs: dict[str, Any], D: int, where: str) -> list[list[st
         for key, queue in (("alpha", alphas), ("beta", betas)):
             if key in takes:
                 params[key] = queue.pop(0) if queue else defaults.get(key, 0.0)
-        specs.append(activation_spec(canonical, **params))
+        specs.append(own_name(activation_spec(canonical, **params)))
     return [specs[3 * d : 3 * d + 3] for d in range(D)]
 
 

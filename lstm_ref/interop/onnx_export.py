@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..activations import ONNX_ACTIVATIONS, activation_spec, split_spec
+from ..activations import onnx_spelling
 from ..errors import InputError
 from ..formats.writes import write_atomically
 from ..layers import LSTM, BiLSTM, FullyConnected, SequenceInput, Softmax, directions
@@ -34,13 +34,6 @@ from ..network import Network
 from .onnx import ONNX_ORDER, OPSET, PEEPHOLE_ROWS
 
 Array = np.ndarray
-_TO_ONNX = {  # lstm_ref's own activation names as ONNX writes them
-    "sigmoid": "Sigmoid",
-    "tanh": "Tanh",
-    "softsign": "Softsign",
-    "hard-sigmoid": activation_spec("HardSigmoid", alpha=0.2, beta=0.5),
-    "hard-sigmoid-keras3": activation_spec("HardSigmoid", alpha=1 / 6, beta=0.5),
-}
 
 
 def to_onnx(net: Network) -> Any:
@@ -210,7 +203,7 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
     acts = []
     for one in one_ways:
         out = one.output_activation or one.state_activation
-        acts += [_onnx_activation(a) for a in (one.gate_activation, one.state_activation, out)]
+        acts += [onnx_spelling(a) for a in (one.gate_activation, one.state_activation, out)]
     names, alphas, betas = [], [], []
     for name, params in acts:
         names.append(name)
@@ -257,12 +250,6 @@ def _node(nodes: list[Any], op: str, inputs: list[str], out: str, **attrs: Any) 
     from onnx import helper
 
     nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-
-
-def _onnx_activation(spec: str) -> tuple[str, dict[str, float]]:
-    """An lstm_ref activation spec as ONNX's name and every parameter it takes."""
-    name, params = split_spec(_TO_ONNX.get(spec, spec))
-    return name, {**ONNX_ACTIVATIONS[name][0], **params}
 
 
 def save_onnx(net: Network, path: str | os.PathLike) -> None:
