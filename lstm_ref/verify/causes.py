@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..activations import GATE_ACTIVATIONS, parse_activation
+from ..activations import own_name
 from ..layers import LSTM, BiLSTM, Layer
 from ..lstm import GATE_NAMES, LSTMParams, LSTMState, gate_rows, reorder_gates
 from ..network import Network
@@ -173,31 +173,10 @@ GATE_ACTIVATION_TITLES = {
     "HardSigmoid defaults, MATLAB)",
     "hard-sigmoid-keras3": "hard_sigmoid clip(x/6 + 0.5) (Keras 3 and tf.keras >= 2.16)",
 }
-_PROBE = np.linspace(-8.0, 8.0, 65)
-
-
-def known_gate_activation(spec: str) -> str | None:
-    """Which of :data:`GATE_ACTIVATION_TITLES` the activation ``spec`` computes (in any
-    spelling: lstm_ref's name, ONNX's ``Sigmoid`` or ``HardSigmoid(alpha=…, beta=…)``);
-    None for another function."""
-    try:
-        values = parse_activation(spec).value(_PROBE)
-    except ValueError:
-        return None
-    return next(
-        (
-            n
-            for n in GATE_ACTIVATION_TITLES
-            if np.allclose(GATE_ACTIVATIONS[n].value(_PROBE), values, 0, 1e-9)
-        ),
-        None,
-    )
-
-
 def _gate_activation(name: str) -> Cause:
     def change(lstm: LSTM) -> LSTM | None:
-        own = known_gate_activation(lstm.gate_activation)
-        if own is None or own == name:
+        own = own_name(lstm.gate_activation)  # ONNX's spellings as lstm_ref's names
+        if own not in GATE_ACTIVATION_TITLES or own == name:
             return None
         return dataclasses.replace(lstm, gate_activation=name)
 
