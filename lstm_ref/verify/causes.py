@@ -173,6 +173,8 @@ GATE_ACTIVATION_TITLES = {
     "HardSigmoid defaults, MATLAB)",
     "hard-sigmoid-keras3": "hard_sigmoid clip(x/6 + 0.5) (Keras 3 and tf.keras >= 2.16)",
 }
+
+
 def _gate_activation(name: str) -> Cause:
     def change(lstm: LSTM) -> LSTM | None:
         own = own_name(lstm.gate_activation)  # ONNX's spellings as lstm_ref's names
