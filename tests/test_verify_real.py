@@ -408,3 +408,37 @@ def test_no_false_diagnosis_over_many_correct_ports():
     assert set(counts) <= {"match", "rounding"}, counts  # the false-diagnosis rate is 0
     assert counts.get("rounding", 0) >= 40 and counts["match"] >= 150
     assert took < 20
+
+
+# ------------------------------------------------------------------- Keras
+def keras_lstm(keras, stateful=False):
+    """Masking → LSTM returning its sequence and its states [output, h, c]."""
+    inputs = keras.Input((T, C), batch_size=N if stateful else None)
+    masked = keras.layers.Masking(0.0)(inputs)
+    lstm = keras.layers.LSTM(H, return_sequences=True, return_state=True, stateful=stateful)
+    model = keras.Model(inputs, lstm(masked))
+    rng = np.random.default_rng(6)
+    scale = np.repeat([0.6, 0.9, 1.2, 0.5], H)
+    lstm.set_weights([rng.normal(size=w.shape) * scale for w in lstm.get_weights()])
+    return model
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_keras_returned_states_and_a_stateful_port(tmp_path):
+    """Keras's [output, h, c] in Keras's names; the port a stateful=True copy that ran the
+    batch once before (its state not reset): the state carried over is named."""
+    keras = pytest.importorskip("keras")
+    model = keras_lstm(keras)
+    model.save(tmp_path / "model.keras")
+    names = ("output", "h", "c")
+    x = INPUTS.x.astype(np.float32)
+    got = dict(zip(names, (np.asarray(a) for a in model.predict(x, verbose=0)), strict=True))
+    report = verify(tmp_path / "model.keras", INPUTS, observed=got, layout="keras")
+    assert report.verdict == "match" and report.semantics == "keras"
+    assert [c.name for c in report.comparisons] == list(names)
+    port = keras_lstm(keras, stateful=True)
+    port.set_weights(model.get_weights())
+    port.predict(x, verbose=0)  # a batch before, its state kept
+    again = dict(zip(names, (np.asarray(a) for a in port.predict(x, verbose=0)), strict=True))
+    report = verify(tmp_path / "model.keras", INPUTS, observed=again, layout="keras")
+    assert [f.key for f in report.causes] == ["state:carried"]
