@@ -14,8 +14,8 @@ returns a :class:`Report`:
   running the reference so rounded), ``"cause"`` (a known bug of :mod:`.causes`, or a pair,
   reproduces the outputs within tolerance; :mod:`.diagnose`) or ``"unknown"``.
 
-Given several layers' outputs it names the first layer that diverges, and seeks the bug in
-it and after it only (the layers before it match). :mod:`.report` writes a report as
+Given several layers' outputs it names the first layer that diverges, and seeks a bug of
+the weights in that layer alone (the layers before it match). :mod:`.report` writes a report as
 text and as JSON (the schema is in docs/VERIFY.md).
 """
 
@@ -38,7 +38,7 @@ from .compare import Comparison, compare, errors, failing
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
 from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
-from .reference import SEMANTICS, Expected, Setting, reference_outputs
+from .reference import SEMANTICS, Expected, Setting, reference_all
 from .rounding import PRECISIONS, rounded_setting
 
 Array = np.ndarray
@@ -207,7 +207,7 @@ def verify(
         raise InputError(f"{source}: no outputs to compare")
     setting = Setting(net, start, semantics)
     seqs = given.sequences
-    reference = {o.label: reference_outputs(setting, seqs, o.wanted, T) for o in outputs}
+    reference = reference_all(setting, seqs, {o.label: o.wanted for o in outputs}, T)
     comparisons = [_compare(o, reference[o.label], atol, rtol) for o in outputs]
     precision = precision or (
         "float16" if any(o.values.dtype == np.float16 for o in outputs) else "float32"
@@ -239,11 +239,11 @@ def verify(
     if all(c.passed for c in comparisons):
         return report(rounding={}, verdict="match")
     low = rounded_setting(setting, precision)
+    lows = reference_all(low.setting, low.sequences(seqs), {o.label: o.wanted for o in outputs}, T)
     rounding = {}
     for o in outputs:
         e = reference[o.label]
-        values = reference_outputs(low.setting, low.sequences(seqs), o.wanted, T).values
-        err = np.abs(low.output(values) - e.values)[e.data | e.padded]
+        err = np.abs(low.output(lows[o.label].values) - e.values)[e.data | e.padded]
         rounding[o.label] = float(np.max(err, initial=0.0))
     beyond = {
         c.name
@@ -270,9 +270,8 @@ def verify(
         atol,
         rtol,
     )
-    if first_layer is not None:  # the layers before it match: no bug is sought there
-        later = frozenset(x.name for x in net.layers[first:])
-        setting = dataclasses.replace(setting, changeable=later)
+    if first_layer is not None:  # the layers before it match: the bug is sought in it
+        setting = dataclasses.replace(setting, changeable=frozenset([first_layer]))
     found: Diagnosis = diagnose(setting, seqs, T, watched, path, pairs)
     causes = [f for f in found.findings if f.reproduces]
     return report(

@@ -21,7 +21,7 @@ from ..activations import own_name
 from ..layers import LSTM, BiLSTM, Layer
 from ..lstm import GATE_NAMES, LSTMParams, LSTMState, gate_rows, reorder_gates
 from ..network import Network
-from .reference import SEMANTICS, Setting, Wanted, reference_outputs
+from .reference import SEMANTICS, Setting, Wanted, reference_all
 
 Array = np.ndarray
 Apply = Callable[[Setting, list[Array], int], Setting | None]  # (setting, sequences, T)
@@ -208,12 +208,10 @@ def _state_swapped(s: Setting) -> Setting | None:
 
 def _state_carried(s: Setting, seqs: list[Array], T: int) -> Setting | None:
     """The state after running this very batch once from the initial state."""
-    carried = {
-        x.name: LSTMState(
-            *(reference_outputs(s, seqs, Wanted(x.name, part), T).values for part in ("h", "c"))
-        )
-        for x in s.net.stateful_layers
-    }
+    layers = [x.name for x in s.net.stateful_layers]
+    wanted = {f"{n}/{p}": Wanted(n, p) for n in layers for p in ("h", "c")}  # type: ignore[arg-type]
+    final = reference_all(s, seqs, wanted, T)
+    carried = {n: LSTMState(final[f"{n}/h"].values, final[f"{n}/c"].values) for n in layers}
     return dataclasses.replace(s, state=carried)
 
 

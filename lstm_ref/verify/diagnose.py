@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InputError
 from .causes import Cause, causes, stored_bias_causes
 from .compare import compare, errors, failing
-from .reference import Expected, Setting, Wanted, reference_outputs
+from .reference import Expected, Setting, Wanted, reference_all
 
 Array = np.ndarray
 
@@ -94,7 +94,7 @@ def diagnose(
     Diagnosis
     """
     known = causes(None if model_path is None else stored_bias_causes(model_path))
-    base = {k: reference_outputs(setting, seqs, w, T) for k, w in observed.wanted.items()}
+    base = reference_all(setting, seqs, observed.wanted, T)
     bad = _flat(_diverging(observed, base))
     findings, effects = [], []
     for cause in known:
@@ -126,7 +126,7 @@ def _try(
     """The finding of the reference computed in ``changed``, and its outputs (None when
     the bug overflows this model: a non-finite output)."""
     try:
-        outputs = {k: reference_outputs(changed, seqs, w, T) for k, w in observed.wanted.items()}
+        outputs = reference_all(changed, seqs, observed.wanted, T)
     except InputError:
         return Finding(key, title, math.inf, False, 0), None
     worst, ok, compared = 0.0, True, 0

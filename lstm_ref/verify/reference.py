@@ -7,6 +7,7 @@ every step, or its final h or c.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -88,61 +89,92 @@ def _per_sequence(y: Array) -> Expected:
 def reference_outputs(setting: Setting, seqs: list[Array], wanted: Wanted, T: int) -> Expected:
     """The reference's output ``wanted`` on ``seqs`` (N sequences, padded to ``T``) in
     ``setting``."""
-    net, k = _network_for(setting.net, wanted)
+    return reference_all(setting, seqs, {"": wanted}, T)[""]
+
+
+def reference_all(
+    setting: Setting, seqs: list[Array], wanted: Mapping[str, Wanted], T: int
+) -> dict[str, Expected]:
+    """The reference's outputs ``wanted`` (by label), each network run once: a final state
+    comes from any run through its layer."""
+    names = [x.name for x in setting.net.layers]
+    runs: dict[tuple[bool, int], tuple[Expected, State]] = {}
+    found = {}
+    states_last = sorted(
+        wanted.items(),
+        key=lambda item: (item[1].what in ("h", "c"), -names.index(item[1].layer or names[-1])),
+    )
+    for label, w in states_last:
+        net, k = _network_for(setting.net, w)
+        if w.what in ("h", "c"):
+            final = next((f for (_, j), (_, f) in runs.items() if j >= k), None)
+            if final is None:
+                final = runs.setdefault((False, k), _run(setting, net, seqs, k, T))[1]
+            state = final[names[k]]
+            found[label] = _per_sequence(np.asarray(state.h if w.what == "h" else state.c))
+        else:
+            key = (net is not setting.net, k)
+            if key not in runs:
+                runs[key] = _run(setting, net, seqs, k, T)
+            found[label] = runs[key][0]
+    return found
+
+
+def _run(
+    setting: Setting, net: Network, seqs: list[Array], k: int, T: int
+) -> tuple[Expected, State]:
+    """Layer ``k``'s output of ``net`` on ``seqs`` in ``setting``, and the final states."""
     if setting.input_reading == "reshaped":
         x = np.zeros((len(seqs), T, seqs[0].shape[1]))
         for n, s in enumerate(seqs):
             x[n, : len(s)] = s
         columns = x.reshape(T, len(seqs), -1).transpose(1, 0, 2)  # (N, T, C), read time first
-        y, data, padded = _padding_as_data(setting, net, list(columns), wanted, k, T, "right")
+        (y, data, padded), final = _padding_as_data(setting, net, list(columns), k, T, "right")
         if y.ndim == 3:  # (N, T, W) read back as the port wrote it: time first, reshaped
             y = y.transpose(1, 0, 2).reshape(len(seqs), T, -1)
-        return Expected(y, data, padded)  # every step is data
+        return Expected(y, data, padded), final  # every step is data
     if setting.semantics.startswith("matlab"):
         left = setting.semantics.endswith("left")
-        return _padding_as_data(setting, net, seqs, wanted, k, T, "left" if left else "right")
+        return _padding_as_data(setting, net, seqs, k, T, "left" if left else "right")
     padding = Padding.keras(len(seqs)) if setting.semantics == "keras" else Padding.onnx(len(seqs))
     x = np.zeros((len(seqs), T, seqs[0].shape[1]), net.dtype)  # (N, T, C), right-padded
     for n, s in enumerate(seqs):
         x[n, : len(s)] = s
     net.state = _states_of(net, setting.state)
     lengths = [len(s) for s in seqs]
-    name = net.layers[k].name
-    out, final = net.predict(x, name, lengths=lengths, padding=padding, return_state=True)
-    if wanted.what in ("h", "c"):
-        return _per_sequence(_state_part(final[name], wanted))
+    layer = net.layers[k]
+    out, final = net.predict(x, layer.name, lengths=lengths, padding=padding, return_state=True)
     y = np.asarray(out)
     if y.ndim == 2:
-        return _per_sequence(y)
-    layer = net.layers[k]
+        return _per_sequence(y), final
     cols = _reverse_columns(layer)
     if setting.reverse_in_processing_order and cols is not None:
         own = [_reverse_half(y[n, : len(s)], cols) for n, s in enumerate(seqs)]  # (T_n, W)
         y = padding.pad_outputs(own, T, layer)  # padded again
     data = np.arange(T)[None, :] < np.array(lengths)[:, None]
-    return Expected(y.astype(np.float64), data, ~data)
+    return Expected(y.astype(np.float64), data, ~data), final
 
 
 def _padding_as_data(
     setting: Setting,
     net: Network,
     seqs: list[Array],
-    wanted: Wanted,
     k: int,
     T: int,
     side: Literal["left", "right"],
-) -> Expected:
+) -> tuple[Expected, State]:
     """The reference with sequences padded to T (on ``side``) and the padding computed as
     data (MATLAB; an LSTM without packing or sequence_lens)."""
     padding = Padding.matlab(len(seqs), sequence_length=T, direction=side)
     batch = make_batches([s.astype(net.dtype) for s in seqs], padding)[0]
     y, caches = net.forward(batch, _states_of(net, setting.state), k)  # rows in data order
-    if wanted.what in ("h", "c"):
-        final = caches[k].final_state
-        assert final is not None  # a state is wanted of stateful layers only
-        return _per_sequence(_state_part(final, wanted))
+    final = {
+        x.name: c.final_state
+        for x, c in zip(net.layers, caches, strict=False)
+        if c.final_state is not None
+    }
     if y.ndim == 2:
-        return _per_sequence(y)
+        return _per_sequence(y), final
     t = np.arange(T)[None, :]
     start, stop = batch.start[:, None], (batch.start + batch.lengths)[:, None]
     data = (t >= start) & (t < stop)
@@ -150,7 +182,7 @@ def _padding_as_data(
     if setting.reverse_in_processing_order and cols is not None:  # the whole padded axis
         y = _reverse_half(y, cols, axis=1)
         data[:] = True  # every step computed, the padding as data
-    return Expected(y.astype(np.float64), data, np.zeros_like(data))  # padding: undefined
+    return Expected(y.astype(np.float64), data, np.zeros_like(data)), final  # padding: undefined
 
 
 def _network_for(net: Network, wanted: Wanted) -> tuple[Network, int]:
@@ -169,10 +201,6 @@ def _network_for(net: Network, wanted: Wanted) -> tuple[Network, int]:
         assert isinstance(layer, LSTM)
         steps = dataclasses.replace(layer, output_mode="sequence")
     return Network([*net.layers[:k], steps]), k
-
-
-def _state_part(state: LSTMState, wanted: Wanted) -> Array:
-    return np.asarray(state.h if wanted.what == "h" else state.c, np.float64)
 
 
 def _states_of(net: Network, state: State) -> State:
