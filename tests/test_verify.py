@@ -24,7 +24,7 @@ from lstm_ref import Network
 from lstm_ref.cli import main
 from lstm_ref.interop import load_model, save_model
 from lstm_ref.layers import LSTM, SequenceInput
-from lstm_ref.lstm import LSTMParams, gate_rows, reorder_gates
+from lstm_ref.lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
 from lstm_ref.verify import generate_inputs, verify
 from lstm_ref.verify.compare import compare
 from lstm_ref.verify.diagnose import causes
@@ -61,7 +61,7 @@ def port(folder, state, name, change):
 
 
 def blocks_transposed(a):
-    return np.concatenate([a[gate_rows(g, H)].T for g in "ifgo"])
+    return np.concatenate([a[gate_rows(g, H)].T for g in GATE_NAMES])
 
 
 def forget_plus_one(key, a):
@@ -389,6 +389,9 @@ def test_cli_with_supplied_outputs_needs_no_framework(folder, state, reference, 
     assert main([*args, "--observed", str(good)]) == 0
     assert main([*args, "--observed", str(good), "--run-framework"]) == 2
     assert main([*args]) == 2
+    for bad in ("nan", "inf", "-1e-5"):  # a tolerance that certifies anything, or nothing
+        assert main([*args, "--observed", str(good), "--atol", bad]) == 2
+    assert "finite number >= 0" in capsys.readouterr().err
     saved = folder / "saved.npz"
     scaled = ["--scale", "3", "--save-inputs", str(saved)]
     assert main(["verify", str(reference), "--run-framework", *scaled]) == 0
