@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -59,7 +60,14 @@ from ..network import Network, State
 from .reference import Wanted
 
 Array = np.ndarray
-LAYOUTS = ("lstm_ref", "torch", "torch-batch-first", "onnx", "keras")
+FRAMEWORK_NAMES = {  # each layout's own names of observed outputs (lstm_ref's: in every one)
+    "lstm_ref": (),
+    "torch": ("output", "h_n", "c_n", "model"),
+    "torch-batch-first": ("output", "h_n", "c_n", "model"),
+    "onnx": ("Y", "Y_h", "Y_c"),
+    "keras": ("h", "c", "h_forward", "c_forward", "h_backward", "c_backward"),
+}
+LAYOUTS = tuple(FRAMEWORK_NAMES)
 
 
 @dataclass(frozen=True)
@@ -88,44 +96,38 @@ def observed_outputs(
         raise InputError(f"unknown layout {layout!r}; expected one of {list(LAYOUTS)}")
     lstms = net.stateful_layers
     found: list[Observed] = []
-    pairs = {"h": ("h_forward", "h_backward"), "c": ("c_forward", "c_backward")}
     for name, given in arrays.items():
         a = _float_array(given, f"observed output {name!r}")
-        if not lstms and name in _FRAMEWORK_NAMES.get(layout, ()):
-            raise InputError(f"observed output {name!r}: the model has no LSTM layer")
-        if layout.startswith("torch") and name in ("output", "h_n", "c_n", "model"):
-            found += _torch(net, name, a, N, T, layout == "torch-batch-first")
-        elif layout == "onnx" and name in ("Y", "Y_h", "Y_c"):
-            found.append(_onnx(lstms[-1], name, a, N, T))
-        elif layout == "keras" and name in ("h", "c"):
-            D, h, c = _widths(lstms[-1])
-            _shape(a, name, (N, D * (h if name == "h" else c)), "(N, H)")
-            found.append(Observed(name, Wanted(lstms[-1].name, name), a))  # type: ignore[arg-type]
-        elif layout == "keras" and name in (*pairs["h"], *pairs["c"]):
-            part = name[0]
-            if name == pairs[part][1]:
-                continue  # taken with its forward half
-            other = pairs[part][1]
-            if other not in arrays:
-                raise InputError(f"observed output {name!r} needs {other!r} beside it")
-            halves = [a, _float_array(arrays[other], f"observed output {other!r}")]
-            _, h, c = _widths(lstms[-1])
-            for half, label in zip(halves, pairs[part], strict=True):
-                _shape(half, label, (N, h if part == "h" else c), "(N, H)")
-            label = f"{name} ‖ {other}"
-            both = np.concatenate(halves, axis=1)
-            found.append(Observed(label, Wanted(lstms[-1].name, part), both))  # type: ignore[arg-type]
-        else:
+        if name not in FRAMEWORK_NAMES[layout]:
             found.append(Observed(name, _native(net, name), a))
+        elif name == "model":
+            found.append(Observed(name, Wanted(None), a))
+        elif not lstms:
+            raise InputError(f"observed output {name!r}: the model has no LSTM layer")
+        elif layout.startswith("torch"):
+            found += _torch(net, name, a, N, T, layout == "torch-batch-first")
+        elif layout == "onnx":
+            found.append(_onnx(lstms[-1], name, a, N, T))
+        elif not name.endswith("_backward"):  # Keras; a backward half goes with its forward
+            found.append(_keras(lstms[-1], name, a, arrays, N))
     return found
 
 
-_FRAMEWORK_NAMES = {
-    "torch": ("output", "h_n", "c_n"),
-    "torch-batch-first": ("output", "h_n", "c_n"),
-    "onnx": ("Y", "Y_h", "Y_c"),
-    "keras": ("h", "c", "h_forward", "c_forward", "h_backward", "c_backward"),
-}
+def _keras(layer: Layer, name: str, a: Array, arrays: Mapping[str, Array], N: int) -> Observed:
+    """Keras's returned h or c (N, H), or a Bidirectional's forward and backward halves."""
+    part: Literal["h", "c"] = "h" if name[0] == "h" else "c"
+    D, h, c = _widths(layer)
+    width = h if part == "h" else c
+    if name in ("h", "c"):
+        _shape(a, name, (N, D * width), "(N, H)")
+        return Observed(name, Wanted(layer.name, part), a)
+    other = name.replace("forward", "backward")
+    if other not in arrays:
+        raise InputError(f"observed output {name!r} needs {other!r} beside it")
+    halves = [a, _float_array(arrays[other], f"observed output {other!r}")]
+    for half, label in zip(halves, (name, other), strict=True):
+        _shape(half, label, (N, width), "(N, H)")
+    return Observed(f"{name} ‖ {other}", Wanted(layer.name, part), np.concatenate(halves, 1))
 
 
 def _torch(net: Network, name: str, a: Array, N: int, T: int, batch_first: bool) -> list[Observed]:
