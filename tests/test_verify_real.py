@@ -442,3 +442,30 @@ def test_keras_returned_states_and_a_stateful_port(tmp_path):
     again = dict(zip(names, (np.asarray(a) for a in port.predict(x, verbose=0)), strict=True))
     report = verify(tmp_path / "model.keras", INPUTS, observed=again, layout="keras")
     assert [f.key for f in report.causes] == ["state:carried"]
+
+
+def test_zero_length_rows_as_onnxruntime_computes_them(model, tmp_path):
+    """sequence_lens 0: onnxruntime's Y is 0 at every step and Y_h = Y_c = 0 whatever the
+    initial state; the row's data counts nothing, its padded values are checked."""
+    from lstm_ref.verify import Inputs
+
+    lstm, _, path = model
+    h_0, c_0 = start()
+    graph = onnx_lstm(lstm, tmp_path / "lstm.onnx")
+    lengths = INPUTS.lengths.copy()
+    lengths[1] = 0
+    x = INPUTS.x.copy()
+    x[1] = 0
+    inputs = Inputs(x, lengths, "one row empty")
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    feeds = {"X": x.transpose(1, 0, 2).astype(np.float32), "lens": lengths.astype(np.int32)}
+    feeds |= {"h0": h_0.numpy(), "c0": c_0.numpy()}
+    got = dict(zip(("Y", "Y_h", "Y_c"), session.run(None, feeds), strict=True))
+    assert not got["Y_h"][:, 1].any()  # the empty row's state is 0, not the initial one
+    state = {"initial_h": h_0.numpy(), "initial_c": c_0.numpy()}
+    report = verify(path, inputs, observed=got, layout="onnx", initial_state=state)
+    assert report.verdict == "match"
+    steps = report.comparisons[0]
+    assert steps.compared == sum(lengths) * 2 * H
+    assert steps.padded_compared == (N * T - sum(lengths)) * 2 * H

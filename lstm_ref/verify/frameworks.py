@@ -140,6 +140,8 @@ def run_framework(
     if not path.is_file():
         raise FileNotFoundError(f"no model file {str(path)!r}")
     name, run = RUNNERS[suffix]
+    if name == "torch" and not lengths.all():
+        raise InputError(f"{path}: torch's packed sequences take no zero-length sequence")
     if name != "torch" and not own_start:
         raise InputError(
             f"{path}: running it from another initial state than its own is not supported "

@@ -57,7 +57,8 @@ def generate_inputs(
 
 def read_inputs(path: str | os.PathLike, C: int) -> Inputs:
     """Inputs from ``.npy`` — (N, T, C), or one sequence (T, C) — or ``.npz`` with ``x``
-    (N, T, C) and optionally ``lengths`` (N,); zero-padded on the right."""
+    (N, T, C) and optionally ``lengths`` (N,), zero-padded on the right; a length may be 0
+    (ONNX's ``sequence_lens`` and Keras's masking allow it), not all."""
     from ..formats.safe_numpy import read_npy, read_npz
 
     path = Path(path)
@@ -74,7 +75,10 @@ def read_inputs(path: str | os.PathLike, C: int) -> Inputs:
     if x.ndim != 3 or x.shape[2] != C or 0 in x.shape:
         raise InputError(f"{path}: x must be (N, T, {C}) for this model; got {x.shape}")
     lengths = arrays.get("lengths", np.full(len(x), x.shape[1]))
-    return Inputs(x, check_lengths(lengths, len(x), x.shape[1], f"{path}: lengths"), str(path))
+    checked = check_lengths(lengths, len(x), x.shape[1], f"{path}: lengths", minimum=0)
+    if not checked.any():
+        raise InputError(f"{path}: every sequence is empty (lengths all 0): nothing to compare")
+    return Inputs(x, checked, str(path))
 
 
 def read_observed(path: str | os.PathLike) -> dict[str, Array]:

@@ -136,6 +136,9 @@ def _run(
     if setting.semantics.startswith("matlab"):
         left = setting.semantics.endswith("left")
         return _padding_as_data(setting, net, seqs, k, T, "left" if left else "right")
+    kept = [n for n, s in enumerate(seqs) if len(s)]
+    if len(kept) < len(seqs):  # zero-length rows: computed apart
+        return _with_empty_rows(setting, net, seqs, kept, k, T)
     padding = Padding.keras(len(seqs)) if setting.semantics == "keras" else Padding.onnx(len(seqs))
     x = np.zeros((len(seqs), T, seqs[0].shape[1]), net.dtype)  # (N, T, C), right-padded
     for n, s in enumerate(seqs):
@@ -153,6 +156,38 @@ def _run(
         y = padding.pad_outputs(own, T, layer)  # padded again
     data = np.arange(T)[None, :] < np.array(lengths)[:, None]
     return Expected(y.astype(np.float64), data, ~data), final
+
+
+def _with_empty_rows(
+    setting: Setting, net: Network, seqs: list[Array], kept: list[int], k: int, T: int
+) -> tuple[Expected, State]:
+    """The masked semantics with zero-length rows (ONNX's ``sequence_lens`` 0, a row Keras
+    masks entirely): onnxruntime gives such a row 0 at every step and 0 final states
+    whatever the initial state (Keras, from a zero state, the same); the layers after the
+    last LSTM compute on those 0s.
+    The other rows (``kept``, at least one) are computed as usual."""
+    rows = {n: LSTMState(s.h[kept], s.c[kept]) for n, s in setting.state.items()}
+    part = dataclasses.replace(setting, state=rows)
+    (y, _, _), final = _run(part, net, [seqs[n] for n in kept], k, T)
+    recurrent = [j for j in range(k + 1) if net.layers[j].initial_state is not None]
+    first = recurrent[-1] + 1 if recurrent else 0
+    zeros = np.zeros((1, *y.shape[1:]), net.dtype) if first > k else None
+    if zeros is None:  # the layers after the last LSTM, on its 0s
+        width = net.width(net.layers[first - 1].name)
+        zeros = np.zeros((1, T, width) if y.ndim == 3 else (1, width), net.dtype)
+        for layer in net.layers[first : k + 1]:
+            zeros, _ = layer.forward(zeros, None, None)
+    full = np.repeat(zeros.astype(np.float64), len(seqs), axis=0)
+    full[kept] = y
+    states = {}
+    for name, s in final.items():
+        h, c = (np.zeros((len(seqs), a.shape[1])) for a in s)
+        h[kept], c[kept] = s
+        states[name] = LSTMState(h, c)
+    if full.ndim == 2:
+        return _per_sequence(full), states
+    data = np.arange(T)[None, :] < np.array([len(s) for s in seqs])[:, None]
+    return Expected(full, data, ~data), states
 
 
 def _padding_as_data(
