@@ -33,7 +33,7 @@ from .._checks import check_number
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..lstm import LSTMState
-from ..network import Network
+from ..network import Network, State
 from .compare import Comparison, compare, errors, failing
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
@@ -174,26 +174,13 @@ def verify(
     else:
         given = read_inputs(inputs, net.input_size)
     N, T = given.x.shape[:2]
-    own = net.state_rows(N)
     start = initial_states(net, layout, initial_state or {}, N)
     port = (path if run is True else Path(run)) if run is not False else None
-    runner, ran = "observed", None
-    if observed is not None:
-        source = "the observed outputs given"
-        if not isinstance(observed, Mapping):
-            source = str(observed)
-            observed = read_observed(observed)
-        arrays = dict(observed)
-    elif port is None:
+    if observed is None and port is None:
         raise InputError("run=True needs a model file; give run=<file> with a Network")
-    else:
-        from .frameworks import run_framework
-
-        same = all(np.array_equal(a, b) for n in own for a, b in zip(own[n], start[n], strict=True))
-        runner, arrays, ran = run_framework(
-            port, given.x, given.lengths, torch_state(net, start), same
-        )
-        source, layout = f"{runner} running {port}", "lstm_ref"
+    runner, source, arrays, ran = _observe(observed, port, net, given, start)
+    if port is not None:
+        layout = "lstm_ref"  # the runners return lstm_ref's names
     if semantics is None:
         made_by = port or path
         by_format = DEFAULT_SEMANTICS.get(made_by.suffix.lower() if made_by else "", "masked")
@@ -238,13 +225,7 @@ def verify(
 
     if all(c.passed for c in comparisons):
         return report(rounding={}, verdict="match")
-    low = rounded_setting(setting, precision)
-    lows = reference_all(low.setting, low.sequences(seqs), {o.label: o.wanted for o in outputs}, T)
-    rounding = {}
-    for o in outputs:
-        e = reference[o.label]
-        err = np.abs(low.output(lows[o.label].values) - e.values)[e.data | e.padded]
-        rounding[o.label] = float(np.max(err, initial=0.0))
+    rounding = _rounding(setting, precision, seqs, T, outputs, reference)
     beyond = {
         c.name
         for c in comparisons
@@ -284,6 +265,49 @@ def verify(
         divergence=divergence,
         first_layer=first_layer,
     )
+
+
+def _observe(
+    observed: Mapping[str, Array] | str | os.PathLike | None,
+    port: Path | None,
+    net: Network,
+    given: Inputs,
+    start: State,
+) -> tuple[str, str, dict[str, Array], str | None]:
+    """The observed outputs — given, read from a file, or from running ``port`` in its
+    framework from ``start`` — as (runner, where they came from, arrays by name, the
+    padding semantics the framework ran or None)."""
+    if observed is not None:
+        if isinstance(observed, Mapping):
+            return "observed", "the observed outputs given", dict(observed), None
+        return "observed", str(observed), read_observed(observed), None
+    from .frameworks import run_framework
+
+    assert port is not None
+    own = net.state_rows(len(given.x))
+    same = all(np.array_equal(a, b) for n in own for a, b in zip(own[n], start[n], strict=True))
+    runner, arrays, ran = run_framework(port, given.x, given.lengths, torch_state(net, start), same)
+    return runner, f"{runner} running {port}", arrays, ran
+
+
+def _rounding(
+    setting: Setting,
+    precision: str,
+    seqs: list[Array],
+    T: int,
+    outputs: list[Observed],
+    reference: Mapping[str, Expected],
+) -> dict[str, float]:
+    """Per output, the largest distance of the reference in ``precision`` from the
+    float64 reference (over the elements compared)."""
+    low = rounded_setting(setting, precision)
+    wanted = {o.label: o.wanted for o in outputs}
+    lows = reference_all(low.setting, low.sequences(seqs), wanted, T)
+    rounding = {}
+    for label, e in reference.items():
+        err = np.abs(low.output(lows[label].values) - e.values)[e.data | e.padded]
+        rounding[label] = float(np.max(err, initial=0.0))
+    return rounding
 
 
 def _layer_index(net: Network, o: Observed) -> int:
