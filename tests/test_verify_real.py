@@ -469,3 +469,36 @@ def test_zero_length_rows_as_onnxruntime_computes_them(model, tmp_path):
     steps = report.comparisons[0]
     assert steps.compared == sum(lengths) * 2 * H
     assert steps.padded_compared == (N * T - sum(lengths)) * 2 * H
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_keras_bidirectional_states_in_and_out(tmp_path):
+    """A Keras Bidirectional returning [output, h_f, c_f, h_b, c_b], called from an initial
+    state [h_f, c_f, h_b, c_b]: all in Keras's names; the model file is the one without the
+    state inputs (lstm_ref takes the state from verify). Called so, Keras 3 computes over the
+    padding (its mask is not applied): on mixed lengths verify names that."""
+    keras = pytest.importorskip("keras")
+    names = ("h_forward", "c_forward", "h_backward", "c_backward")
+    inputs = keras.Input((T, C))
+    masked = keras.layers.Masking(0.0)(inputs)
+    both = keras.layers.Bidirectional(keras.layers.LSTM(H, return_state=True))
+    model = keras.Model(inputs, both(masked))
+    rng = np.random.default_rng(8)
+    model.set_weights([rng.normal(size=w.shape) * 0.7 for w in model.get_weights()])
+    model.save(tmp_path / "model.keras")
+    states = [keras.Input((H,)) for _ in names]
+    started = keras.Model([inputs, *states], both(masked, initial_state=states))
+    start = {n: rng.normal(size=(N, H)).astype(np.float32) * 0.5 for n in names}
+
+    def check(inputs, **options):
+        x = inputs.x.astype(np.float32)
+        outputs = started.predict([x, *start.values()], verbose=0)
+        got = dict(zip(("output", *names), (np.asarray(a) for a in outputs), strict=True))
+        path = tmp_path / "model.keras"
+        return verify(path, inputs, observed=got, layout="keras", initial_state=start, **options)
+
+    full = check(generate_inputs(C, seed=3, batch=N, length_range=(T, T)))
+    assert full.verdict == "match" and full.initial_state == "non-zero"
+    labels = ["output", "h_forward ‖ h_backward", "c_forward ‖ c_backward"]
+    assert [c.name for c in full.comparisons] == labels
+    assert [f.key for f in check(INPUTS, pairs=False).causes] == ["padding:matlab"]
