@@ -26,8 +26,8 @@ from lstm_ref.interop import load_model, save_model
 from lstm_ref.layers import LSTM, SequenceInput
 from lstm_ref.lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
 from lstm_ref.verify import generate_inputs, verify
+from lstm_ref.verify.causes import causes
 from lstm_ref.verify.compare import compare
-from lstm_ref.verify.diagnose import causes
 from lstm_ref.verify.report import dumps, text
 
 C, H, K = 3, 5, 4
