@@ -502,3 +502,20 @@ def test_keras_bidirectional_states_in_and_out(tmp_path):
     labels = ["output", "h_forward ‖ h_backward", "c_forward ‖ c_backward"]
     assert [c.name for c in full.comparisons] == labels
     assert [f.key for f in check(INPUTS, pairs=False).causes] == ["padding:matlab"]
+
+
+def test_batch_first_data_read_as_time_major(model):
+    """A port whose nn.LSTM is time-major (batch_first=False) fed the batch-first batch; with
+    N = T the shapes agree and torch runs it: the same reading as a reshape to time first."""
+    lstm, head, path = model
+    inputs = generate_inputs(C, seed=5, batch=5, length_range=(3, 5))  # N = T = 5, mixed
+    h_0, c_0 = (torch.randn(2, 5, H, generator=torch.Generator().manual_seed(k)) for k in (1, 2))
+    port = torch.nn.LSTM(C, H, bidirectional=True).eval()  # time major
+    port.load_state_dict(lstm.state_dict())
+    with torch.no_grad():
+        _, (h_n, c_n) = port(torch.from_numpy(inputs.x).float(), (h_0, c_0))
+        probs = head(torch.cat([h_n[0], h_n[1]], 1)).softmax(1)
+    state = {"h_0": h_0.numpy(), "c_0": c_0.numpy()}
+    seen = {"model": probs.numpy(), "h_n": h_n.numpy(), "c_n": c_n.numpy()}
+    report = verify(path, inputs, observed=seen, layout="torch", initial_state=state)
+    assert [f.key for f in report.causes] == ["input:reshaped"]

@@ -299,8 +299,9 @@ def causes(extra: list[Cause] | None = None) -> list[Cause]:
         ),
         Cause(
             "input:reshaped",
-            "the batch-first input (N, T, C) reshaped to time first (T, N, C) instead of "
-            "transposed, so each sequence read other sequences' steps",
+            "the batch-first input (N, T, C) read as time first (T, N, C) — reshaped "
+            "instead of transposed, or, when N = T, given as it is to a time-major LSTM — so "
+            "each sequence read other sequences' steps",
             _reshaped_input,
         ),
         _transposed_blocks("R"),
