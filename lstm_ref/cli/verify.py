@@ -17,7 +17,7 @@ DESCRIPTION = """\
 Read MODEL (any format lstm-ref convert reads) as the reference, compute its outputs on the
 inputs from the initial state (--initial-state, else the model's own), and compare them with
 the observed outputs: those in --observed (an .npz in the names and layouts of --layout:
-lstm_ref's 'output', '<layer>', '<layer>/h'; torch's output, h_n, c_n; ONNX's Y, Y_h, Y_c;
+lstm_ref's 'output', '<layer>', '<layer>/h'; torch's output, h_n, c_n, model; ONNX's Y, Y_h, Y_c;
 Keras's output, h, c — no framework needed), or those of --run-framework (MODEL itself, or
 the ported file given, run by torch, onnxruntime or Keras). Prints per output the errors,
 the minimum tolerance that would pass and a histogram; the first divergence with the
