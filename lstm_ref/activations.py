@@ -23,8 +23,14 @@ them and ONNX's defaults: ``Sigmoid``, ``Tanh``, ``Softsign``, ``Relu``,
 αx + β, ``ScaledTanh(alpha=1, beta=1)`` = α tanh(βx), ``LeakyRelu(alpha=0.01)`` = x or αx,
 ``ThresholdedRelu(alpha=1)`` = x if x > α else 0, ``Elu(alpha=1)`` = x or α(eˣ − 1),
 ``Softplus`` = log(1 + eˣ). An activation is named by one string, e.g. ``"Affine"`` or
-``"HardSigmoid(alpha=0.1666, beta=0.5)"`` (:func:`activation_spec` writes it,
+``"HardSigmoid(alpha=0.3, beta=0.5)"`` (:func:`activation_spec` writes it,
 :func:`parse_activation` reads it), so a layer's config stays plain JSON.
+
+One spelling per function: where an ONNX activation is one of lstm_ref's own
+(``ONNX_SPELLINGS``: ``Sigmoid``, ``Tanh``, ``Softsign``, ``HardSigmoid`` with 0.2, 0.5 or
+with 1/6, 0.5 — parameters compared as float32, the precision ONNX stores them in), an
+importer stores lstm_ref's name (:func:`own_name`), so every part of the library recognises
+it; :func:`onnx_spelling` turns it back for an exporter.
 """
 
 from __future__ import annotations
@@ -192,12 +198,6 @@ ONNX_ACTIVATIONS: dict[str, tuple[dict[str, float], Callable[..., Activation]]] 
 }
 
 NAMED_ACTIVATIONS = {**GATE_ACTIVATIONS, **STATE_ACTIVATIONS}  # lstm_ref's own names
-OWN_NAMES = {  # ONNX specs that are one of lstm_ref's named activations, exactly
-    "Sigmoid": "sigmoid",
-    "Tanh": "tanh",
-    "Softsign": "softsign",
-    "HardSigmoid(alpha=0.2, beta=0.5)": "hard-sigmoid",
-}
 ACTIVATION_NAMES = (*NAMED_ACTIVATIONS, *ONNX_ACTIVATIONS)
 _SPEC = re.compile(r"^([\w-]+)(?:\((.*)\))?$")
 
@@ -207,12 +207,6 @@ def activation_spec(name: str, **params: float) -> str:
     if not params:
         return name
     return f"{name}({', '.join(f'{k}={float(v)!r}' for k, v in params.items())})"
-
-
-def own_name(spec: str) -> str:
-    """lstm_ref's name for an activation spec that is one of its named activations (ONNX's
-    ``"Sigmoid"`` is ``"sigmoid"``), so every exporter knows it; any other spec as given."""
-    return OWN_NAMES.get(spec, spec)
 
 
 def split_spec(spec: str, what: str = "activation") -> tuple[str, dict[str, float]]:
@@ -233,6 +227,47 @@ def split_spec(spec: str, what: str = "activation") -> tuple[str, dict[str, floa
         if not np.isfinite(params[key.strip()]):
             raise InputError(f"{what} {spec!r}: parameters are name=number")
     return match.group(1), params
+
+
+ONNX_SPELLINGS: dict[str, tuple[str, dict[str, float]]] = {
+    # lstm_ref's own name: ONNX's name and parameters for the same function
+    "sigmoid": ("Sigmoid", {}),
+    "tanh": ("Tanh", {}),
+    "softsign": ("Softsign", {}),
+    "hard-sigmoid": ("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
+    "hard-sigmoid-keras3": ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}),
+}
+
+
+def onnx_spelling(spec: str) -> tuple[str, dict[str, float]]:
+    """An activation spec as ONNX's name and every parameter that name takes.
+
+    ``"hard-sigmoid"`` → ``("HardSigmoid", {"alpha": 0.2, "beta": 0.5})``; an ONNX spec
+    keeps its name, its parameters completed with the op's defaults.
+    """
+    name, params = ONNX_SPELLINGS.get(spec) or split_spec(spec)
+    if name not in ONNX_ACTIVATIONS:
+        raise InputError(f"activation {spec!r} has no ONNX spelling")
+    return name, {**ONNX_ACTIVATIONS[name][0], **params}
+
+
+def own_name(spec: str) -> str:
+    """lstm_ref's own name for an ONNX spec that computes one of its functions, else ``spec``.
+
+    ``"Sigmoid"`` → ``"sigmoid"``, ``"HardSigmoid(alpha=0.1666666716337204, beta=0.5)"``
+    (1/6 as float32) → ``"hard-sigmoid-keras3"``; ``"HardSigmoid(alpha=0.3, beta=0.5)"``
+    and every other spec come back unchanged. Parameters are compared as float32.
+    """
+    name, params = split_spec(spec)
+    if name not in ONNX_ACTIVATIONS or set(params) - set(ONNX_ACTIVATIONS[name][0]):
+        return spec  # already lstm_ref's name, or one parse_activation refuses
+    given = {**ONNX_ACTIVATIONS[name][0], **params}
+    for own, (onnx_name, onnx_params) in ONNX_SPELLINGS.items():
+        if onnx_name == name and all(
+            np.float32(given[k]) == np.float32(v) for k, v in onnx_params.items()
+        ):
+            return own
+    return spec
 
 
 def parse_activation(spec: str, role: str = "") -> Activation:

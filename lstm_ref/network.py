@@ -14,7 +14,7 @@ import numpy as np
 
 from ._checks import FLOAT_DTYPES, check_class_names
 from .errors import InputError, InputTypeError
-from .fast import FastNetwork, Stepper, all_finite, one_pass
+from .fast import FastNetwork, Stepper, finite_copy, one_pass
 from .layers import Cache, Layer, SequenceInput
 from .lstm import Gates, LSTMState, copy_state
 from .padding import MASKED, Batch, Padding, check_padding, make_batches
@@ -185,8 +185,9 @@ class Network:
 
     @state.setter
     def state(self, value: Mapping[str, LSTMState | tuple[Array, Array]]) -> None:
-        if self._is_issued(value):  # predict's own result, checked when made: copy it
-            self._state = {name: copy_state(s) for name, s in value.items()}  # type: ignore[arg-type]
+        adopted = self._adopted(value)
+        if adopted is not None:  # predict's own result, checked when made: copied
+            self._state = adopted
             return
         if not isinstance(value, Mapping) or set(value) != set(self._state):
             got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
@@ -197,18 +198,21 @@ class Network:
             raise InputError(f"state rows disagree between layers: {sorted(rows)}")
         self._state = new
 
-    def _is_issued(self, value: object) -> bool:
-        """Whether ``value`` is the state the last ``predict(..., return_state=True)``
-        returned, unchanged but for values, and still finite."""
+    def _adopted(self, value: object) -> State | None:
+        """A copy of ``value`` if it is the state the last ``predict(..., return_state=True)``
+        returned, unchanged but for values, and still finite; else None."""
         if self._issued is None or value is not self._issued[0]:
-            return False
+            return None
         issued, parts = self._issued
         if len(issued) != len(parts):
-            return False
-        for s, part in zip(issued.values(), parts, strict=True):
-            if s is not part or not (all_finite(s.h) and all_finite(s.c)):
-                return False
-        return True
+            return None
+        copies = {}
+        for (name, s), part in zip(issued.items(), parts, strict=True):
+            copy = finite_copy(s) if s is part else None
+            if copy is None:
+                return None
+            copies[name] = copy
+        return copies
 
     def state_rows(self, n: int) -> State:
         """The current state as (n, H) arrays, one row per sequence."""
@@ -322,20 +326,34 @@ class Network:
         seqs, single = taken or as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
-        if single and engine is not None and one_pass(padding):  # the lean path of one sequence
-            done = engine.run_one(seqs[0], self._single_state())
-            if done is not None:
-                return self._returned(*done, return_state)
-        state_in = self.state_rows(len(seqs))
 
         def checked() -> list[Array]:  # plain arrays the fast path took unchecked, if it refuses
             return as_sequence_list(X, self.input_size, dtype=self.dtype)[0]
 
+        skipped = padding.skipped_steps(seqs)  # Keras's Masking inside sequences
+        if skipped is not None and taken is not None:  # checked before steps are dropped
+            seqs, taken = checked(), None
+        # the lean path of one sequence: kept buffers, for forward reference-cell LSTMs
+        if (
+            single
+            and skipped is None
+            and engine is not None
+            and engine.simple
+            and one_pass(padding)
+        ):
+            done = engine.run_one(seqs[0], self._single_state())
+            if done is not None:
+                return self._returned(*done, return_state)
+        state_in = self.state_rows(len(seqs))
         recheck = None if taken is None else checked
-        if padding.returns_padded and not single:
+        if padding.returns_padded and (not single or skipped is not None):
             T = _padded_length(X, seqs, layout)
-            padded = self._predict_padded(seqs, T, state_in, padding, upto, engine, recheck)
-            return self._returned(*padded, return_state)
+            y, final = self._predict_padded(
+                seqs, T, state_in, padding, upto, engine, recheck, skipped
+            )
+            if single:
+                y, final = y[0], {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
+            return self._returned(y, final, return_state)
         results, final = self._predict_masked_or_matlab(
             seqs, state_in, padding, upto, engine, recheck
         )
@@ -409,19 +427,24 @@ class Network:
         upto: int,
         engine: FastNetwork | None,
         recheck: Callable[[], list[Array]] | None,
+        skipped: list[Array] | None = None,
     ) -> tuple[Array, State]:
         """A framework's padded batch of outputs (:meth:`Padding.pad_outputs`): the last
         recurrent layer up to ``upto`` computed masked, its padded steps filled as the
-        framework fills them, then the layers after it run over every step."""
+        framework fills them, then the layers after it run over every step. ``skipped``:
+        steps inside the sequences Keras's Masking skips (removed before the layers, filled
+        after the last recurrent one)."""
         recurrent = [k for k in range(upto + 1) if self.layers[k].initial_state is not None]
         r = recurrent[-1] if recurrent else upto
         if r != upto:
             engine = self.fast_engine(r)
+        if skipped is not None:
+            seqs = [s[~k] for s, k in zip(seqs, skipped, strict=True)]
         results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, engine, recheck)
         y = _stack_if_same_shape(results)  # (N, W) for an output mode "last": nothing padded
         if isinstance(y, list):
             source = self.layers[r] if recurrent else None
-            y = padding.pad_outputs(y, T, source)  # (N, T, W)
+            y = padding.pad_outputs(y, T, source, skipped)  # (N, T, W)
         for layer in self.layers[r + 1 : upto + 1]:  # stateless: each step on its own
             with np.errstate(over="ignore", invalid="ignore"):
                 y, _ = layer.forward(y, None, None)

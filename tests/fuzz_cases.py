@@ -16,18 +16,11 @@ import numpy as np
 from lstm_ref import LstmRefError
 from lstm_ref.cli import main
 
-KNOWN_ELSEWHERE = [  # warnings another change removes (filterwarnings' arguments); muted till then
-    {"message": "__array__ implementation", "category": DeprecationWarning},  # Keras's save
-    {"category": RuntimeWarning, "module": r"lstm_ref\.fast\.step"},  # the fast step's overflow
-]
-
 
 @contextmanager
 def recorded_warnings() -> Iterator[list[warnings.WarningMessage]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for known in KNOWN_ELSEWHERE:
-            warnings.filterwarnings("ignore", **known)  # type: ignore[arg-type]
         yield caught
 
 

@@ -71,6 +71,7 @@ class Format:
     )
     vectors_any_orientation: bool = False  # MATLAB: n × 1, 1 × n and (n,) are one vector
     broadcastable: frozenset[str] = frozenset()  # one value stands for all (ONNX Gemm's C)
+    expanded: frozenset[str] = frozenset()  # broadcast to their shape by the graph (Expand)
 
 
 def _mat_read(path: Path) -> dict[str, Array]:
@@ -163,18 +164,19 @@ FORMATS = {
         ".pt",
         _pt_read,
         _pt_write,
-        optional=frozenset({"lstm.bias_ih_l0", "lstm.bias_hh_l0"}),  # bias=False: other outputs
+        optional=frozenset({"lstm.bias_ih_l0", "lstm.bias_hh_l0", "fc.bias"}),  # bias=False
         dtypes=(("float32", True), ("int32", None), ("bool", False), ("complex64", False)),
     ),
     ".h5": Format(".h5", _h5_read, _h5_write, extra_valid=None),  # weight_names lists the arrays
-    ".onnx": Format(  # Gemm's bias C is optional and broadcast; dtypes: see below
+    ".onnx": Format(  # the LSTM's B and Gemm's C are optional, C broadcast; dtypes: see below
         ".onnx",
         _onnx_read,
         _onnx_write,
-        optional=frozenset({"fc_b"}),
+        optional=frozenset({"fc_b", "lstm_B"}),
         extra_valid=None,
         dtypes=(),
         broadcastable=frozenset({"fc_b"}),
+        expanded=frozenset({"lstm_h0", "lstm_c0"}),  # (1, 1, H) expanded to (1, B, H)
     ),
     ".npz": Format(".npz", _npz_read, _npz_write, dtypes=(("bool", False), ("complex128", False))),
 }
@@ -217,7 +219,8 @@ def hostile_arrays(
         return "a stray array", changed, fmt.extra_valid, fmt.extra_valid is not False
     changed[name] = a.reshape(-1) if a.ndim > 1 else a.reshape(-1, 1)
     vector = fmt.vectors_any_orientation and 1 in (a.shape or (1,))
-    return f"{name} reshaped", changed, True if vector else False, bool(vector)
+    same = vector or (name in fmt.expanded and a.ndim > 1)  # (H,) expands as (1, 1, H) does
+    return f"{name} reshaped", changed, True if same else False, bool(same)
 
 
 @pytest.fixture(scope="module")

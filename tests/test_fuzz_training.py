@@ -245,7 +245,7 @@ def test_shards(tmp_path, seed, suffix):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["score", "{given}", "--network", "{given}/none.npz", "--out", "{out}"], "no weight file"),
+        (["score", "{given}", "--network", "{given}/none.npz", "--out", "{out}"], "no model file"),
         (["score", "{given}", "--out", "{given}"], "holds shards"),
         (["score", "{given}", "--out", "{out}", "--workers", "0"], "expected an integer >= 1"),
         (["score", "{given}/none*.npz", "--out", "{out}"], "no shard"),

@@ -34,40 +34,30 @@ last step, and a length of 0 gives Y_h = Y_c = 0. In ``Network.predict`` this is
 with Y's zeros; empty sequences are refused); :func:`run_lstm_node` computes one node on
 raw tensors with all of it, zero lengths included.
 
-The graph around the LSTM nodes (their inputs, stacking, the classifier head: Transpose,
-Squeeze, Reshape, the last step by ``Gather``/``Slice`` or each sequence's last valid step
-by ``GatherND`` at ``sequence_lens − 1``, Gemm/MatMul + Add, Sub/Div normalisation,
-Softmax) is read by :mod:`lstm_ref.interop.onnx_head`, which lists every op it accepts;
-any other op is refused with its op type and node name. A graph with a ``sequence_lens``
-input must pass it to every LSTM node with a reverse direction.
+The graph around the LSTM nodes is followed, not matched: :mod:`.onnx_graph` says what each
+graph input is, folds what is computed from constants (:mod:`.onnx_ops`) and runs the rest
+on element ids; :mod:`.onnx_head` turns what the nodes compute into layers. Any op it does
+not follow is refused with its node, its position and what lstm_ref follows. A graph with a
+``sequence_lens`` input must pass it to every LSTM node with a reverse direction.
 
 Export: :mod:`lstm_ref.interop.onnx_export`, with the same layout.
 """
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from .._checks import check_allocation
 from ..activations import ONNX_ACTIVATIONS, activation_spec, own_name
-from ..errors import InputError
-from ..formats.safe_numpy import check_declared_sizes
-from ..layers import LSTM, BiLSTM, Layer, SequenceInput, directions, forward_only
+from ..errors import InputError, InputTypeError
+from ..layers import LSTM, BiLSTM, directions
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
-from .onnx_head import (
-    Graph,
-    Lengths,
-    Path,
-    head_step,
-    lengths_step,
-    node_attributes,
-    node_name,
-)
+from .onnx_head import node_attributes, node_name
+from .onnx_runner import load_within_bounds
 
 Array = np.ndarray
 ONNX_ORDER = "iofg"  # ONNX's gate blocks i, o, f, c in lstm_ref's names
@@ -83,7 +73,8 @@ ORT_DEFAULTS["Elu"] = {"alpha": 1.0}
 
 # ------------------------------------------------------------------ one LSTM node
 def _activation_specs(attrs: dict[str, Any], D: int, where: str) -> list[list[str]]:
-    """The (f, g, h) spec strings of each direction, parameters resolved."""
+    """The (f, g, h) spec strings of each direction, parameters resolved, in lstm_ref's own
+    names where it has one (:func:`~lstm_ref.activations.own_name`)."""
     names = [n.decode() if isinstance(n, bytes) else n for n in attrs.get("activations", [])]
     if not names:
         names = ["Sigmoid", "Tanh", "Tanh"] * D
@@ -108,6 +99,17 @@ def _activation_specs(attrs: dict[str, Any], D: int, where: str) -> list[list[st
     return [specs[3 * d : 3 * d + 3] for d in range(D)]
 
 
+def float_input(value: Any, what: str, name: str, where: str) -> Array:
+    """An LSTM node's float input as float64, or an InputError naming its dtype."""
+    value = np.asarray(value)
+    if value.dtype.kind != "f":
+        raise InputError(
+            f"{where}: input {what} ({name!r}) has dtype {value.dtype}; ONNX's LSTM takes "
+            "float16, float32 or float64"
+        )
+    return value.astype(np.float64)
+
+
 def lstm_from_node(
     node: Any, constants: dict[str, Array], output_mode: str, dtype: np.dtype | type = np.float64
 ) -> LSTM | BiLSTM:
@@ -126,7 +128,7 @@ def lstm_from_node(
             return None
         if name not in constants:
             raise InputError(f"{where}: input {what} ({name!r}) must be a constant initializer")
-        return np.asarray(constants[name], dtype=np.float64)
+        return float_input(constants[name], what, name, where)
 
     direction = attrs.get("direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else direction
@@ -222,7 +224,7 @@ def run_lstm_node(node: Any, tensors: dict[str, Array]) -> tuple[Array, Array, A
     x = X.transpose(1, 0, 2) if layout == 0 else X  # (B, T, C)
     batch, T = x.shape[:2]
     constants = {inputs[k]: tensors[inputs[k]] for k in (1, 2, 3, 7) if inputs[k]}
-    layer = lstm_from_node(_blank_inputs(node, (5, 6)), constants, "sequence")
+    layer = lstm_from_node(with_inputs(node, {5: "", 6: ""}), constants, "sequence")
     lengths = None if get[4] is None else np.asarray(get[4]).astype(int)
     state = None
     if get[5] is not None or get[6] is not None:
@@ -253,206 +255,171 @@ def _per_row(a: Array, layout: int) -> Array:
     return rows.reshape(rows.shape[0], -1)
 
 
-# ---------------------------------------------------------------- whole graphs
-def _load_within_bounds(where: str) -> Any:
-    """``onnx.load``, with lstm_ref's bounds checked first: the file (read whole) at most
-    2 GiB, and the sizes its tensors stored outside it (external data) declare."""
+def with_inputs(node: Any, replaced: dict[int, str]) -> Any:
+    """A copy of ``node`` with the inputs at the given positions renamed ("" leaves one out)."""
     import onnx
-    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
-    from onnx.helper import tensor_dtype_to_np_dtype
 
-    check_allocation((os.path.getsize(where),), np.uint8, f"{where}: the ONNX file")
-    model = onnx.load(where, load_external_data=False)
-    outside = [t for t in model.graph.initializer if uses_external_data(t)]
-    check_declared_sizes(
-        (
-            (
-                f"tensor {t.name!r}",
-                math.prod(t.dims) * tensor_dtype_to_np_dtype(t.data_type).itemsize,
-            )
-            for t in outside
-        ),
-        where,
-    )
-    if outside:
-        load_external_data_for_model(model, os.path.dirname(os.path.abspath(where)))
-    return model
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    while len(copy.input) < 1 + max(replaced):
+        copy.input.append("")
+    for k, name in replaced.items():
+        copy.input[k] = name
+    return copy
 
 
-def from_onnx(source: Any, *, dtype: np.dtype | type = np.float64) -> Network:
-    """A Network from an ONNX model: its LSTM nodes and the head :mod:`.onnx_head` lists.
+# ---------------------------------------------------------------- whole graphs
+def from_onnx(
+    source: Any,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    output: str | None = None,
+    dtype: np.dtype | type = np.float64,
+) -> Network:
+    """A Network from an ONNX model: the LSTM nodes and what is around them, followed
+    through the graph (:mod:`.onnx_graph`, :mod:`.onnx_head`).
 
     Parameters
     ----------
     source : path or onnx.ModelProto
-        One float input X (T, B, C) (or (B, T, C) for layout 1), optionally an int32
-        ``sequence_lens`` (B,), one output.
+        One float input X (T, B, C) or (B, T, C) with C known, optionally an integer
+        ``sequence_lens`` (B,).
+    inputs : mapping of str to array, optional
+        Values of other graph inputs: weights (as ONNX's conformance models take W, R, B),
+        and initial states (an input an LSTM's initial_h or initial_c is read from: the
+        network's state, one row per sequence).
+    output : str, optional
+        The graph output to compute; required when the graph has several.
     dtype : float64 (default) or float32
 
     Returns
     -------
     Network
-        SequenceInput (normalising for Sub/Div) → LSTM/BiLSTM layers → FullyConnected →
-        Softmax, in the graph's order.
+        SequenceInput (normalising for a per-feature scale and shift) → LSTM/BiLSTM layers
+        → FullyConnected → Softmax, as the graph computes them. Its output is the graph
+        output's features for each row (and step), in the graph's order.
     """
-    import onnx
     from onnx import numpy_helper
 
-    where = "model"
+    from .onnx_graph import fold, needed, probe_sizes, reaching_states, roles, run_graph
+
+    model, where = _load(source)
+    graph = model.graph
+    opset = int(next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1))
+    given = _given(inputs, graph, where)
+    outs = [o.name for o in graph.output]
+    if output is None and len(outs) != 1:
+        raise InputError(f"{where}: the graph has outputs {outs}; choose one: output=name")
+    output = outs[0] if output is None else output
+    if output not in outs:
+        raise InputError(f"{where}: no graph output {output!r}; it has {outs}")
+    nodes = needed(graph, output)
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    states = reaching_states(nodes) - set(constants)
+    constants.update({k: v for k, v in given.items() if k not in states})
+    r = roles(graph, nodes, constants, where)
+    runtime = {i.name for i in (r.x, r.lengths, *r.states) if i is not None}
+    folded = fold(nodes, constants, runtime, opset)
+    runs = [
+        run_graph(nodes, r, folded, sizes, output, opset, where, dtype) for sizes in probe_sizes(r)
+    ]
+    net, state_inputs = runs[0]
+    for other, other_states in runs[1:]:
+        if not _same(net, other) or not _same_states(state_inputs, other_states):
+            raise InputError(
+                f"{where}: the graph computes something else for another number of steps or "
+                f"rows (the nodes read fixed positions of axes whose length varies): read "
+                f"with {probe_sizes(r)[0]} it is {net.summary()!r}; with the other sizes "
+                f"{other.summary()!r}"
+            )
+    if state_inputs:
+        net.state = _state_from_inputs(net, state_inputs, given, r.states, where)
+    return net
+
+
+def _load(source: Any) -> tuple[Any, str]:
     if isinstance(source, str | os.PathLike):
         where = os.fspath(source)
         try:
-            model = _load_within_bounds(where)
+            return load_within_bounds(where), where
         except InputError:
             raise
         except Exception as e:  # protobuf's DecodeError and friends: not an ONNX file
             raise InputError(f"{where}: not an ONNX model: {e}") from None
-    else:
-        model = source
-    graph = model.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            value = node_attributes(node).get("value")
-            if value is not None:
-                constants[node.output[0]] = numpy_helper.to_array(value)
-    data = [i for i in graph.input if i.name not in constants]
-    seq_lens = [i for i in data if i.type.tensor_type.elem_type == onnx.TensorProto.INT32]
-    floats = [i for i in data if i not in seq_lens]
-    if len(floats) != 1 or len(seq_lens) > 1:
-        raise InputError(
-            f"{where}: expected one float input X (and optionally int32 sequence_lens); got "
-            f"{[i.name for i in data]}"
+    return source, "model"
+
+
+def _given(inputs: Mapping[str, Any] | None, graph: Any, where: str) -> dict[str, Array]:
+    """The user's values of graph inputs, by name; every name a graph input."""
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, Mapping):
+        raise InputTypeError(
+            f"inputs must map graph input names to arrays; got {type(inputs).__name__}"
         )
-    x_in = floats[0]
-    dims = [d.dim_value for d in x_in.type.tensor_type.shape.dim]
-    if len(dims) != 3 or dims[2] <= 0:
-        raise InputError(f"{where}: input {x_in.name!r} must be 3-D with a known feature count")
-    C = dims[2]
-    layout_axes = ("T", "B", "F")
-    first_lstm = next((n for n in graph.node if n.op_type == "LSTM"), None)
-    if first_lstm is not None and int(node_attributes(first_lstm).get("layout", 0)) == 1:
-        layout_axes = ("B", "T", "F")
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-    g = Graph(
-        where,
-        constants,
-        dtype,
-        int(opset),
-        seq_lens[0].name if seq_lens else None,
-        {i for n in graph.node for i in n.input} | {o.name for o in graph.output},
+    names = [i.name for i in graph.input]
+    unknown = sorted(set(inputs) - set(names))
+    if unknown:
+        raise InputError(f"{where}: inputs {unknown} are not graph inputs; it has {names}")
+    return {k: np.asarray(v) for k, v in inputs.items()}
+
+
+def _same(a: Network, b: Network) -> bool:
+    """Two networks with the same layers, configurations and arrays."""
+    if len(a.layers) != len(b.layers):
+        return False
+    for x, y in zip(a.layers, b.layers, strict=True):
+        if type(x) is not type(y) or x.config() != y.config():
+            return False
+        ax, ay = x.arrays(), y.arrays()
+        if ax.keys() != ay.keys() or not all(np.array_equal(ax[k], ay[k]) for k in ax):
+            return False
+    return True
+
+
+def _same_states(a: list[Any], b: list[Any]) -> bool:
+    return len(a) == len(b) and all(
+        (x.layer, x.which, x.name, x.b_axis) == (y.layer, y.which, y.name, y.b_axis)
+        and all(np.array_equal(p, q) for p, q in zip(x.index, y.index, strict=True))
+        for x, y in zip(a, b, strict=True)
     )
-    if g.seq_lens is not None:
-        g.lengths[g.seq_lens] = Lengths(0, ("B",))
-    tensors: dict[str, Path] = {x_in.name: Path(layout_axes, {"F": C})}
-    shapes: set[str] = set()  # computed from the data's shape only (Shape and arithmetic on it)
-    zeros: set[str] = set()  # of those, the ones known to be all zeros (ConstantOfShape 0)
-    used: set[str] = set()  # data tensors already consumed (the path is one chain)
-    for k, node in enumerate(graph.node):
-        ins = [n for n in node.input if n in tensors]
-        if node.op_type == "Expand" and not ins and node.input[0] in constants:
-            constants[node.output[0]] = constants[node.input[0]]  # broadcast over the batch
-            continue
-        if not ins and node.op_type != "Shape" and any(n in g.lengths for n in node.input):
-            derived = lengths_step(node, g)  # index arithmetic on sequence_lens
-            if derived is not None:
-                g.lengths[node.output[0]] = derived
-            continue
-        if node.op_type == "Shape" or (not ins and any(n in shapes for n in node.input)):
-            shapes.update(node.output)
-            value = node_attributes(node).get("value")
-            if node.op_type == "ConstantOfShape" and (
-                value is None or not numpy_helper.to_array(value).any()
-            ):
-                zeros.update(node.output)
-            elif node.input and node.input[0] in zeros and node.op_type in _ZERO_KEEPING:
-                zeros.update(node.output)
-            continue
-        if not ins:
-            continue  # a node of constants only: never on the data path
-        if len(ins) > 1:
-            raise InputError(
-                f"{where}: node {node.name or k!r} ({node.op_type}) joins two data paths"
-            )
-        if ins[0] in used:
-            raise InputError(
-                f"{where}: node {node.name or k!r} ({node.op_type}) branches the data path at "
-                f"{ins[0]!r}; expected one chain from the input to the output"
-            )
-        used.add(ins[0])
-        if node.op_type == "LSTM":
-            node = _without_zero_states(node, zeros, shapes, where)
-            out = _lstm_step(node, tensors[ins[0]], g)
-        else:
-            out = head_step(node, tensors[ins[0]], g)
-        for name in node.output:
-            if name:
-                tensors[name] = out
-    outs = [o.name for o in graph.output]
-    if len(outs) != 1 or outs[0] not in tensors:
-        raise InputError(f"{where}: expected one graph output on the data path; got {outs}")
-    path = tensors[outs[0]]
-    if path.pending_fc is not None:
-        path.layers.append(path.pending_fc)
-    if not any(isinstance(x, LSTM | BiLSTM) for x in path.layers):
-        raise InputError(f"{where}: no LSTM node on the path from {x_in.name!r} to {outs[0]!r}")
-    layers = path.layers
-    first: Layer = SequenceInput(C)
-    if layers and isinstance(layers[0], SequenceInput):
-        first, layers = layers[0], layers[1:]
-    return Network([first, *layers])
 
 
-def _lstm_step(node: Any, p: Path, g: Graph) -> Path:
-    """The path after an ``LSTM`` node: its layer added, Y (T, D, B, H) or Y_h (D, B, H)."""
-    name = node_name(node)
-    attrs = node_attributes(node)
-    lstm_in = ("T", "B", "F") if int(attrs.get("layout", 0)) == 0 else ("B", "T", "F")
-    if p.axes != lstm_in:
-        raise InputError(f"{g.where}: node {name!r} (LSTM) takes axes {lstm_in}; got {p.axes}")
-    lens = node.input[4] if len(node.input) > 4 else ""
-    if lens and lens != g.seq_lens:
-        raise InputError(f"{g.where}: node {name!r}: sequence_lens must be the graph input")
-    used = [k for k, o in enumerate(node.output) if o and o in g.consumed]
-    if len(used) != 1 or used[0] == 2:
-        raise InputError(f"{g.where}: node {name!r} (LSTM): use exactly one of Y and Y_h")
-    mode = "sequence" if used[0] == 0 else "last"
-    layer = lstm_from_node(node, g.constants, mode, g.dtype)
-    if g.seq_lens is not None and not lens and not forward_only(layer):
+def _state_from_inputs(
+    net: Network, states: list[Any], given: dict[str, Array], inputs: list[Any], where: str
+) -> dict[str, LSTMState]:
+    """The network's state, one row per sequence, from the initial-state inputs given."""
+    from .onnx_graph import dims
+
+    declared = {i.name: dims(i) for i in inputs}
+    missing = sorted({s.name for s in states} - set(given))
+    if missing:
+        layers = sorted({s.layer for s in states if s.name in missing})
         raise InputError(
-            f"{g.where}: node {name!r} (LSTM): the graph takes sequence_lens but this "
-            "node does not, so its reverse direction would run over the padding; lstm_ref's "
-            "masked padding starts it at each sequence's own end"
+            f"{where}: graph inputs {missing} hold the initial state of {layers}; give them: "
+            "from_onnx(path, inputs={name: array})"
         )
-    if lens:
-        g.masked.add(layer.name)
-    p.layers.append(layer)
-    y_axes = {("T", 0): "TDBH", ("B", 0): "BTDH", ("T", 1): "DBH", ("B", 1): "BDH"}
-    D = len(directions(layer))
-    return Path(tuple(y_axes[lstm_in[0], used[0]]), {"D": D, "H": layer.hidden_size}, p.layers)
-
-
-_ZERO_KEEPING = ("Slice", "Expand", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Gather")
-
-
-def _without_zero_states(node: Any, zeros: set[str], shapes: set[str], where: str) -> Any:
-    """The LSTM node with initial states computed as zeros (PyTorch's exporter) left out."""
-    states = [k for k in (5, 6) if len(node.input) > k and node.input[k] in shapes]
-    if any(node.input[k] not in zeros for k in states):
+    rows: dict[str, list[Array | None]] = {s.layer: [None, None] for s in states}
+    for s in states:
+        a, shape = np.asarray(given[s.name], np.float64), declared[s.name]
+        fixed = [d for k, d in enumerate(shape) if k != s.b_axis]
+        if a.ndim != len(shape) or any(
+            isinstance(d, int) and d > 0 and n != d
+            for d, n in zip(fixed, np.delete(a.shape, s.b_axis), strict=True)
+        ):
+            raise InputError(f"{where}: input {s.name!r} has shape {a.shape}; expected {shape}")
+        rows[s.layer][s.which] = np.moveaxis(a, s.b_axis, 0)[(slice(None), *s.index)]
+    counts = {len(r) for pair in rows.values() for r in pair if r is not None}
+    if len(counts) != 1:
         raise InputError(
-            f"{where}: node {node.name!r} (LSTM): its initial state is computed at run time "
-            "and not zero; expected a constant"
+            f"{where}: the initial-state inputs give {sorted(counts)} rows; expected one count"
         )
-    return _blank_inputs(node, states)
-
-
-def _blank_inputs(node: Any, positions: Any) -> Any:
-    """A copy of ``node`` with the inputs at ``positions`` left out."""
-    import onnx
-
-    copy = onnx.NodeProto()
-    copy.CopyFrom(node)
-    for k in positions:
-        if len(copy.input) > k:
-            copy.input[k] = ""
-    return copy
+    (n,) = counts
+    state = {}
+    for layer in net.stateful_layers:
+        start = net.initial_state()[layer.name]
+        h, c = rows.get(layer.name, [None, None])
+        state[layer.name] = LSTMState(
+            *(np.tile(s0, (n, 1)) if r is None else r for r, s0 in ((h, start.h), (c, start.c)))
+        )
+    return state

@@ -1,35 +1,33 @@
-"""ONNX import, the ops around the LSTM nodes: the data path as named axes, one op at a time.
+"""ONNX import, what the data becomes: every element of every data tensor traced to the
+layer output it is an affine function of, and the layers a node's reading of them adds.
 
-:func:`lstm_ref.interop.onnx.from_onnx` walks the graph and hands every op on the data path
-that is not an ``LSTM`` to :func:`head_step`. The path is one tensor with named axes — T
-time, B batch, D direction, H features per direction, F features, 1 a singleton — and each
-supported op either renames, drops or merges axes, or adds a layer:
+:mod:`.onnx_graph` runs the graph on *element ids* instead of numbers: each element of a
+data tensor is an entry of :class:`Elements` — which *base* (the network's input, or the
+output of the last layer built) it comes from, which row ``b`` and step ``t`` it belongs
+to, and the affine function ``R · features + c`` of that base's features at that row and
+step it holds. Ops that only move elements (Transpose, Reshape, Slice, Gather, Concat, …)
+move ids; the ops here compute:
 
 ==================================  =========================================================
-op                                  on the path
+op                                  what it makes of its data input
 ==================================  =========================================================
-``Transpose``                       permutes the axes
-``Squeeze``/``Unsqueeze``           drop or add a singleton (or a D of size 1)
-``Reshape``/``Flatten``             merge D, H (forward first) into F, keeping T and B
-``Gather``/``Slice`` index −1 of T  the last time step: the last LSTM becomes "last"
-                                    (with ``sequence_lens`` refused: ``Y[-1]`` is 0 there
-                                    for every shorter sequence)
-``GatherND`` (``batch_dims=1``)     each sequence's last valid step: indices
-of (B, T, …) by ``sequence_lens``   ``sequence_lens − 1`` of shape (B, 1); the last LSTM
-                                    becomes "last" (a BiLSTM: ``last="step"``)
-``Gather``/``Slice`` of D (size 1)  the one direction
-``Gemm``, ``MatMul`` + ``Add``      FullyConnected on a (…, F) path: ``Gemm`` on (B, F) only
-``Sub``, ``Div`` by constants       the SequenceInput's normalisation, before any LSTM
-``Softmax``                         Softmax over F (the opset's default axis: 1 before
-                                    opset 13, −1 from 13)
-``Identity``                        nothing
+``MatMul``, ``Gemm`` (constant      new elements, each an affine function of the base
+weight), ``Add``/``Sub``/``Mul``/   (nothing is added to the network yet: consecutive maps
+``Div``/``Neg`` with a constant     compose)
+``LSTM``                            reads its X as (T, B, F) (layout 1: (B, T, F)): the
+                                    affine map before it folded into W and b (a diagonal
+                                    one on the input: the SequenceInput's normalisation)
+``Softmax``                         a FullyConnected for the map before it, if any, then
+                                    Softmax over every feature of a row (or step)
+the graph output                    a FullyConnected for the map before it, if any
 ==================================  =========================================================
 
-The indices of a ``GatherND`` come from ``sequence_lens`` through :func:`lengths_step`:
-``Cast`` to an integer type, ``Add``/``Sub`` of an integer constant, ``Unsqueeze``,
-``Squeeze``, ``Reshape`` to singletons around B, ``Identity`` — whatever the tensors are
-named. Any other op on the data path, or one of these used otherwise, is refused with its
-op type and node name.
+A *read* (:meth:`Chain.read`) checks that a tensor is laid out as rows (and steps) of the
+same features: which axis holds the rows, which the steps, every row and step present
+once, the same affine function at the same place in each. Reading an LSTM's outputs fixes
+its output mode: Y at every step → "sequence"; Y at each sequence's last step, or Y_h →
+"last" (a BiLSTM's reverse half at the last step: ``last="step"``). Anything else is
+refused with the node and what the reader found.
 """
 
 from __future__ import annotations
@@ -41,17 +39,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..layers import (
-    LSTM,
-    BiLSTM,
-    FullyConnected,
-    Layer,
-    SequenceInput,
-    Softmax,
-    forward_only,
-)
+from ..layers import LSTM, BiLSTM, FullyConnected, Layer, Softmax, forward_only
 
 Array = np.ndarray
+STEP, FINAL_H, FINAL_C, ROW, STATE = range(5)  # an element's kind
+KIND_NAMES = ["a step's output", "Y_h", "Y_c", "a row's output", "an initial state input"]
 
 
 def node_name(node: Any) -> str:
@@ -66,325 +58,351 @@ def node_attributes(node: Any) -> dict[str, Any]:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+class Elements:
+    """Every data element of one run of the graph, by id: ``base``, ``kind``, step ``t``
+    (−1 for a row's value), row ``b``, and ``row``, its line in ``R[base]``/``c[base]``
+    (its value is ``R[base][row] · features + c[base][row]``). A graph input's own
+    elements (kind STATE) have base −1 − (its number) and ``row`` their flat index."""
+
+    def __init__(self) -> None:
+        self.fields = {k: np.zeros(0, np.int64) for k in ("base", "kind", "t", "b", "row")}
+        self.R: dict[int, Array] = {}
+        self.c: dict[int, Array] = {}
+        self.ops: dict[int, list[str]] = {}  # the nodes whose maps each base's elements hold
+
+    def __getattr__(self, name: str) -> Array:
+        return self.__dict__["fields"][name]
+
+    def add(self, shape: tuple[int, ...], **values: Any) -> Array:
+        """New elements of a tensor of ``shape`` (each field broadcast to it); their ids."""
+        start = len(self.fields["base"])
+        for k, v in values.items():
+            flat = np.broadcast_to(np.asarray(v, np.int64), shape).reshape(-1)
+            self.fields[k] = np.concatenate([self.fields[k], flat])
+        return np.arange(start, start + int(np.prod(shape)), dtype=np.int64).reshape(shape)
+
+    def new_base(self, base: int, width: int) -> None:
+        """A base whose features are its own: R = I, c = 0."""
+        self.R[base], self.c[base], self.ops[base] = np.eye(width), np.zeros(width), []
+
+    def affine(self, ids: Array, R: Array, c: Array, op: str) -> Array:
+        """New elements like ``ids`` (same base, kind, t, b) holding ``R · features + c``,
+        made by the node ``op``."""
+        base = int(self.base[ids.reshape(-1)[0]])
+        self.ops[base].append(op)
+        first = len(self.R[base])
+        self.R[base] = np.concatenate([self.R[base], R.reshape(-1, R.shape[-1])])
+        self.c[base] = np.concatenate([self.c[base], c.reshape(-1)])
+        rows = first + np.arange(c.size).reshape(c.shape)
+        return self.add(
+            ids.shape, **{k: self.fields[k][ids] for k in ("base", "kind", "t", "b")}, row=rows
+        )
+
+    def values(self, ids: Array) -> tuple[Array, Array]:
+        """R (… , W) and c (…) of elements of one base."""
+        base = int(self.base[ids.reshape(-1)[0]])
+        rows = self.row[ids]
+        return self.R[base][rows], self.c[base][rows]
+
+
 @dataclass
-class Path:
-    """The one tensor the data flows through, as named axes (module docstring), the
-    layers so far, and a MatMul waiting for its Add."""
+class Read:
+    """A data tensor read as rows (and steps) of features: where B and T lie, the
+    features' shape, each element's feature, and the affine map (F, W), (F,) from the base."""
 
-    axes: tuple[str, ...]
-    sizes: dict[str, int]
-    layers: list[Layer] = field(default_factory=list)
-    pending_fc: FullyConnected | None = None
+    kind: int
+    b_axis: int | None
+    t_axis: int | None
+    steps: Array  # a row read: each row's step (−1 for a final state)
+    feature_shape: tuple[int, ...]
+    feature: Array  # each element's feature number, the tensor's shape
+    R: Array
+    c: Array
+
+    @property
+    def identity(self) -> bool:
+        return self.R.shape[0] == self.R.shape[1] and bool(
+            np.array_equal(self.R, np.eye(len(self.R))) and not self.c.any()
+        )
 
 
-@dataclass(frozen=True)
-class Lengths:
-    """A tensor computed from ``sequence_lens``: its values plus ``offset``, on ``axes``
-    (B and singletons "1")."""
-
-    offset: int
-    axes: tuple[str, ...]
+def _varies(a: Array, axis: int) -> bool:
+    return a.shape[axis] > 1 and bool(np.any(np.diff(a, axis=axis)))
 
 
 @dataclass
-class Graph:
-    """What every step needs to know about the graph it is in."""
+class Chain:
+    """The network built so far, one run of the graph: its layers, its current base (0 the
+    input, k the output of the k-th layer), and the LSTM whose output mode the next read
+    fixes."""
 
-    where: str  # the file, for messages
-    constants: dict[str, Array]
+    where: str
+    el: Elements
+    T: int  # the run's number of steps and rows
+    B: int
+    lengths: Array | None  # the run's sequence_lens, when the graph takes it
     dtype: Any
-    opset: int  # of the default domain
-    seq_lens: str | None  # the graph input sequence_lens
-    consumed: set[str]  # every tensor some node or the graph output reads
-    lengths: dict[str, Lengths] = field(default_factory=dict)
-    masked: set[str] = field(default_factory=set)  # LSTM layers run with sequence_lens
+    layers: list[Layer] = field(default_factory=list)
+    base: int = 0
+    x_batch_first: bool | None = None  # decided by the first LSTM
+    masked: set[str] = field(default_factory=set)  # LSTMs run with sequence_lens
+    modes: dict[str, str] = field(default_factory=dict)  # LSTM name: how its output was read
+
+    # ------------------------------------------------------------------ reading
+    def read(
+        self, ids: Array, where: str, t_axis: int | None = None, b_axis: int | None = None
+    ) -> Read:
+        """``ids`` as rows (and steps) of features of the current base (class docstring);
+        ``t_axis``/``b_axis`` given: they must hold the steps and rows there."""
+        el = self.el
+        self.check_base(ids, where)
+        kinds = np.unique(el.kind[ids])
+        if len(kinds) != 1:
+            raise InputError(f"{where} mixes {', '.join(KIND_NAMES[k] for k in kinds)}")
+        kind = int(kinds[0])
+        t, b = el.t[ids], el.b[ids]
+        if self.base == 0 and self.x_batch_first:
+            t, b = b, t
+        if b_axis is None:
+            b_axis = self._axis_of(b, where, "rows")
+        if t_axis is None and kind in (STEP,):
+            t_axis = self._axis_of(t, where, "steps", skip=b_axis)
+        for coord, axis, size, what in ((b, b_axis, self.B, "row"), (t, t_axis, self.T, "step")):
+            if axis is None:
+                continue
+            expect = np.arange(size).reshape([-1 if k == axis else 1 for k in range(ids.ndim)])
+            if ids.shape[axis] != size or not np.array_equal(
+                coord, np.broadcast_to(expect, coord.shape)
+            ):
+                raise InputError(
+                    f"{where}: expected every {what} once along axis {axis} of shape {ids.shape}"
+                )
+        if b_axis is None and self.B > 1:
+            raise InputError(f"{where}: reads one row of the batch only; expected every row")
+        group = [a for a in (b_axis, t_axis) if a is not None]
+        features = [a for a in range(ids.ndim) if a not in group]
+        R, c = el.values(ids)
+        order = [*group, *features]
+        Rg = np.transpose(R, [*order, ids.ndim]).reshape(
+            -1, *[ids.shape[a] for a in features], R.shape[-1]
+        )
+        cg = np.transpose(c, order).reshape(Rg.shape[:-1])
+        if not (
+            np.array_equal(Rg, np.broadcast_to(Rg[:1], Rg.shape))
+            and np.array_equal(cg, np.broadcast_to(cg[:1], cg.shape))
+        ):
+            raise InputError(f"{where}: its rows or steps do not hold the same features")
+        steps = np.full(self.B, -1)
+        if t_axis is None:
+            tb = (
+                np.moveaxis(t, b_axis, 0).reshape(ids.shape[b_axis], -1)
+                if b_axis is not None
+                else t.reshape(1, -1)
+            )
+            if np.any(tb != tb[:, :1]):
+                raise InputError(f"{where}: each row must read one step")
+            steps = tb[:, 0]
+        idx = np.indices(ids.shape)
+        shape = tuple(ids.shape[a] for a in features)
+        feature = (
+            np.ravel_multi_index([idx[a] for a in features], shape)
+            if features
+            else np.zeros(ids.shape, np.int64)
+        )
+        read = Read(
+            kind,
+            b_axis,
+            t_axis,
+            steps,
+            shape,
+            feature,
+            Rg[0].reshape(-1, R.shape[-1]),
+            cg[0].reshape(-1),
+        )
+        self._fix_mode(read, where)
+        return read
+
+    def check_base(self, ids: Array, where: str) -> None:
+        """Refuse elements that are not all of the current base."""
+        bases = np.unique(self.el.base[ids])
+        if len(bases) != 1 or bases[0] != self.base:
+            raise InputError(
+                f"{where} reads {self._describe(bases)}; lstm_ref's network is a chain, each "
+                f"layer reading the one before ({self._describe([self.base])})"
+            )
+
+    def _axis_of(self, coord: Array, where: str, what: str, skip: int | None = None) -> int | None:
+        axes = [a for a in range(coord.ndim) if a != skip and _varies(coord, a)]
+        if len(axes) > 1:
+            raise InputError(f"{where}: its {what} run along axes {axes}; expected one axis")
+        return axes[0] if axes else None
+
+    def _describe(self, bases: Any) -> str:
+        names = []
+        for base in bases:
+            if base < 0:
+                names.append("an initial-state input")
+            elif base == 0:
+                names.append("the input X")
+            else:
+                names.append(f"the output of {self.layers[base - 1].name!r}")
+        return " and ".join(names)
+
+    def _fix_mode(self, read: Read, where: str) -> None:
+        """The last LSTM's output mode, from how its output is read."""
+        lstm = self.layers[self.base - 1] if self.base else None
+        if not isinstance(lstm, LSTM | BiLSTM):
+            return
+        if read.kind == FINAL_C:
+            raise InputError(f"{where} reads Y_c of {lstm.name!r}; lstm_ref's layers return h")
+        if read.kind == FINAL_H:
+            mode = "state"
+        elif read.t_axis is not None:
+            mode = "sequence"
+        else:
+            last = np.full(self.B, self.T - 1)
+            if lstm.name in self.masked and self.lengths is not None:
+                last = self.lengths - 1
+                if np.array_equal(read.steps, np.full(self.B, self.T - 1)):
+                    raise InputError(
+                        f"{where}: under sequence_lens Y[-1] is 0 for every shorter sequence "
+                        "(onnxruntime), while lstm_ref's last step is each sequence's own; "
+                        "gather each row's step sequence_lens − 1 (GatherND) or read Y_h"
+                    )
+            if not np.array_equal(read.steps, last):
+                raise InputError(
+                    f"{where}: reads Y of {lstm.name!r} at steps {read.steps.tolist()} of "
+                    f"{self.T}; lstm_ref's layers return every step, or each sequence's last"
+                )
+            mode = "step"
+        seen = self.modes.setdefault(lstm.name, mode)
+        if seen != mode:
+            raise InputError(f"{where}: reads {lstm.name!r} as {mode!r}; it was read as {seen!r}")
+        if mode == "sequence":
+            return
+        if isinstance(lstm, BiLSTM):  # "step": the reverse half has seen the last step only
+            fwd, bwd = (dataclasses.replace(d, output_mode="last") for d in (lstm.fwd, lstm.bwd))
+            bi = BiLSTM(fwd, bwd, lstm.name, lstm.merge_mode, last=mode)  # type: ignore[arg-type]
+            self.layers[self.base - 1] = bi
+        elif mode == "state" or forward_only(lstm):
+            self.layers[self.base - 1] = dataclasses.replace(lstm, output_mode="last")
+        else:
+            raise InputError(
+                f"{where}: the last time step of a lone reverse LSTM's Y holds its output after "
+                "one step only, which lstm_ref's layers do not return; read Y_h instead"
+            )
+
+    # ------------------------------------------------------------------ layers
+    def add_layer(self, layer: Layer, width: int) -> None:
+        """``layer`` reads the current base; its output is the new base."""
+        self.layers.append(layer)
+        self.base = len(self.layers)
+        self.el.new_base(self.base, width)
+
+    def dense(self, read: Read, reader: str) -> Read:
+        """A FullyConnected for ``read``'s map, unless it is the identity (named after the
+        map's first node, or ``reader`` for a choice of features); the read of its output."""
+        if read.identity:
+            return read
+        name = next(iter(self.el.ops[self.base]), reader)
+        self.add_layer(_fc(read.R, read.c, name, self.dtype), len(read.c))
+        F = len(read.c)
+        return dataclasses.replace(
+            read, kind=STEP if read.t_axis is not None else ROW, R=np.eye(F), c=np.zeros(F)
+        )
+
+    def own_elements(self, shape: tuple[int, ...], read: Read) -> Array:
+        """Elements of the current base in a tensor of ``shape`` laid out as ``read``."""
+
+        def along(axis: int | None, size: int, absent: int) -> Any:
+            if axis is None:
+                return absent
+            return np.arange(size).reshape([-1 if k == axis else 1 for k in range(len(shape))])
+
+        kind = STEP if read.t_axis is not None else ROW
+        t, b = along(read.t_axis, self.T, -1), along(read.b_axis, self.B, 0)
+        return self.el.add(shape, base=self.base, kind=kind, t=t, b=b, row=read.feature)
 
 
-_INTEGER_TYPES = (2, 3, 4, 5, 6, 7, 12, 13)  # TensorProto's (u)int8 … (u)int64
-
-
-def lengths_step(node: Any, g: Graph) -> Lengths | None:
-    """What ``node`` makes of a tensor computed from ``sequence_lens`` (module docstring);
-    None for anything else, which only matters if a GatherND then reads it."""
-    op, ins = node.op_type, list(node.input)
-    src = [g.lengths[n] for n in ins if n in g.lengths]
-    if len(src) != 1:
-        return None
-    lens = src[0]
+# ------------------------------------------------------------------ the ops that compute
+def linear_step(node: Any, ins: list[Any], is_data: list[bool], chain: Chain, where: str) -> Array:
+    """New elements for MatMul, Gemm, Add, Sub, Mul, Div or Neg of one data tensor and
+    constants (module table)."""
+    op, el, name = node.op_type, chain.el, node_name(node)
     attrs = node_attributes(node)
-    axes_given = _squeeze_axes(node, attrs, g) if op in ("Squeeze", "Unsqueeze") else None
-    if op == "Identity" or (op == "Cast" and attrs.get("to") in _INTEGER_TYPES):
-        return lens
-    if op in ("Add", "Sub") and len(ins) == 2:
-        other = g.constants.get(ins[1] if ins[0] in g.lengths else ins[0])
-        if other is None or np.size(other) != 1 or np.ndim(other) > len(lens.axes):
-            return None  # not one integer that leaves the axes as they are
-        if not np.issubdtype(other.dtype, np.integer):
-            return None
-        if op == "Sub" and ins[0] not in g.lengths:
-            return None  # c − sequence_lens
-        value = int(np.reshape(other, -1)[0])
-        return Lengths(lens.offset + (value if op == "Add" else -value), lens.axes)
-    if op == "Unsqueeze" and axes_given is not None:
-        return Lengths(lens.offset, _unsqueezed(lens.axes, axes_given))
-    if op == "Squeeze" and axes_given is not None:
-        drop = {int(a) % len(lens.axes) for a in axes_given}
-        if any(lens.axes[a] != "1" for a in drop):
-            return None
-        return Lengths(lens.offset, tuple(a for k, a in enumerate(lens.axes) if k not in drop))
-    if op == "Reshape" and len(ins) > 1 and ins[1] in g.constants:
-        shape = [int(v) for v in np.reshape(g.constants[ins[1]], -1)]
-        laid = tuple(
-            "B" if v == -1 or (v == 0 and k < len(lens.axes) and lens.axes[k] == "B") else "1"
-            for k, v in enumerate(shape)
-        )
-        ok = laid.count("B") == 1 and all(v in (-1, 0, 1) for v in shape)
-        return Lengths(lens.offset, laid) if ok else None
-    return None
-
-
-def head_step(node: Any, p: Path, g: Graph) -> Path:
-    """The path after ``node``, any op but ``LSTM`` (module docstring), or an InputError
-    naming the node."""
-    op, name = node.op_type, node_name(node)
-    attrs = node_attributes(node)
-    bad = InputError(f"{g.where}: node {name!r}: op {op} on axes {p.axes} is not supported")
-    if p.pending_fc is not None and op != "Add":
-        p.layers.append(p.pending_fc)
-        p.pending_fc = None
-    if op == "Identity":
-        return p
-    if op == "Transpose":
-        perm = list(attrs.get("perm", reversed(range(len(p.axes)))))
-        return Path(tuple(p.axes[k] for k in perm), p.sizes, p.layers)
-    if op in ("Squeeze", "Unsqueeze"):
-        return _squeeze(node, op, attrs, p, g, bad)
-    if op in ("Reshape", "Flatten"):
-        return _merge_features(node, op, p, g.constants, bad)
-    if op in ("Gather", "Slice"):
-        return _last_step(node, op, attrs, p, g, bad)
-    if op == "GatherND":
-        return _each_last_step(node, attrs, p, g, bad)
-    if op in ("Gemm", "MatMul"):
-        return _fully_connected(node, op, attrs, p, g, name, bad)
-    if op in ("Add", "Sub", "Div"):
-        other = [g.constants.get(n) for n in node.input if n in g.constants]
-        if len(other) != 1:
-            raise bad
-        value = np.asarray(other[0], np.float64).reshape(-1)
-        if op == "Add" and p.pending_fc is not None:
-            fc = p.pending_fc
-            fc = _fc(fc.weights, np.broadcast_to(value, fc.bias.shape), fc.name, g.dtype)
-            p.layers.append(fc)
-            return Path(p.axes, p.sizes, p.layers)
-        return _normalise(op, value, p, name, bad, g.dtype)
-    if op == "Softmax":
-        rank = len(p.axes)
-        axis = int(attrs.get("axis", -1 if g.opset >= 13 else 1)) % rank
-        # before opset 13 Softmax flattens the axes from `axis` on: the last axis only if so
-        if p.axes[axis] != "F" or (g.opset < 13 and axis != rank - 1):
-            raise bad
-        p.layers.append(Softmax(name=name))
-        return p
-    raise InputError(f"{g.where}: node {name!r}: op {op} is not supported (LSTM heads: see docs)")
-
-
-def _squeeze_axes(node: Any, attrs: dict[str, Any], g: Graph) -> Any:
-    """A Squeeze's or Unsqueeze's axes: the attribute (opset < 13) or the constant second
-    input; None if neither."""
-    given = attrs.get("axes")
-    if given is None and len(node.input) > 1:
-        given = g.constants.get(node.input[1])
-    return given
-
-
-def _unsqueezed(axes: tuple[str, ...], given: Any) -> tuple[str, ...]:
-    """``axes`` with an axis "1" inserted at each of ``given`` (of the new rank)."""
-    new = list(axes)
-    for a in sorted(int(a) % (len(axes) + len(given)) for a in given):
-        new.insert(a, "1")
-    return tuple(new)
-
-
-def _squeeze(node: Any, op: str, attrs: dict[str, Any], p: Path, g: Graph, bad: InputError) -> Path:
-    given = _squeeze_axes(node, attrs, g)
-    if given is None:
-        raise bad
-    if op == "Unsqueeze":
-        return Path(_unsqueezed(p.axes, given), p.sizes, p.layers)
-    where_axes = sorted(int(a) % len(p.axes) for a in given)
-    if any(
-        p.axes[a] not in ("1", "D") or (p.axes[a] == "D" and p.sizes["D"] != 1) for a in where_axes
-    ):
-        raise bad
-    kept = tuple(x for k, x in enumerate(p.axes) if k not in where_axes)
-    return _one_direction(kept, p)
-
-
-def _fully_connected(
-    node: Any, op: str, attrs: dict[str, Any], p: Path, g: Graph, name: str, bad: InputError
-) -> Path:
-    """Gemm (W or Wᵀ, bias × beta) on (B, F), or MatMul on (…, F) waiting for its Add."""
-    if op == "Gemm" and len(p.axes) != 2:
+    if sum(is_data) != 1 or (op in ("MatMul", "Gemm", "Div") and not is_data[0]):
         raise InputError(
-            f"{g.where}: node {name!r} (Gemm): its input must be 2-D, (B, F), by the ONNX "
-            f"spec; got axes {p.axes} (onnxruntime refuses this graph too). An LSTM's Y_h "
-            "(D, B, H) needs a Squeeze or Reshape first"
+            f"{where}: expected one data input (the first) and constants; got data at "
+            f"inputs {[k for k, d in enumerate(is_data) if d]}"
         )
-    if p.axes[-1] != "F" or any(a not in ("T", "B") for a in p.axes[:-1]):
-        raise bad
-    weight = g.constants.get(node.input[1])
-    if weight is None:
-        raise InputError(f"{g.where}: node {name!r} ({op}): the weight must be a constant")
-    if op == "MatMul":
-        p.pending_fc = _fc(weight.T, np.zeros(weight.shape[1]), name, g.dtype)
-        return Path(p.axes, {"F": weight.shape[1]}, p.layers, p.pending_fc)
-    if int(attrs.get("transA", 0)) or float(attrs.get("alpha", 1)) != 1:
-        raise bad
-    Wt = weight if int(attrs.get("transB", 0)) else weight.T  # (K, F)
-    bias = g.constants.get(node.input[2]) if len(node.input) > 2 else None
-    K = Wt.shape[0]
-    b = np.zeros(K) if bias is None else np.broadcast_to(bias * float(attrs.get("beta", 1)), (K,))
-    p.layers.append(_fc(Wt, b, name, g.dtype))
-    return Path(p.axes, {"F": K}, p.layers)
+    k = is_data.index(True)
+    constants = [np.asarray(a, np.float64) for a in ins[:k] + ins[k + 1 :] if a is not None]
+    if not all(np.isfinite(a).all() for a in constants):
+        raise InputError(f"{where}: a constant input holds NaN or Inf; values must be finite")
+    ids = ins[k]
+    chain.check_base(ids, where)
+    R, c = el.values(ids)
+    if op in ("MatMul", "Gemm"):
+        weight = np.asarray(ins[1], np.float64)
+        if op == "Gemm":
+            if ids.ndim != 2:
+                raise InputError(
+                    f"{where}: its input must be 2-D, (B, F), by the ONNX spec; got shape "
+                    f"{ids.shape} (onnxruntime refuses this graph too)"
+                )
+            if int(attrs.get("transA", 0)):
+                raise InputError(f"{where}: transA=1 puts the rows in the features; not supported")
+            weight = weight.T if int(attrs.get("transB", 0)) else weight
+            weight = weight * float(attrs.get("alpha", 1.0))
+        if weight.ndim != 2:
+            raise InputError(f"{where}: expected a 2-D constant weight; got shape {weight.shape}")
+        if np.any(np.diff(el.t[ids], axis=-1)) or np.any(np.diff(el.b[ids], axis=-1)):
+            raise InputError(f"{where}: multiplies across rows or steps; expected features only")
+        R = np.einsum("...kw,kn->...nw", R, weight)
+        c = c @ weight
+        ids = np.broadcast_to(ids[..., :1], (*ids.shape[:-1], weight.shape[1]))
+        if op == "Gemm" and len(ins) > 2 and ins[2] is not None:
+            c = c + np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0))
+        return el.affine(ids, R, c, name)
+    if op == "Neg":
+        return el.affine(ids, -R, -c, name)
+    other = np.asarray(ins[1 - k], np.float64)
+    shape = np.broadcast_shapes(ids.shape, other.shape)
+    if shape != ids.shape:
+        ids = np.broadcast_to(ids, shape)
+        R, c = el.values(ids)
+    other = np.broadcast_to(other, shape)
+    if op == "Add":
+        return el.affine(ids, R, c + other, name)
+    if op == "Sub":
+        return el.affine(ids, R, c - other, name) if k == 0 else el.affine(ids, -R, other - c, name)
+    scale = other if op == "Mul" else 1 / other
+    return el.affine(ids, R * scale[..., None], c * scale, name)
 
 
-def _one_direction(axes: tuple[str, ...], p: Path) -> Path:
-    """Without its D axis (of size 1) a tensor's H axis holds the features, F."""
-    if "D" in axes or "H" not in axes:
-        return Path(axes, p.sizes, p.layers)
-    return Path(tuple("F" if a == "H" else a for a in axes), {"F": p.sizes["H"]}, p.layers)
-
-
-def _features(p: Path) -> int:
-    return p.sizes["F"] if "F" in p.axes else p.sizes.get("D", 1) * p.sizes["H"]
-
-
-def _merge_features(
-    node: Any, op: str, p: Path, constants: dict[str, Array], bad: InputError
-) -> Path:
-    """Reshape/Flatten that keeps T and B and merges D, H (forward first) into F."""
-    kept = [a for a in p.axes if a in ("T", "B")]
-    rest = [a for a in p.axes if a not in ("T", "B")]
-    if p.axes[: len(kept)] != tuple(kept) or [a for a in rest if a != "1"] not in (
-        ["D", "H"],
-        ["H"],
-        ["F"],
-    ):
-        raise bad
-    F = _features(p)
-    if op == "Flatten":
-        if kept != ["B"] or int(node_attributes(node).get("axis", 1)) != 1:
-            raise bad
-    else:
-        shape = constants.get(node.input[1])
-        if shape is None or len(shape) != len(kept) + 1 or int(shape[-1]) not in (-1, F):
-            raise bad
-        if any(int(v) not in (0, -1) for v in shape[:-1]) or list(shape).count(-1) > 1:
-            raise bad
-    return Path((*kept, "F"), {"F": F}, p.layers)
-
-
-def _last_step(
-    node: Any, op: str, attrs: dict[str, Any], p: Path, g: Graph, bad: InputError
-) -> Path:
-    """Gather/Slice of the last time step (the last LSTM becomes "last") or of the one
-    direction of a one-direction LSTM."""
-    if op == "Gather":  # Gather(data, index) on one axis; a 1-element index keeps the axis
-        index = g.constants.get(node.input[1])
-        if index is None or np.size(index) != 1:
-            raise bad
-        axis = int(attrs.get("axis", 0)) % len(p.axes)
-        start, keep = int(np.reshape(index, -1)[0]), np.ndim(index) > 0
-    else:  # Slice(data, starts, ends, axes, steps) of one axis, kept with length 1
-        starts, ends, axes, steps = (
-            g.constants.get(n) if n else None for n in [*node.input[1:], "", "", ""][:4]
-        )
-        if starts is None or ends is None or np.size(starts) != 1:
-            raise bad
-        if steps is not None and int(np.reshape(steps, -1)[0]) != 1:
-            raise bad
-        axis = int(np.reshape(axes, -1)[0]) % len(p.axes) if axes is not None else 0
-        start, keep = int(np.reshape(starts, -1)[0]), True
-        if p.axes[axis] == "T" and int(np.reshape(ends, -1)[0]) < 2**31 - 1:
-            raise bad  # the last step runs from -1 to the end
-    label = p.axes[axis]
-    left = tuple(a for k, a in enumerate(p.axes) if k != axis or keep)
-    if keep:
-        left = tuple("1" if k == axis else a for k, a in enumerate(p.axes))
-    if label == "D" and p.sizes["D"] == 1:
-        return _one_direction(left, p)
-    if label != "T" or start != -1:
-        raise bad
-    lstm = _last_lstm(p)
-    if lstm is not None and lstm.name in g.masked:
+def softmax_step(node: Any, ids: Array, chain: Chain, opset: int, where: str) -> Array:
+    """Softmax over every feature of a row or step: a FullyConnected for the map before
+    it (if any), then Softmax."""
+    read = chain.read(ids, where)
+    rank = ids.ndim
+    axis = int(node_attributes(node).get("axis", -1 if opset >= 13 else 1)) % rank
+    spread = [a for a in range(rank) if a not in (read.b_axis, read.t_axis) and ids.shape[a] > 1]
+    over = list(range(axis, rank)) if opset < 13 else [axis]
+    if any(a not in over for a in spread) or any(a in (read.b_axis, read.t_axis) for a in over):
         raise InputError(
-            f"{bad}: under sequence_lens Y[-1] is 0 for every shorter sequence "
-            "(onnxruntime), while lstm_ref's last step is each sequence's own; gather each "
-            "row's step sequence_lens − 1 (GatherND) or read Y_h"
+            f"{where}: Softmax over axes {over} of shape {ids.shape} (rows on axis "
+            f"{read.b_axis}, steps on {read.t_axis}); lstm_ref's Softmax takes every feature of "
+            "a row or step"
         )
-    return _at_last_step(p, left, bad)
+    read = chain.dense(read, node_name(node))
+    chain.add_layer(Softmax(name=node_name(node)), len(read.c))
+    return chain.own_elements(ids.shape, read)
 
 
-def _each_last_step(node: Any, attrs: dict[str, Any], p: Path, g: Graph, bad: InputError) -> Path:
-    """GatherND(batch_dims=1) of a (B, T, …) path at indices sequence_lens − 1, (B, 1):
-    each sequence's output at its own last valid step."""
-    index = g.lengths.get(node.input[1])
-    if (
-        index != Lengths(-1, ("B", "1"))
-        or int(attrs.get("batch_dims", 0)) != 1
-        or p.axes[:2] != ("B", "T")
-    ):
-        came = "not computed from sequence_lens"
-        if index is not None:
-            came = f"sequence_lens {index.offset:+d} on axes {index.axes}"
-        raise InputError(
-            f"{bad}: expected GatherND with batch_dims=1 of a (B, T, ...) LSTM output at "
-            "indices sequence_lens - 1 of shape (B, 1) (each sequence's last valid step); "
-            f"got batch_dims={int(attrs.get('batch_dims', 0))}, indices {came}"
-        )
-    # a reverse direction here ran with sequence_lens: from_onnx refuses it otherwise
-    return _at_last_step(p, ("B", *p.axes[2:]), bad)
-
-
-def _last_lstm(p: Path) -> LSTM | BiLSTM | None:
-    return next((x for x in reversed(p.layers) if isinstance(x, LSTM | BiLSTM)), None)
-
-
-def _at_last_step(p: Path, left: tuple[str, ...], bad: InputError) -> Path:
-    """The path ``left`` after reading the last LSTM's output at each sequence's last
-    step: that LSTM becomes "last" (a BiLSTM's reverse half: its output there)."""
-    lstms = [k for k, x in enumerate(p.layers) if isinstance(x, LSTM | BiLSTM)]
-    last = p.layers[lstms[-1]] if lstms else None
-    if isinstance(last, BiLSTM) and last.output_mode == "sequence":
-        # the reverse half at the last step has seen that one step only
-        fwd, bwd = (dataclasses.replace(d, output_mode="last") for d in (last.fwd, last.bwd))
-        p.layers[lstms[-1]] = BiLSTM(fwd, bwd, last.name, last.merge_mode, last="step")
-    elif forward_only(last) and last.output_mode == "sequence":
-        p.layers[lstms[-1]] = dataclasses.replace(last, output_mode="last")
-    else:
-        raise InputError(
-            f"{bad}: the last time step of a lone reverse LSTM's Y holds its output after one "
-            "step only, which lstm_ref's layers do not return; read Y_h instead"
-        )
-    return Path(left, p.sizes, p.layers)
+def output_step(ids: Array, chain: Chain, name: str, where: str) -> Read:
+    """The graph output ``name``: a FullyConnected for the map before it, if any."""
+    return chain.dense(chain.read(ids, where), name)
 
 
 def _fc(weights: Array, bias: Array, name: str, dtype: Any) -> FullyConnected:
     return FullyConnected(np.asarray(weights, dtype), np.asarray(bias, dtype), name=name)
-
-
-def _normalise(op: str, value: Array, p: Path, name: str, bad: InputError, dtype: Any) -> Path:
-    """Sub (x − mean) then Div (/ std) before any LSTM: the SequenceInput's normalisation."""
-    if p.layers and not (len(p.layers) == 1 and isinstance(p.layers[0], SequenceInput)):
-        raise bad
-    C = p.sizes["F"]
-    value = np.broadcast_to(value, (C,)).astype(dtype)
-    first = p.layers[0] if p.layers else None
-    if op == "Sub" and first is None:
-        layer = SequenceInput(C, normalization="zerocenter", mean=value)
-    elif op == "Div" and isinstance(first, SequenceInput) and first.normalization == "zerocenter":
-        layer = SequenceInput(C, normalization="zscore", mean=first.mean, std=value)
-    else:
-        raise bad
-    return Path(p.axes, p.sizes, [layer])
