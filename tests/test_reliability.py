@@ -407,3 +407,25 @@ def test_an_npy_header_with_an_odd_escape_is_refused_without_a_warning(tmp_path)
         with pytest.raises(InputError, match=r"x\.npy: not a valid \.npy header"):
             read_sequences(path)
     assert not caught, [str(w.message) for w in caught]
+
+
+def test_an_onnx_weight_holding_inf_is_refused_without_a_warning(tmp_path):
+    import onnx
+    from model_files import exportable_network, save_model_quietly
+    from onnx import numpy_helper
+
+    from lstm_ref.interop import load_model
+
+    path = tmp_path / "m.onnx"
+    save_model_quietly(exportable_network(np.random.default_rng(0)), path)
+    model = onnx.load(path)
+    (fc_w,) = (t for t in model.graph.initializer if t.name == "fc_W")
+    weight = numpy_helper.to_array(fc_w).copy()
+    weight[0, 0] = np.inf
+    fc_w.CopyFrom(numpy_helper.from_array(weight, "fc_W"))
+    onnx.save(model, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match=r"node 'fc' \(Gemm.*NaN or Inf"):
+            load_model(path)
+    assert not caught, [str(w.message) for w in caught]
