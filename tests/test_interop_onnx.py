@@ -777,28 +777,28 @@ def test_onnx_imported_network_is_one_the_rest_of_the_library_knows(rng, tmp_pat
     )
 
 
-def conformance_like(rng, dtype=np.float32):
+def conformance_like(rng, layout=0):
     """The form of ONNX's own LSTM node tests: X, W, R, B, initial_h, initial_c all graph
-    inputs, Y_h and Y both outputs, fixed dimensions."""
+    inputs, Y and Y_h both outputs, fixed dimensions (layout 1: batch first)."""
     T, B, C, H = 4, 3, 2, 3
     names = ["X", "W", "R", "B", "", "initial_h", "initial_c"]
-    node = helper.make_node("LSTM", names, ["Y", "Y_h"], name="lstm", hidden_size=H)
+    node = helper.make_node("LSTM", names, ["Y", "Y_h"], name="lstm", hidden_size=H, layout=layout)
+    rows = (1, B) if layout == 0 else (B, 1)
     shapes = {
-        "X": (T, B, C),
+        "X": (T, B, C) if layout == 0 else (B, T, C),
         "W": (1, 4 * H, C),
         "R": (1, 4 * H, H),
         "B": (1, 8 * H),
-        "initial_h": (1, B, H),
-        "initial_c": (1, B, H),
+        "initial_h": (*rows, H),
+        "initial_c": (*rows, H),
     }
-    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     graph = helper.make_graph(
         [node],
         "conformance",
-        [helper.make_tensor_value_info(k, elem if k != "X" else 1, s) for k, s in shapes.items()],
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, s) for k, s in shapes.items()],
         [
-            helper.make_tensor_value_info("Y", 1, (T, 1, B, H)),
-            helper.make_tensor_value_info("Y_h", 1, (1, B, H)),
+            helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
@@ -806,19 +806,21 @@ def conformance_like(rng, dtype=np.float32):
     return model, feeds
 
 
+@pytest.mark.parametrize("layout", [0, 1])
 @pytest.mark.parametrize("output", ["Y", "Y_h"])
-def test_weights_and_states_given_as_graph_inputs(rng, output):
+def test_weights_and_states_given_as_graph_inputs(rng, output, layout):
     """W, R, B given in inputs= become the layer's; initial_h/initial_c the network's state,
-    one row per sequence; each output chosen by name."""
-    model, feeds = conformance_like(rng)
-    want = ort.InferenceSession(model.SerializeToString()).run([output], feeds)[0]
+    one row per sequence; each output chosen by name; both layouts (onnxruntime runs layout
+    0 only: the layout-1 model is compared with its layout-0 twin on transposed tensors)."""
+    model, feeds = conformance_like(rng, layout)
+    twin, _ = conformance_like(rng, 0)
+    batch_first = ("X", "initial_h", "initial_c") if layout == 1 else ()
+    swap = {k: v.transpose(1, 0, 2) if k in batch_first else v for k, v in feeds.items()}
+    want = ort.InferenceSession(twin.SerializeToString()).run([output], swap)[0]
+    want = want[:, 0].transpose(1, 0, 2) if output == "Y" else want[0]  # (B, T, H) or (B, H)
     given = {k: v for k, v in feeds.items() if k != "X"}
     net = from_onnx(model, inputs=given, output=output, dtype=np.float32)
-    got = np.asarray(net.predict(list(feeds["X"].transpose(1, 0, 2))))
-    if output == "Y":  # (T, 1, B, H) in the graph
-        want = want[:, 0].transpose(1, 0, 2)
-    else:
-        want = want[0]
+    got = np.asarray(net.predict(list(swap["X"].transpose(1, 0, 2))))
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
