@@ -58,6 +58,9 @@ class Cases(torch.nn.Module):
             self.lstms.append(torch.nn.LSTM(C, H, L, batch_first=bf, bidirectional=bi))
             widths = {"last": D * H, "h_n": H, "h_n[-1]": H, "cat": 2 * H}
             self.fcs.append(torch.nn.ModuleList(torch.nn.Linear(widths[h], K) for h in HEADS))
+        # started from zeros, which the exporters compute from x's shape
+        self.zero_state = torch.nn.LSTM(C, H, 2, batch_first=True, bidirectional=True)
+        self.zero_state_fc = torch.nn.Linear(2 * H, K)
 
     def forward(self, x, *states):
         outputs = []
@@ -69,6 +72,8 @@ class Cases(torch.nn.Module):
             if h_n.shape[0] >= 2:
                 reads["cat"] = torch.cat([h_n[-2], h_n[-1]], dim=1)
             outputs += [fc(reads[h]) for h, fc in zip(HEADS, fcs, strict=True) if h in reads]
+        y, _ = self.zero_state(x)
+        outputs.append(self.zero_state_fc(y[:, -1]).softmax(dim=-1))
         return tuple(outputs)
 
 
@@ -79,7 +84,7 @@ def names() -> tuple[list[str], list[str]]:
         case = case_name(bf, L, bi)
         inputs += [f"h0_{case}", f"c0_{case}"]
         outputs += [f"{case}:{h}" for h in HEADS if h != "cat" or L * (2 if bi else 1) >= 2]
-    return inputs, outputs
+    return inputs, [*outputs, "zero_state:softmax"]
 
 
 def states(rng: np.random.Generator, B: int) -> list[np.ndarray]:
@@ -143,3 +148,15 @@ def test_torch_export_imports_and_matches_onnxruntime(exported, case, head):
     if head == "h_n":  # (D, B, K) in the graph
         want = want.transpose(1, 0, 2).reshape(len(x), -1)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_zero_initial_state_computed_from_the_input_shape(exported):
+    """No (h0, c0) given: each exporter computes zeros of x's batch size at run time (a
+    Shape subgraph), read as the layers' zero state; a Softmax head after the Linear."""
+    proto, feeds, outputs = exported
+    net = from_onnx(proto, output="zero_state:softmax", dtype=np.float32)
+    assert [type(layer).__name__ for layer in net.layers[1:]] == [
+        "BiLSTM", "BiLSTM", "FullyConnected", "Softmax",
+    ]  # fmt: skip
+    got = net.predict(list(feeds["x"]))
+    np.testing.assert_allclose(got, outputs["zero_state:softmax"], rtol=0, atol=1e-5)

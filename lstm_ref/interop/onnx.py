@@ -317,7 +317,7 @@ def from_onnx(
     states = reaching_states(nodes) - set(constants)
     constants.update({k: v for k, v in given.items() if k not in states})
     r = roles(graph, nodes, constants, where)
-    runtime = {i.name for i in (r.x, r.lengths, *r.states) if i is not None}
+    runtime = {i.name for i in (r.x, r.lengths, *r.states, *r.measured) if i is not None}
     folded = fold(nodes, constants, runtime, opset)
     runs = [
         run_graph(nodes, r, folded, sizes, output, opset, where, dtype) for sizes in probe_sizes(r)

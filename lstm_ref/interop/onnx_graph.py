@@ -10,6 +10,8 @@ given in ``inputs=``   a constant (W, R, B, P of ONNX's conformance models), unl
                        an initial state (below)
 reaching an LSTM's     an initial state: the network's state, one row per sequence, from
 initial_h/initial_c    the array given in ``inputs=`` (required)
+only measured          its shape only (``Shape``, ``Size``): the probe's sizes
+(``Shape``, ``Size``)
 an integer vector      ``sequence_lens``
 the one float input    X (3-D, its feature count known)
 left
@@ -66,6 +68,7 @@ class Roles:
     x: Any  # onnx.ValueInfoProto
     lengths: Any | None
     states: list[Any]
+    measured: list[Any]  # inputs only measured (Shape, Size): any values of their shape
 
 
 @dataclass
@@ -112,11 +115,13 @@ def roles(graph: Any, nodes: list[Any], constants: dict[str, Array], where: str)
     """The role of each graph input ``nodes`` read (module table), or an InputError naming
     the ones left over."""
     used = {i for node in nodes for i in node.input}
+    read = {i for node in nodes if node.op_type not in MEASURES for i in node.input}
     states = reaching_states(nodes)
     runtime = [i for i in graph.input if i.name in used and i.name not in constants]
+    measured = [i for i in runtime if i.name not in read]  # only its shape is used
     state_inputs = [i for i in runtime if i.name in states]
-    lengths = [i for i in runtime if i not in state_inputs and _is_integer(i)]
-    floats = [i for i in runtime if i not in state_inputs and i not in lengths]
+    lengths = [i for i in runtime if i not in state_inputs + measured and _is_integer(i)]
+    floats = [i for i in runtime if i not in state_inputs + measured + lengths]
     if len(floats) != 1 or len(lengths) > 1:
         raise InputError(
             f"{where}: expected one float input X (and optionally an integer sequence_lens); "
@@ -130,7 +135,7 @@ def roles(graph: Any, nodes: list[Any], constants: dict[str, Array], where: str)
             f"{where}: input {x.name!r} has dimensions {shape}; expected 3 (steps and rows "
             "in either order, then the features, their count known)"
         )
-    return Roles(x, lengths[0] if lengths else None, state_inputs)
+    return Roles(x, lengths[0] if lengths else None, state_inputs, measured)
 
 
 def _is_integer(value_info: Any) -> bool:
@@ -212,6 +217,8 @@ def run_graph(
         data[state.name] = el.add(s_shape, base=-1 - k, kind=STATE, t=-1, b=-1, row=flat)
         state_inputs.append((state.name, s_shape))
     values = dict(folded)
+    for i in roles_.measured:
+        values[i.name] = np.zeros([_size(d, sizes, where, i.name) for d in dims(i)])
     lengths = None
     if roles_.lengths is not None:
         (d,) = dims(roles_.lengths)
