@@ -226,7 +226,7 @@ def run_graph(
         steps = d0 if rows == d1 else d1
         lengths = np.maximum(steps - np.arange(rows), 1).astype(np.int32)
         values[roles_.lengths.name] = lengths
-    chain = Chain(where, el, T=d0, B=d1, lengths=lengths, dtype=dtype)  # T, B: see lstm_step
+    chain = Chain(el, T=d0, B=d1, lengths=lengths, dtype=dtype)  # T, B: see lstm_step
     run = Run(chain, SequenceInput(C), state_inputs)
     for k, node in enumerate(nodes):
         if all(o in values for o in node.output if o):

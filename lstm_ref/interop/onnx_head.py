@@ -64,21 +64,20 @@ class Elements:
     (its value is ``R[base][row] · features + c[base][row]``). A graph input's own
     elements (kind STATE) have base −1 − (its number) and ``row`` their flat index."""
 
+    FIELDS = ("base", "kind", "t", "b", "row")
+
     def __init__(self) -> None:
-        self.fields = {k: np.zeros(0, np.int64) for k in ("base", "kind", "t", "b", "row")}
+        self.base, self.kind, self.t, self.b, self.row = (np.zeros(0, np.int64) for _ in range(5))
         self.R: dict[int, Array] = {}
         self.c: dict[int, Array] = {}
         self.ops: dict[int, list[str]] = {}  # the nodes whose maps each base's elements hold
 
-    def __getattr__(self, name: str) -> Array:
-        return self.__dict__["fields"][name]
-
     def add(self, shape: tuple[int, ...], **values: Any) -> Array:
-        """New elements of a tensor of ``shape`` (each field broadcast to it); their ids."""
-        start = len(self.fields["base"])
-        for k, v in values.items():
-            flat = np.broadcast_to(np.asarray(v, np.int64), shape).reshape(-1)
-            self.fields[k] = np.concatenate([self.fields[k], flat])
+        """New elements of a tensor of ``shape`` (every field given, broadcast to it); their ids."""
+        start = len(self.base)
+        for k in self.FIELDS:
+            flat = np.broadcast_to(np.asarray(values[k], np.int64), shape).reshape(-1)
+            setattr(self, k, np.concatenate([getattr(self, k), flat]))
         return np.arange(start, start + int(np.prod(shape)), dtype=np.int64).reshape(shape)
 
     def new_base(self, base: int, width: int) -> None:
@@ -94,9 +93,8 @@ class Elements:
         self.R[base] = np.concatenate([self.R[base], R.reshape(-1, R.shape[-1])])
         self.c[base] = np.concatenate([self.c[base], c.reshape(-1)])
         rows = first + np.arange(c.size).reshape(c.shape)
-        return self.add(
-            ids.shape, **{k: self.fields[k][ids] for k in ("base", "kind", "t", "b")}, row=rows
-        )
+        same = {k: getattr(self, k)[ids] for k in ("base", "kind", "t", "b")}
+        return self.add(ids.shape, **same, row=rows)
 
     def values(self, ids: Array) -> tuple[Array, Array]:
         """R (… , W) and c (…) of elements of one base."""
@@ -107,14 +105,13 @@ class Elements:
 
 @dataclass
 class Read:
-    """A data tensor read as rows (and steps) of features: where B and T lie, the
-    features' shape, each element's feature, and the affine map (F, W), (F,) from the base."""
+    """A data tensor read as rows (and steps) of features: where B and T lie, each
+    element's feature, and the affine map (F, W), (F,) from the base to the features."""
 
     kind: int
     b_axis: int | None
     t_axis: int | None
     steps: Array  # a row read: each row's step (−1 for a final state)
-    feature_shape: tuple[int, ...]
     feature: Array  # each element's feature number, the tensor's shape
     R: Array
     c: Array
@@ -136,7 +133,6 @@ class Chain:
     input, k the output of the k-th layer), and the LSTM whose output mode the next read
     fixes."""
 
-    where: str
     el: Elements
     T: int  # the run's number of steps and rows
     B: int
@@ -165,7 +161,7 @@ class Chain:
             t, b = b, t
         if b_axis is None:
             b_axis = self._axis_of(b, where, "rows")
-        if t_axis is None and kind in (STEP,):
+        if t_axis is None and kind == STEP:
             t_axis = self._axis_of(t, where, "steps", skip=b_axis)
         for coord, axis, size, what in ((b, b_axis, self.B, "row"), (t, t_axis, self.T, "step")):
             if axis is None:
@@ -210,14 +206,7 @@ class Chain:
             else np.zeros(ids.shape, np.int64)
         )
         read = Read(
-            kind,
-            b_axis,
-            t_axis,
-            steps,
-            shape,
-            feature,
-            Rg[0].reshape(-1, R.shape[-1]),
-            cg[0].reshape(-1),
+            kind, b_axis, t_axis, steps, feature, Rg[0].reshape(-1, R.shape[-1]), cg[0].reshape(-1)
         )
         self._fix_mode(read, where)
         return read
