@@ -844,3 +844,60 @@ def test_weights_of_other_dtypes_are_refused_by_name(rng, dtype):
     given["W"] = given["W"].astype(dtype)
     with pytest.raises(InputError, match=rf"input W \('W'\) has dtype {np.dtype(dtype)}"):
         from_onnx(model, inputs=given, output="Y_h")
+
+
+def one_lstm_then(rng, ops, output):
+    """X (T, B, 3) → a forward LSTM (H 4, outputs Y, Y_h, Y_c) → ``ops`` (nodes reading its
+    outputs, constants as initializers) → ``output``."""
+    C, H = 3, 4
+    inits = {
+        "W": rng.normal(size=(1, 4 * H, C)).astype(np.float32),
+        "R": rng.normal(size=(1, 4 * H, H)).astype(np.float32),
+        "first": np.array(0, np.int64),
+        "axes": np.array([0], np.int64),
+    }
+    lstm = helper.make_node(
+        "LSTM", ["X", "W", "R"], ["Y", "Y_h", "Y_c"], name="lstm", hidden_size=H
+    )
+    graph = helper.make_graph(
+        [lstm, *ops],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", C])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    ("ops", "output", "message"),
+    [
+        (
+            [helper.make_node("Gather", ["Y", "first"], ["y0"], name="first_step")],
+            "y0",
+            r"output 'y0': reads Y of 'lstm' at steps \[0, 0, [0, ]*\] of 5; lstm_ref's layers "
+            "return every step, or each sequence's last",
+        ),
+        ([], "Y_c", r"output 'Y_c': reads Y_c of 'lstm'; lstm_ref's layers return h"),
+        (
+            [helper.make_node("Relu", ["Y_h"], ["r"], name="relu")],
+            "r",
+            r"node 'relu' \(Relu; node 1 of the main graph\): op Relu on the data path is not "
+            "supported; lstm_ref follows Transpose,",
+        ),
+        (
+            [helper.make_node("ReduceSum", ["Y", "axes"], ["s"], name="over_time")],
+            "s",
+            r"node 'over_time' \(ReduceSum; node 1 of the main graph\): op ReduceSum",
+        ),
+        (
+            [helper.make_node("MatMul", ["Y_h", "Y_h"], ["m"], name="square")],
+            "m",
+            r"node 'square' \(MatMul.*expected one data input \(the first\) and constants",
+        ),
+    ],
+    ids=["first-step", "Y_c", "relu", "sum-over-time", "data-times-data"],
+)
+def test_refusals_name_the_node_and_what_lstm_ref_reads(rng, ops, output, message):
+    with pytest.raises(InputError, match=message):
+        from_onnx(one_lstm_then(rng, ops, output))

@@ -154,7 +154,7 @@ class Chain:
         self.check_base(ids, where)
         kinds = np.unique(el.kind[ids])
         if len(kinds) != 1:
-            raise InputError(f"{where} mixes {', '.join(KIND_NAMES[k] for k in kinds)}")
+            raise InputError(f"{where}: mixes {', '.join(KIND_NAMES[k] for k in kinds)}")
         kind = int(kinds[0])
         t, b = el.t[ids], el.b[ids]
         if self.base == 0 and self.x_batch_first:
@@ -216,7 +216,7 @@ class Chain:
         bases = np.unique(self.el.base[ids])
         if len(bases) != 1 or bases[0] != self.base:
             raise InputError(
-                f"{where} reads {self._describe(bases)}; lstm_ref's network is a chain, each "
+                f"{where}: reads {self._describe(bases)}; lstm_ref's network is a chain, each "
                 f"layer reading the one before ({self._describe([self.base])})"
             )
 
@@ -243,7 +243,7 @@ class Chain:
         if not isinstance(lstm, LSTM | BiLSTM):
             return
         if read.kind == FINAL_C:
-            raise InputError(f"{where} reads Y_c of {lstm.name!r}; lstm_ref's layers return h")
+            raise InputError(f"{where}: reads Y_c of {lstm.name!r}; lstm_ref's layers return h")
         if read.kind == FINAL_H:
             mode = "state"
         elif read.t_axis is not None:
