@@ -777,32 +777,40 @@ def test_onnx_imported_network_is_one_the_rest_of_the_library_knows(rng, tmp_pat
     )
 
 
-def conformance_like(rng, layout=0):
-    """The form of ONNX's own LSTM node tests: X, W, R, B, initial_h, initial_c all graph
-    inputs, Y and Y_h both outputs, fixed dimensions (layout 1: batch first)."""
+def conformance_like(rng, layout=0, direction="forward", lengths=False):
+    """The form of ONNX's own LSTM node tests: X, W, R, B, (sequence_lens,) initial_h,
+    initial_c all graph inputs, Y and Y_h both outputs, fixed dimensions (layout 1: batch
+    first)."""
     T, B, C, H = 4, 3, 2, 3
-    names = ["X", "W", "R", "B", "", "initial_h", "initial_c"]
-    node = helper.make_node("LSTM", names, ["Y", "Y_h"], name="lstm", hidden_size=H, layout=layout)
-    rows = (1, B) if layout == 0 else (B, 1)
+    D = 2 if direction == "bidirectional" else 1
+    names = ["X", "W", "R", "B", "sequence_lens" if lengths else "", "initial_h", "initial_c"]
+    node = helper.make_node(
+        "LSTM", names, ["Y", "Y_h"], name="lstm", hidden_size=H, layout=layout, direction=direction
+    )
+    rows = (D, B) if layout == 0 else (B, D)
     shapes = {
         "X": (T, B, C) if layout == 0 else (B, T, C),
-        "W": (1, 4 * H, C),
-        "R": (1, 4 * H, H),
-        "B": (1, 8 * H),
+        "W": (D, 4 * H, C),
+        "R": (D, 4 * H, H),
+        "B": (D, 8 * H),
         "initial_h": (*rows, H),
         "initial_c": (*rows, H),
     }
+    infos = [helper.make_tensor_value_info(k, TensorProto.FLOAT, s) for k, s in shapes.items()]
+    feeds = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
+    if lengths:
+        infos.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, [B]))
+        feeds["sequence_lens"] = np.array([2, 4, 3], np.int32)
     graph = helper.make_graph(
         [node],
         "conformance",
-        [helper.make_tensor_value_info(k, TensorProto.FLOAT, s) for k, s in shapes.items()],
+        infos,
         [
             helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
             helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    feeds = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
     return model, feeds
 
 
@@ -822,6 +830,21 @@ def test_weights_and_states_given_as_graph_inputs(rng, output, layout):
     net = from_onnx(model, inputs=given, output=output, dtype=np.float32)
     got = np.asarray(net.predict(list(swap["X"].transpose(1, 0, 2))))
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_bidirectional_states_per_row_under_mixed_lengths(rng):
+    """A BiLSTM's Y_h (D, B, H) with sequence_lens 2, 4, 3 and initial states per row given
+    as graph inputs: the network's output (B, D·H) is onnxruntime's, row by row."""
+    model, feeds = conformance_like(rng, direction="bidirectional", lengths=True)
+    want = ort.InferenceSession(model.SerializeToString()).run(["Y_h"], feeds)[0]
+    given = {k: v for k, v in feeds.items() if k not in ("X", "sequence_lens")}
+    net = from_onnx(model, inputs=given, output="Y_h", dtype=np.float32)
+    seqs = [
+        row[:n]
+        for row, n in zip(feeds["X"].transpose(1, 0, 2), feeds["sequence_lens"], strict=True)
+    ]
+    got = net.predict(seqs)
+    np.testing.assert_allclose(got, want.transpose(1, 0, 2).reshape(3, -1), rtol=0, atol=1e-5)
 
 
 def test_inputs_the_reader_needs_are_named(rng):
