@@ -1,5 +1,6 @@
-"""Models written by torch.onnx.export, both exporters (TorchScript-based and the default
-dynamo-based one), read by from_onnx and run against onnxruntime on the same file.
+"""Models written by torch.onnx.export, both exporters (TorchScript-based, at its default
+opset and at opset 11 — Squeeze's axes an attribute, Softmax's 2-D coercion — and the
+default dynamo-based one), read by from_onnx and run against onnxruntime on the same file.
 
 One torch module holds every case — time-major and batch_first × 1 and 2 layers × uni- and
 bidirectional nn.LSTMs, each started from its own non-zero (h0, c0) given as model inputs,
@@ -95,7 +96,7 @@ def states(rng: np.random.Generator, B: int) -> list[np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="module", params=["torchscript", "dynamo"])
+@pytest.fixture(scope="module", params=["torchscript", "torchscript-opset11", "dynamo"])
 def exported(request) -> tuple[onnx.ModelProto, dict, dict]:
     """The module written by one exporter, the feeds (a batch of another size than the
     export's) and onnxruntime's every output on them — once per exporter."""
@@ -116,9 +117,11 @@ def exported(request) -> tuple[onnx.ModelProto, dict, dict]:
             proto = program.model_proto
         else:
             buffer = io.BytesIO()
+            opset = {"opset_version": 11} if request.param.endswith("opset11") else {}
             torch.onnx.export(
                 model, example, buffer, dynamo=False, input_names=inputs, output_names=outputs,
                 dynamic_axes={"x": {0: "batch"}, **{n: {1: "batch"} for n in inputs[1:]}},
+                **opset,
             )  # fmt: skip
             proto = onnx.load_from_string(buffer.getvalue())
     B = 3

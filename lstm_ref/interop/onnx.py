@@ -12,7 +12,9 @@ ONNX input           shape (layout 0)    lstm_ref                        transfo
 ``R``                (D, 4H, H)          ``LSTM.params.R``               the same reorder
 ``B``                (D, 8H)             ``LSTM.params.b``               Wb + Rb, then reorder
 ``sequence_lens``    (B,) int32          ``Padding.onnx()``              —
-``initial_h``, _c    (D, B, H)           ``LSTM.initial_state``          a constant with B = 1
+``initial_h``, _c    (D, B, H)           ``LSTM.initial_state``, or      a constant the same in
+                                         ``Network.state`` per row       every row; a graph
+                                                                         input: per row
 ``P``                (D, 3H)             ``LSTM.peephole`` (3, H)        rows i, o, f → i, f, o
 ``Y``                (T, D, B, H)        [forward ‖ reverse] per step    layout 1: (B, T, D, H)
 ``Y_h``, ``Y_c``     (D, B, H)           the final state                 layout 1: (B, D, H)
