@@ -10,7 +10,8 @@ docs/ARCHITECTURE.md for the whole house.
 from .errors import InputError, InputTypeError, LstmRefError
 from .formats import load_network, pretrained_names, read_header, save_network
 from .layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
-from .lstm import GATE_NAMES, GATES, Gates, LSTMParams, LSTMState, lstm_forward, lstm_step
+from .lstm import GATE_NAMES, GATES, Gates, LSTMParams, LSTMState, lstm_step
+from .lstm_loop import lstm_forward
 from .network import Network
 from .padding import Padding, make_batches
 

@@ -322,20 +322,27 @@ class Network:
         seqs, single = taken or as_sequence_list(
             X, self.input_size, layout=layout, lengths=lengths, dtype=self.dtype
         )
-        if single and engine is not None and one_pass(padding):  # the lean path of one sequence
-            done = engine.run_one(seqs[0], self._single_state())
-            if done is not None:
-                return self._returned(*done, return_state)
-        state_in = self.state_rows(len(seqs))
 
         def checked() -> list[Array]:  # plain arrays the fast path took unchecked, if it refuses
             return as_sequence_list(X, self.input_size, dtype=self.dtype)[0]
 
+        skipped = padding.skipped_steps(seqs)  # Keras's Masking inside sequences
+        if skipped is not None and taken is not None:  # checked before steps are dropped
+            seqs, taken = checked(), None
+        if single and skipped is None and engine is not None and one_pass(padding):
+            done = engine.run_one(seqs[0], self._single_state())  # the lean path of one sequence
+            if done is not None:
+                return self._returned(*done, return_state)
+        state_in = self.state_rows(len(seqs))
         recheck = None if taken is None else checked
-        if padding.returns_padded and not single:
+        if padding.returns_padded and (not single or skipped is not None):
             T = _padded_length(X, seqs, layout)
-            padded = self._predict_padded(seqs, T, state_in, padding, upto, engine, recheck)
-            return self._returned(*padded, return_state)
+            y, final = self._predict_padded(
+                seqs, T, state_in, padding, upto, engine, recheck, skipped
+            )
+            if single:
+                y, final = y[0], {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
+            return self._returned(y, final, return_state)
         results, final = self._predict_masked_or_matlab(
             seqs, state_in, padding, upto, engine, recheck
         )
@@ -409,19 +416,24 @@ class Network:
         upto: int,
         engine: FastNetwork | None,
         recheck: Callable[[], list[Array]] | None,
+        skipped: list[Array] | None = None,
     ) -> tuple[Array, State]:
         """A framework's padded batch of outputs (:meth:`Padding.pad_outputs`): the last
         recurrent layer up to ``upto`` computed masked, its padded steps filled as the
-        framework fills them, then the layers after it run over every step."""
+        framework fills them, then the layers after it run over every step. ``skipped``:
+        steps inside the sequences Keras's Masking skips (removed before the layers, filled
+        after the last recurrent one)."""
         recurrent = [k for k in range(upto + 1) if self.layers[k].initial_state is not None]
         r = recurrent[-1] if recurrent else upto
         if r != upto:
             engine = self.fast_engine(r)
+        if skipped is not None:
+            seqs = [s[~k] for s, k in zip(seqs, skipped, strict=True)]
         results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, engine, recheck)
         y = _stack_if_same_shape(results)  # (N, W) for an output mode "last": nothing padded
         if isinstance(y, list):
             source = self.layers[r] if recurrent else None
-            y = padding.pad_outputs(y, T, source)  # (N, T, W)
+            y = padding.pad_outputs(y, T, source, skipped)  # (N, T, W)
         for layer in self.layers[r + 1 : upto + 1]:  # stateless: each step on its own
             with np.errstate(over="ignore", invalid="ignore"):
                 y, _ = layer.forward(y, None, None)

@@ -20,16 +20,24 @@ argument through ``predict``, ``classify``, ``trace``, training and the command 
     on the batching.
 
 The frameworks' own masked semantics, ``Padding.pytorch()``, ``Padding.onnx()`` and
-``Padding.keras()``, compute exactly what ``Padding.masked()`` computes — each sequence
-stops at its own length, its state is held after it and a reverse direction starts at its
-own last step — and differ only in what a padded batch of per-step outputs holds past each
-sequence's length (:data:`PADDED_STEPS`). With one of them, ``predict`` on several sequences
-returns per-step outputs as that framework does: one (N, T, K) array, T the padded batch's
-length (or the longest sequence), its padded steps filled at the last recurrent layer's
-output and carried through the layers after it, as the framework's Linear/Dense/Softmax
-compute them there. ``Padding.masked()`` returns each sequence's own steps instead. (ONNX's
-zero-length rows, which lstm_ref's sequences cannot be, are computed by
-:func:`lstm_ref.interop.onnx.run_lstm_node`.) See docs/INTEROP.md.
+``Padding.keras()``, compute what ``Padding.masked()`` computes — each sequence stops at its
+own length, its state is held after it and a reverse direction starts at its own last step
+— and differ in what a padded batch of per-step outputs holds past each sequence's length
+(:data:`PADDED_STEPS`). ``Padding.keras(mask_value=0.0)`` is Keras's ``Masking(mask_value)``
+in full: a step whose features all equal ``mask_value`` is skipped *wherever it is* — at the
+start, in the middle (missing values filled with the mask value) or at the end — the state
+carried over it, and its output is what Keras writes there (:meth:`Padding.pad_outputs`).
+Keras hands the same mask to every recurrent layer after the Masking, so the skipped steps
+are removed before the recurrent layers (:meth:`Padding.skipped_steps`) and the outputs put
+back in place after them.
+
+With one of them, ``predict`` on several sequences returns per-step outputs as that
+framework does: one (N, T, K) array, T the padded batch's length (or the longest sequence),
+its padded steps filled at the last recurrent layer's output and carried through the layers
+after it, as the framework's Linear/Dense/Softmax compute them there. ``Padding.masked()``
+returns each sequence's own steps instead. (ONNX's zero-length rows, which lstm_ref's
+sequences cannot be, are computed by :func:`lstm_ref.interop.onnx.run_lstm_node`.)
+See docs/INTEROP.md.
 """
 
 from __future__ import annotations
@@ -59,8 +67,9 @@ PADDED_STEPS = {  # what a padded batch of per-step outputs holds past a sequenc
     "masked": "not returned: each sequence's own steps come back, trimmed",
     "pytorch": "0 (pad_packed_sequence's padding_value) at the last recurrent layer's output",
     "onnx": "0 in Y past each sequence_lens",
-    "keras": "the previous output repeated (Masking); 0 from a Bidirectional or a go_backwards "
-    "layer",
+    "keras": "the previous output repeated (Masking; 0 before the first unmasked step); a "
+    "go_backwards layer repeats in its processing order (0 after the last unmasked step); 0 "
+    "from a Bidirectional",
     "matlab": "computed like data: the padding runs through the LSTM",
 }
 
@@ -77,6 +86,7 @@ class Padding:
     sequence_length: SequenceLength = "longest"
     direction: Direction = "right"
     value: float = 0.0
+    mask_value: float | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.kind, "padding kind", (*MASKED_KINDS, "matlab"))
@@ -99,6 +109,13 @@ class Padding:
                 "sequence_length, direction and value apply to MATLAB's padding only: masked "
                 "sequences are never padded into the computation or truncated"
             )
+        if self.mask_value is not None:
+            if self.kind != "keras":
+                raise InputError(
+                    f"mask_value is Keras's Masking (Padding.keras(mask_value=...)); padding "
+                    f"{self.kind!r} skips no steps inside a sequence"
+                )
+            object.__setattr__(self, "mask_value", check_number(self.mask_value, "mask_value"))
 
     @classmethod
     def masked(cls, mini_batch_size: int = 128) -> Padding:
@@ -116,10 +133,12 @@ class Padding:
         return cls("onnx", mini_batch_size)
 
     @classmethod
-    def keras(cls, mini_batch_size: int = 128) -> Padding:
-        """Keras's ``Masking``: masked; the previous output repeated past each length (0 from
-        a Bidirectional)."""
-        return cls("keras", mini_batch_size)
+    def keras(cls, mini_batch_size: int = 128, mask_value: float | None = 0.0) -> Padding:
+        """Keras's ``Masking(mask_value)``: every step whose features all equal
+        ``mask_value`` is skipped, wherever it is, and every step past a sequence's length;
+        at those steps the previous output is repeated (0 from a Bidirectional). None: only
+        the steps past each length are skipped (masks given as lengths)."""
+        return cls("keras", mini_batch_size, mask_value=mask_value)
 
     @classmethod
     def matlab(
@@ -143,34 +162,67 @@ class Padding:
         """Whether per-step outputs come back as one padded batch, as the framework's."""
         return self.is_masked and self.kind != "masked"
 
-    def pad_outputs(self, ys: list[Array], T: int, source: Layer | None) -> Array:
+    def skipped_steps(self, seqs: list[Array]) -> list[Array] | None:
+        """The steps Keras's Masking skips inside each sequence: (T_n,) bool, True where every
+        feature equals ``mask_value`` (compared in the sequences' dtype, as Keras compares
+        in the model's); None when no step of any sequence is skipped."""
+        if self.mask_value is None:
+            return None
+        skipped = [(s == s.dtype.type(self.mask_value)).all(axis=1) for s in seqs]
+        if not any(k.any() for k in skipped):
+            return None
+        empty = [n for n, k in enumerate(skipped) if k.all()]
+        if empty:
+            raise InputError(
+                f"sequence {empty[0]}: every step equals the mask value {self.mask_value:g}, "
+                "so Keras's Masking skips all of it; give each sequence at least one step of data"
+            )
+        return skipped
+
+    def pad_outputs(
+        self, ys: list[Array], T: int, source: Layer | None, skipped: list[Array] | None = None
+    ) -> Array:
         """Per-step outputs as this framework's padded batch.
 
         Parameters
         ----------
-        ys : list of ndarray, each (T_n, W)
-            A recurrent layer's outputs at each sequence's own steps (from step 0).
+        ys : list of ndarray, each (K_n, W)
+            A recurrent layer's outputs at each sequence's steps that were computed: its
+            own T_n steps, or those not ``skipped``.
         T : int
             The padded length, at least every T_n.
         source : Layer or None
-            That recurrent layer (None: the outputs come before any). Keras repeats the
-            last output of a one-direction forward layer; a Bidirectional writes 0, and so
-            does go_backwards (it processes the padding first), and Masking before any
+            That recurrent layer (None: the outputs come before any). At a skipped or padded
+            step Keras repeats the previous output of a one-direction layer in its
+            processing order — forward: the last computed step before (0 before the first),
+            go_backwards: the first computed step after (0 after the last, the padding it
+            processes first); a Bidirectional writes 0, and so does Masking before any
             recurrent layer.
+        skipped : list of ndarray of bool, each (T_n,), optional
+            Keras's masked steps inside each sequence (:meth:`skipped_steps`); None: none.
 
         Returns
         -------
         ndarray, shape (N, T, W)
-            ``ys[n]`` at steps 0 … T_n − 1; past them what :data:`PADDED_STEPS` says.
+            ``ys[n]`` at the computed steps; elsewhere what :data:`PADDED_STEPS` says.
         """
         if not self.returns_padded:
             raise InputError(f"padding {self.kind!r} returns no padded batch of outputs")
         out = np.zeros((len(ys), T, ys[0].shape[1]), ys[0].dtype)  # (N, T, W)
-        repeat = self.kind == "keras" and isinstance(source, LSTM) and source.direction == "forward"
+        repeat = self.kind == "keras" and isinstance(source, LSTM)
+        backwards = isinstance(source, LSTM) and source.direction == "reverse"
+        steps = np.arange(T)
         for n, y in enumerate(ys):
-            out[n, : len(y)] = y
-            if repeat:
-                out[n, len(y) :] = y[-1]
+            computed = steps[: len(y)] if skipped is None else np.flatnonzero(~skipped[n])
+            if not repeat:
+                out[n, computed] = y
+                continue
+            if backwards:  # the first computed step at or after each step; none: 0
+                shown = np.searchsorted(computed, steps, side="left")
+                shown[shown == len(computed)] = -1
+            else:  # the last computed step at or before each step; none: 0
+                shown = np.searchsorted(computed, steps, side="right") - 1
+            out[n, shown >= 0] = y[shown[shown >= 0]]
         return out
 
 
@@ -235,6 +287,12 @@ def make_batches(seqs: list[Array], padding: Padding = MASKED) -> list[Batch]:
     padding = check_padding(padding)
     if not seqs:
         raise InputError("expected at least one sequence; got none")
+    if padding.skipped_steps(seqs) is not None:
+        raise InputError(
+            f"a step whose features all equal the mask value {padding.mask_value:g} lies inside "
+            "a sequence: Network.predict skips such steps as Keras's Masking does, but these "
+            "batches would compute it; remove those steps, or use Padding.keras(mask_value=None)"
+        )
     left = padding.direction == "left"
     C, dtype = seqs[0].shape[1], seqs[0].dtype
     check_real_array(padding.value, "padding value", dtype)  # finite in the network's dtype

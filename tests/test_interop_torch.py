@@ -7,31 +7,15 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from torch_models import Classifier, distinct_gates, packed
+from torch_models import Classifier, assert_matches_nn_lstm, distinct_gates, packed
 
-from lstm_ref import FullyConnected, InputError, LSTMState, Network
+from lstm_ref import FullyConnected, InputError, Network
 from lstm_ref.interop import load_model
 from lstm_ref.interop.torch import from_torch, save_torch, to_state_dict, torch_lstm_options
 from lstm_ref.layers import BiLSTM, TimeReversal
 
 C, H = 4, 5
 LENGTHS = [6, 3, 5, 1]
-
-
-def torch_states(rng, module, B, dtype=torch.float64):
-    """Non-zero (h_0, c_0) of shape (L·D, B, ·), and the same as lstm_ref layer states."""
-    D = 2 if module.bidirectional else 1
-    H_out = module.proj_size or module.hidden_size
-    h0 = rng.uniform(-0.8, 0.8, size=(module.num_layers * D, B, H_out))
-    c0 = rng.normal(size=(module.num_layers * D, B, module.hidden_size))
-    per_layer = [
-        LSTMState(
-            np.concatenate(list(h0[k * D : (k + 1) * D]), axis=-1),
-            np.concatenate(list(c0[k * D : (k + 1) * D]), axis=-1),
-        )
-        for k in range(module.num_layers)
-    ]
-    return (torch.from_numpy(h0).to(dtype), torch.from_numpy(c0).to(dtype)), per_layer
 
 
 OPTIONS = [
@@ -51,22 +35,7 @@ def test_nn_lstm_packed_mixed_lengths(rng, options):
     module = distinct_gates(torch.nn.LSTM(C, H, **options).double(), seed=len(str(options)))
     module.eval()
     seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
-    (h0, c0), states = torch_states(rng, module, len(seqs))
-    with torch.no_grad():
-        out, (h_n, c_n) = module(packed(seqs), (h0, c0))
-        ty, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
-    net = from_torch(module)
-    last = net.layers[-1].name
-    net.state = dict(zip([x.name for x in net.stateful_layers], states, strict=True))
-    ys, final = net.predict(seqs, outputs=last, return_state=True)
-    for b, T in enumerate(LENGTHS):
-        np.testing.assert_allclose(ys[b], ty[b, :T].numpy(), rtol=0, atol=1e-12)
-    D = 2 if module.bidirectional else 1
-    for k, layer in enumerate(net.stateful_layers):
-        want_h = torch.cat(list(h_n[k * D : (k + 1) * D]), dim=-1).numpy()
-        want_c = torch.cat(list(c_n[k * D : (k + 1) * D]), dim=-1).numpy()
-        np.testing.assert_allclose(final[layer.name].h, want_h, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(final[layer.name].c, want_c, rtol=0, atol=1e-12)
+    assert_matches_nn_lstm(from_torch(module), module, seqs, rng, atol=1e-12)
 
 
 def test_reverse_direction_sees_each_sequence_from_its_own_end(rng):
@@ -157,7 +126,8 @@ def test_bad_files_are_refused(tmp_path):
         load_model(gru)
     extra = tmp_path / "extra.pt"
     torch.save({**module.state_dict(), "attn.in_proj_weight": torch.zeros(3, 3)}, extra)
-    with pytest.raises(InputError, match=r"extra\.pt: tensors \['attn\.in_proj_weight'\]"):
+    beside = r"extra\.pt: modules 'attn' beside the LSTM '' \(LSTM, 1 layer, C=4, H=5\); pass"
+    with pytest.raises(InputError, match=beside):
         load_model(extra)
     bad = dict(module.state_dict())
     bad["bias_hh_l0"] = torch.zeros(7)

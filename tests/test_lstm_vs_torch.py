@@ -10,7 +10,8 @@ import torch
 from random_nets import random_lstm_params, random_network, random_sequences, random_state
 
 from lstm_ref import GATE_NAMES, LSTMParams, LSTMState, Padding, lstm_forward, lstm_step
-from lstm_ref.lstm import LSTMActivations, lstm_backward, reorder_gates
+from lstm_ref.lstm import LSTMActivations, reorder_gates
+from lstm_ref.lstm_loop import lstm_backward
 
 C, H = 5, 7
 

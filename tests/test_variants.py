@@ -22,7 +22,8 @@ from lstm_ref import (
     make_batches,
 )
 from lstm_ref.interop.torch import from_torch
-from lstm_ref.lstm import reorder_gates, reverse_in_time
+from lstm_ref.lstm import reorder_gates
+from lstm_ref.lstm_loop import reverse_in_time
 from lstm_ref.train.loss import loss_and_gradients
 
 C, H, K = 4, 5, 3

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lstm_ref import LSTMState
+
 
 def distinct_gates(module: torch.nn.Module, seed: int) -> torch.nn.Module:
     """Scale each gate block of every (4H, …) tensor differently and shift every bias."""
@@ -47,3 +49,39 @@ def packed(seqs: list[np.ndarray], dtype=torch.float64):
     return torch.nn.utils.rnn.pack_padded_sequence(
         padded, lengths, batch_first=True, enforce_sorted=False
     )
+
+
+def torch_states(rng, module, B, dtype=torch.float64):
+    """Non-zero (h_0, c_0) of shape (L·D, B, ·), and the same as lstm_ref layer states."""
+    D = 2 if module.bidirectional else 1
+    H_out = module.proj_size or module.hidden_size
+    h0 = rng.uniform(-0.8, 0.8, size=(module.num_layers * D, B, H_out))
+    c0 = rng.normal(size=(module.num_layers * D, B, module.hidden_size))
+    per_layer = [
+        LSTMState(
+            np.concatenate(list(h0[k * D : (k + 1) * D]), axis=-1),
+            np.concatenate(list(c0[k * D : (k + 1) * D]), axis=-1),
+        )
+        for k in range(module.num_layers)
+    ]
+    return (torch.from_numpy(h0).to(dtype), torch.from_numpy(c0).to(dtype)), per_layer
+
+
+def assert_matches_nn_lstm(net, module, seqs, rng, atol):
+    """``net`` (its LSTM layers only) against ``module``'s own forward on ``seqs`` packed,
+    from random non-zero (h_0, c_0): every output at each sequence's steps, h_n and c_n."""
+    dtype = next(module.parameters()).dtype
+    (h0, c0), states = torch_states(rng, module, len(seqs), dtype)
+    with torch.no_grad():
+        out, (h_n, c_n) = module(packed(seqs, dtype), (h0, c0))
+        ty, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+    net.state = dict(zip([x.name for x in net.stateful_layers], states, strict=True))
+    ys, final = net.predict(seqs, outputs=net.layers[-1].name, return_state=True)
+    for b, x in enumerate(seqs):
+        np.testing.assert_allclose(ys[b], ty[b, : len(x)].numpy(), rtol=0, atol=atol)
+    D = 2 if module.bidirectional else 1
+    for k, layer in enumerate(net.stateful_layers):
+        want_h = torch.cat(list(h_n[k * D : (k + 1) * D]), dim=-1).numpy()
+        want_c = torch.cat(list(c_n[k * D : (k + 1) * D]), dim=-1).numpy()
+        np.testing.assert_allclose(final[layer.name].h, want_h, rtol=0, atol=atol)
+        np.testing.assert_allclose(final[layer.name].c, want_c, rtol=0, atol=atol)

@@ -4,11 +4,11 @@
 time step of one sequence: the input the layer sees, the state it starts from, the row of
 W, R and b behind each gate, each gate's pre-activation and value, and the new cell and
 hidden state. :func:`explain_backward` does the same for backpropagation through time
-(:func:`lstm_ref.lstm.lstm_backward`, step by step through
+(:func:`lstm_ref.lstm_loop.lstm_backward`, step by step through
 :func:`lstm_ref.lstm.lstm_step_backward`). Both quote the library's own lines of code
 (read from its source when they run, so the quotes cannot drift from the code) and check
 every number they print against the library (:meth:`Network.trace`, the per-step gradients
-of :func:`~lstm_ref.lstm.lstm_backward`, :meth:`LSTM.backward`), raising a RuntimeError
+of :func:`~lstm_ref.lstm_loop.lstm_backward`, :meth:`LSTM.backward`), raising a RuntimeError
 if they ever disagree.
 
 Steps and units are 1-based, as MATLAB users count; rows of W, R and b are 0-based array

@@ -4,7 +4,7 @@
 :func:`~lstm_ref.explain.explain_step` and :func:`~lstm_ref.explain.explain_backward`
 print, as plain data; :mod:`lstm_ref.explain.text` formats them. Each recomputes the
 library's arithmetic for one unit with scalars and compares the result with the library
-(:meth:`Network.trace`, the per-step gradients of :func:`lstm_ref.lstm.lstm_backward`,
+(:meth:`Network.trace`, the per-step gradients of :func:`lstm_ref.lstm_loop.lstm_backward`,
 :meth:`LSTM.backward`), raising a RuntimeError beyond :data:`TOLERANCE`.
 """
 
@@ -321,7 +321,7 @@ def backward_details(
     InputTypeError
         If ``net`` is not a Network.
     RuntimeError
-        If a number computed here disagrees with :func:`lstm_ref.lstm.lstm_backward` or
+        If a number computed here disagrees with :func:`lstm_ref.lstm_loop.lstm_backward` or
         :meth:`LSTM.backward` beyond the tolerance.
     """
     softmax = softmax_index(net)

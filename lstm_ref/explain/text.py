@@ -423,7 +423,7 @@ def explain_backward(
     str
         The loss −log p[label]; dL/dz = p − onehot; dL/dh_T of the unit through the layers
         above; dh and dc of the unit carried back from T to ``step`` by
-        :func:`lstm_ref.lstm.lstm_backward`; at ``step`` every line of the backward step
+        :func:`lstm_ref.lstm_loop.lstm_backward`; at ``step`` every line of the backward step
         with the numbers (do, dc, di, df, dg, dc_{t-1}, each gate's da); that step's
         contribution to db, dW and dR; the total dL/db of the input-gate row against a
         central difference of the loss; and how far the numbers are from the library's

@@ -7,7 +7,9 @@ the framework lazily, and only builds lstm_ref layers.
 ==============================  ===============================  ==========================
 file                            importer                         exporter
 ==============================  ===============================  ==========================
-``.pt``, ``.pth``               :mod:`.torch` (a state_dict)     :func:`.torch.save_torch`
+``.pt``, ``.pth``               :mod:`.torch` (a state_dict,     :func:`.torch.save_torch`
+                                a checkpoint, TorchScript)
+``.safetensors``                :mod:`.torch` (a state_dict)
 ``.onnx``                       :mod:`.onnx`                     :func:`.onnx_export.save_onnx`
 ``.keras``, ``.h5``, ``.hdf5``  :mod:`.keras` (h5py + JSON)      :func:`.keras_export.save_keras`
 ``.mat`` (v5, v7.3)             :mod:`.matlab` (learnables)      :func:`.matlab.save_matlab`
@@ -31,6 +33,7 @@ from ..network import Network
 IMPORTERS = {
     ".pt": ".torch:from_torch",
     ".pth": ".torch:from_torch",
+    ".safetensors": ".torch:from_torch",
     ".onnx": ".onnx:from_onnx",
     ".keras": ".keras:from_keras",
     ".h5": ".keras:from_keras",
@@ -66,8 +69,9 @@ def _suffix(path: Path, table: Mapping[str, object], what: str) -> str:
 
 def load_model(path_or_name: str | os.PathLike) -> Network:
     """The network in the model file ``path_or_name``, read by its framework's importer
-    (float64), chosen by the file's suffix (see the module docstring); a name that is no
-    file but a bundled network's (``"JapaneseVowelsNet"``) loads that one.
+    (float64; a PyTorch file in its tensors' own dtype), chosen by the file's suffix (see
+    the module docstring); a name that is no file but a bundled network's
+    (``"JapaneseVowelsNet"``) loads that one.
     """
     path = Path(path_or_name)
     if not path.is_file() and not path.suffix:  # a bundled network's name, or its error

@@ -26,7 +26,8 @@ transposing it, so cuDNN reads it as a row-major (u, C) matrix (Keras's own load
 only and no masking. Where the
 arrays are: a ``.keras`` archive's ``model.weights.h5`` holds ``layers/<key>/cell/vars/0, 1,
 2`` (kernel, recurrent kernel, bias; a Bidirectional's under ``forward_layer``/
-``backward_layer``) and ``layers/<key>/vars/0, 1`` for a Dense, where ``<key>`` is the
+``backward_layer``) and ``layers/<key>/vars/0, 1`` for a Dense (``layers/<key>/layer/vars``
+inside a TimeDistributed), where ``<key>`` is the
 snake-cased class name numbered in model order (``lstm``, ``lstm_1``, …), not the layer's
 name; a legacy ``.h5`` file holds ``model_weights/<layer name>/`` with the attribute
 ``weight_names`` in the same order (a Bidirectional's forward three, then its backward three).
@@ -41,47 +42,36 @@ initialises (the stored bias is used); dropout and recurrent dropout act in trai
 processing order, reversed in time → ``direction="reverse"`` and a :class:`TimeReversal`
 after it. ``Bidirectional`` → :class:`BiLSTM` with its ``merge_mode`` (concat, sum, mul, ave),
 its halves from ``layer`` and ``backward_layer`` (Keras 3 saves both; the forward one must
-go forward). ``Masking`` marks padded steps: Keras carries the state through them and
-repeats the previous output there (zeros inside a Bidirectional with ``return_sequences``)
-— ``Padding.keras()``, which computes as ``Padding.masked()`` and returns a padded batch
-of per-step outputs as Keras writes it (a masked step *inside* a sequence is not
-supported). Under Masking a
-go_backwards sequence of n steps in a padded batch of T holds T − n zeros (its padding,
-processed first) and then its n outputs, which lstm_ref returns; but Keras passes the mask
-on *unreversed*, so a recurrent layer after it reads those zeros and misses outputs (a
-result that depends on the padded length): refused. ``zero_output_for_mask`` with only the
-last output under Masking (0 for every shorter sequence) is refused too. ``Normalization``
-on the last axis (its mean and variance from the config, or adapted arrays) → a z-scoring
-``SequenceInput``, std = sqrt(variance). ``Dense`` with ``softmax`` (or linear, or an
-``Activation('softmax')`` after it) → FullyConnected (+ Softmax); ``Dropout`` is skipped.
-Anything else (GRU, attention, a custom layer) is refused with the layer's name and class.
+go forward).
 
-The graph. A Sequential model is its layer list. A Functional model's layers must form one
-chain from its one input: each layer called once, on one tensor, which Keras 3 saves as the
-node ``{"args": [tensor], "kwargs": {...}}`` with ``tensor["config"]["keras_history"] =
-[layer, node, index]`` (Keras 2: ``[[layer, node, index, kwargs]]``); the model's outputs
-are ``output_layers``, a list of [layer, node, index]. The mask ops a Masking layer adds to
-a Functional model (``NotEqual``, ``Any``, read through ``kwargs["mask"]``) are left out.
-``return_state=True`` makes an LSTM's outputs [output, h, c] (a Bidirectional's [output,
-h_f, c_f, h_b, c_b]), indices 0 … 4:
+``Masking(mask_value)`` → ``Padding.keras(mask_value=...)`` (:func:`read_keras_inputs`
+reads it): Keras skips every step whose features all equal ``mask_value`` — at the start, in
+the middle, past the end — carrying the state over it, and writes there the previous output
+of a one-direction layer in its processing order (0 before the first unmasked step), 0 from
+a Bidirectional with ``return_sequences`` (Keras sets its ``zero_output_for_mask``); the mask
+reaches every later LSTM, Dense and TimeDistributed. Refused under Masking: a Masking after a
+computing layer (Keras would compare computed values with ``mask_value``); a layer Keras
+calls without the mask (an ``initial_state`` without ``mask=``: it computes masked steps as
+data); a ``go_backwards`` sequence feeding another recurrent layer (Keras writes a sequence
+of n steps in a batch of T after T − n zeros but passes the mask on unreversed, so that layer
+reads zeros and misses outputs: a result that depends on the padded length);
+``zero_output_for_mask`` set by hand where its zeros reach the output.
 
-- h read by the next layer (or the model's output) → ``output_mode="last"``: h after each
-  sequence's last step, which is exactly the last output;
-- h and c among the model's other outputs → ``Network.predict(..., return_state=True)``'s
-  state of that layer, by its name (a Bidirectional's h = [h_f ‖ h_b], c = [c_f ‖ c_b]);
-- c, or a Bidirectional's state, read by a layer → refused (lstm_ref's layers pass on h,
-  a BiLSTM its merged output); so are a branching graph, several data outputs, a shared
-  layer and an ``initial_state`` from the graph.
+``Normalization`` on the last axis (its mean and variance from the config, or adapted
+arrays) → a z-scoring ``SequenceInput`` whose std is Keras 3's divisor, max(sqrt(variance),
+ε) with ε = ``keras.config.epsilon()``'s default 1e-7 (a setting of the Keras session, not
+saved in the file), computed in the layer's dtype. ``Dense`` and ``TimeDistributed(Dense)``
+with ``softmax`` (or linear, or an ``Activation('softmax')`` after it) → FullyConnected (+
+Softmax); ``Dropout`` is skipped. Anything else (GRU, attention, a custom layer) is refused
+with the layer's name and class. The graph (a Functional model's chain, ``return_state``,
+``initial_state`` from model inputs): :mod:`lstm_ref.interop.keras_graph`. ``layer=`` imports
+one LSTM or Bidirectional of any model alone, ignoring the rest.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import re
-import zipfile
-from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -101,6 +91,17 @@ from ..layers import (
 )
 from ..lstm import LSTMParams
 from ..network import Network
+from ..padding import MASKED, Padding
+from .keras_file import opened, weight_keys
+from .keras_graph import (
+    RECURRENT,
+    RECURRENT_LAYERS,
+    Chain,
+    chain,
+    layer_name,
+    model_layers,
+    state_inputs,
+)
 
 Array = np.ndarray
 ACTIVATIONS = {  # Keras activation names -> lstm_ref's (hard_sigmoid depends on the version)
@@ -111,13 +112,13 @@ ACTIVATIONS = {  # Keras activation names -> lstm_ref's (hard_sigmoid depends on
     "linear": "Affine(alpha=1.0, beta=0.0)",
     None: "Affine(alpha=1.0, beta=0.0)",
 }
-RECURRENT = ("LSTM", "CuDNNLSTM")
-RECURRENT_LAYERS = (*RECURRENT, "Bidirectional")
-MASK_OPS = ("NotEqual", "Any")  # a Functional model's Masking computes its mask with these
 SKIPPED = ("InputLayer", "Dropout", "Masking")  # nothing to compute
+KERAS_EPSILON = 1e-7  # keras.config.epsilon()'s default: Normalization's least divisor
 
 
-def from_keras(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64) -> Network:
+def from_keras(
+    path: str | os.PathLike, *, dtype: np.dtype | type = np.float64, layer: str | None = None
+) -> Network:
     """A Network from a ``.keras`` archive or a legacy ``.h5`` file (see the module docstring).
 
     Parameters
@@ -125,105 +126,120 @@ def from_keras(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64) 
     path : path
         The file; Keras is not imported.
     dtype : float64 (default) or float32
+    layer : str, optional
+        The name of one LSTM (or Bidirectional) layer to import alone, the rest of the
+        model ignored: a SequenceInput, that layer (and a TimeReversal after a go_backwards
+        sequence).
 
     Returns
     -------
     Network
         SequenceInput (z-scoring for a Normalization layer) → LSTM/BiLSTM layers →
         FullyConnected (→ Softmax), in the model's order; an LSTM without
-        ``return_sequences`` has ``output_mode="last"``.
+        ``return_sequences`` has ``output_mode="last"``. Predict with
+        ``read_keras_inputs(path).padding`` to reproduce the model's Masking.
     """
-    import h5py  # type: ignore[import-untyped]
-
-    where = os.fspath(path)
-    try:
-        if zipfile.is_zipfile(where):
-            with zipfile.ZipFile(where) as z:
-                config = json.loads(z.read("config.json"))
-                version = json.loads(z.read("metadata.json")).get("keras_version", "3")
-                weights = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
-            reader = _ArchiveWeights(weights)
-        else:
-            weights = h5py.File(where, "r")
-            if "model_config" not in weights.attrs:
-                raise InputError(f"{where}: an HDF5 file without a Keras model_config")
-            config = json.loads(weights.attrs["model_config"])
-            version = str(weights.attrs.get("keras_version", "2"))
-            reader = _LegacyWeights(weights)  # type: ignore[assignment]
-    except (OSError, KeyError, json.JSONDecodeError, zipfile.BadZipFile) as e:
-        raise InputError(f"{where}: not a Keras model file (.keras or .h5): {e}") from None
-    with weights:
-        return _network(config, version, reader, where, dtype)
+    with opened(path) as (config, version, reader, where):
+        keras2 = version.split(".")[0] in ("1", "2")
+        keys = weight_keys(model_layers(config))
+        if layer is not None:
+            return _one_layer(config, layer, keys, reader, where, keras2, dtype)
+        return _network(chain(config, where), keys, reader, where, keras2, dtype)
 
 
-class _ArchiveWeights:
-    """model.weights.h5 of a .keras archive: arrays by class-numbered key."""
+@dataclass(frozen=True)
+class KerasInputs:
+    """What a Keras model's inputs mean to lstm_ref.
 
-    def __init__(self, f: Any):
-        self.f = f
+    Attributes
+    ----------
+    mask_value : float or None
+        Its Masking layer's ``mask_value``; None without one.
+    state_inputs : dict of str to list of str
+        By layer name, the model inputs its ``initial_state`` reads ([h, c]; a
+        Bidirectional's [h_f, c_f, h_b, c_b]): that layer's rows of ``Network.state``,
+        ``LSTMState(h, c)`` (a Bidirectional's h = [h_f ‖ h_b], c = [c_f ‖ c_b]).
+    """
 
-    def arrays(self, layer: dict[str, Any], key: str, direction: str = "") -> list[Array]:
-        group = f"layers/{key}/{direction + '_layer/' if direction else ''}"
-        recurrent = layer["class_name"] in RECURRENT_LAYERS
-        path = f"{group}cell/vars" if recurrent else f"{group}vars"
-        if path not in self.f:
-            return []
-        own = self.f[path]
-        return [np.asarray(own[str(k)]) for k in range(len(own))]
+    mask_value: float | None
+    state_inputs: dict[str, list[str]]
 
-
-class _LegacyWeights:
-    """A legacy .h5 file: arrays by layer name, in the order of ``weight_names``."""
-
-    def __init__(self, f: Any):
-        self.f = f["model_weights"] if "model_weights" in f else f
-
-    def arrays(self, layer: dict[str, Any], key: str, direction: str = "") -> list[Array]:
-        name = layer["config"]["name"]
-        if name not in self.f:
-            return []
-        group = self.f[name]
-        names = [
-            n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]
-        ]
-        if direction:  # the forward layer's arrays, then the backward layer's
-            half = len(names) // 2
-            names = names[:half] if direction == "forward" else names[half:]
-        return [np.asarray(group[n]) for n in names]
+    @property
+    def padding(self) -> Padding:
+        """The Padding that computes as the model: ``Padding.keras(mask_value=…)`` under
+        Masking, else ``Padding.masked()`` (every given step is data)."""
+        return MASKED if self.mask_value is None else Padding.keras(mask_value=self.mask_value)
 
 
-def _snake(name: str) -> str:
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+def read_keras_inputs(path: str | os.PathLike) -> KerasInputs:
+    """The Masking value and the initial-state inputs of the model in ``path``."""
+    with opened(path) as (config, _, _, where):
+        masks = [s for s in model_layers(config) if s["class_name"] == "Masking"]
+        value = float(masks[0]["config"].get("mask_value", 0.0)) if masks else None
+        return KerasInputs(value, state_inputs(config, where))
 
 
-def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtype: Any) -> Network:
-    kind = config.get("class_name")
-    if kind not in ("Sequential", "Functional", "Model"):
-        raise InputError(f"{where}: a Keras {kind}; expected a Sequential or Functional model")
-    specs, reads = _chain(config, where)
-    keras2 = version.split(".")[0] in ("1", "2")
-    counts: Counter[str] = Counter()
+def _one_layer(
+    config: dict[str, Any],
+    name: str,
+    keys: dict[str, str],
+    reader: Any,
+    where: str,
+    keras2: bool,
+    dtype: Any,
+) -> Network:
+    """The LSTM or Bidirectional ``name`` alone (``from_keras(..., layer=name)``)."""
+    specs = {layer_name(s): s for s in model_layers(config)}
+    recurrent = [n for n, s in specs.items() if s["class_name"] in RECURRENT_LAYERS]
+    if name not in recurrent:
+        kind = f"a {specs[name]['class_name']}" if name in specs else "no layer"
+        raise InputError(f"{where}: layer {name!r} is {kind}; its LSTM layers: {recurrent}")
+    spec = specs[name]
+    what = f"{where}: layer {name!r} ({spec['class_name']})"
+    if spec["class_name"] == "Bidirectional":
+        layers: list[Layer] = [_bidirectional(spec, reader, keys[name], what, keras2, dtype, name)]
+    else:
+        layers = _recurrent(spec, reader.arrays(spec, keys[name]), what, keras2, dtype, 0, [])
+    first = layers[0]
+    assert isinstance(first, LSTM | BiLSTM)
+    return Network([SequenceInput(directions(first)[0].input_size), *layers])
+
+
+def _network(
+    graph: Chain, keys: dict[str, str], reader: Any, where: str, keras2: bool, dtype: Any
+) -> Network:
+    """The chain's layers (the module docstring)."""
     layers: list[Layer] = []
     C = None
     masked = False  # a Masking layer before this one
-    for k, spec in enumerate(specs):
+    for k, spec in enumerate(graph.specs):
         cls, cfg = spec["class_name"], spec["config"]
-        key = _snake(cls) + (f"_{counts[_snake(cls)]}" if counts[_snake(cls)] else "")
-        counts[_snake(cls)] += 1
-        name = cfg.get("name", key)
+        name = layer_name(spec)
+        key = keys[name]
         what = f"{where}: layer {name!r} ({cls})"
-        read = reads.get(name, 0)
+        read = graph.reads.get(name, 0)
         if cls == "InputLayer":
             shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
             C = shape[-1] if shape else None
+        if cls == "Masking" and layers:
+            raise InputError(
+                f"{what}: after layer {layers[-1].name!r}; Keras compares that layer's outputs "
+                "with mask_value, lstm_ref's Padding.keras the data: put Masking first"
+            )
         masked = masked or cls == "Masking"
+        if masked and cls in RECURRENT_LAYERS and name in graph.unmasked:
+            raise InputError(
+                f"{what}: called with an initial_state and no mask= under Masking, so Keras "
+                "computes its masked steps as data (it passes no mask to a layer given "
+                "initial states); pass mask= in Keras, or import without Masking"
+            )
         if cls in SKIPPED:
             continue
         if cls in RECURRENT:
-            arrays = reader.arrays(spec, key)
-            after = specs[k + 1 :]
-            layers += _recurrent(spec, arrays, what, name, keras2, dtype, read, masked, after)
+            after = graph.specs[k + 1 :]
+            _check_masked_outputs(spec, what, masked, after, read)
+            layers += _recurrent(spec, reader.arrays(spec, key), what, keras2, dtype, read, after)
+            _check_reversal(layers[-1], what, masked, after)
         elif cls == "Bidirectional":
             if read != 0:
                 raise InputError(
@@ -231,29 +247,16 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
                     "layer; lstm_ref's BiLSTM passes on its merged output only"
                 )
             layers.append(_bidirectional(spec, reader, key, what, keras2, dtype, name))
-        elif cls == "Dense":
-            arrays = reader.arrays(spec, key)
-            if len(arrays) != (2 if cfg.get("use_bias", True) else 1):
-                raise InputError(f"{what}: {len(arrays)} arrays; expected kernel and bias")
-            kernel = arrays[0]
-            bias = arrays[1] if len(arrays) > 1 else np.zeros(kernel.shape[1])
-            if kernel.ndim != 2 or bias.shape != kernel.shape[1:]:
-                raise InputError(
-                    f"{what}: kernel {kernel.shape}, bias {bias.shape}; expected (H, K), (K,)"
-                )
-            layers.append(FullyConnected(kernel.T.astype(dtype), bias.astype(dtype), name=name))
-            activation = cfg.get("activation")
-            if activation == "softmax":
-                layers.append(Softmax(name=f"{name}_softmax"))
-            elif activation not in ("linear", None):
-                raise InputError(f"{what}: activation {activation!r}; expected softmax or linear")
+        elif cls in ("Dense", "TimeDistributed"):
+            layers += _dense(spec, reader.arrays(spec, key), what, dtype, name)
         elif cls == "Normalization":
             layers.append(_normalization(cfg, reader.arrays(spec, key), what, dtype, name))
         elif cls == "Activation" and cfg.get("activation") == "softmax":
             layers.append(Softmax(name=name))
         else:
             raise InputError(
-                f"{what}: not supported (LSTM, Bidirectional, Masking, Dense, Dropout)"
+                f"{what}: not supported (LSTM, Bidirectional, Masking, Normalization, Dense, "
+                "TimeDistributed(Dense), Dropout, Activation('softmax'))"
             )
     if not any(isinstance(x, LSTM | BiLSTM) for x in layers):
         raise InputError(f"{where}: no LSTM layer")
@@ -269,119 +272,45 @@ def _network(config: dict[str, Any], version: str, reader: Any, where: str, dtyp
     return Network([*(head or [SequenceInput(width)]), *layers])
 
 
-def _name(spec: dict[str, Any]) -> str:
-    return str(spec.get("name") or spec["config"].get("name", ""))
+def _check_masked_outputs(
+    spec: dict[str, Any], what: str, masked: bool, after: list[dict[str, Any]], read: int
+) -> None:
+    """Refuse ``zero_output_for_mask`` under Masking where its zeros reach the output: the
+    last output of every shorter sequence, or per-step outputs no later LSTM skips."""
+    cfg = spec["config"]
+    if not (masked and cfg.get("zero_output_for_mask")) or read:
+        return
+    if not cfg.get("return_sequences"):
+        raise InputError(
+            f"{what}: zero_output_for_mask under Masking makes its last output 0 for every "
+            "sequence shorter than the padded batch; not reproducible per sequence (read its "
+            "state h instead)"
+        )
+    if not any(s["class_name"] in RECURRENT_LAYERS for s in after):
+        raise InputError(
+            f"{what}: zero_output_for_mask under Masking writes 0 at masked steps; "
+            "Padding.keras repeats a one-direction layer's previous output there"
+        )
 
 
-def _chain(config: dict[str, Any], where: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The model's layers as one chain from its input to its output (the section "The
-    graph" of the module docstring).
-
-    Returns
-    -------
-    specs : list of dict
-        The layers' configs in data-flow order (a Functional model's mask ops left out).
-    reads : dict of str to int
-        By layer name, which of its outputs flows on — 0 the output, 1 and 2 h and c of
-        ``return_state`` (a Bidirectional's 1 … 4 h_f, c_f, h_b, c_b) — where it is not 0.
-    """
-    model = config["config"]
-    specs = [s for s in model["layers"] if s["class_name"] not in MASK_OPS]
-    if config["class_name"] == "Sequential":  # each layer reads its predecessor's output
-        return specs, {}
-    by_name = {_name(s): s for s in specs}
-    fed: dict[str, list[tuple[str, int]]] = {n: [] for n in by_name}  # name -> (reader, index)
-    for spec in specs:
-        what = f"{where}: layer {_name(spec)!r} ({spec['class_name']})"
-        for source, index in _inputs(spec, what):
-            if source not in fed:
-                raise InputError(f"{what}: reads layer {source!r}, which the model lacks")
-            fed[source].append((_name(spec), index))
-    outputs = [(str(n), int(i)) for n, _, i in _tensor_list(model.get("output_layers"))]
-    inputs = [str(n) for n, _, _ in _tensor_list(model.get("input_layers"))]
-    if len(inputs) != 1:
-        raise InputError(f"{where}: {len(inputs)} model inputs {inputs}; expected one")
-    chain, reads = [inputs[0]], {}
-    while fed[chain[-1]]:
-        if len(fed[chain[-1]]) > 1:
-            readers = [n for n, _ in fed[chain[-1]]]
-            raise InputError(
-                f"{where}: layer {chain[-1]!r} feeds {readers}; lstm_ref's network is one chain"
-            )
-        ((reader, reads[chain[-1]]),) = fed[chain[-1]]
-        chain.append(reader)
-    off = [n for n in by_name if n not in chain]
-    if off:
-        raise InputError(f"{where}: layers {off} are off the path from the input to the output")
-    end = chain[-1]
-    ends = sorted(i for n, i in outputs if n == end)
-    if not ends:
-        raise InputError(f"{where}: the last layer {end!r} is not among the outputs {outputs}")
-    reads[end] = ends[0]
-    for n, i in outputs:
-        if (n, i) != (end, ends[0]) and not 1 <= i <= _state_count(by_name[n]):
-            raise InputError(
-                f"{where}: outputs {outputs}; expected one output (and return_state's states)"
-            )
-    return [by_name[n] for n in chain], {n: i for n, i in reads.items() if i}
-
-
-def _state_count(spec: dict[str, Any]) -> int:
-    """How many states ``return_state`` adds to a layer's outputs, after the output itself:
-    h and c (and, of a Bidirectional, both directions')."""
-    cls, cfg = spec["class_name"], spec["config"]
-    if cls == "Bidirectional" and cfg["layer"]["config"].get("return_state"):
-        return 4
-    return 2 if cls in RECURRENT and cfg.get("return_state") else 0
-
-
-def _inputs(spec: dict[str, Any], what: str) -> list[tuple[str, int]]:
-    """The (layer name, output index) a Functional model's layer reads: Keras 3 writes a
-    node as ``{"args": [tensor], "kwargs": {"mask": tensor, …}}`` with a tensor's
-    ``keras_history`` [layer, node, index]; Keras 2 as ``[[layer, node, index, kwargs]]``."""
-    nodes = spec.get("inbound_nodes") or []
-    if len(nodes) > 1:
-        raise InputError(f"{what}: called {len(nodes)} times (a shared layer); expected once")
-    if not nodes:
-        return []
-    node = nodes[0]
-    if isinstance(node, dict):
-        refs = [t["config"]["keras_history"] for t in _keras_tensors(node.get("args", []))]
-        kwargs = node.get("kwargs") or {}
-    else:
-        refs = [t[:3] for t in node]
-        kwargs = {k: v for t in node if len(t) > 3 for k, v in t[3].items()}
-    if kwargs.get("initial_state") is not None:
-        raise InputError(f"{what}: an initial_state from the graph; lstm_ref starts from zeros")
-    if len(refs) != 1:
-        raise InputError(f"{what}: reads {len(refs)} tensors; expected one (one chain)")
-    return [(str(refs[0][0]), int(refs[0][2]))]
-
-
-def _keras_tensors(value: Any) -> list[dict[str, Any]]:
-    """Every ``__keras_tensor__`` inside a Keras 3 node's (nested) arguments."""
-    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-        return [value]
-    items = value.values() if isinstance(value, dict) else value
-    if isinstance(value, dict | list | tuple):
-        return [t for item in items for t in _keras_tensors(item)]
-    return []
-
-
-def _tensor_list(refs: Any) -> list[list[Any]]:
-    """``input_layers``/``output_layers``: one [layer, node, index], or a list (or dict) of
-    them, in order."""
-    if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str):
-        return [refs]
-    items = refs.values() if isinstance(refs, dict) else refs or []
-    return [r for item in items for r in _tensor_list(item)]
+def _check_reversal(layer: Layer, what: str, masked: bool, after: list[dict[str, Any]]) -> None:
+    """Refuse a go_backwards sequence feeding a recurrent layer under Masking."""
+    later = [s for s in after if s["class_name"] in RECURRENT_LAYERS]
+    if isinstance(layer, TimeReversal) and masked and later:
+        raise InputError(
+            f"{what}: go_backwards with return_sequences under Masking feeds layer "
+            f"{layer_name(later[0])!r}: Keras writes a sequence of n steps in a batch of T after "
+            "T - n zeros but passes the mask on unreversed (the first n steps valid), so that "
+            "layer reads zeros and misses outputs; its result depends on the padded length, "
+            "which lstm_ref cannot reproduce"
+        )
 
 
 def _normalization(
     cfg: dict[str, Any], arrays: list[Array], what: str, dtype: Any, name: str
 ) -> SequenceInput:
-    """Keras's Normalization per feature: (x − mean) / sqrt(variance) — a z-scoring input
-    (zero-centring when every variance is 1)."""
+    """Keras's Normalization per feature: (x − mean) / max(sqrt(variance), ε), computed in
+    the layer's dtype — a z-scoring input (zero-centring when every variance is 1)."""
     if list(cfg.get("axis", [-1])) != [-1] or cfg.get("invert"):
         raise InputError(f"{what}: only axis -1 (per feature), not inverted, is supported")
     mean, variance = cfg.get("mean"), cfg.get("variance")
@@ -389,53 +318,68 @@ def _normalization(
         if len(arrays) < 2:
             raise InputError(f"{what}: neither mean/variance in its config nor adapted arrays")
         mean, variance = arrays[0], arrays[1]
-    m = np.asarray(mean, np.float64).reshape(-1).astype(dtype)
-    v = np.asarray(variance, np.float64).reshape(-1)
+    own = _keras_dtype(cfg)
+    m = np.asarray(mean, own).reshape(-1).astype(dtype)
+    v = np.asarray(variance, own).reshape(-1)
     if (v == 1).all():
         return SequenceInput(len(m), name=name, normalization="zerocenter", mean=m)
-    std = np.sqrt(v).astype(dtype)  # sqrt(std²) is std exactly: the export round trips
+    std = np.maximum(np.sqrt(v), own.type(KERAS_EPSILON)).astype(dtype)  # Keras's divisor
     return SequenceInput(len(m), name=name, normalization="zscore", mean=m, std=std)
+
+
+def _keras_dtype(cfg: dict[str, Any]) -> np.dtype:
+    """The dtype a layer computes in: its dtype policy's name (Keras 3), or ``dtype``."""
+    policy = cfg.get("dtype", "float32")
+    name = policy.get("config", {}).get("name") if isinstance(policy, dict) else policy
+    return np.dtype("float64" if name == "float64" else "float32")
+
+
+def _dense(
+    spec: dict[str, Any], arrays: list[Array], what: str, dtype: Any, name: str
+) -> list[Layer]:
+    """A Dense (or a TimeDistributed one: the same on every step) and its softmax."""
+    cfg = spec["config"]
+    if spec["class_name"] == "TimeDistributed":
+        inner = cfg["layer"]
+        if inner["class_name"] != "Dense":
+            raise InputError(f"{what}: wraps a {inner['class_name']}; expected a Dense")
+        cfg = inner["config"]
+    if len(arrays) != (2 if cfg.get("use_bias", True) else 1):
+        raise InputError(f"{what}: {len(arrays)} arrays; expected kernel and bias")
+    kernel = arrays[0]
+    bias = arrays[1] if len(arrays) > 1 else np.zeros(kernel.shape[1])
+    if kernel.ndim != 2 or bias.shape != kernel.shape[1:]:
+        raise InputError(f"{what}: kernel {kernel.shape}, bias {bias.shape}; expected (H, K), (K,)")
+    layers: list[Layer] = [FullyConnected(kernel.T.astype(dtype), bias.astype(dtype), name=name)]
+    activation = cfg.get("activation")
+    if activation == "softmax":
+        layers.append(Softmax(name=f"{name}_softmax"))
+    elif activation not in ("linear", None):
+        raise InputError(f"{what}: activation {activation!r}; expected softmax or linear")
+    return layers
 
 
 def _recurrent(
     spec: dict[str, Any],
     arrays: list[Array],
     what: str,
-    name: str,
     keras2: bool,
     dtype: Any,
     read: int,
-    masked: bool,
     after: list[dict[str, Any]],
 ) -> list[Layer]:
-    """An LSTM layer (``read``: which of its outputs flows on; ``masked``: under Masking;
-    ``after``: the layers after it) — with a TimeReversal after a go_backwards sequence."""
-    cfg = spec["config"]
+    """An LSTM layer (``read``: which of its outputs flows on) — with a TimeReversal after a
+    go_backwards sequence."""
     if read == 2:
         raise InputError(
             f"{what}: its cell state c feeds the next layer; lstm_ref's layers pass on h only "
             "(c is predict(..., return_state=True)'s state)"
         )
-    if masked and cfg.get("zero_output_for_mask") and not cfg.get("return_sequences") and not read:
-        raise InputError(
-            f"{what}: zero_output_for_mask under Masking makes its last output 0 for every "
-            "sequence shorter than the padded batch; not reproducible per sequence (read its "
-            "state h instead)"
-        )
-    one = _lstm(
-        cfg, arrays, what, keras2, dtype, name, spec["class_name"] == "CuDNNLSTM", read == 1
-    )
+    name = layer_name(spec)
+    cudnn = spec["class_name"] == "CuDNNLSTM"
+    one = _lstm(spec["config"], arrays, what, keras2, dtype, name, cudnn, read == 1)
     if not reverse_sequence(one):
         return [one]
-    later = [s for s in after if s["class_name"] in RECURRENT_LAYERS]
-    if masked and later:
-        raise InputError(
-            f"{what}: go_backwards with return_sequences under Masking feeds layer "
-            f"{_name(later[0])!r}: Keras writes a sequence of n steps in a batch of T after "
-            "T - n zeros but passes the mask on unreversed (the first n steps valid), so that "
-            "layer reads zeros and misses outputs; its result depends on the padded length, "
-            "which lstm_ref cannot reproduce"
-        )
     return [one, TimeReversal(name=f"{name}_reversal")]
 
 
@@ -447,7 +391,10 @@ def _bidirectional(
     cfg = spec["config"]
     mode = cfg.get("merge_mode")
     if mode not in MERGE_MODES:
-        raise InputError(f"{what}: merge_mode {mode!r}; expected concat, sum, mul or ave")
+        raise InputError(
+            f"{what}: merge_mode {mode!r}; expected concat, sum, mul or ave (None returns the "
+            "two directions as two tensors, and lstm_ref's BiLSTM merges them)"
+        )
     inner = cfg["layer"]
     backward = cfg.get("backward_layer") or dict(
         inner, config=dict(inner["config"], go_backwards=True)

@@ -5,8 +5,12 @@ other way. ``Masking(0.0)`` makes padded batches run as lstm_ref's masked paddin
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from ..layers import (
     reverse_sequence,
 )
 from ..network import Network
-from .keras import ACTIVATIONS
+from .keras import ACTIVATIONS, KERAS_EPSILON
 
 Array = np.ndarray
 
@@ -34,11 +38,37 @@ KERAS_NAMES = {  # lstm_ref's activation specs -> Keras 3's names: the importer'
 } | {"hard-sigmoid-keras3": "hard_sigmoid"}
 
 
+@contextmanager
+def _quiet_keras() -> Iterator[None]:
+    """Silence what Keras 3.15 says to no purpose while we build and save a model: NumPy 2's
+    DeprecationWarning on Keras's ``Variable.__array__`` (it takes no ``copy=``), raised
+    whenever Keras turns a variable into an array, and the notice that ``.h5`` is a legacy
+    format (the caller chose it)."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore",
+                "__array__ implementation doesn't accept a copy keyword",
+                DeprecationWarning,
+            )
+            yield
+    finally:
+        absl.setLevel(level)
+
+
 def to_keras(net: Network) -> Any:
     """The Keras 3 model computing ``net`` (in its dtype): ``Masking(0.0)`` so padded batches
     run like lstm_ref's masked padding, ``Normalization`` for a normalising input, then
     LSTM/Bidirectional layers (a reverse LSTM's sequence with the TimeReversal after it as
     one go_backwards LSTM), Dense (softmax)."""
+    with _quiet_keras():
+        return _build(net)
+
+
+def _build(net: Network) -> Any:
     import keras  # type: ignore[import-untyped]
 
     dtype = str(net.dtype)
@@ -47,6 +77,11 @@ def to_keras(net: Network) -> Any:
     pending = []
     for k, layer in enumerate(net.layers):
         if isinstance(layer, SequenceInput):
+            if layer.std is not None and (layer.std < KERAS_EPSILON).any():
+                raise InputError(
+                    f"layer {layer.name!r}: a std below {KERAS_EPSILON:g}, the least divisor "
+                    "of Keras's Normalization"
+                )
             if layer.mean is not None:
                 variance = np.ones_like(layer.mean) if layer.std is None else layer.std**2
                 normalise = keras.layers.Normalization(
@@ -133,7 +168,7 @@ def save_keras(net: Network, path: str | os.PathLike) -> None:
     """Write :func:`to_keras` to ``path`` (``.keras``, or legacy ``.h5``), atomically."""
     model = to_keras(net)
     suffix = Path(path).suffix
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, _quiet_keras():
         temp = Path(folder) / f"model{suffix}"
         model.save(temp)
         data = temp.read_bytes()

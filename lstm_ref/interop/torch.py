@@ -8,8 +8,8 @@ PyTorch tensor          shape               lstm_ref                           t
 ======================  ==================  =================================  ===========
 ``weight_ih_l{k}``      (4H, C)             ``LSTM.params.W``                  none
 ``weight_hh_l{k}``      (4H, H_out)         ``LSTM.params.R``                  none
-``bias_ih_l{k}``        (4H,)               ``LSTM.params.b`` = b_ih + b_hh    summed
-``bias_hh_l{k}``        (4H,)               (summed into b)
+``bias_ih_l{k}``        (4H,)               ``LSTM.params.b`` = b_ih + b_hh;   summed;
+``bias_hh_l{k}``        (4H,)               ``LSTM.bias_split`` [b_ih; b_hh]   kept
 ``weight_hr_l{k}``      (P, H)              ``LSTM.projection``                none
 ``<head>.weight``       (K, D·H_out)        ``FullyConnected.weights``         none
 ``<head>.bias``         (K,)                ``FullyConnected.bias``            none
@@ -18,7 +18,19 @@ PyTorch tensor          shape               lstm_ref                           t
 Gate blocks are i, f, g, o — lstm_ref's order, so nothing is reordered. ``bias=False``
 means b = 0. Layer k > 0 takes C = D·H_out. ``nn.LSTMCell`` has the same tensors without the
 ``_l0`` suffix. A bidirectional layer becomes a :class:`~lstm_ref.layers.BiLSTM` whose
-output is [forward ‖ reverse], as ``output`` is.
+output is [forward ‖ reverse], as ``output`` is. The layers are named ``<module>.l{k}``
+(``l{k}`` for a bare module) and the head after its ``nn.Linear``; the arrays keep the
+tensors' dtype unless ``dtype=`` says otherwise. Export writes the stored ``bias_split``
+back while b is unchanged (b − b_hh and b_hh after training changed b), in the network's
+dtype, under those module names — so a state_dict imported and exported is the same
+tensors, as stored.
+
+**An nn.LSTMCell** is one step; a decoder calls it in a loop,
+``for x_t in x: h, c = cell(x_t, (h, c))``. It becomes an :class:`~lstm_ref.layers.LSTM`
+layer with its weights, and ``predict`` on a sequence runs that loop — the cell at every
+step, (h, c) carried over — from the layer's state (``Network.state``: the ``(h, c)`` the
+first call receives, zeros by default). A sequence of one step is one call. It is written
+back as a one-layer ``nn.LSTM`` (``_l0`` names).
 
 Semantics: a PyTorch module has no stored initial state (h_0 = c_0 = 0 unless passed);
 ``dropout`` acts between layers in training only, so an inference reference ignores it (a
@@ -55,8 +67,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,26 +85,53 @@ from ..layers import (
 )
 from ..lstm import LSTMParams
 from ..network import Network
+from .torch_checkpoint import (
+    LSTM_KEY,
+    find_lstms,
+    list_torch_lstms,
+    load_state_dict,
+    modules,
+    pick_lstm,
+    read_tensors,
+)
 
 Array = np.ndarray
-_LSTM_KEY = re.compile(
-    r"^(?P<prefix>.*?)(?P<what>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
-    r"(?:_l(?P<layer>\d+))?(?P<reverse>_reverse)?$"
-)
+__all__ = [
+    "from_torch",
+    "list_torch_lstms",
+    "load_state_dict",
+    "network_from_arrays",
+    "save_torch",
+    "to_state_dict",
+    "torch_lstm_options",
+]
 
 
 def from_torch(
-    source: Any, *, dtype: np.dtype | type = np.float64, class_names: list[str] | None = None
+    source: Any,
+    *,
+    prefix: str | None = None,
+    head: str | None = None,
+    dtype: np.dtype | type | None = None,
+    class_names: list[str] | None = None,
 ) -> Network:
-    """A Network from an ``nn.LSTM`` or ``nn.LSTMCell`` module, a module holding one (and an
-    optional ``nn.Linear`` head), a ``state_dict``, or a ``.pt``/``.pth`` file of one.
+    """A Network from an LSTM or LSTMCell in a module, a state_dict, a checkpoint dict, or
+    a ``.pt``/``.pth``/``.safetensors`` file or TorchScript archive of one (see
+    :mod:`.torch_checkpoint`; :func:`.torch_checkpoint.list_torch_lstms` lists them).
 
     Parameters
     ----------
-    source : torch.nn.Module, mapping of str to tensor, or path
-        A file is read with ``torch.load(weights_only=True)``: it must hold a state_dict.
-    dtype : float64 (default) or float32
-        The dtype lstm_ref computes in (float32 weights widen to float64 exactly).
+    source : torch.nn.Module, mapping, or path
+        Tensors may be ``torch.Tensor`` or NumPy arrays.
+    prefix : str, optional
+        The LSTM module to import (``"decoder.rnn"``); the rest of the checkpoint is ignored
+        but for ``head``. Without it the source must hold one LSTM module and, beside it,
+        nothing or one ``nn.Linear`` (taken as the head).
+    head : str, optional
+        The ``nn.Linear`` module (``"decoder.fc"``) that reads the LSTM's final h.
+    dtype : float64 or float32, optional
+        The dtype lstm_ref computes in; by default the tensors' own (float32 stays float32;
+        float16 and bfloat16 widen to float32).
     class_names : list of str, optional
         Names of the head's outputs.
 
@@ -104,57 +141,74 @@ def from_torch(
         SequenceInput → LSTM/BiLSTM layers (the last with ``output_mode="last"`` when a
         head follows) → FullyConnected → Softmax; or the LSTM layers alone.
     """
-    where = "state_dict"
-    if isinstance(source, str | os.PathLike):
-        where = os.fspath(source)
-        state = load_state_dict(source)
-    elif hasattr(source, "state_dict") and callable(source.state_dict):
-        where = type(source).__name__
-        state = source.state_dict()
-    elif isinstance(source, Mapping):
-        state = source
-    else:
-        raise InputError(
-            f"expected an nn.LSTM/nn.LSTMCell module, a state_dict or a .pt file; got "
-            f"{type(source).__name__}"
-        )
-    arrays = {str(k): _as_numpy(where, str(k), v, dtype) for k, v in state.items()}
+    tensors, where = read_tensors(source)
+    lstm = pick_lstm(find_lstms(tensors), where, prefix)
+    rest = [k for k in tensors if k not in lstm.keys]
+    head_keys: list[str] = []
+    if head is not None:
+        head_keys = _linear_keys(head.rstrip("."))
+        if head_keys[0] not in tensors:
+            raise InputError(
+                f"{where}: no nn.Linear {head!r} ({head_keys[0]} missing); the modules beside "
+                f"the LSTM: {modules(rest)}"
+            )
+    elif prefix is None and rest:
+        names = modules(rest)
+        if len(names) != 1 or not set(rest) <= set(_linear_keys(names[0])):
+            raise InputError(
+                f"{where}: modules {_few(names)} beside the LSTM {lstm}; pass "
+                f"prefix={lstm.prefix.rstrip('.')!r} to import the LSTM alone (and head='<name>' "
+                "for an nn.Linear head)"
+            )
+        head_keys = rest
+    picked = [k for k in [*lstm.keys, *head_keys] if k in tensors]
+    if dtype is None:
+        dtype = np.result_type(np.float32, *(_dtype_of(where, k, tensors[k]) for k in picked))
+    arrays = {k: _as_numpy(where, k, tensors[k], dtype) for k in picked}
     return network_from_arrays(arrays, where, class_names)
+
+
+def _linear_keys(name: str) -> list[str]:
+    """The tensor names of the nn.Linear ``name``: its weight and its bias."""
+    dot = f"{name}." if name else ""
+    return [f"{dot}weight", f"{dot}bias"]
+
+
+def _few(names: list[str], most: int = 6) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return f"{shown}, … ({len(names)} in all)" if len(names) > most else shown
 
 
 def network_from_arrays(
     arrays: dict[str, Array], where: str, class_names: list[str] | None = None
 ) -> Network:
-    """The network a state_dict's arrays describe (see the module docstring)."""
-    lstm_keys = {k: m for k in arrays if (m := _LSTM_KEY.match(k))}
-    if not lstm_keys:
-        raise InputError(f"{where}: no nn.LSTM tensors (weight_ih_l0, …) found")
-    prefixes = {m["prefix"] for m in lstm_keys.values()}
-    if len(prefixes) > 1:
-        raise InputError(f"{where}: more than one LSTM module ({sorted(prefixes)}); expected one")
-    prefix = prefixes.pop()
-    cell = all(m["layer"] is None for m in lstm_keys.values())
+    """The network a state_dict's arrays describe: one LSTM module and at most one
+    ``nn.Linear`` head (see the module docstring)."""
+    lstms = find_lstms(arrays)
+    lstm = pick_lstm(lstms, where, None)
+    cell = lstm.kind == "LSTMCell"
     by_layer: dict[int, dict[str, dict[str, Array]]] = {}
-    for key, m in lstm_keys.items():
+    for key in lstm.keys:
+        m = LSTM_KEY.match(key)
+        assert m is not None  # find_lstms matched it
         if m["layer"] is None and not cell:
             raise InputError(f"{where}: tensor {key!r} mixes nn.LSTMCell and nn.LSTM names")
         direction = "reverse" if m["reverse"] else "forward"
-        by_layer.setdefault(int(m["layer"] or 0), {}).setdefault(direction, {})[m["what"]] = arrays[
-            key
-        ]
-    rest = {k: v for k, v in arrays.items() if k not in lstm_keys}
-    head = _head(rest, where)
+        layer = by_layer.setdefault(int(m["layer"] or 0), {})
+        layer.setdefault(direction, {})[m["what"]] = arrays[key]
+    rest = {k: v for k, v in arrays.items() if k not in lstm.keys}
+    fc = _head(rest, where)
     count = len(by_layer)
     if sorted(by_layer) != list(range(count)):
         raise InputError(f"{where}: LSTM layers {sorted(by_layer)}; expected 0 … {count - 1}")
     layers: list[LSTM | BiLSTM] = []
     for k in range(count):
-        mode = "last" if head is not None and k == count - 1 else "sequence"
-        layers.append(_layer(by_layer[k], f"{prefix}l{k}", mode, where))
+        mode = "last" if fc is not None and k == count - 1 else "sequence"
+        layers.append(_layer(by_layer[k], f"{lstm.prefix}l{k}", mode, where))
     C = directions(layers[0])[0].input_size
     network: list[Layer] = [SequenceInput(C), *layers]
-    if head is not None:
-        network += [FullyConnected(head[0], head[1], name=head[2] or "fc"), Softmax()]
+    if fc is not None:
+        network += [FullyConnected(fc[0], fc[1], name=fc[2] or "fc"), Softmax()]
     return Network(network, class_names)
 
 
@@ -204,6 +258,7 @@ def _direction(t: dict[str, Array], name: str, mode: str, direction: str, where:
         )
     return LSTM(
         LSTMParams(W, R, b_ih + b_hh),
+        bias_split=np.stack([b_ih, b_hh]) if "bias_ih" in t else None,
         name=name,
         output_mode=mode,  # type: ignore[arg-type]
         direction=direction,  # type: ignore[arg-type]
@@ -212,52 +267,47 @@ def _direction(t: dict[str, Array], name: str, mode: str, direction: str, where:
 
 
 def _head(rest: dict[str, Array], where: str) -> tuple[Array, Array, str] | None:
-    """An nn.Linear's weight (K, ·) and bias (K,) among the other tensors, or None."""
+    """An nn.Linear's weight (K, ·) and bias (K,) — 0 for ``bias=False`` — among the other
+    tensors, or None."""
     if not rest:
         return None
-    names = {k.rsplit(".", 1)[0] if "." in k else "" for k in rest}
-    if len(names) != 1 or {k.rsplit(".", 1)[-1] for k in rest} != {"weight", "bias"}:
+    names = modules(list(rest))
+    if len(names) != 1 or not set(rest) <= set(_linear_keys(names[0])):
         raise InputError(
             f"{where}: tensors {sorted(rest)} beside the LSTM; expected none or one nn.Linear "
             "head (<name>.weight, <name>.bias)"
         )
-    prefix = names.pop()
-    dot = f"{prefix}." if prefix else ""
-    weight, bias = rest[f"{dot}weight"], rest[f"{dot}bias"]
-    if weight.ndim != 2 or bias.shape != weight.shape[:1]:
+    name = names[0]
+    weight_key, bias_key = _linear_keys(name)
+    weight = rest.get(weight_key)
+    if weight is None or weight.ndim != 2:
+        raise InputError(f"{where}: head {name!r}: expected a weight (K, H)")
+    bias = rest.get(bias_key, np.zeros(len(weight), weight.dtype))
+    if bias.shape != weight.shape[:1]:
         raise InputError(
-            f"{where}: head {prefix!r}: weight {weight.shape} and bias {bias.shape} must be "
+            f"{where}: head {name!r}: weight {weight.shape} and bias {bias.shape} must be "
             "(K, H) and (K,)"
         )
-    return weight, bias, prefix
+    return weight, bias, name
 
 
-def load_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
-    """The state_dict in a ``.pt``/``.pth`` file, read with ``weights_only=True``; an
-    InputError naming the file for anything else."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no PyTorch file {str(path)!r}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, KeyError, … here
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(
-            f"{path}: not a PyTorch weights file torch.load(weights_only=True) can read "
-            f"(save model.state_dict(), not the module): {first}"
-        ) from None
-    if not isinstance(state, Mapping):
-        raise InputError(f"{path}: holds a {type(state).__name__}; expected a state_dict")
-    return state
+def _dtype_of(where: str, key: str, value: Any) -> np.dtype:
+    """The NumPy dtype of a tensor or array; an InputError unless it is floating-point."""
+    kind = str(value.dtype).removeprefix("torch.")
+    if kind in ("float16", "bfloat16"):
+        return np.dtype(np.float32)  # widened exactly
+    if kind not in ("float32", "float64"):
+        raise InputError(f"{where}: {key!r} holds {kind} values; expected floating-point")
+    return np.dtype(kind)
 
 
 def _as_numpy(where: str, key: str, value: Any, dtype: np.dtype | type) -> Array:
+    """A tensor or array as a NumPy array of ``dtype`` (float32 widens exactly)."""
+    _dtype_of(where, key, value)
+    if isinstance(value, np.ndarray):
+        return value.astype(dtype)
     import torch
 
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise InputError(f"{where}: {key!r} is not a floating-point tensor")
     return value.detach().cpu().to(torch.float64).numpy().astype(dtype)
 
 
@@ -277,7 +327,9 @@ def torch_lstm_options(net: Network) -> dict[str, Any]:
     }
 
 
-def to_state_dict(net: Network, prefix: str = "lstm.", head: str = "fc.") -> dict[str, Any]:
+def to_state_dict(
+    net: Network, prefix: str | None = None, head: str | None = None
+) -> dict[str, Any]:
     """The network as a PyTorch state_dict (the ``Classifier`` of the module docstring).
 
     Parameters
@@ -285,37 +337,66 @@ def to_state_dict(net: Network, prefix: str = "lstm.", head: str = "fc.") -> dic
     net : Network
         One run of LSTM or BiLSTM layers of one size (sigmoid/tanh, projection at most,
         zero initial state), an optional FullyConnected head.
-    prefix, head : str
-        The names of the nn.LSTM and the nn.Linear modules.
+    prefix, head : str, optional
+        The names of the nn.LSTM and the nn.Linear modules, with their trailing dot. By
+        default the modules' own names for a network :func:`from_torch` imported (its
+        layers named ``<module>.l<k>``, and the head after its nn.Linear), else ``"lstm."``
+        and ``"fc."``.
 
     Returns
     -------
     dict of str to torch.Tensor
         ``{prefix}weight_ih_l{k}[_reverse]`` (4H, C), ``weight_hh`` (4H, H_out), ``bias_ih``
-        = b and ``bias_hh`` = 0 (4H,), ``weight_hr`` (P, H); ``{head}weight`` (K, D·H_out),
-        ``{head}bias`` (K,); of the network's dtype. Loads into
-        ``nn.LSTM(**torch_lstm_options(net))``.
+        and ``bias_hh`` (4H,) — the layer's ``bias_split`` as imported (or, after b
+        changed, b − its ``bias_hh`` and that ``bias_hh``), else b and 0 —, ``weight_hr``
+        (P, H); ``{head}weight`` (K, D·H_out), ``{head}bias`` (K,); of the network's
+        dtype. Loads into ``nn.LSTM(**torch_lstm_options(net))``.
     """
     import torch
 
+    lstms = _lstm_layers(net)
+    fcs = [layer for layer in net.layers if isinstance(layer, FullyConnected)]
+    own = _imported_prefix(lstms)
+    prefix = prefix if prefix is not None else "lstm." if own is None else own
+    if head is None:
+        head = f"{fcs[0].name}." if fcs and own is not None else "fc."
     out: dict[str, Any] = {}
-    for k, layer in enumerate(_lstm_layers(net)):
+    for k, layer in enumerate(lstms):
         for lstm, suffix in zip(directions(layer), ("", "_reverse"), strict=False):
+            b_ih, b_hh = _biases(lstm)
             tensors = {
                 "weight_ih": lstm.params.W,
                 "weight_hh": lstm.params.R,
-                "bias_ih": lstm.params.b,
-                "bias_hh": np.zeros_like(lstm.params.b),
+                "bias_ih": b_ih,
+                "bias_hh": b_hh,
                 "weight_hr": lstm.projection,
             }
             for what, a in tensors.items():
                 if a is not None:
                     out[f"{prefix}{what}_l{k}{suffix}"] = torch.from_numpy(np.array(a))
-    fcs = [layer for layer in net.layers if isinstance(layer, FullyConnected)]
     if fcs:
         out[f"{head}weight"] = torch.from_numpy(np.array(fcs[0].weights))
         out[f"{head}bias"] = torch.from_numpy(np.array(fcs[0].bias))
     return out
+
+
+def _imported_prefix(lstms: list[LSTM | BiLSTM]) -> str | None:
+    """The nn.LSTM's name when the layers are named as :func:`from_torch` names them."""
+    found = [re.fullmatch(r"(?P<prefix>(?:.*\.)?)l(?P<k>\d+)", layer.name) for layer in lstms]
+    prefixes = {m["prefix"] for m in found if m}
+    if len(prefixes) != 1 or any(not m or int(m["k"]) != k for k, m in enumerate(found)):
+        return None
+    return prefixes.pop()
+
+
+def _biases(lstm: LSTM) -> tuple[Array, Array]:
+    """bias_ih and bias_hh: the stored split while it still sums to b exactly."""
+    b, split = lstm.params.b, lstm.bias_split
+    if split is None:
+        return b, np.zeros_like(b)
+    if np.array_equal(split[0] + split[1], b):
+        return split[0], split[1]
+    return b - split[1], split[1]
 
 
 def save_torch(net: Network, path: str | os.PathLike) -> None:

@@ -23,13 +23,10 @@ from ..lstm import (
     LSTMActivations,
     LSTMParams,
     LSTMState,
-    StepGradients,
-    lstm_backward,
-    lstm_forward,
     peephole_gradient,
     projection_gradient,
-    reverse_in_time,
 )
+from ..lstm_loop import StepGradients, lstm_backward, lstm_forward, reverse_in_time
 from .base import Grads, Layer, check_layer_shape, float_array
 
 Array = np.ndarray
@@ -65,6 +62,10 @@ class LSTM(Layer):
     p_i, p_f, p_o; ``clip``; ``input_forget``; ``output_activation`` σ_h for
     h = o ⊙ σ_h(c) when it is not ``state_activation``. Activations are named as in
     :mod:`lstm_ref.activations`.
+
+    ``bias_split`` (2, 4H), optional: b as the two terms a framework file stored (PyTorch's
+    ``bias_ih`` and ``bias_hh``), kept so that its exporter writes them back; the layer
+    computes with b alone.
     """
 
     params: LSTMParams
@@ -79,6 +80,7 @@ class LSTM(Layer):
     clip: float | None = None
     input_forget: bool = False
     output_activation: str | None = None
+    bias_split: Array | None = None  # (2, 4H): b's two stored terms
 
     TYPE: ClassVar[str] = "LSTM"
     L2_FACTORS: ClassVar[dict[str, float]] = {"W": 1.0, "R": 1.0, "b": 0.0}
@@ -107,6 +109,11 @@ class LSTM(Layer):
             raise self._error(f"W must have shape (4H, C); got {W.shape}")
         check_layer_shape(self.name, "W", W, (4 * H, W.shape[1]), "(4H, C)")
         check_layer_shape(self.name, "b", b, (4 * H,), "(4H,)")
+        if self.bias_split is not None:
+            self.bias_split = float_array(self.name, "bias_split", self.bias_split)
+            check_layer_shape(self.name, "bias_split", self.bias_split, (2, 4 * H), "(2, 4H)")
+            if self.bias_split.dtype != b.dtype:
+                raise self._error(f"bias_split is {self.bias_split.dtype}; b is {b.dtype}")
         if len({W.dtype, R.dtype, b.dtype}) > 1:
             raise self._error(
                 f"W, R and b must share one dtype; got {W.dtype}, {R.dtype}, {b.dtype}"
@@ -168,7 +175,8 @@ class LSTM(Layer):
 
     def arrays(self) -> dict[str, Array]:
         h0, c0 = self._start
-        return {**self.params._asdict(), "h0": h0, "c0": c0, **self._variant_arrays()}
+        split = {} if self.bias_split is None else {"bias_split": self.bias_split}
+        return {**self.params._asdict(), "h0": h0, "c0": c0, **self._variant_arrays(), **split}
 
     def learnables(self) -> dict[str, Array]:
         return {**self.params._asdict(), **self._variant_arrays()}
@@ -195,7 +203,15 @@ class LSTM(Layer):
         params = LSTMParams(arrays["W"], arrays["R"], arrays["b"])
         start = LSTMState(arrays["h0"], arrays["c0"])
         projection, peephole = arrays.get("projection"), arrays.get("peephole")
-        return cls(params, initial_state=start, projection=projection, peephole=peephole, **config)
+        split = arrays.get("bias_split")
+        return cls(
+            params,
+            initial_state=start,
+            projection=projection,
+            peephole=peephole,
+            bias_split=split,
+            **config,
+        )
 
     def description(self) -> str:
         extras = [

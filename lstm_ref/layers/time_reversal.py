@@ -8,7 +8,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..lstm import LSTMState, reverse_in_time
+from ..lstm import LSTMState
+from ..lstm_loop import reverse_in_time
 from .base import Grads, Layer
 
 Array = np.ndarray
