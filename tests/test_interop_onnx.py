@@ -904,9 +904,9 @@ def one_lstm_then(rng, ops, output):
         ),
         ([], "Y_c", r"output 'Y_c': reads Y_c of 'lstm'; lstm_ref's layers return h"),
         (
-            [helper.make_node("Relu", ["Y_h"], ["r"], name="relu")],
+            [helper.make_node("Sin", ["Y_h"], ["r"], name="sine")],
             "r",
-            r"node 'relu' \(Relu; node 1 of the main graph\): op Relu on the data path is not "
+            r"node 'sine' \(Sin; node 1 of the main graph\): op Sin on the data path is not "
             "supported; lstm_ref follows Transpose,",
         ),
         (
@@ -920,7 +920,7 @@ def one_lstm_then(rng, ops, output):
             r"node 'square' \(MatMul.*expected one data input \(the first\) and constants",
         ),
     ],
-    ids=["first-step", "Y_c", "relu", "sum-over-time", "data-times-data"],
+    ids=["first-step", "Y_c", "sine", "sum-over-time", "data-times-data"],
 )
 def test_refusals_name_the_node_and_what_lstm_ref_reads(rng, ops, output, message):
     with pytest.raises(InputError, match=message):

@@ -62,6 +62,9 @@ class Cases(torch.nn.Module):
         # started from zeros, which the exporters compute from x's shape
         self.zero_state = torch.nn.LSTM(C, H, 2, batch_first=True, bidirectional=True)
         self.zero_state_fc = torch.nn.Linear(2 * H, K)
+        self.mlp = torch.nn.ModuleList(
+            torch.nn.Linear(n, m) for n, m in ((2 * H, 5), (5, 4), (4, K))
+        )
 
     def forward(self, x, *states):
         outputs = []
@@ -75,6 +78,9 @@ class Cases(torch.nn.Module):
             outputs += [fc(reads[h]) for h, fc in zip(HEADS, fcs, strict=True) if h in reads]
         y, _ = self.zero_state(x)
         outputs.append(self.zero_state_fc(y[:, -1]).softmax(dim=-1))
+        first, second, third = self.mlp
+        hidden = torch.tanh(second(torch.sigmoid(torch.relu(first(y[:, -1])))))
+        outputs.append(torch.log_softmax(third(hidden), dim=-1))
         return tuple(outputs)
 
 
@@ -85,7 +91,7 @@ def names() -> tuple[list[str], list[str]]:
         case = case_name(bf, L, bi)
         inputs += [f"h0_{case}", f"c0_{case}"]
         outputs += [f"{case}:{h}" for h in HEADS if h != "cat" or L * (2 if bi else 1) >= 2]
-    return inputs, [*outputs, "zero_state:softmax"]
+    return inputs, [*outputs, "zero_state:softmax", "zero_state:mlp"]
 
 
 def states(rng: np.random.Generator, B: int) -> list[np.ndarray]:
@@ -163,3 +169,16 @@ def test_zero_initial_state_computed_from_the_input_shape(exported):
     ]  # fmt: skip
     got = net.predict(list(feeds["x"]))
     np.testing.assert_allclose(got, outputs["zero_state:softmax"], rtol=0, atol=1e-5)
+
+
+def test_element_wise_heads(exported):
+    """Linear → Relu → Sigmoid → Linear → Tanh → Linear → LogSoftmax: each activation an
+    Activation layer in lstm_ref's spelling where it has one."""
+    proto, feeds, outputs = exported
+    net = from_onnx(proto, output="zero_state:mlp", dtype=np.float32)
+    assert [layer.description() for layer in net.layers[3:]] == [
+        "5 fully connected layer", "Relu", "sigmoid", "4 fully connected layer", "tanh",
+        "2 fully connected layer", "log softmax",
+    ]  # fmt: skip
+    got = net.predict(list(feeds["x"]))
+    np.testing.assert_allclose(got, outputs["zero_state:mlp"], rtol=0, atol=1e-5)

@@ -36,12 +36,14 @@ import numpy as np
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, SequenceInput, directions, forward_only
 from .onnx_head import (
+    ELEMENTWISE,
     FINAL_C,
     FINAL_H,
     STATE,
     STEP,
     Chain,
     Elements,
+    elementwise_step,
     linear_step,
     node_attributes,
     node_name,
@@ -279,13 +281,16 @@ def _data_step(
         return run_node(node, ins, opset)
     if op in LINEAR:
         return [linear_step(node, ins, is_data, chain, at)]
-    if op == "Softmax":
+    if op in ("Softmax", "LogSoftmax"):
         return [softmax_step(node, ins[0], chain, opset, at)]
+    if op in ELEMENTWISE:
+        return [elementwise_step(node, ins[0], chain, at)]
     if op == "LSTM":
         return lstm_step(node, ins, is_data, run, at)
     raise InputError(
         f"{at}: op {op} on the data path is not supported; lstm_ref follows "
-        f"{', '.join(MOVES + AS_IS)} and computes {', '.join(LINEAR)}, Softmax and LSTM"
+        f"{', '.join(MOVES + AS_IS)} and computes {', '.join(LINEAR + ELEMENTWISE)}, Softmax, "
+        "LogSoftmax and LSTM"
     )
 
 

@@ -38,8 +38,18 @@ from typing import Any
 
 import numpy as np
 
+from ..activations import ONNX_ACTIVATIONS, activation_spec, own_name
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM, FullyConnected, Layer, Softmax, forward_only
+from ..layers import (
+    LSTM,
+    Activation,
+    BiLSTM,
+    FullyConnected,
+    Layer,
+    LogSoftmax,
+    Softmax,
+    forward_only,
+)
 
 Array = np.ndarray
 STEP, FINAL_H, FINAL_C, ROW, STATE = range(5)  # an element's kind
@@ -367,8 +377,8 @@ def linear_step(node: Any, ins: list[Any], is_data: list[bool], chain: Chain, wh
 
 
 def softmax_step(node: Any, ids: Array, chain: Chain, opset: int, where: str) -> Array:
-    """Softmax over every feature of a row or step: a FullyConnected for the map before
-    it (if any), then Softmax."""
+    """Softmax or LogSoftmax over every feature of a row or step: a FullyConnected for the
+    map before it (if any), then the layer."""
     read = chain.read(ids, where)
     rank = ids.ndim
     axis = int(node_attributes(node).get("axis", -1 if opset >= 13 else 1)) % rank
@@ -376,12 +386,27 @@ def softmax_step(node: Any, ids: Array, chain: Chain, opset: int, where: str) ->
     over = list(range(axis, rank)) if opset < 13 else [axis]
     if any(a not in over for a in spread) or any(a in (read.b_axis, read.t_axis) for a in over):
         raise InputError(
-            f"{where}: Softmax over axes {over} of shape {ids.shape} (rows on axis "
-            f"{read.b_axis}, steps on {read.t_axis}); lstm_ref's Softmax takes every feature of "
-            "a row or step"
+            f"{where}: {node.op_type} over axes {over} of shape {ids.shape} (rows on axis "
+            f"{read.b_axis}, steps on {read.t_axis}); lstm_ref's {node.op_type} takes every "
+            "feature of a row or step"
         )
     read = chain.dense(read, node_name(node))
-    chain.add_layer(Softmax(name=node_name(node)), len(read.c))
+    layer = Softmax if node.op_type == "Softmax" else LogSoftmax
+    chain.add_layer(layer(name=node_name(node)), len(read.c))
+    return chain.own_elements(ids.shape, read)
+
+
+ELEMENTWISE = tuple(n for n in ONNX_ACTIVATIONS if n not in ("Affine", "ScaledTanh"))  # ops
+
+
+def elementwise_step(node: Any, ids: Array, chain: Chain, where: str) -> Array:
+    """An activation op (Relu, Sigmoid, Tanh, …) on every element: a FullyConnected for the
+    map before it (if any), then an Activation layer in lstm_ref's spelling."""
+    read = chain.dense(chain.read(ids, where), node_name(node))
+    takes = ONNX_ACTIVATIONS[node.op_type][0]
+    attrs = node_attributes(node)
+    spec = activation_spec(node.op_type, **{k: float(attrs.get(k, v)) for k, v in takes.items()})
+    chain.add_layer(Activation(own_name(spec), name=node_name(node)), len(read.c))
     return chain.own_elements(ids.shape, read)
 
 
