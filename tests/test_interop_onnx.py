@@ -919,8 +919,14 @@ def one_lstm_then(rng, ops, output):
             "m",
             r"node 'square' \(MatMul.*expected one data input \(the first\) and constants",
         ),
+        (  # what Keras 3's ONNX export writes: an LSTM step as MatMul, Sigmoid, Tanh ops
+            [helper.make_node("Sigmoid", ["X"], ["gate"], name="gate")],
+            "gate",
+            r"node 'gate' \(Sigmoid.*computes on the input X before any LSTM node.*an LSTM "
+            "written out as MatMul, Sigmoid and Tanh ops is not an LSTM node",
+        ),
     ],
-    ids=["first-step", "Y_c", "sine", "sum-over-time", "data-times-data"],
+    ids=["first-step", "Y_c", "sine", "sum-over-time", "data-times-data", "cell-as-ops"],
 )
 def test_refusals_name_the_node_and_what_lstm_ref_reads(rng, ops, output, message):
     with pytest.raises(InputError, match=message):

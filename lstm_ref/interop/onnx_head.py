@@ -162,6 +162,13 @@ class Chain:
         ``t_axis``/``b_axis`` given: they must hold the steps and rows there."""
         el = self.el
         self.check_base(ids, where)
+        if self.base == 0 and t_axis is None:
+            raise InputError(
+                f"{where}: computes on the input X before any LSTM node; lstm_ref's network "
+                "starts with its LSTM (a per-feature scale and shift of X before it is the "
+                "input's normalisation), and an LSTM written out as MatMul, Sigmoid and Tanh "
+                "ops is not an LSTM node"
+            )
         kinds = np.unique(el.kind[ids])
         if len(kinds) != 1:
             raise InputError(f"{where}: mixes {', '.join(KIND_NAMES[k] for k in kinds)}")
