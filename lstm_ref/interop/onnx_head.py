@@ -94,23 +94,21 @@ class Elements:
         """A base whose features are its own: R = I, c = 0."""
         self.R[base], self.c[base], self.ops[base] = np.eye(width), np.zeros(width), []
 
-    def affine(self, ids: Array, R: Array, c: Array, op: str) -> Array:
-        """New elements like ``ids`` (same base, kind, t, b) holding ``R · features + c``,
-        made by the node ``op``."""
+    def affine(self, ids: Array, rows: Array, R: Array, c: Array, op: str) -> Array:
+        """New elements laid out as ``rows`` (same base, kind, t, b as ``ids``), element k
+        holding ``R[rows[k]] · features + c[rows[k]]``, made by the node ``op``."""
         base = int(self.base[ids.reshape(-1)[0]])
         self.ops[base].append(op)
         first = len(self.R[base])
-        self.R[base] = np.concatenate([self.R[base], R.reshape(-1, R.shape[-1])])
-        self.c[base] = np.concatenate([self.c[base], c.reshape(-1)])
-        rows = first + np.arange(c.size).reshape(c.shape)
+        self.R[base] = np.concatenate([self.R[base], R])
+        self.c[base] = np.concatenate([self.c[base], c])
         same = {k: getattr(self, k)[ids] for k in ("base", "kind", "t", "b")}
-        return self.add(ids.shape, **same, row=rows)
+        return self.add(rows.shape, **same, row=first + rows)
 
-    def values(self, ids: Array) -> tuple[Array, Array]:
-        """R (… , W) and c (…) of elements of one base."""
+    def table(self, ids: Array) -> tuple[Array, Array]:
+        """R (W columns) and c of the base of ``ids`` (one base)."""
         base = int(self.base[ids.reshape(-1)[0]])
-        rows = self.row[ids]
-        return self.R[base][rows], self.c[base][rows]
+        return self.R[base], self.c[base]
 
 
 @dataclass
@@ -194,16 +192,15 @@ class Chain:
             raise InputError(f"{where}: reads one row of the batch only; expected every row")
         group = [a for a in (b_axis, t_axis) if a is not None]
         features = [a for a in range(ids.ndim) if a not in group]
-        R, c = el.values(ids)
         order = [*group, *features]
-        Rg = np.transpose(R, [*order, ids.ndim]).reshape(
-            -1, *[ids.shape[a] for a in features], R.shape[-1]
+        rows = np.transpose(el.row[ids], order).reshape(
+            -1, int(np.prod([ids.shape[a] for a in features]))
         )
-        cg = np.transpose(c, order).reshape(Rg.shape[:-1])
-        if not (
-            np.array_equal(Rg, np.broadcast_to(Rg[:1], Rg.shape))
-            and np.array_equal(cg, np.broadcast_to(cg[:1], cg.shape))
-        ):
+        R, c = el.table(ids)
+        if not np.array_equal(rows, np.broadcast_to(rows[:1], rows.shape)) and not (
+            np.array_equal(R[rows], np.broadcast_to(R[rows[:1]], (*rows.shape, R.shape[1])))
+            and np.array_equal(c[rows], np.broadcast_to(c[rows[:1]], rows.shape))
+        ):  # the same functions, if not the same elements, in every row and step
             raise InputError(f"{where}: its rows or steps do not hold the same features")
         steps = np.full(self.B, -1)
         if t_axis is None:
@@ -222,9 +219,7 @@ class Chain:
             if features
             else np.zeros(ids.shape, np.int64)
         )
-        read = Read(
-            kind, b_axis, t_axis, steps, feature, Rg[0].reshape(-1, R.shape[-1]), cg[0].reshape(-1)
-        )
+        read = Read(kind, b_axis, t_axis, steps, feature, R[rows[0]], c[rows[0]])
         self._fix_mode(read, where)
         return read
 
@@ -344,7 +339,7 @@ def linear_step(node: Any, ins: list[Any], is_data: list[bool], chain: Chain, wh
     k = is_data.index(True)
     ids = ins[k]
     chain.check_base(ids, where)
-    R, c = el.values(ids)
+    R, c = el.table(ids)
     if op in ("MatMul", "Gemm"):
         weight = np.asarray(ins[1], np.float64)
         if op == "Gemm":
@@ -357,30 +352,40 @@ def linear_step(node: Any, ins: list[Any], is_data: list[bool], chain: Chain, wh
                 raise InputError(f"{where}: transA=1 puts the rows in the features; not supported")
             weight = weight.T if int(attrs.get("transB", 0)) else weight
             weight = weight * float(attrs.get("alpha", 1.0))
-        if weight.ndim != 2:
-            raise InputError(f"{where}: expected a 2-D constant weight; got shape {weight.shape}")
+        if weight.ndim != 2 or weight.shape[0] != ids.shape[-1]:
+            raise InputError(
+                f"{where}: expected a 2-D constant weight of {ids.shape[-1]} rows; got shape "
+                f"{weight.shape}"
+            )
         if np.any(np.diff(el.t[ids], axis=-1)) or np.any(np.diff(el.b[ids], axis=-1)):
             raise InputError(f"{where}: multiplies across rows or steps; expected features only")
-        R = np.einsum("...kw,kn->...nw", R, weight)
-        c = c @ weight
-        ids = np.broadcast_to(ids[..., :1], (*ids.shape[:-1], weight.shape[1]))
+        # each distinct vector of input elements once: (U, K) rows → (U, N) new ones
+        K, N = weight.shape
+        unique, inverse = np.unique(el.row[ids].reshape(-1, K), axis=0, return_inverse=True)
+        new_R = np.einsum("ukw,kn->unw", R[unique], weight).reshape(-1, R.shape[1])
+        new_c = c[unique] @ weight
         if op == "Gemm" and len(ins) > 2 and ins[2] is not None:
-            c = c + np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0))
-        return el.affine(ids, R, c, name)
-    if op == "Neg":
-        return el.affine(ids, -R, -c, name)
-    other = np.asarray(ins[1 - k], np.float64)
+            new_c = new_c + np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0))
+        rows = inverse.reshape(*ids.shape[:-1], 1) * N + np.arange(N)
+        return el.affine(ids[..., :1], rows, new_R, new_c.reshape(-1), name)
+    other = np.asarray(ins[1 - k] if op != "Neg" else -1.0, np.float64)
     shape = np.broadcast_shapes(ids.shape, other.shape)
-    if shape != ids.shape:
-        ids = np.broadcast_to(ids, shape)
-        R, c = el.values(ids)
-    other = np.broadcast_to(other, shape)
+    ids = np.broadcast_to(ids, shape)
+    # each distinct (element, constant) pair once
+    where_other = np.broadcast_to(np.arange(other.size).reshape(other.shape), shape)
+    pairs = np.stack([el.row[ids].reshape(-1), where_other.reshape(-1)], axis=1)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    rows_R, rows_c, value = R[unique[:, 0]], c[unique[:, 0]], other.reshape(-1)[unique[:, 1]]
     if op == "Add":
-        return el.affine(ids, R, c + other, name)
-    if op == "Sub":
-        return el.affine(ids, R, c - other, name) if k == 0 else el.affine(ids, -R, other - c, name)
-    scale = other if op == "Mul" else 1 / other
-    return el.affine(ids, R * scale[..., None], c * scale, name)
+        new_R, new_c = rows_R, rows_c + value
+    elif op == "Sub" and k == 0:
+        new_R, new_c = rows_R, rows_c - value
+    elif op == "Sub":
+        new_R, new_c = -rows_R, value - rows_c
+    else:  # Mul, Div, Neg (by −1)
+        scale = 1 / value if op == "Div" else value
+        new_R, new_c = rows_R * scale[:, None], rows_c * scale
+    return el.affine(ids, inverse.reshape(shape), new_R, new_c, name)
 
 
 def softmax_step(node: Any, ids: Array, chain: Chain, opset: int, where: str) -> Array:
