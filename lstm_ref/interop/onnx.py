@@ -314,7 +314,7 @@ def from_onnx(
     output = outs[0] if output is None else output
     if output not in outs:
         raise InputError(f"{where}: no graph output {output!r}; it has {outs}")
-    nodes = needed(graph, output)
+    nodes, positions = needed(graph, output)
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     states = reaching_states(nodes) - set(constants)
     constants.update({k: v for k, v in given.items() if k not in states})
@@ -322,7 +322,8 @@ def from_onnx(
     runtime = {i.name for i in (r.x, r.lengths, *r.states, *r.measured) if i is not None}
     folded = fold(nodes, constants, runtime, opset)
     runs = [
-        run_graph(nodes, r, folded, sizes, output, opset, where, dtype) for sizes in probe_sizes(r)
+        run_graph(nodes, r, folded, sizes, output, positions, opset, where, dtype)
+        for sizes in probe_sizes(r)
     ]
     net, state_inputs = runs[0]
     for other, other_states in runs[1:]:

@@ -103,14 +103,17 @@ def dims(value_info: Any) -> list[int | str]:
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in shape.dim]
 
 
-def needed(graph: Any, output: str) -> list[Any]:
-    """The nodes ``output`` depends on, in the graph's order."""
-    want, keep = {output}, []
-    for node in reversed(graph.node):
+def needed(graph: Any, output: str) -> tuple[list[Any], dict[str, int]]:
+    """The nodes ``output`` depends on, in the graph's order, and each one's position in
+    the graph (by its first output's name)."""
+    want, keep, positions = {output}, [], {}
+    for k in range(len(graph.node) - 1, -1, -1):
+        node = graph.node[k]
         if any(o in want for o in node.output):
             keep.append(node)
+            positions[node.output[0]] = k
             want.update(i for i in node.input if i)
-    return keep[::-1]
+    return keep[::-1], positions
 
 
 def roles(graph: Any, nodes: list[Any], constants: dict[str, Array], where: str) -> Roles:
@@ -189,6 +192,7 @@ def run_graph(
     folded: dict[str, Array],
     sizes: dict[str, int],
     output: str,
+    positions: dict[str, int],
     opset: int,
     where: str,
     dtype: Any,
@@ -230,9 +234,10 @@ def run_graph(
         values[roles_.lengths.name] = lengths
     chain = Chain(el, T=d0, B=d1, lengths=lengths, dtype=dtype)  # T, B: see lstm_step
     run = Run(chain, SequenceInput(C), state_inputs)
-    for k, node in enumerate(nodes):
+    for node in nodes:
         if all(o in values for o in node.output if o):
             continue
+        k = positions[node.output[0]]
         at = f"{where}: node {node_name(node)!r} ({node.op_type}; node {k} of the main graph)"
         is_data = [i in data for i in node.input]
         ins = [data[i] if i in data else values.get(i) if i else None for i in node.input]
