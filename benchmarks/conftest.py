@@ -224,7 +224,7 @@ def torch_model(net: Network) -> TorchModel:
     """weight_ih = W, weight_hh = R, bias_ih = b, bias_hh = 0 (one bias, as lstm_ref)."""
     dtype = TORCH_DTYPES[str(net.dtype)]
     inp, lstm, fc = net.layer("sequenceinput"), net.layer("lstm"), net.layer("fc")
-    W, R, b = (torch.from_numpy(np.ascontiguousarray(a)) for a in lstm.params)
+    W, R, b = (torch.tensor(a) for a in lstm.params)  # copies: the weights are read-only
     H, C = lstm.hidden_size, lstm.input_size
     t_lstm = torch.nn.LSTM(C, H, batch_first=True, dtype=dtype)
     cell = torch.nn.LSTMCell(C, H, dtype=dtype)
@@ -243,8 +243,8 @@ def torch_model(net: Network) -> TorchModel:
     for module in (t_lstm, cell, linear):
         module.eval().requires_grad_(False)
     return TorchModel(
-        mean=torch.from_numpy(np.asarray(inp.mean, dtype=net.dtype)),
-        std=torch.from_numpy(np.asarray(inp.std, dtype=net.dtype)),
+        mean=torch.tensor(inp.mean, dtype=dtype),
+        std=torch.tensor(inp.std, dtype=dtype),
         lstm=t_lstm,
         cell=cell,
         linear=linear,

@@ -213,7 +213,8 @@ STEPPER, IOBINDING = (
 )
 STEP_FLOOR = (A32, "floor: fast_steps, one row (product + 7 ufuncs)")
 WEIGHT_CHECK = (A32, "floor: the weight check of a public call (is_current)")
-B_FLOOR = ((B32, "floor: fast_steps, 19 steps (no checks, no head)"),)
+PUBLIC_FLOOR = (A32, "floor: the public call's NumPy work (checks, copies, step)")
+B_FLOOR = ((B32, "floor: fast_steps, 19 steps + head (no checks)"),)
 C2_OURS = (C2, "lstm_ref classify, 2 BLAS threads")  # what classify does (the split is a test)
 C_OURS, C_FLOOR = (
     (C32, "lstm_ref classify (masked)"),
@@ -239,13 +240,19 @@ TARGETS = [
         (A32, "lstm_ref predict + net.state (public API)"),
         IOBINDING,
         1.0,
-        (STEP_FLOOR, WEIGHT_CHECK),
+        (PUBLIC_FLOOR,),
     ),
     Target(
         "A: float64 stepper within 1.7× of float32",
         (A64, "lstm_ref stepper.step (fast path)"),
         STEPPER,
         1.7,
+    ),
+    Target(
+        "B f32: predict within 1.15× of its NumPy floor (the steps and the head by hand)",
+        (B32, "lstm_ref net.predict(x)"),
+        B_FLOOR[0],
+        1.15,
     ),
     Target(
         "B f32: predict ≥ 2.5× faster than torch",
@@ -300,6 +307,33 @@ TARGETS = [
         1.0,
     ),
 ]
+IB, IC = (f"I ONNX-imported JapaneseVowelsNet, {w}, float32" for w in "BC")
+TARGETS += [
+    Target(
+        f"I f32, {w}: the ONNX-imported network within 1.15× of the native one",
+        (group, "lstm_ref predict (onnx network)"),
+        (group, "lstm_ref predict (native network)"),
+        1.15,
+    )
+    for w, group in (("B", IB), ("C", IC))
+]
+TARGETS += [
+    Target(
+        f"T f32: a torch-made {kind} LSTM, all sequences, no slower than torch packed",
+        (f"T torch-made {kind} LSTM, C, float32", "lstm_ref predict (masked)"),
+        (f"T torch-made {kind} LSTM, C, float32", "torch packed + final h + Linear + softmax"),
+        1.0,
+    )
+    for kind in ("2-layer", "bidirectional", "projection")
+]
+TARGETS.append(
+    Target(
+        "K f32: a Keras hard-sigmoid LSTM on the fast path, against the reference path",
+        ("K Keras hard-sigmoid LSTM, C, float32", "lstm_ref predict (fast path)"),
+        ("K Keras hard-sigmoid LSTM, C, float32", "lstm_ref predict (reference path)"),
+        1.0,
+    )
+)
 PEAK_MEMORY_MB = 50.0
 
 

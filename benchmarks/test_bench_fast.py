@@ -25,96 +25,25 @@ import subprocess
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from bench_common import ATOL
-from onnx import TensorProto, helper
-from test_bench_lstm import StepLoop, as_numpy, checked, grouped, label, run_step_benchmark
+from bench_onnx import onnx_lstm_model, ort_numpy, session
+from test_bench_lstm import StepLoop, checked, grouped, label, run_step_benchmark
 from threadpoolctl import threadpool_limits
 
 from lstm_ref.datasets import load_japanese_vowels
-from lstm_ref.fast import Work, fast_steps, run_lstm
+from lstm_ref.fast import Work, all_finite, fast_steps, run_lstm
 from lstm_ref.fast.engine import batches
-from lstm_ref.interop.onnx import ONNX_ORDER
-from lstm_ref.lstm import reorder_gates
+from lstm_ref.fast.step import within
 from lstm_ref.padding import Padding, make_batches
 from lstm_ref.train.fast import fast_loss_and_gradients
 from lstm_ref.train.loop import MATLAB_RECIPE_PADDING, sort_by_length
 from lstm_ref.train.loss import learnables, loss_and_gradients
 from lstm_ref.train.optimizer import Adam
-
-
-def onnx_lstm_model(net, *, head: bool) -> bytes:
-    """An ONNX graph of the network's LSTM (float32): X (T, B, C), sequence_lens (B,),
-    initial_h/initial_c (1, B, H) -> Y_h, Y_c (1, B, H); with ``head`` the input
-    normalisation before it and FC + Softmax after it (-> probs (B, K))."""
-    inp, lstm, fc = net.layer("sequenceinput"), net.layer("lstm"), net.layer("fc")
-    W, R, b = (np.asarray(a, np.float32) for a in lstm.params)
-    H, C = lstm.hidden_size, lstm.input_size
-
-    def gates(a: np.ndarray) -> np.ndarray:  # lstm_ref's blocks i, f, g, o as ONNX's i, o, f, c
-        return reorder_gates(a, ONNX_ORDER, inverse=True)[None]
-
-    inits = [
-        helper.make_tensor("W", TensorProto.FLOAT, (1, 4 * H, C), gates(W).ravel()),
-        helper.make_tensor("R", TensorProto.FLOAT, (1, 4 * H, H), gates(R).ravel()),
-        helper.make_tensor(
-            "B", TensorProto.FLOAT, (1, 8 * H), np.concatenate([gates(b)[0], np.zeros(4 * H)])
-        ),
-    ]
-    nodes, x_name = [], "X"
-    if head:
-        inits += [
-            helper.make_tensor("mean", TensorProto.FLOAT, (C,), np.float32(inp.mean)),
-            helper.make_tensor("std", TensorProto.FLOAT, (C,), np.float32(inp.std)),
-            helper.make_tensor("fcW", TensorProto.FLOAT, fc.weights.T.shape, fc.weights.T.ravel()),
-            helper.make_tensor("fcb", TensorProto.FLOAT, fc.bias.shape, fc.bias),
-        ]
-        nodes += [
-            helper.make_node("Sub", ["X", "mean"], ["xc"]),
-            helper.make_node("Div", ["xc", "std"], ["xn"]),
-        ]
-        x_name = "xn"
-    lstm_inputs = [x_name, "W", "R", "B", "sequence_lens", "initial_h", "initial_c"]
-    nodes.append(helper.make_node("LSTM", lstm_inputs, ["Y", "Y_h", "Y_c"], hidden_size=H))
-    outputs = [
-        helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, (1, "B", H)),
-        helper.make_tensor_value_info("Y_c", TensorProto.FLOAT, (1, "B", H)),
-    ]
-    if head:
-        inits.append(helper.make_tensor("axes0", TensorProto.INT64, (1,), [0]))
-        nodes += [
-            helper.make_node("Squeeze", ["Y_h", "axes0"], ["h"]),
-            helper.make_node("Gemm", ["h", "fcW", "fcb"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
-        ]
-        outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ("B", 9))]
-    inputs = [
-        helper.make_tensor_value_info("X", TensorProto.FLOAT, ("T", "B", C)),
-        helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ("B",)),
-        helper.make_tensor_value_info("initial_h", TensorProto.FLOAT, (1, "B", H)),
-        helper.make_tensor_value_info("initial_c", TensorProto.FLOAT, (1, "B", H)),
-    ]
-    graph = helper.make_graph(nodes, "lstm_ref", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
-def session(model: bytes, threads: int = 1) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
-def ort_numpy(a: Any) -> np.ndarray:
-    return a.numpy() if isinstance(a, ort.OrtValue) else as_numpy(a)
-
 
 # ------------------------------------------------------------------ A: step, batch 1
 A = grouped("A step (batch 1)")
@@ -222,13 +151,46 @@ def test_a_floor_step(benchmark, dtype, nets, step_stream):
 
 @pytest.mark.parametrize("dtype", A)
 def test_a_floor_weight_check(benchmark, dtype, nets):
-    """What every public call adds to a step: FastNetwork.is_current, comparing each value
-    folded into the compiled product (mean, std, W, R, b: 45,224) with its copy."""
+    """What every public call adds to a step: FastNetwork.is_current, the check that the
+    layers still hold what was compiled (attributes by identity, the read-only flags of the
+    folded arrays)."""
     label(benchmark, "floor: the weight check of a public call (is_current)", "lstm_ref")
     net = nets[dtype]
     engine, layers = net.fast_engine(1), net.layers[:2]
     assert engine.is_current(layers)
     assert benchmark(engine.is_current, layers)
+
+
+@pytest.mark.parametrize("dtype", A)
+def test_a_floor_public_step(benchmark, dtype, nets, step_stream):
+    """The least NumPy work of one public call, written inline without predict's dispatch:
+    the weight check, the input's check, the state copied in, the step, the state copied
+    out and checked, the output's own copy, and the assigned state's check and copy."""
+    label(
+        benchmark, "floor: the public call's NumPy work (checks, copies, step)", "lstm_ref", steps=1
+    )
+    net = nets[dtype]
+    engine, layers = net.fast_engine(1), net.layers[:2]
+    f, half, limit = engine.lstms[0], np.array(0.5, dtype), engine.limit
+    work = Work.make(f, 1, in_place=True)  # [x, 1, h] then c: h and c are one block
+
+    def reset():
+        return np.concatenate([f.h0, f.c0])
+
+    def step(x, block):
+        assert engine.is_current(layers) and within(x, limit)
+        work.Z[0, : f.C] = x
+        work.end[:] = block  # the state in
+        fast_steps(f.M, work.steps, work.buf, half)
+        issued = work.end.copy()  # the state out, checked
+        assert all_finite(issued)
+        y = issued[: f.H].copy()  # the output, the caller's own
+        assigned = issued.copy()  # net.state = state: checked and copied
+        assert all_finite(assigned)
+        return assigned, y
+
+    xs = step_stream.raw[dtype][:, 0]
+    run_step_benchmark(benchmark, StepLoop(xs, reset, step), step_stream.h_ref, dtype)
 
 
 # ---------------------------------------------------------- B: one sequence → probabilities
@@ -237,18 +199,22 @@ B32 = [p for p in grouped("B one sequence → probabilities") if p.values[0] == 
 
 @pytest.mark.parametrize("dtype", grouped("B one sequence → probabilities"))
 def test_b_floor(benchmark, dtype, nets, test_sequences):
-    """The floor of B: ``fast_steps`` over the sequence's 19 steps in kept buffers, with
-    neither checks, state copies, the weight check nor the head (FC + softmax)."""
-    label(benchmark, "floor: fast_steps, 19 steps (no checks, no head)", "lstm_ref", steps=19)
+    """The floor of B: ``fast_steps`` over the sequence's 19 steps in kept buffers, then the
+    head (FC + softmax) by hand — no checks, no state copies, no weight check."""
+    label(benchmark, "floor: fast_steps, 19 steps + head (no checks)", "lstm_ref", steps=19)
     engine, x = nets[dtype].fast_engine(), test_sequences[dtype][0]
     f, half = engine.lstms[0], np.array(0.5, dtype)
+    fc = nets[dtype].layer("fc")
+    W_t, b = fc.weights.T.copy(), fc.bias
     work = Work.make(f, len(x))
-    want = nets["float64"].predict(x.astype(np.float64), "lstm")
+    want = nets["float64"].predict(x.astype(np.float64))
 
     def run(x: np.ndarray) -> np.ndarray:
         work.x[:], work.h0[:], work.buf.c[:] = x, f.h0, f.c0
         fast_steps(f.M, work.steps, work.buf, half)
-        return work.end[: f.H]
+        z = work.end[: f.H] @ W_t + b
+        e = np.exp(z - z.max())
+        return e / e.sum()
 
     checked(benchmark, run, x, want, dtype)
 

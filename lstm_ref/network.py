@@ -14,7 +14,7 @@ import numpy as np
 
 from ._checks import FLOAT_DTYPES, check_class_names
 from .errors import InputError, InputTypeError
-from .fast import FastNetwork, Stepper, all_finite, one_pass
+from .fast import FastNetwork, Stepper, finite_copy, one_pass
 from .layers import Cache, Layer, SequenceInput
 from .lstm import Gates, LSTMState, copy_state
 from .padding import MASKED, Batch, Padding, check_padding, make_batches
@@ -185,8 +185,9 @@ class Network:
 
     @state.setter
     def state(self, value: Mapping[str, LSTMState | tuple[Array, Array]]) -> None:
-        if self._is_issued(value):  # predict's own result, checked when made: copy it
-            self._state = {name: copy_state(s) for name, s in value.items()}  # type: ignore[arg-type]
+        adopted = self._adopted(value)
+        if adopted is not None:  # predict's own result, checked when made: copied
+            self._state = adopted
             return
         if not isinstance(value, Mapping) or set(value) != set(self._state):
             got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
@@ -197,18 +198,21 @@ class Network:
             raise InputError(f"state rows disagree between layers: {sorted(rows)}")
         self._state = new
 
-    def _is_issued(self, value: object) -> bool:
-        """Whether ``value`` is the state the last ``predict(..., return_state=True)``
-        returned, unchanged but for values, and still finite."""
+    def _adopted(self, value: object) -> State | None:
+        """A copy of ``value`` if it is the state the last ``predict(..., return_state=True)``
+        returned, unchanged but for values, and still finite; else None."""
         if self._issued is None or value is not self._issued[0]:
-            return False
+            return None
         issued, parts = self._issued
         if len(issued) != len(parts):
-            return False
-        for s, part in zip(issued.values(), parts, strict=True):
-            if s is not part or not (all_finite(s.h) and all_finite(s.c)):
-                return False
-        return True
+            return None
+        copies = {}
+        for (name, s), part in zip(issued.items(), parts, strict=True):
+            copy = finite_copy(s) if s is part else None
+            if copy is None:
+                return None
+            copies[name] = copy
+        return copies
 
     def state_rows(self, n: int) -> State:
         """The current state as (n, H) arrays, one row per sequence."""
@@ -329,8 +333,15 @@ class Network:
         skipped = padding.skipped_steps(seqs)  # Keras's Masking inside sequences
         if skipped is not None and taken is not None:  # checked before steps are dropped
             seqs, taken = checked(), None
-        if single and skipped is None and engine is not None and one_pass(padding):
-            done = engine.run_one(seqs[0], self._single_state())  # the lean path of one sequence
+        # the lean path of one sequence: kept buffers, for forward reference-cell LSTMs
+        if (
+            single
+            and skipped is None
+            and engine is not None
+            and engine.simple
+            and one_pass(padding)
+        ):
+            done = engine.run_one(seqs[0], self._single_state())
             if done is not None:
                 return self._returned(*done, return_state)
         state_in = self.state_rows(len(seqs))

@@ -21,8 +21,8 @@ def torch_lstm(p: LSTMParams, rng: np.random.Generator, dtype=torch.float64) -> 
     m = torch.nn.LSTM(C, H, batch_first=True).to(dtype)
     b_hh = rng.normal(size=p.b.shape)
     with torch.no_grad():
-        m.weight_ih_l0.copy_(torch.from_numpy(p.W))
-        m.weight_hh_l0.copy_(torch.from_numpy(p.R))
+        m.weight_ih_l0.copy_(torch.tensor(p.W))
+        m.weight_hh_l0.copy_(torch.tensor(p.R))
         m.bias_ih_l0.copy_(torch.from_numpy(p.b - b_hh))
         m.bias_hh_l0.copy_(torch.from_numpy(b_hh))
     return m

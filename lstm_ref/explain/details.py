@@ -122,7 +122,7 @@ class BackwardDetails:
 
     @property
     def relative_difference(self) -> float:
-        """|analytic − numeric| / max(|analytic|, |numeric|) for the total db of the i row."""
+        """``|analytic − numeric| / max(|analytic|, |numeric|)`` for the total db of the i row."""
         scale = max(abs(self.db_total), abs(self.db_numeric), np.finfo(float).tiny)
         return abs(self.db_total - self.db_numeric) / scale
 

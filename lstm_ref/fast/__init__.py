@@ -18,10 +18,12 @@ from .step import (
     compile_lstm,
     covered,
     fast_steps,
+    finite_copy,
     run_lstm,
     work_buffers,
 )
 from .stepper import Stepper
+from .watch import Watch, seal, writeable
 
 __all__ = [
     "FAST_ORDER",
@@ -29,13 +31,17 @@ __all__ = [
     "FastNetwork",
     "StepBuffers",
     "Stepper",
+    "Watch",
     "Work",
     "all_finite",
     "by_gate",
     "compile_lstm",
     "covered",
     "fast_steps",
+    "finite_copy",
     "one_pass",
     "run_lstm",
+    "seal",
     "work_buffers",
+    "writeable",
 ]

@@ -10,24 +10,23 @@ them over its batches:
   rows still running at step t are a prefix and each step multiplies only those (the
   batch gathered time-major from all the steps in one ``take``). Under MATLAB's padding
   every row runs every (padded) step, exactly as the reference does.
-* **One sequence** (:meth:`FastNetwork.run_one`, the seed loop's single step) runs in
-  buffers kept from call to call (:class:`~lstm_ref.fast.step.Work`).
+* **One sequence** of a network of forward LSTMs with the reference cell
+  (:meth:`FastNetwork.run_one`, the seed loop's single step) runs in buffers kept from call
+  to call (:class:`~lstm_ref.fast.step.Work`); any other network runs it as a batch of one.
 
 Covered (anything else falls back to the reference, with equal results): a
-:class:`~lstm_ref.layers.SequenceInput` (any normalisation), then one or more forward
-:class:`~lstm_ref.layers.LSTM` layers with the default activations (sigmoid gates, tanh
-state) and none of the cell variants (peepholes, clip, coupled gates, projection), every one
-but the last with output mode "sequence", then any of ``FullyConnected``, ``Softmax``,
-``ClassificationOutput`` (run through their own ``forward``). Not covered: other gate or state
-activations (hard-sigmoid, softsign, ONNX's), reverse or bidirectional layers, cell variants,
-any other layer type. Results are checked finite; a non-finite value sends the call back to
-the reference, which names the overflow.
+:class:`~lstm_ref.layers.SequenceInput` (any normalisation), then any sequence of LSTM,
+BiLSTM and TimeReversal layers (:mod:`lstm_ref.fast.layers`: either direction, every merge
+mode, any activation, every cell option — :mod:`lstm_ref.fast.general`), nothing recurrent
+after an output of one vector, then any of ``FullyConnected``, ``Softmax``,
+``ClassificationOutput`` (run through their own ``forward``). Results are checked finite; a
+non-finite value sends the call back to the reference, which names the overflow.
 
-**The snapshot is checked on every call.** :meth:`FastNetwork.is_current` compares the
-arrays folded into ``M`` (mean, std, W, R, b) value by value with copies kept at compile
-time, so an in-place change of a weight (training, an ablation) is never computed with stale
-weights. That comparison reads the weights twice and is the largest part of a one-step call
-after the product itself (see the README's Performance section).
+**The snapshot is checked on every call, without reading the weights**
+(:class:`~lstm_ref.fast.watch.Watch`): the attributes compiled from are compared by
+identity, and the arrays folded into ``M`` (mean, std, W, R, b) are made read-only, so that
+only an array someone made writeable again is compared value by value. An in-place change of
+a weight (training, an ablation) is never computed with stale weights.
 
 The streaming form, :class:`lstm_ref.fast.Stepper`, lives in :mod:`lstm_ref.fast.stepper`.
 """
@@ -35,16 +34,17 @@ The streaming form, :class:`lstm_ref.fast.Stepper`, lives in :mod:`lstm_ref.fast
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from ..layers import LSTM, ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
+from ..layers import ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
 from ..lstm import LSTMState, copy_state
 from ..padding import Padding, make_batches
-from .step import FastLSTM, Work, all_finite, compile_lstm, covered, fast_steps, run_lstm, within
+from .layers import Compiled, Rows, compile_recurrent, folded, reads, run_compiled
+from .step import FastLSTM, Work, all_finite, fast_steps, within
+from .watch import Watch
 
 Array = np.ndarray
 HEAD_TYPES = (FullyConnected, Softmax, ClassificationOutput)  # stateless, step by step
@@ -96,70 +96,61 @@ class FastNetwork:
 
     Make one with :meth:`compile` (None when a layer is not covered); :meth:`is_current`
     tells whether the layers still hold what it was compiled from.
+
+    Attributes
+    ----------
+    compiled : list
+        The recurrent layers compiled (:mod:`lstm_ref.fast.layers`), in order.
+    heads : list of Layer
+        The layers after them, run through their own ``forward``.
+    lstms : list of FastLSTM
+        The compiled one-direction LSTM layers among ``compiled``.
+    simple : bool
+        Every recurrent layer a forward LSTM with the reference cell: one sequence runs in
+        kept buffers (:meth:`run_one`), and a stepper steps it.
     """
 
-    def __init__(self, layers: Sequence[Layer], lstms: list[FastLSTM], heads: list[Layer]):
-        self.lstms, self.heads = lstms, heads
-        self.input_size, self.dtype = lstms[0].C, lstms[0].M.dtype
-        self._layers = tuple(layers)
-        self._config = _config(layers)
-        watched = _folded_arrays(layers)  # the arrays in M, and copies of them:
-        self._differ = np.empty(sum(a.size for a in watched), bool)
-        self._checks: list[tuple[Array, Array, Array]] = []  # array, copy, where they differ
-        at = 0
-        for a in watched:
-            self._checks.append((a, a.copy(), self._differ[at : at + a.size].reshape(a.shape)))
-            at += a.size
+    def __init__(self, layers: Sequence[Layer], compiled: list[Compiled], heads: list[Layer]):
+        self.compiled, self.heads = compiled, heads
+        self.lstms = [f for f in compiled if isinstance(f, FastLSTM)]
+        self.simple = len(self.lstms) == len(compiled) and all(  # run_one and the stepper
+            f.cell is None and not f.reverse for f in self.lstms
+        )
         norm = layers[0]
         assert isinstance(norm, SequenceInput)
+        self.input_size = norm.input_size
+        arrays = [a for x in layers for a in folded(x)]  # one dtype (the Network checks)
+        self.dtype = arrays[0].dtype
+        self.watch = Watch(layers, [r for x in layers for r in reads(x)], arrays)
         self.limit = _input_limit(norm, self.dtype)  # see within_limit
-        big = float(np.finfo(self.dtype).max)
-        self._largest = min(self.limit, big)  # on |x|, see within_limit
-        self._bound = big if self.limit > math.sqrt(big) else self.limit**2  # x·x, run_one
+        self._largest = min(self.limit, float(np.finfo(self.dtype).max))  # on |x|
         self._half = np.array(0.5, self.dtype)
         self._pool: dict[int, list[list[Work]]] = {}  # free one-sequence buffers, by T
 
     @classmethod
     def compile(cls, layers: Sequence[Layer]) -> FastNetwork | None:
-        """Compile ``layers`` (input, LSTMs, heads), or None if the fast path does not cover
-        them (see the module docstring)."""
-        first = layers[0] if layers else None
-        k = 1
-        while k < len(layers) and covered(layers[k]):
-            k += 1
-        lstm_layers, heads = list(layers[1:k]), list(layers[k:])
-        if (
-            type(first) is not SequenceInput
-            or not lstm_layers
-            or any(isinstance(x, LSTM) and x.output_mode == "last" for x in lstm_layers[:-1])
-            or any(type(x) not in HEAD_TYPES for x in heads)
-        ):
+        """Compile ``layers`` (input, recurrent layers, heads), or None if the fast path does
+        not cover them (see the module docstring)."""
+        done = compile_recurrent(layers)
+        if done is None:
             return None
-        assert isinstance(first, SequenceInput)
-        lstms = [
-            compile_lstm(x, first if j == 0 else None)  # type: ignore[arg-type]
-            for j, x in enumerate(lstm_layers)
-        ]
-        return cls(layers, lstms, heads)
+        compiled, k = done
+        heads = list(layers[k:])
+        if any(type(x) not in HEAD_TYPES for x in heads):
+            return None
+        return cls(layers, compiled, heads)
 
     def is_current(self, layers: Sequence[Layer]) -> bool:
-        """Whether ``layers`` are still the layers compiled, configured alike, holding the
-        same arrays with the same values: every value folded into ``M`` (mean, std, W, R,
-        b) is compared, so an in-place change is seen. (h0 and c0 are not: predict passes
-        the state, and a stepper's snapshot is its own.)"""
-        if len(layers) != len(self._layers) or not all(map(operator.is_, layers, self._layers)):
-            return False
-        if _config(layers) != self._config:
-            return False
-        for a, copy, differ in self._checks:
-            np.not_equal(a, copy, differ)
-        differ = self._differ
-        return not differ[differ.argmax()]  # argmax: the first True, faster than any()
+        """Whether ``layers`` still hold what was compiled (:class:`~lstm_ref.fast.watch.Watch`:
+        the attributes read by identity, the folded values through their read-only flags).
+        (h0 and c0 are not watched: predict passes the state, and a stepper's snapshot is
+        its own.)"""
+        return self.watch.current(layers)
 
     def within_limit(self, x: Array) -> bool:
         """Whether every value of ``x`` is finite and none can overflow the input
         normalisation (no warning, whatever the values)."""
-        return bool(np.abs(x).max() <= self._largest)
+        return within(x, self._largest)
 
     def plain(self, X: object) -> tuple[list[Array], bool] | None:
         """``X`` as the sequences :meth:`run` and :meth:`run_one` take as they are, and
@@ -233,7 +224,7 @@ class FastNetwork:
         of ``x`` is not finite or could overflow the normalisation, or an output is not
         finite: the caller checks the input and runs the reference.
         """
-        if not within(x, self._bound):
+        if not within(x, self._largest):
             return None
         T = len(x)
         free = self._pool.get(T)
@@ -282,52 +273,22 @@ class FastNetwork:
     ) -> tuple[Array, dict[str, LSTMState]]:
         """One run through the compiled layers and the heads: the output per row, (B, T, K)
         or (B, K), and the final states."""
-        x, rows = run.x, run.rows
-        T, B = x.shape[:2]
+        rows = Rows(run.counts, run.stop)
         ends = {}
-        y: Array = x
-        for f in self.lstms:
-            Z = np.empty((T + 1, B, f.C + 1 + f.H), f.M.dtype)
-            Z[:-1, :, : f.C] = y
-            Z[:, :, f.C] = 1
-            start = states[f.name]
-            Z[0, :, f.C + 1 :] = start.h[rows]
-            if not f.last and run.counts[-1] < B:  # the outputs after a row's end are zeros
-                Z[1:, :, f.C + 1 :] = 0
-            c = run_lstm(f, Z, run.counts, start.c[rows])
-            hs = Z[..., f.C + 1 :]
-            h_final = hs[run.stop, np.arange(B)]
-            ends[f.name] = LSTMState(h_final, c)
-            y = h_final if f.last else hs[1:]
+        y: Array = run.x
+        for item in self.compiled:
+            start = None
+            if not isinstance(item, str):
+                s = states[item.name]
+                start = LSTMState(s.h[run.rows], s.c[run.rows])
+            y, end = run_compiled(item, y, rows, start)
+            if end is not None:
+                ends[item.name] = end  # type: ignore[union-attr]
         if y.ndim == 3:
-            y = y.transpose(1, 0, 2)  # (B, T, H), as the heads and the trimming expect
+            y = y.transpose(1, 0, 2)  # (B, T, W), as the heads and the trimming expect
         for layer in self.heads:
             y, _ = layer.forward(y)
         return y, ends
-
-
-def _config(layers: Sequence[Layer]) -> tuple[Any, ...]:
-    """What :meth:`FastNetwork.compile` reads of the layers' configuration, and which arrays
-    it folds in (by identity: the engine holds them, so their ids stay theirs)."""
-    config: list[Any] = []
-    for x in layers:
-        if isinstance(x, SequenceInput):
-            config.append((x.normalization, id(x.mean), id(x.std)))
-        elif isinstance(x, LSTM):
-            config.append((covered(x), x.output_mode, *map(id, x.params)))
-    return tuple(config)
-
-
-def _folded_arrays(layers: Sequence[Layer]) -> list[Array]:
-    """The arrays whose values :meth:`FastNetwork.compile` folds into ``M``: the input
-    normalisation's and every compiled LSTM's W, R and b (the heads run live)."""
-    arrays: list[Array] = []
-    for x in layers:
-        if isinstance(x, SequenceInput):
-            arrays += [a for a in (x.mean, x.std) if a is not None]
-        elif isinstance(x, LSTM):
-            arrays += list(x.params)
-    return arrays
 
 
 def _input_limit(norm: SequenceInput, dtype: np.dtype) -> float:

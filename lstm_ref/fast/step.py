@@ -26,6 +26,7 @@ What a compiled layer does differently, once, when it is compiled (:func:`compil
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -33,28 +34,36 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..activations import GATE_ACTIVATIONS, STATE_ACTIVATIONS
 from ..layers import LSTM, Layer, SequenceInput
-from ..lstm import reorder_gates
+from ..lstm import LSTMState, reorder_gates
+from .general import Cell, cell_steps
 
 Array = np.ndarray
 FAST_ORDER = ("g", "f", "i", "o")  # column blocks of M: g, then the three sigmoid gates
 
 
 class FastLSTM(NamedTuple):
-    """One LSTM layer compiled for the fast path (a snapshot of its weights).
+    """One LSTM layer (one direction) compiled for the fast path (a snapshot of its weights).
 
     Attributes
     ----------
     name : str
-    M : ndarray, shape (C + 1 + H, 4H)
-        Rows: x, 1 (bias), h; columns: gate blocks g, f, i, o; sigmoid columns × 0.5; the
-        first layer's input normalisation folded in.
-    h0, c0 : ndarray, shape (H,)
+    M : ndarray, shape (C + 1 + P, 4H)
+        Rows: x, 1 (bias), h (P = H, or the projection's width); columns: gate blocks g, f,
+        i, o; for the reference cell the sigmoid columns × 0.5; the first layer's input
+        normalisation folded in.
+    h0, c0 : ndarray, shape (P,) and (H,)
         The layer's initial state.
     last : bool
         Output mode "last" (the final h) rather than "sequence".
     C, H : int
-        Input features and hidden units.
+        Input features and hidden units (cells).
+    reverse : bool
+        Each sequence runs from its own last step back to its first.
+    cell : Cell or None
+        None: the reference cell (sigmoid gates, tanh state, no options), run by
+        :func:`fast_steps`; else what :func:`lstm_ref.fast.general.cell_steps` runs.
     """
 
     name: str
@@ -64,44 +73,73 @@ class FastLSTM(NamedTuple):
     last: bool
     C: int
     H: int
+    reverse: bool = False
+    cell: Cell | None = None
+
+    @property
+    def width(self) -> int:
+        """P, the width of h (H, or the projection's)."""
+        return self.M.shape[0] - self.C - 1
 
 
 def covered(layer: Layer) -> bool:
-    """Whether the fast path computes ``layer`` (an LSTM with the reference cell)."""
+    """Whether ``layer`` is a forward LSTM with the reference cell (see :func:`plain_cell`),
+    what the fast training step computes."""
+    return type(layer) is LSTM and layer.direction == "forward" and plain_cell(layer)
+
+
+def plain_cell(layer: LSTM) -> bool:
+    """Whether ``layer``'s cell is the reference cell: sigmoid gates and tanh state (however
+    spelled) and none of the cell options."""
     return (
-        type(layer) is LSTM
-        and layer.gate_activation == "sigmoid"
-        and layer.state_activation == "tanh"
-        and layer.direction == "forward"
+        layer.act.gate is GATE_ACTIVATIONS["sigmoid"]
+        and layer.act.state is STATE_ACTIVATIONS["tanh"]
         and layer.variant is None
     )
 
 
-def compile_lstm(layer: LSTM, norm: SequenceInput | None = None) -> FastLSTM:
+def compile_lstm(
+    layer: LSTM, norm: SequenceInput | None = None, last: bool | None = None
+) -> FastLSTM:
     """``layer`` as a :class:`FastLSTM`, with ``norm``'s input normalisation folded in.
 
     Parameters
     ----------
     layer : LSTM
-        Covered by the fast path (see :func:`covered`).
+        Any LSTM layer (one direction).
     norm : SequenceInput, optional
         The input layer just before it: x' = (x − mean) / std gives W' = W / std and
         b' = b − W' · mean.
+    last : bool, optional
+        Overrides the layer's output mode ("last": True).
     """
-    W, R, b = layer.params  # (4H, C), (4H, H), (4H,)
-    H, C = R.shape[1], W.shape[1]
+    W, R, b = layer.params  # (4H, C), (4H, P), (4H,)
+    H, C, P = b.shape[0] // 4, W.shape[1], R.shape[1]
     W, R, b = (reorder_gates(a, FAST_ORDER, inverse=True) for a in (W, R, b))
     if norm is not None and norm.std is not None:
         W = W / norm.std
     if norm is not None and norm.mean is not None:
         b = b - W @ norm.mean
-    scale = np.where(np.arange(4 * H) < H, 1.0, 0.5).astype(W.dtype)  # σ = ½ tanh(½a) + ½
-    M = np.empty((C + 1 + H, 4 * H), dtype=W.dtype)
+    plain = plain_cell(layer)
+    half = np.where(np.arange(4 * H) < H, 1.0, 0.5)  # σ = ½ tanh(½a) + ½
+    scale = (half if plain else np.ones(4 * H)).astype(W.dtype)
+    M = np.empty((C + 1 + P, 4 * H), dtype=W.dtype)
     np.multiply(W.T, scale, out=M[:C])
     np.multiply(b, scale, out=M[C])
     np.multiply(R.T, scale, out=M[C + 1 :])
-    h0, c0 = layer._start  # (H,) each, always set
-    return FastLSTM(layer.name, M, h0.copy(), c0.copy(), layer.output_mode == "last", C, H)
+    h0, c0 = layer._start  # (P,) and (H,), always set
+    cell = None if plain else Cell.of(layer.act, layer.variant, W.dtype)
+    return FastLSTM(
+        layer.name,
+        M,
+        h0.copy(),
+        c0.copy(),
+        layer.output_mode == "last" if last is None else last,
+        C,
+        H,
+        layer.direction == "reverse",
+        cell,
+    )
 
 
 class StepBuffers(NamedTuple):
@@ -184,27 +222,41 @@ def fast_steps(
         np.multiply(o, p_f, h_out)
 
 
-def within(a: Array, bound: float) -> bool:
-    """Whether Σ a² ≤ ``bound``: one dot product saying that every value of ``a`` is finite
-    and no larger than √bound (``bound`` finite, at most the dtype's largest value). False
-    for a NaN or an Inf, and when the product overflows (|a| beyond ~1e19 in float32; NumPy
-    then warns, or raises under ``-W error``)."""
+def within(a: Array, limit: float) -> bool:
+    """Whether every value of ``a`` is finite and Σ|a| ≤ ``limit`` (so each |a_i| is): one
+    ``abs`` and one dot product with 2^-k ≥ 1/(2n) (exact scaling), which can neither
+    overflow nor meet +inf − inf, and so never warns. A sum beyond ``limit`` of values each
+    within it says False: the caller then takes the careful path."""
     v = a if a.ndim == 1 else a.reshape(-1)  # a view when contiguous
-    try:
-        return bool(v.dot(v) <= bound)  # the method: no dispatch through np.dot
-    except RuntimeWarning:  # the overflow, with warnings turned into errors
-        return False
+    scale, factor = _scales(v.size, v.dtype.char)
+    return bool(np.abs(v).dot(scale) <= limit * factor)
 
 
 def all_finite(a: Array) -> bool:
-    """Whether every value of ``a`` is finite (one dot product, when it does not overflow)."""
-    v = a if a.ndim == 1 else a.reshape(-1)
-    try:
-        if math.isfinite(v.dot(v)):
-            return True
-    except RuntimeWarning:  # an overflow, with warnings turned into errors
-        pass
-    return bool(np.isfinite(a).all())
+    """Whether every value of ``a`` is finite (False too for values summing beyond the
+    dtype's largest; see :func:`within`)."""
+    return within(a, LARGEST[a.dtype.char])
+
+
+LARGEST = {t: float(np.finfo(t).max) for t in "fd"}  # by dtype.char: float32, float64
+
+
+def finite_copy(s: LSTMState) -> LSTMState | None:
+    """A copy of ``s``, or None if a value is not finite: one copy and one check when h and
+    c are views of one array, h first (the states the one-sequence path returns)."""
+    h, c = s
+    block = h.base
+    if block is None or block is not c.base or block.shape != (h.size + c.size,):
+        return LSTMState(h.copy(), c.copy()) if all_finite(h) and all_finite(c) else None
+    own = block.copy()
+    return LSTMState(own[: h.size], own[h.size :]) if all_finite(own) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _scales(n: int, dtype: str) -> tuple[Array, float]:
+    """(n,) of 2^-k, the least power of two no larger than 1 / (2n), and 2^-k."""
+    factor = 2.0 ** -math.ceil(math.log2(2 * n))
+    return np.full(n, factor, dtype), factor
 
 
 def work_buffers(c0: Array) -> tuple[Array, Array, Array]:
@@ -252,7 +304,8 @@ class Work(NamedTuple):
 
 
 def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
-    """Run one compiled layer over a time-major batch; h_t is written into ``Z``.
+    """Run one compiled layer (one direction, in its own order of steps) over a time-major
+    batch; h_t is written into ``Z``.
 
     Parameters
     ----------
@@ -269,6 +322,10 @@ def run_lstm(f: FastLSTM, Z: Array, counts: Array, c0: Array) -> Array:
     ndarray, shape (B, H)
         Each row's cell state after its last step.
     """
+    if f.cell is not None:  # another cell: lstm_ref.fast.general
+        c = c0.copy()
+        cell_steps(f.cell, f.M, Z, counts.tolist(), c)
+        return c
     C = f.C
     half = np.array(0.5, dtype=Z.dtype)
     A, p, G = work_buffers(c0)

@@ -5,7 +5,6 @@ It runs the compiled layers of :mod:`lstm_ref.fast.step` on preallocated one-row
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -29,10 +28,10 @@ class Stepper:
     followed by ``net.state = state``, for an (H,) state; ``run(X)`` does the same for a
     chunk (T, C). A network the fast path does not cover steps through the reference.
 
-    Each step's input is checked with one dot product: x·x must be finite and small enough
-    that no pre-activation can overflow (then no value can become NaN or Inf, and the output
-    needs no check of its own). A larger x goes through the full check; in float32 an x
-    beyond ~1e19 also makes NumPy warn about the overflow of that dot product.
+    Each step's input is checked with one ``abs`` and one dot product
+    (:func:`~lstm_ref.fast.step.within`): every |x_i| must be finite and small enough that
+    no pre-activation can overflow (then no value can become NaN or Inf, and the output
+    needs no check of its own). A larger x goes through the full check.
 
     Parameters
     ----------
@@ -47,7 +46,8 @@ class Stepper:
         self._net.state = net.state
         self._outputs = outputs
         self.input_size, self.dtype = net.input_size, net.dtype
-        self._engine = FastNetwork.compile(net.layers[: upto + 1])
+        engine = FastNetwork.compile(net.layers[: upto + 1])
+        self._engine = engine if engine is not None and engine.simple else None
         start = net.state  # (H,) or (1, H) rows
         if any(s.h.ndim == 2 and s.h.shape[0] != 1 for s in start.values()):
             raise InputError("a stepper runs one sequence: the network's state holds several rows")
@@ -79,7 +79,7 @@ class Stepper:
         self._bound, self._check_out = self._input_bound(hmax)
 
     def _input_bound(self, hmax: float) -> tuple[float, bool]:
-        """The bound on x·x below which no pre-activation can overflow (and the input
+        """The bound on |x| below which no pre-activation can overflow (and the input
         normalisation cannot), and whether the output needs a check of its own (heads, or
         weights so large that no bound keeps every layer finite)."""
         assert self._engine is not None
@@ -90,8 +90,7 @@ class Stepper:
             if k == 0:
                 limit = min(limit, room / max(per_x, 1e-300))
             safe = safe and room > 0 and (k == 0 or per_x * hmax < room)
-        limit = max(min(limit, math.sqrt(big)), 0.0)
-        return limit * limit, bool(self._engine.heads) or not safe
+        return max(limit, 0.0), bool(self._engine.heads) or not safe
 
     @property
     def state(self) -> dict[str, LSTMState]:

@@ -156,5 +156,5 @@ def _read_array(f: IO[bytes], size: int, what: str) -> Array:
     data = f.read(nbytes)
     if len(data) != nbytes:
         raise InputError(f"{what}: truncated: {len(data)} of {nbytes} bytes of data")
-    array = np.frombuffer(bytearray(data), dtype=dtype)
-    return array.reshape(shape, order="F" if fortran else "C")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array.copy(order="K")  # its own memory, writeable (the fast path seals it)

@@ -5,19 +5,19 @@ importing keras) and saves it.
 
 The layout, once (``kernel`` etc. as ``keras/src/layers/rnn/lstm.py`` names them; u units):
 
-=======================  ==============  =====================  =============================
-Keras weight             shape           lstm_ref               transform
-=======================  ==============  =====================  =============================
-LSTM ``kernel``          (C, 4u)         ``LSTM.params.W``      transposed
-LSTM ``recurrent_kernel`` (u, 4u)        ``LSTM.params.R``      transposed
-LSTM ``bias``            (4u,)           ``LSTM.params.b``      none (zeros if use_bias=False)
-CuDNNLSTM ``kernel``     (C, 4u)         ``LSTM.params.W``      gate block k, (C, u), read
-                                                                row-major as (u, C)
-CuDNNLSTM ``recurrent``  (u, 4u)         ``LSTM.params.R``      gate block k as stored (u, u)
-CuDNNLSTM ``bias``       (8u,)           ``LSTM.params.b``      input half + recurrent half
-Dense ``kernel``         (H, K)          ``FullyConnected``     transposed
-Dense ``bias``           (K,)            ``FullyConnected``     none
-=======================  ==============  =====================  =============================
+=========================  ==============  =====================  =============================
+Keras weight               shape           lstm_ref               transform
+=========================  ==============  =====================  =============================
+LSTM ``kernel``            (C, 4u)         ``LSTM.params.W``      transposed
+LSTM ``recurrent_kernel``  (u, 4u)         ``LSTM.params.R``      transposed
+LSTM ``bias``              (4u,)           ``LSTM.params.b``      none (zeros if use_bias=False)
+CuDNNLSTM ``kernel``       (C, 4u)         ``LSTM.params.W``      gate block k, (C, u), read
+                                                                  row-major as (u, C)
+CuDNNLSTM ``recurrent``    (u, 4u)         ``LSTM.params.R``      gate block k as stored (u, u)
+CuDNNLSTM ``bias``         (8u,)           ``LSTM.params.b``      input half + recurrent half
+Dense ``kernel``           (H, K)          ``FullyConnected``     transposed
+Dense ``bias``             (K,)            ``FullyConnected``     none
+=========================  ==============  =====================  =============================
 
 Gate blocks are i, f, c, o — lstm_ref's i, f, g, o — so nothing is reordered. The legacy
 ``CuDNNLSTM`` (Keras 2, tf.keras 1.x) handed each gate's kernel block to cuDNN without

@@ -2,13 +2,17 @@
 
 :func:`run_node` evaluates one ``NodeProto`` on its input arrays (``None`` for an omitted
 optional input) and returns its outputs. Each op is a function ``(inputs, attrs, opset)``
-in :data:`OPS`; where an opset moved an argument from an attribute to an input (Squeeze,
-Unsqueeze, Split, Slice, Clip, Pad, the reductions) or changed a default (Softmax's axis
-before opset 13, which also flattened to 2-D), the function reads the node's own opset.
-The element-wise activations come from :mod:`lstm_ref.activations` (ONNX's defaults),
-``LSTM`` from :func:`lstm_ref.interop.onnx.run_lstm_node`, ``Conv`` and ``Pad`` from
-:mod:`.onnx_ops_nn`. Control flow (``If``, ``Loop``, ``Scan``) needs a graph and lives in
-:mod:`.onnx_runner`. An op not in the table is refused with its type and the node's name.
+in :data:`OPS`; ``attrs["_node"]`` is the node itself, for the ops that need more (the
+number of outputs of ``Split``, the whole ``LSTM`` node). Where an opset moved an argument
+from an attribute to an input (Squeeze, Unsqueeze, Split, Slice, Clip, Pad, the
+reductions) or changed a default (Softmax's axis before opset 13, which also flattened to
+2-D), the function reads the node's own opset. The element-wise activations come from
+:mod:`lstm_ref.activations` (ONNX's defaults), ``LSTM`` from
+:func:`lstm_ref.interop.onnx.run_lstm_node`, the layer ops (products, softmax,
+reductions, ``Conv``, ``Pad``, normalisation) from :mod:`.onnx_ops_nn`. Control flow
+(``If``, ``Loop``, ``Scan``) needs a graph and lives in :mod:`.onnx_runner`. An op not in
+the table is refused with its type and the node's name; inf and nan come out silently, as
+ONNX's runtimes give them.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ def op(*names: str) -> Callable[[Op], Op]:
         return fn
 
     return register
+
+
+def node_name(node: Any) -> str:
+    """A node's name, or (unnamed) its first output's, or its op type."""
+    return str(node.name or next((o for o in node.output if o), node.op_type))
 
 
 def node_attributes(node: Any) -> dict[str, Any]:
@@ -74,19 +83,16 @@ def run_node(
     list of ndarray
         One per ``node.output`` (an omitted output may be computed anyway).
     """
-    where = f"node {node.name or '(unnamed)'!r} ({node.op_type})"
+    where = f"node {node_name(node)!r} ({node.op_type})"
     if node.domain not in ("", "ai.onnx"):
         raise InputError(f"{where}: domain {node.domain!r} is not supported; expected ONNX's own")
     fn = OPS.get(node.op_type)
     if fn is None:
         raise InputError(f"{where}: op {node.op_type!r} is not supported by lstm_ref's runner")
-    attrs = node_attributes(node)
-    if node.op_type == "LSTM":
-        attrs["_node"] = node
-    if node.op_type in ("Split",):
-        attrs["_outputs"] = len(node.output)
+    attrs = {**node_attributes(node), "_node": node}
     try:
-        outputs = fn(inputs, attrs, opset)
+        with np.errstate(all="ignore"):  # inf and nan come out as ONNX's runtimes give them
+            outputs = fn(inputs, attrs, opset)
     except (ValueError, IndexError, TypeError) as e:
         if isinstance(e, InputError):
             raise InputError(f"{where}: {e}") from None
@@ -379,7 +385,7 @@ def _split(xs: Inputs, attrs: dict[str, Any], opset: int) -> list[Array]:
     axis = _axis(attrs.get("axis", 0), x.ndim)
     sizes = _arg(xs, 1, attrs, "split", opset, 13)
     if sizes is None:
-        n = attrs.get("num_outputs", attrs["_outputs"])
+        n = attrs.get("num_outputs", len(attrs["_node"].output))
         chunk = -(-x.shape[axis] // n)  # the last part may be smaller
         sizes = [min(chunk, x.shape[axis] - k * chunk) for k in range(n)]
     if sum(sizes) != x.shape[axis]:

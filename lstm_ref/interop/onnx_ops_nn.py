@@ -46,11 +46,22 @@ def _softmax(xs: Inputs, attrs: dict[str, Any], opset: int, log: bool) -> list[A
 OPS["Softmax"] = lambda xs, attrs, opset: _softmax(xs, attrs, opset, log=False)
 OPS["LogSoftmax"] = lambda xs, attrs, opset: _softmax(xs, attrs, opset, log=True)
 
+
+def _bound(dtype: np.dtype, top: bool) -> Any:
+    """The largest (``top``) or smallest value of ``dtype``: what ONNX's ReduceMin and
+    ReduceMax give on an empty set."""
+    if dtype.kind == "b":
+        return top
+    if dtype.kind == "f":
+        return np.inf if top else -np.inf
+    return np.iinfo(dtype).max if top else np.iinfo(dtype).min
+
+
 _REDUCTIONS: dict[str, tuple[Any, int]] = {
     "ReduceMean": (np.mean, 18),
     "ReduceSum": (np.sum, 13),
-    "ReduceMax": (np.max, 18),
-    "ReduceMin": (np.min, 18),
+    "ReduceMax": (lambda x, **kw: np.max(x, initial=_bound(x.dtype, top=False), **kw), 18),
+    "ReduceMin": (lambda x, **kw: np.min(x, initial=_bound(x.dtype, top=True), **kw), 18),
     "ReduceProd": (np.prod, 18),
     "ReduceSumSquare": (lambda x, **kw: np.sum(x * x, **kw), 18),
     "ReduceL2": (lambda x, **kw: np.sqrt(np.sum(x * x, **kw)), 18),

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._checks import check_choice, check_count, check_number
 from ..errors import InputError
+from ..fast import writeable
 from ..network import Network
 from ..padding import Batch, Padding, check_padding, make_batches
 from ..sequences import as_sequence_list
@@ -159,7 +160,7 @@ def train(
             break
     if options.patience is not None and best is not None:
         for k, kept in best[2].items():
-            params[k][...] = kept
+            writeable(params[k])[...] = kept
         if log:
             log(f"early stop: kept the weights of epoch {best[1]} (validation loss {best[0]:.4f})")
     return history

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import InputError
+from ..fast import writeable
 from ..layers import Softmax
 from ..network import Network
 from ..padding import MASKED, Batch, Padding, make_batches
@@ -110,6 +111,7 @@ def central_difference(
     """(loss(a[index] + eps) − loss(a[index] − eps)) / 2 eps, changing ``array`` in place
     and putting the value back."""
     saved = array[index]
+    writeable(array)
     try:
         array[index] = saved + eps
         plus = loss()

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._checks import check_choice
 from ..errors import InputError
+from ..fast import writeable
 from ..network import Network
 
 Array = np.ndarray
@@ -91,6 +92,8 @@ class Adam:
             Adam); then nothing is updated.
         """
         work = [(p, grads[k], *self._buffers(k, p, grads[k])) for k, p in params.items()]
+        for p, *_ in work:  # a compiled snapshot sees a writeable weight (lstm_ref.fast.watch)
+            writeable(p)
         self.t += 1  # every array checked: nothing changes when one does not fit
         m_correction, v_correction = 1 - self.beta1**self.t, 1 - self.beta2**self.t
         for p, g, m, v, term, root in work:
