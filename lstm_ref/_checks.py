@@ -40,15 +40,17 @@ def check_count(value: object, what: str, *, minimum: int = 1) -> int:
     return int(value)  # type: ignore[call-overload]
 
 
-def check_lengths(lengths: object, n: int, T: int, what: str = "lengths") -> np.ndarray:
-    """``lengths`` as n sequence lengths (int64), each in 1..T (the padded length)."""
+def check_lengths(
+    lengths: object, n: int, T: int, what: str = "lengths", minimum: int = 1
+) -> np.ndarray:
+    """``lengths`` as n sequence lengths (int64), each in minimum..T (the padded length)."""
     a = np.asarray(lengths)
     if a.shape != (n,) or not all(is_integer(v) for v in a.tolist()):
         raise InputError(
             f"{what} must be {n} integers, one per sequence; got {a.dtype} array of shape {a.shape}"
         )
-    if n and (a.min() < 1 or a.max() > T):
-        raise InputError(f"{what} must lie in 1..{T} (the padded length); got {a.tolist()}")
+    if n and (a.min() < minimum or a.max() > T):
+        raise InputError(f"{what} must lie in {minimum}..{T} (the padded length); got {a.tolist()}")
     return a.astype(np.int64)
 
 

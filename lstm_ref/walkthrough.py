@@ -13,21 +13,24 @@ The published MATLAB page feeds ``X(:,1)'`` — always the first time step — a
 iteration (the R2020b page used ``X(:,i)``). The walkthrough runs the correct loop;
 ``literal=True`` also runs the page's loop as printed, draws it, and prints how far it is
 from the correct one. Any network with an LSTM layer and any data can be walked through.
+Without matplotlib the walkthrough prints its text and draws nothing.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .datasets import load_japanese_vowels
 from .errors import InputError
-from .formats import load_network
+from .interop import load_model
 from .network import Network
 from .sequences import as_sequence_list
 from .train import evaluate
@@ -50,7 +53,7 @@ class WalkthroughResult:
 def run_walkthrough(
     out_dir: str | Path = "lstm_ref_output",
     *,
-    network: str | Network = "JapaneseVowelsNet",
+    network: str | os.PathLike | Network = "JapaneseVowelsNet",
     name: str | None = None,
     sequences: Sequence[Array] | None = None,
     labels: Sequence[str] | None = None,
@@ -67,8 +70,9 @@ def run_walkthrough(
     ----------
     out_dir : path
         Folder for the figures (created if needed).
-    network : str or Network
-        A bundled network name, a weight file, or a network.
+    network : str, path or Network
+        A bundled network name, a model file :func:`~lstm_ref.interop.load_model` reads,
+        or a network.
     name : str, optional
         What the log calls the network (default: ``network`` when it is a str, else "net").
     sequences, labels : list of ndarray (T_i, C), list of str, optional
@@ -86,26 +90,25 @@ def run_walkthrough(
     dpi : int
         Resolution of the PNG files.
     """
-    from .viz.plots import (  # matplotlib only when plotting
-        plot_activation_heatmap,
-        plot_sequence,
-        save_figure,
-    )
-
     start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
+    plots = _plots(log)
 
-    def save(fig: Figure, stem: str) -> None:
+    def save(stem: str, draw: Callable[[ModuleType], Figure]) -> None:
+        if plots is None:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        fig = draw(plots)
         for ext in ("png", "svg") if svg else ("png",):
             path = out / f"{stem}.{ext}"
-            save_figure(fig, path, dpi=dpi)
+            plots.save_figure(fig, path, dpi=dpi)
             figures.append(path)
 
-    name = name or (network if isinstance(network, str) else "net")
-    log(f">> net = load_network({name!r}); net.Layers")
-    net = load_network(network) if isinstance(network, str) else network
+    name = name or (os.fspath(network) if not isinstance(network, Network) else "net")
+    reader = "load_model" if Path(name).suffix.lower() not in ("", ".npz") else "load_network"
+    log(f">> net = {reader}({name!r}); net.Layers")
+    net = network if isinstance(network, Network) else load_model(network)
     log(f"ans = \n{net.summary()}\n")
     layer = net.recurrent_layer().name
 
@@ -118,40 +121,47 @@ def run_walkthrough(
     X = seqs[observation - 1]  # (T, C): time steps × features
     T = X.shape[0]
     log(f">> X = XTest{{{observation}}}: {T} time steps × {X.shape[1]} features")
-    save(plot_sequence(X, title=f"Test Observation {observation}"), "test_observation")
+    save("test_observation", lambda p: p.plot_sequence(X, title=f"Test Observation {observation}"))
 
     log(
         f">> for i = 1:{T}: [features(i,:),state] = "
         f'predict(net,X(:,i)\',Outputs="{layer}"); net.State = state'
     )
     activations = _step_through(net, X, layer)  # (H, T)
-    save(
-        plot_activation_heatmap(activations, units=range(units), title="LSTM Activations"),
-        "lstm_activations",
-    )
-    full = net.trace(X, layer).h.T  # (H, T) from one full-sequence call
-    diff = float(np.abs(full - activations).max())
-    literal_diff = None
+    shown = list(range(min(units, len(activations))))
+    repeated = None
     if literal:
         log(
             f">> the page's loop as printed: predict(net,X(:,1)',Outputs=\"{layer}\") at every "
             f"step — step 1 fed {T} times"
         )
         repeated = _step_through(net, X[np.zeros(T, dtype=int)], layer)
+    # one colour scale for both loops' heatmaps, so that they compare by colour
+    both = [a[shown] for a in (activations, repeated) if a is not None]
+    limits = (float(min(map(np.min, both))), float(max(map(np.max, both))))
+    save(
+        "lstm_activations",
+        lambda p: p.plot_activation_heatmap(
+            activations, units=shown, title="LSTM Activations", limits=limits
+        ),
+    )
+    full = net.trace(X, layer).h.T  # (H, T) from one full-sequence call
+    diff = float(np.abs(full - activations).max())
+    literal_diff = None
+    if repeated is not None:
         literal_diff = float(np.abs(repeated - activations).max())
         title = "LSTM Activations — the page's loop, X(:,1) at every step"
         save(
-            plot_activation_heatmap(repeated, units=range(units), title=title),
             "lstm_activations_literal",
+            lambda p: p.plot_activation_heatmap(repeated, units=shown, title=title, limits=limits),
         )
-    label, scores = net.classify(X)
-    label = str(label)  # one sequence: one name
+    label, scores = _classify(net, X)
     truth = "" if labels is None else f"; true class {labels[observation - 1]}"
     log(
         f"\nPrediction for test observation {observation}: class {label} "
         f"(score {scores.max():.4f}){truth}"
     )
-    if labels is not None:
+    if labels is not None and net.class_names:
         evaluation = evaluate(net, seqs, list(labels))
         log(
             f"Test accuracy on {len(seqs)} sequences: {evaluation.accuracy:.4f} (each sequence "
@@ -166,7 +176,8 @@ def run_walkthrough(
             f"The page's loop vs the correct loop: max |difference| = {literal_diff:.3g} — its "
             "heatmap shows the response to x_1 repeated, not to the sequence"
         )
-    log("Figures:\n" + "\n".join(f"  {p}" for p in figures))
+    if figures:
+        log("Figures:\n" + "\n".join(f"  {p}" for p in figures))
     log(f"Done in {time.perf_counter() - start:.1f} s.")
     return WalkthroughResult(activations, figures, label, diff, literal_diff)
 
@@ -181,3 +192,27 @@ def _step_through(net: Network, X: Array, layer: str) -> Array:
         net.state = state
     net.reset_state()
     return activations
+
+
+def _plots(log: Callable[[str], None]) -> ModuleType | None:
+    """lstm_ref.viz.plots, or None (said in the log) when matplotlib is not installed."""
+    try:
+        from .viz import plots
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] != "matplotlib":
+            raise
+        log(
+            "(matplotlib is not installed: the text only, no figures; pip install 'lstm_ref[plot]')"
+        )
+        return None
+    return plots
+
+
+def _classify(net: Network, X: Array) -> tuple[str, Array]:
+    """The predicted class of one sequence and the scores: by name, or "output k" (1-based)
+    for a network whose outputs are unnamed."""
+    if net.class_names:
+        label, scores = net.classify(X)
+        return str(label), scores
+    scores = np.asarray(net.predict(X))
+    return f"output {int(np.argmax(scores)) + 1}", scores

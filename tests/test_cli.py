@@ -214,3 +214,50 @@ def test_cli_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("walkthrough", "layers", "predict", "train", "plot", "explain"):
         assert command in out
+
+
+def without_matplotlib(monkeypatch) -> None:
+    """Every import of matplotlib (or of lstm_ref's plotting modules, which import it) fails
+    as if it were not installed."""
+    for name in ["matplotlib", *(n for n in sys.modules if n.startswith("matplotlib."))]:
+        monkeypatch.setitem(sys.modules, name, None)
+    for name in ("plots", "figures", "heatmap"):
+        monkeypatch.delitem(sys.modules, f"lstm_ref.viz.{name}", raising=False)
+        monkeypatch.delattr(f"lstm_ref.viz.{name}", raising=False)
+
+
+def test_walkthrough_prints_its_text_without_matplotlib(tmp_path, monkeypatch):
+    without_matplotlib(monkeypatch)
+    lines: list[str] = []
+    result = run_walkthrough(tmp_path / "figs", log=lines.append)
+    text = "\n".join(lines)
+    assert "matplotlib is not installed: the text only" in text
+    assert "Prediction for test observation 1: class 1" in text and "Test accuracy" in text
+    assert result.figures == [] and not (tmp_path / "figs").exists()
+    assert main(["walkthrough", "--out", str(tmp_path / "figs")]) == 0
+
+
+def test_the_literal_and_correct_heatmaps_share_one_colour_scale(tmp_path, monkeypatch):
+    from lstm_ref.viz import plots
+
+    drawn = []
+
+    def recording(activations, **kwargs):
+        drawn.append((activations[kwargs["units"]], kwargs["limits"]))
+        return draw(activations, **kwargs)
+
+    draw = plots.plot_activation_heatmap
+    monkeypatch.setattr(plots, "plot_activation_heatmap", recording)
+    run_walkthrough(tmp_path, literal=True, log=lambda line: None)
+    (correct, limits), (literal, same) = drawn
+    assert limits == same
+    assert limits == (min(correct.min(), literal.min()), max(correct.max(), literal.max()))
+    assert literal.max() != correct.max()  # the shared scale is not either one's own
+
+
+def test_cli_plot_a_time_window(tmp_path, capsys):
+    out = ["--out", str(tmp_path)]
+    assert main(["plot", "heatmap", "--steps", "3-9", *out]) == 0
+    assert main(["plot", "gates", "--steps", "3-9", *out]) == 0
+    assert main(["plot", "heatmap", "--steps", "9-3", *out]) == 2
+    assert "--steps must be 'a-b' with 1 <= a <= b <= 19; got '9-3'" in capsys.readouterr().err

@@ -136,3 +136,25 @@ def test_train_on_your_data_holds_out_validation_and_stops_early(tmp_path, capsy
     assert "test accuracy" in out
     net = load_network(tmp_path / "BasicMotions.npz")
     assert net.layer("lstm").hidden_size == 8 and len(net.class_names) == 4
+
+
+def test_train_refuses_to_replace_a_network_without_overwrite(tmp_path, capsys):
+    from test_reliability import ts_file
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "MODEL_CARD.md").write_text("the shipped card")
+    assert main(["train", "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "MODEL_CARD.md" in err and "--overwrite" in err
+    assert (out / "MODEL_CARD.md").read_text() == "the shipped card"
+    assert not (out / "JapaneseVowelsNet.npz").exists()
+
+    argv = ["train", "--train-file", str(ts_file(tmp_path / "t.ts")), "--out", str(out)]
+    assert main([*argv, "--epochs", "1"]) == 0
+    before = (out / "Toy.npz").read_bytes()
+    assert main([*argv, "--epochs", "2"]) == 2
+    assert "Toy.npz: pass --overwrite" in capsys.readouterr().err
+    assert (out / "Toy.npz").read_bytes() == before
+    assert main([*argv, "--epochs", "2", "--overwrite"]) == 0
+    assert (out / "Toy.npz").read_bytes() != before

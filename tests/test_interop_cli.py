@@ -11,10 +11,14 @@ def test_cli_convert_and_layers(tmp_path, capsys):
     assert main(["convert", str(onnx_file), str(mat_file)]) == 0
     capsys.readouterr()
     assert main(["layers", "--network", str(mat_file)]) == 0
-    table = capsys.readouterr().out
-    assert "'lstm'            LSTM              LSTM with 100 hidden units" in table
+    table = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert "2 'lstm' LSTM LSTM with 100 hidden units" in table
+    # the class names travelled through the ONNX file's metadata into MATLAB's ClassNames
+    assert (
+        "5 'classoutput' Classification Output crossentropyex with '1' and 8 other classes" in table
+    )
     assert main(["layers"]) == 0
-    shipped = capsys.readouterr().out
-    assert table.splitlines()[2:5] == shipped.splitlines()[2:5]  # input, lstm, fc rows
+    shipped = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert table[2:5] == shipped[2:5]  # input, lstm, fc rows
     assert main(["convert", str(onnx_file), str(tmp_path / "x.tflite")]) == 2
     assert "cannot export a .tflite file; expected one of" in capsys.readouterr().err

@@ -763,14 +763,14 @@ def test_imported_activations_take_lstm_refs_own_names(rng, activations, alphas,
 def test_onnx_imported_network_is_one_the_rest_of_the_library_knows(rng, tmp_path):
     """A sigmoid/tanh ONNX network runs on the fast path, and verify's activation causes
     and the torch exporter recognise its names."""
-    from lstm_ref.verify.diagnose import OTHER_GATE_ACTIVATIONS
+    from lstm_ref.verify.causes import GATE_ACTIVATION_TITLES
 
     torch.manual_seed(0)
     net = from_torch(distinct_gates(Classifier(4, 5, 3), seed=1))
     save_onnx(net, tmp_path / "net.onnx")
     imported = from_onnx(str(tmp_path / "net.onnx"))
     assert imported.fast_engine() is not None
-    assert imported.layers[1].gate_activation in OTHER_GATE_ACTIVATIONS
+    assert imported.layers[1].gate_activation in GATE_ACTIVATION_TITLES
     save_model(imported, tmp_path / "net.pt")  # refuses activations it has no nn.LSTM for
     seqs = random_sequences(rng, [4, 6, 3], 4)
     np.testing.assert_allclose(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from itertools import pairwise
 
 import matplotlib
 
@@ -161,6 +162,51 @@ def test_heatmap_values_fit_their_cells_and_are_readable(rng, T):
     assert inside(ax.get_tightbbox(), fig.bbox)
 
 
+# pixels at 100 dpi by (steps, units): under 1600 × 1200 however long or wide
+HEATMAP_PIXELS = {
+    (19, 10): (1385, 470),
+    (100, 10): (1600, 470),
+    (251, 10): (1600, 470),
+    (19, 100): (1385, 1200),
+    (100, 100): (1600, 1200),
+    (251, 100): (1600, 1200),
+}
+
+
+@pytest.mark.parametrize(("T", "n"), list(HEATMAP_PIXELS))
+def test_heatmap_of_any_size_stays_readable(rng, tmp_path, T, n):
+    features = rng.uniform(-0.9, 0.9, size=(100, T))
+    fig = plot.plot_activation_heatmap(features, units=range(n))
+    save_and_check_png(fig, tmp_path / "h.png")
+    assert imread(tmp_path / "h.png").shape[1::-1] == HEATMAP_PIXELS[T, n]
+    ax = fig.axes[0]
+    fig.draw_without_rendering()
+    assert inside(ax.get_tightbbox(), fig.bbox)
+    # cell text only where it is readable: the 10 × 19 of the seed, nothing smaller
+    assert len(ax.texts) == (10 * 19 if (T, n) == (19, 10) else 0)
+    for axis, count in ((ax.xaxis, T), (ax.yaxis, n)):
+        labels = [t for t in axis.get_ticklabels() if t.get_text()]
+        assert labels[0].get_text() == "1" and len(labels) <= max(count, 2) and len(labels) <= 36
+        boxes = [t.get_window_extent() for t in labels]
+        assert not any(a.overlaps(b) for a, b in pairwise(boxes))
+    last = [t.get_text() for t in ax.get_xticklabels()][-1]
+    assert int(last) > T - 10  # the thinned ticks still reach the end
+
+
+def test_heatmap_time_window_and_shared_colour_scale(rng):
+    features = rng.normal(size=(10, 251))
+    fig = plot.plot_activation_heatmap(features, time_window=(100, 119), limits=(-5.0, 5.0))
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), features[:10, 100:119])
+    assert ax.images[0].get_clim() == (-5.0, 5.0)
+    assert texts(ax.get_xticklabels()) == [str(t) for t in range(101, 120)]
+    assert len(ax.texts) == 10 * 19  # a 19-step window is readable again
+    with pytest.raises(ValueError, match="limits must be two finite numbers"):
+        plot.plot_activation_heatmap(features, limits=(1.0, -1.0))
+    with pytest.raises(ValueError, match=r"0 <= start < stop <= T = 251"):
+        plot.plot_activation_heatmap(features, time_window=(0, 300))
+
+
 def test_heatmap_chosen_units_are_labelled_one_based(rng, tmp_path):
     features = rng.normal(size=(6, 4))
     fig = plot.plot_activation_heatmap(features, units=[4, 0, 2], title="three units")
@@ -179,9 +225,12 @@ def test_heatmap_options(rng):
     short = plot.plot_activation_heatmap(features, fmt=".2f")
     assert short.axes[0].texts[0].get_text() == f"{features[0, 0]:.2f}"
     assert short.get_figwidth() < plot.plot_activation_heatmap(features).get_figwidth()
-    small = plot.plot_activation_heatmap(features, figsize=(8, 4))
+    small = plot.plot_activation_heatmap(features, figsize=(8, 4), show_values=True)
     assert tuple(small.get_size_inches()) == (8, 4)
-    assert all(t.get_fontsize() < 7.5 for t in small.axes[0].texts)  # shrunk to fit
+    assert len(small.axes[0].texts) == 200
+    assert all(3 <= t.get_fontsize() < 6 for t in small.axes[0].texts)  # shrunk to fit
+    unreadable = plot.plot_activation_heatmap(features, figsize=(8, 4))
+    assert len(unreadable.axes[0].texts) == 0  # by default only text at 6 pt or more
 
 
 def test_heatmap_errors(rng):
@@ -201,37 +250,39 @@ def test_gate_traces_panels_and_data(trace, tmp_path):
     units = [2, 40, 7]
     fig = plot.plot_gate_traces(trace, units, title="gates of three units")
     assert suptitle(fig) == "gates of three units"
-    assert len(fig.axes) == 5
+    assert len(fig.axes) == 6
     T = trace.h.shape[0]
     steps = np.arange(1, T + 1)
-    for ax, name in zip(fig.axes[:4], "ifgo", strict=True):
-        assert name in ax.get_ylabel()
-        assert len(ax.lines) == 3
-        for line, u in zip(ax.lines, units, strict=True):
+    for ax, name in zip(fig.axes, "ifgoch", strict=True):
+        assert ax.get_ylabel().endswith(f" {name}")
+        curves = [line for line in ax.lines if line.get_gid() != "zero"]
+        assert len(curves) == 3
+        for line, u, first in zip(curves, units, fig.axes[0].lines, strict=True):
             np.testing.assert_array_equal(line.get_xdata(), steps)
             np.testing.assert_array_equal(line.get_ydata(), getattr(trace, name)[:, u])
-    assert texts(fig.axes[0].get_legend().get_texts()) == ["unit 3", "unit 41", "unit 8"]
-
-    state = fig.axes[4]
-    assert state.get_xlabel() == "Time Step"
-    assert all(ax.get_xlabel() == "" for ax in fig.axes[:4])  # one shared x label
-    assert "cell state c" in state.get_ylabel() and "hidden h" in state.get_ylabel()
-    curves = [line for line in state.lines if line.get_gid() != "zero"]
-    c_lines, h_lines = curves[0::2], curves[1::2]
-    assert len(curves) == 6
-    for c_line, h_line, u, first in zip(c_lines, h_lines, units, fig.axes[0].lines, strict=True):
-        np.testing.assert_array_equal(c_line.get_ydata(), trace.c[:, u])
-        np.testing.assert_array_equal(h_line.get_ydata(), trace.h[:, u])
-        assert c_line.get_linestyle() == "-" and h_line.get_linestyle() == "--"
-        assert c_line.get_color() == h_line.get_color() == first.get_color()
-    assert texts(state.get_legend().get_texts()) == ["c: cell state", "h = o·tanh(c)"]
-    ticks = texts(state.get_xticklabels())
+            assert line.get_color() == first.get_color()  # one colour per unit throughout
+    (legend,) = fig.legends  # one legend of the units, beside every panel
+    assert texts(legend.get_texts()) == ["unit 3", "unit 41", "unit 8"]
+    assert fig.axes[-1].get_xlabel() == "Time Step"
+    assert all(ax.get_xlabel() == "" for ax in fig.axes[:-1])  # one shared x label
+    ticks = texts(fig.axes[-1].get_xticklabels())
     assert ticks[0] == "1" and ticks[-1] == str(T)
+    c_low, c_high = fig.axes[4].get_ylim()
+    assert c_low == pytest.approx(-c_high) and c_high > np.abs(trace.c[:, units]).max()
 
     fig.draw_without_rendering()
     for ax in fig.axes:
         assert inside(ax.get_tightbbox(), fig.bbox)
+    assert inside(legend.get_window_extent(), fig.bbox)
     save_and_check_png(fig, tmp_path / "gates.png")
+
+
+def test_gate_traces_time_window(trace):
+    fig = plot.plot_gate_traces(trace, [0, 1], time_window=(5, 12))
+    line = fig.axes[0].lines[0]
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(6, 13))
+    np.testing.assert_array_equal(line.get_ydata(), trace.i[5:12, 0])
+    assert texts(fig.axes[-1].get_xticklabels())[0] == "6"
 
 
 def test_gate_traces_errors(trace):
@@ -361,7 +412,8 @@ def test_unit_selection_with_nothing_selected_and_errors(trace):
 
 @pytest.mark.parametrize("n", [3, 10, 11, 100])
 def test_gate_traces_lay_out_cleanly_for_any_number_of_units(trace, tmp_path, n):
-    """Up to ten units: a legend; more: a colour bar; everything inside the figure, no warning."""
+    """Up to ten units: lines and a legend; more: an image per panel, units × time, with its
+    colour bar; everything inside the figure, no warning."""
     import warnings
 
     with warnings.catch_warnings():
@@ -370,30 +422,43 @@ def test_gate_traces_lay_out_cleanly_for_any_number_of_units(trace, tmp_path, n)
         save_and_check_png(fig, tmp_path / "g.png")
     fig.draw_without_rendering()
     page = fig.bbox
-    legends = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
-    for legend in legends:
-        assert inside(legend.get_window_extent(), page)
     bars = [a for a in fig.axes if a.get_label() == "<colorbar>"]
-    assert (len(bars), len(legends)) == ((0, 2) if n <= 10 else (1, 1))
-    if bars:
-        ticks = [t.get_text() for t in bars[0].get_yticklabels()]
-        assert ticks[0] == "1" and ticks[-1] == str(n) and len(ticks) <= 9
-        assert inside(bars[0].get_tightbbox(), page)
+    panels = [a for a in fig.axes if a not in bars]
+    assert len(panels) == 6
+    assert (len(bars), len(fig.legends)) == ((0, 1) if n <= 10 else (6, 0))
+    for legend in fig.legends:
+        assert inside(legend.get_window_extent(), page)
+    for ax, name in zip(panels, "ifgoch", strict=True):
+        assert inside(ax.get_tightbbox(), page)
+        if n > 10:
+            (image,) = ax.images
+            np.testing.assert_array_equal(image.get_array(), getattr(trace, name)[:, :n].T)
+            assert len(ax.get_yticklabels()) <= 7 and ax.get_yticklabels()[0].get_text() == "1"
+
+
+@pytest.mark.parametrize(("T", "n"), [(100, 10), (251, 100)])
+def test_gate_traces_of_long_sequences_keep_their_size(rng, tmp_path, T, n):
+    net = random_network(rng, C=12, H=100, K=9)
+    fig = plot.plot_gate_traces(net.trace(rng.normal(size=(T, 12))), units=range(n))
+    fig.savefig(tmp_path / "g.png")
+    assert imread(tmp_path / "g.png").shape[1::-1] == (950, 1100)
+    labels = [t for t in fig.axes[5].get_xticklabels() if t.get_text()]  # the h panel
+    assert labels[0].get_text() == "1" and len(labels) <= 20
 
 
 def test_every_plot_draws_into_a_users_axes(trace, vowel, tmp_path):
     fig = Figure(figsize=(14, 12), layout="constrained")
     grid = fig.subfigures(1, 2)
     left = grid[0].subplots(3, 1)
-    right = grid[1].subplots(5, 1)
+    right = grid[1].subplots(6, 1)
     assert plot.plot_sequence(vowel, ax=left[0]) is fig
     assert plot.plot_activation_heatmap(trace.h.T, units=range(4), ax=left[1]) is fig
     assert plot.plot_unit_selection(trace.h, [0, 1], 10, 19, ax=left[2]) is fig
     assert plot.plot_gate_traces(trace, units=[0, 5], axes=right) is fig
-    assert len(fig.axes) == 3 + 5 + 1  # the heatmap's colour bar
+    assert len(fig.axes) == 3 + 6 + 1  # the heatmap's colour bar
     save_and_check_png(fig, tmp_path / "all.png")
     sat_fig = Figure(layout="constrained")
     axes = sat_fig.subplots(1, 4)
     assert plot.plot_gate_saturation(gate_saturation([trace]), axes=axes) is sat_fig
-    with pytest.raises(ValueError, match="axes must be five Axes"):
-        plot.plot_gate_traces(trace, units=[0], axes=right[:4])
+    with pytest.raises(ValueError, match="axes must be six Axes"):
+        plot.plot_gate_traces(trace, units=[0], axes=right[:5])

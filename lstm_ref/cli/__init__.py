@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except ModuleNotFoundError as e:  # an optional extra (the message of each says which)
-        if e.name == "matplotlib":
+        if (e.name or "").partition(".")[0] == "matplotlib":
             e = ModuleNotFoundError("plotting needs matplotlib: pip install 'lstm_ref[plot]'")
         elif e.name not in ("dask", "distributed"):
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -48,8 +48,47 @@ def add_network_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--network",
         default="JapaneseVowelsNet",
-        help="bundled network name or weight file",
+        help="bundled network name or model file: .npz, .pt/.pth/.safetensors, .onnx, "
+        ".keras/.h5, .mat",
     )
+    add_model_options(p)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """What a model file may need besides its path: class names, a PyTorch module."""
+    p.add_argument(
+        "--classes",
+        type=class_names,
+        default=None,
+        help="the class names, comma-separated in output order, for a model file that has none",
+    )
+    p.add_argument(
+        "--prefix",
+        default=None,
+        help="a PyTorch checkpoint holding more than one LSTM: the module to read ('decoder.rnn')",
+    )
+    p.add_argument(
+        "--head",
+        default=None,
+        help="a PyTorch checkpoint: the nn.Linear module that reads the LSTM ('decoder.fc')",
+    )
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of :func:`~lstm_ref.interop.load_model` that --classes, --prefix and
+    --head give."""
+    given = {"prefix": args.prefix, "head": args.head}
+    return {"class_names": args.classes, **{k: v for k, v in given.items() if v is not None}}
+
+
+def class_names(text: str) -> list[str]:
+    """An argparse type: 'a,b,c' -> ['a', 'b', 'c']."""
+    names = [name.strip() for name in text.split(",")]
+    if len(names) < 2 or not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"expected at least two distinct comma-separated names; got {text!r}"
+        )
+    return names
 
 
 def add_data_options(p: argparse.ArgumentParser, observation: bool = True) -> None:
@@ -76,9 +115,11 @@ def add_figure_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_net(args: argparse.Namespace) -> Network:
-    from ..formats import load_network
+    """The network --network names (any file :func:`~lstm_ref.interop.load_model` reads),
+    with the model options."""
+    from ..interop import load_model
 
-    return load_network(args.network)
+    return load_model(args.network, **model_options(args))
 
 
 @dataclass(frozen=True)
@@ -131,11 +172,11 @@ def parse_units(text: str | None, hidden: int) -> list[int]:
     return [u - 1 for u in units]
 
 
-def parse_range(text: str | None, T: int) -> tuple[int, int]:
+def parse_range(text: str | None, T: int, option: str = "--range") -> tuple[int, int]:
     """'a-b' (1-based, inclusive) -> 0-based [start, stop); default the second half."""
     if text is None:
         return T // 2, T
     a, _, b = text.partition("-")
     if not (a.isdigit() and b.isdigit() and 1 <= int(a) <= int(b) <= T):
-        raise InputError(f"--range must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
+        raise InputError(f"{option} must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
     return int(a) - 1, int(b)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import add_model_options, model_options
+
 HELP = "convert a model between PyTorch, ONNX, Keras, MATLAB and lstm_ref files"
 DESCRIPTION = """\
 Read IN with its framework's importer and write OUT with the exporter its suffix names:
@@ -18,13 +20,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help=HELP, description=DESCRIPTION)
     p.add_argument("input", metavar="IN", help="model file (or bundled network name)")
     p.add_argument("output", metavar="OUT", type=Path, help="file to write")
+    add_model_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..interop import load_model, save_model
 
-    net = load_model(args.input)
+    net = load_model(args.input, **model_options(args))
     save_model(net, args.output)
     print(f"wrote {args.output}")
     print(net.summary())

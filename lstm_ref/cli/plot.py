@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 HELP = "draw a figure for one sequence: input, heatmap, gates, saturation or unit selection"
 DESCRIPTION = """\
 Draw one figure. sequence: the input, one line per feature; heatmap: the hidden units over
-time (MATLAB's heatmap); gates: i, f, g, o and the cell state c beside h; saturation: how often
+time (MATLAB's heatmap); gates: i, f, g, o, the cell state c and h; saturation: how often
 each unit's gates are nearly closed or open over all the sequences (Karpathy et al. 2015);
 units: the units that stay active over --range, and where else they are active together
 (LSTMVis, Strobelt et al. 2018)."""
@@ -44,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="units: time steps 'a-b' (1-based) to stay active over (default: the second half)",
     )
     p.add_argument("--threshold", type=float, default=0.3, help="units: activation threshold")
+    p.add_argument(
+        "--steps",
+        default=None,
+        help="heatmap, gates: the time steps 'a-b' (1-based) to show (default: all)",
+    )
     p.set_defaults(run=run)
 
 
@@ -57,12 +62,15 @@ def run(args: argparse.Namespace) -> int:
     layer = net.recurrent_layer().name
     units = parse_units(args.units, net.width(layer))
     tag = f"observation{args.observation}"
+    window = None if args.steps is None else parse_range(args.steps, len(x), "--steps")
     if args.kind == "sequence":
         fig = plots.plot_sequence(x, title=f"Observation {args.observation}")
     elif args.kind == "heatmap":
-        fig = plots.plot_activation_heatmap(net.trace(x, layer).h.T, units=units)
+        fig = plots.plot_activation_heatmap(
+            net.trace(x, layer).h.T, units=units, time_window=window
+        )
     elif args.kind == "gates":
-        fig = plots.plot_gate_traces(net.trace(x, layer), units=units)
+        fig = plots.plot_gate_traces(net.trace(x, layer), units=units, time_window=window)
     elif args.kind == "saturation":
         fig = plots.plot_gate_saturation(
             gate_saturation([net.trace(s, layer) for s in data.sequences])

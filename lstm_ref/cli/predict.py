@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
         raise InputError(f"--output must name a .csv or .json file; got {args.output}")
     net = load_net(args)
+    if not net.class_names:
+        raise InputError(
+            f"{args.network}: the model file names no classes; give them with --classes a,b,c "
+            f"({net.output_size} names, in output order)"
+        )
     file = read_sequence_file(args.file)
     make = Padding.matlab if args.padding == "matlab" else Padding.masked
     padding = make(mini_batch_size=args.mini_batch_size)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_network_option, positive_int
+from .common import add_network_option, model_options, positive_int
 
 HELP = "classify a folder of sequence files on a Dask cluster, one scores file each"
 DESCRIPTION = """\
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         workers=args.workers,
         progress=sys.stdout.isatty(),
+        model_options=model_options(args),
     )
     print(report.summary())
     print(f"scores in {args.out}")

@@ -15,15 +15,18 @@ from .common import positive_float, positive_int
 HELP = "compare a ported model's outputs with the reference's: where and why they diverge"
 DESCRIPTION = """\
 Read MODEL (any format lstm-ref convert reads) as the reference, compute its outputs on the
-inputs, and compare them with the observed outputs: those in --observed (an .npz with
-'output', batch first, and/or arrays named by layers: no framework needed), or those of
---run-framework (MODEL itself, or the ported file given, run by torch, onnxruntime or
-Keras). Prints per output the errors, the minimum tolerance that would pass and a
-histogram; the first divergence with the reference's gate values there; and which known
-porting bug (gate order, bias, forget_bias, hard-sigmoid, padding, reverse order,
-transposed kernels) reproduces the observed outputs, or that float32 rounding alone
-explains them, or that no known cause does. Exit status 0 within tolerance, 1 beyond it,
-2 for a usage error. The JSON report's schema is in docs/VERIFY.md."""
+inputs from the initial state (--initial-state, else the model's own), and compare them with
+the observed outputs: those in --observed (an .npz in the names and layouts of --layout:
+lstm_ref's 'output', '<layer>', '<layer>/h'; torch's output, h_n, c_n, model; ONNX's Y, Y_h, Y_c;
+Keras's output, h, c — no framework needed), or those of --run-framework (MODEL itself, or
+the ported file given, run by torch, onnxruntime or Keras). Prints per output the errors,
+the minimum tolerance that would pass and a histogram; the first divergence with the
+reference's gate values there; and which known porting bug — or pair of bugs — reproduces
+the observed outputs (gate order, biases, forget_bias, gate activation, initial state,
+padding, reverse order, a bidirectional head, the input's layout, transposed kernels), or
+that rounding alone explains them, or that no known cause does. Exit status 0 within
+tolerance, 1 beyond it, 2 for a usage error. The JSON report's schema is in
+docs/VERIFY.md."""
 
 
 def length_range(text: str) -> tuple[int, int]:
@@ -34,8 +37,21 @@ def length_range(text: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def tolerance(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text!r}")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..verify.diagnose import SEMANTICS
+    from ..verify.layouts import LAYOUTS
+    from ..verify.reference import SEMANTICS
+    from ..verify.rounding import PRECISIONS
 
     p = sub.add_parser("verify", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="the model as it should compute")
@@ -59,12 +75,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run MODEL (or the file PORT) in its framework for the observed outputs",
     )
     p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="lstm_ref",
+        help="whose names and layouts --observed and --initial-state use (default lstm_ref)",
+    )
+    p.add_argument(
+        "--initial-state",
+        type=Path,
+        help=".npz of initial states in --layout's names (torch: h_0, c_0; onnx: initial_h, "
+        "initial_c; keras: h, c; lstm_ref: <layer>/h, <layer>/c)",
+    )
+    p.add_argument(
         "--padding",
         choices=list(SEMANTICS),
-        help="the padding semantics of the observed outputs (default: by the model's format)",
+        help="the padding semantics of the observed outputs (default: the framework run's, "
+        "else by the model's format)",
     )
-    p.add_argument("--atol", type=positive_float, default=1e-5, help="absolute tolerance")
-    p.add_argument("--rtol", type=positive_float, default=1e-5, help="relative tolerance")
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        help="the precision the port computed in (default float16 for float16 outputs, "
+        "else float32): its rounding is not a bug",
+    )
+    p.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance")
+    p.add_argument("--rtol", type=tolerance, default=1e-5, help="relative tolerance")
+    p.add_argument(
+        "--no-pairs",
+        action="store_true",
+        help="try single causes only, not pairs of causes (two bugs at once)",
+    )
     p.add_argument("--json", type=Path, help="also write the report as JSON")
     p.add_argument(
         "--save-outputs",
@@ -75,6 +115,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..formats.safe_numpy import read_npz
     from ..formats.writes import write_atomically, write_text_atomically
     from ..interop import load_model
     from ..verify import generate_inputs, read_inputs, verify
@@ -95,14 +136,23 @@ def run(args: argparse.Namespace) -> int:
         np.savez(buffer, x=inputs.x, lengths=inputs.lengths)
         write_atomically(args.save_inputs, lambda f: f.write(buffer.getvalue()))
     run_it = args.run_framework if args.run_framework is not None else False
+    start = None
+    if args.initial_state is not None:
+        if args.initial_state.suffix.lower() != ".npz":
+            raise InputError(f"--initial-state must name an .npz file; got {args.initial_state}")
+        start = read_npz(args.initial_state)
     report = verify(
         args.model,
         inputs,
         observed=args.observed,
         run=run_it,
+        layout=args.layout,
+        initial_state=start,
         semantics=args.padding,
+        precision=args.precision,
         atol=args.atol,
         rtol=args.rtol,
+        pairs=not args.no_pairs,
         loaded=net,
     )
     print(text(report))

@@ -10,7 +10,8 @@ import csv
 import io
 import os
 import re
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -21,13 +22,17 @@ TEMP_SUFFIX = ".tmp"  # write_atomically's temporary: ".<name>.<random>.tmp" bes
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a temporary file in ``path``'s folder, then rename it to ``path``.
 
-    If ``write`` fails (a full disk, an exception), ``path`` is left as it was and the
-    temporary file is removed.
+    The file gets the mode a plain ``open(path, "w")`` would give it: a new file
+    ``0o666`` less the umask (the temporary is created with that mode, so the kernel applies
+    the umask), a replaced file its old mode. If ``write`` fails (a full disk, an
+    exception), ``path`` is left as it was and the temporary file is removed.
     """
     target = Path(path)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+    fd, temp = _new_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
+            if target.exists():
+                os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -35,6 +40,19 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     except BaseException:
         os.unlink(temp)
         raise
+
+
+def _new_temporary(target: Path) -> tuple[int, Path]:
+    """A new file ``.<name>.<random>.tmp`` beside ``target``, open for writing, created
+    with mode ``0o666`` as ``open`` creates files (``mkstemp``'s ``0o600`` would stay on
+    the renamed file)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temp = target.parent / f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:  # 2**48 names: another writer drew the same one
+            continue
 
 
 def temporaries(folder: str | os.PathLike, names: Collection[str]) -> list[Path]:

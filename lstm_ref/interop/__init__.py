@@ -20,12 +20,14 @@ file                            importer                         exporter
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+from .._checks import check_class_names
 from ..errors import InputError, LstmRefError
 from ..network import Network
 
@@ -41,6 +43,9 @@ IMPORTERS = {
     ".mat": ".matlab:from_matlab",
     ".npz": "..formats:load_network",
 }
+# suffix -> the reader of class names a file stores beside the model (its importer's format
+# has no place for them)
+CLASS_NAMES = {".onnx": ".onnx_export:read_class_names"}
 EXPORTERS = {
     ".pt": ".torch:save_torch",
     ".pth": ".torch:save_torch",
@@ -67,20 +72,54 @@ def _suffix(path: Path, table: Mapping[str, object], what: str) -> str:
     return suffix
 
 
-def load_model(path_or_name: str | os.PathLike) -> Network:
+def load_model(
+    path_or_name: str | os.PathLike,
+    *,
+    class_names: Sequence[str] | None = None,
+    **options: Any,
+) -> Network:
     """The network in the model file ``path_or_name``, read by its framework's importer
     (float64; a PyTorch file in its tensors' own dtype), chosen by the file's suffix (see
     the module docstring); a name that is no file but a bundled network's
     (``"JapaneseVowelsNet"``) loads that one.
+
+    Class names come from the file (native, MATLAB's ``ClassNames``, the metadata of an
+    ONNX file lstm_ref wrote) or from ``class_names``, which names the outputs of a model
+    whose file has none (a PyTorch state_dict, an ONNX file from another exporter); given
+    for a file that names its classes, they must be the file's. ``options`` go to the
+    importer: PyTorch's ``prefix=`` (the LSTM module of a bigger checkpoint) and ``head=``
+    (its ``nn.Linear``), see :func:`.torch.from_torch`.
     """
     path = Path(path_or_name)
     if not path.is_file() and not path.suffix:  # a bundled network's name, or its error
-        return cast(Network, _function(IMPORTERS[".npz"])(path))
-    suffix = _suffix(path, IMPORTERS, "import")
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file {str(path)!r}")
-    with _framework_needed(path, "reading"), _damaged_file(path):
-        return cast(Network, _function(IMPORTERS[suffix])(path))
+        if options:
+            raise InputError(f"{path}: a bundled network takes no option {', '.join(options)}")
+        net = cast(Network, _function(IMPORTERS[".npz"])(path))
+    else:
+        suffix = _suffix(path, IMPORTERS, "import")
+        if not path.is_file():
+            raise FileNotFoundError(f"no model file {str(path)!r}")
+        importer = _function(IMPORTERS[suffix])
+        unknown = sorted(set(options) - set(inspect.signature(importer).parameters))
+        if unknown:
+            raise InputError(f"{path}: {suffix} files take no option {', '.join(unknown)}")
+        with _framework_needed(path, "reading"), _damaged_file(path):
+            net = cast(Network, importer(path, **options))
+            if suffix in CLASS_NAMES and not net.class_names:
+                stored = _function(CLASS_NAMES[suffix])(path)
+                net = net if stored is None else _named(net, stored, path)
+    return net if class_names is None else _named(net, class_names, path)
+
+
+def _named(net: Network, class_names: Sequence[str], path: Path) -> Network:
+    """``net`` with ``class_names``, which must be the file's own if it has some."""
+    names = check_class_names(class_names)
+    if net.class_names and net.class_names != names:
+        raise InputError(
+            f"{path}: the file names its classes {list(net.class_names)}; class names "
+            f"{list(names)} were given"
+        )
+    return Network(net.layers, class_names=names)
 
 
 def save_model(net: Network, path: str | os.PathLike) -> None:

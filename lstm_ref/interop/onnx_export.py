@@ -14,12 +14,17 @@ gathers it: Y (T, D, B, H) → Transpose (B, T, D, H) → Reshape (B, T, D·H) �
 (B, D·H). The forward half there equals its Y_h. The importer reads this pattern back
 (:mod:`lstm_ref.interop.onnx_head`).
 
+The class names travel in the model's ``metadata_props`` (key ``class_names``, a JSON list),
+where onnxruntime shows them (``session.get_modelmeta().custom_metadata_map``) and
+:func:`~lstm_ref.interop.load_model` reads them back.
+
 A projection (PyTorch ``proj_size``) is refused: ONNX's LSTM has none (docs/INTEROP.md
 says why no other encoding is offered).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -34,6 +39,7 @@ from ..network import Network
 from .onnx import ONNX_ORDER, OPSET, PEEPHOLE_ROWS
 
 Array = np.ndarray
+CLASS_NAMES_KEY = "class_names"  # metadata_props key of the class names, a JSON list
 
 
 def to_onnx(net: Network) -> Any:
@@ -48,7 +54,8 @@ def to_onnx(net: Network) -> Any:
     -------
     onnx.ModelProto
         Inputs X (T, B, C) float32 and sequence_lens (B,) int32; output Y, the last layer's
-        output: (B, K) after a "last" LSTM, else (T, B, K).
+        output: (B, K) after a "last" LSTM, else (T, B, K). The class names, if any, in the
+        model's ``metadata_props`` under ``CLASS_NAMES_KEY`` as a JSON list.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -136,8 +143,25 @@ def to_onnx(net: Network) -> Any:
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lstm_ref"
     )
     model.ir_version = 8
+    if net.class_names:
+        helper.set_model_props(model, {CLASS_NAMES_KEY: json.dumps(list(net.class_names))})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def read_class_names(path: str | os.PathLike) -> list[str] | None:
+    """The class names :func:`to_onnx` stored in an ONNX file's ``metadata_props`` (key
+    ``CLASS_NAMES_KEY``, a JSON list of str), or None: another exporter's file has none."""
+    import onnx
+
+    model = onnx.load(os.fspath(path), load_external_data=False)
+    stored = {p.key: p.value for p in model.metadata_props}.get(CLASS_NAMES_KEY)
+    if stored is None:
+        return None
+    names = json.loads(stored)
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise InputError(f"{path}: metadata {CLASS_NAMES_KEY!r} must be a JSON list of names")
+    return names
 
 
 def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, helper: Any) -> str:

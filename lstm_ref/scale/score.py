@@ -23,15 +23,15 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..formats import load_network
 from ..formats.writes import temporaries, write_text_atomically
+from ..interop import load_model
 from ..padding import MASKED, Padding, check_padding
 from ..sequences import Layout
 from .files import Shards, find_shards, scores_path
@@ -112,6 +112,7 @@ def score_shards(
     layout: Layout = "TC",
     retries: int = 1,
     progress: bool = False,
+    model_options: Mapping[str, Any] | None = None,
 ) -> ScoreReport:
     """Score every shard on a Dask cluster, writing one scores file per shard to ``out_dir``.
 
@@ -120,7 +121,8 @@ def score_shards(
     shards : path, glob pattern or sequence of paths
         See :func:`lstm_ref.scale.files.find_shards`.
     network : str or path
-        A bundled network's name or a native weight file (loaded once per worker).
+        A bundled network's name or a model file :func:`lstm_ref.interop.load_model`
+        reads (loaded once per worker).
     out_dir : path
         The folder for the scores files (created if needed); a shard whose scores file
         exists there is skipped, so a rerun after an interruption does only what is left.
@@ -140,6 +142,9 @@ def score_shards(
         rerun. A killed worker's tasks are rerun by the scheduler regardless.
     progress : bool
         Show Dask's progress bar (on standard output) while the tasks run.
+    model_options : mapping, optional
+        Keywords of :func:`lstm_ref.interop.load_model` for the network: ``class_names``
+        for a model file that has none, PyTorch's ``prefix`` and ``head``.
 
     Returns
     -------
@@ -165,7 +170,8 @@ def score_shards(
     if scheduler is None and workers < 1:
         raise InputError(f"workers must be at least 1; got {workers}")
     reference = os.path.abspath(network) if os.path.isfile(network) else os.fspath(network)
-    net = load_network(reference)
+    options = dict(model_options or {})
+    net = load_model(reference, **options)
     if not net.class_names:
         raise InputError(f"{network}: the network has no class names; it is not a classifier")
     digest = network_digest(net)
@@ -190,6 +196,7 @@ def score_shards(
             digest=digest,
             padding=padding,
             layout=layout,
+            model_options=options,
             key=[f"score-{p.name}-{run}" for p in todo],
             retries=retries,
             pure=False,

@@ -14,13 +14,16 @@ import json
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, LstmRefError
-from ..formats import load_network, read_sequence_file
+from ..formats import read_sequence_file
+from ..interop import load_model
 from ..network import Network
 from ..padding import Padding
 from ..sequences import Layout
@@ -44,8 +47,11 @@ def network_digest(net: Network) -> str:
     return h.hexdigest()
 
 
-def worker_network(network: str, digest: str) -> tuple[Network, bool]:
-    """This process's copy of ``network`` (a bundled name or a weight file), and whether
+def worker_network(
+    network: str, digest: str, model_options: Mapping[str, Any] | None = None
+) -> tuple[Network, bool]:
+    """This process's copy of ``network`` (a bundled name or a model file any importer
+    reads, with :func:`~lstm_ref.interop.load_model`'s ``model_options``), and whether
     this call loaded it.
 
     Raises
@@ -58,7 +64,7 @@ def worker_network(network: str, digest: str) -> tuple[Network, bool]:
         if cached is not None and cached[0] == digest:
             return cached[1], False
         _limit_blas_threads()
-        net = load_network(network)
+        net = load_model(network, **(model_options or {}))
         found = network_digest(net)
         if found != digest:
             raise InputError(
@@ -136,7 +142,13 @@ class ShardResult:
 
 
 def run_shard(
-    shard: str, output: str, network: str, digest: str, padding: Padding, layout: Layout
+    shard: str,
+    output: str,
+    network: str,
+    digest: str,
+    padding: Padding,
+    layout: Layout,
+    model_options: Mapping[str, Any] | None = None,
 ) -> ShardResult:
     """The Dask task: score ``shard`` into ``output`` with this worker's network.
 
@@ -150,7 +162,7 @@ def run_shard(
     worker = get_worker().address
     loaded = False
     try:
-        net, loaded = worker_network(network, digest)
+        net, loaded = worker_network(network, digest, model_options)
         count = score_file(shard, output, net, padding=padding, layout=layout)
     except (LstmRefError, OSError) as e:
         return ShardResult(shard, 0, time.perf_counter() - start, worker, loaded, str(e))

@@ -1,112 +1,48 @@
 """Verify a port: compare a model's outputs elsewhere with lstm_ref's, say where they first
-diverge and which known porting bug reproduces them.
+diverge and which known porting bug — or pair of bugs — reproduces them.
 
 :func:`verify` reads the model (any format :func:`lstm_ref.interop.load_model` imports, or a
 :class:`~lstm_ref.network.Network`), takes inputs from a file or generates them with a
-seed, takes the observed outputs from an ``.npz`` (no framework needed) or from running a
-model file in its framework (:mod:`.frameworks`), and returns a :class:`Report`:
+seed (:mod:`.inputs`) and the initial states, takes the observed outputs — in the
+framework's own names and layouts (:mod:`.layouts`) — from a mapping or an ``.npz`` (no
+framework needed) or from running a model file in its framework (:mod:`.frameworks`), and
+returns a :class:`Report`:
 
 - per output, a :class:`~.compare.Comparison` (Polygraphy's statistics and pass rule);
 - where: the first divergence, with the reference's gate values there (:class:`Divergence`);
-- why: the verdict of :func:`diagnose` — ``"match"``, ``"rounding"`` (float32 rounding
-  only, measured by running the reference in float32), ``"cause"`` (a known bug of
-  :mod:`.diagnose` reproduces the outputs within tolerance) or ``"unknown"``.
+- why: ``"match"``, ``"rounding"`` (the observed precision's rounding only, measured by
+  running the reference so rounded), ``"cause"`` (a known bug of :mod:`.causes`, or a pair,
+  reproduces the outputs within tolerance; :mod:`.diagnose`) or ``"unknown"``.
 
-:mod:`.report` writes it as text and as JSON (the schema is in docs/VERIFY.md).
+Given several layers' outputs it names the first layer that diverges, and seeks a bug of
+the weights in that layer alone (the layers before it match). :mod:`.report` writes a report as
+text and as JSON (the schema is in docs/VERIFY.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .._checks import check_lengths, check_real_array
+from .._checks import check_number
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
-from ..network import Network
+from ..lstm import LSTMState
+from ..network import Network, State
 from .compare import Comparison, compare, errors, failing
-from .diagnose import ROUNDING_FACTOR, SEMANTICS, Finding, Setting, diagnose, reference_outputs
+from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
+from .inputs import Inputs, generate_inputs, read_inputs, read_observed
+from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
+from .reference import SEMANTICS, Expected, Setting, reference_all
+from .rounding import PRECISIONS, rounded_setting
 
 Array = np.ndarray
 DEFAULT_SEMANTICS = {".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".mat": "matlab"}
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """A padded batch: ``x`` (N, T, C) float64, each sequence's steps from 0 to
-    ``lengths[n]`` (N,); ``source`` says where it came from."""
-
-    x: Array
-    lengths: Array
-    source: str
-
-    @property
-    def sequences(self) -> list[Array]:
-        """Each sequence's own steps, (T_n, C)."""
-        return [row[:n] for row, n in zip(self.x, self.lengths, strict=True)]
-
-
-def generate_inputs(
-    C: int,
-    seed: int = 0,
-    batch: int = 4,
-    length_range: tuple[int, int] = (3, 8),
-    scale: float = 1.0,
-) -> Inputs:
-    """``batch`` sequences of C normal features (mean 0, standard deviation ``scale``) with
-    lengths drawn from ``length_range`` (inclusive), the first the longest and the last the
-    shortest when there are two or more (so the lengths are mixed)."""
-    lo, hi = length_range
-    if not 1 <= lo <= hi or batch < 1:
-        raise InputError(f"need batch >= 1 and 1 <= a <= b for lengths a-b; got {lo}-{hi}")
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(lo, hi + 1, size=batch)
-    if batch > 1:
-        lengths[0], lengths[-1] = hi, lo
-    x = rng.normal(scale=scale, size=(batch, hi, C))
-    x[np.arange(hi)[None, :] >= lengths[:, None]] = 0.0
-    scaled = "" if scale == 1 else f", scale {scale:g}"
-    return Inputs(
-        x, lengths, f"generated: seed {seed}, {batch} sequences, lengths {lo}-{hi}{scaled}"
-    )
-
-
-def read_inputs(path: str | os.PathLike, C: int) -> Inputs:
-    """Inputs from ``.npy`` — (N, T, C), or one sequence (T, C) — or ``.npz`` with ``x``
-    (N, T, C) and optionally ``lengths`` (N,); zero-padded on the right."""
-    from ..formats.safe_numpy import read_npy, read_npz
-
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        arrays = {"x": read_npy(path)}
-    elif path.suffix.lower() == ".npz":
-        arrays = read_npz(path)
-    else:
-        raise InputError(f"{path}: inputs must be a .npy or .npz file")
-    if "x" not in arrays:
-        raise InputError(f"{path}: expected an array 'x' (N, T, C); got {sorted(arrays)}")
-    x = check_real_array(arrays["x"], f"{path}: x", np.float64)  # the padding too: finite
-    x = x[None] if x.ndim == 2 else x
-    if x.ndim != 3 or x.shape[2] != C or 0 in x.shape:
-        raise InputError(f"{path}: x must be (N, T, {C}) for this model; got {x.shape}")
-    lengths = arrays.get("lengths", np.full(len(x), x.shape[1]))
-    return Inputs(x, check_lengths(lengths, len(x), x.shape[1], f"{path}: lengths"), str(path))
-
-
-def read_observed(path: str | os.PathLike) -> dict[str, Array]:
-    """Observed outputs from an ``.npz``: ``output`` (the network's output) and/or arrays
-    named by layers (that layer's output), each (N, K) or (N, T, W) batch first."""
-    from ..formats.safe_numpy import read_npz
-
-    path = Path(path)
-    if path.suffix.lower() != ".npz":
-        raise InputError(f"{path}: observed outputs must be an .npz file")
-    return read_npz(path)
 
 
 @dataclass(frozen=True)
@@ -139,14 +75,20 @@ class Report:
     inputs: str
     lengths: list[int]
     semantics: str
+    layout: str
+    initial_state: str  # "zeros" or "non-zero"
+    precision: str  # the observed outputs' precision, whose rounding is allowed for
     atol: float
     rtol: float
     comparisons: list[Comparison]
-    rounding: dict[str, float]  # per output: max |reference float32 − float64|
+    rounding: dict[str, float]  # per output: max |reference in `precision` − float64|
     verdict: str  # "match", "rounding", "cause", "unknown"
     causes: list[Finding] = field(default_factory=list)  # those that reproduce, best first
     nearest: list[Finding] = field(default_factory=list)  # when none does: the closest
+    tried: int = 0  # hypotheses computed: single causes and pairs
+    pairs_tried: int = 0
     divergence: Divergence | None = None
+    first_layer: str | None = None  # outputs of several layers: the first that diverges
     arrays: dict[str, dict[str, Array]] = field(default_factory=dict, repr=False)
     """The outputs compared, by runner ("lstm_ref" and the observed one's), then by name."""
 
@@ -161,9 +103,13 @@ def verify(
     *,
     observed: Mapping[str, Array] | str | os.PathLike | None = None,
     run: str | os.PathLike | bool = False,
+    layout: str = "lstm_ref",
+    initial_state: Mapping[str, object] | None = None,
     semantics: str | None = None,
+    precision: str | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-5,
+    pairs: bool = True,
     seed: int = 0,
     batch: int = 4,
     length_range: tuple[int, int] = (3, 8),
@@ -175,22 +121,34 @@ def verify(
     Parameters
     ----------
     model : path or Network
-        The model as it should compute (the reference), in any importable format.
+        The model as it should compute (the reference), in any importable format. A
+        Network's assigned ``state`` is its initial state (unless ``initial_state``).
     inputs : Inputs or path, optional
         A ``.npy``/``.npz`` file (:func:`read_inputs`); None generates them
         (:func:`generate_inputs` with ``seed``, ``batch``, ``length_range``, ``scale``).
     observed : mapping or path, optional
-        Observed outputs by name, arrays (N, K) or (N, T, W), or an ``.npz`` of them
-        (:func:`read_observed`). Give this or ``run``.
+        Observed outputs by name, in ``layout``'s names and shapes, or an ``.npz`` of them.
+        Give this or ``run``.
     run : path or bool
         Run this model file (True: ``model`` itself) in its framework for the observed
         outputs (:mod:`.frameworks`).
+    layout : str
+        Whose names and layouts ``observed`` and ``initial_state`` use: "lstm_ref",
+        "torch", "torch-batch-first", "onnx", "keras" (:mod:`.layouts`).
+    initial_state : mapping, optional
+        Initial states per layer, direction and sequence, in ``layout``'s names (torch's
+        ``h_0``/``c_0``, ONNX's ``initial_h``/``initial_c``, ...); default the model's own.
     semantics : str, optional
         The padding semantics the observed outputs follow, a key of
-        :data:`~.diagnose.SEMANTICS`; default by the model's format (Keras: "keras",
-        MATLAB: "matlab", else "masked").
+        :data:`~.reference.SEMANTICS`; default the framework run's, else by the model's
+        format (Keras: "keras", MATLAB: "matlab", else "masked").
+    precision : str, optional
+        The precision the port computed in: "float32", "float16" or "bfloat16"; default
+        float16 for float16 outputs, else float32. Its rounding is not a bug.
     atol, rtol : float
-        An element fails when it exceeds both.
+        Finite and >= 0: an element fails when it exceeds both.
+    pairs : bool
+        When no single cause reproduces the outputs, try pairs of causes.
     loaded : Network, optional
         ``model`` already imported (so that its file is not read again).
 
@@ -200,142 +158,219 @@ def verify(
     """
     from ..interop import load_model
 
+    atol, rtol = (_tolerance(v, name) for v, name in ((atol, "atol"), (rtol, "rtol")))
+    if (observed is None) == (run is False):
+        raise InputError("give either observed outputs or a model file to run, not both or none")
     path = None if isinstance(model, Network) else Path(model)
-    net = model if isinstance(model, Network) else loaded or load_model(model)
-    net = net.astype(np.float64)
+    given_net = model if isinstance(model, Network) else loaded or load_model(model)
+    net = given_net.astype(np.float64)
+    net.state = {
+        n: LSTMState(*(a.astype(np.float64) for a in s)) for n, s in given_net.state.items()
+    }
     if isinstance(inputs, Inputs):
         given = inputs
     elif inputs is None:
         given = generate_inputs(net.input_size, seed, batch, length_range, scale)
     else:
         given = read_inputs(inputs, net.input_size)
-    if (observed is None) == (run is False):
-        raise InputError("give either observed outputs or a model file to run, not both or none")
+    N, T = given.x.shape[:2]
+    start = initial_states(net, layout, initial_state or {}, N)
     port = (path if run is True else Path(run)) if run is not False else None
-    runner = "observed"
-    if observed is not None:
-        source = "the observed outputs given"
-        if not isinstance(observed, Mapping):
-            source = str(observed)
-            observed = read_observed(observed)
-        outputs = {k: np.asarray(v) for k, v in observed.items()}
-    elif port is None:
+    if observed is None and port is None:
         raise InputError("run=True needs a model file; give run=<file> with a Network")
-    else:
-        runner, outputs = _run(port, given)
-        source = f"{runner} running {port}"
+    runner, source, arrays, ran = _observe(observed, port, net, given, start)
+    if port is not None:
+        layout = "lstm_ref"  # the runners return lstm_ref's names
     if semantics is None:
         made_by = port or path
-        semantics = DEFAULT_SEMANTICS.get(made_by.suffix.lower() if made_by else "", "masked")
+        by_format = DEFAULT_SEMANTICS.get(made_by.suffix.lower() if made_by else "", "masked")
+        semantics = ran or ("keras" if layout == "keras" else by_format)
     if semantics not in SEMANTICS:
         raise InputError(
             f"unknown padding semantics {semantics!r}; expected one of {list(SEMANTICS)}"
         )
+    outputs = observed_outputs(net, layout, arrays, N, T)
     if not outputs:
         raise InputError(f"{source}: no outputs to compare")
-    setting = Setting(net, semantics)
-    names = {k: _layer_name(net, k) for k in outputs}
-    T = given.x.shape[1]
-    reference = {k: reference_outputs(setting, given.sequences, n, T) for k, n in names.items()}
-    comparisons = [_compare(k, outputs[k], *reference[k], atol, rtol) for k in outputs]
-    report = partial(
-        Report,
-        "a Network" if path is None else str(model),
-        source,
-        given.source,
-        [int(n) for n in given.lengths],
-        semantics,
-        atol,
-        rtol,
-        comparisons,
-        arrays={"lstm_ref": {k: ref for k, (ref, _) in reference.items()}, runner: outputs},
+    setting = Setting(net, start, semantics)
+    seqs = given.sequences
+    reference = reference_all(setting, seqs, {o.label: o.wanted for o in outputs}, T)
+    comparisons = [_compare(o, reference[o.label], atol, rtol) for o in outputs]
+    precision = precision or (
+        "float16" if any(o.values.dtype == np.float16 for o in outputs) else "float32"
     )
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
+    nonzero = any(a.any() for s in start.values() for a in s)
+
+    def report(**found: object) -> Report:
+        return Report(
+            "a Network" if path is None else str(model),
+            source,
+            given.source,
+            [int(n) for n in given.lengths],
+            semantics,
+            layout,
+            "non-zero" if nonzero else "zeros",
+            precision,
+            atol,
+            rtol,
+            comparisons,
+            arrays={
+                "lstm_ref": {k: e.values for k, e in reference.items()},
+                runner: {o.label: o.values for o in outputs},
+            },
+            **found,  # type: ignore[arg-type]
+        )
+
     if all(c.passed for c in comparisons):
         return report(rounding={}, verdict="match")
-    as32 = Setting(net.astype(np.float32), semantics)
-    rounding = {}
-    for k, n in names.items():
-        ref, mask = reference[k]
-        ref32, _ = reference_outputs(as32, given.sequences, n, T)
-        rounding[k] = float(np.max(np.abs(ref32 - ref)[mask], initial=0.0))
-    divergence = _divergence(net, given, comparisons, outputs, reference, names)
-    if all(c.passed or c.max_abs <= ROUNDING_FACTOR * rounding[c.name] for c in comparisons):
+    rounding = _rounding(setting, precision, seqs, T, outputs, reference)
+    beyond = {
+        c.name
+        for c in comparisons
+        if not c.passed
+        and not (
+            c.nan == c.infinite == c.padded_failed == 0
+            and c.max_abs <= ROUNDING_FACTOR * rounding[c.name]
+        )
+    }
+    position = {o.label: _layer_index(net, o) for o in outputs}
+    first = min((position[k] for k in beyond), default=None)
+    layered = len(set(position.values())) > 1
+    focus = [o for o in outputs if first is None or position[o.label] == first]  # its outputs
+    failed_first = [c for c in comparisons if c.name in {o.label for o in focus}]
+    divergence = _divergence(net, setting, given, failed_first, focus, reference)
+    first_layer = net.layers[first].name if layered and first is not None else None
+    if not beyond:
         return report(rounding=rounding, verdict="rounding", divergence=divergence)
-    findings = diagnose(setting, given.sequences, T, outputs, names, rounding, atol, rtol, path)
-    found = [f for f in findings if f.reproduces]
+    watched = Observation(
+        {o.label: o.wanted for o in outputs},
+        {o.label: o.values for o in outputs},
+        rounding,
+        atol,
+        rtol,
+    )
+    if first_layer is not None:  # the layers before it match: the bug is sought in it
+        setting = dataclasses.replace(setting, changeable=frozenset([first_layer]))
+    found: Diagnosis = diagnose(setting, seqs, T, watched, path, pairs)
+    causes = [f for f in found.findings if f.reproduces]
     return report(
         rounding=rounding,
-        verdict="cause" if found else "unknown",
-        causes=found,
-        nearest=[] if found else findings[:3],
+        verdict="cause" if causes else "unknown",
+        causes=causes,
+        nearest=[] if causes else found.findings[:3],
+        tried=found.tried,
+        pairs_tried=found.pairs_tried,
         divergence=divergence,
+        first_layer=first_layer,
     )
 
 
-def _run(path: Path, inputs: Inputs) -> tuple[str, dict[str, Array]]:
+def _observe(
+    observed: Mapping[str, Array] | str | os.PathLike | None,
+    port: Path | None,
+    net: Network,
+    given: Inputs,
+    start: State,
+) -> tuple[str, str, dict[str, Array], str | None]:
+    """The observed outputs — given, read from a file, or from running ``port`` in its
+    framework from ``start`` — as (runner, where they came from, arrays by name, the
+    padding semantics the framework ran or None)."""
+    if observed is not None:
+        if isinstance(observed, Mapping):
+            return "observed", "the observed outputs given", dict(observed), None
+        return "observed", str(observed), read_observed(observed), None
     from .frameworks import run_framework
 
-    return run_framework(path, inputs.x, inputs.lengths)
+    assert port is not None
+    own = net.state_rows(len(given.x))
+    same = all(np.array_equal(a, b) for n in own for a, b in zip(own[n], start[n], strict=True))
+    runner, arrays, ran = run_framework(port, given.x, given.lengths, torch_state(net, start), same)
+    return runner, f"{runner} running {port}", arrays, ran
 
 
-def _layer_name(net: Network, key: str) -> str | None:
-    if key == "output":
-        return None
-    if key not in [x.name for x in net.layers]:
+def _rounding(
+    setting: Setting,
+    precision: str,
+    seqs: list[Array],
+    T: int,
+    outputs: list[Observed],
+    reference: Mapping[str, Expected],
+) -> dict[str, float]:
+    """Per output, the largest distance of the reference in ``precision`` from the
+    float64 reference (over the elements compared)."""
+    low = rounded_setting(setting, precision)
+    wanted = {o.label: o.wanted for o in outputs}
+    lows = reference_all(low.setting, low.sequences(seqs), wanted, T)
+    rounding = {}
+    for label, e in reference.items():
+        err = np.abs(low.output(lows[label].values) - e.values)[e.data | e.padded]
+        rounding[label] = float(np.max(err, initial=0.0))
+    return rounding
+
+
+def _layer_index(net: Network, o: Observed) -> int:
+    """The index of the layer whose output ``o`` is."""
+    if o.wanted.layer is None:
+        return len(net.layers) - 1
+    return [x.name for x in net.layers].index(o.wanted.layer)
+
+
+def _tolerance(value: object, name: str) -> float:
+    number = check_number(value, name)
+    if number < 0:
+        raise InputError(f"{name} must be >= 0; got {value!r}")
+    return number
+
+
+def _compare(o: Observed, e: Expected, atol: float, rtol: float) -> Comparison:
+    if o.values.shape != e.values.shape:
         raise InputError(
-            f"observed output {key!r} is neither 'output' nor a layer of the model "
-            f"({[x.name for x in net.layers]})"
+            f"observed output {o.label!r} has shape {o.values.shape}; the reference's is "
+            f"{e.values.shape} (batch first: (N, K) or (N, T, W))"
         )
-    return key
-
-
-def _compare(
-    name: str, observed: Array, reference: Array, mask: Array, atol: float, rtol: float
-) -> Comparison:
-    if observed.shape != reference.shape:
-        raise InputError(
-            f"observed output {name!r} has shape {observed.shape}; the reference's is "
-            f"{reference.shape} (batch first: (N, K) or (N, T, W))"
-        )
-    return compare(name, observed, reference, mask, atol, rtol)
+    return compare(o.label, o.values, e.values, e.data, atol, rtol, e.padded)
 
 
 def _divergence(
     net: Network,
+    setting: Setting,
     inputs: Inputs,
     comparisons: list[Comparison],
-    observed: Mapping[str, Array],
-    reference: Mapping[str, tuple[Array, Array]],
-    names: Mapping[str, str | None],
+    outputs: list[Observed],
+    reference: Mapping[str, Expected],
 ) -> Divergence:
     """The first failing element of the first failing output: the earliest step, then the
     lowest sequence and unit; for outputs per sequence the lowest sequence, then the
     largest error."""
     c = next(c for c in comparisons if not c.passed)
-    obs, (ref, mask) = observed[c.name], reference[c.name]
-    abs_err, rel_err = errors(obs, ref)
-    bad = failing(abs_err, rel_err, c.atol, c.rtol) & mask[..., None]
-    if ref.ndim == 3:
+    o = next(o for o in outputs if o.label == c.name)
+    obs, e = o.values, reference[c.name]
+    abs_err, rel_err = errors(obs, e.values)
+    bad = failing(abs_err, rel_err, c.atol, c.rtol) & (e.data | e.padded)[..., None]
+    if e.values.ndim == 3:
         t, n, u = min((int(t), int(n), int(u)) for n, t, u in np.argwhere(bad))
     else:
         n = int(np.argwhere(bad)[0, 0])
         u, t = int(np.argmax(np.where(bad[n], np.nan_to_num(abs_err[n], nan=np.inf), -1))), None
-    layer_name = names[c.name]
-    layer = net.layer(layer_name) if layer_name is not None else net.layers[-1]
+    layer = net.layer(o.wanted.layer) if o.wanted.layer is not None else net.layers[-1]
     traced: Layer | None = layer if isinstance(layer, LSTM | BiLSTM) else None
     if traced is None and net.stateful_layers:
         traced = net.stateful_layers[0]
     index = (n, u) if t is None else (n, t, u)
     gates = implied = None
     units: list[int] = []
+    own_h = traced is layer and o.wanted.what in ("output", "steps")
     if traced is not None:
         seq = inputs.sequences[n]
+        net.state = {k: LSTMState(s.h[n], s.c[n]) for k, s in setting.state.items()}
         trace = net.trace(seq, traced.name)
         step = len(seq) - 1 if t is None else t
         units = [u] if traced is layer else list(range(min(4, trace.h.shape[1])))
-        if step < len(seq):
+        if step < len(seq) and units[-1] < trace.h.shape[1]:
             gates = {g: [float(v[step, k]) for k in units] for g, v in trace._asdict().items()}
-            if traced is layer and isinstance(layer, LSTM) and layer.state_activation == "tanh":
+            if own_h and isinstance(layer, LSTM) and layer.state_activation == "tanh":
                 tanh_c = float(np.tanh(trace.c[step, u]))
                 if abs(tanh_c) > 1e-12 and layer.projection is None:
                     implied = {"o": float(obs[index]) / tanh_c}
@@ -345,7 +380,7 @@ def _divergence(
         step=t,
         unit=u,
         observed=float(obs[index]),
-        reference=float(ref[index]),
+        reference=float(e.values[index]),
         layer=None if traced is None else traced.name,
         units=units,
         gates=gates,
@@ -354,6 +389,7 @@ def _divergence(
 
 
 __all__ = [
+    "LAYOUTS",
     "Divergence",
     "Finding",
     "Inputs",

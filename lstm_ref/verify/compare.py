@@ -28,16 +28,23 @@ class Comparison:
     observed_shape, reference_shape : tuple of int
     observed_dtype : str
     compared : int
-        How many elements were compared (padded steps whose value no semantics defines are
-        left out).
+        How many elements of data were compared: padded steps are counted apart.
     max_abs, mean_abs, median_abs, max_rel, mean_rel, median_rel : float
-        Statistics of |obs − ref| and |obs − ref| / |ref| over the compared elements.
+        Statistics of |obs − ref| and |obs − ref| / |ref| over the compared elements (the
+        maxima NaN when an observed value is NaN, infinite when one is infinite; the means
+        and medians over the finite errors).
     failed : int
-        Elements beyond both tolerances.
+        Elements beyond both tolerances (NaN and infinite ones included).
+    nan, infinite : int
+        Observed values of data that are NaN, or infinite.
+    padded_compared, padded_failed : int
+        Padded steps whose values the padding semantics defines (0s, Keras's repeated
+        output), checked apart from the data, and how many of them differ.
     atol, rtol : float
         The tolerances applied.
     histogram : list of (float, float, int)
-        Absolute errors per bin: (low, high, count); decades from the smallest non-zero error.
+        Finite absolute errors per bin: (low, high, count); decades from the smallest
+        non-zero error.
     """
 
     name: str
@@ -52,20 +59,26 @@ class Comparison:
     mean_rel: float
     median_rel: float
     failed: int
+    nan: int
+    infinite: int
+    padded_compared: int
+    padded_failed: int
     atol: float
     rtol: float
     histogram: list[tuple[float, float, int]]
 
     @property
     def passed(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and self.padded_failed == 0
 
 
 def errors(observed: Array, reference: Array) -> tuple[Array, Array]:
     """Absolute and relative errors, elementwise (a zero reference gives an infinite
-    relative error unless the observed value is zero too; a NaN gives NaN)."""
+    relative error unless the observed value is zero too; a NaN gives NaN, an infinite
+    observed value an infinite error)."""
     obs, ref = observed.astype(np.float64), reference.astype(np.float64)
-    abs_err = np.abs(obs - ref)
+    with np.errstate(invalid="ignore", over="ignore"):
+        abs_err = np.abs(obs - ref)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_err = np.where(abs_err == 0, 0.0, abs_err / np.abs(ref))
     return abs_err, rel_err
@@ -77,43 +90,67 @@ def failing(abs_err: Array, rel_err: Array, atol: float, rtol: float) -> Array:
 
 
 def compare(
-    name: str, observed: Array, reference: Array, mask: Array, atol: float, rtol: float
+    name: str,
+    observed: Array,
+    reference: Array,
+    data: Array,
+    atol: float,
+    rtol: float,
+    padded: Array | None = None,
 ) -> Comparison:
-    """Compare ``observed`` with ``reference`` where ``mask`` holds.
+    """Compare ``observed`` with ``reference`` where ``data`` holds, and apart from it where
+    ``padded`` does.
 
     Parameters
     ----------
     name : str
     observed, reference : ndarray, shape (N, K) or (N, T, W), the same
-    mask : ndarray of bool, shape (N,) or (N, T)
-        Which sequences (or steps) to compare; broadcast over the last axis.
+    data : ndarray of bool, shape (N,) or (N, T)
+        Which sequences (or steps) hold data; broadcast over the last axis.
     atol, rtol : float
+    padded : ndarray of bool, shape of ``data``, optional
+        Padded steps whose value the semantics defines.
 
     Returns
     -------
     Comparison
     """
-    keep = np.broadcast_to(mask[..., None], reference.shape)
+    keep = np.broadcast_to(data[..., None], reference.shape)
     abs_err, rel_err = errors(observed[keep], reference[keep])
-    nan = np.isnan(abs_err)
-    a, r = abs_err[~nan], rel_err[~nan]
+    finite = np.isfinite(abs_err)
+    a, r = abs_err[finite], rel_err[finite]
+    values = observed[keep]
 
     def stat(f: Callable[[Array], Any], v: Array) -> float:
         return float(f(v)) if v.size else 0.0
 
+    def largest(v: Array, everything: Array) -> float:
+        if np.isnan(everything).any():
+            return float("nan")
+        return float("inf") if np.isinf(everything).any() else stat(np.max, v)
+
+    padded_compared = padded_failed = 0
+    if padded is not None:
+        where = np.broadcast_to(padded[..., None], reference.shape)
+        pa, pr = errors(observed[where], reference[where])
+        padded_compared, padded_failed = int(pa.size), int(failing(pa, pr, atol, rtol).sum())
     return Comparison(
         name=name,
         observed_shape=tuple(observed.shape),
         reference_shape=tuple(reference.shape),
         observed_dtype=str(observed.dtype),
         compared=int(abs_err.size),
-        max_abs=float("nan") if nan.any() else stat(np.max, a),
+        max_abs=largest(a, abs_err),
         mean_abs=stat(np.mean, a),
         median_abs=stat(np.median, a),
-        max_rel=float("nan") if nan.any() else stat(np.max, r),
+        max_rel=largest(r, rel_err),
         mean_rel=stat(np.mean, r[np.isfinite(r)]),
         median_rel=stat(np.median, r),
         failed=int(failing(abs_err, rel_err, atol, rtol).sum()),
+        nan=int(np.isnan(values).sum()),
+        infinite=int(np.isinf(values).sum()),
+        padded_compared=padded_compared,
+        padded_failed=padded_failed,
         atol=atol,
         rtol=rtol,
         histogram=histogram(a),
@@ -121,7 +158,7 @@ def compare(
 
 
 def histogram(abs_err: Array, bins: int = 8) -> list[tuple[float, float, int]]:
-    """Counts of absolute errors in decades: [0, e₀), then [e₀, 10 e₀), … up to the largest
+    """Counts of (finite) absolute errors in decades: [0, e₀), then [e₀, 10 e₀), … up to the largest
     error, where e₀ is the decade of the smallest non-zero error (at most ``bins`` rows)."""
     if abs_err.size == 0:
         return []

@@ -2,16 +2,24 @@
 Keras (``.keras``, ``.h5``), each imported only when asked for.
 
 Every runner takes the padded batch ``x`` (N, T, C), float64, with ``lengths`` (N,), and
-returns ``{"output": y}``: (N, K) or (N, T, W), batch first, in the model's own dtype.
+the initial state (:mod:`.layouts`' lstm_ref form, rows (N, ·)), and returns ``{"output":
+y}`` — (N, K) or (N, T, W), batch first, in the model's own dtype — and the padding
+semantics it computed under (a key of :data:`~.reference.SEMANTICS`).
 
 - torch: the state_dict is loaded into the ``nn.LSTM`` (and ``nn.Linear`` head) its shapes
-  describe, run on packed sequences; the head reads ``h_n`` and applies softmax (the
-  classifier of :mod:`lstm_ref.interop.torch`); without a head, the padded outputs.
+  describe, run on packed sequences from ``(h_0, c_0)``; the head reads ``h_n`` and
+  applies softmax (the classifier of :mod:`lstm_ref.interop.torch`); without a head, the
+  padded outputs. Semantics "masked".
 - onnxruntime: the graph's first input gets X (T, N, C) (time first, as ONNX's LSTM) — or
   (N, T, C) when the graph transposes it to time first — an integer second input
   ``sequence_lens``; a (T, N, ·) or (T, D, N, H) first output is brought to (N, T, ·).
-- Keras: ``model.predict`` on the zero-padded batch (a ``Masking`` layer in the model sees
-  the padding; without one the padding is data).
+  Semantics "masked" with ``sequence_lens``; without it onnxruntime computes over the
+  padding: "matlab".
+- Keras: ``model.predict`` on the zero-padded batch: semantics "keras" under a ``Masking``
+  layer, else the padding is data: "matlab".
+
+onnxruntime and Keras start from the model's own initial state; a different one is refused
+(give the outputs observed from it instead).
 """
 
 from __future__ import annotations
@@ -26,7 +34,10 @@ from ..errors import InputError
 Array = np.ndarray
 
 
-def run_torch(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
+Run = tuple[dict[str, Array], str]
+
+
+def run_torch(path: Path, x: Array, lengths: Array, start: tuple[Array, Array]) -> Run:
     import torch
 
     from ..interop.torch import from_torch, load_state_dict, torch_lstm_options
@@ -47,21 +58,22 @@ def run_torch(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
         batch_first=True,
         enforce_sorted=False,
     )
+    h_0, c_0 = (torch.from_numpy(np.ascontiguousarray(a)).to(dtype) for a in start)
     with torch.no_grad():
-        out, (h_n, _) = lstm(packed)
+        out, (h_n, _) = lstm(packed, (h_0, c_0))
         if not head:
             y, _ = torch.nn.utils.rnn.pad_packed_sequence(
                 out, batch_first=True, total_length=x.shape[1]
             )
-            return {"output": y.numpy()}
+            return {"output": y.numpy()}, "masked"
         D = 2 if lstm.bidirectional else 1
         last = torch.cat(list(h_n[-D:]), dim=1)
         weight = next(v for k, v in head.items() if k.endswith("weight"))
         bias = next(v for k, v in head.items() if k.endswith("bias"))
-        return {"output": (last @ weight.T + bias).softmax(dim=1).numpy()}
+        return {"output": (last @ weight.T + bias).softmax(dim=1).numpy()}, "masked"
 
 
-def run_onnx(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
+def run_onnx(path: Path, x: Array, lengths: Array) -> Run:
     import onnxruntime as ort  # type: ignore[import-untyped]
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -77,7 +89,7 @@ def run_onnx(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
         y = y.transpose(2, 0, 1, 3).reshape(y.shape[2], y.shape[0], -1)
     elif y.ndim == 3:  # (T, N, K) → (N, T, K)
         y = y.transpose(1, 0, 2)
-    return {"output": y}
+    return {"output": y}, "masked" if len(inputs) > 1 else "matlab"
 
 
 def _batch_first(path: Path, name: str) -> bool:
@@ -93,14 +105,16 @@ def _batch_first(path: Path, name: str) -> bool:
     return perm == [1, 0, 2]
 
 
-def run_keras(path: Path, x: Array, lengths: Array) -> dict[str, Array]:
+def run_keras(path: Path, x: Array, lengths: Array) -> Run:
     import keras  # type: ignore[import-untyped]
 
     model = keras.models.load_model(path, compile=False)
-    return {"output": np.asarray(model.predict(x.astype(np.float32), verbose=0))}
+    y = np.asarray(model.predict(x.astype(np.float32), verbose=0))
+    masked = any(isinstance(layer, keras.layers.Masking) for layer in model.layers)
+    return {"output": y}, "keras" if masked else "matlab"
 
 
-RUNNERS: dict[str, tuple[str, Callable[[Path, Array, Array], dict[str, Array]]]] = {
+RUNNERS: dict[str, tuple[str, Callable[..., Run]]] = {
     ".pt": ("torch", run_torch),
     ".pth": ("torch", run_torch),
     ".onnx": ("onnxruntime", run_onnx),
@@ -110,8 +124,13 @@ RUNNERS: dict[str, tuple[str, Callable[[Path, Array, Array], dict[str, Array]]]]
 }
 
 
-def run_framework(path: Path, x: Array, lengths: Array) -> tuple[str, dict[str, Array]]:
-    """The framework's name and its outputs for the model file ``path``."""
+def run_framework(
+    path: Path, x: Array, lengths: Array, start: tuple[Array, Array], own_start: bool
+) -> tuple[str, dict[str, Array], str]:
+    """The framework's name, its outputs for the model file ``path`` and the padding
+    semantics they follow. ``start``: torch's (h_0, c_0) (L·D, N, ·); ``own_start``
+    whether that is the model's own initial state (the only one onnxruntime and Keras
+    runs take)."""
     suffix = path.suffix.lower()
     if suffix not in RUNNERS:
         raise InputError(
@@ -121,8 +140,17 @@ def run_framework(path: Path, x: Array, lengths: Array) -> tuple[str, dict[str, 
     if not path.is_file():
         raise FileNotFoundError(f"no model file {str(path)!r}")
     name, run = RUNNERS[suffix]
+    if name == "torch" and not lengths.all():
+        raise InputError(f"{path}: torch's packed sequences take no zero-length sequence")
+    if name != "torch" and not own_start:
+        raise InputError(
+            f"{path}: running it from another initial state than its own is not supported "
+            f"here; run {name} on it yourself and give the outputs it observed"
+        )
+    args = (path, x, lengths, start) if name == "torch" else (path, x, lengths)
     try:
-        return name, run(path, x, lengths)
+        outputs, semantics = run(*args)
+        return name, outputs, semantics
     except ModuleNotFoundError as e:
         hint = " (Keras's default backend; set KERAS_BACKEND=torch or jax)" * (
             e.name == "tensorflow"

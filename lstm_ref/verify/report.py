@@ -17,8 +17,8 @@ from .compare import histogram_text
 SCHEMA = "lstm_ref.verify/1"
 VERDICTS = {
     "match": "PASSED | all outputs match within tolerance",
-    "rounding": "FAILED only by float32 rounding: the observed outputs are as far from the "
-    "float64 reference as the reference itself in float32; no bug",
+    "rounding": "FAILED only by {precision} rounding: the observed outputs are as far from "
+    "the float64 reference as the reference itself in {precision}; no bug",
     "cause": "FAILED | a known porting bug reproduces the observed outputs",
     "unknown": "FAILED | no known porting bug reproduces the observed outputs",
 }
@@ -28,7 +28,8 @@ def text(report: Report) -> str:
     """The report as lines of text: inputs, each output's comparison, where, why."""
     lines = [
         f"verify {report.model} against {report.observed_from}",
-        f"inputs: {report.inputs}; lengths {report.lengths}; padding {report.semantics!r}",
+        f"inputs: {report.inputs}; lengths {report.lengths}; padding {report.semantics!r}; "
+        f"initial state {report.initial_state}",
         f"tolerance: [abs={report.atol:g}, rel={report.rtol:g}] | an element fails when it "
         "exceeds both",
     ]
@@ -36,7 +37,12 @@ def text(report: Report) -> str:
         lines += [
             "",
             f"output {c.name!r}: observed {c.observed_dtype} {c.observed_shape}, reference "
-            f"float64 {c.reference_shape}; {c.compared} elements compared",
+            f"float64 {c.reference_shape}; {c.compared} elements compared"
+            + (
+                f" ({c.padded_compared} padded values checked apart: {c.padded_failed} differ)"
+                if c.padded_compared
+                else ""
+            ),
             f"  abs error: max {c.max_abs:.3e}, mean {c.mean_abs:.3e}, median {c.median_abs:.3e}",
             f"  rel error: max {c.max_rel:.3e}, mean {c.mean_rel:.3e}, median {c.median_rel:.3e}",
             f"  minimum tolerance to pass: [abs={c.max_abs:.3e}] OR [rel={c.max_rel:.3e}]",
@@ -45,9 +51,16 @@ def text(report: Report) -> str:
             f"  {'PASSED' if c.passed else 'FAILED'} | {c.failed} of {c.compared} elements "
             "beyond tolerance",
         ]
+        if c.nan or c.infinite:
+            lines.insert(
+                -2 - len(c.histogram),
+                f"  observed values not finite: {c.nan} NaN, {c.infinite} infinite (failing; "
+                "the histogram counts the finite errors)",
+            )
         if c.name in report.rounding:
             lines.append(
-                f"  float32 rounding of the reference itself: {report.rounding[c.name]:.3e}"
+                f"  {report.precision} rounding of the reference itself: "
+                f"{report.rounding[c.name]:.3e}"
             )
     d = report.divergence
     if d is not None:
@@ -66,9 +79,21 @@ def text(report: Report) -> str:
                 "  the observed h with the reference's c implies o = "
                 + ", ".join(f"{v:.6g}" for v in d.implied.values())
             )
-    lines += ["", VERDICTS[report.verdict]]
+    if report.first_layer is not None:
+        lines += [
+            "",
+            f"first diverging layer: {report.first_layer!r} (the layers before it match); "
+            "diagnosed on its outputs alone",
+        ]
+    lines += ["", VERDICTS[report.verdict].format(precision=report.precision)]
     for f in report.causes:
-        lines.append(f"  cause: {f.title} [{f.key}] — reproduces the outputs to {f.max_abs:.3e}")
+        what = "two bugs at once" if "+" in f.key else "cause"
+        lines.append(f"  {what}: {f.title} [{f.key}] — reproduces the outputs to {f.max_abs:.3e}")
+    if report.tried:
+        lines.append(
+            f"  {report.tried} hypotheses tried: {report.tried - report.pairs_tried} single "
+            f"causes, {report.pairs_tried} pairs"
+        )
     if report.verdict == "unknown":
         lines.append("  the closest known causes (none within tolerance):")
         lines += [f"    {f.title} [{f.key}]: max abs error {f.max_abs:.3e}" for f in report.nearest]

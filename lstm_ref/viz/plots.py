@@ -15,23 +15,26 @@ Importing this module imports matplotlib; ``import lstm_ref`` does not.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.lines import Line2D
-from matplotlib.textpath import TextToPath
 
 from .._checks import check_step_range, check_trace, check_units
 from ..errors import InputError
-from ..formats.writes import write_atomically
 from ..lstm import GATE, GATE_NAMES, GATES, Gates
 from .analysis import select_units
+from .figures import (
+    TAB10_COLORS,
+    color,
+    figure_and_axes,
+    figure_of,
+    label_positions,
+    save_figure,
+    steps,
+    time_ticks,
+)
+from .heatmap import plot_activation_heatmap
 
 Array = np.ndarray
 
@@ -41,64 +44,12 @@ __all__ = [
     "plot_gate_traces",
     "plot_sequence",
     "plot_unit_selection",
+    "save_figure",
 ]
 
 GATE_LABELS = {gate.name: f"{gate.role} {gate.name}" for gate in GATES}  # "input gate i", …
-
-TAB10_COLORS = 10  # the distinct colours of tab10, which _color cycles through
-
-
-def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """``ax`` and its figure, or a new figure of ``figsize`` with one axes."""
-    if ax is None:
-        fig = Figure(figsize=figsize, layout="constrained")
-        return fig, fig.add_subplot()
-    return _figure_of(ax), ax
-
-
-def _figure_of(ax: Axes) -> Figure:
-    fig = ax.get_figure(root=True)
-    if not isinstance(fig, Figure):
-        raise InputError(f"ax must be a Matplotlib Axes on a figure; got {type(ax).__name__}")
-    return fig
-
-
-def _unit_colors(n: int) -> list[tuple[float, float, float]]:
-    """n distinct colours: tab10's for up to ten, else shades of viridis in order."""
-    if n <= TAB10_COLORS:
-        return [_color(k) for k in range(n)]
-    r = mpl.colormaps["viridis"](np.linspace(0, 1, n))
-    return [(float(a), float(b), float(c)) for a, b, c, _ in r]
-
-
-def _unit_ticks(n: int) -> list[int]:
-    """About eight tick positions 1..n on a colour bar of n units, both ends included."""
-    step = -(-n // 8)
-    return [*(k for k in range(1, n + 1, step) if n - k >= step / 2), n]
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
-    """Write ``fig`` to ``path`` atomically, in the format its suffix names (png, svg, …)."""
-    kind = Path(path).suffix.lstrip(".")
-    write_atomically(path, lambda f: fig.savefig(f, format=kind, dpi=dpi))
-
-
-def _color(k: int) -> tuple[float, float, float]:
-    """The k-th colour of tab10, cycling after ten."""
-    r, g, b, _ = mpl.colormaps["tab10"](k % 10)
-    return r, g, b
-
-
-def _steps(T: int) -> Array:
-    """MATLAB's time axis: 1, 2, …, T."""
-    return np.arange(1, T + 1)
-
-
-def _integer_ticks(ax, T: int, max_ticks: int = 30) -> None:
-    """x ticks at whole time steps 1..T (every step up to ``max_ticks`` steps)."""
-    step = max(1, int(np.ceil(T / max_ticks)))
-    ticks = _steps(T)[::step]
-    ax.set_xticks(ticks, [str(t) for t in ticks])
+PANELS = (*GATE_NAMES, "c", "h")  # the gate-traces figure, top to bottom
+PANEL_LABELS = {**GATE_LABELS, "c": "cell state c", "h": "hidden state h"}
 
 
 def plot_sequence(x: Array, title: str = "Test Observation 1", *, ax: Axes | None = None) -> Figure:
@@ -120,14 +71,14 @@ def plot_sequence(x: Array, title: str = "Test Observation 1", *, ax: Axes | Non
     """
     x = check_trace(x, "x", "(T, C), time × features", allow_empty=False)
     T, C = x.shape
-    fig, ax = _figure_and_axes(ax, (8.0, 4.8))
-    t = _steps(T)
+    fig, ax = figure_and_axes(ax, (8.0, 4.8))
+    t = steps(T)
     styles = ("-", "--", ":", "-.")
     for k in range(C):
         ax.plot(
             t,
             x[:, k],
-            color=_color(k),
+            color=color(k),
             linestyle=styles[(k // TAB10_COLORS) % len(styles)],
             label=f"Feature {k + 1}",
         )
@@ -138,124 +89,19 @@ def plot_sequence(x: Array, title: str = "Test Observation 1", *, ax: Axes | Non
     return fig
 
 
-def _text_width(text: str, size: float) -> float:
-    """Width in inches of ``text`` at ``size`` points in the default font (no renderer)."""
-    width, _, _ = TextToPath().get_text_width_height_descent(
-        text, FontProperties(size=size), ismath=False
-    )
-    return width / 72
-
-
-def _text_color(rgb: tuple[float, float, float]) -> str:
-    """Black text on light cells, white on dark ones (by relative luminance)."""
-    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb)
-    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.18 else "white"
-
-
-def plot_activation_heatmap(
-    activations: Array,
-    units: Sequence[int] | Array = range(10),
-    title: str = "LSTM Activations",
-    *,
-    cmap: str = "viridis",
-    show_values: bool = True,
-    fmt: str = ".4g",
-    figsize: tuple[float, float] | None = None,
-    ax: Axes | None = None,
-) -> Figure:
-    """Activations of chosen units over time: MATLAB's ``heatmap(features(1:10,:))``.
-
-    Parameters
-    ----------
-    activations : ndarray, shape (H, T)
-        Units × time, the seed's ``features`` matrix — for one sequence,
-        ``net.trace(x).h.T``. (JapaneseVowelsNet's LSTM outputs only its last step, so
-        ``predict(x, outputs="lstm")`` gives one column; the seed loops over the steps.)
-    units : sequence of int
-        Rows to show, 0-based (default the first ten, the seed's ``1:10``).
-    title : str
-        The axes title.
-    cmap : str
-        Colormap; viridis, perceptually uniform and close to MATLAB's parula.
-    show_values : bool
-        Print each cell's value in it.
-    fmt : str
-        Format of those values (:func:`format` spec); default 4 significant digits,
-        MATLAB's ``%.4g`` (``0.1234``, ``-0.01235``). ``".2f"`` gives a narrower figure.
-    figsize : (float, float), optional
-        Figure size in inches. Default: sized so every cell's value fits at 7.5 pt — about
-        0.6 in per time step with ``".4g"``, so a wide figure for long sequences (14 in for
-        T = 19, 20 in for T = 29). When given, the font shrinks to fit the cells instead.
-
-    Returns
-    -------
-    Figure
-        An image of ``activations[units]`` with colour limits at the data's min and max (as
-        MATLAB's heatmap, not symmetric about 0), a colour bar, x "Time Step" with ticks
-        1..T, y "Hidden Unit" with ticks at the unit numbers (1-based, row 1 at the top).
-    """
-    activations = check_trace(activations, "activations", "(H, T), units × time", allow_empty=False)
-    H, T = activations.shape
-    rows = check_units(units, H, allow_empty=True)
-    if not rows:
-        raise InputError("units is empty: choose at least one unit to show")
-    data = activations[rows]  # (K, T)
-    K = len(rows)
-    labels = [[format(v, fmt) for v in row] for row in data]
-
-    # Layout in inches: each cell just wide enough for the widest label at `font` points,
-    # plus margins for the y label and ticks (left) and the colour bar (right).
-    font, pad = 7.5, 0.1
-    margin_w, margin_h = 1.8, 1.3
-    widest = max(_text_width(s, 1.0) for row in labels for s in row)  # inches per point
-    if figsize is None:
-        cell_w = max(0.4, widest * font + pad) if show_values else 0.4
-        figsize = (max(6.4, margin_w + T * cell_w), max(3.5, margin_h + K * 0.34))
-    elif show_values:  # shrink the font to fit the cells of the given figure
-        cell_w = (figsize[0] - margin_w) / T
-        font = float(np.clip((cell_w - pad) / widest, 3.0, font))
-
-    fig, ax = _figure_and_axes(ax, figsize)
-    vmin, vmax = float(np.min(data)), float(np.max(data))
-    im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02, aspect=30)
-    if show_values:
-        colormap, norm = im.get_cmap(), Normalize(vmin, vmax)
-        for r in range(K):
-            for t in range(T):
-                ax.text(
-                    t,
-                    r,
-                    labels[r][t],
-                    ha="center",
-                    va="center",
-                    fontsize=font,
-                    color=_text_color(to_rgb(colormap(norm(data[r, t])))),
-                )
-    ax.set_xticks(np.arange(T), [str(t) for t in _steps(T)])
-    ax.set_yticks(np.arange(K), [str(u + 1) for u in rows])
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    ax.set_xlabel("Time Step")
-    ax.set_ylabel("Hidden Unit")
-    ax.set_title(title)
-    return fig
-
-
 def plot_gate_traces(
     gates: Gates,
     units: Sequence[int] | Array,
     title: str = "LSTM gates and states",
     *,
+    time_window: tuple[int, int] | None = None,
     axes: Sequence[Axes] | None = None,
 ) -> Figure:
     """Gates, cell state and hidden state of chosen units over one sequence.
 
-    Five panels sharing the time axis: the input gate i, forget gate f, cell candidate g
-    and output gate o, then the cell state c (solid) beside the hidden state
-    h = o·tanh(c) (dashed) in the same colour per unit — c is unbounded, h is in (-1, 1);
-    they are easily confused. (With a state activation other than tanh, h is o·σ_s(c).)
+    Six panels sharing the time axis: the input gate i, forget gate f, cell candidate g,
+    output gate o, the cell state c (unbounded) and the hidden state h = o·tanh(c), in
+    (-1, 1). (With a state activation other than tanh, h is o·σ_s(c).)
 
     Parameters
     ----------
@@ -265,18 +111,20 @@ def plot_gate_traces(
         The units to show, 0-based; labelled "unit k" with k 1-based.
     title : str
         The figure title.
-
-    axes : five Axes, optional
-        Where to draw (top to bottom i, f, g, o, c/h), e.g. a column of a user's figure;
+    time_window : (int, int), optional
+        Steps ``start`` (0-based) to ``stop`` (exclusive) to show, labelled 1-based;
+        default every step.
+    axes : six Axes, optional
+        Where to draw (top to bottom i, f, g, o, c, h), e.g. a column of a user's figure;
         default a new figure.
 
     Returns
     -------
     Figure
-        Five axes (top to bottom i, f, g, o, c/h), x "Time Step" 1..T on the last. Up to
-        ten units get the ten colours of tab10 and a legend beside the first axes; more
-        units get shades of viridis and a colour bar "unit" instead, so any number lays
-        out. A legend of the line styles stands beside the last axes.
+        Six axes, x "Time Step" on the last. Up to ten units: one line per unit in the
+        ten colours of tab10, one legend of the units beside the panels. More units: each
+        panel an image, units × time, with its colour bar (i, f, o on 0..1; g and h on
+        -1..1; c symmetric about 0), so a hundred units stay readable.
     """
     if not isinstance(gates, Gates):
         raise InputError(f"gates must be a Gates trace (from Network.trace); got {type(gates)}")
@@ -291,50 +139,73 @@ def plot_gate_traces(
     units = check_units(units, H, allow_empty=True)
     if not units:
         raise InputError("units is empty: choose at least one unit to show")
+    start, stop = (0, T) if time_window is None else check_step_range(*time_window, T)
+    shown = {name: arrays[name][start:stop, units] for name in PANELS}  # each (W, K)
 
+    own = axes is None
     if axes is None:
-        fig = Figure(figsize=(8.5, 10.0), layout="constrained")
-        axes = list(fig.subplots(5, 1, sharex=True))
-    elif len(axes) != 5:
-        raise InputError(f"axes must be five Axes (i, f, g, o, c/h); got {len(axes)}")
-    fig = _figure_of(axes[0])
-    colors = _unit_colors(len(units))
-    t = _steps(T)
-    for ax, name in zip(axes[:4], GATE_NAMES, strict=True):
-        for k, u in enumerate(units):
-            ax.plot(t, arrays[name][:, u], color=colors[k], label=f"unit {u + 1}")
-        ax.set_ylabel(GATE_LABELS[name])
-        ax.set_ylim((-1.05, 1.05) if name == "g" else (-0.03, 1.03))
-        ax.grid(True, alpha=0.3)
-    ax = axes[4]
-    for k, u in enumerate(units):
-        ax.plot(t, arrays["c"][:, u], color=colors[k], linestyle="-", label=f"c, unit {u + 1}")
-        ax.plot(t, arrays["h"][:, u], color=colors[k], linestyle="--", label=f"h, unit {u + 1}")
-    ax.axhline(0.0, color="0.6", linewidth=0.8, zorder=0, gid="zero")
-    ax.set_ylabel("cell state c, hidden h")
-    ax.grid(True, alpha=0.3)
-    ax.set_xlabel("Time Step")
-    ax.set_xlim(1, max(T, 2))
-    _integer_ticks(ax, T)
-
-    if len(units) <= TAB10_COLORS:
+        fig = Figure(figsize=(9.5, 11.0), layout="constrained")
+        axes = list(fig.subplots(len(PANELS), 1, sharex=True))
+    elif len(axes) != len(PANELS):
+        raise InputError(f"axes must be six Axes (i, f, g, o, c, h); got {len(axes)}")
+    fig = figure_of(axes[0])
+    c_max = max(float(np.abs(shown["c"]).max()), 1e-12)
+    limits = {name: (-1.0, 1.0) for name in ("g", "h")} | {"c": (-c_max, c_max)}
+    draw = _gate_lines if len(units) <= TAB10_COLORS else _gate_images
+    for ax, name in zip(axes, PANELS, strict=True):
+        draw(fig, ax, shown[name], units, start, limits.get(name, (0.0, 1.0)))
+        ax.set_ylabel(PANEL_LABELS[name])
+    axes[-1].set_xlabel("Time Step")
+    time_ticks(axes[-1], stop - start, first=start + 1)
+    if len(units) <= TAB10_COLORS and own:  # one legend beside every panel
+        fig.legend(handles=list(axes[0].lines), title="units", loc="outside right upper")
+    elif len(units) <= TAB10_COLORS:  # beside the first of a user's axes
         axes[0].legend(
-            title="units", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
+            handles=list(axes[0].lines),
+            title="units",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
         )
-    else:
-        shades = ScalarMappable(Normalize(1, len(units)), mpl.colormaps["viridis"])
-        bar = fig.colorbar(shades, ax=list(axes[:4]), fraction=0.04, pad=0.02, aspect=40)
-        bar.set_label(f"unit (the {len(units)} chosen, in order)")
-        bar.set_ticks(
-            _unit_ticks(len(units)), labels=[str(units[k - 1] + 1) for k in _unit_ticks(len(units))]
-        )
-    styles = [
-        Line2D([], [], color="0.3", linestyle="-", label="c: cell state"),
-        Line2D([], [], color="0.3", linestyle="--", label="h = o·tanh(c)"),
-    ]
-    ax.legend(handles=styles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.suptitle(title)
     return fig
+
+
+def _gate_lines(
+    fig: Figure, ax: Axes, y: Array, units: list[int], start: int, limits: tuple[float, float]
+) -> None:
+    """One panel of up to ten units: a line per unit; y (W, K)."""
+    t = steps(len(y), start + 1)
+    for k, u in enumerate(units):
+        ax.plot(t, y[:, k], color=color(k), label=f"unit {u + 1}")
+    low, high = limits
+    ax.set_ylim(low - 0.03 * (high - low), high + 0.03 * (high - low))
+    if low < 0:
+        ax.axhline(0.0, color="0.6", linewidth=0.8, zorder=0, gid="zero")
+    ax.set_xlim(start + 1, max(start + len(y), start + 2))
+    ax.grid(True, alpha=0.3)
+
+
+def _gate_images(
+    fig: Figure, ax: Axes, y: Array, units: list[int], start: int, limits: tuple[float, float]
+) -> None:
+    """One panel of many units: an image, a row per unit over the steps; y (W, K)."""
+    W, K = y.shape
+    cmap = "viridis" if limits[0] >= 0 else "RdBu_r"
+    extent = (start + 0.5, start + W + 0.5, K + 0.5, 0.5)
+    im = ax.imshow(
+        y.T,
+        cmap=cmap,
+        vmin=limits[0],
+        vmax=limits[1],
+        aspect="auto",
+        interpolation="nearest",
+        extent=extent,
+    )
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.01, aspect=12)
+    at = label_positions(np.arange(1, K + 1), 6)
+    ax.set_yticks(at + 1, [str(units[k] + 1) for k in at])
+    ax.tick_params(axis="y", length=0)
 
 
 def plot_gate_saturation(
@@ -390,7 +261,7 @@ def plot_gate_saturation(
         axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
     elif len(axes) < len(names):
         raise InputError(f"axes must be {len(names)} Axes, one per gate; got {len(axes)}")
-    fig = _figure_of(axes[0])
+    fig = figure_of(axes[0])
     for ax, name in zip(axes, names, strict=False):
         left, right = pairs[name]
         ax.plot([0, 1], [1, 0], color="0.5", linestyle="--", linewidth=1.0, zorder=1)
@@ -399,7 +270,7 @@ def plot_gate_saturation(
             right,
             s=18,
             alpha=0.6,
-            color=_color(0),
+            color=color(0),
             edgecolors="none",
             clip_on=False,
             zorder=3,
@@ -460,8 +331,8 @@ def plot_unit_selection(
         units = select_units(h, start, stop, threshold)
     units = check_units(units, H, allow_empty=True)
 
-    fig, ax = _figure_and_axes(ax, (9.0, 4.8))
-    t = _steps(T)
+    fig, ax = figure_and_axes(ax, (9.0, 4.8))
+    t = steps(T)
     ax.axvspan(start + 0.5, stop + 0.5, color="tab:orange", alpha=0.15, lw=0, gid="range")
     for u in range(H):
         ax.plot(t, h[:, u], color="0.6", alpha=0.25, linewidth=0.8, gid="background")
@@ -469,8 +340,9 @@ def plot_unit_selection(
     many = n > TAB10_COLORS  # more units than distinct colours: one colour, one legend entry
     for k, u in enumerate(units):
         label = f"unit {u + 1}" if not many else (f"{n} selected units" if k == 0 else "_")
-        color = _color(0 if many else k)
-        ax.plot(t, h[:, u], color=color, linewidth=1.6, label=label, gid="selected")
+        ax.plot(
+            t, h[:, u], color=color(0 if many else k), linewidth=1.6, label=label, gid="selected"
+        )
     ax.axhline(
         threshold,
         color="black",
@@ -480,7 +352,7 @@ def plot_unit_selection(
         label=f"threshold {threshold:g}",
     )
     ax.set_xlim(1, max(T, 2))
-    _integer_ticks(ax, T)
+    time_ticks(ax, T)
     ax.set_xlabel("Time Step")
     ax.set_ylabel("activation h")
     if title is None:

@@ -1,0 +1,146 @@
+"""``lstm-ref convert`` between every source a user brings and every format lstm_ref writes.
+
+Sources: the bundled network; a PyTorch 2-layer classifier as a state_dict and through
+torch.onnx.export (input batch first and time first); a Keras Sequential; a bidirectional
+PyTorch classifier — each as its tool wrote it. Targets: .npz, .onnx, .pt, .keras, .mat.
+Each pair converts and computes the same outputs when read back (float64 to 1e-10;
+float32, and anything through ONNX, which stores float32, to 1e-5) with the class names kept
+where the format holds them (a .pt written back holds the same tensors as its source), or is
+refused with exit status 2 and one line naming what the target cannot express — the
+README's table of refusals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from framework_files import C, keras_file, torch_files
+
+from lstm_ref.cli import main
+from lstm_ref.interop import load_model
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*TorchScript:DeprecationWarning"),
+]
+pytest.importorskip("torch")
+pytest.importorskip("keras")
+pytest.importorskip("onnx")
+pytest.importorskip("scipy")
+
+SOURCES = [
+    "JapaneseVowelsNet",
+    "torch_2layer.pt",
+    "torch_2layer_batch_first.onnx",
+    "torch_2layer_time_first.onnx",
+    "keras_sequential.keras",
+    "torch_bilstm.pt",
+]
+TARGETS = [".npz", ".onnx", ".pt", ".keras", ".mat"]
+KEEP_CLASS_NAMES = {".npz", ".onnx", ".mat"}  # the formats with a place for them
+
+# what a target cannot express, as the one line of the refusal says it
+REFUSED = {
+    ("JapaneseVowelsNet", ".pt"): "normalises its input (zscore), which an nn.LSTM cannot hold",
+    ("torch_2layer.pt", ".mat"): "a MATLAB learnables file holds sequence input → one LSTM",
+    ("torch_bilstm.pt", ".mat"): "MATLAB's bilstmLayer concatenates the directions and its "
+    "'last' is the output at the last step",
+    **{
+        (f"torch_2layer_{layout}.onnx", ".mat"): "a MATLAB learnables file holds sequence input"
+        for layout in ("batch_first", "time_first")
+    },
+}
+# pairs that fail today in a module this test does not own: why, and where the fix goes
+KNOWN_GAPS = {
+    **{
+        (source, target): "the ONNX reader does not yet follow torch.onnx.export's graph "
+        "around a 2-layer LSTM (interop/onnx.py: batch-first Transpose; every layer's Y_h "
+        "concatenated)"
+        for source in SOURCES
+        if source.endswith(".onnx")
+        for target in TARGETS
+    },
+    **{
+        (source, ".keras"): "Keras forbids '.' in layer names and torch's names are 'lstm.l0': "
+        "interop/keras_export.py must map them (and interop/keras.py map them back)"
+        for source in ("torch_2layer.pt", "torch_bilstm.pt")
+    },
+}
+
+
+def pairs():
+    for source in SOURCES:
+        for target in TARGETS:
+            gap = KNOWN_GAPS.get((source, target))
+            marks = [pytest.mark.xfail(reason=gap, strict=True)] if gap else []
+            yield pytest.param(source, target, marks=marks, id=f"{source}-to-{target[1:]}")
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sources")
+    files = {name: str(path) for name, path in torch_files(folder).items()}
+    files["keras_sequential.keras"] = str(keras_file(folder))
+    files["JapaneseVowelsNet"] = "JapaneseVowelsNet"
+    return files
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    rng = np.random.default_rng(7)
+    return [rng.normal(size=(T, C)) for T in (3, 7, 5, 4)]
+
+
+@pytest.mark.parametrize(("source", "target"), list(pairs()))
+def test_convert(sources, sequences, source, target, tmp_path, capsys):
+    out = tmp_path / f"converted{target}"
+    names = class_names(source)
+    classes = ["--classes", ",".join(names)] if names else []
+    status = main(["convert", sources[source], str(out), *classes])
+    err = capsys.readouterr().err
+    if (source, target) in REFUSED:
+        assert status == 2 and err.count("\n") == 1 and REFUSED[source, target] in err, err
+        assert not out.exists()
+        return
+    assert status == 0, err
+    original = load_model(sources[source], class_names=names)
+    back = load_model(out)
+    float32 = target == ".onnx" or np.float32 in (back.dtype, original.dtype)
+    np.testing.assert_allclose(
+        back.predict(sequences),
+        original.predict(sequences),
+        rtol=0,
+        atol=1e-5 if float32 else 1e-10,
+    )
+    if target in KEEP_CLASS_NAMES:
+        assert back.class_names == original.class_names
+    if source.endswith(".pt") and target == ".pt":  # the file comes back as it was
+        import torch
+
+        was, now = (torch.load(f, weights_only=True) for f in (sources[source], out))
+        assert list(now) == list(was)
+        for key, tensor in was.items():
+            assert now[key].dtype == tensor.dtype and torch.equal(now[key], tensor), key
+
+
+def class_names(source: str) -> list[str] | None:
+    """What a user gives with --classes: names for a source's unnamed outputs (as many as
+    model_files makes), None for the bundled network, which has its own."""
+    if source == "JapaneseVowelsNet":
+        return None
+    return ["yes", "no", "maybe"] if "bilstm" in source else ["a", "b", "c", "d"]
+
+
+def test_each_format_extra_pins_what_the_tests_run():
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    extras = {k: set(v.split()) for k, v in config["options.extras_require"].items()}
+    formats = ("torch", "onnx", "keras", "matlab")
+    assert all(extras[name] <= extras["test"] for name in formats)
+    assert extras["interop"] == set().union(*(extras[name] for name in formats))
+    readme = (root / "README.md").read_text()
+    assert all(f"[{name}]" in readme for name in (*formats, "interop"))
