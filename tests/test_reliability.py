@@ -409,7 +409,20 @@ def test_an_npy_header_with_an_odd_escape_is_refused_without_a_warning(tmp_path)
     assert not caught, [str(w.message) for w in caught]
 
 
-def test_an_onnx_weight_holding_inf_is_refused_without_a_warning(tmp_path):
+def _inf_at_first(a):
+    a = a.copy()
+    a.flat[0] = np.inf
+    return a
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "match"),
+    [
+        ("fc_W", _inf_at_first, r"a constant input holds NaN or Inf"),
+        ("fc_b", lambda b: b.reshape(-1, 1), r"its bias C has shape \(2, 1\)"),  # one per row
+    ],
+)
+def test_an_onnx_gemm_it_cannot_read_is_refused_without_a_warning(tmp_path, name, change, match):
     import onnx
     from model_files import exportable_network, save_model_quietly
     from onnx import numpy_helper
@@ -419,13 +432,11 @@ def test_an_onnx_weight_holding_inf_is_refused_without_a_warning(tmp_path):
     path = tmp_path / "m.onnx"
     save_model_quietly(exportable_network(np.random.default_rng(0)), path)
     model = onnx.load(path)
-    (fc_w,) = (t for t in model.graph.initializer if t.name == "fc_W")
-    weight = numpy_helper.to_array(fc_w).copy()
-    weight[0, 0] = np.inf
-    fc_w.CopyFrom(numpy_helper.from_array(weight, "fc_W"))
+    (tensor,) = (t for t in model.graph.initializer if t.name == name)
+    tensor.CopyFrom(numpy_helper.from_array(change(numpy_helper.to_array(tensor)), name))
     onnx.save(model, path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(InputError, match=r"node 'fc' \(Gemm.*NaN or Inf"):
+        with pytest.raises(InputError, match=r"node 'fc' \(Gemm.*" + match):
             load_model(path)
     assert not caught, [str(w.message) for w in caught]

@@ -368,7 +368,13 @@ def linear_step(node: Any, ins: list[Any], is_data: list[bool], chain: Chain, wh
         new_R = np.einsum("ukw,kn->unw", R[unique], weight).reshape(-1, R.shape[1])
         new_c = c[unique] @ weight
         if op == "Gemm" and len(ins) > 2 and ins[2] is not None:
-            new_c = new_c + np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0))
+            bias = np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0))
+            if bias.shape[-1:] not in ((), (1,), (N,)) or bias.shape[:-1] not in ((), (1,)):
+                raise InputError(
+                    f"{where}: its bias C has shape {bias.shape}; expected one value per "
+                    f"output feature, (N,) or (1, N) with N = {N}, or one for all"
+                )
+            new_c = new_c + bias.reshape(-1)
         rows = inverse.reshape(*ids.shape[:-1], 1) * N + np.arange(N)
         return el.affine(ids[..., :1], rows, new_R, new_c.reshape(-1), name)
     other = np.asarray(ins[1 - k] if op != "Neg" else -1.0, np.float64)
