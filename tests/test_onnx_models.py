@@ -21,9 +21,10 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from torch_models import distinct_gates
+from torch_models import Classifier, distinct_gates
 
 from lstm_ref.errors import InputError
+from lstm_ref.interop.onnx import from_onnx
 from lstm_ref.interop.onnx_models import capture, extract_lstm, list_lstms, specialise
 from lstm_ref.interop.onnx_runner import ReferenceSession
 from lstm_ref.lstm import LSTMState
@@ -565,3 +566,97 @@ def test_specialise_checks_what_it_is_given() -> None:
         specialise(model, shapes={"state": (3, 2, 6)})
     with pytest.raises(InputError, match=r"\['sr'\] given both in fixed and in shapes"):
         specialise(model, fixed={"sr": 8000}, shapes={"sr": ()})
+
+
+# ------------------------------- a conv front end and an LSTM, as both exporters write it
+class ConvLSTM(torch.nn.Module):
+    """Conv1d + ReLU → nn.LSTM (batch first) → Linear on the last step. ``start``: the
+    LSTM's initial state — "zeros" (none given), "learned" (a parameter the same in every
+    row) or "rows" (a buffer, one row per sequence of the export's batch)."""
+
+    def __init__(self, start: str, batch: int, bidirectional: bool) -> None:
+        super().__init__()
+        C, F, H = 3, 5, 4
+        D = 2 if bidirectional else 1
+        self.start = start
+        self.conv = torch.nn.Conv1d(C, F, 3, padding=1)
+        self.lstm = torch.nn.LSTM(F, H, batch_first=True, bidirectional=bidirectional)
+        self.fc = torch.nn.Linear(D * H, 2)
+        g = torch.Generator().manual_seed(batch)
+        self.h0 = torch.nn.Parameter(torch.randn(D, 1, H, generator=g))
+        self.register_buffer("rows", torch.randn(2, D, batch, H, generator=g))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C)
+        z = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        if self.start == "zeros":
+            y, _ = self.lstm(z)
+        elif self.start == "learned":
+            h0 = self.h0.expand(-1, x.shape[0], -1).contiguous()
+            y, _ = self.lstm(z, (h0, torch.tanh(h0)))
+        else:
+            y, _ = self.lstm(z, (self.rows[0], self.rows[1]))
+        return self.fc(y[:, -1])
+
+
+@pytest.mark.parametrize("dynamo", [True, False])
+@pytest.mark.parametrize(
+    ("start", "bidirectional"), [("zeros", False), ("learned", True), ("rows", True)]
+)
+def test_conv_lstm_export_extracts_equal_onnxruntime(
+    tmp_path, dynamo: bool, start: str, bidirectional: bool
+) -> None:
+    """torch.onnx.export (dynamo, the default, and TorchScript) of a conv front end + LSTM:
+    the extracted LSTM on the tensor that reaches it gives onnxruntime's Y, its initial
+    state read from the constant the export holds for its batch."""
+    T, batch = 6, 3
+    module = distinct_gates(ConvLSTM(start, batch, bidirectional).eval(), seed=batch)
+    x = torch.randn(batch, T, 3, generator=torch.Generator().manual_seed(7))
+    path = tmp_path / "conv_lstm.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated
+        torch.onnx.export(module, (x,), str(path), dynamo=dynamo, input_names=["x"])
+    (site,) = list_lstms(path)
+    net = extract_lstm(path, site.name)
+    X, Y = capture(path, {"x": x.numpy()}, [site.inputs[0], site.outputs[0]]).values()
+    D = 2 if bidirectional else 1
+    expected = Y.transpose(2, 0, 1, 3).reshape(batch, T, D * 4)  # (T, D, B, H) → (B, T, D·H)
+    np.testing.assert_allclose(
+        net.predict(X.transpose(1, 0, 2).astype(np.float64)), expected, rtol=1e-5, atol=1e-5
+    )
+    (state,) = net.state.values()
+    if start == "zeros":
+        assert not np.any(state.h) and not np.any(state.c)  # no state: zeros in every row
+    if start == "rows":  # the buffer's rows, one per sequence: [forward ‖ reverse]
+        rows = module.rows.numpy().transpose(0, 2, 1, 3).reshape(2, batch, D * 4)
+        np.testing.assert_array_equal(state.h, rows[0])
+        np.testing.assert_array_equal(state.c, rows[1])
+
+
+@pytest.mark.parametrize("dynamo", [True, False])
+def test_extract_lstm_agrees_with_from_onnx(tmp_path, dynamo: bool) -> None:
+    """Where both read a file (LSTMs and a head only), each LSTM extracted is the layer
+    from_onnx reads: the same weights, initial state and configuration."""
+    module = distinct_gates(Classifier(3, 4, 2, num_layers=2, bidirectional=True).eval(), seed=4)
+    path = tmp_path / "classifier.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated
+        torch.onnx.export(module, (torch.randn(3, 5, 3),), str(path), dynamo=dynamo)
+    read = [layer for layer in from_onnx(path).layers if layer.initial_state is not None]
+    sites = list_lstms(path)
+    assert len(sites) == len(read) == 2
+    for site, layer in zip(sites, read, strict=True):
+        extracted = extract_lstm(path, site.name).layers[1]
+        assert _but_output_mode(extracted.config()) == _but_output_mode(layer.config())
+        a, b = extracted.arrays(), layer.arrays()
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def _but_output_mode(config: dict) -> dict:
+    """A layer's configuration but for its output mode (extract_lstm's gives every step)."""
+    return {
+        k: _but_output_mode(v) if isinstance(v, dict) else v
+        for k, v in config.items()
+        if k != "output_mode"
+    }
