@@ -510,16 +510,25 @@ class CellLoop(torch.nn.Module):
         self.cell = torch.nn.LSTMCell(C, H)
 
     def forward(
-        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+        self, x: torch.Tensor, h: torch.Tensor | None = None, c: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if h is None or c is None:  # from zeros, made inside the model for x's batch
+            h = c = torch.zeros(x.shape[1], self.cell.hidden_size)
         for t in range(x.shape[0]):
             h, c = self.cell(x[t], (h, c))
         return h, c
 
 
-@pytest.mark.parametrize(("dynamo", "C", "H"), [(False, 3, 4), (True, 4, 4)])
-def test_torch_lstmcell_loop_is_recognised(tmp_path, dynamo: bool, C: int, H: int) -> None:
-    T, batch = 4, 2
+@pytest.mark.parametrize(
+    ("dynamo", "C", "H", "from_zeros"),
+    [(False, 3, 4, False), (True, 4, 4, False), (False, 3, 4, True), (True, 3, 4, True)],
+)
+def test_torch_lstmcell_loop_is_recognised(
+    tmp_path, dynamo: bool, C: int, H: int, from_zeros: bool
+) -> None:
+    """Every step's cell is found. From zeros made inside the model, the dynamo exporter
+    folds the first step's h_prev · Rᵀ into its bias: that cell reads with R = 0."""
+    T, batch = 5, 2
     module = distinct_gates(CellLoop(C, H).eval(), seed=C + H)
     g = torch.Generator().manual_seed(5)
     args = (
@@ -527,32 +536,35 @@ def test_torch_lstmcell_loop_is_recognised(tmp_path, dynamo: bool, C: int, H: in
         torch.randn(batch, H, generator=g),
         torch.randn(batch, H, generator=g),
     )
+    names = ["x", "h", "c"][: 1 if from_zeros else 3]
+    args = args[: len(names)]
     path = tmp_path / "cell.onnx"
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # progress lines
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, and what we want
         torch.onnx.export(
-            module,
-            args,
-            str(path),
-            dynamo=dynamo,
-            input_names=["x", "h", "c"],
-            output_names=["h_T", "c_T"],
+            module, args, str(path), dynamo=dynamo, input_names=names, output_names=["h_T", "c_T"]
         )
     cells = [s for s in list_lstms(path) if s.kind == "cell"]
-    assert len(cells) == T and [s.inputs[1:] for s in cells[:1]] == [("h", "c")]
-    feeds = {k: a.numpy() for k, a in zip(("x", "h", "c"), args, strict=True)}
+    assert len(cells) == T
+    if not from_zeros:
+        assert cells[0].inputs[1:] == ("h", "c")
+    feeds = {k: a.numpy() for k, a in zip(names, args, strict=True)}
+    cell = module.cell
     for site in cells:  # each step's cell is the module's own, on its own tensors
         net = extract_lstm(path, site.name)
         W, R, b = (net.layers[1].params.W, net.layers[1].params.R, net.layers[1].params.b)
-        cell = module.cell
-        np.testing.assert_array_equal(
-            W, cell.weight_ih.detach().double().numpy()
-        )  # i, f, g, o both
-        np.testing.assert_array_equal(R, cell.weight_hh.detach().double().numpy())
+        np.testing.assert_array_equal(W, cell.weight_ih.detach().double().numpy())  # i, f, g, o
+        folded = site.inputs[1] == ""
+        assert folded == (dynamo and from_zeros and site is cells[0])
+        expected_R = np.zeros((4 * H, H)) if folded else cell.weight_hh.detach().double().numpy()
+        np.testing.assert_array_equal(R, expected_R)
         np.testing.assert_allclose(
-            b, (cell.bias_ih + cell.bias_hh).detach().double().numpy(), rtol=1e-7
+            b, (cell.bias_ih + cell.bias_hh).detach().double().numpy(), rtol=1e-6
         )
-        x, h0, c0, h, c = capture(path, feeds, [*site.inputs, *site.outputs]).values()
+        named = [n for n in (*site.inputs, *site.outputs) if n]
+        seen = capture(path, feeds, named)
+        x, c0, h, c = (seen[n] for n in (site.inputs[0], site.inputs[2], *site.outputs))
+        h0 = np.zeros_like(c0) if folded else seen[site.inputs[1]]
         _assert_same_run(net, x[:, None], LSTMState(h0, c0), h[:, None], h, c)
 
 

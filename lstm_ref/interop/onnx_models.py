@@ -163,7 +163,7 @@ def list_lstms(source: Any) -> list[LstmSite]:
                     around,
                     names[:3],
                     names[3:],
-                    {n: shapes.get(n) for n in names},
+                    {n: shapes.get(n) for n in names if n},
                     cell.layer.hidden_size,
                 )
             )
@@ -229,7 +229,7 @@ def extract_lstm(
     for n in names:
         if n not in sites:
             raise InputError(f"no LSTM named {n!r}; the model's LSTMs are {sorted(sites)}")
-    special = specialise(model, fixed, shapes)  # states built from constants: constants
+    special = specialise(model, fixed, shapes)  # a state built from constants: a constant
     here = {s.name: s for s in list_lstms(special)}
     for n in names:
         site = here.get(n, sites[n])
@@ -241,12 +241,14 @@ def extract_lstm(
             )
     if len(names) > 1:
         return _chain(special, [here[n] for n in names], dtype)
-    graph, constants = _scope_of(special, names[0])
     if here[names[0]].kind == "cell":
         from .onnx_cells import find_cells
 
+        # unfolded unless asked: folding a constant h_prev would fold h_prev · Rᵀ away
+        graph, constants = _scope_of(special if (fixed or shapes) else model, names[0])
         cell = next(c for c in find_cells(graph, constants) if c.name == names[0])
         return Network([SequenceInput(cell.layer.input_size), cell.layer]).astype(dtype)
+    graph, constants = _scope_of(special, names[0])
     node = next(n for n in graph.node if node_name(n) == names[0])
     data = [
         k
