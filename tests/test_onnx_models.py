@@ -619,14 +619,26 @@ def test_conv_lstm_export_extracts_equal_onnxruntime(
 ) -> None:
     """torch.onnx.export (dynamo, the default, and TorchScript) of a conv front end + LSTM:
     the extracted LSTM on the tensor that reaches it gives onnxruntime's Y, its initial
-    state read from the constant the export holds for its batch."""
+    state read from the constant the export holds for its batch — or, with a dynamic batch
+    ("learned"), computed from the input's shape."""
     T, batch = 6, 3
     module = distinct_gates(ConvLSTM(start, batch, bidirectional).eval(), seed=batch)
     x = torch.randn(batch, T, 3, generator=torch.Generator().manual_seed(7))
     path = tmp_path / "conv_lstm.onnx"
+    dynamic: dict = {}
+    if start == "learned":
+        dynamic = (
+            {"dynamic_shapes": ({0: torch.export.Dim("B"), 1: torch.export.Dim("T")},)}
+            if dynamo
+            else {"dynamic_axes": {"x": {0: "B", 1: "T"}}}
+        )
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated
-        torch.onnx.export(module, (x,), str(path), dynamo=dynamo, input_names=["x"])
+        torch.onnx.export(module, (x,), str(path), dynamo=dynamo, input_names=["x"], **dynamic)
+    if start == "learned":  # the state is built from the shape of x, not a constant
+        assert not {i.name for i in onnx.load(str(path)).graph.initializer} & set(
+            list_lstms(path)[0].inputs[5:]
+        )
     (site,) = list_lstms(path)
     net = extract_lstm(path, site.name)
     X, Y = capture(path, {"x": x.numpy()}, [site.inputs[0], site.outputs[0]]).values()

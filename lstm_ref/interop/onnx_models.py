@@ -217,9 +217,11 @@ def extract_lstm(
         (B, T, C) sequences. Its initial state is the model's, read from a constant of
         any batch (as an exporter writes one for the batch it traced): zeros are no state;
         the same in every row, the layer's own; rows that differ, ``Network.state`` with
-        one row per sequence of that batch (so it takes that many sequences). An initial
-        state the model computes from data is not part of it (pass it as
-        ``Network.state``, e.g. as :func:`capture` returns it).
+        one row per sequence of that batch (so it takes that many sequences). A state
+        computed from input shapes only (zeros or a parameter expanded to a dynamic
+        batch) is read when it is the same row for any size. An initial state the model
+        computes from data is not part of it (pass it as ``Network.state``, e.g. as
+        :func:`capture` returns it).
     """
     from .onnx import lstm_from_node
 
@@ -256,6 +258,13 @@ def extract_lstm(
         if len(node.input) > k and node.input[k] and node.input[k] not in constants
     ]
     layout = int(node_attributes(node).get("layout", 0))
+    constants = dict(constants)
+    for k in (5, 6):
+        if k in data:
+            built = _built_from_shapes(model, fixed, shapes, node.input[k], layout)
+            if built is not None:
+                data.remove(k)
+                constants[node.input[k]] = built
     states = [
         _state_rows(constants[node.input[k]], layout)
         if len(node.input) > k and node.input[k] in constants
@@ -276,6 +285,37 @@ def extract_lstm(
     if per_row:
         net.state = _per_row_state(lstm, states, node_name(node))
     return net
+
+
+def _built_from_shapes(
+    model: Any,
+    fixed: Mapping[str, Any] | None,
+    shapes: Mapping[str, Sequence[int]] | None,
+    tensor: str,
+    layout: int,
+) -> Array | None:
+    """An initial state computed from the shapes of inputs only (zeros or a parameter
+    expanded to the batch, as exporters write them for a dynamic batch), when it folds to
+    the same rows for two sizes of those inputs' unknown dimensions; else None."""
+    inputs = {i.name: i for i in model.graph.input}
+    on = _depends_on(tensor, producers_of([g for g, _ in graphs(model.graph)]), set(inputs))
+    if not on or not all(d.startswith("shape of input ") for d in on):
+        return None
+    probes = []
+    for size in (2, 3):
+        given = dict(shapes or {})
+        for d in on:
+            name = d.removeprefix("shape of input ")[1:-1]
+            dims = inputs[name].type.tensor_type.shape.dim
+            given.setdefault(name, tuple(n.dim_value if n.dim_value > 0 else size for n in dims))
+        value = constants_of(specialise(model, fixed, given).graph).get(tensor)
+        if value is None:
+            return None
+        probes.append(_state_rows(value, layout))
+    first, second = probes
+    if len(first) != 1 or len(second) != 1 or not np.array_equal(first, second):
+        return None
+    return np.moveaxis(first, 0, 1 if layout == 0 else 0)
 
 
 def _state_rows(a: Array, layout: int) -> Array:
