@@ -7,6 +7,8 @@ that carries the final state of a stateful layer).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Literal, overload
 
@@ -159,6 +161,20 @@ class Network:
 
     def __repr__(self) -> str:
         return f"<Network {len(self.layers)} layers, {self.dtype}>\n{self.summary()}"
+
+    def digest(self) -> str:
+        """SHA-256 of what the network computes: its class names and, in order, each layer's
+        type, configuration and arrays (name, dtype, shape and bytes) — one hex string that
+        names these weights (the model card's, each scoring worker's check)."""
+        h = hashlib.sha256()
+        h.update(json.dumps(list(self.class_names)).encode())
+        for layer in self.layers:
+            h.update(json.dumps([layer.TYPE, layer.config()], sort_keys=True, default=str).encode())
+            for name, array in sorted(layer.arrays().items()):
+                a = np.ascontiguousarray(array)
+                h.update(json.dumps([name, a.dtype.str, a.shape]).encode())
+                h.update(a.tobytes())
+        return h.hexdigest()
 
     def astype(self, dtype: np.dtype | type) -> Network:
         """A copy computing in ``dtype`` (float64, or float32 like MATLAB)."""
