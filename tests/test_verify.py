@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch_models import Classifier, distinct_gates
 
 from lstm_ref import Network
 from lstm_ref.cli import main
+from lstm_ref.errors import InputError
 from lstm_ref.interop import load_model, save_model
 from lstm_ref.layers import LSTM, SequenceInput
 from lstm_ref.lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
@@ -257,6 +259,13 @@ def test_onnx_port_with_wrong_gate_order(folder, reference):
     save_model(wrong, folder / "wrong.onnx")
     report = verify(reference, INPUTS, run=folder / "wrong.onnx")
     assert [f.key for f in report.causes] == ["gate-order:igof"]
+
+
+def test_a_missing_framework_is_named(folder, reference, monkeypatch):
+    save_model(load_model(reference), folder / "ok.onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(InputError, match=r"needs the Python package 'onnxruntime'.*--observed"):
+        verify(reference, INPUTS, run=folder / "ok.onnx")
 
 
 def test_torch_onnx_export_lost_the_lengths(folder, state, reference):
