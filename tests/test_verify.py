@@ -19,7 +19,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 import numpy as np
 import pytest
 import torch
-from torch_models import Classifier, distinct_gates
+from torch_models import Classifier, distinct_gates, packed
 
 from lstm_ref import Network
 from lstm_ref.cli import main
@@ -121,14 +121,9 @@ def test_per_layer_outputs_are_compared_too(folder, state, reference):
     path = port(folder, state, "tf1-ijfo", change)
     model = Classifier(C, H, K)
     model.load_state_dict(torch.load(path))
-    packed = torch.nn.utils.rnn.pack_padded_sequence(
-        torch.from_numpy(INPUTS.x).float(),
-        torch.as_tensor(INPUTS.lengths),
-        batch_first=True,
-        enforce_sorted=False,
-    )
+    inputs = packed(INPUTS.sequences, torch.float32)
     with torch.no_grad():
-        _, (h_n, _) = model.lstm(packed)
+        _, (h_n, _) = model.lstm(inputs)
         probs = model.fc(h_n[-1]).softmax(dim=1)
     observed = {"output": probs.numpy(), "lstm.l0": h_n[-1].numpy()}
     report = verify(reference, INPUTS, observed=observed)
