@@ -104,9 +104,9 @@ def check_finite_output(layer: Layer, y: Array, batch: Batch | None = None) -> N
     where = np.argwhere(bad)[0]
     row = int(where[0])
     start, seq = (0, row) if batch is None else (batch.start[row], batch.rows[row])
-    step = f"time step {int(where[1] - start)}" if y.ndim == 3 else "its last step"
+    step = f"time step {int(where[1] - start) + 1}" if y.ndim == 3 else "its last step"
     raise InputError(
-        f"layer {layer.name!r} overflowed {y.dtype} on sequence {int(seq)} at "
+        f"layer {layer.name!r} overflowed {y.dtype} on sequence {int(seq) + 1} at "
         f"{step} (a non-finite value): the inputs, state or weights are too large to compute "
         "in this dtype"
     )
