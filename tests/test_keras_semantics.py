@@ -340,7 +340,7 @@ def test_mask_value_is_checked_and_honoured_everywhere(rng):
     with pytest.raises(InputError, match=r"mask_value must be a finite number"):
         Padding.keras(mask_value=float("nan"))
     seqs = [rng.normal(size=(4, C)), np.zeros((2, C))]
-    with pytest.raises(InputError, match=r"sequence 1: every step equals the mask value 0"):
+    with pytest.raises(InputError, match=r"sequence 2: every step equals the mask value 0"):
         Padding.keras().skipped_steps(seqs)
     seqs[1][0] = 1.0  # one step of data, one masked
     assert [k.tolist() for k in Padding.keras().skipped_steps(seqs)] == [[False] * 4, [0, 1]]

@@ -103,7 +103,7 @@ def load_model(
         unknown = sorted(set(options) - set(inspect.signature(importer).parameters))
         if unknown:
             raise InputError(f"{path}: {suffix} files take no option {', '.join(unknown)}")
-        with _framework_needed(path, "reading"), _damaged_file(path):
+        with framework_needed(path, "reading"), _damaged_file(path):
             net = cast(Network, importer(path, **options))
             if suffix in CLASS_NAMES and not net.class_names:
                 stored = _function(CLASS_NAMES[suffix])(path)
@@ -126,13 +126,14 @@ def save_model(net: Network, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` in the format its suffix names (see the module docstring)."""
     path = Path(path)
     suffix = _suffix(path, EXPORTERS, "export")
-    with _framework_needed(path, "writing"):
+    with framework_needed(path, "writing"):
         _function(EXPORTERS[suffix])(net, path)
 
 
 @contextmanager
-def _framework_needed(path: Path, doing: str) -> Iterator[None]:
-    """A framework package that is not installed, as one clear error."""
+def framework_needed(path: Path, doing: str, instead: str = "") -> Iterator[None]:
+    """A framework package that is not installed, as one clear error: ``doing`` ("reading",
+    "writing", "running") ``path``'s kind of file needs it; ``instead`` what else to do."""
     try:
         yield
     except ModuleNotFoundError as e:
@@ -141,7 +142,7 @@ def _framework_needed(path: Path, doing: str) -> Iterator[None]:
             hint = " (Keras's default backend; set KERAS_BACKEND=torch or jax for another)"
         raise InputError(
             f"{path}: {doing} {path.suffix} files needs the Python package {e.name!r}, which is "
-            f"not installed{hint}"
+            f"not installed{hint}" + (f"; {instead}" if instead else "")
         ) from None
 
 
