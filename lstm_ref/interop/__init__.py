@@ -120,7 +120,7 @@ def _named(net: Network, class_names: Sequence[str], path: Path) -> Network:
             f"{path}: the file names its classes {list(net.class_names)}; class names "
             f"{list(names)} were given"
         )
-    return Network(net.layers, class_names=names)
+    return Network(net.layers, names, net.padding)
 
 
 def save_model(net: Network, path: str | os.PathLike) -> None:

@@ -136,15 +136,17 @@ def from_keras(
     Network
         SequenceInput (z-scoring for a Normalization layer) → LSTM/BiLSTM layers →
         FullyConnected (→ Softmax), in the model's order; an LSTM without
-        ``return_sequences`` has ``output_mode="last"``. Predict with
-        ``read_keras_inputs(path).padding`` to reproduce the model's Masking.
+        ``return_sequences`` has ``output_mode="last"``. Its ``padding`` is the model's
+        Masking, ``Padding.keras(mask_value=...)`` (``Padding.masked()`` without one, and
+        for one ``layer``), so ``predict`` skips the steps the model skips.
     """
     with opened(path) as (config, version, reader, where):
         keras2 = version.split(".")[0] in ("1", "2")
         keys = weight_keys(model_layers(config))
         if layer is not None:
             return _one_layer(config, layer, keys, reader, where, keras2, dtype)
-        return _network(chain(config, where), keys, reader, where, keras2, dtype)
+        padding = masking(_mask_value(config))
+        return _network(chain(config, where), keys, reader, where, keras2, dtype, padding)
 
 
 @dataclass(frozen=True)
@@ -168,15 +170,24 @@ class KerasInputs:
     def padding(self) -> Padding:
         """The Padding that computes as the model: ``Padding.keras(mask_value=…)`` under
         Masking, else ``Padding.masked()`` (every given step is data)."""
-        return MASKED if self.mask_value is None else Padding.keras(mask_value=self.mask_value)
+        return masking(self.mask_value)
+
+
+def masking(mask_value: float | None) -> Padding:
+    """The Padding of a Keras model whose Masking has ``mask_value`` (None: no Masking)."""
+    return MASKED if mask_value is None else Padding.keras(mask_value=mask_value)
 
 
 def read_keras_inputs(path: str | os.PathLike) -> KerasInputs:
     """The Masking value and the initial-state inputs of the model in ``path``."""
     with opened(path) as (config, _, _, where):
-        masks = [s for s in model_layers(config) if s["class_name"] == "Masking"]
-        value = float(masks[0]["config"].get("mask_value", 0.0)) if masks else None
-        return KerasInputs(value, state_inputs(config, where))
+        return KerasInputs(_mask_value(config), state_inputs(config, where))
+
+
+def _mask_value(config: dict[str, Any]) -> float | None:
+    """The model's Masking ``mask_value``; None without Masking."""
+    masks = [s for s in model_layers(config) if s["class_name"] == "Masking"]
+    return float(masks[0]["config"].get("mask_value", 0.0)) if masks else None
 
 
 def _one_layer(
@@ -206,7 +217,13 @@ def _one_layer(
 
 
 def _network(
-    graph: Chain, keys: dict[str, str], reader: Any, where: str, keras2: bool, dtype: Any
+    graph: Chain,
+    keys: dict[str, str],
+    reader: Any,
+    where: str,
+    keras2: bool,
+    dtype: Any,
+    padding: Padding,
 ) -> Network:
     """The chain's layers (the module docstring)."""
     layers: list[Layer] = []
@@ -269,7 +286,7 @@ def _network(
     width = directions(first)[0].input_size
     if C is not None and C != width:
         raise InputError(f"{where}: the input has {C} features but the first LSTM takes {width}")
-    return Network([*(head or [SequenceInput(width)]), *layers])
+    return Network([*(head or [SequenceInput(width)]), *layers], padding=padding)
 
 
 def _check_masked_outputs(
