@@ -381,3 +381,26 @@ def test_exported_model_masks_as_padding_keras(rng, tmp_path):
     x = masked_batch(rng, "float32")
     got = net.predict(x, lengths=LENGTHS, padding=Padding.keras())
     np.testing.assert_allclose(got, exported.predict(x, verbose=0), rtol=0, atol=1e-5)
+
+
+def test_cli_predict_computes_as_the_masked_model(rng, tmp_path, capsys):
+    """``lstm-ref predict`` on the zero-padded batch a Masking model takes: its scores."""
+    import json
+
+    from lstm_ref.cli import main
+
+    stack = [keras.Input((None, C)), keras.layers.Masking(0.0), lstm()]
+    model = seeded(keras.Sequential([*stack, keras.layers.Dense(2, activation="softmax")]), 9)
+    x = masked_batch(rng, "float32")
+    path, data, out = tmp_path / "m.keras", tmp_path / "x.npy", tmp_path / "scores.json"
+    model.save(path)
+    np.save(data, x)
+    command = ["predict", str(data), "--network", str(path), "--classes", "a,b", "--scores"]
+    assert main([*command, "--output", str(out)]) == 0
+    capsys.readouterr()
+    want = model.predict(x, verbose=0)
+    got = [[row["score_a"], row["score_b"]] for row in json.loads(out.read_text())]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert main([*command, "--padding", "masked", "--output", str(out)]) == 0  # steps as data
+    got = [[row["score_a"], row["score_b"]] for row in json.loads(out.read_text())]
+    assert np.abs(np.asarray(got) - want).max() > 1e-3

@@ -44,18 +44,19 @@ after it. ``Bidirectional`` → :class:`BiLSTM` with its ``merge_mode`` (concat,
 its halves from ``layer`` and ``backward_layer`` (Keras 3 saves both; the forward one must
 go forward).
 
-``Masking(mask_value)`` → ``Padding.keras(mask_value=...)`` (:func:`read_keras_inputs`
-reads it): Keras skips every step whose features all equal ``mask_value`` — at the start, in
-the middle, past the end — carrying the state over it, and writes there the previous output
-of a one-direction layer in its processing order (0 before the first unmasked step), 0 from
-a Bidirectional with ``return_sequences`` (Keras sets its ``zero_output_for_mask``); the mask
-reaches every later LSTM, Dense and TimeDistributed. Refused under Masking: a Masking after a
-computing layer (Keras would compare computed values with ``mask_value``); a layer Keras
-calls without the mask (an ``initial_state`` without ``mask=``: it computes masked steps as
-data); a ``go_backwards`` sequence feeding another recurrent layer (Keras writes a sequence
-of n steps in a batch of T after T − n zeros but passes the mask on unreversed, so that layer
-reads zeros and misses outputs: a result that depends on the padded length);
-``zero_output_for_mask`` set by hand where its zeros reach the output.
+``Masking(mask_value)`` → the network's ``padding``, ``Padding.keras(mask_value=...)``
+(:func:`read_keras_inputs` reads it too): Keras skips every step whose features all equal
+``mask_value`` — at the start, in the middle, past the end — carrying the state over it, and
+writes there the previous output of a one-direction layer in its processing order (0 before
+the first unmasked step), 0 from a Bidirectional with ``return_sequences`` (Keras sets its
+``zero_output_for_mask``); the mask reaches every later LSTM, Dense and TimeDistributed.
+Refused under Masking: a Masking after a computing layer (Keras would compare computed
+values with ``mask_value``); a layer Keras calls without the mask (an ``initial_state``
+without ``mask=``: it computes masked steps as data); a ``go_backwards`` sequence feeding
+another recurrent layer (Keras writes a sequence of n steps in a batch of T after T − n
+zeros but passes the mask on unreversed, so that layer reads zeros and misses outputs: a
+result that depends on the padded length); ``zero_output_for_mask`` set by hand where its
+zeros reach the output.
 
 ``Normalization`` on the last axis (its mean and variance from the config, or adapted
 arrays) → a z-scoring ``SequenceInput`` whose std is Keras 3's divisor, max(sqrt(variance),
