@@ -177,7 +177,7 @@ def test_logits_model_imported_without_softmax(rng, tmp_path):
     with torch.no_grad():
         logits = model(torch.from_numpy(x))
     net = load_model(path, softmax=False)
-    assert [layer.TYPE for layer in net.layers][-1] == "Fully Connected"
+    assert isinstance(net.layers[-1], FullyConnected)
     np.testing.assert_allclose(net.predict(x), logits.numpy(), rtol=0, atol=1e-12)
     probabilities = logits.softmax(dim=1).numpy()
     np.testing.assert_allclose(load_model(path).predict(x), probabilities, rtol=0, atol=1e-12)
