@@ -38,6 +38,10 @@ class Network:
     class_names : sequence of str, optional
         Names of the output classes, in output order (taken from a layer that names them,
         a :class:`ClassificationOutput`, when there is one).
+    padding : Padding
+        The default of :meth:`predict` and :meth:`classify`: how the model this network
+        came from computes (an importer records a Keras model's Masking as
+        ``Padding.keras(mask_value=...)``); ``Padding.masked()`` by default.
 
     Attributes
     ----------
@@ -48,8 +52,14 @@ class Network:
         the network; assign it back to carry it on, as MATLAB's ``net.State = state``.
     """
 
-    def __init__(self, layers: Sequence[Layer], class_names: Sequence[str] | None = None):
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        class_names: Sequence[str] | None = None,
+        padding: Padding = MASKED,
+    ):
         self.layers = list(layers)
+        self.padding = check_padding(padding)
         self._dtype = self._check_layers()
         named = [n for n in (layer.output_names() for layer in self.layers) if n is not None]
         given = None if class_names is None else check_class_names(class_names)
@@ -180,7 +190,8 @@ class Network:
         """A copy computing in ``dtype`` (float64, or float32 like MATLAB)."""
         if np.dtype(dtype) not in FLOAT_DTYPES:
             raise InputTypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
-        return Network([layer.astype(dtype) for layer in self.layers], self.class_names or None)
+        layers = [layer.astype(dtype) for layer in self.layers]
+        return Network(layers, self.class_names or None, self.padding)
 
     # ---------------------------------------------------------------------- state
     def initial_state(self) -> State:
@@ -274,7 +285,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
         return_state: Literal[False] = False,
     ) -> Outputs: ...
 
@@ -286,7 +297,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
         return_state: Literal[True],
     ) -> tuple[Outputs, State]: ...
 
@@ -297,7 +308,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
         return_state: bool = False,
     ) -> Outputs | tuple[Outputs, State]:
         """Compute the network's output, or the activations of layer ``outputs``.
@@ -313,10 +324,10 @@ class Network:
         layout, lengths
             See :func:`lstm_ref.sequences.as_sequence_list`.
         padding : Padding
-            How sequences of different lengths are computed (:mod:`lstm_ref.padding`):
-            ``Padding.masked()`` (default: each sequence stops at its own length, so
-            results never depend on batching) or ``Padding.matlab(...)`` (MATLAB's
-            padded, unmasked mini-batches; MATLAB's own default is
+            How sequences of different lengths are computed (:mod:`lstm_ref.padding`;
+            default the network's ``padding``): ``Padding.masked()`` (each sequence
+            stops at its own length, so results never depend on batching) or
+            ``Padding.matlab(...)`` (MATLAB's padded, unmasked mini-batches; MATLAB's own default is
             ``Padding.matlab(mini_batch_size=128)``); ``Padding.pytorch()``,
             ``.onnx()``, ``.keras()`` compute as masked and return per-step outputs of N
             sequences padded as that framework pads them.
@@ -335,7 +346,7 @@ class Network:
             sequence or (N, H).
         """
         upto = len(self.layers) - 1 if outputs is None else self._index(outputs)
-        padding = check_padding(padding)
+        padding = check_padding(self.padding if padding is None else padding)
         engine = self.fast_engine(upto)
         taken = None  # plain arrays: the fast path checks their values (None if one is bad)
         if engine is not None and layout == "TC" and lengths is None:
@@ -423,7 +434,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
     ) -> tuple[Array, Array]: ...
 
     @overload
@@ -433,7 +444,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
     ) -> tuple[str | Array, Array]: ...
 
     def classify(
@@ -442,7 +453,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
     ) -> tuple[str | Array, Array]:
         """Predicted class names and scores (class probabilities).
 

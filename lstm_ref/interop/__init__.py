@@ -87,8 +87,9 @@ def load_model(
     ONNX file lstm_ref wrote) or from ``class_names``, which names the outputs of a model
     whose file has none (a PyTorch state_dict, an ONNX file from another exporter); given
     for a file that names its classes, they must be the file's. ``options`` go to the
-    importer: PyTorch's ``prefix=`` (the LSTM module of a bigger checkpoint) and ``head=``
-    (its ``nn.Linear``), see :func:`.torch.from_torch`.
+    importer: PyTorch's ``prefix=`` (the LSTM module of a bigger checkpoint), ``head=``
+    (its ``nn.Linear``), ``softmax=False`` (a model returning logits) and ``last="step"``
+    (a head on ``output[:, -1]``), see :func:`.torch.from_torch`.
     """
     path = Path(path_or_name)
     if not path.is_file() and not path.suffix:  # a bundled network's name, or its error
@@ -119,7 +120,7 @@ def _named(net: Network, class_names: Sequence[str], path: Path) -> Network:
             f"{path}: the file names its classes {list(net.class_names)}; class names "
             f"{list(names)} were given"
         )
-    return Network(net.layers, class_names=names)
+    return Network(net.layers, names, net.padding)
 
 
 def save_model(net: Network, path: str | os.PathLike) -> None:
