@@ -37,9 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--padding",
         choices=["masked", "matlab"],
-        default="masked",
+        default=None,
         help="masked: each sequence stops at its own length; matlab: MATLAB's padded, "
-        "unmasked mini-batches",
+        "unmasked mini-batches (default: the model's own — a Keras model's Masking — else "
+        "masked)",
     )
     p.add_argument(
         "--mini-batch-size",
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         )
     file = read_sequence_file(args.file)
     make = Padding.matlab if args.padding == "matlab" else Padding.masked
-    padding = make(mini_batch_size=args.mini_batch_size)
+    padding = None if args.padding is None else make(mini_batch_size=args.mini_batch_size)
     labels, scores = net.classify(file.sequences, layout=args.layout, padding=padding)
     labels, scores = np.atleast_1d(labels), np.atleast_2d(scores)  # one sequence: one row
     header = ["sequence", "class", "score"] + (["true"] if file.labels else [])
