@@ -86,3 +86,12 @@ def test_usage_lists_every_option_of_every_command():
                     continue
                 where = model_options if option in ("--classes", "--prefix", "--head") else ""
                 assert option in lines[name] + where, f"{name} {option}"
+
+
+def test_install_table_lists_every_extra():
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    table = re.findall(r"^\| `\[(\w+)\]` \|", section(README, "## Install"), flags=re.M)
+    assert sorted(table) == sorted(config["options.extras_require"])
