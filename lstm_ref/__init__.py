@@ -15,7 +15,7 @@ from .lstm_loop import lstm_forward
 from .network import Network
 from .padding import Padding, make_batches
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "GATES",

@@ -21,17 +21,12 @@ pytest.importorskip("torch")
 pytest.importorskip("keras")
 pytest.importorskip("onnxruntime")
 
-TORCH_ONNX = pytest.mark.xfail(
-    reason="the ONNX reader does not yet follow torch.onnx.export's graph around a 2-layer "
-    "LSTM (batch-first Transpose; every layer's Y_h concatenated): the graph reader's work",
-    strict=True,
-)
 FILES = [
     "jv.npz",
     "jv.mat",
     "torch_2layer.pt",
-    pytest.param("torch_2layer_batch_first.onnx", marks=TORCH_ONNX),
-    pytest.param("torch_2layer_time_first.onnx", marks=TORCH_ONNX),
+    "torch_2layer_batch_first.onnx",
+    "torch_2layer_time_first.onnx",
     "torch_bilstm.pt",
     "keras_sequential.keras",
 ]

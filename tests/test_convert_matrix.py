@@ -53,14 +53,6 @@ REFUSED = {
 # pairs that fail today in a module this test does not own: why, and where the fix goes
 KNOWN_GAPS = {
     **{
-        (source, target): "the ONNX reader does not yet follow torch.onnx.export's graph "
-        "around a 2-layer LSTM (interop/onnx.py: batch-first Transpose; every layer's Y_h "
-        "concatenated)"
-        for source in SOURCES
-        if source.endswith(".onnx")
-        for target in TARGETS
-    },
-    **{
         (source, ".keras"): "Keras forbids '.' in layer names and torch's names are 'lstm.l0': "
         "interop/keras_export.py must map them (and interop/keras.py map them back)"
         for source in ("torch_2layer.pt", "torch_bilstm.pt")

@@ -12,7 +12,9 @@ ONNX input           shape (layout 0)    lstm_ref                        transfo
 ``R``                (D, 4H, H)          ``LSTM.params.R``               the same reorder
 ``B``                (D, 8H)             ``LSTM.params.b``               Wb + Rb, then reorder
 ``sequence_lens``    (B,) int32          ``Padding.onnx()``              —
-``initial_h``, _c    (D, B, H)           ``LSTM.initial_state``          a constant with B = 1
+``initial_h``, _c    (D, B, H)           ``LSTM.initial_state``, or      a constant the same in
+                                         ``Network.state`` per row       every row; a graph
+                                                                         input: per row
 ``P``                (D, 3H)             ``LSTM.peephole`` (3, H)        rows i, o, f → i, f, o
 ``Y``                (T, D, B, H)        [forward ‖ reverse] per step    layout 1: (B, T, D, H)
 ``Y_h``, ``Y_c``     (D, B, H)           the final state                 layout 1: (B, D, H)
@@ -312,15 +314,16 @@ def from_onnx(
     output = outs[0] if output is None else output
     if output not in outs:
         raise InputError(f"{where}: no graph output {output!r}; it has {outs}")
-    nodes = needed(graph, output)
+    nodes, positions = needed(graph, output)
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     states = reaching_states(nodes) - set(constants)
     constants.update({k: v for k, v in given.items() if k not in states})
     r = roles(graph, nodes, constants, where)
-    runtime = {i.name for i in (r.x, r.lengths, *r.states) if i is not None}
+    runtime = {i.name for i in (r.x, r.lengths, *r.states, *r.measured) if i is not None}
     folded = fold(nodes, constants, runtime, opset)
     runs = [
-        run_graph(nodes, r, folded, sizes, output, opset, where, dtype) for sizes in probe_sizes(r)
+        run_graph(nodes, r, folded, sizes, output, positions, opset, where, dtype)
+        for sizes in probe_sizes(r)
     ]
     net, state_inputs = runs[0]
     for other, other_states in runs[1:]:

@@ -10,6 +10,8 @@ given in ``inputs=``   a constant (W, R, B, P of ONNX's conformance models), unl
                        an initial state (below)
 reaching an LSTM's     an initial state: the network's state, one row per sequence, from
 initial_h/initial_c    the array given in ``inputs=`` (required)
+only measured          its shape only (``Shape``, ``Size``): the probe's sizes
+(``Shape``, ``Size``)
 an integer vector      ``sequence_lens``
 the one float input    X (3-D, its feature count known)
 left
@@ -34,12 +36,14 @@ import numpy as np
 from ..errors import InputError
 from ..layers import LSTM, BiLSTM, SequenceInput, directions, forward_only
 from .onnx_head import (
+    ELEMENTWISE,
     FINAL_C,
     FINAL_H,
     STATE,
     STEP,
     Chain,
     Elements,
+    elementwise_step,
     linear_step,
     node_attributes,
     node_name,
@@ -66,6 +70,7 @@ class Roles:
     x: Any  # onnx.ValueInfoProto
     lengths: Any | None
     states: list[Any]
+    measured: list[Any]  # inputs only measured (Shape, Size): any values of their shape
 
 
 @dataclass
@@ -98,25 +103,30 @@ def dims(value_info: Any) -> list[int | str]:
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in shape.dim]
 
 
-def needed(graph: Any, output: str) -> list[Any]:
-    """The nodes ``output`` depends on, in the graph's order."""
-    want, keep = {output}, []
-    for node in reversed(graph.node):
+def needed(graph: Any, output: str) -> tuple[list[Any], dict[str, int]]:
+    """The nodes ``output`` depends on, in the graph's order, and each one's position in
+    the graph (by its first output's name)."""
+    want, keep, positions = {output}, [], {}
+    for k in range(len(graph.node) - 1, -1, -1):
+        node = graph.node[k]
         if any(o in want for o in node.output):
             keep.append(node)
+            positions[node.output[0]] = k
             want.update(i for i in node.input if i)
-    return keep[::-1]
+    return keep[::-1], positions
 
 
 def roles(graph: Any, nodes: list[Any], constants: dict[str, Array], where: str) -> Roles:
     """The role of each graph input ``nodes`` read (module table), or an InputError naming
     the ones left over."""
     used = {i for node in nodes for i in node.input}
+    read = {i for node in nodes if node.op_type not in MEASURES for i in node.input}
     states = reaching_states(nodes)
     runtime = [i for i in graph.input if i.name in used and i.name not in constants]
+    measured = [i for i in runtime if i.name not in read]  # only its shape is used
     state_inputs = [i for i in runtime if i.name in states]
-    lengths = [i for i in runtime if i not in state_inputs and _is_integer(i)]
-    floats = [i for i in runtime if i not in state_inputs and i not in lengths]
+    lengths = [i for i in runtime if i not in state_inputs + measured and _is_integer(i)]
+    floats = [i for i in runtime if i not in state_inputs + measured + lengths]
     if len(floats) != 1 or len(lengths) > 1:
         raise InputError(
             f"{where}: expected one float input X (and optionally an integer sequence_lens); "
@@ -130,7 +140,7 @@ def roles(graph: Any, nodes: list[Any], constants: dict[str, Array], where: str)
             f"{where}: input {x.name!r} has dimensions {shape}; expected 3 (steps and rows "
             "in either order, then the features, their count known)"
         )
-    return Roles(x, lengths[0] if lengths else None, state_inputs)
+    return Roles(x, lengths[0] if lengths else None, state_inputs, measured)
 
 
 def _is_integer(value_info: Any) -> bool:
@@ -182,6 +192,7 @@ def run_graph(
     folded: dict[str, Array],
     sizes: dict[str, int],
     output: str,
+    positions: dict[str, int],
     opset: int,
     where: str,
     dtype: Any,
@@ -212,6 +223,8 @@ def run_graph(
         data[state.name] = el.add(s_shape, base=-1 - k, kind=STATE, t=-1, b=-1, row=flat)
         state_inputs.append((state.name, s_shape))
     values = dict(folded)
+    for i in roles_.measured:
+        values[i.name] = np.zeros([_size(d, sizes, where, i.name) for d in dims(i)])
     lengths = None
     if roles_.lengths is not None:
         (d,) = dims(roles_.lengths)
@@ -219,12 +232,12 @@ def run_graph(
         steps = d0 if rows == d1 else d1
         lengths = np.maximum(steps - np.arange(rows), 1).astype(np.int32)
         values[roles_.lengths.name] = lengths
-    chain = Chain(where, el, T=0, B=0, lengths=lengths, dtype=dtype)
-    chain.T, chain.B = d0, d1  # until the first LSTM says otherwise
+    chain = Chain(el, T=d0, B=d1, lengths=lengths, dtype=dtype)  # T, B: see lstm_step
     run = Run(chain, SequenceInput(C), state_inputs)
-    for k, node in enumerate(nodes):
+    for node in nodes:
         if all(o in values for o in node.output if o):
             continue
+        k = positions[node.output[0]]
         at = f"{where}: node {node_name(node)!r} ({node.op_type}; node {k} of the main graph)"
         is_data = [i in data for i in node.input]
         ins = [data[i] if i in data else values.get(i) if i else None for i in node.input]
@@ -273,13 +286,16 @@ def _data_step(
         return run_node(node, ins, opset)
     if op in LINEAR:
         return [linear_step(node, ins, is_data, chain, at)]
-    if op == "Softmax":
+    if op in ("Softmax", "LogSoftmax"):
         return [softmax_step(node, ins[0], chain, opset, at)]
+    if op in ELEMENTWISE:
+        return [elementwise_step(node, ins[0], chain, at)]
     if op == "LSTM":
         return lstm_step(node, ins, is_data, run, at)
     raise InputError(
         f"{at}: op {op} on the data path is not supported; lstm_ref follows "
-        f"{', '.join(MOVES + AS_IS)} and computes {', '.join(LINEAR)}, Softmax and LSTM"
+        f"{', '.join(MOVES + AS_IS)} and computes {', '.join(LINEAR + ELEMENTWISE)}, Softmax, "
+        "LogSoftmax and LSTM"
     )
 
 

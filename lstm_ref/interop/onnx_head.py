@@ -38,8 +38,18 @@ from typing import Any
 
 import numpy as np
 
+from ..activations import ONNX_ACTIVATIONS, activation_spec, own_name
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM, FullyConnected, Layer, Softmax, forward_only
+from ..layers import (
+    LSTM,
+    Activation,
+    BiLSTM,
+    FullyConnected,
+    Layer,
+    LogSoftmax,
+    Softmax,
+    forward_only,
+)
 
 Array = np.ndarray
 STEP, FINAL_H, FINAL_C, ROW, STATE = range(5)  # an element's kind
@@ -64,57 +74,52 @@ class Elements:
     (its value is ``R[base][row] · features + c[base][row]``). A graph input's own
     elements (kind STATE) have base −1 − (its number) and ``row`` their flat index."""
 
+    FIELDS = ("base", "kind", "t", "b", "row")
+
     def __init__(self) -> None:
-        self.fields = {k: np.zeros(0, np.int64) for k in ("base", "kind", "t", "b", "row")}
+        self.base, self.kind, self.t, self.b, self.row = (np.zeros(0, np.int64) for _ in range(5))
         self.R: dict[int, Array] = {}
         self.c: dict[int, Array] = {}
         self.ops: dict[int, list[str]] = {}  # the nodes whose maps each base's elements hold
 
-    def __getattr__(self, name: str) -> Array:
-        return self.__dict__["fields"][name]
-
     def add(self, shape: tuple[int, ...], **values: Any) -> Array:
-        """New elements of a tensor of ``shape`` (each field broadcast to it); their ids."""
-        start = len(self.fields["base"])
-        for k, v in values.items():
-            flat = np.broadcast_to(np.asarray(v, np.int64), shape).reshape(-1)
-            self.fields[k] = np.concatenate([self.fields[k], flat])
+        """New elements of a tensor of ``shape`` (every field given, broadcast to it); their ids."""
+        start = len(self.base)
+        for k in self.FIELDS:
+            flat = np.broadcast_to(np.asarray(values[k], np.int64), shape).reshape(-1)
+            setattr(self, k, np.concatenate([getattr(self, k), flat]))
         return np.arange(start, start + int(np.prod(shape)), dtype=np.int64).reshape(shape)
 
     def new_base(self, base: int, width: int) -> None:
         """A base whose features are its own: R = I, c = 0."""
         self.R[base], self.c[base], self.ops[base] = np.eye(width), np.zeros(width), []
 
-    def affine(self, ids: Array, R: Array, c: Array, op: str) -> Array:
-        """New elements like ``ids`` (same base, kind, t, b) holding ``R · features + c``,
-        made by the node ``op``."""
+    def affine(self, ids: Array, rows: Array, R: Array, c: Array, op: str) -> Array:
+        """New elements laid out as ``rows`` (same base, kind, t, b as ``ids``), element k
+        holding ``R[rows[k]] · features + c[rows[k]]``, made by the node ``op``."""
         base = int(self.base[ids.reshape(-1)[0]])
         self.ops[base].append(op)
         first = len(self.R[base])
-        self.R[base] = np.concatenate([self.R[base], R.reshape(-1, R.shape[-1])])
-        self.c[base] = np.concatenate([self.c[base], c.reshape(-1)])
-        rows = first + np.arange(c.size).reshape(c.shape)
-        return self.add(
-            ids.shape, **{k: self.fields[k][ids] for k in ("base", "kind", "t", "b")}, row=rows
-        )
+        self.R[base] = np.concatenate([self.R[base], R])
+        self.c[base] = np.concatenate([self.c[base], c])
+        same = {k: getattr(self, k)[ids] for k in ("base", "kind", "t", "b")}
+        return self.add(rows.shape, **same, row=first + rows)
 
-    def values(self, ids: Array) -> tuple[Array, Array]:
-        """R (… , W) and c (…) of elements of one base."""
+    def table(self, ids: Array) -> tuple[Array, Array]:
+        """R (W columns) and c of the base of ``ids`` (one base)."""
         base = int(self.base[ids.reshape(-1)[0]])
-        rows = self.row[ids]
-        return self.R[base][rows], self.c[base][rows]
+        return self.R[base], self.c[base]
 
 
 @dataclass
 class Read:
-    """A data tensor read as rows (and steps) of features: where B and T lie, the
-    features' shape, each element's feature, and the affine map (F, W), (F,) from the base."""
+    """A data tensor read as rows (and steps) of features: where B and T lie, each
+    element's feature, and the affine map (F, W), (F,) from the base to the features."""
 
     kind: int
     b_axis: int | None
     t_axis: int | None
     steps: Array  # a row read: each row's step (−1 for a final state)
-    feature_shape: tuple[int, ...]
     feature: Array  # each element's feature number, the tensor's shape
     R: Array
     c: Array
@@ -136,7 +141,6 @@ class Chain:
     input, k the output of the k-th layer), and the LSTM whose output mode the next read
     fixes."""
 
-    where: str
     el: Elements
     T: int  # the run's number of steps and rows
     B: int
@@ -156,16 +160,23 @@ class Chain:
         ``t_axis``/``b_axis`` given: they must hold the steps and rows there."""
         el = self.el
         self.check_base(ids, where)
+        if self.base == 0 and t_axis is None:
+            raise InputError(
+                f"{where}: computes on the input X before any LSTM node; lstm_ref's network "
+                "starts with its LSTM (a per-feature scale and shift of X before it is the "
+                "input's normalisation), and an LSTM written out as MatMul, Sigmoid and Tanh "
+                "ops is not an LSTM node"
+            )
         kinds = np.unique(el.kind[ids])
         if len(kinds) != 1:
-            raise InputError(f"{where} mixes {', '.join(KIND_NAMES[k] for k in kinds)}")
+            raise InputError(f"{where}: mixes {', '.join(KIND_NAMES[k] for k in kinds)}")
         kind = int(kinds[0])
         t, b = el.t[ids], el.b[ids]
         if self.base == 0 and self.x_batch_first:
             t, b = b, t
         if b_axis is None:
             b_axis = self._axis_of(b, where, "rows")
-        if t_axis is None and kind in (STEP,):
+        if t_axis is None and kind == STEP:
             t_axis = self._axis_of(t, where, "steps", skip=b_axis)
         for coord, axis, size, what in ((b, b_axis, self.B, "row"), (t, t_axis, self.T, "step")):
             if axis is None:
@@ -181,16 +192,15 @@ class Chain:
             raise InputError(f"{where}: reads one row of the batch only; expected every row")
         group = [a for a in (b_axis, t_axis) if a is not None]
         features = [a for a in range(ids.ndim) if a not in group]
-        R, c = el.values(ids)
         order = [*group, *features]
-        Rg = np.transpose(R, [*order, ids.ndim]).reshape(
-            -1, *[ids.shape[a] for a in features], R.shape[-1]
+        rows = np.transpose(el.row[ids], order).reshape(
+            -1, int(np.prod([ids.shape[a] for a in features]))
         )
-        cg = np.transpose(c, order).reshape(Rg.shape[:-1])
-        if not (
-            np.array_equal(Rg, np.broadcast_to(Rg[:1], Rg.shape))
-            and np.array_equal(cg, np.broadcast_to(cg[:1], cg.shape))
-        ):
+        R, c = el.table(ids)
+        if not np.array_equal(rows, np.broadcast_to(rows[:1], rows.shape)) and not (
+            np.array_equal(R[rows], np.broadcast_to(R[rows[:1]], (*rows.shape, R.shape[1])))
+            and np.array_equal(c[rows], np.broadcast_to(c[rows[:1]], rows.shape))
+        ):  # the same functions, if not the same elements, in every row and step
             raise InputError(f"{where}: its rows or steps do not hold the same features")
         steps = np.full(self.B, -1)
         if t_axis is None:
@@ -209,16 +219,7 @@ class Chain:
             if features
             else np.zeros(ids.shape, np.int64)
         )
-        read = Read(
-            kind,
-            b_axis,
-            t_axis,
-            steps,
-            shape,
-            feature,
-            Rg[0].reshape(-1, R.shape[-1]),
-            cg[0].reshape(-1),
-        )
+        read = Read(kind, b_axis, t_axis, steps, feature, R[rows[0]], c[rows[0]])
         self._fix_mode(read, where)
         return read
 
@@ -227,7 +228,7 @@ class Chain:
         bases = np.unique(self.el.base[ids])
         if len(bases) != 1 or bases[0] != self.base:
             raise InputError(
-                f"{where} reads {self._describe(bases)}; lstm_ref's network is a chain, each "
+                f"{where}: reads {self._describe(bases)}; lstm_ref's network is a chain, each "
                 f"layer reading the one before ({self._describe([self.base])})"
             )
 
@@ -254,7 +255,7 @@ class Chain:
         if not isinstance(lstm, LSTM | BiLSTM):
             return
         if read.kind == FINAL_C:
-            raise InputError(f"{where} reads Y_c of {lstm.name!r}; lstm_ref's layers return h")
+            raise InputError(f"{where}: reads Y_c of {lstm.name!r}; lstm_ref's layers return h")
         if read.kind == FINAL_H:
             mode = "state"
         elif read.t_axis is not None:
@@ -338,7 +339,7 @@ def linear_step(node: Any, ins: list[Any], is_data: list[bool], chain: Chain, wh
     k = is_data.index(True)
     ids = ins[k]
     chain.check_base(ids, where)
-    R, c = el.values(ids)
+    R, c = el.table(ids)
     if op in ("MatMul", "Gemm"):
         weight = np.asarray(ins[1], np.float64)
         if op == "Gemm":
@@ -351,35 +352,45 @@ def linear_step(node: Any, ins: list[Any], is_data: list[bool], chain: Chain, wh
                 raise InputError(f"{where}: transA=1 puts the rows in the features; not supported")
             weight = weight.T if int(attrs.get("transB", 0)) else weight
             weight = weight * float(attrs.get("alpha", 1.0))
-        if weight.ndim != 2:
-            raise InputError(f"{where}: expected a 2-D constant weight; got shape {weight.shape}")
+        if weight.ndim != 2 or weight.shape[0] != ids.shape[-1]:
+            raise InputError(
+                f"{where}: expected a 2-D constant weight of {ids.shape[-1]} rows; got shape "
+                f"{weight.shape}"
+            )
         if np.any(np.diff(el.t[ids], axis=-1)) or np.any(np.diff(el.b[ids], axis=-1)):
             raise InputError(f"{where}: multiplies across rows or steps; expected features only")
-        R = np.einsum("...kw,kn->...nw", R, weight)
-        c = c @ weight
-        ids = np.broadcast_to(ids[..., :1], (*ids.shape[:-1], weight.shape[1]))
+        # each distinct vector of input elements once: (U, K) rows → (U, N) new ones
+        K, N = weight.shape
+        unique, inverse = np.unique(el.row[ids].reshape(-1, K), axis=0, return_inverse=True)
+        new_R = np.einsum("ukw,kn->unw", R[unique], weight).reshape(-1, R.shape[1])
+        new_c = c[unique] @ weight
         if op == "Gemm" and len(ins) > 2 and ins[2] is not None:
-            c = c + np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0))
-        return el.affine(ids, R, c, name)
-    if op == "Neg":
-        return el.affine(ids, -R, -c, name)
-    other = np.asarray(ins[1 - k], np.float64)
+            new_c = new_c + np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0))
+        rows = inverse.reshape(*ids.shape[:-1], 1) * N + np.arange(N)
+        return el.affine(ids[..., :1], rows, new_R, new_c.reshape(-1), name)
+    other = np.asarray(ins[1 - k] if op != "Neg" else -1.0, np.float64)
     shape = np.broadcast_shapes(ids.shape, other.shape)
-    if shape != ids.shape:
-        ids = np.broadcast_to(ids, shape)
-        R, c = el.values(ids)
-    other = np.broadcast_to(other, shape)
+    ids = np.broadcast_to(ids, shape)
+    # each distinct (element, constant) pair once
+    where_other = np.broadcast_to(np.arange(other.size).reshape(other.shape), shape)
+    pairs = np.stack([el.row[ids].reshape(-1), where_other.reshape(-1)], axis=1)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    rows_R, rows_c, value = R[unique[:, 0]], c[unique[:, 0]], other.reshape(-1)[unique[:, 1]]
     if op == "Add":
-        return el.affine(ids, R, c + other, name)
-    if op == "Sub":
-        return el.affine(ids, R, c - other, name) if k == 0 else el.affine(ids, -R, other - c, name)
-    scale = other if op == "Mul" else 1 / other
-    return el.affine(ids, R * scale[..., None], c * scale, name)
+        new_R, new_c = rows_R, rows_c + value
+    elif op == "Sub" and k == 0:
+        new_R, new_c = rows_R, rows_c - value
+    elif op == "Sub":
+        new_R, new_c = -rows_R, value - rows_c
+    else:  # Mul, Div, Neg (by −1)
+        scale = 1 / value if op == "Div" else value
+        new_R, new_c = rows_R * scale[:, None], rows_c * scale
+    return el.affine(ids, inverse.reshape(shape), new_R, new_c, name)
 
 
 def softmax_step(node: Any, ids: Array, chain: Chain, opset: int, where: str) -> Array:
-    """Softmax over every feature of a row or step: a FullyConnected for the map before
-    it (if any), then Softmax."""
+    """Softmax or LogSoftmax over every feature of a row or step: a FullyConnected for the
+    map before it (if any), then the layer."""
     read = chain.read(ids, where)
     rank = ids.ndim
     axis = int(node_attributes(node).get("axis", -1 if opset >= 13 else 1)) % rank
@@ -387,12 +398,27 @@ def softmax_step(node: Any, ids: Array, chain: Chain, opset: int, where: str) ->
     over = list(range(axis, rank)) if opset < 13 else [axis]
     if any(a not in over for a in spread) or any(a in (read.b_axis, read.t_axis) for a in over):
         raise InputError(
-            f"{where}: Softmax over axes {over} of shape {ids.shape} (rows on axis "
-            f"{read.b_axis}, steps on {read.t_axis}); lstm_ref's Softmax takes every feature of "
-            "a row or step"
+            f"{where}: {node.op_type} over axes {over} of shape {ids.shape} (rows on axis "
+            f"{read.b_axis}, steps on {read.t_axis}); lstm_ref's {node.op_type} takes every "
+            "feature of a row or step"
         )
     read = chain.dense(read, node_name(node))
-    chain.add_layer(Softmax(name=node_name(node)), len(read.c))
+    layer = Softmax if node.op_type == "Softmax" else LogSoftmax
+    chain.add_layer(layer(name=node_name(node)), len(read.c))
+    return chain.own_elements(ids.shape, read)
+
+
+ELEMENTWISE = tuple(n for n in ONNX_ACTIVATIONS if n not in ("Affine", "ScaledTanh"))  # ops
+
+
+def elementwise_step(node: Any, ids: Array, chain: Chain, where: str) -> Array:
+    """An activation op (Relu, Sigmoid, Tanh, …) on every element: a FullyConnected for the
+    map before it (if any), then an Activation layer in lstm_ref's spelling."""
+    read = chain.dense(chain.read(ids, where), node_name(node))
+    takes = ONNX_ACTIVATIONS[node.op_type][0]
+    attrs = node_attributes(node)
+    spec = activation_spec(node.op_type, **{k: float(attrs.get(k, v)) for k, v in takes.items()})
+    chain.add_layer(Activation(own_name(spec), name=node_name(node)), len(read.c))
     return chain.own_elements(ids.shape, read)
 
 

@@ -34,7 +34,14 @@ import numpy as np
 
 from ..errors import InputError
 from .base import Cache, InputCache, Layer
-from .heads import ClassificationOutput, FullyConnected, Softmax, SoftmaxCache
+from .heads import (
+    Activation,
+    ClassificationOutput,
+    FullyConnected,
+    LogSoftmax,
+    Softmax,
+    SoftmaxCache,
+)
 from .recurrent import (
     LSTM,
     MERGE_MODES,
@@ -54,6 +61,7 @@ __all__ = [
     "LAYER_TYPES",
     "LSTM",
     "MERGE_MODES",
+    "Activation",
     "BiLSTM",
     "BiLSTMCache",
     "Cache",
@@ -62,6 +70,7 @@ __all__ = [
     "InputCache",
     "LSTMCache",
     "Layer",
+    "LogSoftmax",
     "ReversalCache",
     "SequenceInput",
     "Softmax",
@@ -81,7 +90,9 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         BiLSTM,
         TimeReversal,
         FullyConnected,
+        Activation,
         Softmax,
+        LogSoftmax,
         ClassificationOutput,
     )
 }

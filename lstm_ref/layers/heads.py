@@ -1,4 +1,5 @@
-"""The layers on top: fully connected, softmax, and the classification output."""
+"""The layers on top: fully connected, an element-wise activation, softmax and log-softmax,
+and the classification output."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from .._checks import (
     check_class_names,
 )
+from ..activations import parse_activation
 from ..lstm import (
     LSTMState,
 )
@@ -95,6 +97,61 @@ class Softmax(Layer):
     def backward(self, dy: Array, cache: SoftmaxCache) -> tuple[Array, Grads]:
         p = cache.p
         return p * (dy - (dy * p).sum(axis=-1, keepdims=True)), {}
+
+
+@dataclass(frozen=True)
+class OutputCache(InputCache):
+    """The layer's output y, which its backward pass reads."""
+
+    y: Array
+
+
+@dataclass(eq=False, repr=False)
+class Activation(Layer):
+    """y = f(x) element-wise, f any activation of :mod:`lstm_ref.activations` by its spec
+    (an ONNX head's ``Relu``, ``sigmoid``, ``tanh``, ``LeakyRelu(alpha=0.1)``, …)."""
+
+    function: str
+    name: str = "activation"
+
+    TYPE: ClassVar[str] = "Activation"
+
+    def __post_init__(self) -> None:
+        self._f = parse_activation(self.function)
+
+    def description(self) -> str:
+        return self.function
+
+    def forward(
+        self, x: Array, lengths: Array | None = None, state: LSTMState | None = None
+    ) -> tuple[Array, OutputCache]:
+        y = self._f.value(x)
+        return y, OutputCache(x, y)
+
+    def backward(self, dy: Array, cache: OutputCache) -> tuple[Array, Grads]:
+        return dy * self._f.grad(cache.y), {}
+
+
+@dataclass(eq=False, repr=False)
+class LogSoftmax(Layer):
+    """log p = y − max y − log Σ exp(y − max y) on the last axis, without overflow."""
+
+    name: str = "logsoftmax"
+
+    TYPE: ClassVar[str] = "Log Softmax"
+
+    def description(self) -> str:
+        return "log softmax"
+
+    def forward(
+        self, x: Array, lengths: Array | None = None, state: LSTMState | None = None
+    ) -> tuple[Array, OutputCache]:
+        shifted = x - x.max(axis=-1, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return y, OutputCache(x, y)
+
+    def backward(self, dy: Array, cache: OutputCache) -> tuple[Array, Grads]:
+        return dy - np.exp(cache.y) * dy.sum(axis=-1, keepdims=True), {}
 
 
 @dataclass(eq=False, repr=False)

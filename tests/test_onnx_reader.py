@@ -1,0 +1,168 @@
+"""The ONNX reader on graphs made to its edges: weights and initial states given as graph
+inputs (the form of ONNX's own LSTM node tests), both layouts, mixed lengths with states per
+row, and the refusals, each naming the node, its position and what lstm_ref reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from lstm_ref import InputError
+from lstm_ref.interop.onnx import from_onnx
+
+
+def conformance_like(rng, layout=0, direction="forward", lengths=False):
+    """The form of ONNX's own LSTM node tests: X, W, R, B, (sequence_lens,) initial_h,
+    initial_c all graph inputs, Y and Y_h both outputs, fixed dimensions (layout 1: batch
+    first)."""
+    T, B, C, H = 4, 3, 2, 3
+    D = 2 if direction == "bidirectional" else 1
+    names = ["X", "W", "R", "B", "sequence_lens" if lengths else "", "initial_h", "initial_c"]
+    node = helper.make_node(
+        "LSTM", names, ["Y", "Y_h"], name="lstm", hidden_size=H, layout=layout, direction=direction
+    )
+    rows = (D, B) if layout == 0 else (B, D)
+    shapes = {
+        "X": (T, B, C) if layout == 0 else (B, T, C),
+        "W": (D, 4 * H, C),
+        "R": (D, 4 * H, H),
+        "B": (D, 8 * H),
+        "initial_h": (*rows, H),
+        "initial_c": (*rows, H),
+    }
+    infos = [helper.make_tensor_value_info(k, TensorProto.FLOAT, s) for k, s in shapes.items()]
+    feeds = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
+    if lengths:
+        infos.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, [B]))
+        feeds["sequence_lens"] = np.array([2, 4, 3], np.int32)
+    graph = helper.make_graph(
+        [node],
+        "conformance",
+        infos,
+        [
+            helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    return model, feeds
+
+
+@pytest.mark.parametrize("layout", [0, 1])
+@pytest.mark.parametrize("output", ["Y", "Y_h"])
+def test_weights_and_states_given_as_graph_inputs(rng, output, layout):
+    """W, R, B given in inputs= become the layer's; initial_h/initial_c the network's state,
+    one row per sequence; each output chosen by name; both layouts (onnxruntime runs layout
+    0 only: the layout-1 model is compared with its layout-0 twin on transposed tensors)."""
+    model, feeds = conformance_like(rng, layout)
+    twin, _ = conformance_like(rng, 0)
+    batch_first = ("X", "initial_h", "initial_c") if layout == 1 else ()
+    swap = {k: v.transpose(1, 0, 2) if k in batch_first else v for k, v in feeds.items()}
+    want = ort.InferenceSession(twin.SerializeToString()).run([output], swap)[0]
+    want = want[:, 0].transpose(1, 0, 2) if output == "Y" else want[0]  # (B, T, H) or (B, H)
+    given = {k: v for k, v in feeds.items() if k != "X"}
+    net = from_onnx(model, inputs=given, output=output, dtype=np.float32)
+    got = np.asarray(net.predict(list(swap["X"].transpose(1, 0, 2))))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_bidirectional_states_per_row_under_mixed_lengths(rng):
+    """A BiLSTM's Y_h (D, B, H) with sequence_lens 2, 4, 3 and initial states per row given
+    as graph inputs: the network's output (B, D·H) is onnxruntime's, row by row."""
+    model, feeds = conformance_like(rng, direction="bidirectional", lengths=True)
+    want = ort.InferenceSession(model.SerializeToString()).run(["Y_h"], feeds)[0]
+    given = {k: v for k, v in feeds.items() if k not in ("X", "sequence_lens")}
+    net = from_onnx(model, inputs=given, output="Y_h", dtype=np.float32)
+    seqs = [
+        row[:n]
+        for row, n in zip(feeds["X"].transpose(1, 0, 2), feeds["sequence_lens"], strict=True)
+    ]
+    got = net.predict(seqs)
+    np.testing.assert_allclose(got, want.transpose(1, 0, 2).reshape(3, -1), rtol=0, atol=1e-5)
+
+
+def test_inputs_the_reader_needs_are_named(rng):
+    model, feeds = conformance_like(rng)
+    with pytest.raises(InputError, match=r"choose one: output=name"):
+        from_onnx(model)
+    with pytest.raises(InputError, match=r"got \['X', 'W', 'R', 'B'\].*inputs=\{name: array\}"):
+        from_onnx(model, output="Y_h")
+    weights = {k: feeds[k] for k in ("W", "R", "B")}
+    with pytest.raises(InputError, match=r"\['initial_c', 'initial_h'\] hold the initial state"):
+        from_onnx(model, inputs=weights, output="Y_h")
+    with pytest.raises(InputError, match=r"inputs \['Z'\] are not graph inputs"):
+        from_onnx(model, inputs={**weights, "Z": feeds["W"]}, output="Y_h")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.bool_, np.complex64])
+def test_weights_of_other_dtypes_are_refused_by_name(rng, dtype):
+    model, feeds = conformance_like(rng)
+    given = {k: v for k, v in feeds.items() if k != "X"}
+    given["W"] = given["W"].astype(dtype)
+    with pytest.raises(InputError, match=rf"input W \('W'\) has dtype {np.dtype(dtype)}"):
+        from_onnx(model, inputs=given, output="Y_h")
+
+
+def one_lstm_then(rng, ops, output):
+    """X (T, B, 3) → a forward LSTM (H 4, outputs Y, Y_h, Y_c) → ``ops`` (nodes reading its
+    outputs, constants as initializers) → ``output``."""
+    C, H = 3, 4
+    inits = {
+        "W": rng.normal(size=(1, 4 * H, C)).astype(np.float32),
+        "R": rng.normal(size=(1, 4 * H, H)).astype(np.float32),
+        "first": np.array(0, np.int64),
+        "axes": np.array([0], np.int64),
+    }
+    lstm = helper.make_node(
+        "LSTM", ["X", "W", "R"], ["Y", "Y_h", "Y_c"], name="lstm", hidden_size=H
+    )
+    graph = helper.make_graph(
+        [lstm, *ops],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", C])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    ("ops", "output", "message"),
+    [
+        (
+            [helper.make_node("Gather", ["Y", "first"], ["y0"], name="first_step")],
+            "y0",
+            r"output 'y0': reads Y of 'lstm' at steps \[0, 0, [0, ]*\] of 5; lstm_ref's layers "
+            "return every step, or each sequence's last",
+        ),
+        ([], "Y_c", r"output 'Y_c': reads Y_c of 'lstm'; lstm_ref's layers return h"),
+        (
+            [helper.make_node("Sin", ["Y_h"], ["r"], name="sine")],
+            "r",
+            r"node 'sine' \(Sin; node 1 of the main graph\): op Sin on the data path is not "
+            "supported; lstm_ref follows Transpose,",
+        ),
+        (
+            [helper.make_node("ReduceSum", ["Y", "axes"], ["s"], name="over_time")],
+            "s",
+            r"node 'over_time' \(ReduceSum; node 1 of the main graph\): op ReduceSum",
+        ),
+        (
+            [helper.make_node("MatMul", ["Y_h", "Y_h"], ["m"], name="square")],
+            "m",
+            r"node 'square' \(MatMul.*expected one data input \(the first\) and constants",
+        ),
+        (  # what Keras 3's ONNX export writes: an LSTM step as MatMul, Sigmoid, Tanh ops
+            [helper.make_node("Sigmoid", ["X"], ["gate"], name="gate")],
+            "gate",
+            r"node 'gate' \(Sigmoid.*computes on the input X before any LSTM node.*an LSTM "
+            "written out as MatMul, Sigmoid and Tanh ops is not an LSTM node",
+        ),
+    ],
+    ids=["first-step", "Y_c", "sine", "sum-over-time", "data-times-data", "cell-as-ops"],
+)
+def test_refusals_name_the_node_and_what_lstm_ref_reads(rng, ops, output, message):
+    with pytest.raises(InputError, match=message):
+        from_onnx(one_lstm_then(rng, ops, output))
