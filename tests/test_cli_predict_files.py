@@ -97,3 +97,12 @@ def test_sequences_of_data_get_no_note(tmp_path, sequences, capsys):
     np.save(tmp_path / "x.npy", np.stack([s[:7] for s in sequences]))
     assert main(["predict", str(tmp_path / "x.npy")]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_output_into_a_missing_folder_is_refused_before_the_work(tmp_path, sequences, capsys):
+    np.savez(tmp_path / "s.npz", *sequences)
+    output = tmp_path / "missing" / "table.csv"
+    assert main(["predict", str(tmp_path / "s.npz"), "--output", str(output)]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""  # no table: refused before classifying
+    assert printed.err == f"lstm-ref: error: [Errno 2] No such folder: '{output.parent}'\n"

@@ -68,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from ..formats import read_sequence_file
     from ..padding import Padding
 
-    if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
-        raise InputError(f"--output must name a .csv or .json file; got {args.output}")
+    if args.output is not None:
+        from ..formats.writes import check_destination
+
+        if args.output.suffix.lower() not in (".csv", ".json"):
+            raise InputError(f"--output must name a .csv or .json file; got {args.output}")
+        check_destination(args.output)  # before the work, not after it
     net = load_net(args)
     if not net.class_names:
         raise InputError(

@@ -2,6 +2,8 @@
 
 A file is either its old self or wholly the new one, never half written; a name taken from
 a file's contents (a ``.ts`` file's ``@problemName``) is reduced to a plain file name first.
+A wrong destination (no such folder, a file where the folder should be) is named as the
+caller gave it, never by the temporary file.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
         the error names the user's path, never the temporary file.
     """
     target = Path(path)
-    if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "Is a folder, not a file", os.fspath(target))
+    check_destination(target)
     fd, temp = _new_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -49,6 +50,23 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     except BaseException:
         os.unlink(temp)
         raise
+
+
+def check_destination(path: str | os.PathLike) -> None:
+    """Raise the error :func:`write_atomically` would for ``path`` if its folder is missing or
+    not a folder, or ``path`` is a folder: a command checks where it will write before its work.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a folder, not a file", os.fspath(target))
+    folder = target.parent
+    if not folder.is_dir():
+        error, code = (
+            (NotADirectoryError, errno.ENOTDIR)
+            if folder.exists()
+            else (FileNotFoundError, errno.ENOENT)
+        )
+        raise error(code, _FOLDER_ERRORS[error], os.fspath(folder))
 
 
 _FOLDER_ERRORS = {FileNotFoundError: "No such folder", NotADirectoryError: "Not a folder"}
