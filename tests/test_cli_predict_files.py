@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from random_nets import random_network
 
-from lstm_ref import load_network
+from lstm_ref import Network, Padding, load_network, save_network
 from lstm_ref.cli import main
 from lstm_ref.datasets import load_japanese_vowels
 from lstm_ref.verify.inputs import read_inputs
@@ -97,6 +98,18 @@ def test_sequences_of_data_get_no_note(tmp_path, sequences, capsys):
     np.save(tmp_path / "x.npy", np.stack([s[:7] for s in sequences]))
     assert main(["predict", str(tmp_path / "x.npy")]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_no_note_when_keras_masking_skips_the_zero_steps(tmp_path, sequences, capsys):
+    net = random_network(np.random.default_rng(5), C=12, H=4)
+    save_network(Network(net.layers, net.class_names, Padding.keras()), tmp_path / "k.npz")
+    x, _ = padded(sequences)
+    np.save(tmp_path / "x.npy", x)
+    network = ["--network", str(tmp_path / "k.npz")]
+    assert main(["predict", str(tmp_path / "x.npy"), *network]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["predict", str(tmp_path / "x.npy"), *network, "--padding", "masked"]) == 0
+    assert capsys.readouterr().err.startswith("note: 4 of 5 sequences end in all-zero")
 
 
 def test_output_into_a_missing_folder_is_refused_before_the_work(tmp_path, sequences, capsys):

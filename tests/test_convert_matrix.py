@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from framework_files import C, keras_file, torch_files
+from framework_files import FRAMEWORK_WARNINGS, C, keras_file, torch_files
 
 from lstm_ref.cli import main
 from lstm_ref.interop import load_model
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:.*TorchScript:DeprecationWarning"),
-]
+pytestmark = FRAMEWORK_WARNINGS
 pytest.importorskip("torch")
 pytest.importorskip("keras")
 pytest.importorskip("onnx")

@@ -32,7 +32,8 @@ one sequence per array (named by the array), or a zero-padded batch as verify's 
 hold it: x (N, T, C), time × features, and lengths (N,), each sequence's length, e.g.
 np.savez("in.npz", x=x, lengths=lengths); .csv — one sequence, a time step per line, a feature
 per column (an optional header line); .ts — a UEA/UCR time series file. Sequences that end in
-all-zero time steps, without lengths, are read as data, with a note on stderr."""
+all-zero time steps, without lengths, are read as data, with a note on stderr (unless the
+model's Keras Masking skips them)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,9 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--padding",
         choices=["masked", "matlab"],
-        default="masked",
+        default=None,
         help="masked: each sequence stops at its own length; matlab: MATLAB's padded, "
-        "unmasked mini-batches",
+        "unmasked mini-batches (default: the model's own — a Keras model's Masking — else "
+        "masked)",
     )
     p.add_argument(
         "--mini-batch-size",
@@ -86,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
             f"{args.file}: a padded batch's x is (N, T, C), time × features; got --layout CT"
         )
     sequences = _checked_sequences(args.file, file, net, args.layout)
-    if file.lengths is None:
-        _note_zero_endings(sequences)
     make = Padding.matlab if args.padding == "matlab" else Padding.masked
-    padding = make(mini_batch_size=args.mini_batch_size)
+    padding = net.padding if args.padding is None else make(mini_batch_size=args.mini_batch_size)
+    if file.lengths is None and padding.mask_value != 0:  # Keras's Masking skips zero steps
+        _note_zero_endings(sequences)
     labels, scores = net.classify(sequences, padding=padding)
     header = ["sequence", "class", "score"] + (["true"] if file.labels else [])
     if args.scores:
@@ -128,7 +130,7 @@ def _checked_sequences(path: Path, file: SequenceFile, net: Network, layout: Lay
             )
         except LstmRefError as e:
             what = f"array {name!r}" if by_array else f"sequence {name}"
-            reason = str(e).removeprefix("sequence 0")
+            reason = str(e).removeprefix("sequence 1")
             reason = reason if reason != str(e) else f": {reason}"
             raise type(e)(f"{path}: {what}{reason}") from None
         checked.append(sequence)

@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..lstm import LSTMState
 from ..network import Network, State
-from .compare import Comparison, compare, errors, failing
+from .compare import Comparison, compare, failing_compared
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
 from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
@@ -305,7 +305,7 @@ def _rounding(
     lows = reference_all(low.setting, low.sequences(seqs), wanted, T)
     rounding = {}
     for label, e in reference.items():
-        err = np.abs(low.output(lows[label].values) - e.values)[e.data | e.padded]
+        err = np.abs(low.output(lows[label].values) - e.values)[e.compared]
         rounding[label] = float(np.max(err, initial=0.0))
     return rounding
 
@@ -347,8 +347,7 @@ def _divergence(
     c = next(c for c in comparisons if not c.passed)
     o = next(o for o in outputs if o.label == c.name)
     obs, e = o.values, reference[c.name]
-    abs_err, rel_err = errors(obs, e.values)
-    bad = failing(abs_err, rel_err, c.atol, c.rtol) & (e.data | e.padded)[..., None]
+    bad, abs_err = failing_compared(obs, e.values, e.compared, c.atol, c.rtol)
     if e.values.ndim == 3:
         t, n, u = min((int(t), int(n), int(u)) for n, t, u in np.argwhere(bad))
     else:

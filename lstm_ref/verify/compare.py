@@ -89,6 +89,16 @@ def failing(abs_err: Array, rel_err: Array, atol: float, rtol: float) -> Array:
     return np.isnan(abs_err) | ((abs_err > atol) & (rel_err > rtol))
 
 
+def failing_compared(
+    observed: Array, reference: Array, compared: Array, atol: float, rtol: float
+) -> tuple[Array, Array]:
+    """Where ``observed`` fails against ``reference`` (bool, their shape) among the
+    sequences or steps ``compared`` ((N,) or (N, T), every unit of each), and the absolute
+    errors."""
+    abs_err, rel_err = errors(observed, reference)
+    return failing(abs_err, rel_err, atol, rtol) & compared[..., None], abs_err
+
+
 def compare(
     name: str,
     observed: Array,

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..interop import framework_needed
 
 Array = np.ndarray
 
@@ -148,14 +149,6 @@ def run_framework(
             f"here; run {name} on it yourself and give the outputs it observed"
         )
     args = (path, x, lengths, start) if name == "torch" else (path, x, lengths)
-    try:
+    with framework_needed(path, "running", "or give the outputs with --observed"):
         outputs, semantics = run(*args)
-        return name, outputs, semantics
-    except ModuleNotFoundError as e:
-        hint = " (Keras's default backend; set KERAS_BACKEND=torch or jax)" * (
-            e.name == "tensorflow"
-        )
-        raise InputError(
-            f"{path}: running it needs the Python package {e.name!r}, which is not installed"
-            f"{hint}; or give the outputs with --observed"
-        ) from None
+    return name, outputs, semantics

@@ -62,17 +62,18 @@ def text(report: Report) -> str:
                 f"  {report.precision} rounding of the reference itself: "
                 f"{report.rounding[c.name]:.3e}"
             )
-    d = report.divergence
+    d = report.divergence  # its indices from 0; the text counts from 1, as every message
     if d is not None:
-        at = f"sequence {d.sequence}" + ("" if d.step is None else f", time step {d.step}")
+        at = f"sequence {d.sequence + 1}" + ("" if d.step is None else f", time step {d.step + 1}")
         lines += [
             "",
-            f"first divergence: output {d.output!r}, {at}, unit {d.unit}: observed "
+            f"first divergence: output {d.output!r}, {at}, unit {d.unit + 1}: observed "
             f"{d.observed:.6g}, reference {d.reference:.6g}",
         ]
         if d.gates is not None:
             where = "there" if d.step is not None else "at the sequence's last step"
-            lines.append(f"  reference gates of layer {d.layer!r} {where}, units {d.units}:")
+            units = [u + 1 for u in d.units]
+            lines.append(f"  reference gates of layer {d.layer!r} {where}, units {units}:")
             lines += [f"    {g} = {', '.join(f'{v:.6g}' for v in vs)}" for g, vs in d.gates.items()]
         if d.implied:
             lines.append(
