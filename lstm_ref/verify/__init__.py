@@ -286,7 +286,9 @@ def _observe(
     assert port is not None
     own = net.state_rows(len(given.x))
     same = all(np.array_equal(a, b) for n in own for a, b in zip(own[n], start[n], strict=True))
-    runner, arrays, ran = run_framework(port, given.x, given.lengths, torch_state(net, start), same)
+    runner, arrays, ran = run_framework(
+        port, given.x, given.lengths, lambda: torch_state(net, start), same
+    )
     return runner, f"{runner} running {port}", arrays, ran
 
 
