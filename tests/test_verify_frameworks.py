@@ -69,12 +69,12 @@ def logits(tmp_path_factory):
     return folder
 
 
-def keras_model(path, *, masking=True, steps=None, softmax=False, seed=3):
+def keras_model(path, *, masking=True, softmax=False, seed=3):
     """A Keras LSTM → Dense classifier, every weight random (biases non-zero), saved."""
     keras = pytest.importorskip("keras")
     model = keras.Sequential(
         [
-            keras.Input((steps, C)),
+            keras.Input((None, C)),
             *([keras.layers.Masking(0.0)] if masking else []),
             keras.layers.LSTM(H),
             keras.layers.Dense(K, activation="softmax" if softmax else None),
@@ -132,7 +132,13 @@ def test_a_fixed_shape_onnx_export_is_one_line_naming_its_shape(logits, capsys):
 
 @pytest.mark.filterwarnings(KERAS_WARNING)
 def test_a_keras_model_of_fixed_length_is_one_line_naming_its_steps(tmp_path, capsys):
-    path = keras_model(tmp_path / "seven.keras", masking=False, steps=7)
+    keras = pytest.importorskip("keras")
+    x = keras.Input((7, C))  # a functional model checks its Input's shape
+    model = keras.Model(x, keras.layers.Dense(K)(keras.layers.LSTM(H)(x)))
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.normal(size=w.shape).astype(w.dtype) * 0.6 for w in model.get_weights()])
+    path = tmp_path / "seven.keras"
+    model.save(path)
     eight = generate_inputs(C, seed=7, batch=4, length_range=(3, 8))
     assert eight.x.shape[1] == 8
     with pytest.raises(InputError, match=r"fixed shape \[None, 7, 3\] \(7 steps\)"):
@@ -141,6 +147,10 @@ def test_a_keras_model_of_fixed_length_is_one_line_naming_its_steps(tmp_path, ca
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--length-range 7-7" in err
     assert verify(path, INPUTS, run=True).verdict == "match"  # padded to 7 steps
+    called = keras.Sequential([keras.layers.LSTM(H), keras.layers.Dense(K)])
+    called(np.zeros((1, 4, C), np.float32))  # built by a call: it declares (1, 4, C) ...
+    called.save(tmp_path / "called.keras")
+    assert verify(tmp_path / "called.keras", eight, run=True).verdict == "match"  # ... runs any
 
 
 @pytest.mark.filterwarnings(KERAS_WARNING)

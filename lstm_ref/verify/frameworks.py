@@ -80,7 +80,7 @@ def run_onnx(path: Path, x: Array, lengths: Array) -> Run:
     inputs = session.get_inputs()
     batch_first = _batch_first(path, inputs[0].name)
     X = x if batch_first else x.transpose(1, 0, 2)
-    _check_fixed_shape(
+    fixed = _fixed_shape_error(
         path,
         "the ONNX file",
         inputs[0].shape,
@@ -88,6 +88,8 @@ def run_onnx(path: Path, x: Array, lengths: Array) -> Run:
         0 if batch_first else 1,
         "export it with dynamic axes (torch.onnx.export's dynamic_shapes or dynamic_axes)",
     )
+    if fixed is not None:  # onnxruntime refuses any other size of a fixed dimension
+        raise fixed
     feeds = {inputs[0].name: np.ascontiguousarray(X, dtype=np.float32)}
     for extra in inputs[1:]:
         if "int" not in extra.type:
@@ -124,24 +126,30 @@ def run_keras(path: Path, x: Array, lengths: Array) -> Run:
             f"{path}: Keras cannot load this file back ({str(e).split('. ')[0]}); save it as "
             ".keras, or run it where it was made and give its outputs with --observed"
         ) from None
-    for given in model.inputs[:1]:
+    try:
+        y = np.asarray(model.predict(x.astype(np.float32), verbose=0))
+    except ValueError:  # a functional model checks its Input's shape (a Sequential may not)
         remedy = "build the model with Input(shape=(None, features)) to take any length"
-        _check_fixed_shape(path, "the Keras model", tuple(given.shape), x.shape, 0, remedy)
-    y = np.asarray(model.predict(x.astype(np.float32), verbose=0))
+        declared = tuple(model.inputs[0].shape)
+        fixed = _fixed_shape_error(path, "the Keras model", declared, x.shape, 0, remedy)
+        if fixed is None:
+            raise
+        raise fixed from None
     masked = any(isinstance(layer, keras.layers.Masking) for layer in model.layers)
     return {"output": y}, "keras" if masked else "matlab"
 
 
-def _check_fixed_shape(
+def _fixed_shape_error(
     path: Path, what: str, declared: object, shape: tuple[int, ...], batch_axis: int, remedy: str
-) -> None:
-    """Refuse inputs of ``shape`` that a model declaring the input shape ``declared`` (ints
-    fixed, names or None free) cannot take, naming the batch and steps it wants."""
+) -> InputError | None:
+    """The error for inputs of ``shape`` given to a model declaring the input shape
+    ``declared`` (ints fixed, names or None free), naming the batch and steps it takes;
+    None when they fit."""
     dims = list(declared) if isinstance(declared, list | tuple) else []
     if len(dims) != len(shape) or all(
         not isinstance(d, int) or d == n for d, n in zip(dims, shape, strict=True)
     ):
-        return
+        return None
     batch, steps = dims[batch_axis], dims[1 - batch_axis]
     wants = [
         *([f"a batch of {batch}"] if isinstance(batch, int) else []),
@@ -150,7 +158,7 @@ def _check_fixed_shape(
     sizes = [f"--batch {batch}"] * isinstance(batch, int) + [
         f"--length-range {steps}-{steps}"
     ] * isinstance(steps, int)
-    raise InputError(
+    return InputError(
         f"{path}: {what} takes inputs of fixed shape {dims} ({' and '.join(wants)}); the "
         f"inputs are {list(shape)}: give inputs of that shape (--inputs, or "
         f"{' '.join(sizes)}), or {remedy}"
