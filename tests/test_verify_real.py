@@ -338,7 +338,10 @@ def test_verdicts_cannot_lie(model):
     report = check(path, broken, h_0, c_0)
     steps = next(c for c in report.comparisons if c.name == "output")
     assert (steps.nan, steps.infinite, steps.failed) == (1, 1, 2) and np.isnan(steps.max_abs)
-    assert report.verdict == "unknown" and "1 NaN, 1 infinite" in text(report)
+    assert steps.nan_at == [(1, 1, 1)] and "1 NaN at (sequence, step, unit) (1, 1, 1), 1 " in text(
+        report
+    )
+    assert report.verdict == "nan" and report.tried == 0 and not report.nearest  # no cause hunt
     assert dumps(report)  # strict JSON: non-finite numbers written as null
 
 

@@ -12,7 +12,8 @@ returns a :class:`Report`:
 - where: the first divergence, with the reference's gate values there (:class:`Divergence`);
 - why: ``"match"``, ``"rounding"`` (the observed precision's rounding only, measured by
   running the reference so rounded), ``"cause"`` (a known bug of :mod:`.causes`, or a pair,
-  reproduces the outputs within tolerance; :mod:`.diagnose`) or ``"unknown"``.
+  reproduces the outputs within tolerance; :mod:`.diagnose`), ``"unknown"``, or ``"nan"``
+  (the observed outputs hold NaN, which no known cause computes: none is sought).
 
 Given several layers' outputs it names the first layer that diverges, and seeks a bug of
 the weights in that layer alone (the layers before it match). :mod:`.report` writes a report as
@@ -82,7 +83,7 @@ class Report:
     rtol: float
     comparisons: list[Comparison]
     rounding: dict[str, float]  # per output: max |reference in `precision` − float64|
-    verdict: str  # "match", "rounding", "cause", "unknown"
+    verdict: str  # "match", "rounding", "cause", "unknown", "nan"
     causes: list[Finding] = field(default_factory=list)  # those that reproduce, best first
     nearest: list[Finding] = field(default_factory=list)  # when none does: the closest
     tried: int = 0  # hypotheses computed: single causes and pairs
@@ -244,6 +245,10 @@ def verify(
     first_layer = net.layers[first].name if layered and first is not None else None
     if not beyond:
         return report(rounding=rounding, verdict="rounding", divergence=divergence)
+    if any(c.nan for c in comparisons):  # no known cause computes NaN: none is sought
+        return report(
+            rounding=rounding, verdict="nan", divergence=divergence, first_layer=first_layer
+        )
     watched = Observation(
         {o.label: o.wanted for o in outputs},
         {o.label: o.values for o in outputs},
@@ -286,7 +291,9 @@ def _observe(
     assert port is not None
     own = net.state_rows(len(given.x))
     same = all(np.array_equal(a, b) for n in own for a, b in zip(own[n], start[n], strict=True))
-    runner, arrays, ran = run_framework(port, given.x, given.lengths, torch_state(net, start), same)
+    runner, arrays, ran = run_framework(
+        port, given.x, given.lengths, lambda: torch_state(net, start), same
+    )
     return runner, f"{runner} running {port}", arrays, ran
 
 
