@@ -15,7 +15,7 @@ that is steadier than any one run; so are the repetitions of one run made with
 Entries that state their floating-point work (``extra_info["flops"]``) also show GFLOP/s and
 the fraction of the machine's peak: the "GEMM peak" entry (a 2000 × 2000 matmul, one BLAS
 thread) of the same dtype, measured in the same run. The section "Targets" prints the ratios
-of issue 10 (ours / peer, below 1 is faster) beside their targets, and the peak memory of a
+(ours / peer, below 1 is faster) beside their targets, and the peak memory of a
 NumPy-only inference process; where "floor" entries of the same run bound a target, also
 their floor / peer, and "out of reach (floor)" when that alone misses it. Reads the files
 only; runs nothing.
@@ -190,7 +190,7 @@ def describe(data: dict[str, Any]) -> list[str]:
 
 
 class Target(NamedTuple):
-    """One of issue 10's targets: ``ours / peer ≤ limit``; each a (group, label) entry
+    """One performance target: ``ours / peer ≤ limit``; each a (group, label) entry
     (``"*text"``: the fastest entry whose label starts with ``text``). ``floor`` names the
     entries whose medians add up to the least NumPy work ours cannot skip: when
     ``floor / peer`` is above ``limit`` already, the target is out of NumPy's reach."""

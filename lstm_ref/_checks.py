@@ -147,7 +147,8 @@ def check_real_array(
 ) -> Array:
     """``value`` (real numbers: integers or floats) cast to ``dtype``, then checked finite.
 
-    ``axes`` names the axes for the message, e.g. ``("time step", "feature")``.
+    ``axes`` names the axes for the message, e.g. ``("time step", "feature")``; the
+    position is counted from 1 there, as every message counts.
     """
     a = check_real_dtype(np.asarray(value), what)
     with np.errstate(over="ignore"):  # an overflow becomes Inf, which the check below names
@@ -168,7 +169,7 @@ def check_finite(a: Array, given: Array, what: str, axes: tuple[str, ...] = ()) 
     else:
         problem = f"non-finite value {'NaN' if np.isnan(value) else value}"
     if axes:
-        position = ", ".join(f"{name} {k}" for name, k in zip(axes, where, strict=True))
+        position = ", ".join(f"{name} {k + 1}" for name, k in zip(axes, where, strict=True))
     else:
         position = f"index {tuple(where)}"
     raise InputError(f"{what}: {problem} at {position}; values must be finite")

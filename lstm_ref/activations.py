@@ -7,15 +7,15 @@ backpropagation uses, since the forward pass has already computed ``y``.
 
 lstm_ref's own names (MATLAB's and Keras's):
 
-=======================  =========================  ===============================
-name                     value                      used by
-=======================  =========================  ===============================
-``sigmoid``              1 / (1 + e^-x)             every framework's default gate
-``hard-sigmoid``         clip(0.2 x + 0.5, 0, 1)    MATLAB, Keras <= 2.15, ONNX
-``hard-sigmoid-keras3``  clip(x / 6 + 0.5, 0, 1)    Keras 3 (tf.keras >= 2.16)
-``tanh``                 tanh(x)                    every framework's default state
-``softsign``             ``x / (1 + |x|)``          MATLAB's other state activation
-=======================  =========================  ===============================
+=======================  ===========================  ===============================
+name                     value                        used by
+=======================  ===========================  ===============================
+``sigmoid``              ``1 / (1 + e^-x)``           every framework's default gate
+``hard-sigmoid``         ``clip(0.2 x + 0.5, 0, 1)``  MATLAB, Keras <= 2.15, ONNX
+``hard-sigmoid-keras3``  ``clip(x / 6 + 0.5, 0, 1)``  Keras 3 (tf.keras >= 2.16)
+``tanh``                 ``tanh(x)``                  every framework's default state
+``softsign``             ``x / (1 + |x|)``            MATLAB's other state activation
+=======================  ===========================  ===============================
 
 ONNX's names (the LSTM operator's ``activations``), with ``alpha``/``beta`` where they take
 them and ONNX's defaults: ``Sigmoid``, ``Tanh``, ``Softsign``, ``Relu``,

@@ -7,11 +7,14 @@ that carries the final state of a stateful layer).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from typing import Literal, overload
 
 import numpy as np
 
+from . import _predict
 from ._checks import FLOAT_DTYPES, check_class_names
 from .errors import InputError, InputTypeError
 from .fast import FastNetwork, Stepper, finite_copy, one_pass
@@ -35,6 +38,10 @@ class Network:
     class_names : sequence of str, optional
         Names of the output classes, in output order (taken from a layer that names them,
         a :class:`ClassificationOutput`, when there is one).
+    padding : Padding
+        The default of :meth:`predict` and :meth:`classify`: how the model this network
+        came from computes (an importer records a Keras model's Masking as
+        ``Padding.keras(mask_value=...)``); ``Padding.masked()`` by default.
 
     Attributes
     ----------
@@ -45,8 +52,14 @@ class Network:
         the network; assign it back to carry it on, as MATLAB's ``net.State = state``.
     """
 
-    def __init__(self, layers: Sequence[Layer], class_names: Sequence[str] | None = None):
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        class_names: Sequence[str] | None = None,
+        padding: Padding = MASKED,
+    ):
         self.layers = list(layers)
+        self.padding = check_padding(padding)
         self._dtype = self._check_layers()
         named = [n for n in (layer.output_names() for layer in self.layers) if n is not None]
         given = None if class_names is None else check_class_names(class_names)
@@ -159,11 +172,26 @@ class Network:
     def __repr__(self) -> str:
         return f"<Network {len(self.layers)} layers, {self.dtype}>\n{self.summary()}"
 
+    def digest(self) -> str:
+        """SHA-256 of what the network computes: its class names and, in order, each layer's
+        type, configuration and arrays (name, dtype, shape and bytes) — one hex string that
+        names these weights (the model card's, each scoring worker's check)."""
+        h = hashlib.sha256()
+        h.update(json.dumps(list(self.class_names)).encode())
+        for layer in self.layers:
+            h.update(json.dumps([layer.TYPE, layer.config()], sort_keys=True, default=str).encode())
+            for name, array in sorted(layer.arrays().items()):
+                a = np.ascontiguousarray(array)
+                h.update(json.dumps([name, a.dtype.str, a.shape]).encode())
+                h.update(a.tobytes())
+        return h.hexdigest()
+
     def astype(self, dtype: np.dtype | type) -> Network:
         """A copy computing in ``dtype`` (float64, or float32 like MATLAB)."""
         if np.dtype(dtype) not in FLOAT_DTYPES:
             raise InputTypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
-        return Network([layer.astype(dtype) for layer in self.layers], self.class_names or None)
+        layers = [layer.astype(dtype) for layer in self.layers]
+        return Network(layers, self.class_names or None, self.padding)
 
     # ---------------------------------------------------------------------- state
     def initial_state(self) -> State:
@@ -245,7 +273,7 @@ class Network:
             start = None if state is None else state.get(layer.name)
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
                 y, cache = layer.forward(y, batch.stop_lengths, start)
-            _check_finite_output(layer, y, batch)
+            _predict.check_finite_output(layer, y, batch)
             caches.append(cache)
         return y, caches
 
@@ -257,7 +285,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
         return_state: Literal[False] = False,
     ) -> Outputs: ...
 
@@ -269,7 +297,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
         return_state: Literal[True],
     ) -> tuple[Outputs, State]: ...
 
@@ -280,7 +308,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
         return_state: bool = False,
     ) -> Outputs | tuple[Outputs, State]:
         """Compute the network's output, or the activations of layer ``outputs``.
@@ -296,10 +324,10 @@ class Network:
         layout, lengths
             See :func:`lstm_ref.sequences.as_sequence_list`.
         padding : Padding
-            How sequences of different lengths are computed (:mod:`lstm_ref.padding`):
-            ``Padding.masked()`` (default: each sequence stops at its own length, so
-            results never depend on batching) or ``Padding.matlab(...)`` (MATLAB's
-            padded, unmasked mini-batches; MATLAB's own default is
+            How sequences of different lengths are computed (:mod:`lstm_ref.padding`;
+            default the network's ``padding``): ``Padding.masked()`` (each sequence
+            stops at its own length, so results never depend on batching) or
+            ``Padding.matlab(...)`` (MATLAB's padded, unmasked mini-batches; MATLAB's own default is
             ``Padding.matlab(mini_batch_size=128)``); ``Padding.pytorch()``,
             ``.onnx()``, ``.keras()`` compute as masked and return per-step outputs of N
             sequences padded as that framework pads them.
@@ -318,7 +346,7 @@ class Network:
             sequence or (N, H).
         """
         upto = len(self.layers) - 1 if outputs is None else self._index(outputs)
-        padding = check_padding(padding)
+        padding = check_padding(self.padding if padding is None else padding)
         engine = self.fast_engine(upto)
         taken = None  # plain arrays: the fast path checks their values (None if one is bad)
         if engine is not None and layout == "TC" and lengths is None:
@@ -347,17 +375,17 @@ class Network:
         state_in = self.state_rows(len(seqs))
         recheck = None if taken is None else checked
         if padding.returns_padded and (not single or skipped is not None):
-            T = _padded_length(X, seqs, layout)
-            y, final = self._predict_padded(
-                seqs, T, state_in, padding, upto, engine, recheck, skipped
+            T = _predict.padded_length(X, seqs, layout)
+            y, final = _predict.padded(
+                self, seqs, T, state_in, padding, upto, engine, recheck, skipped
             )
             if single:
                 y, final = y[0], {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
             return self._returned(y, final, return_state)
-        results, final = self._predict_masked_or_matlab(
-            seqs, state_in, padding, upto, engine, recheck
+        results, final = _predict.masked_or_matlab(
+            self, seqs, state_in, padding, upto, engine, recheck
         )
-        out = results[0] if single else _stack_if_same_shape(results)
+        out = results[0] if single else _predict.stack_if_same_shape(results)
         if single:
             final = {n: LSTMState(s.h[0], s.c[0]) for n, s in final.items()}
         return self._returned(out, final, return_state)
@@ -399,76 +427,6 @@ class Network:
         state, returning the activations of layer ``outputs`` (default the last)."""
         return Stepper(self, outputs)
 
-    def _predict_masked_or_matlab(
-        self,
-        seqs: list[Array],
-        state_in: State,
-        padding: Padding,
-        upto: int,
-        engine: FastNetwork | None,
-        recheck: Callable[[], list[Array]] | None,
-    ) -> tuple[list[Array] | Array, State]:
-        """Every sequence's output of layer ``upto`` (its own steps; the fast path gives one
-        (N, K) array when each is a vector) and the final states:
-        through ``engine`` (the fast path of layers 0 … upto) where it covers the layers,
-        else the reference. ``recheck`` validates sequences the fast path took unchecked,
-        should it refuse them (the checks then name the bad value)."""
-        batched = None if engine is None else engine.run(seqs, state_in, padding)
-        if batched is None and recheck is not None:
-            seqs = recheck()
-        return batched or self._predict_reference(seqs, state_in, padding, upto)
-
-    def _predict_padded(
-        self,
-        seqs: list[Array],
-        T: int,
-        state_in: State,
-        padding: Padding,
-        upto: int,
-        engine: FastNetwork | None,
-        recheck: Callable[[], list[Array]] | None,
-        skipped: list[Array] | None = None,
-    ) -> tuple[Array, State]:
-        """A framework's padded batch of outputs (:meth:`Padding.pad_outputs`): the last
-        recurrent layer up to ``upto`` computed masked, its padded steps filled as the
-        framework fills them, then the layers after it run over every step. ``skipped``:
-        steps inside the sequences Keras's Masking skips (removed before the layers, filled
-        after the last recurrent one)."""
-        recurrent = [k for k in range(upto + 1) if self.layers[k].initial_state is not None]
-        r = recurrent[-1] if recurrent else upto
-        if r != upto:
-            engine = self.fast_engine(r)
-        if skipped is not None:
-            seqs = [s[~k] for s, k in zip(seqs, skipped, strict=True)]
-        results, final = self._predict_masked_or_matlab(seqs, state_in, padding, r, engine, recheck)
-        y = _stack_if_same_shape(results)  # (N, W) for an output mode "last": nothing padded
-        if isinstance(y, list):
-            source = self.layers[r] if recurrent else None
-            y = padding.pad_outputs(y, T, source, skipped)  # (N, T, W)
-        for layer in self.layers[r + 1 : upto + 1]:  # stateless: each step on its own
-            with np.errstate(over="ignore", invalid="ignore"):
-                y, _ = layer.forward(y, None, None)
-            _check_finite_output(layer, y)
-        return y, final
-
-    def _predict_reference(
-        self, seqs: list[Array], state_in: State, padding: Padding, upto: int
-    ) -> tuple[list[Array], State]:
-        """predict through :meth:`forward`: every sequence's output and the final states."""
-        results: list[Array] = [np.empty(0)] * len(seqs)
-        final = {name: copy_state(s) for name, s in state_in.items()}
-        for batch in make_batches(seqs, padding):
-            rows = {n: LSTMState(s.h[batch.rows], s.c[batch.rows]) for n, s in state_in.items()}
-            y, caches = self.forward(batch, rows, upto)
-            for b, r in enumerate(batch.rows):
-                start, n = batch.start[b], batch.lengths[b]
-                results[r] = y[b] if y.ndim == 2 else y[b, start : start + n]
-            for layer, cache in zip(self.layers, caches, strict=False):
-                if cache.final_state is not None:
-                    final[layer.name].h[batch.rows] = cache.final_state.h
-                    final[layer.name].c[batch.rows] = cache.final_state.c
-        return results, final
-
     @overload
     def classify(
         self,
@@ -476,7 +434,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
     ) -> tuple[Array, Array]: ...
 
     @overload
@@ -486,7 +444,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
     ) -> tuple[str | Array, Array]: ...
 
     def classify(
@@ -495,7 +453,7 @@ class Network:
         *,
         layout: Layout = "TC",
         lengths: Sequence[int] | Array | None = None,
-        padding: Padding = MASKED,
+        padding: Padding | None = None,
     ) -> tuple[str | Array, Array]:
         """Predicted class names and scores (class probabilities).
 
@@ -534,38 +492,3 @@ class Network:
         seqs, _ = as_sequence_list(x, self.input_size, layout=layout, dtype=self.dtype)
         _, caches = self.forward(make_batches(seqs)[0], self.state_rows(1), k)
         return Gates(*(v[0] for v in self.layers[k].gates(caches[k])))
-
-
-def _check_finite_output(layer: Layer, y: Array, batch: Batch | None = None) -> None:
-    """Raise if ``layer``'s output ``y`` (B, T, W) or (B, W) holds a NaN or an Inf; its rows
-    are ``batch``'s, or (None) the sequences in order, starting at step 0."""
-    bad = ~np.isfinite(y)
-    if not bad.any():
-        return
-    where = np.argwhere(bad)[0]
-    row = int(where[0])
-    start, seq = (0, row) if batch is None else (batch.start[row], batch.rows[row])
-    step = f"time step {int(where[1] - start)}" if y.ndim == 3 else "its last step"
-    raise InputError(
-        f"layer {layer.name!r} overflowed {y.dtype} on sequence {int(seq)} at "
-        f"{step} (a non-finite value): the inputs, state or weights are too large to compute "
-        "in this dtype"
-    )
-
-
-def _padded_length(X: object, seqs: list[Array], layout: Layout) -> int:
-    """T of the caller's padded batch (N, T, C) — (N, C, T) in layout "CT" — else the
-    longest sequence."""
-    if isinstance(X, np.ndarray) and X.ndim == 3:
-        return int(X.shape[1] if layout == "TC" else X.shape[2])
-    return max(len(s) for s in seqs)
-
-
-def _stack_if_same_shape(arrays: list[Array] | Array) -> Array | list[Array]:
-    """One (N, K) array when every result is a vector of the same length (as it is, when
-    it is one already), else the list."""
-    if isinstance(arrays, np.ndarray):
-        return arrays
-    if len({a.shape for a in arrays}) == 1 and arrays[0].ndim == 1:
-        return np.stack(arrays)
-    return arrays

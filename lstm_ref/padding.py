@@ -175,7 +175,7 @@ class Padding:
         empty = [n for n, k in enumerate(skipped) if k.all()]
         if empty:
             raise InputError(
-                f"sequence {empty[0]}: every step equals the mask value {self.mask_value:g}, "
+                f"sequence {empty[0] + 1}: every step equals the mask value {self.mask_value:g}, "
                 "so Keras's Masking skips all of it; give each sequence at least one step of data"
             )
         return skipped

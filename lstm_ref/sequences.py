@@ -107,7 +107,7 @@ def _as_2d(s: object, k: int, layout: Layout) -> Array:
     a = np.asarray(s)
     if a.ndim != 2:
         axes = "(T, C)" if layout == "TC" else "(C, T)"
-        raise InputError(f"sequence {k}: expected a 2-D array {axes}; got shape {a.shape}")
+        raise InputError(f"sequence {k + 1}: expected a 2-D array {axes}; got shape {a.shape}")
     return a if layout == "TC" else a.T
 
 
@@ -118,7 +118,8 @@ def _cut_to_lengths(seqs: list[Array], lengths: Sequence[int] | Array) -> list[A
 
 def _checked(s: Array, k: int, num_features: int, layout: Layout, dtype: np.dtype | type) -> Array:
     """One sequence as a (T, C) array of ``dtype``, or a clear error."""
-    check_real_dtype(s, f"sequence {k}")  # before the shape, so that text gets this message
+    what = f"sequence {k + 1}"  # counted from 1, as every message counts
+    check_real_dtype(s, what)  # before the shape, so that text gets this message
     T, C = s.shape
     if C != num_features:
         hint = ""
@@ -127,7 +128,7 @@ def _checked(s: Array, k: int, num_features: int, layout: Layout, dtype: np.dtyp
             hint = f"; it looks transposed — pass layout={other!r} (--layout {other})"
         shown = (T, C) if layout == "TC" else (C, T)
         want = f"(T, {num_features})" if layout == "TC" else f"({num_features}, T)"
-        raise InputError(f"sequence {k}: expected shape {want}; got {shown}{hint}")
+        raise InputError(f"{what}: expected shape {want}; got {shown}{hint}")
     if T == 0:
-        raise InputError(f"sequence {k}: expected at least one time step; got 0")
-    return check_real_array(s, f"sequence {k}", dtype, axes=("time step", "feature"))
+        raise InputError(f"{what}: expected at least one time step; got 0")
+    return check_real_array(s, what, dtype, axes=("time step", "feature"))

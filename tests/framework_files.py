@@ -13,10 +13,18 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 
 C = 12  # features, as the Japanese Vowels data
+
+# what the frameworks' own code warns of while these files are written and read (NumPy 2's
+# __array__ copy keyword; torch's deprecated TorchScript exporter), for a test module's marks
+FRAMEWORK_WARNINGS = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*TorchScript:DeprecationWarning"),
+]
 
 
 def torch_files(folder: Path) -> dict[str, Path]:

@@ -49,7 +49,7 @@ def net(rng):
         (np.zeros((4, 5), dtype=bool), {}, TypeError, "expected real numbers; got dtype bool"),
         (np.array([["a"] * 5] * 3), {}, TypeError, "expected real numbers; got dtype <U1"),
         ([], {}, ValueError, "at least one sequence; got an empty list"),
-        ([np.zeros((3, 5)), np.zeros(5)], {}, ValueError, r"sequence 1: expected a 2-D array"),
+        ([np.zeros((3, 5)), np.zeros(5)], {}, ValueError, r"sequence 2: expected a 2-D array"),
         ("abc", {}, TypeError, "expected a numpy array or a list of arrays; got str"),
         (np.zeros((4, 5)), {"layout": "NTC"}, ValueError, "layout must be 'TC'"),
         (np.zeros((2, 4, 5)), {"lengths": [4, 5]}, ValueError, r"lengths must lie in 1..4"),
@@ -108,7 +108,7 @@ def test_input_that_overflows_float32_is_named(net):
     x = np.zeros((4, 5))
     x[1, 2] = 1e39
     with pytest.raises(
-        InputError, match=r"sequence 0: value 1e\+39 overflows float32 at time step 1, feature 2"
+        InputError, match=r"sequence 1: value 1e\+39 overflows float32 at time step 2, feature 3"
     ):
         net.astype(np.float32).predict(x)
 
@@ -119,7 +119,7 @@ def test_non_finite_input_is_rejected_with_its_position(net, bad):
     x[2, 3] = bad
     shown = "NaN" if np.isnan(bad) else bad
     with pytest.raises(
-        ValueError, match=rf"sequence 1: non-finite value {shown} at time step 2, feature 3"
+        ValueError, match=rf"sequence 2: non-finite value {shown} at time step 3, feature 4"
     ):
         net.predict([np.zeros((3, 5)), x])
 
@@ -230,7 +230,7 @@ def test_finite_input_that_overflows_is_refused_not_scored_nan(rng, dtype, value
     with pytest.raises(
         InputError,
         match=rf"layer 'sequenceinput' overflowed {np.dtype(dtype)} "
-        "on sequence 1 at time step 3",
+        "on sequence 2 at time step 4",
     ):
         net.classify([np.zeros((2, 5)), x])
     net.classify(np.full((5, 5), 1e30 if dtype == np.float64 else 1e10))  # large, computable

@@ -6,9 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from random_nets import random_network
 from test_network import SEED_TABLE
 
-from lstm_ref import Padding, load_network
+from lstm_ref import Padding, load_network, save_network
 from lstm_ref.cli import main
 from lstm_ref.datasets import load_japanese_vowels
 from lstm_ref.walkthrough import run_walkthrough
@@ -261,3 +262,23 @@ def test_cli_plot_a_time_window(tmp_path, capsys):
     assert main(["plot", "gates", "--steps", "3-9", *out]) == 0
     assert main(["plot", "heatmap", "--steps", "9-3", *out]) == 2
     assert "--steps must be 'a-b' with 1 <= a <= b <= 19; got '9-3'" in capsys.readouterr().err
+
+
+def test_walkthrough_shows_every_unit_of_a_network_with_fewer_than_ten(tmp_path, monkeypatch):
+    from lstm_ref.viz import plots
+
+    shown = []
+
+    def recording(activations, **kwargs):
+        shown.append(kwargs["units"])
+        return draw(activations, **kwargs)
+
+    draw = plots.plot_activation_heatmap
+    monkeypatch.setattr(plots, "plot_activation_heatmap", recording)
+    rng = np.random.default_rng(7)
+    save_network(random_network(rng, C=5, H=4), tmp_path / "small.npz")
+    np.save(tmp_path / "x.npy", rng.normal(size=(3, 6, 5)))
+    argv = ["--network", str(tmp_path / "small.npz"), "--data", str(tmp_path / "x.npy")]
+    argv += ["--out", str(tmp_path / "figs"), "--literal-matlab-loop"]
+    assert main(["walkthrough", *argv]) == 0
+    assert shown == [[0, 1, 2, 3], [0, 1, 2, 3]]  # min(10, H), both heatmaps

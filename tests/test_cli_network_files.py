@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from framework_files import C, all_files
+from framework_files import FRAMEWORK_WARNINGS, C, all_files
 
 from lstm_ref.cli import main
 from lstm_ref.interop import load_model, save_model
 from lstm_ref.scale import scores_path
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:.*TorchScript:DeprecationWarning"),
-]
+pytestmark = FRAMEWORK_WARNINGS
 pytest.importorskip("torch")
 pytest.importorskip("keras")
 pytest.importorskip("onnxruntime")

@@ -7,22 +7,19 @@ Each pair converts and computes the same outputs when read back (float64 to 1e-1
 float32, and anything through ONNX, which stores float32, to 1e-5) with the class names kept
 where the format holds them (a .pt written back holds the same tensors as its source), or is
 refused with exit status 2 and one line naming what the target cannot express — the
-README's table of refusals.
+table of refusals in docs/INTEROP.md.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from framework_files import C, keras_file, torch_files
+from framework_files import FRAMEWORK_WARNINGS, C, keras_file, torch_files
 
 from lstm_ref.cli import main
 from lstm_ref.interop import load_model
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:.*TorchScript:DeprecationWarning"),
-]
+pytestmark = FRAMEWORK_WARNINGS
 pytest.importorskip("torch")
 pytest.importorskip("keras")
 pytest.importorskip("onnx")

@@ -102,8 +102,8 @@ def test_a_padded_batch_with_lengths_and_classify(rng):
 @pytest.mark.parametrize(
     "x, message",
     [
-        (np.array([[0.0, np.nan, 0, 0, 0]]), "non-finite value NaN at time step 0, feature 1"),
-        (np.array([[0.0, 0, 0, -np.inf, 0]]), "non-finite value -inf at time step 0, feature 3"),
+        (np.array([[0.0, np.nan, 0, 0, 0]]), "non-finite value NaN at time step 1, feature 2"),
+        (np.array([[0.0, 0, 0, -np.inf, 0]]), "non-finite value -inf at time step 1, feature 4"),
         (np.full((2, 5), 3e38), "'sequenceinput' overflowed"),
     ],
 )

@@ -1,8 +1,10 @@
-"""The native weight format: exact round trip, no pickle, clear errors."""
+"""The native weight format: exact round trip, no pickle, clear errors; every write names the
+user's path when its folder is wrong."""
 
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -10,6 +12,8 @@ import pytest
 from random_nets import random_network
 
 from lstm_ref import Network, load_network, read_header, save_network
+from lstm_ref.cli import main
+from lstm_ref.formats.writes import write_text_atomically
 from lstm_ref.layers import ClassificationOutput
 
 
@@ -140,3 +144,21 @@ def test_read_header_reads_only_the_header(rng, tmp_path):
     assert read_header(damaged)["metadata"] == {"note": "kept"}
     with pytest.raises(ValueError, match=r"damaged\.npz: array 'lstm/"):
         load_network(damaged)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".mat", ".onnx"])
+def test_writing_into_a_missing_folder_names_that_folder(tmp_path, suffix, capsys):
+    pytest.importorskip({".mat": "scipy", ".onnx": "onnx"}.get(suffix, "numpy"))
+    folder = tmp_path / "missing"
+    assert main(["convert", "JapaneseVowelsNet", str(folder / f"net{suffix}")]) == 2
+    assert capsys.readouterr().err == f"lstm-ref: error: [Errno 2] No such folder: '{folder}'\n"
+
+
+def test_a_write_names_the_users_path_never_the_temporary(tmp_path):
+    afile = tmp_path / "a.txt"
+    write_text_atomically(afile, "a")
+    with pytest.raises(NotADirectoryError, match=re.escape(f"Not a folder: '{afile}'")):
+        write_text_atomically(afile / "b.txt", "b")
+    with pytest.raises(IsADirectoryError, match=re.escape(f"not a file: '{tmp_path}'")):
+        write_text_atomically(tmp_path, "b")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary left

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch_models import Classifier, assert_matches_nn_lstm, distinct_gates, packed
 
-from lstm_ref import FullyConnected, InputError, Network
+from lstm_ref import FullyConnected, InputError, InputTypeError, Network
 from lstm_ref.interop import load_model
 from lstm_ref.interop.torch import from_torch, save_torch, to_state_dict, torch_lstm_options
 from lstm_ref.layers import BiLSTM, TimeReversal
@@ -154,3 +154,73 @@ def test_export_refuses_what_nn_lstm_cannot_hold(rng):
         InputError, match=r"layer 'reversal' \(Time Reversal\) has no nn\.LSTM export"
     ):
         to_state_dict(reversal)
+
+
+class LastStepHead(torch.nn.Module):
+    """The tutorials' classifier: nn.Linear on ``output[:, -1]``, returning logits."""
+
+    def __init__(self, num_layers=2, bidirectional=True):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(C, H, num_layers, batch_first=True, bidirectional=bidirectional)
+        self.fc = torch.nn.Linear((2 if bidirectional else 1) * H, 3)
+
+    def forward(self, x):
+        output, _ = self.lstm(x)
+        return self.fc(output[:, -1])
+
+
+def test_logits_model_imported_without_softmax(rng, tmp_path):
+    model = distinct_gates(LastStepHead(1, bidirectional=False).double(), seed=13)
+    path = tmp_path / "logits.pt"
+    torch.save(model.state_dict(), path)
+    x = rng.normal(size=(3, 6, C))
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x))
+    net = load_model(path, softmax=False)
+    assert isinstance(net.layers[-1], FullyConnected)
+    np.testing.assert_allclose(net.predict(x), logits.numpy(), rtol=0, atol=1e-12)
+    probabilities = logits.softmax(dim=1).numpy()
+    np.testing.assert_allclose(load_model(path).predict(x), probabilities, rtol=0, atol=1e-12)
+    with pytest.raises(InputTypeError, match=r"softmax must be True or False; got 'no'"):
+        from_torch(model, softmax="no")
+
+
+def test_bidirectional_head_on_the_last_step_output(rng, tmp_path):
+    """``last="step"`` is torch's ``fc(output[:, -1])``: on a batch of one length, and on
+    each sequence of mixed lengths alone (a padded batch's ``output[:, -1]`` reads padding)."""
+    model = distinct_gates(LastStepHead().double(), seed=17)
+    path = tmp_path / "bi.pt"
+    torch.save(model.state_dict(), path)
+    net = load_model(path, softmax=False, last="step")
+    x = rng.normal(size=(3, 5, C))
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(net.predict(x), want, rtol=0, atol=1e-12)
+    seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
+    with torch.no_grad():
+        each = np.concatenate([model(torch.from_numpy(s)[None]).numpy() for s in seqs])
+    np.testing.assert_allclose(net.predict(seqs), each, rtol=0, atol=1e-12)
+    assert np.abs(load_model(path, softmax=False).predict(x) - want).max() > 1e-2  # h_n's head
+    with pytest.raises(InputError, match=r"last must be one of \['state', 'step'\]; got 'end'"):
+        from_torch(model, last="end")
+    with pytest.raises(InputError, match=r"last='step' says what a head reads; there is no head"):
+        from_torch(model.lstm, last="step")
+
+
+def test_cli_model_options_say_no_softmax_and_last_step(rng, tmp_path, capsys):
+    from lstm_ref.cli import main
+
+    model = distinct_gates(LastStepHead().double(), seed=19)
+    path, x_file = tmp_path / "bi.pt", tmp_path / "x.npy"
+    torch.save(model.state_dict(), path)
+    x = rng.normal(size=(2, 4, C))
+    np.save(x_file, x)
+    out = tmp_path / "bi.npz"
+    assert main(["convert", str(path), str(out), "--no-softmax", "--last", "step"]) == 0
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(load_model(out).predict(x), want, rtol=0, atol=1e-12)
+    assert main(["layers", "--network", str(path), "--no-softmax"]) == 0
+    assert "Softmax" not in capsys.readouterr().out
+    assert main(["layers", "--network", str(out), "--last", "step"]) == 2
+    assert ".npz files take no option last" in capsys.readouterr().err

@@ -115,9 +115,9 @@ MASKED_MODELS = {  # the layers after Masking; each ends in a per-step or final 
 @pytest.mark.parametrize("name", MASKED_MODELS)
 def test_masking_skips_mask_valued_steps_anywhere(rng, tmp_path, name, dtype):
     """Keras skips a step whose features all equal mask_value wherever it is, carries the
-    state over it and writes there what it writes; Padding.keras does the same, in a padded
-    batch and on each sequence alone. Computing those steps (masking only past the lengths)
-    would differ."""
+    state over it and writes there what it writes; the imported network's own padding,
+    Padding.keras, does the same, in a padded batch and on each sequence alone. Computing
+    those steps (masking only past the lengths) would differ."""
     with floatx(dtype):  # Keras reads floatx when it runs the model, too
         stack = [keras.Input((None, C)), keras.layers.Masking(0.0), *MASKED_MODELS[name]()]
         model = seeded(keras.Sequential([*stack, keras.layers.Dense(2)]), seed=len(name))
@@ -126,12 +126,11 @@ def test_masking_skips_mask_valued_steps_anywhere(rng, tmp_path, name, dtype):
     path = tmp_path / "m.keras"
     model.save(path)
     net = from_keras(path, dtype=dtype)
-    padding = read_keras_inputs(path).padding
-    assert padding == Padding.keras(mask_value=0.0)
-    got = net.predict(x, lengths=LENGTHS, padding=padding)
+    assert net.padding == read_keras_inputs(path).padding == Padding.keras(mask_value=0.0)
+    got = net.predict(x)  # the padded batch as the model takes it
     np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE[dtype])
     for n, T in enumerate(LENGTHS):  # one sequence alone: the same
-        one = net.predict(x[n, :T], padding=padding)
+        one = net.predict(x[n, :T])
         if one.ndim == 1:
             np.testing.assert_allclose(one, want[n], rtol=0, atol=TOLERANCE[dtype])
         else:  # a go_backwards sequence ends with its own steps, after the padding's zeros
@@ -149,10 +148,30 @@ def test_masking_with_another_mask_value(rng, tmp_path):
     x[3, 1] = 0.0  # data
     path = tmp_path / "m.h5"
     model.save(path)
-    padding = read_keras_inputs(path).padding
-    assert padding.mask_value == -1.0
-    got = load_model(path).predict(x, lengths=LENGTHS, padding=padding)
-    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=0, atol=1e-5)
+    net = load_model(path, class_names=["a", "b"])
+    assert net.padding == read_keras_inputs(path).padding == Padding.keras(mask_value=-1.0)
+    want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(net.predict(x), want, rtol=0, atol=1e-5)
+    save_model(net, tmp_path / "m.npz")  # the padding travels in the native header
+    again = load_model(tmp_path / "m.npz").astype(np.float32)
+    assert again.padding == net.padding
+    np.testing.assert_allclose(again.predict(x), want, rtol=0, atol=1e-5)
+    data = net.predict(x, lengths=LENGTHS, padding=Padding.keras(mask_value=None))
+    assert np.abs(data - want).max() > 1e-3  # computing the -1 steps as data differs
+
+
+def test_without_masking_every_step_is_data(rng, tmp_path):
+    """A model without Masking computes its zero steps: the network's padding is masked;
+    Padding.keras() (mask_value 0.0 by default) would skip them, as Masking(0.0) would."""
+    model = seeded(keras.Sequential([keras.Input((None, C)), lstm(), keras.layers.Dense(2)]), 5)
+    x = masked_batch(rng, "float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    net = load_model(path)
+    assert net.padding == read_keras_inputs(path).padding == Padding.masked()
+    want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(net.predict(x), want, rtol=0, atol=1e-5)
+    assert np.abs(net.predict(x, padding=Padding.keras()) - want).max() > 1e-3
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -340,7 +359,7 @@ def test_mask_value_is_checked_and_honoured_everywhere(rng):
     with pytest.raises(InputError, match=r"mask_value must be a finite number"):
         Padding.keras(mask_value=float("nan"))
     seqs = [rng.normal(size=(4, C)), np.zeros((2, C))]
-    with pytest.raises(InputError, match=r"sequence 1: every step equals the mask value 0"):
+    with pytest.raises(InputError, match=r"sequence 2: every step equals the mask value 0"):
         Padding.keras().skipped_steps(seqs)
     seqs[1][0] = 1.0  # one step of data, one masked
     assert [k.tolist() for k in Padding.keras().skipped_steps(seqs)] == [[False] * 4, [0, 1]]
@@ -362,3 +381,26 @@ def test_exported_model_masks_as_padding_keras(rng, tmp_path):
     x = masked_batch(rng, "float32")
     got = net.predict(x, lengths=LENGTHS, padding=Padding.keras())
     np.testing.assert_allclose(got, exported.predict(x, verbose=0), rtol=0, atol=1e-5)
+
+
+def test_cli_predict_computes_as_the_masked_model(rng, tmp_path, capsys):
+    """``lstm-ref predict`` on the zero-padded batch a Masking model takes: its scores."""
+    import json
+
+    from lstm_ref.cli import main
+
+    stack = [keras.Input((None, C)), keras.layers.Masking(0.0), lstm()]
+    model = seeded(keras.Sequential([*stack, keras.layers.Dense(2, activation="softmax")]), 9)
+    x = masked_batch(rng, "float32")
+    path, data, out = tmp_path / "m.keras", tmp_path / "x.npy", tmp_path / "scores.json"
+    model.save(path)
+    np.save(data, x)
+    command = ["predict", str(data), "--network", str(path), "--classes", "a,b", "--scores"]
+    assert main([*command, "--output", str(out)]) == 0
+    capsys.readouterr()
+    want = model.predict(x, verbose=0)
+    got = [[row["score_a"], row["score_b"]] for row in json.loads(out.read_text())]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert main([*command, "--padding", "masked", "--output", str(out)]) == 0  # steps as data
+    got = [[row["score_a"], row["score_b"]] for row in json.loads(out.read_text())]
+    assert np.abs(np.asarray(got) - want).max() > 1e-3

@@ -10,18 +10,13 @@ alone.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
-import warnings
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
-from torch_models import distinct_gates
 
 from lstm_ref.errors import InputError
 from lstm_ref.interop.onnx_models import capture, extract_lstm, list_lstms, specialise
@@ -254,19 +249,8 @@ def test_standin_lstm_and_cell_equal_onnxruntimes_tensors(rate: int) -> None:
     p = f"sr{rate}/"
     lstm = extract_lstm(model, p + "rnn/LSTM", fixed={"sr": rate})
     node = next(n for n in special.graph.node if n.op_type == "LSTM")
-    seen = capture(
-        special, feeds, [node.input[0], node.input[5], node.input[6], p + "Y", p + "Y_h", p + "Y_c"]
-    )
-    x, h0, c0, Y, Y_h, Y_c = seen.values()
-    assert x.shape[0] >= 3  # T steps
-    _assert_same_run(
-        lstm,
-        x.transpose(1, 0, 2),
-        LSTMState(h0[0], c0[0]),
-        Y[:, 0].transpose(1, 0, 2),
-        Y_h[0],
-        Y_c[0],
-    )
+    assert list(node.output) == [p + "Y", p + "Y_h", p + "Y_c"]
+    assert _assert_same_run_as_node(lstm, special, feeds, node) >= 3  # T steps
 
     cell = extract_lstm(model, p + "cell_h_new", fixed={"sr": rate})
     seen = capture(special, feeds, [p + "feat", p + "cell_h_new", p + "cell_c_new"])
@@ -285,6 +269,26 @@ def _assert_same_run(
     np.testing.assert_allclose(out, y, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(final[name].h, h, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(final[name].c, c, rtol=1e-5, atol=1e-5)
+
+
+def _assert_same_run_as_node(
+    net: Network, model: onnx.ModelProto, feeds: dict[str, np.ndarray], node: onnx.NodeProto
+) -> int:
+    """net computes what the one-direction ONNX LSTM ``node`` of ``model`` computed on
+    ``feeds`` (captured from onnxruntime): from its X, initial_h, initial_c to its Y, Y_h,
+    Y_c. Returns T, the steps the node ran."""
+    x, h0, c0, Y, Y_h, Y_c = capture(
+        model, feeds, [*(node.input[k] for k in (0, 5, 6)), *node.output]
+    ).values()
+    _assert_same_run(
+        net,
+        x.transpose(1, 0, 2),
+        LSTMState(h0[0], c0[0]),
+        Y[:, 0].transpose(1, 0, 2),
+        Y_h[0],
+        Y_c[0],
+    )
+    return len(x)
 
 
 def test_a_chain_of_two_lstms() -> None:
@@ -380,17 +384,7 @@ def test_silero_vad_lstm_equals_onnxruntimes_tensors(silero: str) -> None:
         np.testing.assert_array_equal(a, b)
     net = extract_lstm(silero, SILERO_LSTM, fixed={"sr": 16000})
     node = next(n for n in special.graph.node if n.name == SILERO_LSTM)
-    x, h0, c0, Y, Y_h, Y_c = capture(
-        special, feeds, [*(node.input[k] for k in (0, 5, 6)), *node.output]
-    ).values()
-    _assert_same_run(
-        net,
-        x.transpose(1, 0, 2),
-        LSTMState(h0[0], c0[0]),
-        Y[:, 0].transpose(1, 0, 2),
-        Y_h[0],
-        Y_c[0],
-    )
+    _assert_same_run_as_node(net, special, feeds, node)
 
 
 def test_silero_vad_dynamo_export_cell_equals_onnxruntimes_tensors() -> None:
@@ -498,61 +492,6 @@ def test_a_cell_in_a_scan_body_equals_onnxruntime() -> None:
         h_T,
         c_T,
     )
-
-
-# ------------------------------------------ torch's LSTMCell loop, as both exporters write it
-class CellLoop(torch.nn.Module):
-    """nn.LSTMCell over the steps of x (T, B, C): both exporters unroll it into ops."""
-
-    def __init__(self, C: int, H: int) -> None:
-        super().__init__()
-        self.cell = torch.nn.LSTMCell(C, H)
-
-    def forward(
-        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        for t in range(x.shape[0]):
-            h, c = self.cell(x[t], (h, c))
-        return h, c
-
-
-@pytest.mark.parametrize(("dynamo", "C", "H"), [(False, 3, 4), (True, 4, 4)])
-def test_torch_lstmcell_loop_is_recognised(tmp_path, dynamo: bool, C: int, H: int) -> None:
-    T, batch = 4, 2
-    module = distinct_gates(CellLoop(C, H).eval(), seed=C + H)
-    g = torch.Generator().manual_seed(5)
-    args = (
-        torch.randn(T, batch, C, generator=g),
-        torch.randn(batch, H, generator=g),
-        torch.randn(batch, H, generator=g),
-    )
-    path = tmp_path / "cell.onnx"
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # progress lines
-        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, and what we want
-        torch.onnx.export(
-            module,
-            args,
-            str(path),
-            dynamo=dynamo,
-            input_names=["x", "h", "c"],
-            output_names=["h_T", "c_T"],
-        )
-    cells = [s for s in list_lstms(path) if s.kind == "cell"]
-    assert len(cells) == T and [s.inputs[1:] for s in cells[:1]] == [("h", "c")]
-    feeds = {k: a.numpy() for k, a in zip(("x", "h", "c"), args, strict=True)}
-    for site in cells:  # each step's cell is the module's own, on its own tensors
-        net = extract_lstm(path, site.name)
-        W, R, b = (net.layers[1].params.W, net.layers[1].params.R, net.layers[1].params.b)
-        cell = module.cell
-        np.testing.assert_array_equal(
-            W, cell.weight_ih.detach().double().numpy()
-        )  # i, f, g, o both
-        np.testing.assert_array_equal(R, cell.weight_hh.detach().double().numpy())
-        np.testing.assert_allclose(
-            b, (cell.bias_ih + cell.bias_hh).detach().double().numpy(), rtol=1e-7
-        )
-        x, h0, c0, h, c = capture(path, feeds, [*site.inputs, *site.outputs]).values()
-        _assert_same_run(net, x[:, None], LSTMState(h0, c0), h[:, None], h, c)
 
 
 def test_specialise_checks_what_it_is_given() -> None:

@@ -15,7 +15,7 @@ from test_network import SEED_TABLE
 
 from lstm_ref import Padding, load_network, read_header
 from lstm_ref.datasets import load_japanese_vowels
-from lstm_ref.train import Recipe, evaluate, weights_digest
+from lstm_ref.train import Recipe, evaluate
 from lstm_ref.train.japanese_vowels import japanese_vowels_net
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_model_card_is_true(net, header):
     assert f"**{meta['test_accuracy']:.4f}**" in card
     assert f"| {meta['test_accuracy_matlab_batches']:.4f} |" in card
     assert f"| {meta['test_accuracy_matlab_defaults']:.4f} |" in card
-    assert weights_digest(net) == meta["weights_sha256"]
+    assert net.digest() == meta["weights_sha256"]
     assert f"`{meta['weights_sha256']}`" in card
     x_test, y_test = load_japanese_vowels("test")
     assert evaluate(net, x_test, list(y_test)).confusion_table() in card

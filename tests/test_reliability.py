@@ -82,7 +82,7 @@ def test_predict_refuses_input_that_overflows_instead_of_printing_nan(tmp_path, 
     assert main(["predict", str(tmp_path / "huge.npy")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1
-    assert "overflowed float64 on sequence 0 at time step 0" in err
+    assert "overflowed float64 on sequence 1 at time step 1" in err
 
 
 def test_training_that_diverges_stops_and_saves_nothing(tmp_path, monkeypatch, capsys):

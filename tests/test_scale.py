@@ -162,9 +162,9 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster, client, tmp_path,
 
 
 def test_a_worker_that_sees_other_weights_refuses_them(client):
-    from lstm_ref.scale.worker import network_digest, worker_network
+    from lstm_ref.scale.worker import worker_network
 
-    assert client.submit(worker_network, "JapaneseVowelsNet", network_digest(NET)).result()
+    assert client.submit(worker_network, "JapaneseVowelsNet", NET.digest()).result()
     wrong = client.submit(worker_network, "JapaneseVowelsNet", "0" * 64, pure=False)
     with pytest.raises(InputError, match="every worker must see the same weight file"):
         wrong.result()

@@ -307,9 +307,9 @@ def test_training_rejects_bad_data_and_options(rng):
         train(net, x, ["a", "c"], log=None)
     with pytest.raises(ValueError, match="one label per sequence: 2 sequences, 3 labels"):
         train(net, x, ["a", "b", "a"], log=None)
-    with pytest.raises(ValueError, match=r"sequence 1: expected shape \(T, 3\); got \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"sequence 2: expected shape \(T, 3\); got \(4, 4\)"):
         train(net, [x[0], np.ones((4, 4))], ["a", "b"], log=None)
-    with pytest.raises(ValueError, match="sequence 0: non-finite value NaN"):
+    with pytest.raises(ValueError, match="sequence 1: non-finite value NaN"):
         train(net, [np.full((3, C), np.nan), x[1]], ["a", "b"], log=None)
     for bad, match in [
         ({"max_epochs": 0}, "max_epochs must be an integer >= 1; got 0"),

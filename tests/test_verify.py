@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -18,10 +19,11 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 import numpy as np
 import pytest
 import torch
-from torch_models import Classifier, distinct_gates
+from torch_models import Classifier, distinct_gates, packed
 
 from lstm_ref import Network
 from lstm_ref.cli import main
+from lstm_ref.errors import InputError
 from lstm_ref.interop import load_model, save_model
 from lstm_ref.layers import LSTM, SequenceInput
 from lstm_ref.lstm import GATE_NAMES, LSTMParams, gate_rows, reorder_gates
@@ -119,14 +121,9 @@ def test_per_layer_outputs_are_compared_too(folder, state, reference):
     path = port(folder, state, "tf1-ijfo", change)
     model = Classifier(C, H, K)
     model.load_state_dict(torch.load(path))
-    packed = torch.nn.utils.rnn.pack_padded_sequence(
-        torch.from_numpy(INPUTS.x).float(),
-        torch.as_tensor(INPUTS.lengths),
-        batch_first=True,
-        enforce_sorted=False,
-    )
+    inputs = packed(INPUTS.sequences, torch.float32)
     with torch.no_grad():
-        _, (h_n, _) = model.lstm(packed)
+        _, (h_n, _) = model.lstm(inputs)
         probs = model.fc(h_n[-1]).softmax(dim=1)
     observed = {"output": probs.numpy(), "lstm.l0": h_n[-1].numpy()}
     report = verify(reference, INPUTS, observed=observed)
@@ -257,6 +254,13 @@ def test_onnx_port_with_wrong_gate_order(folder, reference):
     save_model(wrong, folder / "wrong.onnx")
     report = verify(reference, INPUTS, run=folder / "wrong.onnx")
     assert [f.key for f in report.causes] == ["gate-order:igof"]
+
+
+def test_a_missing_framework_is_named(folder, reference, monkeypatch):
+    save_model(load_model(reference), folder / "ok.onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(InputError, match=r"needs the Python package 'onnxruntime'.*--observed"):
+        verify(reference, INPUTS, run=folder / "ok.onnx")
 
 
 def test_torch_onnx_export_lost_the_lengths(folder, state, reference):
@@ -439,8 +443,9 @@ ROUNDING_LEVEL = re.compile(r"\b\d\.\d{3}e-(0[7-9]|[1-9]\d)\b")  # below 1e-6: r
 
 def test_readme_report_is_what_the_command_prints(tmp_path, monkeypatch, capsys):
     """The README's worked verification, run in a folder, then its command line: the text
-    printed is the README's, but for the digits of numbers at the float32 rounding level
-    (below 1e-6), which depend on the BLAS kernel — those must be there, at that level."""
+    printed is the README's — each part between its '...' lines, in order — but for the digits
+    of numbers at the float32 rounding level (below 1e-6), which depend on the BLAS kernel:
+    those must be there, at that level."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme[readme.index("## Verifying a port") :]
     code = section[section.index("```python\n") + 10 :]
@@ -455,4 +460,9 @@ def test_readme_report_is_what_the_command_prints(tmp_path, monkeypatch, capsys)
     assert main(["verify", "model.pt", *command]) == 1
     out = capsys.readouterr().out
     assert len(ROUNDING_LEVEL.findall(printed)) == 2  # the rounding, the causes' error
-    assert ROUNDING_LEVEL.sub("<rounding>", out) == ROUNDING_LEVEL.sub("<rounding>", printed)
+    out = ROUNDING_LEVEL.sub("<rounding>", out)
+    parts = ROUNDING_LEVEL.sub("<rounding>", printed).split("...\n")
+    assert len(parts) >= 3 and out.startswith(parts[0]) and out.endswith(parts[-1])
+    position = 0
+    for part in parts:  # each part is printed, in order
+        position = out.index(part, position) + len(part)

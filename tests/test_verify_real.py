@@ -14,7 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 import numpy as np
 import pytest
 import torch
-from torch_models import distinct_gates
+from torch_models import distinct_gates, packed
 
 from lstm_ref.errors import InputError, InputTypeError
 from lstm_ref.interop.torch import from_torch
@@ -108,10 +108,10 @@ def torch_port(lstm, head, h_0, c_0, bugs=(), x=INPUTS.x, lengths=INPUTS.lengths
         elif "unpacked" in bugs:
             output, (h_n, c_n) = port(data, (h_0, c_0))
         else:
-            packed = torch.nn.utils.rnn.pack_padded_sequence(
+            in_packed = torch.nn.utils.rnn.pack_padded_sequence(
                 data, torch.as_tensor(lengths), batch_first=True, enforce_sorted=False
             )
-            out, (h_n, c_n) = port(packed, (h_0, c_0))
+            out, (h_n, c_n) = port(in_packed, (h_0, c_0))
             output, _ = torch.nn.utils.rnn.pad_packed_sequence(
                 out, batch_first=True, total_length=x.shape[1]
             )
@@ -274,15 +274,10 @@ def test_state_carried_over_from_the_batch_before(model):
     """A loop that passes torch's hidden state on from one call to the next."""
     lstm, head, path = model
     h_0, c_0 = start()
-    packed = torch.nn.utils.rnn.pack_padded_sequence(
-        torch.from_numpy(INPUTS.x).float(),
-        torch.as_tensor(INPUTS.lengths),
-        batch_first=True,
-        enforce_sorted=False,
-    )
+    inputs = packed(INPUTS.sequences, torch.float32)
     with torch.no_grad():
-        _, carried = lstm(packed, (h_0, c_0))
-        _, (h_n, _) = lstm(packed, carried)
+        _, carried = lstm(inputs, (h_0, c_0))
+        _, (h_n, _) = lstm(inputs, carried)
         probs = head(torch.cat([h_n[0], h_n[1]], 1)).softmax(1)
     report = check(path, {"model": probs.numpy(), "h_n": h_n.numpy()}, h_0, c_0)
     assert [f.key for f in report.causes] == ["state:carried"]
@@ -293,16 +288,11 @@ def test_half_precision_is_rounding_not_a_bug(model, dtype):
     lstm, _, path = model
     h_0, c_0 = start()
     half = getattr(torch, dtype)
-    packed = torch.nn.utils.rnn.pack_padded_sequence(
-        torch.from_numpy(INPUTS.x).to(half),
-        torch.as_tensor(INPUTS.lengths),
-        batch_first=True,
-        enforce_sorted=False,
-    )
+    inputs = packed(INPUTS.sequences, half)
     low = torch.nn.LSTM(C, H, batch_first=True, bidirectional=True).eval()
     low.load_state_dict(lstm.state_dict())
     with torch.no_grad():
-        _, (h_n, c_n) = low.to(half)(packed, (h_0.to(half), c_0.to(half)))
+        _, (h_n, c_n) = low.to(half)(inputs, (h_0.to(half), c_0.to(half)))
     got = {"h_n": h_n.float().numpy(), "c_n": c_n.float().numpy()}
     if dtype == "float16":
         got = {k: v.astype(np.float16) for k, v in got.items()}  # the precision seen
@@ -321,14 +311,9 @@ def test_the_first_diverging_layer_is_named_and_diagnosed_alone(tmp_path):
     for k in [k for k in weights if k.endswith("_l1") or k.endswith("_l1_reverse")]:
         weights[k] = torch.from_numpy(reorder_gates(weights[k].numpy(), "iofg", inverse=True))
     port.load_state_dict(weights)  # the second layer read with ONNX's blocks
-    packed = torch.nn.utils.rnn.pack_padded_sequence(
-        torch.from_numpy(INPUTS.x).float(),
-        torch.as_tensor(INPUTS.lengths),
-        batch_first=True,
-        enforce_sorted=False,
-    )
+    inputs = packed(INPUTS.sequences, torch.float32)
     with torch.no_grad():
-        _, (h_n, c_n) = port(packed, (h_0, c_0))
+        _, (h_n, c_n) = port(inputs, (h_0, c_0))
     report = check(path, {"h_n": h_n.numpy(), "c_n": c_n.numpy()}, h_0, c_0)
     assert [c.passed for c in report.comparisons] == [True, False, True, False]
     assert report.first_layer == "lstm.l1" and "first diverging layer: 'lstm.l1'" in text(report)
@@ -353,7 +338,10 @@ def test_verdicts_cannot_lie(model):
     report = check(path, broken, h_0, c_0)
     steps = next(c for c in report.comparisons if c.name == "output")
     assert (steps.nan, steps.infinite, steps.failed) == (1, 1, 2) and np.isnan(steps.max_abs)
-    assert report.verdict == "unknown" and "1 NaN, 1 infinite" in text(report)
+    assert steps.nan_at == [(1, 1, 1)] and "1 NaN at (sequence, step, unit) (1, 1, 1), 1 " in text(
+        report
+    )
+    assert report.verdict == "nan" and report.tried == 0 and not report.nearest  # no cause hunt
     assert dumps(report)  # strict JSON: non-finite numbers written as null
 
 
@@ -382,11 +370,11 @@ def test_no_false_diagnosis_over_many_correct_ports():
             torch.from_numpy(rng.normal(size=(layers * D, n, width)) * 0.5).float() for _ in "hc"
         )
         data = torch.from_numpy(x if batch_first else x.transpose(1, 0, 2).copy()).float()
-        packed = torch.nn.utils.rnn.pack_padded_sequence(
+        in_packed = torch.nn.utils.rnn.pack_padded_sequence(
             data, torch.as_tensor(lengths), batch_first=batch_first, enforce_sorted=False
         )
         with torch.no_grad():
-            out, (h_n, c_n) = lstm(packed, (h_0, c_0))
+            out, (h_n, c_n) = lstm(in_packed, (h_0, c_0))
             output, _ = torch.nn.utils.rnn.pad_packed_sequence(
                 out, batch_first=batch_first, total_length=steps
             )

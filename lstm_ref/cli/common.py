@@ -61,7 +61,8 @@ def add_network_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """What a model file may need besides its path: class names, a PyTorch module."""
+    """What a model file may need besides its path: class names, a PyTorch module and
+    what its head computes."""
     p.add_argument(
         "--classes",
         type=class_names,
@@ -78,12 +79,26 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="a PyTorch checkpoint: the nn.Linear module that reads the LSTM ('decoder.fc')",
     )
+    p.add_argument(
+        "--no-softmax",
+        dest="softmax",
+        action="store_false",
+        default=None,
+        help="a PyTorch checkpoint whose model returns the head's logits: add no softmax",
+    )
+    p.add_argument(
+        "--last",
+        choices=["state", "step"],
+        default=None,
+        help="a PyTorch checkpoint: the head reads h_n (state, the default) or output[:, -1] "
+        "(step)",
+    )
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keywords of :func:`~lstm_ref.interop.load_model` that --classes, --prefix and
-    --head give."""
-    given = {"prefix": args.prefix, "head": args.head}
+    """The keywords of :func:`~lstm_ref.interop.load_model` that --classes, --prefix,
+    --head, --no-softmax and --last give."""
+    given = {"prefix": args.prefix, "head": args.head, "softmax": args.softmax, "last": args.last}
     return {"class_names": args.classes, **{k: v for k, v in given.items() if v is not None}}
 
 

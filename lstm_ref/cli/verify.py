@@ -23,10 +23,11 @@ the ported file given, run by torch, onnxruntime or Keras). Prints per output th
 the minimum tolerance that would pass and a histogram; the first divergence with the
 reference's gate values there; and which known porting bug — or pair of bugs — reproduces
 the observed outputs (gate order, biases, forget_bias, gate activation, initial state,
-padding, reverse order, a bidirectional head, the input's layout, transposed kernels), or
-that rounding alone explains them, or that no known cause does. Exit status 0 within
-tolerance, 1 beyond it, 2 for a usage error. The JSON report's schema is in
-docs/VERIFY.md."""
+padding, reverse order, a bidirectional head, a softmax on one side only, the input's
+layout, transposed kernels), or that rounding alone explains them, or that no known cause
+does (for NaN outputs none is sought: where they are is said). Exit status 0 within
+tolerance, 1 beyond it, 2 for a usage error or a file its framework cannot run as given.
+The JSON report's schema is in docs/VERIFY.md."""
 
 
 def length_range(text: str) -> tuple[int, int]:

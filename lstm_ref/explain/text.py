@@ -409,14 +409,11 @@ def explain_backward(
     net : Network
         A sequence-to-label network ending in a Softmax layer (its current state is the
         starting state).
-    x : ndarray, shape (T, C)
-        One sequence, time × features.
     label : str
         The true class of ``x``, one of ``net.class_names``.
-    step, unit : int
-        The time step (1 … T) and hidden unit (1 … H), 1-based.
-    layer : str, optional
-        Name of the LSTM layer (default the first).
+    x, step, unit, layer
+        As in :func:`explain_step`: one sequence (T, C), the time step (1 … T) and hidden
+        unit (1 … H), and the LSTM layer (default the first).
 
     Returns
     -------

@@ -5,7 +5,8 @@ Layout of the file (a plain NumPy ``.npz`` archive; nothing is pickled):
 ``header``
     uint8 array: UTF-8 JSON ``{"format": "lstm_ref", "format_version": 1,
     "class_names": [...], "layers": [{"type": ..., "config": {...}, "arrays": [...]}, ...],
-    "metadata": {...}}``.
+    "metadata": {...}}``, and ``"padding": {...}``, the fields of the network's
+    :class:`~lstm_ref.padding.Padding`, when it is not ``Padding.masked()``.
 ``<layer name>/<array name>``
     Each layer's arrays, e.g. ``lstm/W`` (4H, C), ``lstm/R`` (4H, H), ``lstm/b`` (4H,),
     ``lstm/h0``, ``lstm/c0`` (H,), ``fc/weights`` (K, H), ``fc/bias`` (K,).
@@ -22,6 +23,7 @@ found there directly in a source checkout.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Collection
@@ -36,6 +38,7 @@ from .._checks import check_instance
 from ..errors import InputError
 from ..layers import layer_from_arrays
 from ..network import Network
+from ..padding import MASKED, Padding
 from .safe_numpy import read_npz
 from .writes import write_atomically
 
@@ -68,6 +71,8 @@ def save_network(
         "layers": layers,
         "metadata": metadata or {},
     }
+    if net.padding != MASKED:
+        header["padding"] = dataclasses.asdict(net.padding)
     blob = np.frombuffer(json.dumps(header, indent=1).encode(), dtype=np.uint8)
     write_atomically(path, lambda f: np.savez_compressed(f, header=blob, **arrays))
 
@@ -119,8 +124,8 @@ def load_network(path_or_name: str | os.PathLike) -> Network:
     if extra:
         raise InputError(f"{where}: arrays {extra} belong to no layer of the header")
     try:
-        return Network(layers, header["class_names"] or None)
-    except InputError as e:
+        return Network(layers, header["class_names"] or None, Padding(**header.get("padding", {})))
+    except (InputError, TypeError) as e:  # TypeError: a padding with unknown fields
         raise InputError(f"{where}: {e}") from None
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_lengths
 from ..errors import InputError
 from .safe_numpy import read_npy, read_npz, read_text
 
@@ -30,19 +31,24 @@ class SequenceFile:
     ----------
     sequences : list of ndarray, or ndarray
         As :meth:`lstm_ref.Network.predict` takes them: a list of 2-D arrays, or the
-        ``.npy`` file's array ((T, C) or (N, T, C)); layout is the caller's to state.
+        ``.npy`` file's array ((T, C) or (N, T, C)); layout is the caller's to state,
+        except for a padded batch, whose sequences are (T_n, C), cut to their lengths.
     names : list of str
-        One name per sequence: the ``.npz`` array names, else ``"1"``, ``"2"``, ….
+        One name per sequence: the ``.npz`` array names (not for a padded batch), else
+        ``"1"``, ``"2"``, ….
     labels : list of str or None
         The class label of each sequence, for a labelled ``.ts`` file.
     class_names : tuple of str
         The classes a labelled ``.ts`` file declares (empty otherwise).
+    lengths : ndarray of int, shape (N,), or None
+        For a padded batch (an ``.npz`` with ``x`` and ``lengths``): each sequence's length.
     """
 
     sequences: list[Array] | Array
     names: list[str]
     labels: list[str] | None = None
     class_names: tuple[str, ...] = ()
+    lengths: Array | None = None
 
 
 def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
@@ -52,7 +58,9 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
     ----------
     path : path
         ``.npy``: one sequence (T, C) or a batch (N, T, C);
-        ``.npz``: one sequence per array, in the archive's order;
+        ``.npz``: one sequence per array, in the archive's order; or a zero-padded batch
+        as ``lstm-ref verify`` reads inputs: ``x`` (N, T, C), time × features, and
+        ``lengths`` (N,), each sequence's steps from the start (1..T);
         ``.csv``: one sequence, a time step per line, a feature per column (an optional
         header line whose fields are all non-numbers);
         ``.ts``: a UEA/UCR time series file (with its labels, if any).
@@ -75,6 +83,8 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
         arrays = read_npz(path)
         if not arrays:
             raise InputError(f"{path}: the archive holds no arrays")
+        if "lengths" in arrays:
+            return _padded_batch(path, arrays)
         return SequenceFile(list(arrays.values()), list(arrays))
     if suffix == ".csv":
         return SequenceFile([read_csv(path)], ["1"])
@@ -94,6 +104,21 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
 def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
     """The sequences of :func:`read_sequence_file`, without names and labels."""
     return read_sequence_file(path).sequences
+
+
+def _padded_batch(path: Path, arrays: dict[str, Array]) -> SequenceFile:
+    """``x`` (N, T, C) cut to ``lengths`` (N,): the sequences of a zero-padded batch."""
+    if sorted(arrays) != ["lengths", "x"]:
+        raise InputError(
+            f"{path}: a padded batch holds 'x' (N, T, C) and 'lengths' (N,), nothing else; "
+            f"got arrays {sorted(arrays)}"
+        )
+    x = arrays["x"]
+    if x.ndim != 3 or 0 in x.shape:
+        raise InputError(f"{path}: x must be a padded batch (N, T, C); got shape {x.shape}")
+    lengths = check_lengths(arrays["lengths"], len(x), x.shape[1], f"{path}: lengths")
+    sequences = [row[:n] for row, n in zip(x, lengths, strict=True)]
+    return SequenceFile(sequences, _numbered(len(x)), lengths=lengths)
 
 
 def _numbered(n: int) -> list[str]:

@@ -2,11 +2,14 @@
 
 A file is either its old self or wholly the new one, never half written; a name taken from
 a file's contents (a ``.ts`` file's ``@problemName``) is reduced to a plain file name first.
+A wrong destination (no such folder, a file where the folder should be) is named as the
+caller gave it, never by the temporary file.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import re
@@ -26,8 +29,15 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     ``0o666`` less the umask (the temporary is created with that mode, so the kernel applies
     the umask), a replaced file its old mode. If ``write`` fails (a full disk, an
     exception), ``path`` is left as it was and the temporary file is removed.
+
+    Raises
+    ------
+    OSError
+        ``path``'s folder is missing, not a folder or not writable, or ``path`` is a folder:
+        the error names the user's path, never the temporary file.
     """
     target = Path(path)
+    check_destination(target)
     fd, temp = _new_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -42,6 +52,26 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
         raise
 
 
+def check_destination(path: str | os.PathLike) -> None:
+    """Raise the error :func:`write_atomically` would for ``path`` if its folder is missing or
+    not a folder, or ``path`` is a folder: a command checks where it will write before its work.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a folder, not a file", os.fspath(target))
+    folder = target.parent
+    if not folder.is_dir():
+        error, code = (
+            (NotADirectoryError, errno.ENOTDIR)
+            if folder.exists()
+            else (FileNotFoundError, errno.ENOENT)
+        )
+        raise error(code, _FOLDER_ERRORS[error], os.fspath(folder))
+
+
+_FOLDER_ERRORS = {FileNotFoundError: "No such folder", NotADirectoryError: "Not a folder"}
+
+
 def _new_temporary(target: Path) -> tuple[int, Path]:
     """A new file ``.<name>.<random>.tmp`` beside ``target``, open for writing, created
     with mode ``0o666`` as ``open`` creates files (``mkstemp``'s ``0o600`` would stay on
@@ -53,6 +83,10 @@ def _new_temporary(target: Path) -> tuple[int, Path]:
             return os.open(temp, flags, 0o666), temp
         except FileExistsError:  # 2**48 names: another writer drew the same one
             continue
+        except OSError as e:  # the folder: missing, a file, or not writable
+            raise type(e)(
+                e.errno, _FOLDER_ERRORS.get(type(e), e.strerror), os.fspath(target.parent)
+            ) from None
 
 
 def temporaries(folder: str | os.PathLike, names: Collection[str]) -> list[Path]:

@@ -87,8 +87,9 @@ def load_model(
     ONNX file lstm_ref wrote) or from ``class_names``, which names the outputs of a model
     whose file has none (a PyTorch state_dict, an ONNX file from another exporter); given
     for a file that names its classes, they must be the file's. ``options`` go to the
-    importer: PyTorch's ``prefix=`` (the LSTM module of a bigger checkpoint) and ``head=``
-    (its ``nn.Linear``), see :func:`.torch.from_torch`.
+    importer: PyTorch's ``prefix=`` (the LSTM module of a bigger checkpoint), ``head=``
+    (its ``nn.Linear``), ``softmax=False`` (a model returning logits) and ``last="step"``
+    (a head on ``output[:, -1]``), see :func:`.torch.from_torch`.
     """
     path = Path(path_or_name)
     if not path.is_file() and not path.suffix:  # a bundled network's name, or its error
@@ -103,7 +104,7 @@ def load_model(
         unknown = sorted(set(options) - set(inspect.signature(importer).parameters))
         if unknown:
             raise InputError(f"{path}: {suffix} files take no option {', '.join(unknown)}")
-        with _framework_needed(path, "reading"), _damaged_file(path):
+        with framework_needed(path, "reading"), _damaged_file(path):
             net = cast(Network, importer(path, **options))
             if suffix in CLASS_NAMES and not net.class_names:
                 stored = _function(CLASS_NAMES[suffix])(path)
@@ -119,7 +120,7 @@ def _named(net: Network, class_names: Sequence[str], path: Path) -> Network:
             f"{path}: the file names its classes {list(net.class_names)}; class names "
             f"{list(names)} were given"
         )
-    return Network(net.layers, class_names=names)
+    return Network(net.layers, names, net.padding)
 
 
 def save_model(net: Network, path: str | os.PathLike) -> None:
@@ -127,13 +128,14 @@ def save_model(net: Network, path: str | os.PathLike) -> None:
     check_instance(net, Network, "the network to save")
     path = Path(path)
     suffix = _suffix(path, EXPORTERS, "export")
-    with _framework_needed(path, "writing"):
+    with framework_needed(path, "writing"):
         _function(EXPORTERS[suffix])(net, path)
 
 
 @contextmanager
-def _framework_needed(path: Path, doing: str) -> Iterator[None]:
-    """A framework package that is not installed, as one clear error."""
+def framework_needed(path: Path, doing: str, instead: str = "") -> Iterator[None]:
+    """A framework package that is not installed, as one clear error: ``doing`` ("reading",
+    "writing", "running") ``path``'s kind of file needs it; ``instead`` what else to do."""
     try:
         yield
     except ModuleNotFoundError as e:
@@ -142,7 +144,7 @@ def _framework_needed(path: Path, doing: str) -> Iterator[None]:
             hint = " (Keras's default backend; set KERAS_BACKEND=torch or jax for another)"
         raise InputError(
             f"{path}: {doing} {path.suffix} files needs the Python package {e.name!r}, which is "
-            f"not installed{hint}"
+            f"not installed{hint}" + (f"; {instead}" if instead else "")
         ) from None
 
 

@@ -44,18 +44,19 @@ after it. ``Bidirectional`` → :class:`BiLSTM` with its ``merge_mode`` (concat,
 its halves from ``layer`` and ``backward_layer`` (Keras 3 saves both; the forward one must
 go forward).
 
-``Masking(mask_value)`` → ``Padding.keras(mask_value=...)`` (:func:`read_keras_inputs`
-reads it): Keras skips every step whose features all equal ``mask_value`` — at the start, in
-the middle, past the end — carrying the state over it, and writes there the previous output
-of a one-direction layer in its processing order (0 before the first unmasked step), 0 from
-a Bidirectional with ``return_sequences`` (Keras sets its ``zero_output_for_mask``); the mask
-reaches every later LSTM, Dense and TimeDistributed. Refused under Masking: a Masking after a
-computing layer (Keras would compare computed values with ``mask_value``); a layer Keras
-calls without the mask (an ``initial_state`` without ``mask=``: it computes masked steps as
-data); a ``go_backwards`` sequence feeding another recurrent layer (Keras writes a sequence
-of n steps in a batch of T after T − n zeros but passes the mask on unreversed, so that layer
-reads zeros and misses outputs: a result that depends on the padded length);
-``zero_output_for_mask`` set by hand where its zeros reach the output.
+``Masking(mask_value)`` → the network's ``padding``, ``Padding.keras(mask_value=...)``
+(:func:`read_keras_inputs` reads it too): Keras skips every step whose features all equal
+``mask_value`` — at the start, in the middle, past the end — carrying the state over it, and
+writes there the previous output of a one-direction layer in its processing order (0 before
+the first unmasked step), 0 from a Bidirectional with ``return_sequences`` (Keras sets its
+``zero_output_for_mask``); the mask reaches every later LSTM, Dense and TimeDistributed.
+Refused under Masking: a Masking after a computing layer (Keras would compare computed
+values with ``mask_value``); a layer Keras calls without the mask (an ``initial_state``
+without ``mask=``: it computes masked steps as data); a ``go_backwards`` sequence feeding
+another recurrent layer (Keras writes a sequence of n steps in a batch of T after T − n
+zeros but passes the mask on unreversed, so that layer reads zeros and misses outputs: a
+result that depends on the padded length); ``zero_output_for_mask`` set by hand where its
+zeros reach the output.
 
 ``Normalization`` on the last axis (its mean and variance from the config, or adapted
 arrays) → a z-scoring ``SequenceInput`` whose std is Keras 3's divisor, max(sqrt(variance),
@@ -136,15 +137,17 @@ def from_keras(
     Network
         SequenceInput (z-scoring for a Normalization layer) → LSTM/BiLSTM layers →
         FullyConnected (→ Softmax), in the model's order; an LSTM without
-        ``return_sequences`` has ``output_mode="last"``. Predict with
-        ``read_keras_inputs(path).padding`` to reproduce the model's Masking.
+        ``return_sequences`` has ``output_mode="last"``. Its ``padding`` is the model's
+        Masking, ``Padding.keras(mask_value=...)`` (``Padding.masked()`` without one, and
+        for one ``layer``), so ``predict`` skips the steps the model skips.
     """
     with opened(path) as (config, version, reader, where):
         keras2 = version.split(".")[0] in ("1", "2")
         keys = weight_keys(model_layers(config))
         if layer is not None:
             return _one_layer(config, layer, keys, reader, where, keras2, dtype)
-        return _network(chain(config, where), keys, reader, where, keras2, dtype)
+        padding = masking(_mask_value(config))
+        return _network(chain(config, where), keys, reader, where, keras2, dtype, padding)
 
 
 @dataclass(frozen=True)
@@ -168,15 +171,24 @@ class KerasInputs:
     def padding(self) -> Padding:
         """The Padding that computes as the model: ``Padding.keras(mask_value=…)`` under
         Masking, else ``Padding.masked()`` (every given step is data)."""
-        return MASKED if self.mask_value is None else Padding.keras(mask_value=self.mask_value)
+        return masking(self.mask_value)
+
+
+def masking(mask_value: float | None) -> Padding:
+    """The Padding of a Keras model whose Masking has ``mask_value`` (None: no Masking)."""
+    return MASKED if mask_value is None else Padding.keras(mask_value=mask_value)
 
 
 def read_keras_inputs(path: str | os.PathLike) -> KerasInputs:
     """The Masking value and the initial-state inputs of the model in ``path``."""
     with opened(path) as (config, _, _, where):
-        masks = [s for s in model_layers(config) if s["class_name"] == "Masking"]
-        value = float(masks[0]["config"].get("mask_value", 0.0)) if masks else None
-        return KerasInputs(value, state_inputs(config, where))
+        return KerasInputs(_mask_value(config), state_inputs(config, where))
+
+
+def _mask_value(config: dict[str, Any]) -> float | None:
+    """The model's Masking ``mask_value``; None without Masking."""
+    masks = [s for s in model_layers(config) if s["class_name"] == "Masking"]
+    return float(masks[0]["config"].get("mask_value", 0.0)) if masks else None
 
 
 def _one_layer(
@@ -206,7 +218,13 @@ def _one_layer(
 
 
 def _network(
-    graph: Chain, keys: dict[str, str], reader: Any, where: str, keras2: bool, dtype: Any
+    graph: Chain,
+    keys: dict[str, str],
+    reader: Any,
+    where: str,
+    keras2: bool,
+    dtype: Any,
+    padding: Padding,
 ) -> Network:
     """The chain's layers (the module docstring)."""
     layers: list[Layer] = []
@@ -269,7 +287,7 @@ def _network(
     width = directions(first)[0].input_size
     if C is not None and C != width:
         raise InputError(f"{where}: the input has {C} features but the first LSTM takes {width}")
-    return Network([*(head or [SequenceInput(width)]), *layers])
+    return Network([*(head or [SequenceInput(width)]), *layers], padding=padding)
 
 
 def _check_masked_outputs(

@@ -15,24 +15,22 @@ The variables, once (MATLAB's shapes; the gate order is lstm_ref's i, f, g, o, s
 is reordered; v7.3 files store every array transposed — column-major — and are transposed
 back on reading):
 
-==========================  ===========  ===================================  ==========
-variable                    shape        lstm_ref                             optional
-==========================  ===========  ===================================  ==========
-``InputWeights``            4H × C       ``LSTM.params.W``                    no
-``RecurrentWeights``        4H × H       ``LSTM.params.R``                    no
-``Bias``                    4H × 1       ``LSTM.params.b``                    no
-``FcWeights``, ``FcBias``   K × H, K × 1 ``FullyConnected``                   no
-``ClassNames``              cell of char ``ClassificationOutput``             yes
-``HiddenState``,            H × 1        ``LSTM.initial_state``               yes
-``CellState``
-``Mean``,                   C × 1        ``SequenceInput`` zerocenter/zscore  yes
-``StandardDeviation``
-``OutputMode``              char         ``LSTM.output_mode`` (default last)  yes
-``StateActivationFunction`` char         ``state_activation`` (tanh)          yes
-``GateActivationFunction``  char         ``gate_activation`` (sigmoid)        yes
-``InputProjector``,         C × Qi,      an ``lstmProjectedLayer`` (below)    yes
-``OutputProjector``         H × Qo
-==========================  ===========  ===================================  ==========
+===============================  ============  ===================================  ========
+variable                         shape         lstm_ref                             optional
+===============================  ============  ===================================  ========
+``InputWeights``                 4H × C        ``LSTM.params.W``                    no
+``RecurrentWeights``             4H × H        ``LSTM.params.R``                    no
+``Bias``                         4H × 1        ``LSTM.params.b``                    no
+``FcWeights``, ``FcBias``        K × H, K × 1  ``FullyConnected``                   no
+``ClassNames``                   cell of char  ``ClassificationOutput``             yes
+``HiddenState``, ``CellState``   H × 1         ``LSTM.initial_state``               yes
+``Mean``, ``StandardDeviation``  C × 1         ``SequenceInput`` zerocenter/zscore  yes
+``OutputMode``                   char          ``LSTM.output_mode`` (default last)  yes
+``StateActivationFunction``      char          ``state_activation`` (tanh)          yes
+``GateActivationFunction``       char          ``gate_activation`` (sigmoid)        yes
+``InputProjector``               C × Qi        an ``lstmProjectedLayer`` (below)    yes
+``OutputProjector``              H × Qo        an ``lstmProjectedLayer`` (below)    yes
+===============================  ============  ===================================  ========
 
 An ``lstmProjectedLayer`` (``s.InputProjector = lstm.InputProjector;
 s.OutputProjector = lstm.OutputProjector;`` beside the lines above) stores factors:

@@ -13,7 +13,13 @@ each gate's input                   one of four equal blocks of one tensor z, by
                                     ``Split`` (4 outputs) or ``Slice`` on the last
                                     axis — in any order
 ``z = Add`` tree of                 ``MatMul(u, Wᵀ)``/``Gemm(u, W, transB)`` with a
-                                    constant weight, and constant biases
+                                    constant weight, and constant biases (each the
+                                    same in every row)
+one product                         x · Wᵀ: h_prev was a constant (a first step from
+                                    zeros) and h_prev · Rᵀ was folded into the biases,
+                                    as torch's dynamo exporter writes it; R reads as 0
+                                    and h_prev as "" (the cell's step is exact, R is
+                                    the next step's cell's to give)
 the two products                    x · Wᵀ and h_prev · Rᵀ: h_prev · Rᵀ is the one
                                     whose weight is H wide; when C = H, the one whose
                                     operand is a state as c_prev is (both graph
@@ -128,7 +134,8 @@ def _terms(
 ) -> list[tuple[str | None, Array]] | None:
     """z as a sum: (operand, W (4H, K)) per product, (None, bias) per constant."""
     if name in constants:
-        return [(None, np.asarray(constants[name], np.float64).reshape(-1))]
+        bias = _one_row(constants[name])
+        return None if bias is None else [(None, bias)]
     node = producers.get(name)
     if node is None:
         return None
@@ -146,12 +153,19 @@ def _terms(
             (node.input[0], attrs.get("alpha", 1.0) * (w if attrs.get("transB", 0) else w.T))
         ]
         if len(node.input) > 2 and node.input[2]:
-            if node.input[2] not in constants:
+            bias = _one_row(constants[node.input[2]]) if node.input[2] in constants else None
+            if bias is None:
                 return None
-            bias = np.asarray(constants[node.input[2]], np.float64).reshape(-1)
             terms.append((None, attrs.get("beta", 1.0) * bias))
         return terms
     return None
+
+
+def _one_row(a: Array) -> Array | None:
+    """A constant term of z as one row (the same in every row of a batch), or None."""
+    a = np.asarray(a, np.float64)
+    rows = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+    return rows[0] if np.array_equal(rows, np.broadcast_to(rows[:1], rows.shape)) else None
 
 
 def _read_gates(
@@ -174,14 +188,17 @@ def _read_gates(
         return None
     products = [(u, w) for u, w in terms if u is not None]
     biases = [w for u, w in terms if u is None]
-    if len(products) != 2 or products[0][1].shape[0] != products[1][1].shape[0]:
+    if len(products) not in (1, 2) or len({w.shape[0] for _, w in products}) != 1:
         return None
     four_h = products[0][1].shape[0]
     H = four_h // 4
-    recurrent = _recurrent(products, H, c_prev, producers)
-    if recurrent is None:
-        return None
-    (h_prev, R), (x, W) = products[recurrent], products[1 - recurrent]
+    if len(products) == 1:  # h_prev a constant, h_prev · Rᵀ folded into the biases
+        (x, W), (h_prev, R) = products[0], ("", np.zeros((four_h, H)))
+    else:
+        recurrent = _recurrent(products, H, c_prev, producers)
+        if recurrent is None:
+            return None
+        (h_prev, R), (x, W) = products[recurrent], products[1 - recurrent]
     b = np.zeros(four_h)
     for bias in biases:
         b = b + np.broadcast_to(bias, (four_h,))

@@ -15,8 +15,9 @@ model as it is:
   (``fixed={"sr": 16000}``) and input shapes given (``shapes={"input": (1, 576)}``),
   constants folded and every ``If`` whose condition became constant inlined;
 - :func:`extract_lstm` — one LSTM (or a chain of them) of the specialised model as an
-  lstm_ref :class:`~lstm_ref.network.Network` whose input is that LSTM's input tensor;
-  an initial state or ``sequence_lens`` computed from data are the caller's to give
+  lstm_ref :class:`~lstm_ref.network.Network` whose input is that LSTM's input tensor
+  and whose initial state is the constant the model holds, of any batch; an initial
+  state or ``sequence_lens`` computed from data are the caller's to give
   (``Network.state``, ``lengths``), as they are in the model;
 - :func:`capture` — with onnxruntime, the whole model run on the caller's data with the
   named tensors marked as graph outputs (as Polygraphy marks them), so the LSTM alone is
@@ -36,6 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..layers import SequenceInput, directions
+from ..lstm import LSTMState
 from ..network import Network
 from .onnx_ops import node_attributes, node_name
 from .onnx_runner import read_model
@@ -161,7 +163,7 @@ def list_lstms(source: Any) -> list[LstmSite]:
                     around,
                     names[:3],
                     names[3:],
-                    {n: shapes.get(n) for n in names},
+                    {n: shapes.get(n) for n in names if n},
                     cell.layer.hidden_size,
                 )
             )
@@ -212,8 +214,14 @@ def extract_lstm(
     -------
     Network
         ``SequenceInput(C)`` → the LSTM (per-step output). Its input is the LSTM's X as
-        (B, T, C) sequences; an initial state the model computes from data is not part of
-        it (pass it as ``Network.state``, e.g. as :func:`capture` returns it).
+        (B, T, C) sequences. Its initial state is the model's, read from a constant of
+        any batch (as an exporter writes one for the batch it traced): zeros are no state;
+        the same in every row, the layer's own; rows that differ, ``Network.state`` with
+        one row per sequence of that batch (so it takes that many sequences). A state
+        computed from input shapes only (zeros or a parameter expanded to a dynamic
+        batch) is read when it is the same row for any size. An initial state the model
+        computes from data is not part of it (pass it as ``Network.state``, e.g. as
+        :func:`capture` returns it).
     """
     from .onnx import lstm_from_node
 
@@ -223,7 +231,7 @@ def extract_lstm(
     for n in names:
         if n not in sites:
             raise InputError(f"no LSTM named {n!r}; the model's LSTMs are {sorted(sites)}")
-    special = specialise(model, fixed, shapes) if (fixed or shapes) else model
+    special = specialise(model, fixed, shapes)  # a state built from constants: a constant
     here = {s.name: s for s in list_lstms(special)}
     for n in names:
         site = here.get(n, sites[n])
@@ -235,20 +243,107 @@ def extract_lstm(
             )
     if len(names) > 1:
         return _chain(special, [here[n] for n in names], dtype)
-    graph, constants = _scope_of(special, names[0])
     if here[names[0]].kind == "cell":
         from .onnx_cells import find_cells
 
+        # unfolded unless asked: folding a constant h_prev would fold h_prev · Rᵀ away
+        graph, constants = _scope_of(special if (fixed or shapes) else model, names[0])
         cell = next(c for c in find_cells(graph, constants) if c.name == names[0])
         return Network([SequenceInput(cell.layer.input_size), cell.layer]).astype(dtype)
+    graph, constants = _scope_of(special, names[0])
     node = next(n for n in graph.node if node_name(n) == names[0])
     data = [
         k
         for k in (4, 5, 6)
         if len(node.input) > k and node.input[k] and node.input[k] not in constants
     ]
-    lstm = lstm_from_node(_without(node, data), constants, "sequence", dtype)
-    return Network([SequenceInput(directions(lstm)[0].input_size), lstm]).astype(dtype)
+    layout = int(node_attributes(node).get("layout", 0))
+    constants = dict(constants)
+    for k in (5, 6):
+        if k in data:
+            built = _built_from_shapes(model, fixed, shapes, node.input[k], layout)
+            if built is not None:
+                data.remove(k)
+                constants[node.input[k]] = built
+    states = [
+        _state_rows(constants[node.input[k]], layout)
+        if len(node.input) > k and node.input[k] in constants
+        else None
+        for k in (5, 6)
+    ]
+    per_row = any(s is not None and len(s) > 1 for s in states)
+    given = dict(constants)
+    for k, rows in zip((5, 6), states, strict=True):
+        if rows is None:
+            continue
+        if per_row or not np.any(rows):
+            data.append(k)  # zeros: no state; rows that differ: Network.state below
+        else:
+            given[node.input[k]] = np.moveaxis(rows, 0, 1 if layout == 0 else 0)
+    lstm = lstm_from_node(_without(node, data), given, "sequence", dtype)
+    net = Network([SequenceInput(directions(lstm)[0].input_size), lstm]).astype(dtype)
+    if per_row:
+        net.state = _per_row_state(lstm, states, node_name(node))
+    return net
+
+
+def _built_from_shapes(
+    model: Any,
+    fixed: Mapping[str, Any] | None,
+    shapes: Mapping[str, Sequence[int]] | None,
+    tensor: str,
+    layout: int,
+) -> Array | None:
+    """An initial state computed from the shapes of inputs only (zeros or a parameter
+    expanded to the batch, as exporters write them for a dynamic batch), when it folds to
+    the same rows for two sizes of those inputs' unknown dimensions; else None."""
+    inputs = {i.name: i for i in model.graph.input}
+    on = _depends_on(tensor, producers_of([g for g, _ in graphs(model.graph)]), set(inputs))
+    if not on or not all(d.startswith("shape of input ") for d in on):
+        return None
+    probes = []
+    for size in (2, 3):
+        given = dict(shapes or {})
+        for d in on:
+            name = d.removeprefix("shape of input ")[1:-1]
+            dims = inputs[name].type.tensor_type.shape.dim
+            given.setdefault(name, tuple(n.dim_value if n.dim_value > 0 else size for n in dims))
+        value = constants_of(specialise(model, fixed, given).graph).get(tensor)
+        if value is None:
+            return None
+        probes.append(_state_rows(value, layout))
+    first, second = probes
+    if len(first) != 1 or len(second) != 1 or not np.array_equal(first, second):
+        return None
+    return np.moveaxis(first, 0, 1 if layout == 0 else 0)
+
+
+def _state_rows(a: Array, layout: int) -> Array:
+    """A constant initial state (D, B, H) (layout 1: (B, D, H)) as (B, D, H); one row when
+    every row is the same (as a state built from zeros for the export's batch is)."""
+    a = np.asarray(a)
+    if a.ndim != 3:
+        raise InputError(f"an LSTM's initial state has shape {a.shape}; expected (D, B, H)")
+    rows = np.moveaxis(a, 1 if layout == 0 else 0, 0)
+    return rows[:1] if np.array_equal(rows, np.broadcast_to(rows[:1], rows.shape)) else rows
+
+
+def _per_row_state(lstm: Any, states: Sequence[Array | None], name: str) -> dict[str, LSTMState]:
+    """Network.state from constant initial states whose rows differ: one row per sequence
+    of the batch the model was exported with ([forward ‖ reverse] for a BiLSTM)."""
+    D, H = len(directions(lstm)), directions(lstm)[0].hidden_size
+    B = next(len(s) for s in states if s is not None and len(s) > 1)
+    rows = []
+    for what, s in zip(("initial_h", "initial_c"), states, strict=True):
+        if s is None:
+            s = np.zeros((B, D, H))
+        elif s.shape[1:] != (D, H) or len(s) not in (1, B):
+            raise InputError(
+                f"node {name!r} (LSTM): {what} holds rows of shape {s.shape[1:]} for "
+                f"{len(s)} sequences; expected ({D}, {H}) for {B}"
+            )
+        rows.append(np.broadcast_to(s, (B, D, H)).reshape(B, D * H))
+    return {lstm.name: LSTMState(*rows)}
 
 
 def _visible_constants(graph: Any, chain: Sequence[tuple[Any, str, Any]]) -> dict[str, Array]:

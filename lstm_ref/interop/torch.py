@@ -42,7 +42,9 @@ own length and a reverse direction starts at each sequence's own last step;
 ``pad_packed_sequence``.
 
 The classifier head lstm_ref reads and writes (the last layer's ``h_n``, both directions
-concatenated forward first, through one ``nn.Linear``, then softmax)::
+concatenated forward first, through one ``nn.Linear``, then softmax — a state_dict holds no
+softmax, so lstm_ref adds a ``Softmax`` layer after the head, ``softmax=False`` leaves it out
+for a model that returns the head's logits)::
 
     class Classifier(nn.Module):
         def __init__(self, C, H, K, num_layers=1, bidirectional=False, proj_size=0):
@@ -58,20 +60,22 @@ concatenated forward first, through one ``nn.Linear``, then softmax)::
             return self.fc(last).softmax(dim=1)
 
 Without a head the network ends in the last LSTM layer, with per-step outputs. A state_dict
-does not say what the head reads: a model whose head reads ``output[:, -1]`` of a
-bidirectional LSTM (the reverse half after one step) needs its last layer rebuilt as
-``BiLSTM(fwd, bwd, last="step")`` with both directions' ``output_mode="last"``.
+does not say what the head reads: ``last="state"`` (the default) is ``h_n`` as above;
+``last="step"`` is ``output[:, -1]``, the output at each sequence's last step, where the
+reverse direction of a bidirectional LSTM has seen that one step only
+(``BiLSTM(..., last="step")``; for one direction both are the same h).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import InputError
+from .._checks import check_choice
+from ..errors import InputError, InputTypeError
 from ..formats.writes import write_atomically
 from ..layers import (
     LSTM,
@@ -114,6 +118,8 @@ def from_torch(
     head: str | None = None,
     dtype: np.dtype | type | None = None,
     class_names: list[str] | None = None,
+    softmax: bool = True,
+    last: Literal["state", "step"] = "state",
 ) -> Network:
     """A Network from an LSTM or LSTMCell in a module, a state_dict, a checkpoint dict, or
     a ``.pt``/``.pth``/``.safetensors`` file or TorchScript archive of one (see
@@ -134,13 +140,25 @@ def from_torch(
         float16 and bfloat16 widen to float32).
     class_names : list of str, optional
         Names of the head's outputs.
+    softmax : bool
+        Add a ``Softmax`` after the head (the default: class probabilities, as the
+        documented classifier returns); False for a model whose forward returns the head's
+        logits. A state_dict cannot say which.
+    last : "state" or "step"
+        What the head reads: ``h_n``, the final states (the default), or ``output[:, -1]``,
+        the output at the last step (:class:`~lstm_ref.layers.BiLSTM`'s ``last``; the two
+        differ only for a bidirectional LSTM).
 
     Returns
     -------
     Network
         SequenceInput → LSTM/BiLSTM layers (the last with ``output_mode="last"`` when a
-        head follows) → FullyConnected → Softmax; or the LSTM layers alone.
+        head follows) → FullyConnected → Softmax (unless ``softmax=False``); or the LSTM
+        layers alone.
     """
+    check_choice(last, "last", ("state", "step"))
+    if not isinstance(softmax, bool):
+        raise InputTypeError(f"softmax must be True or False; got {softmax!r}")
     tensors, where = read_tensors(source)
     lstm = pick_lstm(find_lstms(tensors), where, prefix)
     rest = [k for k in tensors if k not in lstm.keys]
@@ -165,7 +183,7 @@ def from_torch(
     if dtype is None:
         dtype = np.result_type(np.float32, *(_dtype_of(where, k, tensors[k]) for k in picked))
     arrays = {k: _as_numpy(where, k, tensors[k], dtype) for k in picked}
-    return network_from_arrays(arrays, where, class_names)
+    return network_from_arrays(arrays, where, class_names, softmax=softmax, last=last)
 
 
 def _linear_keys(name: str) -> list[str]:
@@ -180,10 +198,16 @@ def _few(names: list[str], most: int = 6) -> str:
 
 
 def network_from_arrays(
-    arrays: dict[str, Array], where: str, class_names: list[str] | None = None
+    arrays: dict[str, Array],
+    where: str,
+    class_names: list[str] | None = None,
+    *,
+    softmax: bool = True,
+    last: Literal["state", "step"] = "state",
 ) -> Network:
     """The network a state_dict's arrays describe: one LSTM module and at most one
-    ``nn.Linear`` head (see the module docstring)."""
+    ``nn.Linear`` head, reading ``last`` and followed by a softmax if ``softmax`` (see
+    :func:`from_torch`)."""
     lstms = find_lstms(arrays)
     lstm = pick_lstm(lstms, where, None)
     cell = lstm.kind == "LSTMCell"
@@ -201,19 +225,27 @@ def network_from_arrays(
     count = len(by_layer)
     if sorted(by_layer) != list(range(count)):
         raise InputError(f"{where}: LSTM layers {sorted(by_layer)}; expected 0 … {count - 1}")
+    if fc is None and last != "state":
+        raise InputError(f"{where}: last={last!r} says what a head reads; there is no head")
     layers: list[LSTM | BiLSTM] = []
     for k in range(count):
         mode = "last" if fc is not None and k == count - 1 else "sequence"
-        layers.append(_layer(by_layer[k], f"{lstm.prefix}l{k}", mode, where))
+        layers.append(_layer(by_layer[k], f"{lstm.prefix}l{k}", mode, where, last))
     C = directions(layers[0])[0].input_size
     network: list[Layer] = [SequenceInput(C), *layers]
     if fc is not None:
-        network += [FullyConnected(fc[0], fc[1], name=fc[2] or "fc"), Softmax()]
+        network.append(FullyConnected(fc[0], fc[1], name=fc[2] or "fc"))
+        if softmax:
+            network.append(Softmax())
     return Network(network, class_names)
 
 
 def _layer(
-    directions: dict[str, dict[str, Array]], name: str, mode: str, where: str
+    directions: dict[str, dict[str, Array]],
+    name: str,
+    mode: str,
+    where: str,
+    last: Literal["state", "step"],
 ) -> LSTM | BiLSTM:
     if "forward" not in directions:
         raise InputError(f"{where}: layer {name!r} has only reverse-direction tensors")
@@ -221,7 +253,7 @@ def _layer(
     if "reverse" not in directions:
         return fwd
     bwd = _direction(directions["reverse"], f"{name}_reverse", mode, "reverse", where)
-    return BiLSTM(fwd, bwd, name=name)
+    return BiLSTM(fwd, bwd, name=name, last=last if mode == "last" else "state")
 
 
 def _direction(t: dict[str, Array], name: str, mode: str, direction: str, where: str) -> LSTM:

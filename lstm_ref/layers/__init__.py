@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import Cache, InputCache, Layer
+from .bidirectional import MERGE_MODES, BiLSTM, BiLSTMCache, directions, shared_by_directions
 from .heads import (
     Activation,
     ClassificationOutput,
@@ -42,17 +43,7 @@ from .heads import (
     Softmax,
     SoftmaxCache,
 )
-from .recurrent import (
-    LSTM,
-    MERGE_MODES,
-    BiLSTM,
-    BiLSTMCache,
-    LSTMCache,
-    directions,
-    forward_only,
-    reverse_sequence,
-    shared_by_directions,
-)
+from .recurrent import LSTM, LSTMCache, forward_only, reverse_sequence
 from .sequence_input import SequenceInput
 from .time_reversal import ReversalCache, TimeReversal
 

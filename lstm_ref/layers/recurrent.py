@@ -1,11 +1,9 @@
-"""The recurrent layers: LSTM (forward or reverse, with the cell variants) and BiLSTM."""
+"""The LSTM layer: one direction, forward or reverse, with the cell variants."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeGuard, TypeVar
+from typing import Any, ClassVar, Literal, TypeGuard
 
 import numpy as np
 
@@ -31,7 +29,6 @@ from ..lstm_loop import StepGradients, lstm_backward, lstm_forward, reverse_in_t
 from .base import Grads, Layer, check_layer_shape, float_array
 
 Array = np.ndarray
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -233,7 +230,7 @@ class LSTM(Layer):
 
     def check_state(self, state: Any, dtype: np.dtype) -> LSTMState:
         """h and c, each (H,) — for every sequence — or (N, H), one row per sequence."""
-        return _check_state(self.name, state, dtype, self.state_widths)
+        return check_state_pair(self.name, state, dtype, self.state_widths)
 
     def gates(self, cache: LSTMCache) -> Gates:
         return Gates(*(self._in_time_order(v, cache.lengths) for v in cache.trace))
@@ -289,7 +286,7 @@ class LSTM(Layer):
         )
 
 
-def _check_state(name: str, state: Any, dtype: np.dtype, widths: tuple[int, int]) -> LSTMState:
+def check_state_pair(name: str, state: Any, dtype: np.dtype, widths: tuple[int, int]) -> LSTMState:
     """A caller's (h, c) for layer ``name``: (Wh,) and (Wc,) — or (N, Wh) and (N, Wc)."""
     if not isinstance(state, tuple) or len(state) != 2:
         raise InputError(
@@ -298,218 +295,10 @@ def _check_state(name: str, state: Any, dtype: np.dtype, widths: tuple[int, int]
     what = f"state of {name!r}"
     h, c = (check_float_array(a, what) for a in state)
     wh, wc = widths
-    if (
-        h.ndim not in (1, 2)
-        or c.ndim != h.ndim
-        or h.shape[:-1] != c.shape[:-1]
-        or (h.shape[-1], c.shape[-1]) != widths
-    ):
+    if h.shape[:-1] != c.shape[:-1] or (h.shape[-1], c.shape[-1]) != widths or h.ndim not in (1, 2):
         pair = f"both be ({wh},) or (N, {wh})" if wh == wc else f"be ({wh},) and ({wc},), or rows"
         raise InputError(f"{what}: h and c must {pair}; got {h.shape} and {c.shape}")
     return LSTMState(*(check_real_array(a, what, dtype) for a in (h, c)))  # finite once cast
-
-
-@dataclass(frozen=True)
-class BiLSTMCache:
-    """The two directions' caches, their outputs (for ``mul``), and the joint final state."""
-
-    forward: LSTMCache
-    backward: LSTMCache
-    y_forward: Array
-    y_backward: Array
-    final_state: LSTMState  # h and c of the forward direction, then the reverse's
-
-
-MERGE_MODES = ("concat", "sum", "mul", "ave")
-
-
-@dataclass(eq=False, repr=False)
-class BiLSTM(Layer):
-    """A bidirectional LSTM: a forward and a reverse :class:`LSTM` over the same input.
-
-    Their outputs are merged: ``"concat"`` [forward ‖ reverse] (MATLAB, PyTorch, ONNX,
-    Keras's default), or Keras's ``"sum"``, ``"mul"``, ``"ave"``. Its state is the two
-    directions' states concatenated, forward first (MATLAB's bilstmLayer).
-
-    With ``output_mode="last"`` (both directions'), ``last`` says what "last" reads:
-    ``"state"`` — each direction's final h, for the reverse one the state after each
-    sequence's *first* step (PyTorch's ``h_n``, Keras's Bidirectional); ``"step"`` — the
-    output at each sequence's last step, where the reverse direction has seen that one step
-    only (MATLAB's bilstmLayer 'last', PyTorch's ``output[:, -1]``, ONNX's ``Y[-1]``).
-    """
-
-    fwd: LSTM
-    bwd: LSTM
-    name: str = "bilstm"
-    merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"
-    last: Literal["state", "step"] = "state"
-
-    TYPE: ClassVar[str] = "BiLSTM"
-    L2_FACTORS: ClassVar[dict[str, float]] = {
-        f"{d}/{k}": v for d in ("forward", "backward") for k, v in LSTM.L2_FACTORS.items()
-    }
-    initial_state: LSTMState | None = field(init=False, default=None)
-    _reverse_steps: LSTM = field(init=False, repr=False)  # bwd with every step's output
-
-    def __post_init__(self) -> None:
-        for what, layer, direction in (("fwd", self.fwd, "forward"), ("bwd", self.bwd, "reverse")):
-            if not isinstance(layer, LSTM) or layer.direction != direction:
-                raise self._error(f"{what} must be an LSTM layer with direction {direction!r}")
-        check_choice(self.merge_mode, f"layer {self.name!r}: merge_mode", MERGE_MODES)
-        if self.fwd.output_mode != self.bwd.output_mode:
-            raise self._error("both directions must have the same output_mode")
-        if self.fwd.input_size != self.bwd.input_size:
-            raise self._error(
-                f"both directions must take the same inputs; got {self.fwd.input_size} and "
-                f"{self.bwd.input_size}"
-            )
-        if self.merge_mode != "concat" and self.fwd.state_widths != self.bwd.state_widths:
-            raise self._error(f"merge_mode {self.merge_mode!r} needs two outputs of one width")
-        check_choice(self.last, f"layer {self.name!r}: last", ("state", "step"))
-        if self.last == "step" and self.output_mode != "last":
-            raise self._error('last="step" needs output_mode "last" in both directions')
-        self.initial_state = LSTMState(
-            *(np.concatenate(pair) for pair in zip(self.fwd._start, self.bwd._start, strict=True))
-        )
-        self._reverse_steps = dataclasses.replace(self.bwd, output_mode="sequence")
-
-    @property
-    def output_mode(self) -> str:
-        return self.fwd.output_mode
-
-    @property
-    def hidden_size(self) -> int:
-        return self.fwd.hidden_size
-
-    @property
-    def state_widths(self) -> tuple[int, int]:
-        (hf, cf), (hb, cb) = self.fwd.state_widths, self.bwd.state_widths
-        return hf + hb, cf + cb
-
-    def output_width(self, input_width: int) -> int:
-        width = self.fwd.output_width(input_width)
-        return width + self.bwd.output_width(input_width) if self.merge_mode == "concat" else width
-
-    def description(self) -> str:
-        merge = "" if self.merge_mode == "concat" else f" (merge {self.merge_mode})"
-        return f"BiLSTM with {self.hidden_size} hidden units{merge}"
-
-    def _last_steps(self, y: Array, lengths: Array | None) -> Array:
-        """The row of each sequence's last step: (B,) indices into the time axis of y."""
-        return np.full(len(y), y.shape[1] - 1) if lengths is None else np.asarray(lengths) - 1
-
-    def _directions(self) -> dict[str, LSTM]:
-        return {"forward": self.fwd, "backward": self.bwd}
-
-    def arrays(self) -> dict[str, Array]:
-        return {
-            f"{d}/{k}": v
-            for d, lstm in self._directions().items()
-            for k, v in lstm.arrays().items()
-        }
-
-    def learnables(self) -> dict[str, Array]:
-        return {
-            f"{d}/{k}": v
-            for d, lstm in self._directions().items()
-            for k, v in lstm.learnables().items()
-        }
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "merge_mode": self.merge_mode,
-            "last": self.last,
-            **{d: lstm.config() for d, lstm in self._directions().items()},
-        }
-
-    @classmethod
-    def from_arrays(cls, config: dict[str, Any], arrays: dict[str, Array]) -> BiLSTM:
-        def half(d: str) -> LSTM:
-            own = {k.partition("/")[2]: v for k, v in arrays.items() if k.startswith(f"{d}/")}
-            return LSTM.from_arrays(config[d], own)
-
-        last = config.get("last", "state")
-        return cls(half("forward"), half("backward"), config["name"], config["merge_mode"], last)
-
-    def check_state(self, state: Any, dtype: np.dtype) -> LSTMState:
-        """h and c of both directions concatenated, forward first: (2H,) or (N, 2H)."""
-        return _check_state(self.name, state, dtype, self.state_widths)
-
-    def _split(self, state: LSTMState) -> tuple[LSTMState, LSTMState]:
-        (hf, cf) = self.fwd.state_widths
-        return (
-            LSTMState(state.h[..., :hf], state.c[..., :cf]),
-            LSTMState(state.h[..., hf:], state.c[..., cf:]),
-        )
-
-    def gates(self, cache: BiLSTMCache) -> Gates:
-        """Both directions' traces side by side, forward units first, in time order."""
-        both = zip(self.fwd.gates(cache.forward), self.bwd.gates(cache.backward), strict=True)
-        return Gates(*(np.concatenate(pair, axis=-1) for pair in both))
-
-    def forward(
-        self, x: Array, lengths: Array | None = None, state: LSTMState | None = None
-    ) -> tuple[Array, BiLSTMCache]:
-        """x (B, T, C) -> merged outputs (B, T, ·) or (B, ·)."""
-        s_f, s_b = (None, None) if state is None else self._split(state)
-        y_f, c_f = self.fwd.forward(x, lengths, s_f)
-        if self.last == "step":  # the reverse output at each sequence's last step
-            steps, c_b = self._reverse_steps.forward(x, lengths, s_b)
-            y_b = steps[np.arange(len(steps)), self._last_steps(steps, lengths)]
-        else:
-            y_b, c_b = self.bwd.forward(x, lengths, s_b)
-        merged = {
-            "concat": lambda: np.concatenate([y_f, y_b], axis=-1),
-            "sum": lambda: y_f + y_b,
-            "mul": lambda: y_f * y_b,
-            "ave": lambda: (y_f + y_b) / 2,
-        }[self.merge_mode]()
-        final = LSTMState(
-            *(
-                np.concatenate(p, axis=-1)
-                for p in zip(c_f.final_state, c_b.final_state, strict=True)
-            )
-        )
-        return merged, BiLSTMCache(c_f, c_b, y_f, y_b, final)
-
-    def backward(self, dy: Array, cache: BiLSTMCache) -> tuple[Array, Grads]:
-        W = cache.y_forward.shape[-1]
-        dy_f, dy_b = {
-            "concat": lambda: (dy[..., :W], dy[..., W:]),
-            "sum": lambda: (dy, dy),
-            "mul": lambda: (dy * cache.y_backward, dy * cache.y_forward),
-            "ave": lambda: (dy / 2, dy / 2),
-        }[self.merge_mode]()
-        dx_f, g_f = self.fwd.backward(dy_f, cache.forward)
-        if self.last == "step":
-            x = cache.backward.x
-            dY = np.zeros((*x.shape[:2], dy_b.shape[-1]), dy_b.dtype)
-            rows = np.arange(len(x))
-            dY[rows, self._last_steps(x, cache.backward.lengths)] = dy_b
-            dx_b, g_b = self._reverse_steps.backward(dY, cache.backward)
-        else:
-            dx_b, g_b = self.bwd.backward(dy_b, cache.backward)
-        grads = {**{f"forward/{k}": v for k, v in g_f.items()}}
-        grads.update({f"backward/{k}": v for k, v in g_b.items()})
-        return dx_f + dx_b, grads
-
-
-def directions(layer: LSTM | BiLSTM) -> list[LSTM]:
-    """The one-direction LSTMs of ``layer``: itself, or a BiLSTM's forward and reverse."""
-    return [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
-
-
-def shared_by_directions(layer: LSTM | BiLSTM, what: str, value: Callable[[LSTM], T]) -> T:
-    """``value`` of ``layer``'s directions, which must agree: for a format that stores
-    ``what`` once for both directions of a bidirectional layer (an InputError if not)."""
-    values = [value(one) for one in directions(layer)]
-    if any(v != values[0] for v in values[1:]):
-        raise InputError(
-            f"layer {layer.name!r}: this format stores one {what} for both directions; "
-            f"the directions have {values}"
-        )
-    return values[0]
 
 
 def forward_only(layer: Layer | None) -> TypeGuard[LSTM]:

@@ -8,14 +8,13 @@ a local cluster or a running Dask scheduler and writes one scores file per shard
 
 from .files import ShardScores, find_shards, read_scores, scores_path
 from .score import ScoreReport, score_shards
-from .worker import ShardResult, network_digest, score_file
+from .worker import ShardResult, score_file
 
 __all__ = [
     "ScoreReport",
     "ShardResult",
     "ShardScores",
     "find_shards",
-    "network_digest",
     "read_scores",
     "score_file",
     "score_shards",

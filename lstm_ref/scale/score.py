@@ -35,7 +35,7 @@ from ..interop import load_model
 from ..padding import MASKED, Padding, check_padding
 from ..sequences import Layout
 from .files import Shards, find_shards, scores_path
-from .worker import ShardResult, network_digest, run_shard
+from .worker import ShardResult, run_shard
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -174,7 +174,7 @@ def score_shards(
     net = load_model(reference, **options)
     if not net.class_names:
         raise InputError(f"{network}: the network has no class names; it is not a classifier")
-    digest = network_digest(net)
+    digest = net.digest()
     paths = find_shards(shards)
     out = Path(out_dir).resolve()
     if any(p.parent == out for p in paths):

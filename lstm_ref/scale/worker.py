@@ -9,8 +9,6 @@ that process, whatever the worker's environment.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 import time
@@ -33,20 +31,6 @@ _networks: dict[str, tuple[str, Network]] = {}  # name or path -> (digest, netwo
 _lock = threading.Lock()
 
 
-def network_digest(net: Network) -> str:
-    """SHA-256 of what the network computes: its layers' types, configurations and arrays
-    (dtype, shape and bytes) and its class names, in order."""
-    h = hashlib.sha256()
-    h.update(json.dumps(list(net.class_names)).encode())
-    for layer in net.layers:
-        h.update(json.dumps([layer.TYPE, layer.config()], sort_keys=True, default=str).encode())
-        for name, array in sorted(layer.arrays().items()):
-            a = np.ascontiguousarray(array)
-            h.update(json.dumps([name, a.dtype.str, a.shape]).encode())
-            h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def worker_network(
     network: str, digest: str, model_options: Mapping[str, Any] | None = None
 ) -> tuple[Network, bool]:
@@ -65,7 +49,7 @@ def worker_network(
             return cached[1], False
         _limit_blas_threads()
         net = load_model(network, **(model_options or {}))
-        found = network_digest(net)
+        found = net.digest()
         if found != digest:
             raise InputError(
                 f"the network {network!r} this worker loads (digest {found[:12]}) is not the "

@@ -15,7 +15,7 @@ from .loss import (
     softmax_index,
 )
 from .optimizer import Adam, add_l2, clip_gradients
-from .recipe import Evaluation, Recipe, evaluate, fit, weights_digest
+from .recipe import Evaluation, Recipe, evaluate, fit
 
 __all__ = [
     "Adam",
@@ -40,5 +40,4 @@ __all__ = [
     "sort_by_length",
     "train",
     "unit_forget_gate",
-    "weights_digest",
 ]

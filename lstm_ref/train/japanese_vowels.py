@@ -18,7 +18,7 @@ from ..formats import save_network
 from ..formats.writes import write_text_atomically
 from ..network import Network
 from .loop import EpochRecord, Log
-from .recipe import Evaluation, Recipe, environment, evaluate, fit, weights_digest
+from .recipe import Evaluation, Recipe, environment, evaluate, fit
 
 NAME = "JapaneseVowelsNet"
 TRAIN_COMMAND = "lstm-ref train --out weights"
@@ -52,7 +52,7 @@ def build_japanese_vowels_net(
         "test_accuracy": evaluation.accuracy,
         "test_accuracy_matlab_batches": evaluation.matlab_accuracy,
         "test_accuracy_matlab_defaults": evaluation.matlab_default_accuracy,
-        "weights_sha256": weights_digest(net),
+        "weights_sha256": net.digest(),
         "training_seconds": round(seconds, 1),
         "trained_with": environment(),
     }

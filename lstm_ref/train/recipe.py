@@ -12,7 +12,6 @@ training set), which lifts test accuracy from about 0.94 to about 0.97.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -208,16 +207,6 @@ def evaluate(
         confusion=confusion,
         class_names=net.class_names,
     )
-
-
-def weights_digest(net: Network) -> str:
-    """SHA-256 over every array of every layer (name, dtype, shape, bytes), in layer order."""
-    digest = hashlib.sha256()
-    for layer in net.layers:
-        for name, a in layer.arrays().items():
-            digest.update(f"{layer.name}/{name}:{a.dtype.str}:{a.shape}".encode())
-            digest.update(np.ascontiguousarray(a).tobytes())
-    return digest.hexdigest()
 
 
 def environment() -> dict[str, str]:

@@ -12,7 +12,8 @@ returns a :class:`Report`:
 - where: the first divergence, with the reference's gate values there (:class:`Divergence`);
 - why: ``"match"``, ``"rounding"`` (the observed precision's rounding only, measured by
   running the reference so rounded), ``"cause"`` (a known bug of :mod:`.causes`, or a pair,
-  reproduces the outputs within tolerance; :mod:`.diagnose`) or ``"unknown"``.
+  reproduces the outputs within tolerance; :mod:`.diagnose`), ``"unknown"``, or ``"nan"``
+  (the observed outputs hold NaN, which no known cause computes: none is sought).
 
 Given several layers' outputs it names the first layer that diverges, and seeks a bug of
 the weights in that layer alone (the layers before it match). :mod:`.report` writes a report as
@@ -34,7 +35,7 @@ from ..errors import InputError
 from ..layers import LSTM, BiLSTM, Layer
 from ..lstm import LSTMState
 from ..network import Network, State
-from .compare import Comparison, compare, errors, failing
+from .compare import Comparison, compare, failing_compared
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
 from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
@@ -82,7 +83,7 @@ class Report:
     rtol: float
     comparisons: list[Comparison]
     rounding: dict[str, float]  # per output: max |reference in `precision` − float64|
-    verdict: str  # "match", "rounding", "cause", "unknown"
+    verdict: str  # "match", "rounding", "cause", "unknown", "nan"
     causes: list[Finding] = field(default_factory=list)  # those that reproduce, best first
     nearest: list[Finding] = field(default_factory=list)  # when none does: the closest
     tried: int = 0  # hypotheses computed: single causes and pairs
@@ -244,6 +245,10 @@ def verify(
     first_layer = net.layers[first].name if layered and first is not None else None
     if not beyond:
         return report(rounding=rounding, verdict="rounding", divergence=divergence)
+    if any(c.nan for c in comparisons):  # no known cause computes NaN: none is sought
+        return report(
+            rounding=rounding, verdict="nan", divergence=divergence, first_layer=first_layer
+        )
     watched = Observation(
         {o.label: o.wanted for o in outputs},
         {o.label: o.values for o in outputs},
@@ -286,7 +291,9 @@ def _observe(
     assert port is not None
     own = net.state_rows(len(given.x))
     same = all(np.array_equal(a, b) for n in own for a, b in zip(own[n], start[n], strict=True))
-    runner, arrays, ran = run_framework(port, given.x, given.lengths, torch_state(net, start), same)
+    runner, arrays, ran = run_framework(
+        port, given.x, given.lengths, lambda: torch_state(net, start), same
+    )
     return runner, f"{runner} running {port}", arrays, ran
 
 
@@ -305,7 +312,7 @@ def _rounding(
     lows = reference_all(low.setting, low.sequences(seqs), wanted, T)
     rounding = {}
     for label, e in reference.items():
-        err = np.abs(low.output(lows[label].values) - e.values)[e.data | e.padded]
+        err = np.abs(low.output(lows[label].values) - e.values)[e.compared]
         rounding[label] = float(np.max(err, initial=0.0))
     return rounding
 
@@ -347,8 +354,7 @@ def _divergence(
     c = next(c for c in comparisons if not c.passed)
     o = next(o for o in outputs if o.label == c.name)
     obs, e = o.values, reference[c.name]
-    abs_err, rel_err = errors(obs, e.values)
-    bad = failing(abs_err, rel_err, c.atol, c.rtol) & (e.data | e.padded)[..., None]
+    bad, abs_err = failing_compared(obs, e.values, e.compared, c.atol, c.rtol)
     if e.values.ndim == 3:
         t, n, u = min((int(t), int(n), int(u)) for n, t, u in np.argwhere(bad))
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..activations import own_name
-from ..layers import LSTM, BiLSTM, Layer
+from ..layers import LSTM, BiLSTM, ClassificationOutput, FullyConnected, Layer, Softmax
 from ..lstm import GATE_NAMES, LSTMParams, LSTMState, gate_rows, reorder_gates
 from ..network import Network
 from .reference import SEMANTICS, Setting, Wanted, reference_all
@@ -245,6 +245,31 @@ def _last_step_head(s: Setting) -> Setting | None:
     return dataclasses.replace(s, net=Network(layers, s.net.class_names or None))
 
 
+def _softmax_dropped(s: Setting) -> Setting | None:
+    """The network without its final softmax: the port's outputs are the logits."""
+    layers = s.net.layers
+    last = len(layers) - 1 - isinstance(layers[-1], ClassificationOutput)
+    if not isinstance(layers[last], Softmax) or not _changeable(s, layers[last]):
+        return None
+    return dataclasses.replace(
+        s, net=Network(layers[:last] + layers[last + 1 :], s.net.class_names or None)
+    )
+
+
+def _softmax_added(s: Setting) -> Setting | None:
+    """The network with a softmax after its final fully connected layer."""
+    layers = s.net.layers
+    if not isinstance(layers[-1], FullyConnected) or not _changeable(s, layers[-1]):
+        return None
+    taken = {x.name for x in layers}
+    name = "softmax" if "softmax" not in taken else f"{layers[-1].name}_softmax"
+    return dataclasses.replace(s, net=Network([*layers, Softmax(name)], s.net.class_names or None))
+
+
+def _changeable(s: Setting, layer: Layer) -> bool:
+    return s.changeable is None or layer.name in s.changeable
+
+
 def _reshaped_input(s: Setting, seqs: list[Array], T: int) -> Setting | None:
     if len(seqs) < 2:  # one sequence reads the same either way
         return None
@@ -303,6 +328,19 @@ def causes(extra: list[Cause] | None = None) -> list[Cause]:
             "instead of transposed, or, when N = T, given as it is to a time-major LSTM — so "
             "each sequence read other sequences' steps",
             _reshaped_input,
+        ),
+        Cause(
+            "head:softmax",
+            "the port returns the logits and the reference applies softmax to them: they "
+            "agree before the softmax (a PyTorch state_dict stores no softmax; lstm_ref's "
+            "import of its classifier appends one, which a model returning logits lacks)",
+            _on_setting(_softmax_dropped),
+        ),
+        Cause(
+            "head:no-softmax",
+            "the port applies softmax to the logits the reference returns: they agree "
+            "before the softmax",
+            _on_setting(_softmax_added),
         ),
         _transposed_blocks("R"),
         _transposed_blocks("W"),

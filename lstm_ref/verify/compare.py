@@ -37,6 +37,9 @@ class Comparison:
         Elements beyond both tolerances (NaN and infinite ones included).
     nan, infinite : int
         Observed values of data that are NaN, or infinite.
+    nan_at : list of tuple of int
+        Where the first (at most 5) NaN values of data are: (sequence, unit) or
+        (sequence, step, unit), in time order.
     padded_compared, padded_failed : int
         Padded steps whose values the padding semantics defines (0s, Keras's repeated
         output), checked apart from the data, and how many of them differ.
@@ -66,6 +69,7 @@ class Comparison:
     atol: float
     rtol: float
     histogram: list[tuple[float, float, int]]
+    nan_at: list[tuple[int, ...]]
 
     @property
     def passed(self) -> bool:
@@ -87,6 +91,16 @@ def errors(observed: Array, reference: Array) -> tuple[Array, Array]:
 def failing(abs_err: Array, rel_err: Array, atol: float, rtol: float) -> Array:
     """Where an element fails: beyond both tolerances, or NaN."""
     return np.isnan(abs_err) | ((abs_err > atol) & (rel_err > rtol))
+
+
+def failing_compared(
+    observed: Array, reference: Array, compared: Array, atol: float, rtol: float
+) -> tuple[Array, Array]:
+    """Where ``observed`` fails against ``reference`` (bool, their shape) among the
+    sequences or steps ``compared`` ((N,) or (N, T), every unit of each), and the absolute
+    errors."""
+    abs_err, rel_err = errors(observed, reference)
+    return failing(abs_err, rel_err, atol, rtol) & compared[..., None], abs_err
 
 
 def compare(
@@ -154,7 +168,16 @@ def compare(
         atol=atol,
         rtol=rtol,
         histogram=histogram(a),
+        nan_at=_first_nans(observed, keep),
     )
+
+
+def _first_nans(observed: Array, keep: Array, most: int = 5) -> list[tuple[int, ...]]:
+    """The indices of the first ``most`` NaN values where ``keep`` holds, earliest step first."""
+    where = np.argwhere(np.isnan(observed) & keep)
+    if observed.ndim == 3:  # (sequence, step, unit): by step, then sequence and unit
+        where = where[np.lexsort((where[:, 2], where[:, 0], where[:, 1]))]
+    return [tuple(int(i) for i in row) for row in where[:most]]
 
 
 def histogram(abs_err: Array, bins: int = 8) -> list[tuple[float, float, int]]:

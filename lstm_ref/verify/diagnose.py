@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from .causes import Cause, causes, stored_bias_causes
-from .compare import compare, errors, failing
+from .compare import compare, errors, failing_compared
 from .reference import Expected, Setting, Wanted, reference_all
 
 Array = np.ndarray
@@ -144,9 +144,10 @@ def _diverging(observed: Observation, outputs: Mapping[str, Expected]) -> dict[s
     """Per output, where the observed values fail against ``outputs`` (bool, its shape)."""
     found = {}
     for k, e in outputs.items():
-        abs_err, rel_err = errors(observed.values[k], e.values)
         atol = max(observed.atol, ROUNDING_FACTOR * observed.rounding[k])
-        found[k] = failing(abs_err, rel_err, atol, observed.rtol) & (e.data | e.padded)[..., None]
+        found[k], _ = failing_compared(
+            observed.values[k], e.values, e.compared, atol, observed.rtol
+        )
     return found
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..interop import framework_needed
 
 Array = np.ndarray
 
@@ -78,7 +79,18 @@ def run_onnx(path: Path, x: Array, lengths: Array) -> Run:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
-    X = x if _batch_first(path, inputs[0].name) else x.transpose(1, 0, 2)
+    batch_first = _batch_first(path, inputs[0].name)
+    X = x if batch_first else x.transpose(1, 0, 2)
+    fixed = _fixed_shape_error(
+        path,
+        "the ONNX file",
+        inputs[0].shape,
+        X.shape,
+        0 if batch_first else 1,
+        "export it with dynamic axes (torch.onnx.export's dynamic_shapes or dynamic_axes)",
+    )
+    if fixed is not None:  # onnxruntime refuses any other size of a fixed dimension
+        raise fixed
     feeds = {inputs[0].name: np.ascontiguousarray(X, dtype=np.float32)}
     for extra in inputs[1:]:
         if "int" not in extra.type:
@@ -108,10 +120,50 @@ def _batch_first(path: Path, name: str) -> bool:
 def run_keras(path: Path, x: Array, lengths: Array) -> Run:
     import keras  # type: ignore[import-untyped]
 
-    model = keras.models.load_model(path, compile=False)
-    y = np.asarray(model.predict(x.astype(np.float32), verbose=0))
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except ValueError as e:  # a layer or op it wrote and cannot deserialise
+        raise InputError(
+            f"{path}: Keras cannot load this file back ({str(e).split('. ')[0]}); save it as "
+            ".keras, or run it where it was made and give its outputs with --observed"
+        ) from None
+    try:
+        y = np.asarray(model.predict(x.astype(np.float32), verbose=0))
+    except ValueError:  # a functional model checks its Input's shape (a Sequential may not)
+        remedy = "build the model with Input(shape=(None, features)) to take any length"
+        declared = tuple(model.inputs[0].shape)
+        fixed = _fixed_shape_error(path, "the Keras model", declared, x.shape, 0, remedy)
+        if fixed is None:
+            raise
+        raise fixed from None
     masked = any(isinstance(layer, keras.layers.Masking) for layer in model.layers)
     return {"output": y}, "keras" if masked else "matlab"
+
+
+def _fixed_shape_error(
+    path: Path, what: str, declared: object, shape: tuple[int, ...], batch_axis: int, remedy: str
+) -> InputError | None:
+    """The error for inputs of ``shape`` given to a model declaring the input shape
+    ``declared`` (ints fixed, names or None free), naming the batch and steps it takes;
+    None when they fit."""
+    dims = list(declared) if isinstance(declared, list | tuple) else []
+    if len(dims) != len(shape) or all(
+        not isinstance(d, int) or d == n for d, n in zip(dims, shape, strict=True)
+    ):
+        return None
+    batch, steps = dims[batch_axis], dims[1 - batch_axis]
+    wants = [
+        *([f"a batch of {batch}"] if isinstance(batch, int) else []),
+        *([f"{steps} steps"] if isinstance(steps, int) else []),
+    ]
+    sizes = [f"--batch {batch}"] * isinstance(batch, int) + [
+        f"--length-range {steps}-{steps}"
+    ] * isinstance(steps, int)
+    return InputError(
+        f"{path}: {what} takes inputs of fixed shape {dims} ({' and '.join(wants)}); the "
+        f"inputs are {list(shape)}: give inputs of that shape (--inputs, or "
+        f"{' '.join(sizes)}), or {remedy}"
+    )
 
 
 RUNNERS: dict[str, tuple[str, Callable[..., Run]]] = {
@@ -125,12 +177,16 @@ RUNNERS: dict[str, tuple[str, Callable[..., Run]]] = {
 
 
 def run_framework(
-    path: Path, x: Array, lengths: Array, start: tuple[Array, Array], own_start: bool
+    path: Path,
+    x: Array,
+    lengths: Array,
+    start: Callable[[], tuple[Array, Array]],
+    own_start: bool,
 ) -> tuple[str, dict[str, Array], str]:
     """The framework's name, its outputs for the model file ``path`` and the padding
-    semantics they follow. ``start``: torch's (h_0, c_0) (L·D, N, ·); ``own_start``
-    whether that is the model's own initial state (the only one onnxruntime and Keras
-    runs take)."""
+    semantics they follow. ``start()``: torch's (h_0, c_0) (L·D, N, ·), asked for by the
+    torch run only; ``own_start`` whether that is the model's own initial state (the only
+    one onnxruntime and Keras runs take)."""
     suffix = path.suffix.lower()
     if suffix not in RUNNERS:
         raise InputError(
@@ -147,15 +203,7 @@ def run_framework(
             f"{path}: running it from another initial state than its own is not supported "
             f"here; run {name} on it yourself and give the outputs it observed"
         )
-    args = (path, x, lengths, start) if name == "torch" else (path, x, lengths)
-    try:
+    args = (path, x, lengths, start()) if name == "torch" else (path, x, lengths)
+    with framework_needed(path, "running", "or give the outputs with --observed"):
         outputs, semantics = run(*args)
-        return name, outputs, semantics
-    except ModuleNotFoundError as e:
-        hint = " (Keras's default backend; set KERAS_BACKEND=torch or jax)" * (
-            e.name == "tensorflow"
-        )
-        raise InputError(
-            f"{path}: running it needs the Python package {e.name!r}, which is not installed"
-            f"{hint}; or give the outputs with --observed"
-        ) from None
+    return name, outputs, semantics

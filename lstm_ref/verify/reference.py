@@ -80,6 +80,12 @@ class Expected(NamedTuple):
     data: Array
     padded: Array
 
+    @property
+    def compared(self) -> Array:
+        """The sequences or steps compared, (N,) or (N, T): data, and the padded steps whose
+        value the semantics defines."""
+        return self.data | self.padded
+
 
 def _per_sequence(y: Array) -> Expected:
     every = np.ones(len(y), bool)

@@ -21,6 +21,9 @@ VERDICTS = {
     "the float64 reference as the reference itself in {precision}; no bug",
     "cause": "FAILED | a known porting bug reproduces the observed outputs",
     "unknown": "FAILED | no known porting bug reproduces the observed outputs",
+    "nan": "FAILED | the observed outputs hold NaN, which none of the known porting bugs "
+    "computes from finite weights and inputs: no cause is sought; look for where the port "
+    "first makes a NaN (an overflow, an uninitialised state or buffer, a division by zero)",
 }
 
 
@@ -45,34 +48,41 @@ def text(report: Report) -> str:
             ),
             f"  abs error: max {c.max_abs:.3e}, mean {c.mean_abs:.3e}, median {c.median_abs:.3e}",
             f"  rel error: max {c.max_rel:.3e}, mean {c.mean_rel:.3e}, median {c.median_rel:.3e}",
-            f"  minimum tolerance to pass: [abs={c.max_abs:.3e}] OR [rel={c.max_rel:.3e}]",
+            "  minimum tolerance to pass: none (a NaN never passes)"
+            if c.nan
+            else f"  minimum tolerance to pass: [abs={c.max_abs:.3e}] OR [rel={c.max_rel:.3e}]",
             "  abs error histogram:",
             *histogram_text(c.histogram),
             f"  {'PASSED' if c.passed else 'FAILED'} | {c.failed} of {c.compared} elements "
             "beyond tolerance",
         ]
         if c.nan or c.infinite:
+            axes = "(sequence, step, unit)" if len(c.observed_shape) == 3 else "(sequence, unit)"
+            at = f" at {axes} {', '.join(map(str, c.nan_at))}" if c.nan_at else ""
+            more = " (the first 5)" if c.nan > len(c.nan_at) else ""
             lines.insert(
                 -2 - len(c.histogram),
-                f"  observed values not finite: {c.nan} NaN, {c.infinite} infinite (failing; "
-                "the histogram counts the finite errors)",
+                f"  observed values not finite: {c.nan} NaN{at}{more}, {c.infinite} infinite "
+                "(failing; the statistics but the maxima and the histogram count the finite "
+                "errors)",
             )
         if c.name in report.rounding:
             lines.append(
                 f"  {report.precision} rounding of the reference itself: "
                 f"{report.rounding[c.name]:.3e}"
             )
-    d = report.divergence
+    d = report.divergence  # its indices from 0; the text counts from 1, as every message
     if d is not None:
-        at = f"sequence {d.sequence}" + ("" if d.step is None else f", time step {d.step}")
+        at = f"sequence {d.sequence + 1}" + ("" if d.step is None else f", time step {d.step + 1}")
         lines += [
             "",
-            f"first divergence: output {d.output!r}, {at}, unit {d.unit}: observed "
+            f"first divergence: output {d.output!r}, {at}, unit {d.unit + 1}: observed "
             f"{d.observed:.6g}, reference {d.reference:.6g}",
         ]
         if d.gates is not None:
             where = "there" if d.step is not None else "at the sequence's last step"
-            lines.append(f"  reference gates of layer {d.layer!r} {where}, units {d.units}:")
+            units = [u + 1 for u in d.units]
+            lines.append(f"  reference gates of layer {d.layer!r} {where}, units {units}:")
             lines += [f"    {g} = {', '.join(f'{v:.6g}' for v in vs)}" for g, vs in d.gates.items()]
         if d.implied:
             lines.append(

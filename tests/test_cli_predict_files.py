@@ -1,0 +1,121 @@
+"""``lstm-ref predict`` on the files users hand it: an error names the sequence as the table
+does, and a zero-padded batch comes with its lengths (verify's inputs format) or a note."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from random_nets import random_network
+
+from lstm_ref import Network, Padding, load_network, save_network
+from lstm_ref.cli import main
+from lstm_ref.datasets import load_japanese_vowels
+from lstm_ref.verify.inputs import read_inputs
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    """Five Japanese Vowels test sequences of mixed lengths (T_n, 12)."""
+    seqs = list(load_japanese_vowels("test")[0][:5])
+    assert len({len(s) for s in seqs}) > 2
+    return seqs
+
+
+def padded(seqs):
+    """The sequences zero-padded on the right into x (N, T, C), and their lengths (N,)."""
+    lengths = np.array([len(s) for s in seqs])
+    x = np.zeros((len(seqs), lengths.max(), seqs[0].shape[1]))
+    for row, s in zip(x, seqs, strict=True):
+        row[: len(s)] = s
+    return x, lengths
+
+
+def table(out: str):
+    """predict's table: the names, the classes and the scores (one column per class)."""
+    rows = [line.split("\t") for line in out.splitlines()[1:]]
+    return [r[0] for r in rows], [r[1] for r in rows], np.array([r[3:] for r in rows], float)
+
+
+def test_an_npz_error_names_the_array(tmp_path, sequences, capsys):
+    path = tmp_path / "s.npz"
+    np.savez(path, a=sequences[0], b=sequences[1][:4, :11], c=sequences[2])
+    assert main(["predict", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-ref: error: {path}: array 'b': expected shape (T, 12); got (4, 11)\n"
+    )
+    batch = tmp_path / "x.npy"  # any other file numbers its sequences from 1, as its table
+    x = np.stack([s[:4] for s in sequences])
+    x[1, 2, 5] = np.nan
+    np.save(batch, x)
+    assert main(["predict", str(batch)]) == 2
+    assert f"{batch}: sequence 2: non-finite value NaN" in capsys.readouterr().err
+
+
+def test_a_padded_batch_with_lengths_is_each_sequence_alone(tmp_path, sequences, capsys):
+    x, lengths = padded(sequences)
+    path = tmp_path / "in.npz"
+    np.savez(path, x=x, lengths=lengths)
+    assert main(["predict", str(path), "--scores"]) == 0
+    names, labels, scores = table(capsys.readouterr().out)
+    expected_labels, expected_scores = load_network("JapaneseVowelsNet").classify(sequences)
+    assert names == ["1", "2", "3", "4", "5"] and labels == list(expected_labels)
+    np.testing.assert_allclose(scores, expected_scores, atol=5e-5)  # the table's 4 decimals
+    for read, own in zip(read_inputs(path, 12).sequences, sequences, strict=True):
+        np.testing.assert_array_equal(read, own)  # the file verify reads, the same sequences
+
+    np.save(tmp_path / "x.npy", x)  # without lengths: the padding is data, and predict says so
+    assert main(["predict", str(tmp_path / "x.npy"), "--scores"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == (
+        f"note: 4 of 5 sequences end in all-zero time steps (up to {x.shape[1] - lengths.min()}), "
+        "read as data; if they are padding, give each sequence's length: an .npz with x (N, T, "
+        "C) and lengths (N,)\n"
+    )
+    assert np.abs(table(printed.out)[2] - scores).max() > 1e-3  # what the note is about
+
+
+@pytest.mark.parametrize(
+    ("arrays", "argv", "message"),
+    [
+        ({"lengths": [3, 9]}, [], "lengths must lie in 1..7 (the padded length); got [3, 9]"),
+        ({"lengths": [3, 0]}, [], "lengths must lie in 1..7 (the padded length); got [3, 0]"),
+        ({"lengths": [3]}, [], "lengths must be 2 integers, one per sequence"),
+        ({"lengths": [3.5, 2]}, [], "lengths must be 2 integers, one per sequence"),
+        ({"lengths": [3, 2], "y": [1, 2]}, [], "holds 'x' (N, T, C) and 'lengths' (N,), nothing"),
+        ({"lengths": [3, 2]}, ["--layout", "CT"], "x is (N, T, C), time × features; got --layout"),
+    ],
+)
+def test_a_padded_batch_is_checked(tmp_path, arrays, argv, message, capsys):
+    path = tmp_path / "in.npz"
+    np.savez(path, x=np.ones((2, 7, 12)), **arrays)
+    assert main(["predict", str(path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lstm-ref: error: {path}: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_sequences_of_data_get_no_note(tmp_path, sequences, capsys):
+    np.save(tmp_path / "x.npy", np.stack([s[:7] for s in sequences]))
+    assert main(["predict", str(tmp_path / "x.npy")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_no_note_when_keras_masking_skips_the_zero_steps(tmp_path, sequences, capsys):
+    net = random_network(np.random.default_rng(5), C=12, H=4)
+    save_network(Network(net.layers, net.class_names, Padding.keras()), tmp_path / "k.npz")
+    x, _ = padded(sequences)
+    np.save(tmp_path / "x.npy", x)
+    network = ["--network", str(tmp_path / "k.npz")]
+    assert main(["predict", str(tmp_path / "x.npy"), *network]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["predict", str(tmp_path / "x.npy"), *network, "--padding", "masked"]) == 0
+    assert capsys.readouterr().err.startswith("note: 4 of 5 sequences end in all-zero")
+
+
+def test_output_into_a_missing_folder_is_refused_before_the_work(tmp_path, sequences, capsys):
+    np.savez(tmp_path / "s.npz", *sequences)
+    output = tmp_path / "missing" / "table.csv"
+    assert main(["predict", str(tmp_path / "s.npz"), "--output", str(output)]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""  # no table: refused before classifying
+    assert printed.err == f"lstm-ref: error: [Errno 2] No such folder: '{output.parent}'\n"

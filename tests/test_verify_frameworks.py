@@ -1,0 +1,204 @@
+"""verify on models as torch, torch.onnx.export and Keras write them: the semantics the
+framework ran taken from the file (a Keras model without Masking computes over the
+padding), a logits head checked against a state_dict's classifier (and the reverse), the
+framework's own obstacles (a fixed input shape, a file Keras cannot reload) as one line,
+and a strict JSON report when a reference value is exactly 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
+
+import numpy as np
+import pytest
+import torch
+from torch_models import distinct_gates
+
+from lstm_ref.cli import main
+from lstm_ref.errors import InputError
+from lstm_ref.verify import generate_inputs, verify
+from lstm_ref.verify.report import dumps
+
+C, H, K = 3, 5, 4
+INPUTS = generate_inputs(C, seed=7, batch=4, length_range=(3, 7))  # lengths mixed
+KERAS_WARNING = "ignore:__array__ implementation:DeprecationWarning"
+
+
+class Logits(torch.nn.Module):
+    """An LSTM and a linear head on h_n returning the logits: no softmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = torch.nn.LSTM(C, H, batch_first=True)
+        self.fc = torch.nn.Linear(H, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h_n, _) = self.lstm(x)
+        return self.fc(h_n[-1])
+
+
+def export(model: torch.nn.Module, path, dynamic: bool = True):
+    """torch.onnx.export as users call it: batch and steps dynamic, or fixed at (2, 5)."""
+    with warnings.catch_warnings():  # the exporter's notes on batch_first and dynamic axes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.randn(2, 5, C),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["X"],
+            output_names=["Y"],
+            dynamic_axes={"X": {0: "N", 1: "T"}, "Y": {0: "N"}} if dynamic else None,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def logits(tmp_path_factory):
+    """The logits model as a state_dict and as its ONNX export, dynamic and fixed."""
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path_factory.mktemp("logits")
+    model = distinct_gates(Logits(), seed=5).eval()
+    torch.save(model.state_dict(), folder / "model.pt")
+    export(model, folder / "dynamic.onnx")
+    export(model, folder / "fixed.onnx", dynamic=False)
+    return folder
+
+
+def keras_model(path, *, masking=True, softmax=False, seed=3):
+    """A Keras LSTM → Dense classifier, every weight random (biases non-zero), saved."""
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential(
+        [
+            keras.Input((None, C)),
+            *([keras.layers.Masking(0.0)] if masking else []),
+            keras.layers.LSTM(H),
+            keras.layers.Dense(K, activation="softmax" if softmax else None),
+        ]
+    )
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(size=w.shape).astype(w.dtype) * 0.6 for w in model.get_weights()])
+    model.save(path)
+    return path
+
+
+# ------------------------------------------------------------------- the semantics it ran
+@pytest.mark.filterwarnings(KERAS_WARNING)
+def test_keras_without_masking_matches_itself_over_the_padding(tmp_path):
+    path = keras_model(tmp_path / "nomask.keras", masking=False)
+    report = verify(path, INPUTS, run=True)
+    assert report.verdict == "match" and report.semantics == "matlab"
+    assert main(["verify", str(path), "--run-framework", "--length-range", "3-7"]) == 0
+
+
+# ------------------------------------------------------------------- logits or probabilities
+def test_logits_port_against_a_state_dicts_classifier_names_the_softmax(logits):
+    """The .pt import appends a softmax the torch model lacks; its export returns logits."""
+    full = generate_inputs(C, seed=7, length_range=(6, 6))  # no padding: ONNX has no lengths
+    report = verify(logits / "model.pt", full, run=logits / "dynamic.onnx")
+    assert report.verdict == "cause"
+    assert [f.key for f in report.causes] == ["head:softmax"]
+    assert report.causes[0].max_abs < 1e-6
+
+
+@pytest.mark.filterwarnings(KERAS_WARNING)
+def test_probabilities_port_against_a_logits_reference_names_the_softmax(tmp_path):
+    """The same Keras weights, the reference's head linear, the port's with softmax."""
+    reference = keras_model(tmp_path / "logits.keras")
+    port = keras_model(tmp_path / "probs.keras", softmax=True)
+    assert verify(reference, INPUTS, run=True).verdict == "match"
+    report = verify(reference, INPUTS, run=port)
+    assert [f.key for f in report.causes] == ["head:no-softmax"]
+    # and the other way round: the reference's softmax, the port's logits
+    assert [f.key for f in verify(port, INPUTS, run=reference).causes] == ["head:softmax"]
+
+
+# ------------------------------------------------------------------- the framework's obstacles
+def test_a_fixed_shape_onnx_export_is_one_line_naming_its_shape(logits, capsys):
+    with pytest.raises(InputError, match=r"fixed shape \[2, 5, 3\] \(a batch of 2 and 5 steps\)"):
+        verify(logits / "model.pt", INPUTS, run=logits / "fixed.onnx")
+    command = ["verify", str(logits / "model.pt"), "--run-framework", str(logits / "fixed.onnx")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--batch 2 --length-range 5-5" in err
+    fitting = generate_inputs(C, seed=7, batch=2, length_range=(5, 5))
+    report = verify(logits / "model.pt", fitting, run=logits / "fixed.onnx")
+    assert [f.key for f in report.causes] == ["head:softmax"]  # it runs: its logits
+
+
+@pytest.mark.filterwarnings(KERAS_WARNING)
+def test_a_keras_model_of_fixed_length_is_one_line_naming_its_steps(tmp_path, capsys):
+    keras = pytest.importorskip("keras")
+    x = keras.Input((7, C))  # a functional model checks its Input's shape
+    model = keras.Model(x, keras.layers.Dense(K)(keras.layers.LSTM(H)(x)))
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.normal(size=w.shape).astype(w.dtype) * 0.6 for w in model.get_weights()])
+    path = tmp_path / "seven.keras"
+    model.save(path)
+    eight = generate_inputs(C, seed=7, batch=4, length_range=(3, 8))
+    assert eight.x.shape[1] == 8
+    with pytest.raises(InputError, match=r"fixed shape \[None, 7, 3\] \(7 steps\)"):
+        verify(path, eight, run=True)
+    assert main(["verify", str(path), "--run-framework", "--length-range", "3-8"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--length-range 7-7" in err
+    assert verify(path, INPUTS, run=True).verdict == "match"  # padded to 7 steps
+    called = keras.Sequential([keras.layers.LSTM(H), keras.layers.Dense(K)])
+    called(np.zeros((1, 4, C), np.float32))  # built by a call: it declares (1, 4, C) ...
+    called.save(tmp_path / "called.keras")
+    assert verify(tmp_path / "called.keras", eight, run=True).verdict == "match"  # ... runs any
+
+
+@pytest.mark.filterwarnings(KERAS_WARNING)
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Keras's note that .h5 is legacy
+def test_an_h5_keras_cannot_reload_is_one_line(tmp_path, capsys):
+    """A functional Masking → Bidirectional model saved as .h5: Keras 3 writes the mask's
+    NotEqual op, then cannot deserialise it."""
+    keras = pytest.importorskip("keras")
+    x = keras.Input((None, C))
+    y = keras.layers.Bidirectional(keras.layers.LSTM(H), merge_mode="sum")(
+        keras.layers.Masking(0.0)(x)
+    )
+    model = keras.Model(x, keras.layers.Dense(K, activation="softmax")(y))
+    model.save(tmp_path / "bi.keras")
+    model.save(tmp_path / "bi.h5")
+    try:
+        keras.models.load_model(tmp_path / "bi.h5", compile=False)
+    except ValueError:
+        reloads = False
+    else:
+        reloads = True
+    command = ["verify", str(tmp_path / "bi.keras"), "--run-framework", str(tmp_path / "bi.h5")]
+    if reloads:  # a Keras that reads it back: the port matches
+        assert main(command) == 0
+        return
+    with pytest.raises(InputError, match=r"Keras cannot load this file back \(Unknown layer"):
+        verify(tmp_path / "bi.keras", INPUTS, run=tmp_path / "bi.h5")
+    assert main(command) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------- strict JSON
+def test_an_exact_zero_reference_writes_null_not_infinity(tmp_path):
+    """An LSTM with every weight 0 outputs exactly 0 (g = tanh 0): a port that does not
+    has an infinite relative error, written as null."""
+    lstm = torch.nn.LSTM(C, H, batch_first=True)
+    with torch.no_grad():
+        for p in lstm.parameters():
+            p.zero_()
+    torch.save(lstm.state_dict(), tmp_path / "zero.pt")
+    steps = verify(tmp_path / "zero.pt", INPUTS, run=True).arrays["torch"]["output"]
+    assert not steps.any()
+    steps[0, 1, 2] = 0.5
+    report = verify(tmp_path / "zero.pt", INPUTS, observed={"output": steps})
+    assert report.comparisons[0].max_rel == np.inf
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    written = json.loads(dumps(report), parse_constant=refuse)
+    assert written["comparisons"][0]["max_rel"] is None
