@@ -295,7 +295,12 @@ def check_state_pair(name: str, state: Any, dtype: np.dtype, widths: tuple[int, 
     what = f"state of {name!r}"
     h, c = (check_float_array(a, what) for a in state)
     wh, wc = widths
-    if h.shape[:-1] != c.shape[:-1] or (h.shape[-1], c.shape[-1]) != widths or h.ndim not in (1, 2):
+    if (
+        h.ndim not in (1, 2)
+        or c.ndim != h.ndim
+        or h.shape[:-1] != c.shape[:-1]
+        or (h.shape[-1], c.shape[-1]) != widths
+    ):
         pair = f"both be ({wh},) or (N, {wh})" if wh == wc else f"be ({wh},) and ({wc},), or rows"
         raise InputError(f"{what}: h and c must {pair}; got {h.shape} and {c.shape}")
     return LSTMState(*(check_real_array(a, what, dtype) for a in (h, c)))  # finite once cast
