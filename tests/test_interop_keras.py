@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from lstm_ref import InputError
+from lstm_ref import InputError, Padding
 from lstm_ref.interop import load_model
 from lstm_ref.interop.keras import from_keras
 from lstm_ref.interop.keras_export import save_keras
@@ -25,6 +25,9 @@ from lstm_ref.network import Network
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 C = 4
 LENGTHS = [6, 3, 5, 1]
+
+
+MASKED = Padding.masked()
 
 
 def distinct_gates(model: keras.Model, seed: int) -> keras.Model:
@@ -114,8 +117,10 @@ def test_functional_model_sequence_output_and_names(rng, tmp_path):
     model.save(tmp_path / "f.keras")
     net = from_keras(tmp_path / "f.keras")
     assert isinstance(net.layers[1], BiLSTM) and net.layers[2].name == "my_lstm"
-    for got, row, T in zip(net.predict(seqs), want, LENGTHS, strict=True):
-        np.testing.assert_allclose(got, row[:T], rtol=0, atol=1e-5)
+    # the model's Masking is the network's padding: one (N, T, K) batch, padded as Keras pads
+    np.testing.assert_allclose(net.predict(seqs), want, rtol=0, atol=1e-5)
+    for got, row, T in zip(net.predict(seqs, padding=MASKED), want, LENGTHS, strict=True):
+        np.testing.assert_allclose(got, row[:T], rtol=0, atol=1e-5)  # each sequence's own steps
 
 
 def test_hard_sigmoid_follows_the_writers_version(rng, tmp_path):
@@ -368,7 +373,8 @@ def test_unrepresentable_states_are_refused(tmp_path):
 def test_go_backwards_sequence_under_masking(rng, tmp_path):
     """Keras writes a go_backwards sequence in processing order: a sequence of n steps in a
     batch of T holds zeros at its first T - n steps (its padding, processed first), then its
-    outputs from step n - 1 back to step 0. lstm_ref returns those n outputs."""
+    outputs from step n - 1 back to step 0. The imported network's own padding (the model's
+    Masking) returns that batch; masked padding returns each sequence's n outputs."""
     model = distinct_gates(
         build([lstm(5, go_backwards=True, return_sequences=True)], head=False), seed=21
     )
@@ -380,7 +386,8 @@ def test_go_backwards_sequence_under_masking(rng, tmp_path):
     for suffix in (".keras", ".h5"):
         net = load_model(_saved(model, tmp_path / f"b{suffix}"))
         assert [layer.TYPE for layer in net.layers][1:3] == ["LSTM", "Time Reversal"]
-        for got, row, n in zip(net.predict(seqs), want, LENGTHS, strict=True):
+        np.testing.assert_allclose(net.predict(seqs), want, rtol=0, atol=1e-6)
+        for got, row, n in zip(net.predict(seqs, padding=MASKED), want, LENGTHS, strict=True):
             np.testing.assert_allclose(got, row[T - n :], rtol=0, atol=1e-6)
             np.testing.assert_allclose(row[: T - n], np.repeat(of_zeros, T - n, 0), atol=1e-7)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lstm_ref.cli import build_parser, main
+from lstm_ref.cli.common import add_model_options
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -76,6 +77,9 @@ def test_usage_lists_every_option_of_every_command():
     synopsis = block(section(USAGE, "## The command line"), fence="")
     lines = {line.split()[1]: line for line in synopsis.splitlines() if line.startswith("lstm-ref")}
     model_options = next(line for line in synopsis.splitlines() if line.startswith("MODEL"))
+    shared = argparse.ArgumentParser()
+    add_model_options(shared)
+    model_option_names = {o for a in shared._actions for o in a.option_strings} - {"-h", "--help"}
     parser = build_parser()
     (subparsers,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(lines) == set(subparsers.choices)
@@ -84,7 +88,7 @@ def test_usage_lists_every_option_of_every_command():
             for option in action.option_strings:
                 if option in ("-h", "--help"):
                     continue
-                where = model_options if option in ("--classes", "--prefix", "--head") else ""
+                where = model_options if option in model_option_names else ""
                 assert option in lines[name] + where, f"{name} {option}"
 
 
