@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace a network (and its model card) already in --out instead of refusing",
     )
-    p.add_argument("--seed", type=int, default=0, help="initial weights and shuffling")
+    p.add_argument("--seed", type=int, default=0, help="initial weights and shuffling (default: 0)")
     jv, yours = _defaults(JAPANESE_VOWELS), _defaults(YOUR_DATA)
     for option, kind, what in [
         ("epochs", positive_int, "at most this many epochs"),

@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="the model as it should compute")
     p.add_argument("--inputs", type=Path, help=".npy (N, T, C) or .npz with x and lengths")
-    p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated inputs (default: 0)")
     p.add_argument("--batch", type=positive_int, default=4, help="generated sequences")
     p.add_argument(
         "--length-range", type=length_range, default=(3, 8), help="generated lengths, a-b"
