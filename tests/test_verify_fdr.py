@@ -6,7 +6,6 @@ framework's own, under the padding semantics that run computes."""
 from __future__ import annotations
 
 import os
-import time
 import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
@@ -46,7 +45,6 @@ def test_no_false_diagnosis_over_correct_onnx_exports(tmp_path):
     verdicts, semantics, references = [], set(), []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: torch's thread pool only waits on a busy machine
-    began = time.perf_counter()
     for k in range(80):
         layers, bidirectional, batch_first = int(rng.integers(1, 3)), bool(k % 2), bool(k % 3)
         width, classes = int(rng.integers(2, 6)), int(rng.integers(2, 5))
@@ -79,14 +77,12 @@ def test_no_false_diagnosis_over_correct_onnx_exports(tmp_path):
         )
         verdicts.append(report.verdict)
         semantics.add(report.semantics)
-    took = time.perf_counter() - began
     torch.set_num_threads(threads)
     counts = tally(verdicts)
     assert set(counts) <= {"match", "rounding"}, counts  # the false-diagnosis rate is 0
     assert counts.get("rounding", 0) >= 10 and counts["match"] >= 50
     assert semantics == {"matlab"}
     assert min(references.count(".onnx"), references.count(".pt")) >= 30
-    assert took < 12
 
 
 @pytest.mark.filterwarnings(KERAS_WARNING)
@@ -98,7 +94,6 @@ def test_no_false_diagnosis_over_correct_keras_models(tmp_path):
     keras = pytest.importorskip("keras")
     rng = np.random.default_rng(22)
     verdicts, semantics, bidirectional = [], [], 0
-    began = time.perf_counter()
     for k in range(40):
         layers, masking, width = int(rng.integers(1, 3)), bool(k % 2), int(rng.integers(2, 6))
         stack = [keras.layers.LSTM(width, return_sequences=i < layers - 1) for i in range(layers)]
@@ -122,9 +117,7 @@ def test_no_false_diagnosis_over_correct_keras_models(tmp_path):
         )
         verdicts.append(report.verdict)
         semantics.append(report.semantics)
-    took = time.perf_counter() - began
     counts = tally(verdicts)
     assert set(counts) <= {"match", "rounding"}, counts  # the false-diagnosis rate is 0
     assert counts.get("rounding", 0) >= 5 and counts["match"] >= 20
     assert semantics.count("keras") == 20 == semantics.count("matlab") and 15 <= bidirectional <= 25
-    assert took < 15

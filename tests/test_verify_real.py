@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 
@@ -354,7 +353,6 @@ def test_no_false_diagnosis_over_many_correct_ports():
     verdicts = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: torch's thread pool only waits on a busy machine
-    began = time.perf_counter()
     for k in range(240):
         layers, bidirectional, batch_first = int(rng.integers(1, 3)), bool(k % 2), bool(k % 3)
         D, width = 1 + bidirectional, int(rng.integers(2, 6))
@@ -390,12 +388,10 @@ def test_no_false_diagnosis_over_many_correct_ports():
             rtol=1e-5 if k % 4 else 0.0,
         )
         verdicts.append(report.verdict)
-    took = time.perf_counter() - began
     torch.set_num_threads(threads)
     counts = {v: verdicts.count(v) for v in set(verdicts)}
     assert set(counts) <= {"match", "rounding"}, counts  # the false-diagnosis rate is 0
     assert counts.get("rounding", 0) >= 40 and counts["match"] >= 150
-    assert took < 20
 
 
 # ------------------------------------------------------------------- Keras
