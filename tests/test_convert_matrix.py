@@ -34,7 +34,7 @@ SOURCES = [
     "torch_bilstm.pt",
 ]
 TARGETS = [".npz", ".onnx", ".pt", ".keras", ".mat"]
-KEEP_CLASS_NAMES = {".npz", ".onnx", ".mat"}  # the formats with a place for them
+KEEP_CLASS_NAMES = {".npz", ".onnx", ".keras", ".mat"}  # the formats with a place for them
 
 # what a target cannot express, as the one line of the refusal says it
 REFUSED = {

@@ -45,7 +45,12 @@ IMPORTERS = {
 }
 # suffix -> the reader of class names a file stores beside the model (its importer's format
 # has no place for them)
-CLASS_NAMES = {".onnx": ".onnx_export:read_class_names"}
+CLASS_NAMES = {
+    ".onnx": ".onnx_export:read_class_names",
+    ".keras": ".keras_file:read_class_names",
+    ".h5": ".keras_file:read_class_names",
+    ".hdf5": ".keras_file:read_class_names",
+}
 EXPORTERS = {
     ".pt": ".torch:save_torch",
     ".pth": ".torch:save_torch",
@@ -84,7 +89,7 @@ def load_model(
     (``"JapaneseVowelsNet"``) loads that one.
 
     Class names come from the file (native, MATLAB's ``ClassNames``, the metadata of an
-    ONNX file lstm_ref wrote) or from ``class_names``, which names the outputs of a model
+    ONNX or Keras file lstm_ref wrote) or from ``class_names``, which names the outputs of a model
     whose file has none (a PyTorch state_dict, an ONNX file from another exporter); given
     for a file that names its classes, they must be the file's. ``options`` go to the
     importer: PyTorch's ``prefix=`` (the LSTM module of a bigger checkpoint), ``head=``

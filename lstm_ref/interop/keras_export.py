@@ -1,15 +1,19 @@
 """Keras export: a Keras 3 model computing a network, saved as ``.keras`` or legacy
 ``.h5`` — the layout of :mod:`lstm_ref.interop.keras` (kernel = Wᵀ (C, 4H), recurrent
 kernel = Rᵀ (H, 4H), bias b (4H,), gate blocks i, f, c, o as lstm_ref's i, f, g, o) read the
-other way. ``Masking(0.0)`` makes padded batches run as lstm_ref's masked padding."""
+other way. ``Masking(0.0)`` makes padded batches run as lstm_ref's masked padding. The
+class names go where :mod:`lstm_ref.interop.keras_file` reads them."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import re
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +36,7 @@ from ..layers import (
 )
 from ..network import Network
 from .keras import ACTIVATIONS, KERAS_EPSILON
+from .keras_file import CLASS_NAMES_KEY
 
 Array = np.ndarray
 
@@ -176,11 +181,33 @@ def _keras_lstm(layer: LSTM | BiLSTM, dtype: str, keras: Any) -> tuple[Any, list
 
 
 def save_keras(net: Network, path: str | os.PathLike) -> None:
-    """Write :func:`to_keras` to ``path`` (``.keras``, or legacy ``.h5``), atomically."""
+    """Write :func:`to_keras` to ``path`` (``.keras``, or legacy ``.h5``), atomically, with
+    ``net.class_names`` beside the model (see :mod:`lstm_ref.interop.keras_file`)."""
+    import h5py  # type: ignore[import-untyped]
+
     model = to_keras(net)
     suffix = Path(path).suffix
+    names = list(net.class_names)
     with tempfile.TemporaryDirectory() as folder, _quiet_keras():
         temp = Path(folder) / f"model{suffix}"
         model.save(temp)
+        archive = zipfile.is_zipfile(temp)
+        if names and not archive:
+            with h5py.File(temp, "a") as f:
+                f.attrs[CLASS_NAMES_KEY] = json.dumps(names)
         data = temp.read_bytes()
+    if names and archive:
+        data = _with_class_names(data, names)
     write_atomically(path, lambda f: f.write(data))
+
+
+def _with_class_names(archive: bytes, names: list[str]) -> bytes:
+    """A ``.keras`` archive with ``names`` under ``CLASS_NAMES_KEY`` in its metadata.json."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as old, zipfile.ZipFile(out, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == "metadata.json":
+                data = json.dumps({**json.loads(data), CLASS_NAMES_KEY: names}).encode()
+            new.writestr(info, data)
+    return out.getvalue()

@@ -1,6 +1,10 @@
 """Keras: reading a ``.keras`` archive or a legacy ``.h5`` file — the model's config, the
 version that wrote it and its weight arrays, where :mod:`lstm_ref.interop.keras` says they
-are — with ``h5py`` and ``json`` (no model is built, nothing is unpickled)."""
+are — with ``h5py`` and ``json`` (no model is built, nothing is unpickled).
+
+The class names lstm_ref's export keeps beside the model (Keras has no place for them, and
+reads neither on loading): key ``class_names`` of the archive's ``metadata.json`` (a list),
+or the root attribute ``class_names`` of a legacy ``.h5`` file (a JSON list)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from ..formats.safe_numpy import check_hdf5_sizes, zip_members
 from .keras_graph import RECURRENT_LAYERS, layer_name
 
 Array = np.ndarray
+CLASS_NAMES_KEY = "class_names"  # metadata.json key / root attribute: a JSON list of names
 
 
 @contextmanager
@@ -54,6 +59,26 @@ def opened(path: str | os.PathLike) -> Iterator[tuple[dict[str, Any], str, Any, 
         if kind not in ("Sequential", "Functional", "Model"):
             raise InputError(f"{where}: a Keras {kind}; expected a Sequential or Functional model")
         yield config, version, reader, where
+
+
+def read_class_names(path: str | os.PathLike) -> list[str] | None:
+    """The class names lstm_ref's export stored in a Keras file (see the module docstring),
+    or None: a file Keras wrote alone has none."""
+    import h5py  # type: ignore[import-untyped]
+
+    where = os.fspath(path)
+    if zipfile.is_zipfile(where):
+        with zipfile.ZipFile(where) as z:
+            names = json.loads(z.read("metadata.json")).get(CLASS_NAMES_KEY)
+    else:
+        with h5py.File(where, "r") as f:
+            stored = f.attrs.get(CLASS_NAMES_KEY)
+            names = None if stored is None else json.loads(stored)
+    if names is not None and not (
+        isinstance(names, list) and all(isinstance(n, str) for n in names)
+    ):
+        raise InputError(f"{where}: {CLASS_NAMES_KEY!r} must be a JSON list of names")
+    return names
 
 
 class _ArchiveWeights:
