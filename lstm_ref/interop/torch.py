@@ -171,10 +171,9 @@ def from_torch(
                 f"the LSTM: {modules(rest)}"
             )
     elif prefix is None and rest:
-        names = modules(rest)
-        if len(names) != 1 or not set(rest) <= set(_linear_keys(names[0])):
+        if _one_linear(rest) is None:
             raise InputError(
-                f"{where}: modules {_few(names)} beside the LSTM {lstm}; pass "
+                f"{where}: modules {_few(modules(rest))} beside the LSTM {lstm}; pass "
                 f"prefix={lstm.prefix.rstrip('.')!r} to import the LSTM alone (and head='<name>' "
                 "for an nn.Linear head)"
             )
@@ -190,6 +189,13 @@ def _linear_keys(name: str) -> list[str]:
     """The tensor names of the nn.Linear ``name``: its weight and its bias."""
     dot = f"{name}." if name else ""
     return [f"{dot}weight", f"{dot}bias"]
+
+
+def _one_linear(keys: list[str]) -> str | None:
+    """The module name if ``keys`` are one nn.Linear's tensors (its weight, its bias), else
+    None."""
+    names = modules(keys)
+    return names[0] if len(names) == 1 and set(keys) <= set(_linear_keys(names[0])) else None
 
 
 def _few(names: list[str], most: int = 6) -> str:
@@ -303,13 +309,12 @@ def _head(rest: dict[str, Array], where: str) -> tuple[Array, Array, str] | None
     tensors, or None."""
     if not rest:
         return None
-    names = modules(list(rest))
-    if len(names) != 1 or not set(rest) <= set(_linear_keys(names[0])):
+    name = _one_linear(list(rest))
+    if name is None:
         raise InputError(
             f"{where}: tensors {sorted(rest)} beside the LSTM; expected none or one nn.Linear "
             "head (<name>.weight, <name>.bias)"
         )
-    name = names[0]
     weight_key, bias_key = _linear_keys(name)
     weight = rest.get(weight_key)
     if weight is None or weight.ndim != 2:

@@ -95,7 +95,7 @@ def read_tensors(source: Any) -> tuple[Tensors, str]:
             return _safetensors(path), str(path)
         if _is_torchscript(path):
             return _torchscript(path), str(path)
-        return state_dict_of(load_state_dict(path), str(path)), str(path)
+        return state_dict_of(_torch_load(path), str(path)), str(path)
     if hasattr(source, "state_dict") and callable(source.state_dict):
         return dict(source.state_dict()), type(source).__name__
     if isinstance(source, Mapping):
@@ -136,13 +136,18 @@ def state_dict_of(checkpoint: Mapping[Any, Any], where: str) -> Tensors:
 def load_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
     """What a ``.pt``/``.pth`` file holds (a state_dict or a checkpoint dict), read with
     ``torch.load(weights_only=True)``; an InputError naming the file for anything else."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no PyTorch file {str(path)!r}")
     if _is_torchscript(path):
         raise InputError(f"{path}: a TorchScript archive; read it with from_torch(path)")
+    return _torch_load(path)
+
+
+def _torch_load(path: Path) -> Mapping[str, Any]:
+    """:func:`load_state_dict` on a file already found, and found not TorchScript."""
+    import torch
+
     try:
         with warnings.catch_warnings():  # a damaged file's pickle protocol, say: the error tells
             warnings.simplefilter("ignore")
