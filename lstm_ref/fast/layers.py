@@ -12,11 +12,12 @@ gathered back into time order the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from ..layers import LSTM, BiLSTM, Layer, SequenceInput, TimeReversal
+from ..layers.bidirectional import MERGES
 from ..lstm import LSTMState
 from .step import FastLSTM, compile_lstm, run_lstm
 
@@ -133,14 +134,6 @@ def run_direction(f: FastLSTM, y: Array, rows: Rows, start: LSTMState) -> tuple[
     if f.last:
         return h_final, end
     return (reversed_rows(hs[1:], rows.stop) if f.reverse else hs[1:]), end
-
-
-MERGES: dict[str, Any] = {
-    "concat": lambda a, b: np.concatenate([a, b], axis=-1),
-    "sum": lambda a, b: a + b,
-    "mul": lambda a, b: a * b,
-    "ave": lambda a, b: (a + b) / 2,
-}
 
 
 def run_compiled(
