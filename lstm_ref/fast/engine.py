@@ -41,7 +41,7 @@ import numpy as np
 
 from ..layers import ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
 from ..lstm import LSTMState, copy_state
-from ..padding import Padding, make_batches
+from ..padding import Padding, split_batches
 from .layers import Compiled, Rows, compile_recurrent, folded, reads, run_compiled
 from .step import FastLSTM, Work, all_finite, fast_steps, within
 from .watch import Watch
@@ -70,9 +70,9 @@ def one_pass(padding: Padding) -> bool:
 
 def batches(seqs: list[Array], padding: Padding) -> Iterator[Run]:
     """The runs of ``seqs``: masked — sorted by length (longest first) in chunks of
-    ``mini_batch_size``; MATLAB's — :func:`lstm_ref.padding.make_batches`, unmasked."""
+    ``mini_batch_size``; MATLAB's — :func:`lstm_ref.padding.split_batches`, unmasked."""
     if not padding.is_masked:
-        for batch in make_batches(seqs, padding):
+        for batch in split_batches(seqs, padding):
             T, B = batch.x.shape[1], len(batch.rows)
             x, full = batch.x.transpose(1, 0, 2), np.full(B, T)
             yield Run(batch.rows, x, np.full(T, B), full, batch.start, batch.lengths)
