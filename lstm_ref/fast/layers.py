@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..layers import LSTM, BiLSTM, Layer, SequenceInput, TimeReversal
+from ..layers import LSTM, BiLSTM, Layer, SequenceInput, TimeReversal, directions
 from ..layers.bidirectional import MERGES
 from ..lstm import LSTMState
 from .step import FastLSTM, compile_lstm, run_lstm
@@ -91,9 +91,8 @@ def folded(layer: Layer) -> list[Array]:
     if isinstance(layer, SequenceInput):
         return [a for a in (layer.mean, layer.std) if a is not None]
     if isinstance(layer, LSTM | BiLSTM):
-        lstms = [layer] if isinstance(layer, LSTM) else [layer.fwd, layer.bwd]
         arrays = []
-        for x in lstms:
+        for x in directions(layer):
             v = x.variant
             extra = [] if v is None else [a for a in (v.peephole, v.projection) if a is not None]
             arrays += [*x.params, *extra]
