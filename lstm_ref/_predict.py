@@ -13,7 +13,7 @@ from .errors import InputError
 from .fast import FastNetwork
 from .layers import Layer
 from .lstm import LSTMState, copy_state
-from .padding import Batch, Padding, make_batches
+from .padding import Batch, Padding, split_batches
 from .sequences import Layout
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def reference(
     """predict through :meth:`forward`: every sequence's output and the final states."""
     results: list[Array] = [np.empty(0)] * len(seqs)
     final = {name: copy_state(s) for name, s in state_in.items()}
-    for batch in make_batches(seqs, padding):
+    for batch in split_batches(seqs, padding):
         rows = {n: LSTMState(s.h[batch.rows], s.c[batch.rows]) for n, s in state_in.items()}
         y, caches = net.forward(batch, rows, upto)
         for b, r in enumerate(batch.rows):

@@ -293,6 +293,12 @@ def make_batches(seqs: list[Array], padding: Padding = MASKED) -> list[Batch]:
             "a sequence: Network.predict skips such steps as Keras's Masking does, but these "
             "batches would compute it; remove those steps, or use Padding.keras(mask_value=None)"
         )
+    return split_batches(seqs, padding)
+
+
+def split_batches(seqs: list[Array], padding: Padding) -> list[Batch]:
+    """:func:`make_batches` for what ``Network.predict`` has already checked: sequences as
+    ``as_sequence_list`` returns them, none holding a step that ``padding`` skips."""
     left = padding.direction == "left"
     C, dtype = seqs[0].shape[1], seqs[0].dtype
     check_real_array(padding.value, "padding value", dtype)  # finite in the network's dtype

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..layers import ClassificationOutput, FullyConnected, Layer, SequenceInput, Softmax
 from ..lstm import LSTMState, copy_state
-from ..padding import Padding, make_batches
+from ..padding import Padding, split_batches
 from .layers import Compiled, Rows, compile_recurrent, folded, reads, run_compiled
 from .step import FastLSTM, Work, all_finite, fast_steps, within
 from .watch import Watch
@@ -70,9 +70,9 @@ def one_pass(padding: Padding) -> bool:
 
 def batches(seqs: list[Array], padding: Padding) -> Iterator[Run]:
     """The runs of ``seqs``: masked — sorted by length (longest first) in chunks of
-    ``mini_batch_size``; MATLAB's — :func:`lstm_ref.padding.make_batches`, unmasked."""
+    ``mini_batch_size``; MATLAB's — :func:`lstm_ref.padding.split_batches`, unmasked."""
     if not padding.is_masked:
-        for batch in make_batches(seqs, padding):
+        for batch in split_batches(seqs, padding):
             T, B = batch.x.shape[1], len(batch.rows)
             x, full = batch.x.transpose(1, 0, 2), np.full(B, T)
             yield Run(batch.rows, x, np.full(T, B), full, batch.start, batch.lengths)
@@ -122,8 +122,10 @@ class FastNetwork:
         arrays = [a for x in layers for a in folded(x)]  # one dtype (the Network checks)
         self.dtype = arrays[0].dtype
         self.watch = Watch(layers, [r for x in layers for r in reads(x)], arrays)
-        self.limit = _input_limit(norm, self.dtype)  # see within_limit
-        self._largest = min(self.limit, float(np.finfo(self.dtype).max))  # on |x|
+        self.limit = _input_limit(norm, self.dtype)  # on |x|, for the normalisation
+        # |x| up to which every value is finite and the normalisation cannot overflow
+        # (checked with :func:`within`: no warning, whatever the values)
+        self._largest = min(self.limit, float(np.finfo(self.dtype).max))
         self._half = np.array(0.5, self.dtype)
         self._pool: dict[int, list[list[Work]]] = {}  # free one-sequence buffers, by T
 
@@ -146,11 +148,6 @@ class FastNetwork:
         (h0 and c0 are not watched: predict passes the state, and a stepper's snapshot is
         its own.)"""
         return self.watch.current(layers)
-
-    def within_limit(self, x: Array) -> bool:
-        """Whether every value of ``x`` is finite and none can overflow the input
-        normalisation (no warning, whatever the values)."""
-        return within(x, self._largest)
 
     def plain(self, X: object) -> tuple[list[Array], bool] | None:
         """``X`` as the sequences :meth:`run` and :meth:`run_one` take as they are, and
@@ -198,7 +195,7 @@ class FastNetwork:
         vectors: Array | None = None  # (N, K) when each output is one vector
         final = {n: copy_state(s) for n, s in states.items()}
         for run in batches(seqs, padding):
-            if not self.within_limit(run.x):
+            if not within(run.x, self._largest):
                 return None
             y, ends = self._forward(run, states)
             if not all_finite(y) or not all(all_finite(s.c) for s in ends.values()):

@@ -12,11 +12,12 @@ gathered back into time order the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from ..layers import LSTM, BiLSTM, Layer, SequenceInput, TimeReversal
+from ..layers import LSTM, BiLSTM, Layer, SequenceInput, TimeReversal, directions
+from ..layers.bidirectional import MERGES
 from ..lstm import LSTMState
 from .step import FastLSTM, compile_lstm, run_lstm
 
@@ -90,9 +91,8 @@ def folded(layer: Layer) -> list[Array]:
     if isinstance(layer, SequenceInput):
         return [a for a in (layer.mean, layer.std) if a is not None]
     if isinstance(layer, LSTM | BiLSTM):
-        lstms = [layer] if isinstance(layer, LSTM) else [layer.fwd, layer.bwd]
         arrays = []
-        for x in lstms:
+        for x in directions(layer):
             v = x.variant
             extra = [] if v is None else [a for a in (v.peephole, v.projection) if a is not None]
             arrays += [*x.params, *extra]
@@ -133,14 +133,6 @@ def run_direction(f: FastLSTM, y: Array, rows: Rows, start: LSTMState) -> tuple[
     if f.last:
         return h_final, end
     return (reversed_rows(hs[1:], rows.stop) if f.reverse else hs[1:]), end
-
-
-MERGES: dict[str, Any] = {
-    "concat": lambda a, b: np.concatenate([a, b], axis=-1),
-    "sum": lambda a, b: a + b,
-    "mul": lambda a, b: a * b,
-    "ave": lambda a, b: (a + b) / 2,
-}
 
 
 def run_compiled(

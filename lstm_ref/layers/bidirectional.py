@@ -29,7 +29,13 @@ class BiLSTMCache:
     final_state: LSTMState  # h and c of the forward direction, then the reverse's
 
 
-MERGE_MODES = ("concat", "sum", "mul", "ave")
+MERGES: dict[str, Callable[[Array, Array], Array]] = {  # the two directions' outputs, merged
+    "concat": lambda f, b: np.concatenate([f, b], axis=-1),
+    "sum": lambda f, b: f + b,
+    "mul": lambda f, b: f * b,
+    "ave": lambda f, b: (f + b) / 2,
+}
+MERGE_MODES = tuple(MERGES)
 
 
 @dataclass(eq=False, repr=False)
@@ -168,12 +174,7 @@ class BiLSTM(Layer):
             y_b = steps[np.arange(len(steps)), self._last_steps(steps, lengths)]
         else:
             y_b, c_b = self.bwd.forward(x, lengths, s_b)
-        merged = {
-            "concat": lambda: np.concatenate([y_f, y_b], axis=-1),
-            "sum": lambda: y_f + y_b,
-            "mul": lambda: y_f * y_b,
-            "ave": lambda: (y_f + y_b) / 2,
-        }[self.merge_mode]()
+        merged = MERGES[self.merge_mode](y_f, y_b)
         final = LSTMState(
             *(
                 np.concatenate(p, axis=-1)
