@@ -117,13 +117,13 @@ def _refuse_to_replace(paths: list[Path], args: argparse.Namespace) -> None:
 
 
 def _japanese_vowels(args: argparse.Namespace) -> int:
-    from ..train.japanese_vowels import JAPANESE_VOWELS, NAME, build_japanese_vowels_net
+    from ..train.japanese_vowels import FILES, JAPANESE_VOWELS, build_japanese_vowels_net
 
     if args.test_file or args.validation_file:
         raise InputError("--test-file and --validation-file need --train-file")
     if args.patience is not None:
         raise InputError("--patience needs validation data: use --train-file")
-    _refuse_to_replace([args.out / f"{NAME}.npz", args.out / "MODEL_CARD.md"], args)
+    _refuse_to_replace([args.out / name for name in FILES], args)
     build_japanese_vowels_net(args.out, _recipe(JAPANESE_VOWELS, args))
     return 0
 

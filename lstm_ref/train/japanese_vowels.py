@@ -21,6 +21,7 @@ from .loop import EpochRecord, Log
 from .recipe import Evaluation, Recipe, environment, evaluate, fit
 
 NAME = "JapaneseVowelsNet"
+FILES = (f"{NAME}.npz", "MODEL_CARD.md")  # what build_japanese_vowels_net writes to out_dir
 TRAIN_COMMAND = "lstm-ref train --out weights"
 JAPANESE_VOWELS = Recipe()  # seed 0, 100 hidden units, z-score, MATLAB's training options
 
@@ -56,15 +57,15 @@ def build_japanese_vowels_net(
         "training_seconds": round(seconds, 1),
         "trained_with": environment(),
     }
-    path = out / f"{NAME}.npz"
+    path, card = (out / name for name in FILES)
     save_network(net, path, metadata)
-    write_text_atomically(out / "MODEL_CARD.md", model_card(net, history, evaluation, metadata))
+    write_text_atomically(card, model_card(net, history, evaluation, metadata))
     if log:
         log(
             f"test accuracy {evaluation.accuracy:.4f} "
             f"(MATLAB mini-batches {evaluation.matlab_accuracy:.4f})"
         )
-        log(f"wrote {path} and {out / 'MODEL_CARD.md'}")
+        log(f"wrote {path} and {card}")
     return path
 
 

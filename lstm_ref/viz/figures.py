@@ -47,7 +47,7 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
 
 def color(k: int) -> tuple[float, float, float]:
     """The k-th colour of tab10, cycling after ten."""
-    r, g, b, _ = mpl.colormaps["tab10"](k % 10)
+    r, g, b, _ = mpl.colormaps["tab10"](k % TAB10_COLORS)
     return r, g, b
 
 

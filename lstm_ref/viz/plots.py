@@ -151,15 +151,16 @@ def plot_gate_traces(
     fig = figure_of(axes[0])
     c_max = max(float(np.abs(shown["c"]).max()), 1e-12)
     limits = {name: (-1.0, 1.0) for name in ("g", "h")} | {"c": (-c_max, c_max)}
-    draw = _gate_lines if len(units) <= TAB10_COLORS else _gate_images
+    lines = len(units) <= TAB10_COLORS  # a line per unit, else an image per panel
+    draw = _gate_lines if lines else _gate_images
     for ax, name in zip(axes, PANELS, strict=True):
         draw(fig, ax, shown[name], units, start, limits.get(name, (0.0, 1.0)))
         ax.set_ylabel(PANEL_LABELS[name])
     axes[-1].set_xlabel("Time Step")
     time_ticks(axes[-1], stop - start, first=start + 1)
-    if len(units) <= TAB10_COLORS and own:  # one legend beside every panel
+    if lines and own:  # one legend beside every panel
         fig.legend(handles=list(axes[0].lines), title="units", loc="outside right upper")
-    elif len(units) <= TAB10_COLORS:  # beside the first of a user's axes
+    elif lines:  # beside the first of a user's axes
         axes[0].legend(
             handles=list(axes[0].lines),
             title="units",
