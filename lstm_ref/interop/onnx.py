@@ -58,7 +58,7 @@ from ..errors import InputError, InputTypeError
 from ..layers import LSTM, BiLSTM, directions
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
-from .onnx_head import node_attributes, node_name
+from .onnx_ops import node_attributes, node_name
 from .onnx_runner import load_within_bounds
 
 Array = np.ndarray
@@ -132,8 +132,7 @@ def lstm_from_node(
             raise InputError(f"{where}: input {what} ({name!r}) must be a constant initializer")
         return float_input(constants[name], what, name, where)
 
-    direction = attrs.get("direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
+    direction = attrs.get("direction", "forward")
     if direction not in ("forward", "reverse", "bidirectional"):
         raise InputError(
             f"{where}: direction {direction!r}; expected forward/reverse/bidirectional"
