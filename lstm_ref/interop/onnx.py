@@ -59,7 +59,7 @@ from ..layers import LSTM, BiLSTM, directions
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
 from .onnx_ops import node_attributes, node_name
-from .onnx_runner import load_within_bounds
+from .onnx_runner import default_opset, read_model
 
 Array = np.ndarray
 ONNX_ORDER = "iofg"  # ONNX's gate blocks i, o, f, c in lstm_ref's names
@@ -304,9 +304,10 @@ def from_onnx(
 
     from .onnx_graph import fold, needed, probe_sizes, reaching_states, roles, run_graph
 
-    model, where = _load(source)
+    model = read_model(source)
+    where = os.fspath(source) if isinstance(source, str | os.PathLike) else "model"
     graph = model.graph
-    opset = int(next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1))
+    opset = default_opset(model)
     given = _given(inputs, graph, where)
     outs = [o.name for o in graph.output]
     if output is None and len(outs) != 1:
@@ -337,18 +338,6 @@ def from_onnx(
     if state_inputs:
         net.state = _state_from_inputs(net, state_inputs, given, r.states, where)
     return net
-
-
-def _load(source: Any) -> tuple[Any, str]:
-    if isinstance(source, str | os.PathLike):
-        where = os.fspath(source)
-        try:
-            return load_within_bounds(where), where
-        except InputError:
-            raise
-        except Exception as e:  # protobuf's DecodeError and friends: not an ONNX file
-            raise InputError(f"{where}: not an ONNX model: {e}") from None
-    return source, "model"
 
 
 def _given(inputs: Mapping[str, Any] | None, graph: Any, where: str) -> dict[str, Array]:
