@@ -262,7 +262,7 @@ def with_inputs(node: Any, replaced: dict[int, str]) -> Any:
 
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
-    while len(copy.input) < 1 + max(replaced):
+    while len(copy.input) < 1 + max(replaced, default=-1):
         copy.input.append("")
     for k, name in replaced.items():
         copy.input[k] = name
