@@ -77,7 +77,7 @@ ORT_DEFAULTS["Elu"] = {"alpha": 1.0}
 def _activation_specs(attrs: dict[str, Any], D: int, where: str) -> list[list[str]]:
     """The (f, g, h) spec strings of each direction, parameters resolved, in lstm_ref's own
     names where it has one (:func:`~lstm_ref.activations.own_name`)."""
-    names = [n.decode() if isinstance(n, bytes) else n for n in attrs.get("activations", [])]
+    names = list(attrs.get("activations", []))
     if not names:
         names = ["Sigmoid", "Tanh", "Tanh"] * D
     if len(names) != 3 * D:
