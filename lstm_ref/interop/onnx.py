@@ -58,8 +58,8 @@ from ..errors import InputError, InputTypeError
 from ..layers import LSTM, BiLSTM, directions
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
-from .onnx_head import node_attributes, node_name
-from .onnx_runner import load_within_bounds
+from .onnx_ops import node_attributes, node_name
+from .onnx_runner import default_opset, read_model
 
 Array = np.ndarray
 ONNX_ORDER = "iofg"  # ONNX's gate blocks i, o, f, c in lstm_ref's names
@@ -77,7 +77,7 @@ ORT_DEFAULTS["Elu"] = {"alpha": 1.0}
 def _activation_specs(attrs: dict[str, Any], D: int, where: str) -> list[list[str]]:
     """The (f, g, h) spec strings of each direction, parameters resolved, in lstm_ref's own
     names where it has one (:func:`~lstm_ref.activations.own_name`)."""
-    names = [n.decode() if isinstance(n, bytes) else n for n in attrs.get("activations", [])]
+    names = list(attrs.get("activations", []))
     if not names:
         names = ["Sigmoid", "Tanh", "Tanh"] * D
     if len(names) != 3 * D:
@@ -132,8 +132,7 @@ def lstm_from_node(
             raise InputError(f"{where}: input {what} ({name!r}) must be a constant initializer")
         return float_input(constants[name], what, name, where)
 
-    direction = attrs.get("direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
+    direction = attrs.get("direction", "forward")
     if direction not in ("forward", "reverse", "bidirectional"):
         raise InputError(
             f"{where}: direction {direction!r}; expected forward/reverse/bidirectional"
@@ -263,7 +262,7 @@ def with_inputs(node: Any, replaced: dict[int, str]) -> Any:
 
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
-    while len(copy.input) < 1 + max(replaced):
+    while len(copy.input) < 1 + max(replaced, default=-1):
         copy.input.append("")
     for k, name in replaced.items():
         copy.input[k] = name
@@ -305,9 +304,10 @@ def from_onnx(
 
     from .onnx_graph import fold, needed, probe_sizes, reaching_states, roles, run_graph
 
-    model, where = _load(source)
+    model = read_model(source)
+    where = os.fspath(source) if isinstance(source, str | os.PathLike) else "model"
     graph = model.graph
-    opset = int(next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1))
+    opset = default_opset(model)
     given = _given(inputs, graph, where)
     outs = [o.name for o in graph.output]
     if output is None and len(outs) != 1:
@@ -338,18 +338,6 @@ def from_onnx(
     if state_inputs:
         net.state = _state_from_inputs(net, state_inputs, given, r.states, where)
     return net
-
-
-def _load(source: Any) -> tuple[Any, str]:
-    if isinstance(source, str | os.PathLike):
-        where = os.fspath(source)
-        try:
-            return load_within_bounds(where), where
-        except InputError:
-            raise
-        except Exception as e:  # protobuf's DecodeError and friends: not an ONNX file
-            raise InputError(f"{where}: not an ONNX model: {e}") from None
-    return source, "model"
 
 
 def _given(inputs: Mapping[str, Any] | None, graph: Any, where: str) -> dict[str, Array]:

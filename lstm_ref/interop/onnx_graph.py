@@ -45,12 +45,10 @@ from .onnx_head import (
     Elements,
     elementwise_step,
     linear_step,
-    node_attributes,
-    node_name,
     output_step,
     softmax_step,
 )
-from .onnx_ops import run_node
+from .onnx_ops import node_attributes, node_name, run_node
 
 Array = np.ndarray
 MOVES = (

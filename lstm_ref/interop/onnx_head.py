@@ -50,22 +50,11 @@ from ..layers import (
     Softmax,
     forward_only,
 )
+from .onnx_ops import node_attributes, node_name
 
 Array = np.ndarray
 STEP, FINAL_H, FINAL_C, ROW, STATE = range(5)  # an element's kind
 KIND_NAMES = ["a step's output", "Y_h", "Y_c", "a row's output", "an initial state input"]
-
-
-def node_name(node: Any) -> str:
-    """A node's name, or (unnamed) its first output's, or its op type."""
-    return str(node.name or next((o for o in node.output if o), node.op_type))
-
-
-def node_attributes(node: Any) -> dict[str, Any]:
-    """An ONNX node's attributes by name, as Python values."""
-    import onnx
-
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 class Elements:

@@ -223,7 +223,7 @@ def extract_lstm(
         computes from data is not part of it (pass it as ``Network.state``, e.g. as
         :func:`capture` returns it).
     """
-    from .onnx import lstm_from_node
+    from .onnx import lstm_from_node, with_inputs
 
     names = [name] if isinstance(name, str) else list(name)
     model = read_model(source)
@@ -280,7 +280,7 @@ def extract_lstm(
             data.append(k)  # zeros: no state; rows that differ: Network.state below
         else:
             given[node.input[k]] = np.moveaxis(rows, 0, 1 if layout == 0 else 0)
-    lstm = lstm_from_node(_without(node, data), given, "sequence", dtype)
+    lstm = lstm_from_node(with_inputs(node, dict.fromkeys(data, "")), given, "sequence", dtype)
     net = Network([SequenceInput(directions(lstm)[0].input_size), lstm]).astype(dtype)
     if per_row:
         net.state = _per_row_state(lstm, states, node_name(node))
@@ -361,16 +361,6 @@ def _scope_of(model: Any, name: str) -> tuple[Any, dict[str, Array]]:
         if any(node_name(n) == name for n in graph.node):
             return graph, _visible_constants(graph, chain)
     raise InputError(f"no node named {name!r}")  # list_lstms found it: not reached
-
-
-def _without(node: Any, positions: Sequence[int]) -> Any:
-    import onnx
-
-    copy = onnx.NodeProto()
-    copy.CopyFrom(node)
-    for k in positions:
-        copy.input[k] = ""
-    return copy
 
 
 def _chain(model: Any, sites: Sequence[LstmSite], dtype: np.dtype | type) -> Network:

@@ -49,14 +49,17 @@ def node_name(node: Any) -> str:
 
 
 def node_attributes(node: Any) -> dict[str, Any]:
-    """An ONNX node's attributes by name, as Python values (strings decoded)."""
+    """An ONNX node's attributes by name, as Python values (strings and lists of strings
+    decoded)."""
     import onnx
 
     attrs = {}
     for a in node.attribute:
         value = onnx.helper.get_attribute_value(a)
-        if isinstance(value, bytes):
+        if a.type == onnx.AttributeProto.STRING:
             value = value.decode()
+        elif a.type == onnx.AttributeProto.STRINGS:
+            value = [v.decode() for v in value]
         attrs[a.name] = value
     return attrs
 

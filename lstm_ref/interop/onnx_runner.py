@@ -98,6 +98,14 @@ def default_opset(model: Any) -> int:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
+def dims_of(tensor_type: Any) -> list[int | str | None]:
+    """Each dimension of an ONNX tensor type's shape: its size, symbolic name or None."""
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+        for d in tensor_type.shape.dim
+    ]
+
+
 def _info(value_info: Any) -> TensorInfo:
     import onnx
 
@@ -106,11 +114,7 @@ def _info(value_info: Any) -> TensorInfo:
         raise InputError(f"{value_info.name!r} is of type {kind}; the runner takes tensors only")
     t = value_info.type.tensor_type
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type))
-    shape: list[int | str | None] | None = None  # None: the rank is not given
-    if t.HasField("shape"):
-        shape = [
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim
-        ]
+    shape = dims_of(t) if t.HasField("shape") else None  # None: the rank is not given
     return TensorInfo(
         value_info.name, shape, f"tensor({_ORT_TYPE_NAMES.get(dtype.name, dtype.name)})", dtype
     )

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from .onnx_ops import OPS, node_attributes, run_node
-from .onnx_runner import default_opset, read_model
+from .onnx_runner import default_opset, dims_of, read_model
 
 Array = np.ndarray
 Shape = tuple[int | str | None, ...] | None
@@ -60,10 +60,7 @@ def inferred_shapes(model: Any) -> dict[str, Shape]:
         for vi in (*graph.input, *graph.value_info, *graph.output):
             t = vi.type.tensor_type
             if vi.type.HasField("tensor_type") and t.HasField("shape"):
-                shapes[vi.name] = tuple(
-                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                    for d in t.shape.dim
-                )
+                shapes[vi.name] = tuple(dims_of(t))
     return shapes
 
 
