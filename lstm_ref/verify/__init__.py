@@ -258,7 +258,7 @@ def verify(
     )
     if first_layer is not None:  # the layers before it match: the bug is sought in it
         setting = dataclasses.replace(setting, changeable=frozenset([first_layer]))
-    found: Diagnosis = diagnose(setting, seqs, T, watched, path, pairs)
+    found: Diagnosis = diagnose(setting, seqs, T, watched, reference, path, pairs)
     causes = [f for f in found.findings if f.reproduces]
     return report(
         rounding=rounding,
