@@ -215,11 +215,11 @@ def _pairs(
             if b is a or b.cause.family == a.cause.family:
                 continue
             first, second = sorted((a, b), key=lambda e: order[id(e.cause)])
-            both = second.cause.apply(first.setting, seqs, T)
-            if both is None:
-                continue
             key = f"{first.cause.key}+{second.cause.key}"
             if any(f.key == key for f in found):
+                continue
+            both = second.cause.apply(first.setting, seqs, T)
+            if both is None:
                 continue
             title = f"{first.cause.title}; and {second.cause.title}"
             found.append(_try(key, title, both, seqs, T, observed)[0])
