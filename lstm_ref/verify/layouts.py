@@ -167,13 +167,17 @@ def _onnx(layer: Layer, name: str, a: Array, N: int, T: int) -> Observed:
     D, h, c = _widths(layer)
     if name == "Y":
         check_shape(a, f"observed {name!r}", (T, D, N, h), "(T, D, N, H)")
-        return Observed(
-            name, Wanted(layer.name, "steps"), a.transpose(2, 0, 1, 3).reshape(N, T, D * h)
-        )
+        return Observed(name, Wanted(layer.name, "steps"), onnx_steps(a))
     width = h if name == "Y_h" else c
     check_shape(a, f"observed {name!r}", (D, N, width), "(D, N, H)")
     part = "h" if name == "Y_h" else "c"
     return Observed(name, Wanted(layer.name, part), a.transpose(1, 0, 2).reshape(N, D * width))  # type: ignore[arg-type]
+
+
+def onnx_steps(Y: Array) -> Array:
+    """ONNX's ``Y`` (T, D, N, H) as lstm_ref's steps (N, T, D·H), forward ‖ reverse."""
+    T, D, N, H = Y.shape
+    return Y.transpose(2, 0, 1, 3).reshape(N, T, D * H)
 
 
 def _native(net: Network, name: str) -> Wanted:
