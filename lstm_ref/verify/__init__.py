@@ -39,7 +39,7 @@ from .compare import Comparison, compare, failing_compared
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
 from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
-from .reference import SEMANTICS, Expected, Setting, reference_all
+from .reference import SEMANTICS, Expected, Setting, Wanted, reference_all
 from .rounding import PRECISIONS, rounded_setting
 
 Array = np.ndarray
@@ -195,7 +195,8 @@ def verify(
         raise InputError(f"{source}: no outputs to compare")
     setting = Setting(net, start, semantics)
     seqs = given.sequences
-    reference = reference_all(setting, seqs, {o.label: o.wanted for o in outputs}, T)
+    wanted = {o.label: o.wanted for o in outputs}
+    reference = reference_all(setting, seqs, wanted, T)
     comparisons = [_compare(o, reference[o.label], atol, rtol) for o in outputs]
     precision = precision or (
         "float16" if any(o.values.dtype == np.float16 for o in outputs) else "float32"
@@ -226,7 +227,7 @@ def verify(
 
     if all(c.passed for c in comparisons):
         return report(rounding={}, verdict="match")
-    rounding = _rounding(setting, precision, seqs, T, outputs, reference)
+    rounding = _rounding(setting, precision, seqs, T, wanted, reference)
     beyond = {
         c.name
         for c in comparisons
@@ -250,7 +251,7 @@ def verify(
             rounding=rounding, verdict="nan", divergence=divergence, first_layer=first_layer
         )
     watched = Observation(
-        {o.label: o.wanted for o in outputs},
+        wanted,
         {o.label: o.values for o in outputs},
         rounding,
         atol,
@@ -258,7 +259,7 @@ def verify(
     )
     if first_layer is not None:  # the layers before it match: the bug is sought in it
         setting = dataclasses.replace(setting, changeable=frozenset([first_layer]))
-    found: Diagnosis = diagnose(setting, seqs, T, watched, path, pairs)
+    found: Diagnosis = diagnose(setting, seqs, T, watched, reference, path, pairs)
     causes = [f for f in found.findings if f.reproduces]
     return report(
         rounding=rounding,
@@ -302,13 +303,12 @@ def _rounding(
     precision: str,
     seqs: list[Array],
     T: int,
-    outputs: list[Observed],
+    wanted: Mapping[str, Wanted],
     reference: Mapping[str, Expected],
 ) -> dict[str, float]:
     """Per output, the largest distance of the reference in ``precision`` from the
     float64 reference (over the elements compared)."""
     low = rounded_setting(setting, precision)
-    wanted = {o.label: o.wanted for o in outputs}
     lows = reference_all(low.setting, low.sequences(seqs), wanted, T)
     rounding = {}
     for label, e in reference.items():

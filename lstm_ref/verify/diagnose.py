@@ -68,6 +68,7 @@ def diagnose(
     seqs: list[Array],
     T: int,
     observed: Observation,
+    reference: Mapping[str, Expected],
     model_path: Path | None = None,
     pairs: bool = True,
 ) -> Diagnosis:
@@ -86,6 +87,9 @@ def diagnose(
     seqs : list of ndarray, each (T_n, C)
         The inputs; ``T`` the padded length of per-step outputs.
     observed : Observation
+    reference : mapping of str to Expected
+        The reference's outputs in ``setting`` (by the labels of ``observed``), computed
+        once by the caller.
     model_path : Path, optional
         The model's file, for the causes its format stores (:func:`stored_bias_causes`).
 
@@ -94,8 +98,7 @@ def diagnose(
     Diagnosis
     """
     known = causes(None if model_path is None else stored_bias_causes(model_path))
-    base = reference_all(setting, seqs, observed.wanted, T)
-    bad = _flat(_diverging(observed, base))
+    bad = _flat(_diverging(observed, reference))
     findings, effects = [], []
     for cause in known:
         changed = cause.apply(setting, seqs, T)
@@ -104,12 +107,12 @@ def diagnose(
         finding, outputs = _try(cause.key, cause.title, changed, seqs, T, observed)
         findings.append(finding)
         if outputs is not None:
-            effect = _effect(cause, changed, outputs, base, observed, bad)
+            effect = _effect(cause, changed, outputs, reference, observed, bad)
             if (effect.moved & bad).any():
                 effects.append(effect)
     singles = len(findings)
     if pairs and not any(f.reproduces for f in findings):
-        before = _flat({k: errors(observed.values[k], e.values)[0] for k, e in base.items()})
+        before = _flat({k: errors(observed.values[k], e.values)[0] for k, e in reference.items()})
         mean = float(np.nan_to_num(before[bad], nan=np.inf).mean())
         findings += _pairs(effects, mean, seqs, T, observed)
     most = max((f.compared for f in findings if f.reproduces), default=0)
@@ -212,11 +215,11 @@ def _pairs(
             if b is a or b.cause.family == a.cause.family:
                 continue
             first, second = sorted((a, b), key=lambda e: order[id(e.cause)])
-            both = second.cause.apply(first.setting, seqs, T)
-            if both is None:
-                continue
             key = f"{first.cause.key}+{second.cause.key}"
             if any(f.key == key for f in found):
+                continue
+            both = second.cause.apply(first.setting, seqs, T)
+            if both is None:
                 continue
             title = f"{first.cause.title}; and {second.cause.title}"
             found.append(_try(key, title, both, seqs, T, observed)[0])

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..interop import framework_needed
+from .layouts import onnx_steps
 
 Array = np.ndarray
 
@@ -98,7 +99,7 @@ def run_onnx(path: Path, x: Array, lengths: Array) -> Run:
         feeds[extra.name] = lengths.astype(np.int32 if "int32" in extra.type else np.int64)
     y = session.run(None, feeds)[0]
     if y.ndim == 4:  # (T, D, N, H) → (N, T, D·H)
-        y = y.transpose(2, 0, 1, 3).reshape(y.shape[2], y.shape[0], -1)
+        y = onnx_steps(y)
     elif y.ndim == 3:  # (T, N, K) → (N, T, K)
         y = y.transpose(1, 0, 2)
     return {"output": y}, "masked" if len(inputs) > 1 else "matlab"

@@ -52,7 +52,7 @@ from typing import Literal
 
 import numpy as np
 
-from .._checks import check_real_array
+from .._checks import check_real_array, check_shape
 from ..errors import InputError, InputTypeError
 from ..layers import Layer, directions
 from ..lstm import LSTMState
@@ -119,14 +119,14 @@ def _keras(layer: Layer, name: str, a: Array, arrays: Mapping[str, Array], N: in
     D, h, c = _widths(layer)
     width = h if part == "h" else c
     if name in ("h", "c"):
-        _shape(a, name, (N, D * width), "(N, H)")
+        check_shape(a, f"observed {name!r}", (N, D * width), "(N, H)")
         return Observed(name, Wanted(layer.name, part), a)
     other = name.replace("forward", "backward")
     if other not in arrays:
         raise InputError(f"observed output {name!r} needs {other!r} beside it")
     halves = [a, _float_array(arrays[other], f"observed output {other!r}")]
     for half, label in zip(halves, (name, other), strict=True):
-        _shape(half, label, (N, width), "(N, H)")
+        check_shape(half, f"observed {label!r}", (N, width), "(N, H)")
     return Observed(f"{name} ‖ {other}", Wanted(layer.name, part), np.concatenate(halves, 1))
 
 
@@ -139,7 +139,7 @@ def _torch(net: Network, name: str, a: Array, N: int, T: int, batch_first: bool)
         shape, meaning = (
             ((N, T, D * h), "(N, T, D·H)") if batch_first else ((T, N, D * h), "(T, N, D·H)")
         )
-        _shape(a, name, shape, meaning)
+        check_shape(a, f"observed {name!r}", shape, meaning)
         steps = a if batch_first else a.transpose(1, 0, 2)
         return [Observed(name, Wanted(lstms[-1].name, "steps"), steps)]
     part = name[0]  # h_n → h, c_n → c
@@ -148,7 +148,12 @@ def _torch(net: Network, name: str, a: Array, N: int, T: int, batch_first: bool)
     widths = {h if part == "h" else c for _, h, c in rows}
     if len(widths) != 1:
         raise InputError(f"observed {name!r}: the LSTM layers' widths differ ({sorted(widths)})")
-    _shape(a, name, (L_D, N, widths.pop()), f"(L·D, N, {'H' if part == 'h' else 'H_c'})")
+    check_shape(
+        a,
+        f"observed {name!r}",
+        (L_D, N, widths.pop()),
+        f"(L·D, N, {'H' if part == 'h' else 'H_c'})",
+    )
     found, first = [], 0
     for layer, (D, _, _) in zip(lstms, rows, strict=True):
         label = name if len(lstms) == 1 else f"{name}[{first}:{first + D}]"
@@ -161,14 +166,18 @@ def _torch(net: Network, name: str, a: Array, N: int, T: int, batch_first: bool)
 def _onnx(layer: Layer, name: str, a: Array, N: int, T: int) -> Observed:
     D, h, c = _widths(layer)
     if name == "Y":
-        _shape(a, name, (T, D, N, h), "(T, D, N, H)")
-        return Observed(
-            name, Wanted(layer.name, "steps"), a.transpose(2, 0, 1, 3).reshape(N, T, D * h)
-        )
+        check_shape(a, f"observed {name!r}", (T, D, N, h), "(T, D, N, H)")
+        return Observed(name, Wanted(layer.name, "steps"), onnx_steps(a))
     width = h if name == "Y_h" else c
-    _shape(a, name, (D, N, width), "(D, N, H)")
+    check_shape(a, f"observed {name!r}", (D, N, width), "(D, N, H)")
     part = "h" if name == "Y_h" else "c"
     return Observed(name, Wanted(layer.name, part), a.transpose(1, 0, 2).reshape(N, D * width))  # type: ignore[arg-type]
+
+
+def onnx_steps(Y: Array) -> Array:
+    """ONNX's ``Y`` (T, D, N, H) as lstm_ref's steps (N, T, D·H), forward ‖ reverse."""
+    T, D, N, H = Y.shape
+    return Y.transpose(2, 0, 1, 3).reshape(N, T, D * H)
 
 
 def _native(net: Network, name: str) -> Wanted:
@@ -213,7 +222,7 @@ def initial_states(net: Network, layout: str, given: Mapping[str, object], N: in
             width = {(h, c)[k] for _, h, c in expected_rows}
             if len(width) != 1:
                 raise InputError(f"initial {name!r}: the LSTM layers' widths differ")
-            _shape(a, name, (L_D, N, width.pop()), "(L·D, N, H)")
+            check_shape(a, f"observed {name!r}", (L_D, N, width.pop()), "(L·D, N, H)")
             first = 0
             for x, (D, _, _) in zip(lstms, expected_rows, strict=True):
                 states[x.name][k] = np.concatenate(list(a[first : first + D]), axis=1)
@@ -226,7 +235,7 @@ def initial_states(net: Network, layout: str, given: Mapping[str, object], N: in
                 )
             D, h, c = expected_rows[0]
             k = "hc".index(name[-1])
-            _shape(a, name, (D, N, (h, c)[k]), "(D, N, H)")
+            check_shape(a, f"observed {name!r}", (D, N, (h, c)[k]), "(D, N, H)")
             states[lstms[0].name][k] = a.transpose(1, 0, 2).reshape(N, -1)
         elif layout == "keras" and name in ("h", "c", "h_forward", "c_forward"):
             k = "hc".index(name[0])
@@ -274,11 +283,6 @@ def _float_array(value: object, what: str) -> Array:
     if a.dtype.kind != "f":
         raise InputTypeError(f"{what} must hold real floating-point values; got dtype {a.dtype}")
     return a
-
-
-def _shape(a: Array, name: str, expected: tuple[int, ...], meaning: str) -> None:
-    if a.shape != expected:
-        raise InputError(f"observed {name!r} must have shape {expected} = {meaning}; got {a.shape}")
 
 
 def torch_state(net: Network, state: State) -> tuple[Array, Array]:

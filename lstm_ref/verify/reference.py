@@ -131,9 +131,7 @@ def _run(
 ) -> tuple[Expected, State]:
     """Layer ``k``'s output of ``net`` on ``seqs`` in ``setting``, and the final states."""
     if setting.input_reading == "reshaped":
-        x = np.zeros((len(seqs), T, seqs[0].shape[1]))
-        for n, s in enumerate(seqs):
-            x[n, : len(s)] = s
+        x = _right_padded(seqs, T, np.float64)
         columns = x.reshape(T, len(seqs), -1).transpose(1, 0, 2)  # (N, T, C), read time first
         (y, data, padded), final = _padding_as_data(setting, net, list(columns), k, T, "right")
         if y.ndim == 3:  # (N, T, W) read back as the port wrote it: time first, reshaped
@@ -146,9 +144,7 @@ def _run(
     if len(kept) < len(seqs):  # zero-length rows: computed apart
         return _with_empty_rows(setting, net, seqs, kept, k, T)
     padding = Padding.keras(len(seqs)) if setting.semantics == "keras" else Padding.onnx(len(seqs))
-    x = np.zeros((len(seqs), T, seqs[0].shape[1]), net.dtype)  # (N, T, C), right-padded
-    for n, s in enumerate(seqs):
-        x[n, : len(s)] = s
+    x = _right_padded(seqs, T, net.dtype)
     net.state = _states_of(net, setting.state)
     lengths = [len(s) for s in seqs]
     layer = net.layers[k]
@@ -162,6 +158,14 @@ def _run(
         y = padding.pad_outputs(own, T, layer)  # padded again
     data = np.arange(T)[None, :] < np.array(lengths)[:, None]
     return Expected(y.astype(np.float64), data, ~data), final
+
+
+def _right_padded(seqs: list[Array], T: int, dtype: np.dtype | type) -> Array:
+    """``seqs`` (each (T_n, C)) zero-padded on the right to a batch (N, T, C) of ``dtype``."""
+    x = np.zeros((len(seqs), T, seqs[0].shape[1]), dtype)
+    for n, s in enumerate(seqs):
+        x[n, : len(s)] = s
+    return x
 
 
 def _with_empty_rows(
