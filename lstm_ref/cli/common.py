@@ -119,14 +119,20 @@ def add_data_options(p: argparse.ArgumentParser, observation: bool = True) -> No
         default=None,
         help="sequences (.ts, .npy, .npz, .csv) to use instead of the Japanese Vowels test set",
     )
+    add_layout_option(p, "--data arrays")
+    if observation:
+        p.add_argument("--observation", type=int, default=1, help="sequence, 1-based")
+
+
+def add_layout_option(p: argparse.ArgumentParser, arrays: str) -> None:
+    """--layout: the axes of ``arrays`` (as :func:`~lstm_ref.sequences.as_sequence_list`
+    takes them)."""
     p.add_argument(
         "--layout",
         choices=["TC", "CT"],
         default="TC",
-        help="axes of --data arrays: TC time × features; CT MATLAB's features × time",
+        help=f"axes of {arrays}: TC time × features; CT MATLAB's features × time",
     )
-    if observation:
-        p.add_argument("--observation", type=int, default=1, help="sequence, 1-based")
 
 
 def add_figure_options(p: argparse.ArgumentParser) -> None:
