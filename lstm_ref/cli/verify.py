@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import positive_float, positive_int, whole_number
+from .common import non_negative_float, positive_float, positive_int, whole_number
 
 HELP = "compare a ported model's outputs with the reference's: where and why they diverge"
 DESCRIPTION = """\
@@ -36,17 +36,6 @@ def length_range(text: str) -> tuple[int, int]:
     if a is None or b is None or not 1 <= a <= b:
         raise argparse.ArgumentTypeError(f"expected 'a-b' with 1 <= a <= b; got {text!r}")
     return a, b
-
-
-def tolerance(text: str) -> float:
-    """An argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text!r}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -99,8 +88,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the precision the port computed in (default float16 for float16 outputs, "
         "else float32): its rounding is not a bug",
     )
-    p.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance")
-    p.add_argument("--rtol", type=tolerance, default=1e-5, help="relative tolerance")
+    p.add_argument("--atol", type=non_negative_float, default=1e-5, help="absolute tolerance")
+    p.add_argument("--rtol", type=non_negative_float, default=1e-5, help="relative tolerance")
     p.add_argument(
         "--no-pairs",
         action="store_true",
