@@ -38,7 +38,7 @@ model's Keras Masking skips them)."""
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help=HELP, description=DESCRIPTION)
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="the sequences: .ts, .npy, .npz or .csv")
     add_network_option(p)
     add_layout_option(p, "the file's arrays")
     p.add_argument(

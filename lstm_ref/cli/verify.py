@@ -45,11 +45,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("verify", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="the model as it should compute")
-    p.add_argument("--inputs", type=Path, help=".npy (N, T, C) or .npz with x and lengths")
+    p.add_argument(
+        "--inputs", type=Path, help=".npy (N, T, C) or (T, C), or .npz with x and lengths"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs (default: 0)")
     p.add_argument("--batch", type=positive_int, default=4, help="generated sequences")
     p.add_argument(
-        "--length-range", type=length_range, default=(3, 8), help="generated lengths, a-b"
+        "--length-range",
+        type=length_range,
+        default=(3, 8),
+        help="generated lengths, a-b (default: 3-8)",
     )
     p.add_argument(
         "--scale", type=positive_float, default=1.0, help="standard deviation of generated inputs"
@@ -68,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--layout",
         choices=LAYOUTS,
         default="lstm_ref",
-        help="whose names and layouts --observed and --initial-state use (default lstm_ref)",
+        help="whose names and layouts --observed and --initial-state use (default: lstm_ref)",
     )
     p.add_argument(
         "--initial-state",
@@ -85,8 +90,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         choices=list(PRECISIONS),
-        help="the precision the port computed in (default float16 for float16 outputs, "
-        "else float32): its rounding is not a bug",
+        help="the precision the port computed in (default: float16 for float16 "
+        "outputs, else float32): its rounding is not a bug",
     )
     p.add_argument("--atol", type=non_negative_float, default=1e-5, help="absolute tolerance")
     p.add_argument("--rtol", type=non_negative_float, default=1e-5, help="relative tolerance")
