@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from test_fast import reference
-from torch_models import distinct_gates, packed, torch_states
+from torch_models import EveryLayerHead, distinct_gates, packed, torch_states
 
 from lstm_ref import InputError, InputTypeError, LSTMParams, LSTMState, Network
 from lstm_ref.formats import load_network, save_network
@@ -40,32 +40,6 @@ LENGTHS = [5, 3, 6, 1]
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
-class EveryLayerHead(torch.nn.Module):
-    """An nn.Linear on every layer's final h, read one of the three ways users write it."""
-
-    def __init__(self, num_layers, bidirectional=False, proj_size=0, batch_first=True, read=""):
-        super().__init__()
-        self.lstm = torch.nn.LSTM(
-            C,
-            H,
-            num_layers,
-            batch_first=batch_first,
-            bidirectional=bidirectional,
-            proj_size=proj_size,
-        )
-        D = 2 if bidirectional else 1
-        self.fc = torch.nn.Linear(num_layers * D * (proj_size or H), K)
-        self.read = read
-
-    def forward(self, x, state=None):
-        _, (h_n, _) = self.lstm(x, state)
-        if self.read == "cat-list":
-            return self.fc(torch.cat(list(h_n), dim=1))
-        if self.read == "last-two":  # a 2-layer one-way LSTM: layer 0's and layer 1's h
-            return self.fc(torch.cat((h_n[-2], h_n[-1]), 1))
-        return self.fc(h_n.permute(1, 0, 2).reshape(h_n.shape[1], -1))
-
-
 CASES = {
     "2-layer-last-two": {"num_layers": 2, "read": "last-two"},
     "3-layer-time-major": {"num_layers": 3, "batch_first": False},
@@ -80,7 +54,7 @@ CASES = {
 
 
 def model(case: str, dtype=torch.float64, seed: int = 5) -> EveryLayerHead:
-    return distinct_gates(EveryLayerHead(**CASES[case]).to(dtype), seed=seed).eval()
+    return distinct_gates(EveryLayerHead(C, H, K, **CASES[case]).to(dtype), seed=seed).eval()
 
 
 def torch_run(module, seqs, dtype, state):
@@ -368,7 +342,7 @@ def test_torch_export_writes_the_every_layer_head_back(rng, tmp_path):
     assert {k: v.shape for k, v in state.items()} == {
         k: v.shape for k, v in module.state_dict().items()
     }
-    fresh = EveryLayerHead(**CASES["2-layer-bidirectional"]).double()
+    fresh = EveryLayerHead(C, H, K, **CASES["2-layer-bidirectional"]).double()
     fresh.load_state_dict(state)
     seqs = [rng.normal(size=(T, C)) for T in LENGTHS]
     with torch.no_grad():
