@@ -246,6 +246,8 @@ def test_weight_file_round_trip(rng, tmp_path):
     )
     rebuilt = layer_from_arrays("LSTMStack", stack.config(), stack.arrays())
     assert rebuilt.config() == stack.config()
+    with pytest.raises(InputError, match=r"arrays \['stray/W'\] belong to none of its layers"):
+        layer_from_arrays("LSTMStack", stack.config(), {**stack.arrays(), "stray/W": fc.bias})
 
 
 def test_trace_and_state_widths(rng):
