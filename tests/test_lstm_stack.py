@@ -32,7 +32,8 @@ from lstm_ref.layers import (
     Softmax,
     layer_from_arrays,
 )
-from lstm_ref.padding import make_batches
+from lstm_ref.padding import Padding, make_batches
+from lstm_ref.train import TrainingOptions, train
 from lstm_ref.train.loss import loss_and_gradients, numerical_gradients
 
 C, H, K = 3, 4, 3
@@ -374,3 +375,22 @@ def test_torch_export_refuses_a_stack_beside_other_layers(rng):
     message = "layer 'lstm_stack' (LSTMStack) is exported as the one nn.LSTM; the network has other"
     with pytest.raises(InputError, match=re.escape(message)):
         to_state_dict(net)
+
+
+def test_training_changes_every_layer_and_the_fast_path_follows(rng):
+    """Adam with L2 on a stack's layers (keys under their names); the compiled snapshot sees
+    the in-place updates, and a layer replaced in the stack's list."""
+    stack = stack_of_every_kind(rng)
+    fc = FullyConnected(rng.normal(size=(2, stack.output_width(C))), rng.normal(size=2))
+    net = Network([SequenceInput(C), stack, fc, Softmax()], class_names=["x", "y"])
+    seqs = [rng.normal(size=(T, C)) for T in (4, 2, 5, 3)]
+    labels = ["x", "y", "y", "x"]
+    before = {k: v.copy() for k, v in stack.learnables().items()}
+    net.predict(seqs)  # compiled
+    options = TrainingOptions(max_epochs=3, padding=Padding.masked(2), l2_regularization=0.01)
+    records = train(net, seqs, labels, options, log=None)
+    assert records[-1].loss < records[0].loss
+    assert all(not np.array_equal(before[k], v) for k, v in stack.learnables().items())
+    np.testing.assert_allclose(net.predict(seqs), reference(net, seqs), rtol=0, atol=1e-12)
+    stack.layers[2] = random_lstm(rng, "top", 3 + H, width=3)  # in place: recompiled
+    np.testing.assert_allclose(net.predict(seqs), reference(net, seqs), rtol=0, atol=1e-12)
