@@ -67,6 +67,7 @@ from ..layers import (
     ClassificationOutput,
     FullyConnected,
     Layer,
+    LSTMStack,
     SequenceInput,
     Softmax,
     directions,
@@ -307,6 +308,12 @@ def save_matlab(
     if version not in ("5", "7.3"):
         raise InputError(f"MAT-file version must be '5' or '7.3'; got {version!r}")
     layers = [x for x in net.layers if not isinstance(x, Softmax | ClassificationOutput)]
+    stack = next((x for x in layers if isinstance(x, LSTMStack)), None)
+    if stack is not None:
+        raise InputError(
+            f"layer {stack.name!r} (LSTMStack) has no MATLAB export: a MATLAB learnables file "
+            "holds one LSTM or BiLSTM layer, not a stack reading every layer's final state"
+        )
     seq, lstm, fc = [*layers, None, None, None][:3]
     if not (
         len(layers) == 3
