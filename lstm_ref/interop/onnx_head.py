@@ -55,6 +55,7 @@ from .onnx_ops import node_attributes, node_name
 Array = np.ndarray
 STEP, FINAL_H, FINAL_C, ROW, STATE = range(5)  # an element's kind
 KIND_NAMES = ["a step's output", "Y_h", "Y_c", "a row's output", "an initial state input"]
+RETIRED = np.iinfo(np.int64).max  # the base of a stacked layer's Y and Y_c (.onnx_stack)
 
 
 class Elements:
@@ -140,6 +141,7 @@ class Chain:
     x_batch_first: bool | None = None  # decided by the first LSTM
     masked: set[str] = field(default_factory=set)  # LSTMs run with sequence_lens
     modes: dict[str, str] = field(default_factory=dict)  # LSTM name: how its output was read
+    stacked: dict[str, str] = field(default_factory=dict)  # LSTM name: "stack/part" (.onnx_stack)
 
     # ------------------------------------------------------------------ reading
     def read(
@@ -213,12 +215,19 @@ class Chain:
         return read
 
     def check_base(self, ids: Array, where: str) -> None:
-        """Refuse elements that are not all of the current base."""
+        """Refuse elements that are not all of the current base, unless they are final
+        states of LSTM layers that stack: those layers become one LSTMStack, the current
+        base (:func:`.onnx_stack.stack_final_states`)."""
+        from .onnx_stack import stack_final_states
+
         bases = np.unique(self.el.base[ids])
-        if len(bases) != 1 or bases[0] != self.base:
+        if len(bases) == 1 and bases[0] == self.base:
+            return
+        if not stack_final_states(self, ids, where):
             raise InputError(
                 f"{where}: reads {self._describe(bases)}; lstm_ref's network is a chain, each "
-                f"layer reading the one before ({self._describe([self.base])})"
+                f"layer reading the one before ({self._describe([self.base])}), or the final "
+                "h (Y_h) of LSTM layers that each read the one before"
             )
 
     def _axis_of(self, coord: Array, where: str, what: str, skip: int | None = None) -> int | None:
@@ -230,7 +239,9 @@ class Chain:
     def _describe(self, bases: Any) -> str:
         names = []
         for base in bases:
-            if base < 0:
+            if base == RETIRED:
+                names.append("Y or Y_c of a layer now inside an LSTMStack (it returns h)")
+            elif base < 0:
                 names.append("an initial-state input")
             elif base == 0:
                 names.append("the input X")
