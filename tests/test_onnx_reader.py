@@ -166,3 +166,97 @@ def one_lstm_then(rng, ops, output):
 def test_refusals_name_the_node_and_what_lstm_ref_reads(rng, ops, output, message):
     with pytest.raises(InputError, match=message):
         from_onnx(one_lstm_then(rng, ops, output))
+
+
+def two_lstms(rng, between, ops, output, lengths=False):
+    """X (T, B, 3) → forward LSTM 'a' (H 4) → Y squeezed to (T, B, 4) → ``between`` (nodes
+    from 'ya' to 'xb') → forward LSTM 'b' (H 4; without sequence_lens) → ``ops`` →
+    ``output``; with ``lengths``, 'a' alone takes the graph's sequence_lens."""
+    C, H = 3, 4
+    inits = {
+        name: rng.normal(size=(1, 4 * H, n)).astype(np.float32)
+        for name, n in (("W_a", C), ("R_a", H), ("W_b", H), ("R_b", H))
+    }
+    inits |= {"axis1": np.array([1], np.int64), "weight": rng.normal(size=(H, 2)).astype("f")}
+    sl = "sequence_lens" if lengths else ""
+    nodes = [
+        helper.make_node(
+            "LSTM", ["X", "W_a", "R_a", "", sl], ["Y_a", "Yh_a", "Yc_a"], name="a", hidden_size=H
+        ),
+        helper.make_node("Squeeze", ["Y_a", "axis1"], ["ya"], name="squeeze"),
+        *(between or [helper.make_node("Identity", ["ya"], ["xb"], name="same")]),
+        helper.make_node(
+            "LSTM", ["xb", "W_b", "R_b"], ["Y_b", "Yh_b", "Yc_b"], name="b", hidden_size=H
+        ),
+        *ops,
+    ]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", C])]
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["B"]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        inputs,
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def concat(*names, out="h"):
+    return helper.make_node("Concat", list(names), [out], name="concat", axis=0)
+
+
+@pytest.mark.parametrize(
+    ("between", "ops", "output", "lengths", "message"),
+    [
+        (
+            [helper.make_node("Tanh", ["ya"], ["xb"], name="tanh")],
+            [concat("Yh_a", "Yh_b")],
+            "h",
+            False,
+            r"output 'h': reads the final states of \['a', 'b'\]; lstm_ref stacks LSTM layers "
+            r"each read at every step by the next, up to the last one, but 'tanh' \(tanh\) lies "
+            "between or after them",
+        ),
+        (
+            None,
+            [concat("Yc_a", "Yh_b")],
+            "h",
+            False,
+            r"output 'h': reads Y_c of 'a'; lstm_ref's layers return h",
+        ),
+        (
+            None,
+            [concat("Yh_a", "Yh_b"), helper.make_node("MatMul", ["h", "weight"], ["m"])],
+            "m",
+            True,
+            r"node 'm' \(MatMul; node 5 of the main graph\): reads the final states of \['a', "
+            r"'b'\], but 'b' runs without the graph's sequence_lens, so its final state is read "
+            "after the padding",
+        ),
+        (
+            None,
+            [
+                concat("Yh_a", "Yh_b"),
+                helper.make_node("MatMul", ["h", "weight"], ["m"], name="head"),
+                helper.make_node("MatMul", ["Y_b", "weight"], ["s"], name="steps"),
+                helper.make_node("Flatten", ["s"], ["fs"], axis=0),
+                helper.make_node("Flatten", ["m"], ["fm"], axis=0),
+                helper.make_node("Concat", ["fm", "fs"], ["both"], name="both", axis=1),
+            ],
+            "both",
+            False,
+            r"node 'steps' \(MatMul; node 6 of the main graph\): reads Y or Y_c of a layer now "
+            r"inside an LSTMStack \(it returns h\)",
+        ),
+    ],
+    ids=["not-a-chain", "Y_c", "unmasked-layer", "Y-after-stacking"],
+)
+def test_final_states_of_layers_that_do_not_stack_are_refused(
+    rng, between, ops, output, lengths, message
+):
+    """Final states of several layers become an LSTMStack only for LSTM layers each read at
+    every step by the next, all run over each sequence's own length, read for their h."""
+    with pytest.raises(InputError, match=message):
+        from_onnx(two_lstms(rng, between, ops, output, lengths))
