@@ -132,14 +132,20 @@ class LSTMStack(Layer):
 
     @classmethod
     def from_arrays(cls, config: dict[str, Any], arrays: dict[str, Array]) -> LSTMStack:
-        layers = []
+        layers, used = [], set()
         for spec in config["layers"]:
             kind, own_config = spec["type"], spec["config"]
             if kind not in PARTS:
                 raise InputError(f"a stack holds LSTM and BiLSTM layers; got type {kind!r}")
             prefix = f"{own_config['name']}/"
             own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            used |= {prefix + k for k in own}
             layers.append(PARTS[kind].from_arrays(own_config, own))
+        if set(arrays) - used:
+            raise InputError(
+                f"stack {config['name']!r}: arrays {sorted(set(arrays) - used)} belong to none "
+                "of its layers"
+            )
         return cls(layers, config["name"], config["output_mode"])  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------------- state
