@@ -231,9 +231,8 @@ def concat(*names, out="h"):
             [concat("Yh_a", "Yh_b"), helper.make_node("MatMul", ["h", "weight"], ["m"])],
             "m",
             True,
-            r"node 'm' \(MatMul; node 5 of the main graph\): reads the final states of \['a', "
-            r"'b'\], but 'b' runs without the graph's sequence_lens, so its final state is read "
-            "after the padding",
+            r"node 'm' \(MatMul; node 5 of the main graph\): reads where 'b' ends, but it runs "
+            "without the graph's sequence_lens, so it ends after the padding",
         ),
         (
             None,
@@ -250,13 +249,21 @@ def concat(*names, out="h"):
             r"node 'steps' \(MatMul; node 6 of the main graph\): reads Y or Y_c of a layer now "
             r"inside an LSTMStack \(it returns h\)",
         ),
+        (  # one layer's end too: onnxruntime runs 'b' over the zeros 'a' writes past each end
+            None,
+            [],
+            "Yh_b",
+            True,
+            r"output 'Yh_b': reads where 'b' ends, but it runs without the graph's sequence_lens",
+        ),
     ],
-    ids=["not-a-chain", "Y_c", "unmasked-layer", "Y-after-stacking"],
+    ids=["not-a-chain", "Y_c", "unmasked-layer", "Y-after-stacking", "unmasked-end"],
 )
 def test_final_states_of_layers_that_do_not_stack_are_refused(
     rng, between, ops, output, lengths, message
 ):
     """Final states of several layers become an LSTMStack only for LSTM layers each read at
-    every step by the next, all run over each sequence's own length, read for their h."""
+    every step by the next, all run over each sequence's own length, read for their h (and
+    one layer's end is read only if it runs over each sequence's own length)."""
     with pytest.raises(InputError, match=message):
         from_onnx(two_lstms(rng, between, ops, output, lengths))

@@ -276,6 +276,8 @@ class Chain:
                     f"{self.T}; lstm_ref's layers return every step, or each sequence's last"
                 )
             mode = "step"
+        if mode != "sequence":
+            self.check_ends_masked(lstm, where)
         seen = self.modes.setdefault(lstm.name, mode)
         if seen != mode:
             raise InputError(f"{where}: reads {lstm.name!r} as {mode!r}; it was read as {seen!r}")
@@ -291,6 +293,16 @@ class Chain:
             raise InputError(
                 f"{where}: the last time step of a lone reverse LSTM's Y holds its output after "
                 "one step only, which lstm_ref's layers do not return; read Y_h instead"
+            )
+
+    def check_ends_masked(self, layer: Layer, where: str) -> None:
+        """Refuse reading where a layer ends (its final state, its last step) when it runs
+        over the padding: the graph takes sequence_lens, the layer's node does not."""
+        if self.lengths is not None and layer.name not in self.masked:
+            raise InputError(
+                f"{where}: reads where {layer.name!r} ends, but it runs without the graph's "
+                "sequence_lens, so it ends after the padding; lstm_ref's masked padding ends "
+                "each sequence at its own length"
             )
 
     # ------------------------------------------------------------------ layers

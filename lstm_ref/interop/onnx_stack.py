@@ -69,12 +69,7 @@ def stack_final_states(chain: Chain, ids: Array, where: str) -> bool:
                 f"each read at every step by the next, up to the last one, but {layer.name!r} "
                 f"({layer.description()}) lies between or after them"
             )
-        if chain.lengths is not None and layer.name not in chain.masked:
-            raise InputError(
-                f"{where}: reads the final states of {read}, but {layer.name!r} runs without "
-                "the graph's sequence_lens, so its final state is read after the padding; "
-                "lstm_ref's masked padding ends each sequence at its own length"
-            )
+        chain.check_ends_masked(layer, where)
     stack = _stack(parts, chain)
     _move_elements(chain, first)
     chain.layers[first - 1 :] = [stack]
