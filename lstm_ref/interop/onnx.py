@@ -38,9 +38,11 @@ raw tensors with all of it, zero lengths included.
 
 The graph around the LSTM nodes is followed, not matched: :mod:`.onnx_graph` says what each
 graph input is, folds what is computed from constants (:mod:`.onnx_ops`) and runs the rest
-on element ids; :mod:`.onnx_head` turns what the nodes compute into layers. Any op it does
-not follow is refused with its node, its position and what lstm_ref follows. A graph with a
-``sequence_lens`` input must pass it to every LSTM node with a reverse direction.
+on element ids; :mod:`.onnx_head` turns what the nodes compute into layers, and
+:mod:`.onnx_stack` the layers whose final states a head reads into one LSTMStack. Any op it
+does not follow is refused with its node, its position and what lstm_ref follows. A graph
+with a ``sequence_lens`` input must pass it to every LSTM node with a reverse direction,
+and to every node whose end (Y_h, the last step) is read.
 
 Export: :mod:`lstm_ref.interop.onnx_export`, with the same layout.
 """

@@ -26,8 +26,9 @@ A *read* (:meth:`Chain.read`) checks that a tensor is laid out as rows (and step
 same features: which axis holds the rows, which the steps, every row and step present
 once, the same affine function at the same place in each. Reading an LSTM's outputs fixes
 its output mode: Y at every step → "sequence"; Y at each sequence's last step, or Y_h →
-"last" (a BiLSTM's reverse half at the last step: ``last="step"``). Anything else is
-refused with the node and what the reader found.
+"last" (a BiLSTM's reverse half at the last step: ``last="step"``). Reading the final
+states (Y_h) of several layers makes those layers one LSTMStack (:mod:`.onnx_stack`).
+Anything else is refused with the node and what the reader found.
 """
 
 from __future__ import annotations
