@@ -2,8 +2,8 @@
 and written with ``scipy.io``, v7.3 (HDF5) with ``h5py``.
 
 MATLAB's own objects (``SeriesNetwork``, ``dlnetwork``) cannot be read outside MATLAB, so
-the user saves their arrays with a few lines of MATLAB (README, "Importing and
-exporting")::
+the user saves their arrays with a few lines of MATLAB (docs/INTEROP.md,
+"MATLAB's learnables")::
 
     lstm = net.Layers(2); fc = net.Layers(3);
     s.InputWeights = lstm.InputWeights; s.RecurrentWeights = lstm.RecurrentWeights;
@@ -120,7 +120,8 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
     if missing:
         raise InputError(
             f"{where}: lacks the variable(s) {missing}; expected {list(REQUIRED)} (optional: "
-            f"{list(OPTIONAL)}) — see the README for the MATLAB lines that save them"
+            f"{list(OPTIONAL)}) — docs/INTEROP.md (MATLAB's learnables) gives the MATLAB lines "
+            "that save them"
         )
     extra = sorted(set(values) - set(REQUIRED) - set(OPTIONAL))
     if extra:
