@@ -302,20 +302,21 @@ def from_onnx(
     """
     from onnx import numpy_helper
 
+    from .onnx_fuse import fuse_cell_loops
     from .onnx_graph import fold, needed, probe_sizes, reaching_states, roles, run_graph
 
     model = read_model(source)
     where = os.fspath(source) if isinstance(source, str | os.PathLike) else "model"
-    graph = model.graph
     opset = default_opset(model)
-    given = _given(inputs, graph, where)
-    outs = [o.name for o in graph.output]
+    given = _given(inputs, model.graph, where)
+    outs = [o.name for o in model.graph.output]
     if output is None and len(outs) != 1:
         raise InputError(f"{where}: the graph has outputs {outs}; choose one: output=name")
     output = outs[0] if output is None else output
     if output not in outs:
         raise InputError(f"{where}: no graph output {output!r}; it has {outs}")
-    nodes, positions = needed(graph, output)
+    graph, positions = fuse_cell_loops(model, output, opset, where)  # LSTMCell loops: LSTMs
+    nodes, _ = needed(graph, output)
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     states = reaching_states(nodes) - set(constants)
     constants.update({k: v for k, v in given.items() if k not in states})

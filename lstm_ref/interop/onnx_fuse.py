@@ -1,0 +1,344 @@
+"""ONNX import: a loop over one LSTM cell, unrolled into ops, fused into one ``LSTM`` node.
+
+``torch.onnx.export`` unrolls ``for t in range(T): h, c = cell(x[t], (h, c))`` over an
+``nn.LSTMCell`` into T cells written out as ops (:mod:`.onnx_cells` recognises each). Before
+:func:`~lstm_ref.interop.onnx.from_onnx` follows the graph, such a chain of cells is
+rewritten into the ONNX ``LSTM`` node it computes (as OpenVINO's fusion passes rewrite
+one), so that whatever reads the cells' outputs is read as it is after any LSTM node:
+
+===============================================  ============================================
+the cells                                        the fused node
+===============================================  ============================================
+cell k's h_prev, c_prev are cell k−1's h, c      one forward ``LSTM`` (layout 0)
+the same W, R and b in every cell (values         W, R, B (ONNX's blocks i, o, f, c); B's
+compared); a first cell from a constant h_prev    recurrent half 0. R is the next cell's
+whose h_prev · Rᵀ was folded into its bias (R     (the first cell reads as it computes: its
+reads 0) must have the others' bias               h_prev · Rᵀ is 0)
+cell k's x: step k of one 3-D tensor S (found     X = S (time-major), or S transposed
+through the ops that move elements: Gather,       ``(1, 0, 2)`` when its time axis is 1
+Slice, Squeeze, Split, Transpose, …), steps
+0, 1, …, T−1 of S's T, in order
+the first cell's h_prev, c_prev                   initial_h, initial_c (reshaped (1, B, H));
+                                                  a constant of zeros, or ``""``: left out
+cell k's h; the last cell's c                     step k of Y; Y_c (each reshaped (B, H))
+===============================================  ============================================
+
+The cells' own nodes stay in the graph, unread. Anything else about a chain is refused,
+naming the cell and what was found (cells with different weights, an x that is not a step
+of the one tensor, steps skipped or reordered, fewer steps than the tensor holds, a cell
+state read before the last step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..lstm import LSTMParams, reorder_gates
+from .onnx_cells import Cell, find_cells
+from .onnx_graph import AS_IS, MOVES, dims, needed
+from .onnx_ops import run_node
+from .onnx_specialise import constants_of
+
+Array = np.ndarray
+
+
+def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[Any, dict[str, int]]:
+    """The main graph with every chain of cells ``output`` needs fused into one ``LSTM``
+    node (module table), and each node's position in the file's graph (a fused node's:
+    that of its first cell's h).
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        Left unchanged.
+    output : str
+        The graph output to be read.
+    opset : int
+        The model's version of the default domain.
+    where : str
+        The file, for messages.
+    """
+    import onnx
+
+    graph = model.graph
+    positions = {node.output[0]: k for k, node in enumerate(graph.node)}
+    wanted = {o for node in needed(graph, output)[0] for o in node.output}
+    constants = constants_of(graph)
+    cells = [c for c in find_cells(graph, constants) if c.h in wanted]
+    if not cells:
+        return graph, positions
+    fused = onnx.GraphProto()
+    fused.CopyFrom(graph)
+    producers = {o: n for n in graph.node for o in n.output if o}
+    at = {id(n): k for k, n in enumerate(graph.node)}
+    inserted: dict[int, list[Any]] = {}
+    renamed: dict[str, str] = {}
+    for chain in _chains(cells, where):
+        params = _weights(chain, where)
+        source, time_axis = _source(chain, model, producers, constants, opset, where)
+        nodes, arrays = _lstm_nodes(chain, params, source, time_axis, constants, producers)
+        first = at[id(producers[chain[0].h])]
+        inserted[first] = nodes
+        positions.update((n.output[0], first) for n in nodes)
+        fused.initializer.extend(onnx.numpy_helper.from_array(a, n) for n, a in arrays.items())
+        renamed.update({c.h: f"{c.h}/unfused" for c in chain})
+        renamed[chain[-1].c] = f"{chain[-1].c}/unfused"
+    del fused.node[:]
+    for k, node in enumerate(graph.node):
+        fused.node.extend(inserted.get(k, []))
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        for j, name in enumerate(copy.output):
+            copy.output[j] = renamed.get(name, name)
+        fused.node.append(copy)
+    _check_unread(fused, output, cells, renamed, where)
+    return fused, positions
+
+
+def _chains(cells: list[Cell], where: str) -> list[list[Cell]]:
+    """The cells as chains, each cell continuing from the h and c of the one before."""
+    by_c = {c.c: c for c in cells}
+    after: dict[str, Cell] = {}
+    for cell in cells:
+        before = by_c.get(cell.c_prev)
+        if before is None:
+            continue
+        if cell.h_prev != before.h:
+            raise InputError(
+                f"{where}: the LSTM cell {cell.name!r} reads c from cell {before.name!r} but "
+                f"h from {cell.h_prev!r}; a loop over one cell reads both from the step before"
+            )
+        if before.name in after:
+            raise InputError(
+                f"{where}: the LSTM cells {after[before.name].name!r} and {cell.name!r} both "
+                f"continue from cell {before.name!r}; a loop over one cell is one chain"
+            )
+        after[before.name] = cell
+    chains = []
+    for cell in cells:
+        if cell.c_prev in by_c:
+            continue
+        chain = [cell]
+        while chain[-1].name in after:
+            chain.append(after[chain[-1].name])
+        chains.append(chain)
+    return chains
+
+
+def _weights(chain: list[Cell], where: str) -> LSTMParams:
+    """The one W, R, b of every cell of ``chain`` (module table), or an InputError."""
+    full = [c for c in chain if c.h_prev] or chain  # a first cell with h_prev folded: R = 0
+    params = full[0].layer.params
+    for cell in chain:
+        mine = cell.layer.params
+        differ = [
+            what
+            for what, a, b in (
+                ("W", mine.W, params.W),
+                ("R", mine.R, params.R),
+                ("b", mine.b, params.b),
+            )
+            if (cell.h_prev or what != "R") and not np.array_equal(a, b)
+        ]
+        if differ:
+            folded = "" if cell.h_prev else " (its h_prev · Rᵀ folded into b: a non-zero h_prev)"
+            raise InputError(
+                f"{where}: the LSTM cells {full[0].name!r} and {cell.name!r} have different "
+                f"{' and '.join(differ)}{folded}: each step its own cell is not one LSTM; "
+                "lstm_ref reads a loop over one cell"
+            )
+    return params
+
+
+def _source(
+    chain: list[Cell],
+    model: Any,
+    producers: Mapping[str, Any],
+    constants: Mapping[str, Array],
+    opset: int,
+    where: str,
+) -> tuple[str, int]:
+    """The tensor S (steps, rows, features in either order of the first two) whose step k
+    cell k reads, and which axis of S is time."""
+    roots = {_moved_from(c.x, producers) for c in chain}
+    names = [c.name for c in chain]
+    if len(roots) != 1:
+        raise InputError(
+            f"{where}: the LSTM cells {names} read x from {sorted(roots)}; a loop over one "
+            "cell reads steps of one tensor (its x[t] moved by Gather, Slice, Squeeze, Split, "
+            "Transpose, …)"
+        )
+    (source,) = roots
+    shape = _shape_of(source, model)
+    if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
+        raise InputError(
+            f"{where}: the LSTM cells {names} read steps of {source!r} of shape {shape}; "
+            "expected 3 axes (steps and rows in either order, then the features)"
+        )
+    sizes = [d if isinstance(d, int) and d > 0 else len(chain) + 2 + k for k, d in enumerate(shape)]
+    ids = np.arange(int(np.prod(sizes))).reshape(sizes)
+    steps = [_step(c, source, ids, producers, constants, opset, where) for c in chain]
+    axes = {a for a, _ in steps}
+    if len(axes) != 1:
+        raise InputError(
+            f"{where}: the LSTM cells {names} read {source!r} along different axes "
+            f"{sorted(axes)}; a loop over one cell reads one axis, time"
+        )
+    (axis,) = axes
+    order = [k for _, k in steps]
+    if order != list(range(len(chain))):
+        raise InputError(
+            f"{where}: the LSTM cells {names} read steps {[k + 1 for k in order]} of "
+            f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped"
+        )
+    if shape[axis] != len(chain):
+        length = f"its {shape[axis]}" if isinstance(shape[axis], int) else "any number"
+        raise InputError(
+            f"{where}: the LSTM cells read steps 1 to {len(chain)} of {source!r}, whose "
+            f"time axis {axis} holds {length} of steps: the graph computes the first "
+            f"{len(chain)} step(s) only and ignores the rest, while lstm_ref's LSTM reads "
+            "every step; export the loop with as many steps as the input has (a fixed time axis)"
+        )
+    return source, axis
+
+
+def _moved_from(name: str, producers: Mapping[str, Any]) -> str:
+    """The tensor ``name`` is moved from by ops that only move elements (first input)."""
+    node = producers.get(name)
+    while node is not None and node.op_type in MOVES + AS_IS:
+        name = node.input[0]
+        node = producers.get(name)
+    return name
+
+
+def _shape_of(name: str, model: Any) -> list[int | str] | None:
+    """The dimensions of a graph input, or of a tensor as ONNX's shape inference gives."""
+    import onnx
+
+    for value in model.graph.input:
+        if value.name == name:
+            return dims(value)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    for value in inferred.graph.value_info:
+        if value.name == name and value.type.tensor_type.HasField("shape"):
+            return dims(value)
+    return None
+
+
+def _step(
+    cell: Cell,
+    source: str,
+    ids: Array,
+    producers: Mapping[str, Any],
+    constants: Mapping[str, Array],
+    opset: int,
+    where: str,
+) -> tuple[int, int]:
+    """(axis, k): the cell's x is step k of ``source`` along that axis (0 or 1), found by
+    running the ops between them on element ids."""
+    known: dict[str, Array] = {**constants, source: ids}
+
+    def value(name: str) -> Array:
+        if name not in known:
+            node = producers[name]  # a KeyError: another graph input
+            outs = run_node(node, [value(i) if i else None for i in node.input], opset)
+            known.update(zip(node.output, outs, strict=False))
+        return known[name]
+
+    try:
+        x = np.asarray(value(cell.x))
+    except (KeyError, IndexError, ValueError, InputError):
+        x = None
+    if x is not None and x.ndim == 2 and x.size:
+        place = np.unravel_index(int(x.flat[0]), ids.shape)
+        for axis in (0, 1):
+            if np.array_equal(x, np.take(ids, place[axis], axis=axis)):
+                return axis, int(place[axis])
+    raise InputError(
+        f"{where}: the LSTM cell {cell.name!r} reads x {cell.x!r}, which is not one step "
+        f"(rows × features) of {source!r}; a loop over one cell reads steps of one tensor"
+    )
+
+
+def _lstm_nodes(
+    chain: list[Cell],
+    params: LSTMParams,
+    source: str,
+    time_axis: int,
+    constants: Mapping[str, Array],
+    producers: Mapping[str, Any],
+) -> tuple[list[Any], dict[str, Array]]:
+    """The fused LSTM node, the nodes around it and their constants (module table)."""
+    from onnx import helper
+
+    from .onnx import ONNX_ORDER
+
+    H = chain[0].layer.hidden_size
+    p = f"{chain[0].name}/fused_lstm"
+    W, R, b = (reorder_gates(a, ONNX_ORDER, inverse=True) for a in params)
+    arrays = {
+        f"{p}/W": W[None],
+        f"{p}/R": R[None],
+        f"{p}/B": np.concatenate([b, np.zeros_like(b)])[None],
+        f"{p}/state_shape": np.array([1, -1, H], np.int64),
+        f"{p}/row_shape": np.array([-1, H], np.int64),
+    }
+    nodes = []
+    x = source
+    if time_axis == 1:
+        x = f"{p}/X"
+        nodes.append(helper.make_node("Transpose", [source], [x], f"{p}/X", perm=[1, 0, 2]))
+    states = []
+    for which, name in (("h", chain[0].h_prev), ("c", chain[0].c_prev)):
+        if _is_zeros(name, constants, producers):
+            states.append("")
+            continue
+        states.append(f"{p}/initial_{which}")
+        nodes.append(
+            helper.make_node("Reshape", [name, f"{p}/state_shape"], [states[-1]], states[-1])
+        )
+    Y, Y_c = f"{p}/Y", f"{p}/Y_c"
+    inputs = [x, f"{p}/W", f"{p}/R", f"{p}/B", "", *states]
+    nodes.append(helper.make_node("LSTM", inputs, [Y, "", Y_c], p, hidden_size=H))
+    for k, cell in enumerate(chain):
+        arrays[f"{p}/step_{k}"] = np.array(k, np.int64)
+        step = f"{p}/Y_{k}"
+        nodes.append(helper.make_node("Gather", [Y, f"{p}/step_{k}"], [step], step, axis=0))
+        nodes.append(helper.make_node("Reshape", [step, f"{p}/row_shape"], [cell.h], f"{p}/h_{k}"))
+    nodes.append(helper.make_node("Reshape", [Y_c, f"{p}/row_shape"], [chain[-1].c], f"{p}/c"))
+    return nodes, arrays
+
+
+def _is_zeros(name: str, constants: Mapping[str, Array], producers: Mapping[str, Any]) -> bool:
+    """Whether a cell's first state is zeros: left out (""), a constant, or ConstantOfShape
+    of a zero (zeros of a shape computed at run time)."""
+    if not name:
+        return True
+    if name in constants:
+        return not np.any(constants[name])
+    node = producers.get(name)
+    if node is None or node.op_type != "ConstantOfShape":
+        return False
+    from onnx import numpy_helper
+
+    value = [numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"]
+    return not value or not np.any(value[0])
+
+
+def _check_unread(
+    fused: Any, output: str, cells: list[Cell], renamed: Mapping[str, str], where: str
+) -> None:
+    """An InputError if ``output`` still needs a cell's own computation: a cell state c
+    read before the last step, which the fused node does not return."""
+    left = {o for node in needed(fused, output)[0] for o in node.output}
+    for cell in cells:
+        if renamed.get(cell.c, cell.c) in left:
+            raise InputError(
+                f"{where}: the graph reads the cell state c of the LSTM cell {cell.name!r}, "
+                "before the loop's last step; lstm_ref's LSTM returns h at every step and c "
+                "after the last only"
+            )
