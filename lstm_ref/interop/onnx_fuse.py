@@ -196,10 +196,10 @@ def _source(
             f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped"
         )
     if shape[axis] != len(chain):
-        length = f"its {shape[axis]}" if isinstance(shape[axis], int) else "any number"
+        length = shape[axis] if isinstance(shape[axis], int) else "any number of"
         raise InputError(
             f"{where}: the LSTM cells read steps 1 to {len(chain)} of {source!r}, whose "
-            f"time axis {axis} holds {length} of steps: the graph computes the first "
+            f"time axis {axis} holds {length} steps: the graph computes the first "
             f"{len(chain)} step(s) only and ignores the rest, while lstm_ref's LSTM reads "
             "every step; export the loop with as many steps as the input has (a fixed time axis)"
         )
@@ -335,7 +335,7 @@ def _check_unread(
     """An InputError if ``output`` still needs a cell's own computation: a cell state c
     read before the last step, which the fused node does not return."""
     left = {o for node in needed(fused, output)[0] for o in node.output}
-    for cell in cells:
+    for cell in reversed(cells):  # the last one read (the ones before it it reads)
         if renamed.get(cell.c, cell.c) in left:
             raise InputError(
                 f"{where}: the graph reads the cell state c of the LSTM cell {cell.name!r}, "
