@@ -10,6 +10,11 @@ exporter runs once. from_onnx(output=...) reads one case's head.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import warnings
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -263,3 +268,28 @@ def test_a_fixed_loop_over_a_dynamic_time_axis_is_refused():
     np.testing.assert_array_equal(seven, five)
     with pytest.raises(InputError, match="whose time axis 0 holds any number of steps: the graph"):
         from_onnx(proto, inputs={"h": h, "c": c})
+
+
+def test_keras_onnx_export_of_an_unknown_length_is_refused(tmp_path):
+    """Keras 3's own ONNX export of an LSTM over a time axis of unknown length writes its
+    first step only, as ops: onnxruntime's output is Keras's on the first step alone.
+    Refused, saying so."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    x = np.random.default_rng(4).normal(size=(2, 5, 3)).astype(np.float32)
+    model(x)  # built
+    path = tmp_path / "keras.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporter's own notes
+        model.export(str(path), format="onnx", verbose=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x})
+    first_step = np.asarray(model(x[:, :1]).detach())
+    np.testing.assert_allclose(got, first_step, rtol=0, atol=1e-6)
+    assert np.abs(got - np.asarray(model(x).detach())).max() > 1e-3
+    with pytest.raises(
+        InputError, match=r"reads only its first step of input .*, whose time axis 1"
+    ):
+        from_onnx(path)
