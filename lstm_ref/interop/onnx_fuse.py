@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, LstmRefError
 from ..lstm import LSTMParams, reorder_gates
 from .onnx_cells import Cell, find_cells
-from .onnx_graph import AS_IS, MOVES, dims, needed
+from .onnx_graph import AS_IS, MEASURES, MOVES, dims, needed
 from .onnx_ops import run_node
 from .onnx_specialise import constants_of
 
@@ -66,11 +66,12 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
 
     graph = model.graph
     positions = {node.output[0]: k for k, node in enumerate(graph.node)}
-    wanted = {o for node in needed(graph, output)[0] for o in node.output}
+    wanted = needed(graph, output)[0]
+    made = {o for node in wanted for o in node.output}
     constants = constants_of(graph)
-    cells = [c for c in find_cells(graph, constants) if c.h in wanted]
+    cells = [c for c in find_cells(graph, constants) if c.h in made or c.c in made]
     if not cells:
-        if not any(node.op_type == "LSTM" for node in needed(graph, output)[0]):
+        if not any(node.op_type == "LSTM" for node in wanted):
             _refuse_first_steps(model, output, where)
         return graph, positions
     fused = onnx.GraphProto()
@@ -166,19 +167,26 @@ def _source(
 ) -> tuple[str, int]:
     """The tensor S (steps, rows, features in either order of the first two) whose step k
     cell k reads, and which axis of S is time."""
-    roots = {_moved_from(c.x, producers) for c in chain}
-    names = [c.name for c in chain]
+    roots = sorted({_moved_from(c.x, producers) for c in chain})
+    names = _named(chain)
     if len(roots) != 1:
         raise InputError(
-            f"{where}: the LSTM cells {names} read x from {sorted(roots)}; a loop over one "
-            "cell reads steps of one tensor (its x[t] moved by Gather, Slice, Squeeze, Split, "
-            "Transpose, …)"
+            f"{where}: {names} reads x from {len(roots)} tensors ({roots[0]!r}, {roots[1]!r}, "
+            "…); a loop over one cell reads steps of one tensor (its x[t] moved by Gather, "
+            "Slice, Squeeze, Split, Transpose, …)"
         )
     (source,) = roots
+    for which, state in (("h_prev", chain[0].h_prev), ("c_prev", chain[0].c_prev)):
+        if _computed_from(state, source, producers):
+            raise InputError(
+                f"{where}: {names} starts from {which} {state!r}, computed from {source!r} by "
+                "ops that are not a cell of the loop; a loop over one cell starts from graph "
+                "inputs or zeros"
+            )
     shape = _shape_of(source, model)
     if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
         raise InputError(
-            f"{where}: the LSTM cells {names} read steps of {source!r} of shape {shape}; "
+            f"{where}: {names} reads steps of {source!r} of shape {shape}; "
             "expected 3 axes (steps and rows in either order, then the features)"
         )
     sizes = [d if isinstance(d, int) and d > 0 else len(chain) + 2 + k for k, d in enumerate(shape)]
@@ -187,25 +195,32 @@ def _source(
     axes = {a for a, _ in steps}
     if len(axes) != 1:
         raise InputError(
-            f"{where}: the LSTM cells {names} read {source!r} along different axes "
+            f"{where}: {names} reads {source!r} along different axes "
             f"{sorted(axes)}; a loop over one cell reads one axis, time"
         )
     (axis,) = axes
     order = [k for _, k in steps]
     if order != list(range(len(chain))):
         raise InputError(
-            f"{where}: the LSTM cells {names} read steps {[k + 1 for k in order]} of "
+            f"{where}: {names} reads steps {[k + 1 for k in order]} of "
             f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped"
         )
     if shape[axis] != len(chain):
         length = shape[axis] if isinstance(shape[axis], int) else "any number of"
         raise InputError(
-            f"{where}: the LSTM cells read steps 1 to {len(chain)} of {source!r}, whose "
+            f"{where}: {names} reads steps 1 to {len(chain)} of {source!r}, whose "
             f"time axis {axis} holds {length} steps: the graph computes the first "
             f"{len(chain)} step(s) only and ignores the rest, while lstm_ref's LSTM reads "
             "every step; export the loop with as many steps as the input has (a fixed time axis)"
         )
     return source, axis
+
+
+def _named(chain: list[Cell]) -> str:
+    """The chain for a message: how many cells, the first and the last."""
+    if len(chain) == 1:
+        return f"the loop of one LSTM cell ({chain[0].name!r})"
+    return f"the loop of {len(chain)} LSTM cells ({chain[0].name!r} … {chain[-1].name!r})"
 
 
 def _moved_from(name: str, producers: Mapping[str, Any]) -> str:
@@ -215,6 +230,20 @@ def _moved_from(name: str, producers: Mapping[str, Any]) -> str:
         name = node.input[0]
         node = producers.get(name)
     return name
+
+
+def _computed_from(name: str, source: str, producers: Mapping[str, Any]) -> bool:
+    """Whether ``name`` is computed from the values of ``source`` (not its shape alone)."""
+    seen, todo = set(), [name]
+    while todo:
+        name = todo.pop()
+        if name == source:
+            return True
+        node = producers.get(name)
+        if node is not None and name not in seen and node.op_type not in MEASURES:
+            seen.add(name)
+            todo.extend(i for i in node.input if i)
+    return False
 
 
 def _shape_of(name: str, model: Any) -> list[int | str] | None:
@@ -253,7 +282,7 @@ def _step(
 
     try:
         x = np.asarray(value(cell.x))
-    except (KeyError, IndexError, ValueError, InputError):
+    except (KeyError, IndexError, ValueError, LstmRefError):
         x = None
     if x is not None and x.ndim == 2 and x.size:
         place = np.unravel_index(int(x.flat[0]), ids.shape)
@@ -351,7 +380,6 @@ def _refuse_first_steps(model: Any, output: str, where: str) -> None:
     X's first steps while X's time axis may hold any number — found by running the graph
     (:class:`~.onnx_runner.ReferenceSession`) with the later steps changed. Keras 3's ONNX
     export writes an LSTM over a time axis of unknown length so: its first step only."""
-    from ..errors import LstmRefError
     from .onnx_runner import ReferenceSession
 
     inputs = [i for i in model.graph.input if i.name not in constants_of(model.graph)]
