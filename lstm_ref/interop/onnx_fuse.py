@@ -49,7 +49,8 @@ Array = np.ndarray
 def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[Any, dict[str, int]]:
     """The main graph with every chain of cells ``output`` needs fused into one ``LSTM``
     node (module table), and each node's position in the file's graph (a fused node's:
-    that of its first cell's h).
+    that of its first cell's h). Chains are fused one at a time, first first, so a loop
+    over stacked cells (the second reading the first's h) becomes stacked LSTM nodes.
 
     Parameters
     ----------
@@ -62,44 +63,62 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
     where : str
         The file, for messages.
     """
-    import onnx
-
     graph = model.graph
     positions = {node.output[0]: k for k, node in enumerate(graph.node)}
-    wanted = needed(graph, output)[0]
-    made = {o for node in wanted for o in node.output}
-    constants = constants_of(graph)
-    cells = [c for c in find_cells(graph, constants) if c.h in made or c.c in made]
-    if not cells:
-        if not any(node.op_type == "LSTM" for node in wanted):
-            _refuse_first_steps(model, output, where)
-        return graph, positions
+    chains: list[list[Cell]] = []
+    done: set[str] = set()  # the fused cells' h, as named before and after
+    while True:
+        wanted = needed(graph, output)[0]
+        made = {o for node in wanted for o in node.output}
+        constants = constants_of(graph)
+        cells = [
+            c
+            for c in find_cells(graph, constants)
+            if (c.h in made or c.c in made) and c.h not in done
+        ]
+        if not cells:
+            break
+        chain = _chains(cells, where)[0]
+        graph, nodes = _fuse(chain, graph, model, constants, opset, where)
+        at = positions[chain[0].h]
+        positions.update((n.output[0], at) for n in nodes)
+        done.update(name for c in chain for name in (c.h, f"{c.h}/unfused"))
+        chains.append(chain)
+    if not chains and not any(node.op_type == "LSTM" for node in wanted):
+        _refuse_first_steps(model, output, where)
+    _check_unread(graph, output, chains, where)
+    return graph, positions
+
+
+def _fuse(
+    chain: list[Cell],
+    graph: Any,
+    model: Any,
+    constants: Mapping[str, Array],
+    opset: int,
+    where: str,
+) -> tuple[Any, list[Any]]:
+    """``graph`` with ``chain`` fused, and the new nodes: put before its first cell's h,
+    each cell's h and the last c now theirs (the cells' own outputs renamed, unread)."""
+    import onnx
+
+    params = _weights(chain, where)
+    producers = {o: n for n in graph.node for o in n.output if o}
+    source, time_axis = _source(chain, graph, model, producers, constants, opset, where)
+    nodes, arrays = _lstm_nodes(chain, params, source, time_axis, constants, producers)
+    renamed = {name: f"{name}/unfused" for name in [*(c.h for c in chain), chain[-1].c]}
     fused = onnx.GraphProto()
     fused.CopyFrom(graph)
-    producers = {o: n for n in graph.node for o in n.output if o}
-    at = {id(n): k for k, n in enumerate(graph.node)}
-    inserted: dict[int, list[Any]] = {}
-    renamed: dict[str, str] = {}
-    for chain in _chains(cells, where):
-        params = _weights(chain, where)
-        source, time_axis = _source(chain, model, producers, constants, opset, where)
-        nodes, arrays = _lstm_nodes(chain, params, source, time_axis, constants, producers)
-        first = at[id(producers[chain[0].h])]
-        inserted[first] = nodes
-        positions.update((n.output[0], first) for n in nodes)
-        fused.initializer.extend(onnx.numpy_helper.from_array(a, n) for n, a in arrays.items())
-        renamed.update({c.h: f"{c.h}/unfused" for c in chain})
-        renamed[chain[-1].c] = f"{chain[-1].c}/unfused"
     del fused.node[:]
-    for k, node in enumerate(graph.node):
-        fused.node.extend(inserted.get(k, []))
-        copy = onnx.NodeProto()
+    for node in graph.node:
+        if node is producers[chain[0].h]:
+            fused.node.extend(nodes)
+        copy = fused.node.add()
         copy.CopyFrom(node)
         for j, name in enumerate(copy.output):
             copy.output[j] = renamed.get(name, name)
-        fused.node.append(copy)
-    _check_unread(fused, output, cells, renamed, where)
-    return fused, positions
+    fused.initializer.extend(onnx.numpy_helper.from_array(a, n) for n, a in arrays.items())
+    return fused, nodes
 
 
 def _chains(cells: list[Cell], where: str) -> list[list[Cell]]:
@@ -159,6 +178,7 @@ def _weights(chain: list[Cell], where: str) -> LSTMParams:
 
 def _source(
     chain: list[Cell],
+    graph: Any,
     model: Any,
     producers: Mapping[str, Any],
     constants: Mapping[str, Array],
@@ -167,15 +187,19 @@ def _source(
 ) -> tuple[str, int]:
     """The tensor S (steps, rows, features in either order of the first two) whose step k
     cell k reads, and which axis of S is time."""
-    roots = sorted({_moved_from(c.x, producers) for c in chain})
+    above = [_moved_from(c.x, producers) for c in chain]
+    common = [t for t in above[0] if all(t in a for a in above[1:])]
     names = _named(chain)
-    if len(roots) != 1:
+    if not common:
+        roots = sorted({a[-1] if a else c.x for a, c in zip(above, chain, strict=True)})
         raise InputError(
             f"{where}: {names} reads x from {len(roots)} tensors ({roots[0]!r}, {roots[1]!r}, "
             "…); a loop over one cell reads steps of one tensor (its x[t] moved by Gather, "
             "Slice, Squeeze, Split, Transpose, …)"
         )
-    (source,) = roots
+    # the nearest tensor all steps come from (a fused loop's steps, not its Y); a lone
+    # cell's step comes from the farthest
+    source = common[0] if len(chain) > 1 else common[-1]
     for which, state in (("h_prev", chain[0].h_prev), ("c_prev", chain[0].c_prev)):
         if _computed_from(state, source, producers):
             raise InputError(
@@ -183,7 +207,7 @@ def _source(
                 "ops that are not a cell of the loop; a loop over one cell starts from graph "
                 "inputs or zeros"
             )
-    shape = _shape_of(source, model)
+    shape = _shape_of(source, graph, model)
     if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
         raise InputError(
             f"{where}: {names} reads steps of {source!r} of shape {shape}; "
@@ -223,13 +247,15 @@ def _named(chain: list[Cell]) -> str:
     return f"the loop of {len(chain)} LSTM cells ({chain[0].name!r} … {chain[-1].name!r})"
 
 
-def _moved_from(name: str, producers: Mapping[str, Any]) -> str:
-    """The tensor ``name`` is moved from by ops that only move elements (first input)."""
+def _moved_from(name: str, producers: Mapping[str, Any]) -> list[str]:
+    """The tensors ``name`` is moved from by ops that only move elements (their first
+    input), the nearest first."""
+    tensors = []
     node = producers.get(name)
     while node is not None and node.op_type in MOVES + AS_IS:
-        name = node.input[0]
-        node = producers.get(name)
-    return name
+        tensors.append(node.input[0])
+        node = producers.get(node.input[0])
+    return tensors
 
 
 def _computed_from(name: str, source: str, producers: Mapping[str, Any]) -> bool:
@@ -246,14 +272,17 @@ def _computed_from(name: str, source: str, producers: Mapping[str, Any]) -> bool
     return False
 
 
-def _shape_of(name: str, model: Any) -> list[int | str] | None:
+def _shape_of(name: str, graph: Any, model: Any) -> list[int | str] | None:
     """The dimensions of a graph input, or of a tensor as ONNX's shape inference gives."""
     import onnx
 
-    for value in model.graph.input:
+    for value in graph.input:
         if value.name == name:
             return dims(value)
-    inferred = onnx.shape_inference.infer_shapes(model)
+    current = onnx.ModelProto()
+    current.CopyFrom(model)
+    current.graph.CopyFrom(graph)
+    inferred = onnx.shape_inference.infer_shapes(current)
     for value in inferred.graph.value_info:
         if value.name == name and value.type.tensor_type.HasField("shape"):
             return dims(value)
@@ -308,8 +337,8 @@ def _lstm_nodes(
 
     from .onnx import ONNX_ORDER
 
-    H = chain[0].layer.hidden_size
-    p = f"{chain[0].name}/fused_lstm"
+    H, T = chain[0].layer.hidden_size, len(chain)
+    p = _prefix(chain)
     W, R, b = (reorder_gates(a, ONNX_ORDER, inverse=True) for a in params)
     arrays = {
         f"{p}/W": W[None],
@@ -317,6 +346,7 @@ def _lstm_nodes(
         f"{p}/B": np.concatenate([b, np.zeros_like(b)])[None],
         f"{p}/state_shape": np.array([1, -1, H], np.int64),
         f"{p}/row_shape": np.array([-1, H], np.int64),
+        f"{p}/steps_shape": np.array([T, -1, H], np.int64),
     }
     nodes = []
     x = source
@@ -332,16 +362,20 @@ def _lstm_nodes(
         nodes.append(
             helper.make_node("Reshape", [name, f"{p}/state_shape"], [states[-1]], states[-1])
         )
-    Y, Y_c = f"{p}/Y", f"{p}/Y_c"
+    Y, Y_c, steps = f"{p}/Y", f"{p}/Y_c", f"{p}/steps"  # steps: Y as (T, B, H)
     inputs = [x, f"{p}/W", f"{p}/R", f"{p}/B", "", *states]
     nodes.append(helper.make_node("LSTM", inputs, [Y, "", Y_c], p, hidden_size=H))
+    nodes.append(helper.make_node("Reshape", [Y, f"{p}/steps_shape"], [steps], steps))
     for k, cell in enumerate(chain):
         arrays[f"{p}/step_{k}"] = np.array(k, np.int64)
-        step = f"{p}/Y_{k}"
-        nodes.append(helper.make_node("Gather", [Y, f"{p}/step_{k}"], [step], step, axis=0))
-        nodes.append(helper.make_node("Reshape", [step, f"{p}/row_shape"], [cell.h], f"{p}/h_{k}"))
+        nodes.append(helper.make_node("Gather", [steps, f"{p}/step_{k}"], [cell.h], f"{p}/h_{k}"))
     nodes.append(helper.make_node("Reshape", [Y_c, f"{p}/row_shape"], [chain[-1].c], f"{p}/c"))
     return nodes, arrays
+
+
+def _prefix(chain: list[Cell]) -> str:
+    """The names of the fused node and those around it begin so."""
+    return f"{chain[0].name}/fused_lstm"
 
 
 def _is_zeros(name: str, constants: Mapping[str, Array], producers: Mapping[str, Any]) -> bool:
@@ -360,19 +394,18 @@ def _is_zeros(name: str, constants: Mapping[str, Array], producers: Mapping[str,
     return not value or not np.any(value[0])
 
 
-def _check_unread(
-    fused: Any, output: str, cells: list[Cell], renamed: Mapping[str, str], where: str
-) -> None:
+def _check_unread(fused: Any, output: str, chains: list[list[Cell]], where: str) -> None:
     """An InputError if ``output`` still needs a cell's own computation: a cell state c
-    read before the last step, which the fused node does not return."""
+    read before the loop's last step, which the fused node does not return."""
     left = {o for node in needed(fused, output)[0] for o in node.output}
-    for cell in reversed(cells):  # the last one read (the ones before it it reads)
-        if renamed.get(cell.c, cell.c) in left:
-            raise InputError(
-                f"{where}: the graph reads the cell state c of the LSTM cell {cell.name!r}, "
-                "before the loop's last step; lstm_ref's LSTM returns h at every step and c "
-                "after the last only"
-            )
+    for chain in chains:
+        for cell in reversed(chain[:-1]):  # the last one read (it reads those before)
+            if cell.c in left:
+                raise InputError(
+                    f"{where}: the graph reads the cell state c of the LSTM cell {cell.name!r}, "
+                    "before the loop's last step; lstm_ref's LSTM returns h at every step and "
+                    "c after the last only"
+                )
 
 
 def _refuse_first_steps(model: Any, output: str, where: str) -> None:
