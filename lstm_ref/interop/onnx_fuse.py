@@ -14,19 +14,24 @@ the same W, R and b in every cell (values         W, R, B (ONNX's blocks i, o, f
 compared); a first cell from a constant h_prev    recurrent half 0. R is the next cell's
 whose h_prev · Rᵀ was folded into its bias (R     (the first cell reads as it computes: its
 reads 0) must have the others' bias               h_prev · Rᵀ is 0)
-cell k's x: step k of one 3-D tensor S (found     X = S (time-major), or S transposed
-through the ops that move elements: Gather,       ``(1, 0, 2)`` when its time axis is 1
-Slice, Squeeze, Split, Transpose, …), steps
-0, 1, …, T−1 of S's T, in order
-the first cell's h_prev, c_prev                   initial_h, initial_c (reshaped (1, B, H));
-                                                  a constant of zeros, or ``""``: left out
-cell k's h; the last cell's c                     step k of Y; Y_c (each reshaped (B, H))
+cell k's x: step k of one 3-D tensor S, the       X = S (time-major), or S transposed
+nearest every step is moved from by ops that      ``(1, 0, 2)`` when its time axis is 1
+only move elements (Gather, Slice, Squeeze,
+Split, Transpose, …; checked by running them on
+element ids); steps 0, 1, …, T−1 of S's T, in
+order
+the first cell's h_prev, c_prev: not computed     initial_h, initial_c (reshaped (1, B, H));
+from S's values                                   a constant of zeros, or ``""``: left out
+cell k's h; the last cell's c                     step k of Y reshaped (T, B, H); Y_c
+                                                  reshaped (B, H)
 ===============================================  ============================================
 
-The cells' own nodes stay in the graph, unread. Anything else about a chain is refused,
-naming the cell and what was found (cells with different weights, an x that is not a step
-of the one tensor, steps skipped or reordered, fewer steps than the tensor holds, a cell
-state read before the last step).
+Chains are fused one at a time, the first in the graph first: in a loop over stacked cells
+the second cell's x is then step k of the first's fused Y, and the two become stacked LSTM
+nodes. The cells' own nodes stay in the graph, unread. Anything else about a chain is
+refused, naming the loop and what was found (cells with different weights, an x that is not
+a step of one tensor, steps skipped or reordered, fewer steps than the tensor holds, a state
+not carried from the step before, a cell state read before the last step).
 """
 
 from __future__ import annotations
