@@ -297,7 +297,11 @@ def last_h(xs):
         ),
         (
             Body(last_h(lambda x: [x[t] if t % 2 else 2 * x[t] for t in range(5)])),
-            r"reads x from 4 tensors \(.*\); a loop over one cell reads steps of one tensor",
+            r"reads x from '.*', '.*', '.*', …, not steps of one tensor; a loop over one cell",
+        ),
+        (  # the same x at every step (as a decoder fed one context vector)
+            Body(last_h(lambda x: [x.mean(0)] * 5)),
+            r"reads x from '.*ReduceMean.*', not steps of one tensor",
         ),
         (
             Body(last_h(lambda x: [x[t, :, [3, 2, 1, 0]] for t in range(5)])),
@@ -330,8 +334,9 @@ def last_h(xs):
             "'/cells.0_1/Mul_2'",
         ),
     ],
-    ids=["per_step_cells", "skipped", "reversed", "two_tensors", "not_a_step", "fewer_steps",
-         "c_before_the_end", "h_not_carried", "state_from_the_data", "two_continuations"],
+    ids=["per_step_cells", "skipped", "reversed", "two_tensors", "one_x", "not_a_step",
+         "fewer_steps", "c_before_the_end", "h_not_carried", "state_from_the_data",
+         "two_continuations"],
 )  # fmt: skip
 def test_cell_loops_that_are_not_one_lstm_are_refused(module, message):
     with pytest.raises(InputError, match=message):

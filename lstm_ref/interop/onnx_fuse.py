@@ -196,11 +196,12 @@ def _source(
     common = [t for t in above[0] if all(t in a for a in above[1:])]
     names = _named(chain)
     if not common:
-        roots = sorted({a[-1] if a else c.x for a, c in zip(above, chain, strict=True)})
+        roots = list(dict.fromkeys(a[-1] if a else c.x for a, c in zip(above, chain, strict=True)))
+        shown = ", ".join(repr(r) for r in roots[:3]) + (", …" if len(roots) > 3 else "")
         raise InputError(
-            f"{where}: {names} reads x from {len(roots)} tensors ({roots[0]!r}, {roots[1]!r}, "
-            "…); a loop over one cell reads steps of one tensor (its x[t] moved by Gather, "
-            "Slice, Squeeze, Split, Transpose, …)"
+            f"{where}: {names} reads x from {shown}, not steps of one tensor; a loop over one "
+            "cell reads steps of one tensor (its x[t] moved by Gather, Slice, Squeeze, Split, "
+            "Transpose, …)"
         )
     # the nearest tensor all steps come from (a fused loop's steps, not its Y); a lone
     # cell's step comes from the farthest
