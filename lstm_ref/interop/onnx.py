@@ -42,7 +42,9 @@ on element ids; :mod:`.onnx_head` turns what the nodes compute into layers, and
 :mod:`.onnx_stack` the layers whose final states a head reads into one LSTMStack. Any op it
 does not follow is refused with its node, its position and what lstm_ref follows. A graph
 with a ``sequence_lens`` input must pass it to every LSTM node with a reverse direction,
-and to every node whose end (Y_h, the last step) is read.
+and to every node whose end (Y_h, the last step) is read. A loop over an LSTM cell written
+out as ops (``torch.onnx.export`` of an ``nn.LSTMCell`` loop) is first rewritten into the
+``LSTM`` node it computes (:mod:`.onnx_fuse`).
 
 Export: :mod:`lstm_ref.interop.onnx_export`, with the same layout.
 """
@@ -280,7 +282,8 @@ def from_onnx(
     dtype: np.dtype | type = np.float64,
 ) -> Network:
     """A Network from an ONNX model: the LSTM nodes and what is around them, followed
-    through the graph (:mod:`.onnx_graph`, :mod:`.onnx_head`).
+    through the graph (:mod:`.onnx_graph`, :mod:`.onnx_head`); a loop over an LSTM cell
+    written out as ops read as an LSTM node (:mod:`.onnx_fuse`).
 
     Parameters
     ----------
@@ -304,20 +307,21 @@ def from_onnx(
     """
     from onnx import numpy_helper
 
+    from .onnx_fuse import fuse_cell_loops
     from .onnx_graph import fold, needed, probe_sizes, reaching_states, roles, run_graph
 
     model = read_model(source)
     where = os.fspath(source) if isinstance(source, str | os.PathLike) else "model"
-    graph = model.graph
     opset = default_opset(model)
-    given = _given(inputs, graph, where)
-    outs = [o.name for o in graph.output]
+    given = _given(inputs, model.graph, where)
+    outs = [o.name for o in model.graph.output]
     if output is None and len(outs) != 1:
         raise InputError(f"{where}: the graph has outputs {outs}; choose one: output=name")
     output = outs[0] if output is None else output
     if output not in outs:
         raise InputError(f"{where}: no graph output {output!r}; it has {outs}")
-    nodes, positions = needed(graph, output)
+    graph, positions = fuse_cell_loops(model, output, opset, where)  # LSTMCell loops: LSTMs
+    nodes, _ = needed(graph, output)
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     states = reaching_states(nodes) - set(constants)
     constants.update({k: v for k, v in given.items() if k not in states})
