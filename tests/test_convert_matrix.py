@@ -2,7 +2,8 @@
 
 Sources: the bundled network; a PyTorch 2-layer classifier as a state_dict and through
 torch.onnx.export (input batch first and time first); a Keras Sequential; a bidirectional
-PyTorch classifier — each as its tool wrote it. Targets: .npz, .onnx, .pt, .keras, .mat.
+PyTorch classifier; a Keras Bidirectional summing its directions — each as its tool wrote
+it. Targets: .npz, .onnx, .pt, .keras, .mat.
 Each pair converts and computes the same outputs when read back (float64 to 1e-10;
 float32, and anything through ONNX, which stores float32, to 1e-5) with the class names kept
 where the format holds them (a .pt written back holds the same tensors as its source), or is
@@ -32,6 +33,7 @@ SOURCES = [
     "torch_2layer_time_first.onnx",
     "keras_sequential.keras",
     "torch_bilstm.pt",
+    "keras_bidirectional_sum.keras",
 ]
 TARGETS = [".npz", ".onnx", ".pt", ".keras", ".mat"]
 KEEP_CLASS_NAMES = {".npz", ".onnx", ".keras", ".mat"}  # the formats with a place for them
@@ -46,6 +48,9 @@ REFUSED = {
         (f"torch_2layer_{layout}.onnx", ".mat"): "a MATLAB learnables file holds sequence input"
         for layout in ("batch_first", "time_first")
     },
+    ("keras_bidirectional_sum.keras", ".onnx"): "ONNX concatenates the directions; merge 'sum'",
+    ("keras_bidirectional_sum.keras", ".pt"): "nn.LSTM concatenates the two directions",
+    ("keras_bidirectional_sum.keras", ".mat"): "MATLAB's bilstmLayer concatenates the directions",
 }
 
 
@@ -60,6 +65,7 @@ def sources(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sources")
     files = {name: str(path) for name, path in torch_files(folder).items()}
     files["keras_sequential.keras"] = str(keras_file(folder))
+    files["keras_bidirectional_sum.keras"] = str(keras_bidirectional_sum(folder))
     files["JapaneseVowelsNet"] = "JapaneseVowelsNet"
     return files
 
@@ -100,6 +106,25 @@ def test_convert(sources, sequences, source, target, tmp_path, capsys):
         assert list(now) == list(was)
         for key, tensor in was.items():
             assert now[key].dtype == tensor.dtype and torch.equal(now[key], tensor), key
+
+
+def keras_bidirectional_sum(folder):
+    """Masking → Bidirectional(LSTM 3, merge_mode="sum") → Dense 4 softmax, saved by Keras."""
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((None, C)),
+            keras.layers.Masking(0.0),
+            keras.layers.Bidirectional(keras.layers.LSTM(3), merge_mode="sum", name="bi"),
+            keras.layers.Dense(4, activation="softmax", name="fc"),
+        ]
+    )
+    rng = np.random.default_rng(6)
+    model.set_weights([rng.normal(size=w.shape).astype(w.dtype) * 0.5 for w in model.get_weights()])
+    path = folder / "keras_bidirectional_sum.keras"
+    model.save(path)
+    return path
 
 
 def class_names(source: str) -> list[str] | None:

@@ -16,7 +16,7 @@ import pytest
 from lstm_ref import InputError, Padding
 from lstm_ref.interop import load_model
 from lstm_ref.interop.keras import from_keras
-from lstm_ref.interop.keras_export import save_keras, to_keras
+from lstm_ref.interop.keras_export import save_keras
 from lstm_ref.layers import LSTM, BiLSTM, SequenceInput
 from lstm_ref.lstm import LSTMParams
 from lstm_ref.network import Network
@@ -176,13 +176,7 @@ def test_shipped_network_to_keras_with_its_normalisation(tmp_path, suffix):
     x = np.zeros((len(seqs), max(map(len, seqs)), 12))
     for b, s in enumerate(seqs):
         x[b, : len(s)] = s
-    if suffix == ".keras":
-        model = keras.models.load_model(path)
-    else:  # Keras 3.15 rebuilds no legacy .h5 of Masking → Normalization ("Unknown layer:
-        # 'NotEqual'", names or not): it reads the file's weights into the model instead
-        model = to_keras(jv)
-        model.set_weights([np.zeros_like(w) for w in model.get_weights()])
-        model.load_weights(path)
+    model = keras.models.load_model(path)
     np.testing.assert_allclose(model.predict(x, verbose=0), jv.predict(seqs), rtol=0, atol=1e-7)
 
 

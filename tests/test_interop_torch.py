@@ -7,12 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from random_nets import random_lstm_params
 from torch_models import Classifier, assert_matches_nn_lstm, distinct_gates, packed
 
 from lstm_ref import FullyConnected, InputError, InputTypeError, Network
 from lstm_ref.interop import load_model
 from lstm_ref.interop.torch import from_torch, save_torch, to_state_dict, torch_lstm_options
-from lstm_ref.layers import BiLSTM, TimeReversal
+from lstm_ref.layers import LSTM, BiLSTM, TimeReversal
 
 C, H = 4, 5
 LENGTHS = [6, 3, 5, 1]
@@ -154,6 +155,27 @@ def test_export_refuses_what_nn_lstm_cannot_hold(rng):
         InputError, match=r"layer 'reversal' \(Time Reversal\) has no nn\.LSTM export"
     ):
         to_state_dict(reversal)
+    params = random_lstm_params(rng, H, 4)._replace(R=rng.normal(size=(16, 2)))  # (4H, P)
+    projected = LSTM(params, projection=rng.normal(size=(2, 4)), name="p")
+    both_ways = BiLSTM(
+        LSTM(random_lstm_params(rng, 2, 3), name="f"),
+        LSTM(random_lstm_params(rng, 2, 3), name="b", direction="reverse"),
+    )
+    for layers, found in (
+        ([projected], "layer 'p': hidden_size 4, proj_size 2, 1 direction"),
+        (
+            [projected, both_ways],
+            "layer 'p': hidden_size 4, proj_size 2, 1 direction; "
+            "layer 'bilstm': hidden_size 3, 2 directions",
+        ),
+    ):
+        sizes = Network([net.layers[0], dataclasses.replace(lstm, output_mode="sequence"), *layers])
+        with pytest.raises(
+            InputError,
+            match=r"share one hidden_size, proj_size and number of directions; got layer "
+            rf"'{lstm.name}': hidden_size 5, 1 direction; {found}$",
+        ):
+            to_state_dict(sizes)
 
 
 class LastStepHead(torch.nn.Module):

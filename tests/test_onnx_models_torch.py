@@ -15,6 +15,7 @@ import torch
 from test_onnx_models import _assert_same_run
 from torch_models import Classifier, distinct_gates
 
+from lstm_ref import InputError
 from lstm_ref.interop.onnx import from_onnx
 from lstm_ref.interop.onnx_models import capture, extract_lstm, list_lstms
 from lstm_ref.lstm import LSTMState
@@ -191,3 +192,45 @@ def _but_output_mode(config: dict) -> dict:
         for k, v in config.items()
         if k != "output_mode"
     }
+
+
+# ------------------------------ a front end from_onnx reads as ops on X, as both exporters write it
+class DenseFrontLSTM(torch.nn.Module):
+    """Linear + ReLU on each step → nn.LSTM (batch first) → Linear on the last step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.front = torch.nn.Linear(3, 5)
+        self.lstm = torch.nn.LSTM(5, 4, batch_first=True)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C)
+        y, _ = self.lstm(torch.relu(self.front(x)))
+        return self.fc(y[:, -1])
+
+
+@pytest.mark.parametrize("dynamo", [True, False])
+def test_a_front_end_before_the_lstm_points_to_extract_lstm(tmp_path, dynamo: bool) -> None:
+    """from_onnx refuses ops on X before the LSTM node and names extract_lstm; the LSTM so
+    taken out gives onnxruntime's Y on the tensor that reaches it."""
+    module = distinct_gates(DenseFrontLSTM().eval(), seed=11)
+    x = torch.randn(3, 6, 3, generator=torch.Generator().manual_seed(5))
+    path = tmp_path / "front.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated
+        torch.onnx.export(module, (x,), str(path), dynamo=dynamo, input_names=["x"])
+    with pytest.raises(
+        InputError,
+        match=r"computes on the input X before any LSTM node; .* take the LSTM out with "
+        r"lstm_ref\.interop\.onnx_models\.extract_lstm\(path, name\) \(list_lstms lists them\)$",
+    ):
+        from_onnx(path)
+    (site,) = list_lstms(path)
+    net = extract_lstm(path, site.name)
+    X, Y = capture(path, {"x": x.numpy()}, [site.inputs[0], site.outputs[0]]).values()
+    np.testing.assert_allclose(
+        net.predict(X.transpose(1, 0, 2).astype(np.float64)),
+        Y[:, 0].transpose(1, 0, 2),  # (T, 1, B, H) → (B, T, H)
+        rtol=1e-5,
+        atol=1e-5,
+    )

@@ -158,7 +158,9 @@ def one_lstm_then(rng, ops, output):
             [helper.make_node("Sigmoid", ["X"], ["gate"], name="gate")],
             "gate",
             r"node 'gate' \(Sigmoid.*computes on the input X before any LSTM node.*an LSTM "
-            "written out as MatMul, Sigmoid and Tanh ops is not an LSTM node",
+            r"written out as MatMul, Sigmoid and Tanh ops is not an LSTM node; take the LSTM "
+            r"out with lstm_ref\.interop\.onnx_models\.extract_lstm\(path, name\) "
+            r"\(list_lstms lists them\)$",
         ),
     ],
     ids=["first-step", "Y_c", "sine", "sum-over-time", "data-times-data", "cell-as-ops"],

@@ -68,10 +68,12 @@ def _quiet_keras() -> Iterator[None]:
 
 
 def to_keras(net: Network) -> Any:
-    """The Keras 3 model computing ``net`` (in its dtype): ``Masking(0.0)`` so padded batches
-    run like lstm_ref's masked padding, ``Normalization`` for a normalising input, then
-    LSTM/Bidirectional layers (a reverse LSTM's sequence with the TimeReversal after it as
-    one go_backwards LSTM), Dense (softmax)."""
+    """The Keras 3 model computing ``net`` (in its dtype), a ``Sequential`` chain:
+    ``Masking(0.0)`` so padded batches run like lstm_ref's masked padding, ``Normalization``
+    for a normalising input, then LSTM/Bidirectional layers (a reverse LSTM's sequence with
+    the TimeReversal after it as one go_backwards LSTM), Dense (softmax). Sequential, not
+    Functional: Keras 3.15 saves a Functional model's Masking to ``.h5`` as the ops computing
+    its mask (``NotEqual``, ``Any``), which its own loader cannot rebuild."""
     with _quiet_keras():
         return _build(net)
 
@@ -80,8 +82,10 @@ def _build(net: Network) -> Any:
     import keras  # type: ignore[import-untyped]
 
     dtype = str(net.dtype)
-    x = inputs = keras.Input((None, net.input_size), dtype=dtype)
-    x = keras.layers.Masking(0.0, dtype=dtype)(x)
+    chain = [
+        keras.Input((None, net.input_size), dtype=dtype),
+        keras.layers.Masking(0.0, dtype=dtype),
+    ]
     pending = []
     for k, layer in enumerate(net.layers):
         if isinstance(layer, SequenceInput):
@@ -92,10 +96,14 @@ def _build(net: Network) -> Any:
                 )
             if layer.mean is not None:
                 variance = np.ones_like(layer.mean) if layer.std is None else layer.std**2
-                normalise = keras.layers.Normalization(
-                    mean=layer.mean, variance=variance, name=_keras_name(layer.name), dtype=dtype
+                chain.append(
+                    keras.layers.Normalization(
+                        mean=layer.mean,
+                        variance=variance,
+                        name=_keras_name(layer.name),
+                        dtype=dtype,
+                    )
                 )
-                x = normalise(x)
         elif isinstance(layer, LSTM | BiLSTM):
             reversal = k + 1 < len(net.layers) and isinstance(net.layers[k + 1], TimeReversal)
             if reverse_sequence(layer) and not reversal:
@@ -104,7 +112,7 @@ def _build(net: Network) -> Any:
                     "returns it reversed in time; a TimeReversal after it exports as that)"
                 )
             keras_layer, weights = _keras_lstm(layer, dtype, keras)
-            x = keras_layer(x)
+            chain.append(keras_layer)
             pending.append((keras_layer, weights))
         elif isinstance(layer, LSTMStack):
             raise InputError(
@@ -131,14 +139,16 @@ def _build(net: Network) -> Any:
                 name=_keras_name(layer.name),
                 dtype=dtype,
             )
-            x = dense(x)
+            chain.append(dense)
             pending.append((dense, [layer.weights.T, layer.bias]))
         elif isinstance(layer, Softmax):
             if not isinstance(net.layers[k - 1], FullyConnected):
-                x = keras.layers.Activation("softmax", name=_keras_name(layer.name), dtype=dtype)(x)
+                chain.append(
+                    keras.layers.Activation("softmax", name=_keras_name(layer.name), dtype=dtype)
+                )
         elif layer.TYPE != "Classification Output":
             raise InputError(f"layer {layer.name!r} ({layer.TYPE}) has no Keras export")
-    model = keras.Model(inputs, x)
+    model = keras.Sequential(chain)
     for keras_layer, weights in pending:
         keras_layer.set_weights(weights)
     return model

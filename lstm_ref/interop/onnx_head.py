@@ -157,7 +157,8 @@ class Chain:
                 f"{where}: computes on the input X before any LSTM node; lstm_ref's network "
                 "starts with its LSTM (a per-feature scale and shift of X before it is the "
                 "input's normalisation), and an LSTM written out as MatMul, Sigmoid and Tanh "
-                "ops is not an LSTM node"
+                "ops is not an LSTM node; take the LSTM out with "
+                "lstm_ref.interop.onnx_models.extract_lstm(path, name) (list_lstms lists them)"
             )
         kinds = np.unique(el.kind[ids])
         if len(kinds) != 1:

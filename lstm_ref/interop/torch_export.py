@@ -148,7 +148,7 @@ def _lstm_layers(net: Network) -> list[LSTM | BiLSTM]:
         lstms = list(stacks[0].layers)
     if not lstms:
         raise InputError("the network has no LSTM layer to export")
-    shapes = set()
+    shapes = []
     for layer in lstms:
         if isinstance(layer, BiLSTM) and layer.merge_mode != "concat":
             raise InputError(f"layer {layer.name!r}: nn.LSTM concatenates the two directions")
@@ -162,10 +162,22 @@ def _lstm_layers(net: Network) -> list[LSTM | BiLSTM]:
         one_ways = directions(layer)
         for one in one_ways:
             _check_plain(one)
-        shapes.add((len(one_ways), one_ways[0].state_widths, one_ways[0].projection is None))
-    if len(shapes) > 1:
-        raise InputError("an nn.LSTM's layers share one size and one number of directions")
+        shapes.append((layer.name, _nn_lstm_shape(one_ways)))
+    if len({shape for _, shape in shapes}) > 1:
+        found = "; ".join(f"layer {name!r}: {shape}" for name, shape in shapes)
+        raise InputError(
+            "an nn.LSTM's layers share one hidden_size, proj_size and number of directions; "
+            f"got {found}"
+        )
     return lstms
+
+
+def _nn_lstm_shape(one_ways: list[LSTM]) -> str:
+    """A layer's size in nn.LSTM's terms: ``"hidden_size 5, proj_size 3, 2 directions"``."""
+    P, H = one_ways[0].state_widths
+    proj = "" if one_ways[0].projection is None else f", proj_size {P}"
+    count = len(one_ways)
+    return f"hidden_size {H}{proj}, {count} direction{'s' if count > 1 else ''}"
 
 
 def _check_plain(lstm: LSTM) -> None:
