@@ -147,6 +147,12 @@ def test_conv_lstm_export_extracts_equal_onnxruntime(
         assert not {i.name for i in onnx.load(str(path)).graph.initializer} & set(
             list_lstms(path)[0].inputs[5:]
         )
+    with pytest.raises(
+        InputError,
+        match=r"op Conv on the data path is not supported; .*; if an LSTM follows, take the "
+        r"LSTM out with lstm_ref\.interop\.onnx_models\.extract_lstm\(path, name\)",
+    ):
+        from_onnx(path)
     (site,) = list_lstms(path)
     net = extract_lstm(path, site.name)
     X, Y = capture(path, {"x": x.numpy()}, [site.inputs[0], site.outputs[0]]).values()

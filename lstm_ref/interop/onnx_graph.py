@@ -38,6 +38,7 @@ from ..errors import InputError
 from ..layers import LSTM, BiLSTM, LSTMStack, SequenceInput, directions, forward_only
 from .onnx_head import (
     ELEMENTWISE,
+    EXTRACT_LSTM,
     FINAL_C,
     FINAL_H,
     STATE,
@@ -292,10 +293,11 @@ def _data_step(
         return [elementwise_step(node, ins[0], chain, at)]
     if op == "LSTM":
         return lstm_step(node, ins, is_data, run, at)
+    before_lstm = f"; if an LSTM follows, {EXTRACT_LSTM}" if chain.base == 0 else ""
     raise InputError(
         f"{at}: op {op} on the data path is not supported; lstm_ref follows "
         f"{', '.join(MOVES + AS_IS)} and computes {', '.join(LINEAR + ELEMENTWISE)}, Softmax, "
-        "LogSoftmax and LSTM"
+        f"LogSoftmax and LSTM{before_lstm}"
     )
 
 

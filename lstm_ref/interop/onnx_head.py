@@ -55,6 +55,10 @@ from .onnx_ops import node_attributes, node_name
 
 Array = np.ndarray
 STEP, FINAL_H, FINAL_C, ROW, STATE = range(5)  # an element's kind
+EXTRACT_LSTM = (  # what a model whose LSTM sits after other ops can do
+    "take the LSTM out with lstm_ref.interop.onnx_models.extract_lstm(path, name) "
+    "(list_lstms lists them)"
+)
 KIND_NAMES = ["a step's output", "Y_h", "Y_c", "a row's output", "an initial state input"]
 RETIRED = np.iinfo(np.int64).max  # the base of a stacked layer's Y and Y_c (.onnx_stack)
 
@@ -157,8 +161,7 @@ class Chain:
                 f"{where}: computes on the input X before any LSTM node; lstm_ref's network "
                 "starts with its LSTM (a per-feature scale and shift of X before it is the "
                 "input's normalisation), and an LSTM written out as MatMul, Sigmoid and Tanh "
-                "ops is not an LSTM node; take the LSTM out with "
-                "lstm_ref.interop.onnx_models.extract_lstm(path, name) (list_lstms lists them)"
+                f"ops is not an LSTM node; {EXTRACT_LSTM}"
             )
         kinds = np.unique(el.kind[ids])
         if len(kinds) != 1:
