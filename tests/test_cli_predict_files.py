@@ -200,3 +200,20 @@ def test_labelled_sequences_on_a_model_labelling_steps_get_no_accuracy(tmp_path,
     assert (
         printed.err == "note: the file labels sequences and the model labels steps: no accuracy\n"
     )
+
+
+def test_a_padded_batch_without_lengths_is_read_as_data_with_a_note(tmp_path, sequences, capsys):
+    x, _ = padded(sequences)
+    np.savez(tmp_path / "x.npz", x=x)  # verify's inputs file without lengths
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(tmp_path / "x.npz"), "--scores"]) == 0
+    from_npz = capsys.readouterr()
+    assert main(["predict", str(tmp_path / "x.npy"), "--scores"]) == 0
+    assert capsys.readouterr() == from_npz  # the same table and the same note as an .npy batch
+    assert from_npz.err.startswith("note: 4 of 5 sequences end in all-zero time steps")
+    expected = load_network("JapaneseVowelsNet").predict(list(x))
+    np.testing.assert_allclose(table(from_npz.out)[2], expected, atol=5e-5)
+    for read, row in zip(read_inputs(tmp_path / "x.npz", 12).sequences, x, strict=True):
+        np.testing.assert_array_equal(read, row)  # verify reads the same sequences
+    assert main(["predict", str(tmp_path / "x.npz"), "--layout", "CT"]) == 2
+    assert "x is (N, T, C), time × features; got --layout CT" in capsys.readouterr().err

@@ -32,10 +32,10 @@ or .json file (before the table is printed).
 File formats: .npy — one sequence (T, C) or a batch (N, T, C), every step of it data; .npz —
 one sequence per array (named by the array), or a zero-padded batch as verify's inputs files
 hold it: x (N, T, C), time × features, and lengths (N,), each sequence's length, e.g.
-np.savez("in.npz", x=x, lengths=lengths); .csv — one sequence, a time step per line, a feature
-per column (an optional header line); .ts — a UEA/UCR time series file. Sequences that end in
-all-zero time steps, without lengths, are read as data, with a note on stderr (unless the
-model's Keras Masking skips them)."""
+np.savez("in.npz", x=x, lengths=lengths) — x alone is a batch whose every step is data; .csv
+— one sequence, a time step per line, a feature per column (an optional header line); .ts — a
+UEA/UCR time series file. Sequences that end in all-zero time steps, without lengths, are
+read as data, with a note on stderr (unless the model's Keras Masking skips them)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             f"({net.output_size} names, in output order)"
         )
     file = read_sequence_file(args.file)
-    if file.lengths is not None and args.layout == "CT":
+    if file.padded_batch and args.layout == "CT":
         raise InputError(
             f"{args.file}: a padded batch's x is (N, T, C), time × features; got --layout CT"
         )
@@ -154,7 +154,7 @@ def _checked_sequences(path: Path, file: SequenceFile, net: Network, layout: Lay
     items = file.sequences
     if isinstance(items, np.ndarray) and items.ndim != 3:
         items = [items]  # one sequence (T, C)
-    by_array = path.suffix.lower() == ".npz" and file.lengths is None
+    by_array = path.suffix.lower() == ".npz" and not file.padded_batch
     checked = []
     for name, item in zip(file.names, items, strict=True):
         try:
