@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from random_nets import random_network
 
+import lstm_ref
 from lstm_ref import Network, Padding, load_network, save_network
 from lstm_ref.cli import main
 from lstm_ref.datasets import load_japanese_vowels
@@ -217,3 +221,25 @@ def test_a_padded_batch_without_lengths_is_read_as_data_with_a_note(tmp_path, se
         np.testing.assert_array_equal(read, row)  # verify reads the same sequences
     assert main(["predict", str(tmp_path / "x.npz"), "--layout", "CT"]) == 2
     assert "x is (N, T, C), time × features; got --layout CT" in capsys.readouterr().err
+
+
+def test_a_reader_that_went_away_loses_no_output_file(tmp_path, sequences):
+    np.savez(tmp_path / "s.npz", *sequences)
+    read, write = os.pipe()
+    os.close(read)  # `lstm-ref predict ... | true`: every write to stdout fails
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a user's buffering
+    argv = ["predict", str(tmp_path / "s.npz"), "--output", str(tmp_path / "t.json")]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lstm_ref", *argv],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=Path(lstm_ref.__file__).parents[1],
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, b"")  # quiet, as a Unix tool on SIGPIPE
+    names = [r["sequence"] for r in json.loads((tmp_path / "t.json").read_text())]
+    assert names == [f"arr_{k}" for k in range(5)]
