@@ -125,7 +125,7 @@ def test_output_into_a_missing_folder_is_refused_before_the_work(tmp_path, seque
     assert main(["predict", str(tmp_path / "s.npz"), "--output", str(output)]) == 2
     printed = capsys.readouterr()
     assert printed.out == ""  # no table: refused before classifying
-    assert printed.err == f"lstm-ref: error: [Errno 2] No such folder: '{output.parent}'\n"
+    assert printed.err == f"lstm-ref: error: {output.parent}: no such folder\n"
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras saving

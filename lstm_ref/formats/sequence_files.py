@@ -72,14 +72,13 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
 
     Raises
     ------
-    FileNotFoundError
-        No such file.
+    OSError
+        No such file (FileNotFoundError), a folder, an unreadable file: ``"<path>: no such
+        file"``.
     InputError
         A damaged, oversized or unreadable file, named with the reason (and line).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         array = read_npy(path)
