@@ -243,3 +243,13 @@ def test_a_reader_that_went_away_loses_no_output_file(tmp_path, sequences):
     assert (done.returncode, done.stderr) == (141, b"")  # quiet, as a Unix tool on SIGPIPE
     names = [r["sequence"] for r in json.loads((tmp_path / "t.json").read_text())]
     assert names == [f"arr_{k}" for k in range(5)]
+
+
+def test_the_accuracy_of_one_labelled_sequence_counts_one_sequence(tmp_path, capsys):
+    net = random_network(np.random.default_rng(3), C=1, H=4, K=2)
+    save_network(net, tmp_path / "net.npz")
+    label = net.classify(np.array([[0.5], [-1.0], [0.25]]))[0]
+    lines = ["@problemName One", "@univariate true", "@classLabel true class0 class1", "@data"]
+    (tmp_path / "s.ts").write_text("\n".join([*lines, f"0.5,-1.0,0.25:{label}"]) + "\n")
+    assert main(["predict", str(tmp_path / "s.ts"), "--network", str(tmp_path / "net.npz")]) == 0
+    assert capsys.readouterr().err == "accuracy 1.0000 (1 sequence)\n"
