@@ -128,7 +128,10 @@ def test_cli_shows_tracebacks_for_bugs_not_for_user_errors(monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["predict", "nope.npy"], "no such file: nope.npy"),
+        (["predict", "nope.npy"], "nope.npy: no such file"),
+        (["predict", "nope.ts"], "nope.ts: no such file"),
+        (["train", "--train-file", "nope.ts"], "nope.ts: no such file"),
+        (["verify", "JapaneseVowelsNet", "--observed", "nope.npz"], "nope.npz: no such file"),
         (["walkthrough", "--observation", "0"], "observation must be 1..370; got 0"),
         (["layers", "--network", "Nope"], "no bundled network of that name"),
         (["plot", "heatmap", "--units", "0-3"], "--units must lie in 1..100"),

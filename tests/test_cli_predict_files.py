@@ -3,10 +3,17 @@ does, and a zero-padded batch comes with its lengths (verify's inputs format) or
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from random_nets import random_network
 
+import lstm_ref
 from lstm_ref import Network, Padding, load_network, save_network
 from lstm_ref.cli import main
 from lstm_ref.datasets import load_japanese_vowels
@@ -118,4 +125,131 @@ def test_output_into_a_missing_folder_is_refused_before_the_work(tmp_path, seque
     assert main(["predict", str(tmp_path / "s.npz"), "--output", str(output)]) == 2
     printed = capsys.readouterr()
     assert printed.out == ""  # no table: refused before classifying
-    assert printed.err == f"lstm-ref: error: [Errno 2] No such folder: '{output.parent}'\n"
+    assert printed.err == f"lstm-ref: error: {output.parent}: no such folder\n"
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras saving
+def test_a_model_with_an_output_per_step_gets_a_row_per_real_step(tmp_path, capsys):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 6)),
+            keras.layers.Masking(0.0),
+            keras.layers.LSTM(5, return_sequences=True),
+            keras.layers.TimeDistributed(keras.layers.Dense(3, activation="softmax")),
+        ]
+    )
+    rng = np.random.default_rng(7)
+    model.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in model.get_weights()])
+    model.save(tmp_path / "tagger.keras")
+    lengths = np.array([5, 2, 4])
+    x = np.zeros((3, 5, 6), np.float32)
+    for row, n in zip(x, lengths, strict=True):
+        row[:n] = rng.normal(size=(n, 6))
+    np.savez(tmp_path / "in.npz", x=x, lengths=lengths)
+    expected = [model(x[k : k + 1, :n]).detach().numpy()[0] for k, n in enumerate(lengths)]
+    network = ["--network", str(tmp_path / "tagger.keras"), "--classes", "a,b,c", "--scores"]
+    for padding in ([], ["--padding", "masked"]):  # Keras's padded (N, T, K), and a list
+        out = tmp_path / "table.json"
+        assert (
+            main(["predict", str(tmp_path / "in.npz"), *network, *padding, "--output", str(out)])
+            == 0
+        )
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].split("\t") == [
+            "sequence",
+            "step",
+            "class",
+            "score",
+            "score_a",
+            "score_b",
+            "score_c",
+        ]
+        records = json.loads(out.read_text())
+        assert [line.split("\t")[:2] for line in lines[1:]] == [
+            [r["sequence"], str(r["step"])] for r in records
+        ]
+        assert [(r["sequence"], r["step"]) for r in records] == [
+            (str(k), t) for k, n in enumerate(lengths, 1) for t in range(1, n + 1)
+        ]  # one row per real step, counted from 1
+        scores = np.array([[r["score_a"], r["score_b"], r["score_c"]] for r in records])
+        np.testing.assert_allclose(scores, np.concatenate(expected), atol=1e-5)
+        assert [r["class"] for r in records] == list(np.array(["a", "b", "c"])[scores.argmax(1)])
+        assert [r["score"] for r in records] == list(scores.max(1))
+
+
+def test_labelled_sequences_on_a_model_labelling_steps_get_no_accuracy(tmp_path, capsys):
+    net = random_network(np.random.default_rng(3), C=1, H=4, K=2, output_mode="sequence")
+    save_network(net, tmp_path / "tagger.npz")
+    lines = ["@problemName Steps", "@univariate true", "@classLabel true class0 class1", "@data"]
+    lines += ["0.5,-1.0,0.25:class0", "1.0,2.0:class1"]
+    (tmp_path / "s.ts").write_text("\n".join(lines) + "\n")
+    assert main(["predict", str(tmp_path / "s.ts"), "--network", str(tmp_path / "tagger.npz")]) == 0
+    printed = capsys.readouterr()
+    rows = [line.split("\t") for line in printed.out.splitlines()]
+    assert rows[0] == ["sequence", "step", "class", "score", "true"]
+    assert [r[:2] + r[4:] for r in rows[1:]] == [
+        ["1", "1", "class0"],
+        ["1", "2", "class0"],
+        ["1", "3", "class0"],
+        ["2", "1", "class1"],
+        ["2", "2", "class1"],
+    ]
+    expected = net.predict([np.array([[0.5], [-1.0], [0.25]]), np.array([[1.0], [2.0]])])
+    labels = np.array(net.class_names)[np.concatenate(expected).argmax(1)]
+    assert [r[2] for r in rows[1:]] == list(labels)
+    assert (
+        printed.err == "note: the file labels sequences and the model labels steps: no accuracy\n"
+    )
+
+
+def test_a_padded_batch_without_lengths_is_read_as_data_with_a_note(tmp_path, sequences, capsys):
+    x, _ = padded(sequences)
+    np.savez(tmp_path / "x.npz", x=x)  # verify's inputs file without lengths
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(tmp_path / "x.npz"), "--scores"]) == 0
+    from_npz = capsys.readouterr()
+    assert main(["predict", str(tmp_path / "x.npy"), "--scores"]) == 0
+    assert capsys.readouterr() == from_npz  # the same table and the same note as an .npy batch
+    assert from_npz.err.startswith("note: 4 of 5 sequences end in all-zero time steps")
+    expected = load_network("JapaneseVowelsNet").predict(list(x))
+    np.testing.assert_allclose(table(from_npz.out)[2], expected, atol=5e-5)
+    for read, row in zip(read_inputs(tmp_path / "x.npz", 12).sequences, x, strict=True):
+        np.testing.assert_array_equal(read, row)  # verify reads the same sequences
+    assert main(["predict", str(tmp_path / "x.npz"), "--layout", "CT"]) == 2
+    assert "x is (N, T, C), time × features; got --layout CT" in capsys.readouterr().err
+
+
+def test_a_reader_that_went_away_loses_no_output_file(tmp_path, sequences):
+    np.savez(tmp_path / "s.npz", *sequences)
+    read, write = os.pipe()
+    os.close(read)  # `lstm-ref predict ... | true`: every write to stdout fails
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a user's buffering
+    argv = ["predict", str(tmp_path / "s.npz"), "--output", str(tmp_path / "t.json")]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lstm_ref", *argv],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=Path(lstm_ref.__file__).parents[1],
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, b"")  # quiet, as a Unix tool on SIGPIPE
+    names = [r["sequence"] for r in json.loads((tmp_path / "t.json").read_text())]
+    assert names == [f"arr_{k}" for k in range(5)]
+
+
+def test_the_accuracy_of_one_labelled_sequence_counts_one_sequence(tmp_path, capsys):
+    net = random_network(np.random.default_rng(3), C=1, H=4, K=2)
+    save_network(net, tmp_path / "net.npz")
+    label = net.classify(np.array([[0.5], [-1.0], [0.25]]))[0]
+    lines = ["@problemName One", "@univariate true", "@classLabel true class0 class1", "@data"]
+    (tmp_path / "s.ts").write_text("\n".join([*lines, f"0.5,-1.0,0.25:{label}"]) + "\n")
+    assert main(["predict", str(tmp_path / "s.ts"), "--network", str(tmp_path / "net.npz")]) == 0
+    assert capsys.readouterr().err == "accuracy 1.0000 (1 sequence)\n"

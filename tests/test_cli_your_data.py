@@ -132,7 +132,7 @@ def test_train_on_your_data_holds_out_validation_and_stops_early(tmp_path, capsy
     assert "val. loss  val. acc." in out
     lines = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert all(len(cells) == 6 for cells in lines)  # the validation columns are filled
-    assert "early stop: kept the weights of epoch" in out
+    assert "; kept the weights of epoch" in out
     assert "test accuracy" in out
     net = load_network(tmp_path / "BasicMotions.npz")
     assert net.layer("lstm").hidden_size == 8 and len(net.class_names) == 4

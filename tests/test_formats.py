@@ -13,6 +13,9 @@ from random_nets import random_network
 
 from lstm_ref import Network, load_network, read_header, save_network
 from lstm_ref.cli import main
+from lstm_ref.datasets import read_ts
+from lstm_ref.formats import read_sequence_file
+from lstm_ref.formats.safe_numpy import read_npy, read_npz, read_text
 from lstm_ref.formats.writes import write_text_atomically
 from lstm_ref.layers import ClassificationOutput
 
@@ -151,14 +154,26 @@ def test_writing_into_a_missing_folder_names_that_folder(tmp_path, suffix, capsy
     pytest.importorskip({".mat": "scipy", ".onnx": "onnx"}.get(suffix, "numpy"))
     folder = tmp_path / "missing"
     assert main(["convert", "JapaneseVowelsNet", str(folder / f"net{suffix}")]) == 2
-    assert capsys.readouterr().err == f"lstm-ref: error: [Errno 2] No such folder: '{folder}'\n"
+    assert capsys.readouterr().err == f"lstm-ref: error: {folder}: no such folder\n"
 
 
 def test_a_write_names_the_users_path_never_the_temporary(tmp_path):
     afile = tmp_path / "a.txt"
     write_text_atomically(afile, "a")
-    with pytest.raises(NotADirectoryError, match=re.escape(f"Not a folder: '{afile}'")):
+    with pytest.raises(NotADirectoryError, match=re.escape(f"{afile}: not a folder")):
         write_text_atomically(afile / "b.txt", "b")
-    with pytest.raises(IsADirectoryError, match=re.escape(f"not a file: '{tmp_path}'")):
+    with pytest.raises(IsADirectoryError, match=re.escape(f"{tmp_path}: a folder, not a file")):
         write_text_atomically(tmp_path, "b")
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary left
+
+
+@pytest.mark.parametrize("read", [read_npy, read_npz, read_text, read_ts, read_sequence_file])
+def test_a_missing_file_or_a_folder_is_one_plain_line(tmp_path, read):
+    for name, error, reason in [
+        ("nothere.ts", FileNotFoundError, "no such file"),
+        ("folder.npz", IsADirectoryError, "a folder, not a file"),
+    ]:
+        (tmp_path / "folder.npz").mkdir(exist_ok=True)
+        with pytest.raises(error) as raised:
+            read(tmp_path / name)
+        assert str(raised.value) == f"{tmp_path / name}: {reason}"  # no "[Errno 2] …: '…'"

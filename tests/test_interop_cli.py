@@ -22,3 +22,17 @@ def test_cli_convert_and_layers(tmp_path, capsys):
     assert table[2:5] == shipped[2:5]  # input, lstm, fc rows
     assert main(["convert", str(onnx_file), str(tmp_path / "x.tflite")]) == 2
     assert "cannot export a .tflite file; expected one of" in capsys.readouterr().err
+
+
+def test_convert_replaces_an_existing_file_only_with_overwrite(tmp_path, capsys):
+    from lstm_ref.cli import main
+
+    out = tmp_path / "jv.npz"
+    out.write_bytes(b"the user's file")
+    assert main(["convert", "JapaneseVowelsNet", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-ref: error: will not replace {out}: pass --overwrite, or another OUT\n"
+    )
+    assert out.read_bytes() == b"the user's file"
+    assert main(["convert", "JapaneseVowelsNet", str(out), "--overwrite"]) == 0
+    assert out.read_bytes()[:2] == b"PK"  # the network, an .npz archive

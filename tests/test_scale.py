@@ -289,3 +289,20 @@ def test_cli_score_lists_bad_shards_and_exits_2(cluster, tmp_path, capsys, test_
         (folder / bad).unlink()
     assert main(command) == 0  # the good ones are done: nothing left to score
     assert "2 shards already done, skipped" in capsys.readouterr().out
+
+
+def test_a_model_without_class_names_is_told_to_give_them(tmp_path, shards, capsys):
+    from random_nets import random_network
+
+    from lstm_ref import Network, save_network
+
+    net = random_network(np.random.default_rng(4), C=12, H=4, K=3)
+    save_network(Network(net.layers), tmp_path / "unnamed.npz")
+    argv = ["score", str(shards), "--network", str(tmp_path / "unnamed.npz")]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"lstm-ref: error: {tmp_path / 'unnamed.npz'}: the model file names no classes; give "
+        "them with --classes a,b,c (model_options={'class_names': [...]} in Python; 3 names, "
+        "in output order)\n"
+    )
+    assert not (tmp_path / "out").exists()  # refused before any work

@@ -300,6 +300,33 @@ def test_training_learns_and_is_deterministic(rng):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize(
+    ("learning_rate", "patience", "ended"),
+    [
+        (0.02, 50, "stopped at the epoch limit (6)"),
+        (0.3, 1, "early stop after epoch 4: no lower validation loss for 1 epoch"),
+        (0.2, 2, "early stop after epoch 4: no lower validation loss for 2 epochs"),
+    ],
+)
+def test_the_log_says_why_training_ended_and_which_weights_it_kept(
+    rng, learning_rate, patience, ended
+):
+    seqs, labels = sort_by_length(*learnable_task(rng, 30))
+    validation = learnable_task(rng, 12)
+    options = TrainingOptions(
+        max_epochs=6, padding=Padding.matlab(12), learning_rate=learning_rate, patience=patience
+    )
+    net = lstm_classifier(np.random.default_rng(7), C, 4, ["0", "1", "2"])
+    logs: list[str] = []
+    history = train(net, seqs, labels, options, validation=validation, log=logs.append)
+    losses = [r.validation_loss for r in history]
+    best = int(np.argmin(losses))
+    assert logs[-1] == (
+        f"{ended}; kept the weights of epoch {best + 1}, whose validation loss "
+        f"({losses[best]:.4f}) was the lowest"
+    )
+
+
 def test_training_rejects_bad_data_and_options(rng):
     net = lstm_classifier(rng, C, 4, ["a", "b"])
     x = [np.zeros((3, C)), np.ones((4, C))]

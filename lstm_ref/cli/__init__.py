@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.run(args))
+        status = int(args.run(args))
+        sys.stdout.flush()  # a reader gone away shows here, not as a traceback at exit
+        return status
     except KeyboardInterrupt:
         print("lstm-ref: interrupted; files are written whole or not at all", file=sys.stderr)
         return 130

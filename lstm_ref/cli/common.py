@@ -219,3 +219,16 @@ def parse_range(text: str | None, T: int, option: str = "--range") -> tuple[int,
     if a is None or b is None or not 1 <= a <= b <= T:
         raise InputError(f"{option} must be 'a-b' with 1 <= a <= b <= {T}; got {text!r}")
     return a - 1, b
+
+
+def add_overwrite_option(p: argparse.ArgumentParser, what: str) -> None:
+    """--overwrite: replace ``what`` where the command would otherwise refuse."""
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what} instead of refusing")
+
+
+def refuse_to_replace(paths: list[Path], overwrite: bool, instead: str) -> None:
+    """Before the work: a file the command would write that exists already is replaced only
+    with --overwrite; the error names each such file and ``instead``, the other way out."""
+    taken = [str(path) for path in paths if path.exists()]
+    if taken and not overwrite:
+        raise InputError(f"will not replace {' and '.join(taken)}: pass --overwrite, or {instead}")

@@ -24,16 +24,18 @@ HELP = "classify sequences from a file (.npy, .npz, .csv, .ts)"
 DESCRIPTION = """\
 Classify the sequences of a file and print a table: one line per sequence with its name, the
 predicted class and its score — and, for a labelled .ts file, the true class, with the accuracy
-at the end (on stderr, so that stdout stays a table). --scores adds a column per class;
---output writes the same table to a .csv or .json file.
+at the end (on stderr, so that stdout stays a table). A model with an output per time step
+(a sequence labeller) gets a line per step of each sequence instead, the step counted from 1,
+padding excluded. --scores adds a column per class; --output writes the same table to a .csv
+or .json file (before the table is printed).
 
 File formats: .npy — one sequence (T, C) or a batch (N, T, C), every step of it data; .npz —
 one sequence per array (named by the array), or a zero-padded batch as verify's inputs files
 hold it: x (N, T, C), time × features, and lengths (N,), each sequence's length, e.g.
-np.savez("in.npz", x=x, lengths=lengths); .csv — one sequence, a time step per line, a feature
-per column (an optional header line); .ts — a UEA/UCR time series file. Sequences that end in
-all-zero time steps, without lengths, are read as data, with a note on stderr (unless the
-model's Keras Masking skips them)."""
+np.savez("in.npz", x=x, lengths=lengths) — x alone is a batch whose every step is data; .csv
+— one sequence, a time step per line, a feature per column (an optional header line); .ts — a
+UEA/UCR time series file. Sequences that end in all-zero time steps, without lengths, are
+read as data, with a note on stderr (unless the model's Keras Masking skips them)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             f"({net.output_size} names, in output order)"
         )
     file = read_sequence_file(args.file)
-    if file.lengths is not None and args.layout == "CT":
+    if file.padded_batch and args.layout == "CT":
         raise InputError(
             f"{args.file}: a padded batch's x is (N, T, C), time × features; got --layout CT"
         )
@@ -87,25 +89,62 @@ def run(args: argparse.Namespace) -> int:
     padding = net.padding if args.padding is None else make(mini_batch_size=args.mini_batch_size)
     if file.lengths is None and padding.mask_value != 0:  # Keras's Masking skips zero steps
         _note_zero_endings(sequences)
-    labels, scores = net.classify(sequences, padding=padding)
-    header = ["sequence", "class", "score"] + (["true"] if file.labels else [])
-    if args.scores:
-        header += [f"score_{name}" for name in net.class_names]
-    rows: list[list[str | float]] = []
-    for k, (name, label, row) in enumerate(zip(file.names, labels, scores, strict=True)):
-        cells: list[str | float] = [name, str(label), float(row.max())]
-        cells += [file.labels[k]] if file.labels else []
-        cells += [float(s) for s in row] if args.scores else []
-        rows.append(cells)
+    outputs = net.predict(sequences, padding=padding)
+    by_step = _scores_by_step(outputs, sequences)
+    scores = outputs if by_step is None else by_step
+    header, rows = _table(file, net.class_names, scores, every_class=args.scores)
+    if args.output is not None:  # before the table: a reader that stops early loses no file
+        _write_table(args.output, header, rows)
     print("\t".join(header))
     for cells in rows:
-        print("\t".join(c if isinstance(c, str) else f"{c:.4f}" for c in cells))
-    if file.labels:
+        print("\t".join(f"{c:.4f}" if isinstance(c, float) else str(c) for c in cells))
+    if file.labels and by_step is not None:
+        print(
+            "note: the file labels sequences and the model labels steps: no accuracy",
+            file=sys.stderr,
+        )
+    elif file.labels:
+        labels = np.asarray(net.class_names)[np.asarray(outputs).argmax(axis=1)]
         accuracy = float(np.mean(labels == np.asarray(file.labels)))
-        print(f"accuracy {accuracy:.4f} ({len(rows)} sequences)", file=sys.stderr)
-    if args.output is not None:
-        _write_table(args.output, header, rows)
+        counted = f"{len(rows)} sequence" + "s" * (len(rows) != 1)
+        print(f"accuracy {accuracy:.4f} ({counted})", file=sys.stderr)
     return 0
+
+
+Cell = str | int | float
+
+
+def _scores_by_step(outputs: Array | list[Array], sequences: list[Array]) -> list[Array] | None:
+    """Each sequence's scores at its own steps, (T_n, K), for a network with an output per
+    step (cut to the sequence where a framework's padding returned (N, T, K)); None for a
+    network with one output per sequence, (N, K)."""
+    if isinstance(outputs, np.ndarray) and outputs.ndim == 2:
+        return None
+    return [y[: len(s)] for y, s in zip(outputs, sequences, strict=True)]
+
+
+def _table(
+    file: SequenceFile,
+    class_names: tuple[str, ...],
+    scores: Array | list[Array],
+    every_class: bool,
+) -> tuple[list[str], list[list[Cell]]]:
+    """The header and rows: a row per sequence (``scores`` (N, K)), or a row per step of each
+    sequence, counted from 1 (``scores`` a (T_n, K) array per sequence): the class, its score,
+    the true class of a labelled file and, with ``every_class``, every class's score."""
+    names = np.asarray(class_names)
+    per_step = isinstance(scores, list)
+    header = ["sequence", *(["step"] if per_step else []), "class", "score"]
+    header += ["true"] if file.labels else []
+    header += [f"score_{name}" for name in class_names] if every_class else []
+    rows: list[list[Cell]] = []
+    for k, (name, y) in enumerate(zip(file.names, scores, strict=True)):
+        true = [file.labels[k]] if file.labels else []
+        for step, row in enumerate(y, 1) if per_step else [(None, y)]:
+            where: list[Cell] = [name] if step is None else [name, step]
+            every: list[Cell] = [float(s) for s in row] if every_class else []
+            rows.append([*where, str(names[row.argmax()]), float(row.max()), *true, *every])
+    return header, rows
 
 
 def _checked_sequences(path: Path, file: SequenceFile, net: Network, layout: Layout) -> list[Array]:
@@ -116,7 +155,7 @@ def _checked_sequences(path: Path, file: SequenceFile, net: Network, layout: Lay
     items = file.sequences
     if isinstance(items, np.ndarray) and items.ndim != 3:
         items = [items]  # one sequence (T, C)
-    by_array = path.suffix.lower() == ".npz" and file.lengths is None
+    by_array = path.suffix.lower() == ".npz" and not file.padded_batch
     checked = []
     for name, item in zip(file.names, items, strict=True):
         try:
@@ -151,8 +190,8 @@ def _last_nonzero_step(sequence: Array) -> int:
     return int(steps[-1]) + 1 if len(steps) else 0
 
 
-def _write_table(path: Path, header: list[str], rows: list[list[str | float]]) -> None:
-    """The table as CSV (full precision) or as JSON records, one per sequence."""
+def _write_table(path: Path, header: list[str], rows: list[list[Cell]]) -> None:
+    """The table as CSV (full precision) or as JSON records, one per row."""
     from ..formats.writes import write_csv_atomically, write_text_atomically
 
     if path.suffix.lower() == ".json":

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .common import positive_float, positive_int
+from .common import add_overwrite_option, positive_float, positive_int, refuse_to_replace
 
 if TYPE_CHECKING:
     from ..train import Recipe
@@ -42,11 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="without --validation-file: the fraction of each class held out",
     )
     p.add_argument("--out", type=Path, default=Path("lstm_ref_output"), help="output folder")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a network (and its model card) already in --out instead of refusing",
-    )
+    add_overwrite_option(p, "a network (and its model card) already in --out")
     p.add_argument("--seed", type=int, default=0, help="initial weights and shuffling (default: 0)")
     jv, yours = _defaults(JAPANESE_VOWELS), _defaults(YOUR_DATA)
     for option, kind, what in [
@@ -107,16 +103,6 @@ def _recipe(base: Recipe, args: argparse.Namespace) -> Recipe:
     )
 
 
-def _refuse_to_replace(paths: list[Path], args: argparse.Namespace) -> None:
-    """Before training: a file the run would write that exists already is replaced only
-    with --overwrite."""
-    taken = [str(p) for p in paths if p.exists()]
-    if taken and not args.overwrite:
-        raise InputError(
-            f"will not replace {' and '.join(taken)}: pass --overwrite, or another --out"
-        )
-
-
 def _japanese_vowels(args: argparse.Namespace) -> int:
     from ..train.japanese_vowels import FILES, JAPANESE_VOWELS, build_japanese_vowels_net
 
@@ -124,7 +110,7 @@ def _japanese_vowels(args: argparse.Namespace) -> int:
         raise InputError("--test-file and --validation-file need --train-file")
     if args.patience is not None:
         raise InputError("--patience needs validation data: use --train-file")
-    _refuse_to_replace([args.out / name for name in FILES], args)
+    refuse_to_replace([args.out / name for name in FILES], args.overwrite, "another --out")
     build_japanese_vowels_net(args.out, _recipe(JAPANESE_VOWELS, args))
     return 0
 
@@ -148,7 +134,7 @@ def _your_data(args: argparse.Namespace) -> int:
         validation = (list(held.sequences), [str(y) for y in held.labels])
     recipe = _recipe(YOUR_DATA, args)
     path = args.out / f"{safe_file_name(data.problem_name, 'network')}.npz"
-    _refuse_to_replace([path], args)
+    refuse_to_replace([path], args.overwrite, "another --out")
     try:
         net, _ = fit_holding_out(
             sequences, labels, data.class_names, recipe, validation, args.validation_split

@@ -6,7 +6,9 @@ zlib.error, MemoryError for a header that claims 2**40 elements) or suggest load
 "unsafely". These readers parse the ``.npy`` header themselves, refuse object arrays and
 anything that is not a plain numeric array, check every size against the file's own length
 and the bound below **before** allocating, and turn every failure into an
-:class:`~lstm_ref.errors.InputError` that names the file (and the archive member).
+:class:`~lstm_ref.errors.InputError` that names the file (and the archive member). Every
+file is opened by :func:`open_to_read`: a missing file, a folder or an unreadable file is
+one plain line, ``"<path>: no such file"``.
 
 Bounds: one array holds at most ``MAX_ARRAY_BYTES`` (1 GiB) and an archive at most
 ``MAX_ARCHIVE_BYTES`` (2 GiB, uncompressed) in at most ``MAX_MEMBERS`` arrays; a compressed
@@ -24,7 +26,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Collection, Iterable
-from typing import IO, Any, TypeVar
+from typing import IO, Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -41,13 +43,30 @@ NUMERIC_KINDS = "biufc"  # bool, signed and unsigned integers, floats, complex
 _DEFLATE_MAX_RATIO = 1032  # deflate expands at most ~1032:1
 
 
+_OPEN_ERRORS = {
+    FileNotFoundError: "no such file",
+    IsADirectoryError: "a folder, not a file",
+    PermissionError: "not readable (permission denied)",
+}
+
+
+def open_to_read(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened to read bytes. A missing file, a folder or an unreadable file raises
+    the OSError of that kind in one plain line, ``"<path>: no such file"``."""
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        reason = _OPEN_ERRORS.get(type(e)) or (e.strerror or str(e)).lower()
+        raise type(e)(f"{os.fspath(path)}: {reason}") from None
+
+
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """The text of a file of at most ``MAX_TEXT_BYTES``, decoded as ``encoding`` (UTF-8,
     or ``"utf-8-sig"`` to drop a byte-order mark)."""
-    size = os.path.getsize(path)
-    if size > MAX_TEXT_BYTES:
-        raise InputError(f"{path}: {size} bytes; at most {MAX_TEXT_BYTES} read")
-    with open(path, "rb") as f:
+    with open_to_read(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_TEXT_BYTES:
+            raise InputError(f"{path}: {size} bytes; at most {MAX_TEXT_BYTES} read")
         data = f.read()
     try:
         return data.decode(encoding)
@@ -57,8 +76,8 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
 
 def read_npy(path: str | os.PathLike) -> Array:
     """The array in an ``.npy`` file."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    with open_to_read(path) as f:
+        size = os.fstat(f.fileno()).st_size
         return _guarded(path, lambda: _read_array(f, size, os.fspath(path)))
 
 
@@ -67,13 +86,12 @@ def read_npz(path: str | os.PathLike, only: Collection[str] | None = None) -> di
     name (without the ``.npy`` suffix), in order."""
     where = os.fspath(path)
 
-    def read() -> dict[str, Array]:
-        if not zipfile.is_zipfile(path):
-            with open(path, "rb") as f:
-                npy = f.read(6) == b"\x93NUMPY"
-            kind = "a single .npy array" if npy else "not a zip archive"
+    def read(file: BinaryIO) -> dict[str, Array]:
+        if not zipfile.is_zipfile(file):
+            file.seek(0)
+            kind = "a single .npy array" if file.read(6) == b"\x93NUMPY" else "not a zip archive"
             raise InputError(f"{where}: {kind}, not an .npz archive")
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(file) as archive:
             arrays = {}
             for member in zip_members(archive, where):
                 name = member.filename.removesuffix(".npy")
@@ -83,7 +101,8 @@ def read_npz(path: str | os.PathLike, only: Collection[str] | None = None) -> di
                     arrays[name] = _read_array(f, member.file_size, f"{where}: array {name!r}")
             return arrays
 
-    return _guarded(path, read)
+    with open_to_read(path) as file:
+        return _guarded(path, lambda: read(file))
 
 
 def zip_members(archive: zipfile.ZipFile, where: str) -> list[zipfile.ZipInfo]:

@@ -42,6 +42,9 @@ class SequenceFile:
         The classes a labelled ``.ts`` file declares (empty otherwise).
     lengths : ndarray of int, shape (N,), or None
         For a padded batch (an ``.npz`` with ``x`` and ``lengths``): each sequence's length.
+    padded_batch : bool
+        Whether the file is an ``.npz`` batch as ``lstm-ref verify`` reads inputs: ``x``
+        (N, T, C), time × features, with ``lengths`` or without (every step then data).
     """
 
     sequences: list[Array] | Array
@@ -49,6 +52,7 @@ class SequenceFile:
     labels: list[str] | None = None
     class_names: tuple[str, ...] = ()
     lengths: Array | None = None
+    padded_batch: bool = False
 
 
 def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
@@ -60,21 +64,21 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
         ``.npy``: one sequence (T, C) or a batch (N, T, C);
         ``.npz``: one sequence per array, in the archive's order; or a zero-padded batch
         as ``lstm-ref verify`` reads inputs: ``x`` (N, T, C), time × features, and
-        ``lengths`` (N,), each sequence's steps from the start (1..T);
+        ``lengths`` (N,), each sequence's steps from the start (1..T) — without
+        ``lengths``, every step of ``x`` is data;
         ``.csv``: one sequence, a time step per line, a feature per column (an optional
         header line whose fields are all non-numbers);
         ``.ts``: a UEA/UCR time series file (with its labels, if any).
 
     Raises
     ------
-    FileNotFoundError
-        No such file.
+    OSError
+        No such file (FileNotFoundError), a folder, an unreadable file: ``"<path>: no such
+        file"``.
     InputError
         A damaged, oversized or unreadable file, named with the reason (and line).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         array = read_npy(path)
@@ -83,7 +87,7 @@ def read_sequence_file(path: str | os.PathLike) -> SequenceFile:
         arrays = read_npz(path)
         if not arrays:
             raise InputError(f"{path}: the archive holds no arrays")
-        if "lengths" in arrays:
+        if "lengths" in arrays or (list(arrays) == ["x"] and arrays["x"].ndim == 3):
             return _padded_batch(path, arrays)
         return SequenceFile(list(arrays.values()), list(arrays))
     if suffix == ".csv":
@@ -107,8 +111,9 @@ def read_sequences(path: str | os.PathLike) -> list[Array] | Array:
 
 
 def _padded_batch(path: Path, arrays: dict[str, Array]) -> SequenceFile:
-    """``x`` (N, T, C) cut to ``lengths`` (N,): the sequences of a zero-padded batch."""
-    if sorted(arrays) != ["lengths", "x"]:
+    """``x`` (N, T, C) cut to ``lengths`` (N,) — every step of it without ``lengths`` — the
+    sequences of a zero-padded batch."""
+    if sorted(arrays) not in (["lengths", "x"], ["x"]):
         raise InputError(
             f"{path}: a padded batch holds 'x' (N, T, C) and 'lengths' (N,), nothing else; "
             f"got arrays {sorted(arrays)}"
@@ -116,9 +121,11 @@ def _padded_batch(path: Path, arrays: dict[str, Array]) -> SequenceFile:
     x = arrays["x"]
     if x.ndim != 3 or 0 in x.shape:
         raise InputError(f"{path}: x must be a padded batch (N, T, C); got shape {x.shape}")
+    if "lengths" not in arrays:
+        return SequenceFile(list(x), _numbered(len(x)), padded_batch=True)
     lengths = check_lengths(arrays["lengths"], len(x), x.shape[1], f"{path}: lengths")
     sequences = [row[:n] for row, n in zip(x, lengths, strict=True)]
-    return SequenceFile(sequences, _numbered(len(x)), lengths=lengths)
+    return SequenceFile(sequences, _numbered(len(x)), lengths=lengths, padded_batch=True)
 
 
 def _numbered(n: int) -> list[str]:

@@ -9,7 +9,6 @@ caller gave it, never by the temporary file.
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import os
 import re
@@ -58,18 +57,14 @@ def check_destination(path: str | os.PathLike) -> None:
     """
     target = Path(path)
     if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "Is a folder, not a file", os.fspath(target))
+        raise IsADirectoryError(f"{target}: a folder, not a file")
     folder = target.parent
     if not folder.is_dir():
-        error, code = (
-            (NotADirectoryError, errno.ENOTDIR)
-            if folder.exists()
-            else (FileNotFoundError, errno.ENOENT)
-        )
-        raise error(code, _FOLDER_ERRORS[error], os.fspath(folder))
+        error = NotADirectoryError if folder.exists() else FileNotFoundError
+        raise error(f"{folder}: {_FOLDER_ERRORS[error]}")
 
 
-_FOLDER_ERRORS = {FileNotFoundError: "No such folder", NotADirectoryError: "Not a folder"}
+_FOLDER_ERRORS = {FileNotFoundError: "no such folder", NotADirectoryError: "not a folder"}
 
 
 def _new_temporary(target: Path) -> tuple[int, Path]:
@@ -84,9 +79,8 @@ def _new_temporary(target: Path) -> tuple[int, Path]:
         except FileExistsError:  # 2**48 names: another writer drew the same one
             continue
         except OSError as e:  # the folder: missing, a file, or not writable
-            raise type(e)(
-                e.errno, _FOLDER_ERRORS.get(type(e), e.strerror), os.fspath(target.parent)
-            ) from None
+            reason = _FOLDER_ERRORS.get(type(e)) or (e.strerror or str(e)).lower()
+            raise type(e)(f"{target.parent}: {reason}") from None
 
 
 def temporaries(folder: str | os.PathLike, names: Collection[str]) -> list[Path]:

@@ -155,7 +155,7 @@ def score_shards(
     ModuleNotFoundError
         Dask is not installed (the ``dask`` extra).
     FileNotFoundError, InputError
-        No such network or shards; a network that is not a classifier; an output folder
+        No such network or shards; a model file that names no classes; an output folder
         that holds shards or the scores of another network or padding.
     """
     try:
@@ -173,7 +173,11 @@ def score_shards(
     options = dict(model_options or {})
     net = load_model(reference, **options)
     if not net.class_names:
-        raise InputError(f"{network}: the network has no class names; it is not a classifier")
+        raise InputError(
+            f"{network}: the model file names no classes; give them with --classes a,b,c "
+            f"(model_options={{'class_names': [...]}} in Python; {net.output_size} names, in "
+            "output order)"
+        )
     digest = net.digest()
     paths = find_shards(shards)
     out = Path(out_dir).resolve()

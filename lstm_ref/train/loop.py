@@ -162,7 +162,16 @@ def train(
         for k, kept in best[2].items():
             writeable(params[k])[...] = kept
         if log:
-            log(f"early stop: kept the weights of epoch {best[1]} (validation loss {best[0]:.4f})")
+            waited = f"{options.patience} epoch" + "s" * (options.patience != 1)
+            ended = (
+                f"early stop after epoch {epoch}: no lower validation loss for {waited}"
+                if stop
+                else f"stopped at the epoch limit ({options.max_epochs})"
+            )
+            log(
+                f"{ended}; kept the weights of epoch {best[1]}, whose validation loss "
+                f"({best[0]:.4f}) was the lowest"
+            )
     return history
 
 
