@@ -19,3 +19,8 @@ class InputError(LstmRefError, ValueError):
 
 class InputTypeError(LstmRefError, TypeError):
     """A value of the wrong type or dtype."""
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun`` for a message: "1 sequence", "3 sequences"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

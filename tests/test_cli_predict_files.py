@@ -74,9 +74,9 @@ def test_a_padded_batch_with_lengths_is_each_sequence_alone(tmp_path, sequences,
     assert main(["predict", str(tmp_path / "x.npy"), "--scores"]) == 0
     printed = capsys.readouterr()
     assert printed.err == (
-        f"note: 4 of 5 sequences end in all-zero time steps (up to {x.shape[1] - lengths.min()}), "
-        "read as data; if they are padding, give each sequence's length: an .npz with x (N, T, "
-        "C) and lengths (N,)\n"
+        "note: sequences ending in all-zero time steps: 4 of 5 (up to "
+        f"{x.shape[1] - lengths.min()} steps), read as data; if they are padding, give each "
+        "sequence's length: an .npz with x (N, T, C) and lengths (N,)\n"
     )
     assert np.abs(table(printed.out)[2] - scores).max() > 1e-3  # what the note is about
 
@@ -116,7 +116,9 @@ def test_no_note_when_keras_masking_skips_the_zero_steps(tmp_path, sequences, ca
     assert main(["predict", str(tmp_path / "x.npy"), *network]) == 0
     assert capsys.readouterr().err == ""
     assert main(["predict", str(tmp_path / "x.npy"), *network, "--padding", "masked"]) == 0
-    assert capsys.readouterr().err.startswith("note: 4 of 5 sequences end in all-zero")
+    assert capsys.readouterr().err.startswith(
+        "note: sequences ending in all-zero time steps: 4 of 5"
+    )
 
 
 def test_output_into_a_missing_folder_is_refused_before_the_work(tmp_path, sequences, capsys):
@@ -214,7 +216,7 @@ def test_a_padded_batch_without_lengths_is_read_as_data_with_a_note(tmp_path, se
     from_npz = capsys.readouterr()
     assert main(["predict", str(tmp_path / "x.npy"), "--scores"]) == 0
     assert capsys.readouterr() == from_npz  # the same table and the same note as an .npy batch
-    assert from_npz.err.startswith("note: 4 of 5 sequences end in all-zero time steps")
+    assert from_npz.err.startswith("note: sequences ending in all-zero time steps: 4 of 5")
     expected = load_network("JapaneseVowelsNet").predict(list(x))
     np.testing.assert_allclose(table(from_npz.out)[2], expected, atol=5e-5)
     for read, row in zip(read_inputs(tmp_path / "x.npz", 12).sequences, x, strict=True):
@@ -253,3 +255,12 @@ def test_the_accuracy_of_one_labelled_sequence_counts_one_sequence(tmp_path, cap
     (tmp_path / "s.ts").write_text("\n".join([*lines, f"0.5,-1.0,0.25:{label}"]) + "\n")
     assert main(["predict", str(tmp_path / "s.ts"), "--network", str(tmp_path / "net.npz")]) == 0
     assert capsys.readouterr().err == "accuracy 1.0000 (1 sequence)\n"
+
+
+def test_note_counts_one_sequence_and_one_step_in_the_singular(tmp_path, sequences, capsys):
+    x = np.concatenate([sequences[0][:5], np.zeros((1, 12))])  # one sequence, one zero step
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(tmp_path / "x.npy")]) == 0
+    assert capsys.readouterr().err.startswith(
+        "note: sequences ending in all-zero time steps: 1 of 1 (up to 1 step), read as data"
+    )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError, LstmRefError
+from ..errors import InputError, LstmRefError, counted
 from .common import add_layout_option, add_network_option, load_net, positive_int
 
 if TYPE_CHECKING:
@@ -177,9 +177,9 @@ def _note_zero_endings(sequences: list[Array]) -> None:
     padded = sum(n > 0 for n in zero_endings)
     if padded:
         print(
-            f"note: {padded} of {len(sequences)} sequences end in all-zero time steps (up to "
-            f"{max(zero_endings)}), read as data; if they are padding, give each sequence's "
-            "length: an .npz with x (N, T, C) and lengths (N,)",
+            f"note: sequences ending in all-zero time steps: {padded} of {len(sequences)} (up "
+            f"to {counted(max(zero_endings), 'step')}), read as data; if they are padding, give "
+            "each sequence's length: an .npz with x (N, T, C) and lengths (N,)",
             file=sys.stderr,
         )
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import check_instance
-from ..errors import InputError
+from ..errors import InputError, counted
 from ..formats.safe_numpy import read_text
 
 __all__ = ["TSDataset", "TSFormatError", "parse_ts", "read_ts"]
@@ -308,7 +308,7 @@ class _CaseParser:
         if self.n_dimensions is None:
             self.n_dimensions, self.dimensions_origin = count, f" (as on line {number})"
         elif count != self.n_dimensions:
-            expected = _plural(self.n_dimensions, "dimension") + self.dimensions_origin
+            expected = counted(self.n_dimensions, "dimension") + self.dimensions_origin
             raise TSFormatError(f"expected {expected}, got {count}", number)
 
     def _check_length(self, length: int, number: int) -> None:
@@ -326,10 +326,6 @@ class _CaseParser:
                 "but @equalLength is true",
                 number,
             )
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _check_label(label: str, class_names: tuple[str, ...], number: int) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import InputError, counted
 from ..formats.writes import temporaries, write_text_atomically
 from ..interop import load_model
 from ..padding import MASKED, Padding, check_padding
@@ -77,9 +77,13 @@ class ScoreReport:
         """The closing summary: totals, each worker's share and rate, the bad shards."""
         rate = self.sequences / self.seconds if self.seconds > 0 else 0.0
         lines = [
-            f"scored {len(self.scored)} shards, {self.sequences} sequences in "
-            f"{self.seconds:.2f} s: {rate:.0f} sequences/s"
-            + (f"; {len(self.skipped)} shards already done, skipped" if self.skipped else "")
+            f"scored {counted(len(self.scored), 'shard')}, "
+            f"{counted(self.sequences, 'sequence')} in {self.seconds:.2f} s: {rate:.0f} sequences/s"
+            + (
+                f"; {counted(len(self.skipped), 'shard')} already done, skipped"
+                if self.skipped
+                else ""
+            )
         ]
         workers: dict[str, list[ShardResult]] = {}
         for r in self.scored:
@@ -87,11 +91,14 @@ class ScoreReport:
         for worker, results in sorted(workers.items()):
             n, busy = sum(r.sequences for r in results), sum(r.seconds for r in results)
             lines.append(
-                f"  worker {worker}: {len(results)} shards, {n} sequences, {busy:.2f} s busy, "
+                f"  worker {worker}: {counted(len(results), 'shard')}, {counted(n, 'sequence')}, "
+                f"{busy:.2f} s busy, "
                 f"{n / busy if busy > 0 else 0.0:.0f} sequences/s"
             )
         if self.network_loads:
-            lines.append(f"  network loaded {self.network_loads} times (once per worker process)")
+            lines.append(
+                f"  network loaded {counted(self.network_loads, 'time')} (once per worker process)"
+            )
         if self.bad:
             lines.append(f"{len(self.bad)} bad shard(s), not scored:")
             lines.extend(
