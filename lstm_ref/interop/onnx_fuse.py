@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import InputError
 from ..lstm import LSTMParams, reorder_gates
 from .onnx_cells import Cell, find_cells
+from .onnx_normalise import cells_visible
 from .onnx_graph import AS_IS, MOVES, dims, needed
 from .onnx_ops import run_node
 from .onnx_specialise import constants_of
@@ -64,8 +65,8 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
     """
     import onnx
 
+    model, positions = cells_visible(model)  # Keras's cells: as onnx_cells reads them
     graph = model.graph
-    positions = {node.output[0]: k for k, node in enumerate(graph.node)}
     wanted = {o for node in needed(graph, output)[0] for o in node.output}
     constants = constants_of(graph)
     cells = [c for c in find_cells(graph, constants) if c.h in wanted]
@@ -77,16 +78,19 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
     at = {id(n): k for k, n in enumerate(graph.node)}
     inserted: dict[int, list[Any]] = {}
     renamed: dict[str, str] = {}
+    read = {}
     for chain in _chains(cells, where):
-        params = _weights(chain, where)
-        source, time_axis = _source(chain, model, producers, constants, opset, where)
-        nodes, arrays = _lstm_nodes(chain, params, source, time_axis, constants, producers)
-        first = at[id(producers[chain[0].h])]
+        source, time_axis, reverse = _source(chain, model, producers, constants, opset, where)
+        read[chain[0].name] = (chain, _weights(chain, where), source, time_axis, reverse)
+    for node_chains in _directions(list(read.values())):
+        nodes, arrays = _lstm_nodes(node_chains, constants, producers)
+        first = min(at[id(producers[chain[0].h])] for chain, *_ in node_chains)
         inserted[first] = nodes
         positions.update((n.output[0], first) for n in nodes)
         fused.initializer.extend(onnx.numpy_helper.from_array(a, n) for n, a in arrays.items())
-        renamed.update({c.h: f"{c.h}/unfused" for c in chain})
-        renamed[chain[-1].c] = f"{chain[-1].c}/unfused"
+        for chain, *_ in node_chains:
+            renamed.update({c.h: f"{c.h}/unfused" for c in chain})
+            renamed[chain[-1].c] = f"{chain[-1].c}/unfused"
     del fused.node[:]
     for k, node in enumerate(graph.node):
         fused.node.extend(inserted.get(k, []))
@@ -96,7 +100,45 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
             copy.output[j] = renamed.get(name, name)
         fused.node.append(copy)
     _check_unread(fused, output, cells, renamed, where)
+    _final_states(fused, output, read)
     return fused, positions
+
+
+def _directions(chains: list[Any]) -> list[list[Any]]:
+    """The chains grouped by fused node: a forward and a reverse chain over the same steps
+    of one tensor with the same hidden size make one bidirectional node (as Keras's
+    Bidirectional writes them), every other chain a node of its own."""
+    groups: list[list[Any]] = []
+    for read in chains:
+        chain, params, source, axis, reverse = read
+        pair = next(
+            (
+                g
+                for g in groups
+                if len(g) == 1
+                and g[0][2:4] == (source, axis)
+                and g[0][4] != reverse
+                and len(g[0][0]) == len(chain)
+                and g[0][1].W.shape == params.W.shape
+            ),
+            None,
+        )
+        if pair is None:
+            groups.append([read])
+        else:
+            pair.append(read)
+            pair.sort(key=lambda r: r[4])  # forward first
+    return groups
+
+
+def _final_states(fused: Any, output: str, read: Mapping[str, Any]) -> None:
+    """Each chain whose last h alone is read (no step before it): that h read from Y_h, as
+    a network returning its final state (Keras's return_sequences=False) reads it."""
+    wanted = {o for node in needed(fused, output)[0] for o in node.output}
+    lasts = {chain[-1].h for chain, *_ in read.values() if not any(c.h in wanted for c in chain[:-1])}
+    for node in fused.node:
+        if node.output[0] in lasts:  # Gather(Y at the last cell's step, direction)
+            node.input[0] = node.input[0].rsplit("/Y_", 1)[0] + "/Y_h"
 
 
 def _chains(cells: list[Cell], where: str) -> list[list[Cell]]:
@@ -161,9 +203,10 @@ def _source(
     constants: Mapping[str, Array],
     opset: int,
     where: str,
-) -> tuple[str, int]:
+) -> tuple[str, int, bool]:
     """The tensor S (steps, rows, features in either order of the first two) whose step k
-    cell k reads, and which axis of S is time."""
+    cell k reads (or step T − 1 − k: a reverse chain), which axis of S is time, and whether
+    the chain is reverse."""
     roots = {_moved_from(c.x, producers) for c in chain}
     names = [c.name for c in chain]
     if len(roots) != 1:
@@ -190,10 +233,12 @@ def _source(
         )
     (axis,) = axes
     order = [k for _, k in steps]
-    if order != list(range(len(chain))):
+    forward = list(range(len(chain)))
+    if order not in (forward, forward[::-1]):
         raise InputError(
             f"{where}: the LSTM cells {names} read steps {[k + 1 for k in order]} of "
-            f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped"
+            f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order (or in reverse "
+            "order, from the last), none skipped"
         )
     if shape[axis] != len(chain):
         length = f"its {shape[axis]}" if isinstance(shape[axis], int) else "any number"
@@ -203,16 +248,22 @@ def _source(
             f"{len(chain)} step(s) only and ignores the rest, while lstm_ref's LSTM reads "
             "every step; export the loop with as many steps as the input has (a fixed time axis)"
         )
-    return source, axis
+    return source, axis, order[0] > 0
 
 
 def _moved_from(name: str, producers: Mapping[str, Any]) -> str:
-    """The tensor ``name`` is moved from by ops that only move elements (first input)."""
+    """The tensor ``name`` is moved from by ops that only move elements (first input), up
+    to a Concat of several tensors (the steps of a sequence joined, e.g. an LSTM's outputs)."""
     node = producers.get(name)
-    while node is not None and node.op_type in MOVES + AS_IS:
+    while node is not None and node.op_type in MOVES + AS_IS and not _joins(node):
         name = node.input[0]
         node = producers.get(name)
     return name
+
+
+def _joins(node: Any) -> bool:
+    """Whether ``node`` is a Concat of several tensors."""
+    return node.op_type == "Concat" and len([i for i in node.input if i]) > 1
 
 
 def _shape_of(name: str, model: Any) -> list[int | str] | None:
@@ -265,27 +316,26 @@ def _step(
 
 
 def _lstm_nodes(
-    chain: list[Cell],
-    params: LSTMParams,
-    source: str,
-    time_axis: int,
+    chains: list[Any],
     constants: Mapping[str, Array],
     producers: Mapping[str, Any],
 ) -> tuple[list[Any], dict[str, Array]]:
-    """The fused LSTM node, the nodes around it and their constants (module table)."""
+    """The fused LSTM node of one or two chains (forward, reverse: module table), the nodes
+    around it and their constants."""
     from onnx import helper
 
     from .onnx import ONNX_ORDER
 
-    H = chain[0].layer.hidden_size
-    p = f"{chain[0].name}/fused_lstm"
-    W, R, b = (reorder_gates(a, ONNX_ORDER, inverse=True) for a in params)
+    first_chain, _, source, time_axis, _ = chains[0]
+    H = first_chain[0].layer.hidden_size
+    p = f"{first_chain[0].name}/fused_lstm"
+    directions = [reverse for *_, reverse in chains]
+    weights = [[reorder_gates(a, ONNX_ORDER, inverse=True) for a in c[1]] for c in chains]
     arrays = {
-        f"{p}/W": W[None],
-        f"{p}/R": R[None],
-        f"{p}/B": np.concatenate([b, np.zeros_like(b)])[None],
+        f"{p}/W": np.stack([W for W, _, _ in weights]),
+        f"{p}/R": np.stack([R for _, R, _ in weights]),
+        f"{p}/B": np.stack([np.concatenate([b, np.zeros_like(b)]) for _, _, b in weights]),
         f"{p}/state_shape": np.array([1, -1, H], np.int64),
-        f"{p}/row_shape": np.array([-1, H], np.int64),
     }
     nodes = []
     x = source
@@ -293,23 +343,34 @@ def _lstm_nodes(
         x = f"{p}/X"
         nodes.append(helper.make_node("Transpose", [source], [x], f"{p}/X", perm=[1, 0, 2]))
     states = []
-    for which, name in (("h", chain[0].h_prev), ("c", chain[0].c_prev)):
-        if _is_zeros(name, constants, producers):
+    for which in ("h", "c"):
+        names = [getattr(c[0][0], f"{which}_prev") for c in chains]
+        if all(_is_zeros(name, constants, producers) for name in names):
             states.append("")
             continue
+        parts = [f"{p}/initial_{which}_{d}" for d in range(len(chains))]
+        for name, part in zip(names, parts, strict=True):
+            nodes.append(helper.make_node("Reshape", [name, f"{p}/state_shape"], [part], part))
         states.append(f"{p}/initial_{which}")
-        nodes.append(
-            helper.make_node("Reshape", [name, f"{p}/state_shape"], [states[-1]], states[-1])
-        )
-    Y, Y_c = f"{p}/Y", f"{p}/Y_c"
+        nodes.append(helper.make_node("Concat", parts, [states[-1]], states[-1], axis=0))
+    Y, Y_h, Y_c = f"{p}/Y", f"{p}/Y_h", f"{p}/Y_c"
     inputs = [x, f"{p}/W", f"{p}/R", f"{p}/B", "", *states]
-    nodes.append(helper.make_node("LSTM", inputs, [Y, "", Y_c], p, hidden_size=H))
-    for k, cell in enumerate(chain):
-        arrays[f"{p}/step_{k}"] = np.array(k, np.int64)
-        step = f"{p}/Y_{k}"
-        nodes.append(helper.make_node("Gather", [Y, f"{p}/step_{k}"], [step], step, axis=0))
-        nodes.append(helper.make_node("Reshape", [step, f"{p}/row_shape"], [cell.h], f"{p}/h_{k}"))
-    nodes.append(helper.make_node("Reshape", [Y_c, f"{p}/row_shape"], [chain[-1].c], f"{p}/c"))
+    direction = "bidirectional" if len(chains) == 2 else ("reverse" if directions[0] else "forward")
+    nodes.append(
+        helper.make_node("LSTM", inputs, [Y, Y_h, Y_c], p, hidden_size=H, direction=direction)
+    )
+    T = len(first_chain)
+    for t in range(T):
+        arrays[f"{p}/step_{t}"] = np.array(t, np.int64)
+        nodes.append(helper.make_node("Gather", [Y, f"{p}/step_{t}"], [f"{p}/Y_{t}"], axis=0))
+    for d, (chain, *_, reverse) in enumerate(chains):
+        arrays[f"{p}/direction_{d}"] = np.array(d, np.int64)
+        for k, cell in enumerate(chain):
+            t = T - 1 - k if reverse else k
+            step = f"{p}/Y_{t}"
+            nodes.append(helper.make_node("Gather", [step, f"{p}/direction_{d}"], [cell.h], axis=0))
+        c = chain[-1].c
+        nodes.append(helper.make_node("Gather", [Y_c, f"{p}/direction_{d}"], [c], axis=0))
     return nodes, arrays
 
 
