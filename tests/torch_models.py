@@ -85,3 +85,47 @@ def assert_matches_nn_lstm(net, module, seqs, rng, atol):
         want_c = torch.cat(list(c_n[k * D : (k + 1) * D]), dim=-1).numpy()
         np.testing.assert_allclose(final[layer.name].h, want_h, rtol=0, atol=atol)
         np.testing.assert_allclose(final[layer.name].c, want_c, rtol=0, atol=atol)
+
+
+def onnx_export(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    exporter: str,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    **options,
+):
+    """``module`` as torch.onnx.export writes it — ``exporter`` "dynamo" (the default one)
+    or "torchscript" (``dynamo=False``) — with the named axes of the named inputs dynamic
+    (TorchScript's ``dynamic_axes``; a ``forward(self, *inputs)`` takes them as one
+    argument each); the ModelProto, the exporters' notes silenced."""
+    import contextlib
+    import inspect
+    import io
+    import warnings
+
+    import onnx
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporters' deprecation and tracer notes
+        if exporter == "dynamo":
+            dims = {d: torch.export.Dim(d) for axes in dynamic_axes.values() for d in axes.values()}
+            dynamic = tuple(
+                {a: dims[d] for a, d in dynamic_axes[n].items()} if n in dynamic_axes else None
+                for n in input_names
+            )
+            (first, *_) = inspect.signature(module.forward).parameters.values()
+            if first.kind is first.VAR_POSITIONAL:
+                dynamic = (dynamic,)
+            program = torch.onnx.export(
+                module, args, dynamo=True, verbose=False, input_names=input_names,
+                output_names=output_names, dynamic_shapes=dynamic, **options,
+            )  # fmt: skip
+            return program.model_proto
+        buffer = io.BytesIO()
+        torch.onnx.export(
+            module, args, buffer, dynamo=False, input_names=input_names,
+            output_names=output_names, dynamic_axes=dynamic_axes, **options,
+        )  # fmt: skip
+        return onnx.load_from_string(buffer.getvalue())

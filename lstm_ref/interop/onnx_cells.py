@@ -23,8 +23,8 @@ one product                         x · Wᵀ: h_prev was a constant (a first st
 the two products                    x · Wᵀ and h_prev · Rᵀ: h_prev · Rᵀ is the one
                                     whose weight is H wide; when C = H, the one whose
                                     operand is a state as c_prev is (both graph
-                                    inputs, picked alike from one tensor, or an
-                                    earlier cell's h)
+                                    inputs, both ConstantOfShape, picked alike from
+                                    one tensor, or an earlier cell's h)
 ==================================  ==============================================
 
 The blocks' order gives the gate order, reordered to lstm_ref's i, f, g, o; the biases
@@ -220,11 +220,14 @@ def _recurrent(
 
     def like_c(name: str) -> bool:
         """``name`` is a state as c_prev is: both inputs of the graph, both picked from
-        the same tensor by the same op, or ``name`` an earlier cell's o ⊙ tanh(c)."""
+        the same tensor by the same op, both made by ConstantOfShape (zeros sized at run
+        time), or ``name`` an earlier cell's o ⊙ tanh(c)."""
         p = producers.get(name)
         if p is None or c_source is None:
             return p is None and c_source is None
         if p.op_type == "Mul" and _by_op(p.input, producers, "Sigmoid", "Tanh") is not None:
+            return True
+        if p.op_type == c_source.op_type == "ConstantOfShape":  # zeros of the batch's size
             return True
         return p.op_type == c_source.op_type and list(p.input[:1]) == list(c_source.input[:1])
 

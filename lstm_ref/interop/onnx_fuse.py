@@ -71,6 +71,8 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
     constants = constants_of(graph)
     cells = [c for c in find_cells(graph, constants) if c.h in wanted]
     if not cells:
+        if not any(node.op_type == "LSTM" for node in needed(graph, output)[0]):
+            _refuse_first_steps(model, output, where)
         return graph, positions
     fused = onnx.GraphProto()
     fused.CopyFrom(graph)
@@ -241,10 +243,10 @@ def _source(
             "order, from the last), none skipped"
         )
     if shape[axis] != len(chain):
-        length = f"its {shape[axis]}" if isinstance(shape[axis], int) else "any number"
+        length = shape[axis] if isinstance(shape[axis], int) else "any number of"
         raise InputError(
             f"{where}: the LSTM cells read steps 1 to {len(chain)} of {source!r}, whose "
-            f"time axis {axis} holds {length} of steps: the graph computes the first "
+            f"time axis {axis} holds {length} steps: the graph computes the first "
             f"{len(chain)} step(s) only and ignores the rest, while lstm_ref's LSTM reads "
             "every step; export the loop with as many steps as the input has (a fixed time axis)"
         )
@@ -396,10 +398,61 @@ def _check_unread(
     """An InputError if ``output`` still needs a cell's own computation: a cell state c
     read before the last step, which the fused node does not return."""
     left = {o for node in needed(fused, output)[0] for o in node.output}
-    for cell in cells:
+    for cell in reversed(cells):  # the last one read (the ones before it it reads)
         if renamed.get(cell.c, cell.c) in left:
             raise InputError(
                 f"{where}: the graph reads the cell state c of the LSTM cell {cell.name!r}, "
                 "before the loop's last step; lstm_ref's LSTM returns h at every step and c "
                 "after the last only"
             )
+
+
+def _refuse_first_steps(model: Any, output: str, where: str) -> None:
+    """An InputError if ``output``, computed with no LSTM node from one input X, reads only
+    X's first steps while X's time axis may hold any number — found by running the graph
+    (:class:`~.onnx_runner.ReferenceSession`) with the later steps changed. Keras 3's ONNX
+    export writes an LSTM over a time axis of unknown length so: its first step only."""
+    from ..errors import LstmRefError
+    from .onnx_runner import ReferenceSession
+
+    inputs = [i for i in model.graph.input if i.name not in constants_of(model.graph)]
+    if len(inputs) != 1 or len(dims(inputs[0])) != 3:
+        return
+    x, shape = inputs[0].name, dims(inputs[0])
+    varying = [a for a, d in enumerate(shape[:2]) if not (isinstance(d, int) and d > 0)]
+    try:
+        session = ReferenceSession(model, dtype=np.float64)
+        read = {a: _steps_read(session, x, output, shape, a) for a in varying}
+    except (LstmRefError, ValueError, IndexError):  # the walk's own refusal says why
+        return
+    for axis, k in read.items():
+        if k < _PROBE_STEPS:
+            first = "its first step" if k == 1 else f"its first {k} steps"
+            raise InputError(
+                f"{where}: output {output!r} reads only {first} of input {x!r}, whose time "
+                f"axis {axis} holds any number of steps (changing the later steps changes "
+                "nothing), and no LSTM node: an LSTM written out as ops for the first step "
+                "only, as Keras 3's ONNX export writes one over a time axis of unknown "
+                "length; lstm_ref's LSTM reads every step (read the Keras model's own file)"
+            )
+
+
+_PROBE_STEPS = 6
+
+
+def _steps_read(session: Any, x: str, output: str, shape: list[int | str], axis: int) -> int:
+    """How many first steps along ``axis`` of X ``output`` reads: the fewest k for which
+    new values at the steps after k change nothing (``_PROBE_STEPS`` if every step counts)."""
+    sizes = [
+        _PROBE_STEPS if k == axis else d if isinstance(d, int) and d > 0 else 2
+        for k, d in enumerate(shape)
+    ]
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=sizes)
+    reference = session.run([output], {x: data})[0]
+    for k in range(1, _PROBE_STEPS):
+        later = np.moveaxis(data.copy(), axis, 0)
+        later[k:] = rng.normal(size=later[k:].shape)
+        if np.array_equal(session.run([output], {x: np.moveaxis(later, 0, axis)})[0], reference):
+            return k
+    return _PROBE_STEPS
