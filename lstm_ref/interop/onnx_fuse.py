@@ -32,6 +32,7 @@ state read before the last step).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,12 +40,23 @@ import numpy as np
 from ..errors import InputError
 from ..lstm import LSTMParams, reorder_gates
 from .onnx_cells import Cell, find_cells
-from .onnx_normalise import cells_visible
 from .onnx_graph import AS_IS, MOVES, dims, needed
+from .onnx_normalise import cells_visible
 from .onnx_ops import run_node
 from .onnx_specialise import constants_of
 
 Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain of cells as one LSTM direction reads it."""
+
+    cells: list[Cell]
+    params: LSTMParams
+    source: str  # the tensor S whose steps the cells read
+    time_axis: int  # of S
+    reverse: bool  # the cells read S's steps from the last
 
 
 def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[Any, dict[str, int]]:
@@ -80,19 +92,21 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
     at = {id(n): k for k, n in enumerate(graph.node)}
     inserted: dict[int, list[Any]] = {}
     renamed: dict[str, str] = {}
-    read = {}
-    for chain in _chains(cells, where):
-        source, time_axis, reverse = _source(chain, model, producers, constants, opset, where)
-        read[chain[0].name] = (chain, _weights(chain, where), source, time_axis, reverse)
-    for node_chains in _directions(list(read.values())):
-        nodes, arrays = _lstm_nodes(node_chains, constants, producers)
-        first = min(at[id(producers[chain[0].h])] for chain, *_ in node_chains)
+    _refuse_kept_states(cells, producers, where)
+    chains = [
+        Chain(cs, _weights(cs, where), *_source(cs, model, producers, constants, opset, where))
+        for cs in _chains(cells, where)
+    ]
+    final_h: dict[str, str] = {}  # each chain's last h: the fused node's Y_h (a direction)
+    for node_chains in _directions(chains):
+        nodes, arrays = _lstm_nodes(node_chains, constants, producers, final_h)
+        first = min(at[id(producers[chain.cells[0].h])] for chain in node_chains)
         inserted[first] = nodes
         positions.update((n.output[0], first) for n in nodes)
         fused.initializer.extend(onnx.numpy_helper.from_array(a, n) for n, a in arrays.items())
-        for chain, *_ in node_chains:
-            renamed.update({c.h: f"{c.h}/unfused" for c in chain})
-            renamed[chain[-1].c] = f"{chain[-1].c}/unfused"
+        for chain in node_chains:
+            renamed.update({c.h: f"{c.h}/unfused" for c in chain.cells})
+            renamed[chain.cells[-1].c] = f"{chain.cells[-1].c}/unfused"
     del fused.node[:]
     for k, node in enumerate(graph.node):
         fused.node.extend(inserted.get(k, []))
@@ -102,45 +116,44 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
             copy.output[j] = renamed.get(name, name)
         fused.node.append(copy)
     _check_unread(fused, output, cells, renamed, where)
-    _final_states(fused, output, read)
+    _final_states(fused, output, chains, final_h)
     return fused, positions
 
 
-def _directions(chains: list[Any]) -> list[list[Any]]:
+def _directions(chains: list[Chain]) -> list[list[Chain]]:
     """The chains grouped by fused node: a forward and a reverse chain over the same steps
-    of one tensor with the same hidden size make one bidirectional node (as Keras's
-    Bidirectional writes them), every other chain a node of its own."""
-    groups: list[list[Any]] = []
-    for read in chains:
-        chain, params, source, axis, reverse = read
+    of one tensor with the same weight shapes make one bidirectional node (forward first,
+    as Keras's Bidirectional writes them), every other chain a node of its own."""
+    groups: list[list[Chain]] = []
+    for chain in chains:
         pair = next(
             (
-                g
-                for g in groups
-                if len(g) == 1
-                and g[0][2:4] == (source, axis)
-                and g[0][4] != reverse
-                and len(g[0][0]) == len(chain)
-                and g[0][1].W.shape == params.W.shape
+                group
+                for group in groups
+                if len(group) == 1
+                and (group[0].source, group[0].time_axis) == (chain.source, chain.time_axis)
+                and group[0].reverse != chain.reverse
+                and len(group[0].cells) == len(chain.cells)
+                and group[0].params.W.shape == chain.params.W.shape
             ),
             None,
         )
         if pair is None:
-            groups.append([read])
+            groups.append([chain])
         else:
-            pair.append(read)
-            pair.sort(key=lambda r: r[4])  # forward first
+            pair.append(chain)
+            pair.sort(key=lambda c: c.reverse)
     return groups
 
 
-def _final_states(fused: Any, output: str, read: Mapping[str, Any]) -> None:
+def _final_states(fused: Any, output: str, chains: list[Chain], final_h: Mapping[str, str]) -> None:
     """Each chain whose last h alone is read (no step before it): that h read from Y_h, as
     a network returning its final state (Keras's return_sequences=False) reads it."""
     wanted = {o for node in needed(fused, output)[0] for o in node.output}
-    lasts = {chain[-1].h for chain, *_ in read.values() if not any(c.h in wanted for c in chain[:-1])}
+    lasts = {c.cells[-1].h for c in chains if not wanted & {cell.h for cell in c.cells[:-1]}}
     for node in fused.node:
-        if node.output[0] in lasts:  # Gather(Y at the last cell's step, direction)
-            node.input[0] = node.input[0].rsplit("/Y_", 1)[0] + "/Y_h"
+        if node.output[0] in lasts:  # Gather(Y at the last cell's step, its direction)
+            node.input[0] = final_h[node.output[0]]
 
 
 def _chains(cells: list[Cell], where: str) -> list[list[Cell]]:
@@ -171,6 +184,21 @@ def _chains(cells: list[Cell], where: str) -> list[list[Cell]]:
             chain.append(after[chain[-1].name])
         chains.append(chain)
     return chains
+
+
+def _refuse_kept_states(cells: list[Cell], producers: Mapping[str, Any], where: str) -> None:
+    """An InputError if a cell reads its state through a ``Where``: a step skipped in some
+    rows (their state kept), as Keras's Masking is written (``Where``, with ``If``)."""
+    for cell in cells:
+        for name in (cell.h_prev, cell.c_prev):
+            if name in producers and producers[name].op_type == "Where":
+                raise InputError(
+                    f"{where}: the LSTM cell {cell.name!r} reads its state from "
+                    f"{producers[name].name!r} (Where): a step that some rows skip, keeping "
+                    "their state, as Keras's Masking is written (Where and If); lstm_ref reads "
+                    "a loop whose every step runs the cell. Read the Keras model's own file "
+                    "(.keras), whose Masking it imports"
+                )
 
 
 def _weights(chain: list[Cell], where: str) -> LSTMParams:
@@ -239,8 +267,8 @@ def _source(
     if order not in (forward, forward[::-1]):
         raise InputError(
             f"{where}: the LSTM cells {names} read steps {[k + 1 for k in order]} of "
-            f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order (or in reverse "
-            "order, from the last), none skipped"
+            f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped (a "
+            f"reverse one {len(chain)}, …, 2, 1)"
         )
     if shape[axis] != len(chain):
         length = shape[axis] if isinstance(shape[axis], int) else "any number of"
@@ -248,7 +276,9 @@ def _source(
             f"{where}: the LSTM cells read steps 1 to {len(chain)} of {source!r}, whose "
             f"time axis {axis} holds {length} steps: the graph computes the first "
             f"{len(chain)} step(s) only and ignores the rest, while lstm_ref's LSTM reads "
-            "every step; export the loop with as many steps as the input has (a fixed time axis)"
+            "every step; export the loop with as many steps as the input has (a fixed time "
+            "axis: Keras 3's ONNX export writes every step of an LSTM on keras.Input((T, C)), "
+            "its first step only on keras.Input((None, C)))"
         )
     return source, axis, order[0] > 0
 
@@ -318,21 +348,21 @@ def _step(
 
 
 def _lstm_nodes(
-    chains: list[Any],
+    chains: list[Chain],
     constants: Mapping[str, Array],
     producers: Mapping[str, Any],
+    final_h: dict[str, str],
 ) -> tuple[list[Any], dict[str, Array]]:
     """The fused LSTM node of one or two chains (forward, reverse: module table), the nodes
-    around it and their constants."""
+    around it and their constants; ``final_h`` gets each chain's last h's Y_h."""
     from onnx import helper
 
     from .onnx import ONNX_ORDER
 
-    first_chain, _, source, time_axis, _ = chains[0]
-    H = first_chain[0].layer.hidden_size
-    p = f"{first_chain[0].name}/fused_lstm"
-    directions = [reverse for *_, reverse in chains]
-    weights = [[reorder_gates(a, ONNX_ORDER, inverse=True) for a in c[1]] for c in chains]
+    first = chains[0].cells[0]
+    H = first.layer.hidden_size
+    p = f"{first.name}/fused_lstm"
+    weights = [[reorder_gates(a, ONNX_ORDER, inverse=True) for a in c.params] for c in chains]
     arrays = {
         f"{p}/W": np.stack([W for W, _, _ in weights]),
         f"{p}/R": np.stack([R for _, R, _ in weights]),
@@ -340,13 +370,13 @@ def _lstm_nodes(
         f"{p}/state_shape": np.array([1, -1, H], np.int64),
     }
     nodes = []
-    x = source
-    if time_axis == 1:
+    x = chains[0].source
+    if chains[0].time_axis == 1:
         x = f"{p}/X"
-        nodes.append(helper.make_node("Transpose", [source], [x], f"{p}/X", perm=[1, 0, 2]))
+        nodes.append(helper.make_node("Transpose", [chains[0].source], [x], x, perm=[1, 0, 2]))
     states = []
     for which in ("h", "c"):
-        names = [getattr(c[0][0], f"{which}_prev") for c in chains]
+        names = [getattr(c.cells[0], f"{which}_prev") for c in chains]
         if all(_is_zeros(name, constants, producers) for name in names):
             states.append("")
             continue
@@ -357,22 +387,23 @@ def _lstm_nodes(
         nodes.append(helper.make_node("Concat", parts, [states[-1]], states[-1], axis=0))
     Y, Y_h, Y_c = f"{p}/Y", f"{p}/Y_h", f"{p}/Y_c"
     inputs = [x, f"{p}/W", f"{p}/R", f"{p}/B", "", *states]
-    direction = "bidirectional" if len(chains) == 2 else ("reverse" if directions[0] else "forward")
+    direction = "reverse" if chains[0].reverse else "forward"
+    direction = "bidirectional" if len(chains) == 2 else direction
     nodes.append(
         helper.make_node("LSTM", inputs, [Y, Y_h, Y_c], p, hidden_size=H, direction=direction)
     )
-    T = len(first_chain)
-    for t in range(T):
+    T = len(chains[0].cells)
+    for t in range(T):  # Y_t (D, B, H)
         arrays[f"{p}/step_{t}"] = np.array(t, np.int64)
         nodes.append(helper.make_node("Gather", [Y, f"{p}/step_{t}"], [f"{p}/Y_{t}"], axis=0))
-    for d, (chain, *_, reverse) in enumerate(chains):
-        arrays[f"{p}/direction_{d}"] = np.array(d, np.int64)
-        for k, cell in enumerate(chain):
-            t = T - 1 - k if reverse else k
-            step = f"{p}/Y_{t}"
-            nodes.append(helper.make_node("Gather", [step, f"{p}/direction_{d}"], [cell.h], axis=0))
-        c = chain[-1].c
-        nodes.append(helper.make_node("Gather", [Y_c, f"{p}/direction_{d}"], [c], axis=0))
+    for d, chain in enumerate(chains):
+        direction = f"{p}/direction_{d}"
+        arrays[direction] = np.array(d, np.int64)
+        for k, cell in enumerate(chain.cells):
+            step = f"{p}/Y_{T - 1 - k if chain.reverse else k}"
+            nodes.append(helper.make_node("Gather", [step, direction], [cell.h], axis=0))
+        final_h[chain.cells[-1].h] = Y_h
+        nodes.append(helper.make_node("Gather", [Y_c, direction], [chain.cells[-1].c], axis=0))
     return nodes, arrays
 
 
