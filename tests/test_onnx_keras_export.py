@@ -59,6 +59,7 @@ def keras_model(kind: str) -> keras.Model:
         "bidirectional_sequence": lambda x: L.Bidirectional(L.LSTM(4, return_sequences=True))(x),
         "backwards": lambda x: L.LSTM(6, go_backwards=True)(x),
         "masked": lambda x: L.LSTM(4)(L.Masking(0.0)(x)),
+        "backwards_sequence": lambda x: L.LSTM(4, go_backwards=True, return_sequences=True)(x),
     }[kind](inp)
     if "sequence" not in kind:
         y = L.Dense(3, activation="softmax")(y)
@@ -147,6 +148,19 @@ def test_keras_masking_export_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"reads its state from '.*' \(Where\): a step that some "
                        r"rows skip.* Keras's Masking is written .* Read the Keras model's own "
                        r"file \(.keras\)"):  # fmt: skip
+        from_onnx(path)
+
+
+def test_keras_go_backwards_sequence_export_is_refused(tmp_path):
+    """go_backwards with return_sequences: Keras's outputs run from the last step to the
+    first, which no ONNX LSTM output holds (lstm_ref reads it from the .keras file as a
+    reverse LSTM and a TimeReversal); the steps read in that order are refused."""
+    model, path = export("backwards_sequence", tmp_path)
+    x = data()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (runtime,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(runtime, model.predict(x, verbose=0), rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match="expected every step once along axis 1"):
         from_onnx(path)
 
 

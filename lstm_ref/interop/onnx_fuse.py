@@ -1,7 +1,9 @@
 """ONNX import: a loop over one LSTM cell, unrolled into ops, fused into one ``LSTM`` node.
 
 ``torch.onnx.export`` unrolls ``for t in range(T): h, c = cell(x[t], (h, c))`` over an
-``nn.LSTMCell`` into T cells written out as ops (:mod:`.onnx_cells` recognises each). Before
+``nn.LSTMCell`` into T cells written out as ops (:mod:`.onnx_cells` recognises each), and
+Keras 3's ONNX export so writes an LSTM layer on an input of fixed length (its cells first
+brought to the form :mod:`.onnx_cells` reads: :mod:`.onnx_normalise`). Before
 :func:`~lstm_ref.interop.onnx.from_onnx` follows the graph, such a chain of cells is
 rewritten into the ONNX ``LSTM`` node it computes (as OpenVINO's fusion passes rewrite
 one), so that whatever reads the cells' outputs is read as it is after any LSTM node:
@@ -9,24 +11,33 @@ one), so that whatever reads the cells' outputs is read as it is after any LSTM 
 ===============================================  ============================================
 the cells                                        the fused node
 ===============================================  ============================================
-cell k's h_prev, c_prev are cell k−1's h, c      one forward ``LSTM`` (layout 0)
+cell k's h_prev, c_prev are cell k−1's h, c      one ``LSTM`` direction (layout 0)
 the same W, R and b in every cell (values         W, R, B (ONNX's blocks i, o, f, c); B's
 compared); a first cell from a constant h_prev    recurrent half 0. R is the next cell's
 whose h_prev · Rᵀ was folded into its bias (R     (the first cell reads as it computes: its
 reads 0) must have the others' bias               h_prev · Rᵀ is 0)
 cell k's x: step k of one 3-D tensor S (found     X = S (time-major), or S transposed
-through the ops that move elements: Gather,       ``(1, 0, 2)`` when its time axis is 1
-Slice, Squeeze, Split, Transpose, …), steps
-0, 1, …, T−1 of S's T, in order
-the first cell's h_prev, c_prev                   initial_h, initial_c (reshaped (1, B, H));
-                                                  a constant of zeros, or ``""``: left out
-cell k's h; the last cell's c                     step k of Y; Y_c (each reshaped (B, H))
+through the ops that move elements: Gather,       ``(1, 0, 2)`` when its time axis is 1;
+Slice, Squeeze, Split, Transpose, …, up to a      direction forward
+Concat of several tensors), steps 0, 1, …, T−1
+of S's T, in order
+… steps T−1, …, 1, 0 (Keras's go_backwards)      direction reverse
+a forward and a reverse chain over the same S,    one node, direction bidirectional (Keras's
+with weights of the same shapes                   Bidirectional)
+the first cell's h_prev, c_prev                   initial_h, initial_c (reshaped (1, B, H),
+                                                  the directions concatenated); a constant of
+                                                  zeros, or ``""``: left out
+cell k's h; the last cell's c                     Y at the step it read, in its direction;
+                                                  Y_c (each (B, H))
+the last cell's h when no other cell's h is read  Y_h (the final state, as Keras's
+                                                  return_sequences=False reads it)
 ===============================================  ============================================
 
 The cells' own nodes stay in the graph, unread. Anything else about a chain is refused,
 naming the cell and what was found (cells with different weights, an x that is not a step
-of the one tensor, steps skipped or reordered, fewer steps than the tensor holds, a cell
-state read before the last step).
+of the one tensor, steps skipped or out of order, fewer steps than the tensor holds, a cell
+state read before the last step, a state read through a ``Where`` — a step some rows skip,
+as Keras's Masking is written).
 """
 
 from __future__ import annotations
