@@ -187,24 +187,51 @@ def test_the_dynamo_export_folds_the_first_step_from_zeros(exported):
 
 
 # ------------------------------------------------------------------------------- refusals
-class Loop(torch.nn.Module):
-    """fc(h) after a loop over the steps ``reads`` makes of x, from (h0, c0) given: one
-    cell, or ``cells`` taken in turn; plus fc(c) after step ``c_out`` + 1 if given."""
+class Body(torch.nn.Module):
+    """fc of what ``body(cells, x, h, c)`` returns, x (5, 2, 4) and (h, c) given; ``cells``
+    LSTMCells (4 → H)."""
 
-    def __init__(self, reads, cells: int = 1, c_out: int | None = None) -> None:
+    def __init__(self, body, cells: int = 1) -> None:
         super().__init__()
-        self.reads = reads
+        self.body = body
         self.cells = torch.nn.ModuleList(torch.nn.LSTMCell(4, H) for _ in range(cells))
         self.fc = torch.nn.Linear(H, K)
-        self.c_out = c_out
 
     def forward(self, x, h, c):
-        y = 0
-        for k, x_t in enumerate(self.reads(x)):
-            h, c = self.cells[k % len(self.cells)](x_t, (h, c))
-            if k == self.c_out:
-                y = self.fc(c)
-        return y + self.fc(h)
+        return self.fc(self.body(self.cells, x, h, c))
+
+
+def run(cells, xs, h, c) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The cells taken in turn over the steps ``xs``: every h and every c."""
+    hs, cs = [], []
+    for k, x_t in enumerate(xs):
+        h, c = cells[k % len(cells)](x_t, (h, c))
+        hs.append(h)
+        cs.append(c)
+    return hs, cs
+
+
+def h_not_carried(cells, x, h0, c, every_h: bool = True):
+    """Every step from the first h, c carried; the sum of every step's h (or the last)."""
+    hs = []
+    for x_t in x:
+        h, c = cells[0](x_t, (h0, c))
+        hs.append(h)
+    return sum(hs) if every_h else hs[-1]
+
+
+def c_after_step_3(cells, x, h, c):
+    """The last h plus the c after step 3."""
+    hs, cs = run(cells, x, h, c)
+    return hs[-1] + cs[2]
+
+
+def two_continuations(cells, x, h, c):
+    """Steps 1 and 2, then step 3 twice from step 2's state."""
+    hs, cs = run(cells, list(x[:2]), h, c)
+    a, _ = cells[0](x[2], (hs[-1], cs[-1]))
+    b, _ = cells[0](x[2] + 0, (hs[-1], cs[-1]))
+    return a + b
 
 
 def _export_loop(module: torch.nn.Module, steps: int = 5, dynamic_time: bool = False):
@@ -216,41 +243,61 @@ def _export_loop(module: torch.nn.Module, steps: int = 5, dynamic_time: bool = F
     return onnx_export(module, args, "torchscript", ["x", "h", "c"], ["y"], dynamic)
 
 
+def last_h(xs):
+    """A body: the h of the last of the steps ``xs(x)``."""
+    return lambda cells, x, h, c: run(cells, xs(x), h, c)[0][-1]
+
+
 @pytest.mark.parametrize(
     ("module", "message"),
     [
         (
-            Loop(lambda x: list(x), cells=5),  # a ModuleList of cells, one per step
+            Body(last_h(list), cells=5),  # a ModuleList of cells, one per step
             r"the LSTM cells '/cells.0/Mul_2' and '/cells.1/Mul_2' have different W and R and "
             r"b: each step its own cell is not one LSTM",
         ),
         (
-            Loop(lambda x: [x[t] for t in range(0, 5, 2)]),
-            r"read steps \[1, 3, 5\] of 'x'; an LSTM reads steps 1, 2, …, 3 in order, none "
-            "skipped",
+            Body(last_h(lambda x: [x[t] for t in range(0, 5, 2)])),
+            r"the loop of 3 LSTM cells \('/cells.0/Mul_2' … '/cells.0_2/Mul_2'\) reads steps "
+            r"\[1, 3, 5\] of 'x'; an LSTM reads steps 1, 2, …, 3 in order, none skipped",
         ),
         (
-            Loop(lambda x: [x[t] if t % 2 else 2 * x[t] for t in range(5)]),
-            r"read x from \[.*\]; a loop over one cell reads steps of one tensor",
+            Body(last_h(lambda x: [x[t] if t % 2 else 2 * x[t] for t in range(5)])),
+            r"reads x from 4 tensors \(.*\); a loop over one cell reads steps of one tensor",
         ),
         (
-            Loop(lambda x: [x[t, :, [3, 2, 1, 0]] for t in range(5)]),
+            Body(last_h(lambda x: [x[t, :, [3, 2, 1, 0]] for t in range(5)])),
             r"the LSTM cell '/cells.0/Mul_2' reads x '.*', which is not one step \(rows × "
             r"features\) of 'x'",
         ),
         (
-            Loop(lambda x: [x[t] for t in range(3)]),
-            r"the LSTM cells read steps 1 to 3 of 'x', whose time axis 0 holds 5 steps: "
-            "the graph computes the first 3 step",
+            Body(last_h(lambda x: [x[t] for t in range(3)])),
+            r"reads steps 1 to 3 of 'x', whose time axis 0 holds 5 steps: the graph computes "
+            "the first 3 step",
         ),
         (
-            Loop(lambda x: list(x), c_out=2),
+            Body(c_after_step_3),
             r"reads the cell state c of the LSTM cell '/cells.0_2/Mul_2', before the loop's "
             "last step",
         ),
+        (
+            Body(h_not_carried),
+            r"the LSTM cell '/cells.0_1/Mul_2' reads c from cell '/cells.0/Mul_2' but h from "
+            "'h'; a loop over one cell reads both from the step before",
+        ),
+        (  # the steps before the last have no h, so no cell: the last starts from their c
+            Body(lambda *a: h_not_carried(*a, every_h=False)),
+            r"the loop of one LSTM cell \('/cells.0_4/Mul_2'\) starts from c_prev '.*', "
+            "computed from 'x' by ops that are not a cell of the loop",
+        ),
+        (
+            Body(two_continuations),
+            r"the LSTM cells '/cells.0_2/Mul_2' and '/cells.0_3/Mul_2' both continue from cell "
+            "'/cells.0_1/Mul_2'",
+        ),
     ],
     ids=["per_step_cells", "skipped", "two_tensors", "not_a_step", "fewer_steps",
-         "c_before_the_end"],
+         "c_before_the_end", "h_not_carried", "state_from_the_data", "two_continuations"],
 )  # fmt: skip
 def test_cell_loops_that_are_not_one_lstm_are_refused(module, message):
     with pytest.raises(InputError, match=message):
@@ -260,7 +307,7 @@ def test_cell_loops_that_are_not_one_lstm_are_refused(module, message):
 def test_a_fixed_loop_over_a_dynamic_time_axis_is_refused():
     """Exported with a dynamic time axis, the traced loop still runs its 5 steps: the file
     computes the first 5 steps of any longer input (onnxruntime shows it)."""
-    proto = _export_loop(Loop(lambda x: [x[t] for t in range(len(x))]), dynamic_time=True)
+    proto = _export_loop(Body(last_h(lambda x: [x[t] for t in range(len(x))])), dynamic_time=True)
     rng = np.random.default_rng(0)
     x, h, c = (rng.normal(size=s).astype(np.float32) for s in ((7, 2, 4), (2, H), (2, H)))
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -43,31 +43,20 @@ as Keras's Masking is written).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..lstm import LSTMParams, reorder_gates
+from ..errors import InputError, LstmRefError
+from ..lstm import LSTMParams
 from .onnx_cells import Cell, find_cells
-from .onnx_graph import AS_IS, MOVES, dims, needed
+from .onnx_fuse_node import Chain, lstm_nodes, pair_directions, read_final_states
+from .onnx_graph import AS_IS, MEASURES, MOVES, dims, needed
 from .onnx_normalise import cells_visible
 from .onnx_ops import run_node
 from .onnx_specialise import constants_of
 
 Array = np.ndarray
-
-
-@dataclass(frozen=True)
-class Chain:
-    """A chain of cells as one LSTM direction reads it."""
-
-    cells: list[Cell]
-    params: LSTMParams
-    source: str  # the tensor S whose steps the cells read
-    time_axis: int  # of S
-    reverse: bool  # the cells read S's steps from the last
 
 
 def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[Any, dict[str, int]]:
@@ -90,11 +79,12 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
 
     model, positions = cells_visible(model)  # Keras's cells: as onnx_cells reads them
     graph = model.graph
-    wanted = {o for node in needed(graph, output)[0] for o in node.output}
+    wanted = needed(graph, output)[0]
+    made = {o for node in wanted for o in node.output}
     constants = constants_of(graph)
-    cells = [c for c in find_cells(graph, constants) if c.h in wanted]
+    cells = [c for c in find_cells(graph, constants) if c.h in made or c.c in made]
     if not cells:
-        if not any(node.op_type == "LSTM" for node in needed(graph, output)[0]):
+        if not any(node.op_type == "LSTM" for node in wanted):
             _refuse_first_steps(model, output, where)
         return graph, positions
     fused = onnx.GraphProto()
@@ -109,8 +99,8 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
         for cs in _chains(cells, where)
     ]
     final_h: dict[str, str] = {}  # each chain's last h: the fused node's Y_h (a direction)
-    for node_chains in _directions(chains):
-        nodes, arrays = _lstm_nodes(node_chains, constants, producers, final_h)
+    for node_chains in pair_directions(chains):
+        nodes, arrays = lstm_nodes(node_chains, constants, producers, final_h)
         first = min(at[id(producers[chain.cells[0].h])] for chain in node_chains)
         inserted[first] = nodes
         positions.update((n.output[0], first) for n in nodes)
@@ -127,44 +117,8 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
             copy.output[j] = renamed.get(name, name)
         fused.node.append(copy)
     _check_unread(fused, output, cells, renamed, where)
-    _final_states(fused, output, chains, final_h)
+    read_final_states(fused, output, chains, final_h)
     return fused, positions
-
-
-def _directions(chains: list[Chain]) -> list[list[Chain]]:
-    """The chains grouped by fused node: a forward and a reverse chain over the same steps
-    of one tensor with the same weight shapes make one bidirectional node (forward first,
-    as Keras's Bidirectional writes them), every other chain a node of its own."""
-    groups: list[list[Chain]] = []
-    for chain in chains:
-        pair = next(
-            (
-                group
-                for group in groups
-                if len(group) == 1
-                and (group[0].source, group[0].time_axis) == (chain.source, chain.time_axis)
-                and group[0].reverse != chain.reverse
-                and len(group[0].cells) == len(chain.cells)
-                and group[0].params.W.shape == chain.params.W.shape
-            ),
-            None,
-        )
-        if pair is None:
-            groups.append([chain])
-        else:
-            pair.append(chain)
-            pair.sort(key=lambda c: c.reverse)
-    return groups
-
-
-def _final_states(fused: Any, output: str, chains: list[Chain], final_h: Mapping[str, str]) -> None:
-    """Each chain whose last h alone is read (no step before it): that h read from Y_h, as
-    a network returning its final state (Keras's return_sequences=False) reads it."""
-    wanted = {o for node in needed(fused, output)[0] for o in node.output}
-    lasts = {c.cells[-1].h for c in chains if not wanted & {cell.h for cell in c.cells[:-1]}}
-    for node in fused.node:
-        if node.output[0] in lasts:  # Gather(Y at the last cell's step, its direction)
-            node.input[0] = final_h[node.output[0]]
 
 
 def _chains(cells: list[Cell], where: str) -> list[list[Cell]]:
@@ -248,19 +202,26 @@ def _source(
     """The tensor S (steps, rows, features in either order of the first two) whose step k
     cell k reads (or step T − 1 − k: a reverse chain), which axis of S is time, and whether
     the chain is reverse."""
-    roots = {_moved_from(c.x, producers) for c in chain}
-    names = [c.name for c in chain]
+    roots = sorted({_moved_from(c.x, producers) for c in chain})
+    names = _named(chain)
     if len(roots) != 1:
         raise InputError(
-            f"{where}: the LSTM cells {names} read x from {sorted(roots)}; a loop over one "
-            "cell reads steps of one tensor (its x[t] moved by Gather, Slice, Squeeze, Split, "
-            "Transpose, …)"
+            f"{where}: {names} reads x from {len(roots)} tensors ({roots[0]!r}, {roots[1]!r}, "
+            "…); a loop over one cell reads steps of one tensor (its x[t] moved by Gather, "
+            "Slice, Squeeze, Split, Transpose, …)"
         )
     (source,) = roots
+    for which, state in (("h_prev", chain[0].h_prev), ("c_prev", chain[0].c_prev)):
+        if _computed_from(state, source, producers):
+            raise InputError(
+                f"{where}: {names} starts from {which} {state!r}, computed from {source!r} by "
+                "ops that are not a cell of the loop; a loop over one cell starts from graph "
+                "inputs or zeros"
+            )
     shape = _shape_of(source, model)
     if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
         raise InputError(
-            f"{where}: the LSTM cells {names} read steps of {source!r} of shape {shape}; "
+            f"{where}: {names} reads steps of {source!r} of shape {shape}; "
             "expected 3 axes (steps and rows in either order, then the features)"
         )
     sizes = [d if isinstance(d, int) and d > 0 else len(chain) + 2 + k for k, d in enumerate(shape)]
@@ -269,7 +230,7 @@ def _source(
     axes = {a for a, _ in steps}
     if len(axes) != 1:
         raise InputError(
-            f"{where}: the LSTM cells {names} read {source!r} along different axes "
+            f"{where}: {names} reads {source!r} along different axes "
             f"{sorted(axes)}; a loop over one cell reads one axis, time"
         )
     (axis,) = axes
@@ -277,14 +238,14 @@ def _source(
     forward = list(range(len(chain)))
     if order not in (forward, forward[::-1]):
         raise InputError(
-            f"{where}: the LSTM cells {names} read steps {[k + 1 for k in order]} of "
+            f"{where}: {names} reads steps {[k + 1 for k in order]} of "
             f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped (a "
             f"reverse one {len(chain)}, …, 2, 1)"
         )
     if shape[axis] != len(chain):
         length = shape[axis] if isinstance(shape[axis], int) else "any number of"
         raise InputError(
-            f"{where}: the LSTM cells read steps 1 to {len(chain)} of {source!r}, whose "
+            f"{where}: {names} reads steps 1 to {len(chain)} of {source!r}, whose "
             f"time axis {axis} holds {length} steps: the graph computes the first "
             f"{len(chain)} step(s) only and ignores the rest, while lstm_ref's LSTM reads "
             "every step; export the loop with as many steps as the input has (a fixed time "
@@ -292,6 +253,13 @@ def _source(
             "its first step only on keras.Input((None, C)))"
         )
     return source, axis, order[0] > 0
+
+
+def _named(chain: list[Cell]) -> str:
+    """The chain for a message: how many cells, the first and the last."""
+    if len(chain) == 1:
+        return f"the loop of one LSTM cell ({chain[0].name!r})"
+    return f"the loop of {len(chain)} LSTM cells ({chain[0].name!r} … {chain[-1].name!r})"
 
 
 def _moved_from(name: str, producers: Mapping[str, Any]) -> str:
@@ -307,6 +275,20 @@ def _moved_from(name: str, producers: Mapping[str, Any]) -> str:
 def _joins(node: Any) -> bool:
     """Whether ``node`` is a Concat of several tensors."""
     return node.op_type == "Concat" and len([i for i in node.input if i]) > 1
+
+
+def _computed_from(name: str, source: str, producers: Mapping[str, Any]) -> bool:
+    """Whether ``name`` is computed from the values of ``source`` (not its shape alone)."""
+    seen, todo = set(), [name]
+    while todo:
+        name = todo.pop()
+        if name == source:
+            return True
+        node = producers.get(name)
+        if node is not None and name not in seen and node.op_type not in MEASURES:
+            seen.add(name)
+            todo.extend(i for i in node.input if i)
+    return False
 
 
 def _shape_of(name: str, model: Any) -> list[int | str] | None:
@@ -345,7 +327,7 @@ def _step(
 
     try:
         x = np.asarray(value(cell.x))
-    except (KeyError, IndexError, ValueError, InputError):
+    except (KeyError, IndexError, ValueError, LstmRefError):
         x = None
     if x is not None and x.ndim == 2 and x.size:
         place = np.unravel_index(int(x.flat[0]), ids.shape)
@@ -356,82 +338,6 @@ def _step(
         f"{where}: the LSTM cell {cell.name!r} reads x {cell.x!r}, which is not one step "
         f"(rows × features) of {source!r}; a loop over one cell reads steps of one tensor"
     )
-
-
-def _lstm_nodes(
-    chains: list[Chain],
-    constants: Mapping[str, Array],
-    producers: Mapping[str, Any],
-    final_h: dict[str, str],
-) -> tuple[list[Any], dict[str, Array]]:
-    """The fused LSTM node of one or two chains (forward, reverse: module table), the nodes
-    around it and their constants; ``final_h`` gets each chain's last h's Y_h."""
-    from onnx import helper
-
-    from .onnx import ONNX_ORDER
-
-    first = chains[0].cells[0]
-    H = first.layer.hidden_size
-    p = f"{first.name}/fused_lstm"
-    weights = [[reorder_gates(a, ONNX_ORDER, inverse=True) for a in c.params] for c in chains]
-    arrays = {
-        f"{p}/W": np.stack([W for W, _, _ in weights]),
-        f"{p}/R": np.stack([R for _, R, _ in weights]),
-        f"{p}/B": np.stack([np.concatenate([b, np.zeros_like(b)]) for _, _, b in weights]),
-        f"{p}/state_shape": np.array([1, -1, H], np.int64),
-    }
-    nodes = []
-    x = chains[0].source
-    if chains[0].time_axis == 1:
-        x = f"{p}/X"
-        nodes.append(helper.make_node("Transpose", [chains[0].source], [x], x, perm=[1, 0, 2]))
-    states = []
-    for which in ("h", "c"):
-        names = [getattr(c.cells[0], f"{which}_prev") for c in chains]
-        if all(_is_zeros(name, constants, producers) for name in names):
-            states.append("")
-            continue
-        parts = [f"{p}/initial_{which}_{d}" for d in range(len(chains))]
-        for name, part in zip(names, parts, strict=True):
-            nodes.append(helper.make_node("Reshape", [name, f"{p}/state_shape"], [part], part))
-        states.append(f"{p}/initial_{which}")
-        nodes.append(helper.make_node("Concat", parts, [states[-1]], states[-1], axis=0))
-    Y, Y_h, Y_c = f"{p}/Y", f"{p}/Y_h", f"{p}/Y_c"
-    inputs = [x, f"{p}/W", f"{p}/R", f"{p}/B", "", *states]
-    direction = "reverse" if chains[0].reverse else "forward"
-    direction = "bidirectional" if len(chains) == 2 else direction
-    nodes.append(
-        helper.make_node("LSTM", inputs, [Y, Y_h, Y_c], p, hidden_size=H, direction=direction)
-    )
-    T = len(chains[0].cells)
-    for t in range(T):  # Y_t (D, B, H)
-        arrays[f"{p}/step_{t}"] = np.array(t, np.int64)
-        nodes.append(helper.make_node("Gather", [Y, f"{p}/step_{t}"], [f"{p}/Y_{t}"], axis=0))
-    for d, chain in enumerate(chains):
-        direction = f"{p}/direction_{d}"
-        arrays[direction] = np.array(d, np.int64)
-        for k, cell in enumerate(chain.cells):
-            step = f"{p}/Y_{T - 1 - k if chain.reverse else k}"
-            nodes.append(helper.make_node("Gather", [step, direction], [cell.h], axis=0))
-        final_h[chain.cells[-1].h] = Y_h
-        nodes.append(helper.make_node("Gather", [Y_c, direction], [chain.cells[-1].c], axis=0))
-    return nodes, arrays
-
-
-def _is_zeros(name: str, constants: Mapping[str, Array], producers: Mapping[str, Any]) -> bool:
-    """Whether a cell's first state is zeros: left out (""), a constant, or ConstantOfShape
-    of a zero (zeros of a shape computed at run time)."""
-    if not name:
-        return True
-    if name in constants:
-        return not np.any(constants[name])
-    node = producers.get(name)
-    if node is None or node.op_type != "ConstantOfShape":
-        return False
-    from onnx import numpy_helper
-
-    value = [numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"]
-    return not value or not np.any(value[0])
 
 
 def _check_unread(
@@ -454,7 +360,6 @@ def _refuse_first_steps(model: Any, output: str, where: str) -> None:
     X's first steps while X's time axis may hold any number — found by running the graph
     (:class:`~.onnx_runner.ReferenceSession`) with the later steps changed. Keras 3's ONNX
     export writes an LSTM over a time axis of unknown length so: its first step only."""
-    from ..errors import LstmRefError
     from .onnx_runner import ReferenceSession
 
     inputs = [i for i in model.graph.input if i.name not in constants_of(model.graph)]
