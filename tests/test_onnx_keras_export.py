@@ -42,6 +42,7 @@ MODELS = {  # each model, and the layers of the network read from its file
     "stacked": ["SequenceInput", "LSTM", "LSTM", *HEAD],
     "bidirectional": ["SequenceInput", "BiLSTM", *HEAD],
     "bidirectional_sequence": ["SequenceInput", "BiLSTM"],
+    "bidirectional_stacked": ["SequenceInput", "BiLSTM", "BiLSTM", *HEAD],
     "backwards": ["SequenceInput", "LSTM", *HEAD],
 }
 
@@ -57,6 +58,9 @@ def keras_model(kind: str) -> keras.Model:
         "stacked": lambda x: L.LSTM(5)(L.LSTM(6, return_sequences=True)(x)),
         "bidirectional": lambda x: L.Bidirectional(L.LSTM(4))(x),
         "bidirectional_sequence": lambda x: L.Bidirectional(L.LSTM(4, return_sequences=True))(x),
+        "bidirectional_stacked": lambda x: L.Bidirectional(L.LSTM(3))(
+            L.Bidirectional(L.LSTM(4, return_sequences=True))(x)
+        ),
         "backwards": lambda x: L.LSTM(6, go_backwards=True)(x),
         "masked": lambda x: L.LSTM(4)(L.Masking(0.0)(x)),
         "backwards_sequence": lambda x: L.LSTM(4, go_backwards=True, return_sequences=True)(x),
