@@ -47,12 +47,15 @@ def steps(x: torch.Tensor, bf: bool) -> list[torch.Tensor]:
 
 
 class CellLoops(torch.nn.Module):
-    """Every case's LSTMCell and Linear; each case its own x (and h0, c0)."""
+    """Every case's LSTMCell and Linear; each case its own x (and h0, c0). Then two stacked
+    cells (4 → H → 5), the second reading the first's h at each step, from given states."""
 
     def __init__(self) -> None:
         super().__init__()
         self.cells = torch.nn.ModuleList(torch.nn.LSTMCell(C, H) for _, C, _ in CASES)
         self.fcs = torch.nn.ModuleList(torch.nn.Linear(H, K) for _ in CASES)
+        self.stacked = torch.nn.ModuleList([torch.nn.LSTMCell(4, H), torch.nn.LSTMCell(H, 5)])
+        self.stacked_fc = torch.nn.Linear(5, K)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs, given = [], iter(inputs)
@@ -69,7 +72,13 @@ class CellLoops(torch.nn.Module):
                 hs.append(h)
             logits = fc(h)
             outputs += [logits, logits.softmax(dim=-1), torch.stack(hs, dim=1 if bf else 0)]
-        return tuple(outputs)
+        x, h1, c1, h2, c2 = given
+        hs = []
+        for x_t in x:
+            h1, c1 = self.stacked[0](x_t, (h1, c1))
+            h2, c2 = self.stacked[1](h1, (h2, c2))
+            hs.append(h2)
+        return (*outputs, self.stacked_fc(h2), torch.stack(hs))
 
 
 def names() -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
@@ -84,16 +93,18 @@ def names() -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
             inputs += [f"h0_{case}", f"c0_{case}"]
             batch_axes.update({f"h0_{case}": {0: "batch"}, f"c0_{case}": {0: "batch"}})
         outputs += [f"{case}:{head}" for head in HEADS]
-    return inputs, outputs, batch_axes
+    stacked = ["x_stacked", "h1_stacked", "c1_stacked", "h2_stacked", "c2_stacked"]
+    batch_axes.update({name: {1 if name[0] == "x" else 0: "batch"} for name in stacked})
+    return [*inputs, *stacked], [*outputs, "stacked:fc", "stacked:steps"], batch_axes
 
 
 def feeds_for(rng: np.random.Generator, B: int) -> list[np.ndarray]:
-    out = []
+    """Every input (names()), B rows; states non-zero."""
+    shapes = []
     for bf, C, start in CASES:
-        out.append(rng.normal(size=(B, T, C) if bf else (T, B, C)).astype(np.float32))
-        if start == "given":
-            out += [rng.uniform(-0.8, 0.8, size=(B, H)).astype(np.float32) for _ in range(2)]
-    return out
+        shapes += [(B, T, C) if bf else (T, B, C), *([(B, H), (B, H)] if start == "given" else [])]
+    shapes += [(T, B, 4), (B, H), (B, H), (B, 5), (B, 5)]  # the stacked cells'
+    return [rng.uniform(-0.8, 0.8, size=shape).astype(np.float32) for shape in shapes]
 
 
 @pytest.fixture(scope="module", params=["torchscript", "dynamo"])
@@ -173,13 +184,32 @@ def test_cell_loop_is_the_modules_cell(exported, case):
     np.testing.assert_allclose(net.predict(seqs), reference.predict(seqs), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("head", ["fc", "steps"])
+def test_a_loop_over_stacked_cells_reads_as_stacked_lstms(exported, head):
+    """Two cells, the second reading the first's h at each step: two LSTM layers, each
+    holding its cell's own weights, from their given states; equal to onnxruntime."""
+    _, module, proto, feeds, outputs = exported
+    states = {k: v for k, v in feeds.items() if k.endswith("_stacked") and k[0] != "x"}
+    net = from_onnx(proto, inputs=states, output=f"stacked:{head}", dtype=np.float32)
+    assert [type(layer).__name__ for layer in net.layers] == [
+        "SequenceInput", "LSTM", "LSTM", *(["FullyConnected"] if head == "fc" else []),
+    ]  # fmt: skip
+    for layer, cell in zip(net.layers[1:3], module.stacked, strict=True):
+        np.testing.assert_array_equal(layer.params.W, cell.weight_ih.detach().numpy())
+        np.testing.assert_array_equal(layer.params.R, cell.weight_hh.detach().numpy())
+    got = np.asarray(net.predict(sequences(feeds["x_stacked"], False)))
+    want = outputs[f"stacked:{head}"]
+    want = want.transpose(1, 0, 2) if head == "steps" else want
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
 def test_the_dynamo_export_folds_the_first_step_from_zeros(exported):
     """What the weights test above reads through: from zeros, the dynamo exporter's first
     cell has one product (h_prev · Rᵀ folded into its bias) when every size is fixed; it
     has two in TorchScript's export."""
     exporter, _, proto, _, _ = exported
     cells = find_cells(proto.graph, constants_of(proto.graph))
-    assert len(cells) == T * len(CASES)
+    assert len(cells) == T * (len(CASES) + 2)
     folded = [c for c in cells if not c.h_prev]
     assert len(folded) == (
         sum(start == "zeros" for _, _, start in CASES) if exporter == "dynamo" else 0
@@ -263,7 +293,11 @@ def last_h(xs):
         ),
         (
             Body(last_h(lambda x: [x[t] if t % 2 else 2 * x[t] for t in range(5)])),
-            r"reads x from 4 tensors \(.*\); a loop over one cell reads steps of one tensor",
+            r"reads x from '.*', '.*', '.*', …, not steps of one tensor; a loop over one cell",
+        ),
+        (  # the same x at every step (as a decoder fed one context vector)
+            Body(last_h(lambda x: [x.mean(0)] * 5)),
+            r"reads x from '.*ReduceMean.*', not steps of one tensor",
         ),
         (
             Body(last_h(lambda x: [x[t, :, [3, 2, 1, 0]] for t in range(5)])),
@@ -296,8 +330,9 @@ def last_h(xs):
             "'/cells.0_1/Mul_2'",
         ),
     ],
-    ids=["per_step_cells", "skipped", "two_tensors", "not_a_step", "fewer_steps",
-         "c_before_the_end", "h_not_carried", "state_from_the_data", "two_continuations"],
+    ids=["per_step_cells", "skipped", "two_tensors", "one_x", "not_a_step",
+         "fewer_steps", "c_before_the_end", "h_not_carried", "state_from_the_data",
+         "two_continuations"],
 )  # fmt: skip
 def test_cell_loops_that_are_not_one_lstm_are_refused(module, message):
     with pytest.raises(InputError, match=message):

@@ -16,28 +16,32 @@ the same W, R and b in every cell (values         W, R, B (ONNX's blocks i, o, f
 compared); a first cell from a constant h_prev    recurrent half 0. R is the next cell's
 whose h_prev · Rᵀ was folded into its bias (R     (the first cell reads as it computes: its
 reads 0) must have the others' bias               h_prev · Rᵀ is 0)
-cell k's x: step k of one 3-D tensor S (found     X = S (time-major), or S transposed
-through the ops that move elements: Gather,       ``(1, 0, 2)`` when its time axis is 1;
-Slice, Squeeze, Split, Transpose, …, up to a      direction forward
-Concat of several tensors), steps 0, 1, …, T−1
-of S's T, in order
+cell k's x: step k of one 3-D tensor S, the       X = S (time-major), or S transposed
+farthest every step is moved from by ops that     ``(1, 0, 2)`` when its time axis is 1;
+only move elements (Gather, Slice, Squeeze,       direction forward
+Split, Transpose, …; checked by running them on
+element ids); steps 0, 1, …, T−1 of S's T, in
+order
 … steps T−1, …, 1, 0 (Keras's go_backwards)      direction reverse
-a forward and a reverse chain over the same S,    one node, direction bidirectional (Keras's
+a forward and a reverse chain over the same S     one node, direction bidirectional (Keras's
 with weights of the same shapes                   Bidirectional)
-the first cell's h_prev, c_prev                   initial_h, initial_c (reshaped (1, B, H),
-                                                  the directions concatenated); a constant of
-                                                  zeros, or ``""``: left out
-cell k's h; the last cell's c                     Y at the step it read, in its direction;
-                                                  Y_c (each (B, H))
-the last cell's h when no other cell's h is read  Y_h (the final state, as Keras's
-                                                  return_sequences=False reads it)
+the first cell's h_prev, c_prev: not computed     initial_h, initial_c (reshaped (1, B, H),
+from S's values                                   the directions concatenated); a constant
+                                                  of zeros, or ``""``: left out
+cell k's h; the last cell's c                     Y of its direction (T, B, H) at the step
+                                                  it read; Y_c of its direction
+the last cell's h when no other cell's h is read  Y_h of its direction (the final state, as
+                                                  Keras's return_sequences=False reads it)
 ===============================================  ============================================
 
-The cells' own nodes stay in the graph, unread. Anything else about a chain is refused,
-naming the cell and what was found (cells with different weights, an x that is not a step
-of the one tensor, steps skipped or out of order, fewer steps than the tensor holds, a cell
-state read before the last step, a state read through a ``Where`` — a step some rows skip,
-as Keras's Masking is written).
+Chains are fused one at a time (with their partner in the other direction), the first in
+the graph first: in a loop over stacked cells the second cell's x is then step k of the
+first's fused Y, and the two become stacked LSTM nodes. The node itself is written by
+:mod:`.onnx_fuse_node`. The cells' own nodes stay in the graph, unread. Anything else about
+a chain is refused, naming the loop and what was found (cells with different weights, an x
+that is not a step of one tensor, steps skipped or out of order, fewer steps than the tensor
+holds, a state not carried from the step before, a cell state read before the last step, a
+state read through a ``Where`` — a step some rows skip, as Keras's Masking is written).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ import numpy as np
 from ..errors import InputError, LstmRefError
 from ..lstm import LSTMParams
 from .onnx_cells import Cell, find_cells
-from .onnx_fuse_node import Chain, lstm_nodes, pair_directions, read_final_states
+from .onnx_fuse_node import Chain, lstm_nodes, read_final_states
 from .onnx_graph import AS_IS, MEASURES, MOVES, dims, needed
 from .onnx_normalise import cells_visible
 from .onnx_ops import run_node
@@ -62,7 +66,8 @@ Array = np.ndarray
 def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[Any, dict[str, int]]:
     """The main graph with every chain of cells ``output`` needs fused into one ``LSTM``
     node (module table), and each node's position in the file's graph (a fused node's:
-    that of its first cell's h).
+    that of its first cell's h). Chains are fused one at a time, first first, so a loop
+    over stacked cells (the second reading the first's h) becomes stacked LSTM nodes.
 
     Parameters
     ----------
@@ -75,50 +80,103 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
     where : str
         The file, for messages.
     """
-    import onnx
-
     model, positions = cells_visible(model)  # Keras's cells: as onnx_cells reads them
     graph = model.graph
-    wanted = needed(graph, output)[0]
-    made = {o for node in wanted for o in node.output}
-    constants = constants_of(graph)
-    cells = [c for c in find_cells(graph, constants) if c.h in made or c.c in made]
-    if not cells:
-        if not any(node.op_type == "LSTM" for node in wanted):
-            _refuse_first_steps(model, output, where)
-        return graph, positions
+    chains: list[Chain] = []
+    final_h: dict[str, tuple[str, str]] = {}  # each chain's last h: its Y_h, direction
+    done: set[str] = set()  # the fused cells' h, as named before and after
+    while True:
+        wanted = needed(graph, output)[0]
+        made = {o for node in wanted for o in node.output}
+        constants = constants_of(graph)
+        cells = [
+            c
+            for c in find_cells(graph, constants)
+            if (c.h in made or c.c in made) and c.h not in done
+        ]
+        if not cells:
+            break
+        producers = {o: n for n in graph.node for o in n.output if o}
+        _refuse_kept_states(cells, producers, where)
+        group = _directions(_chains(cells, where), graph, model, producers, constants, opset, where)
+        graph, nodes = _fuse(group, graph, producers, constants, final_h)
+        at = min(positions[chain.cells[0].h] for chain in group)
+        positions.update((n.output[0], at) for n in nodes)
+        done.update(n for c in group for cell in c.cells for n in (cell.h, f"{cell.h}/unfused"))
+        chains += group
+    if not chains and not any(node.op_type == "LSTM" for node in wanted):
+        _refuse_first_steps(model, output, where)
+    _check_unread(graph, output, [chain.cells for chain in chains], where)
+    read_final_states(graph, output, chains, final_h)
+    return graph, positions
+
+
+def _directions(
+    chains: list[list[Cell]],
+    graph: Any,
+    model: Any,
+    producers: Mapping[str, Any],
+    constants: Mapping[str, Array],
+    opset: int,
+    where: str,
+) -> list[Chain]:
+    """The first of ``chains``, read (module table), and the one chain in the other
+    direction over the same steps with weights of the same shapes, if any (forward first:
+    one bidirectional node, as Keras's Bidirectional writes one)."""
+
+    def read(cells: list[Cell]) -> Chain:
+        params = _weights(cells, where)
+        found = _source(cells, graph, model, producers, constants, opset, where)
+        return Chain(cells, params, *found)
+
+    first = read(chains[0])
+    for other in chains[1:]:
+        if len(other) != len(first.cells) or not all(
+            first.source in _moved_from(c.x, producers) for c in other
+        ):
+            continue
+        partner = read(other)
+        if (
+            (partner.source, partner.time_axis) == (first.source, first.time_axis)
+            and partner.reverse != first.reverse
+            and partner.params.W.shape == first.params.W.shape
+        ):
+            return sorted([first, partner], key=lambda c: c.reverse)
+    return [first]
+
+
+def _fuse(
+    chains: list[Chain],
+    graph: Any,
+    producers: Mapping[str, Any],
+    constants: Mapping[str, Array],
+    final_h: dict[str, tuple[str, str]],
+) -> tuple[Any, list[Any]]:
+    """``graph`` with ``chains`` (one, or a forward and a reverse) fused into one node, and
+    the new nodes: put before the first cell's h, each cell's h and each chain's last c now
+    theirs (the cells' own outputs renamed, unread)."""
+    import onnx
+
+    nodes, arrays = lstm_nodes(chains, constants, producers, final_h)
+    renamed = {
+        name: f"{name}/unfused"
+        for chain in chains
+        for name in [*(c.h for c in chain.cells), chain.cells[-1].c]
+    }
+    firsts = {id(producers[chain.cells[0].h]) for chain in chains}
     fused = onnx.GraphProto()
     fused.CopyFrom(graph)
-    producers = {o: n for n in graph.node for o in n.output if o}
-    at = {id(n): k for k, n in enumerate(graph.node)}
-    inserted: dict[int, list[Any]] = {}
-    renamed: dict[str, str] = {}
-    _refuse_kept_states(cells, producers, where)
-    chains = [
-        Chain(cs, _weights(cs, where), *_source(cs, model, producers, constants, opset, where))
-        for cs in _chains(cells, where)
-    ]
-    final_h: dict[str, str] = {}  # each chain's last h: the fused node's Y_h (a direction)
-    for node_chains in pair_directions(chains):
-        nodes, arrays = lstm_nodes(node_chains, constants, producers, final_h)
-        first = min(at[id(producers[chain.cells[0].h])] for chain in node_chains)
-        inserted[first] = nodes
-        positions.update((n.output[0], first) for n in nodes)
-        fused.initializer.extend(onnx.numpy_helper.from_array(a, n) for n, a in arrays.items())
-        for chain in node_chains:
-            renamed.update({c.h: f"{c.h}/unfused" for c in chain.cells})
-            renamed[chain.cells[-1].c] = f"{chain.cells[-1].c}/unfused"
     del fused.node[:]
-    for k, node in enumerate(graph.node):
-        fused.node.extend(inserted.get(k, []))
-        copy = onnx.NodeProto()
+    for node in graph.node:
+        if id(node) in firsts:
+            fused.node.extend(nodes)
+            firsts = set()
+        copy = fused.node.add()
         copy.CopyFrom(node)
         for j, name in enumerate(copy.output):
             copy.output[j] = renamed.get(name, name)
-        fused.node.append(copy)
-    _check_unread(fused, output, cells, renamed, where)
-    read_final_states(fused, output, chains, final_h)
-    return fused, positions
+    fused.initializer.extend(onnx.numpy_helper.from_array(a, n) for n, a in arrays.items())
+    return fused, nodes
 
 
 def _chains(cells: list[Cell], where: str) -> list[list[Cell]]:
@@ -193,6 +251,7 @@ def _weights(chain: list[Cell], where: str) -> LSTMParams:
 
 def _source(
     chain: list[Cell],
+    graph: Any,
     model: Any,
     producers: Mapping[str, Any],
     constants: Mapping[str, Array],
@@ -201,16 +260,30 @@ def _source(
 ) -> tuple[str, int, bool]:
     """The tensor S (steps, rows, features in either order of the first two) whose step k
     cell k reads (or step T − 1 − k: a reverse chain), which axis of S is time, and whether
-    the chain is reverse."""
-    roots = sorted({_moved_from(c.x, producers) for c in chain})
+    the chain is reverse. S is the farthest tensor every x is moved from that has three
+    axes and holds each x as a step: the input itself rather than a reversed copy of it
+    (Keras's go_backwards reads such a copy in order), a fused loop's steps rather than its
+    Y (a loop stacked on a fused one)."""
+    above = [_moved_from(c.x, producers) for c in chain]
+    common = [t for t in above[0] if all(t in a for a in above[1:])]
     names = _named(chain)
-    if len(roots) != 1:
+    if not common:
+        roots = list(dict.fromkeys(a[-1] if a else c.x for a, c in zip(above, chain, strict=True)))
+        shown = ", ".join(repr(r) for r in roots[:3]) + (", …" if len(roots) > 3 else "")
         raise InputError(
-            f"{where}: {names} reads x from {len(roots)} tensors ({roots[0]!r}, {roots[1]!r}, "
-            "…); a loop over one cell reads steps of one tensor (its x[t] moved by Gather, "
-            "Slice, Squeeze, Split, Transpose, …)"
+            f"{where}: {names} reads x from {shown}, not steps of one tensor; a loop over one "
+            "cell reads steps of one tensor (its x[t] moved by Gather, Slice, Squeeze, Split, "
+            "Transpose, …)"
         )
-    (source,) = roots
+    shapes = _shapes_of(common, graph, model)
+    found = None
+    for candidate in reversed(common):  # the farthest first
+        try:
+            found = candidate, _steps(chain, candidate, shapes, producers, constants, opset, where)
+            break
+        except InputError:
+            continue
+    source = found[0] if found else common[0] if len(chain) > 1 else common[-1]
     for which, state in (("h_prev", chain[0].h_prev), ("c_prev", chain[0].c_prev)):
         if _computed_from(state, source, producers):
             raise InputError(
@@ -218,15 +291,8 @@ def _source(
                 "ops that are not a cell of the loop; a loop over one cell starts from graph "
                 "inputs or zeros"
             )
-    shape = _shape_of(source, model)
-    if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
-        raise InputError(
-            f"{where}: {names} reads steps of {source!r} of shape {shape}; "
-            "expected 3 axes (steps and rows in either order, then the features)"
-        )
-    sizes = [d if isinstance(d, int) and d > 0 else len(chain) + 2 + k for k, d in enumerate(shape)]
-    ids = np.arange(int(np.prod(sizes))).reshape(sizes)
-    steps = [_step(c, source, ids, producers, constants, opset, where) for c in chain]
+    shape = shapes[source]
+    steps = found[1] if found else _steps(chain, source, shapes, producers, constants, opset, where)
     axes = {a for a, _ in steps}
     if len(axes) != 1:
         raise InputError(
@@ -242,7 +308,7 @@ def _source(
             f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped (a "
             f"reverse one {len(chain)}, …, 2, 1)"
         )
-    if shape[axis] != len(chain):
+    if shape is not None and shape[axis] != len(chain):
         length = shape[axis] if isinstance(shape[axis], int) else "any number of"
         raise InputError(
             f"{where}: {names} reads steps 1 to {len(chain)} of {source!r}, whose "
@@ -255,6 +321,28 @@ def _source(
     return source, axis, order[0] > 0
 
 
+def _steps(
+    chain: list[Cell],
+    source: str,
+    shapes: Mapping[str, list[int | str] | None],
+    producers: Mapping[str, Any],
+    constants: Mapping[str, Array],
+    opset: int,
+    where: str,
+) -> list[tuple[int, int]]:
+    """(axis, k) per cell, its x being step k of ``source`` along that axis, or an
+    InputError saying why not."""
+    shape = shapes[source]
+    if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
+        raise InputError(
+            f"{where}: {_named(chain)} reads steps of {source!r} of shape {shape}; "
+            "expected 3 axes (steps and rows in either order, then the features)"
+        )
+    sizes = [d if isinstance(d, int) and d > 0 else len(chain) + 2 + k for k, d in enumerate(shape)]
+    ids = np.arange(int(np.prod(sizes))).reshape(sizes)
+    return [_step(c, source, ids, producers, constants, opset, where) for c in chain]
+
+
 def _named(chain: list[Cell]) -> str:
     """The chain for a message: how many cells, the first and the last."""
     if len(chain) == 1:
@@ -262,19 +350,15 @@ def _named(chain: list[Cell]) -> str:
     return f"the loop of {len(chain)} LSTM cells ({chain[0].name!r} … {chain[-1].name!r})"
 
 
-def _moved_from(name: str, producers: Mapping[str, Any]) -> str:
-    """The tensor ``name`` is moved from by ops that only move elements (first input), up
-    to a Concat of several tensors (the steps of a sequence joined, e.g. an LSTM's outputs)."""
+def _moved_from(name: str, producers: Mapping[str, Any]) -> list[str]:
+    """The tensors ``name`` is moved from by ops that only move elements (their first
+    input), the nearest first."""
+    tensors = []
     node = producers.get(name)
-    while node is not None and node.op_type in MOVES + AS_IS and not _joins(node):
-        name = node.input[0]
-        node = producers.get(name)
-    return name
-
-
-def _joins(node: Any) -> bool:
-    """Whether ``node`` is a Concat of several tensors."""
-    return node.op_type == "Concat" and len([i for i in node.input if i]) > 1
+    while node is not None and node.op_type in MOVES + AS_IS:
+        tensors.append(node.input[0])
+        node = producers.get(node.input[0])
+    return tensors
 
 
 def _computed_from(name: str, source: str, producers: Mapping[str, Any]) -> bool:
@@ -291,18 +375,22 @@ def _computed_from(name: str, source: str, producers: Mapping[str, Any]) -> bool
     return False
 
 
-def _shape_of(name: str, model: Any) -> list[int | str] | None:
-    """The dimensions of a graph input, or of a tensor as ONNX's shape inference gives."""
+def _shapes_of(names: list[str], graph: Any, model: Any) -> dict[str, list[int | str] | None]:
+    """The dimensions of each tensor: a graph input's, or as ONNX's shape inference gives
+    (None where it knows none)."""
     import onnx
 
-    for value in model.graph.input:
-        if value.name == name:
-            return dims(value)
-    inferred = onnx.shape_inference.infer_shapes(model)
-    for value in inferred.graph.value_info:
-        if value.name == name and value.type.tensor_type.HasField("shape"):
-            return dims(value)
-    return None
+    current = onnx.ModelProto()
+    current.CopyFrom(model)
+    current.graph.CopyFrom(graph)
+    inferred = onnx.shape_inference.infer_shapes(current)
+    known = {v.name: dims(v) for v in graph.input}
+    known.update(
+        (v.name, dims(v))
+        for v in inferred.graph.value_info
+        if v.name not in known and v.type.tensor_type.HasField("shape")
+    )
+    return {name: known.get(name) for name in names}
 
 
 def _step(
@@ -340,19 +428,18 @@ def _step(
     )
 
 
-def _check_unread(
-    fused: Any, output: str, cells: list[Cell], renamed: Mapping[str, str], where: str
-) -> None:
+def _check_unread(fused: Any, output: str, chains: list[list[Cell]], where: str) -> None:
     """An InputError if ``output`` still needs a cell's own computation: a cell state c
-    read before the last step, which the fused node does not return."""
+    read before the loop's last step, which the fused node does not return."""
     left = {o for node in needed(fused, output)[0] for o in node.output}
-    for cell in reversed(cells):  # the last one read (the ones before it it reads)
-        if renamed.get(cell.c, cell.c) in left:
-            raise InputError(
-                f"{where}: the graph reads the cell state c of the LSTM cell {cell.name!r}, "
-                "before the loop's last step; lstm_ref's LSTM returns h at every step and c "
-                "after the last only"
-            )
+    for chain in chains:
+        for cell in reversed(chain[:-1]):  # the last one read (it reads those before)
+            if cell.c in left:
+                raise InputError(
+                    f"{where}: the graph reads the cell state c of the LSTM cell {cell.name!r}, "
+                    "before the loop's last step; lstm_ref's LSTM returns h at every step and "
+                    "c after the last only"
+                )
 
 
 def _refuse_first_steps(model: Any, output: str, where: str) -> None:

@@ -4,10 +4,11 @@ and checks the chains; its module table says what each part of the node is).
 One chain is one direction: forward when its cells read the steps 0, 1, …, T−1, reverse
 when they read T−1, …, 1, 0 (Keras's go_backwards). A forward and a reverse chain over the
 same steps of one tensor, with weights of the same shapes, are one bidirectional node (as
-Keras's Bidirectional writes them). Each cell's h is ``Y`` at the step it read, in its
-direction; when only the last cell's h of a chain is read (a network returning its final
-state), it is read from ``Y_h`` instead, so the reader takes the layer's "last" as its
-final state.
+Keras's Bidirectional writes them). Each cell's h is step t of its direction's ``Y``
+(``Gather(Y, d, axis=1)``: (T, B, H)), t the step it read — so the cells of a loop stacked
+on this one read steps of one tensor; when only the last cell's h of a chain is read (a
+network returning its final state), it is read from ``Y_h`` instead, so the reader takes
+the layer's "last" as its final state.
 """
 
 from __future__ import annotations
@@ -36,59 +37,34 @@ class Chain:
     reverse: bool  # the cells read S's steps from the last
 
 
-def pair_directions(chains: list[Chain]) -> list[list[Chain]]:
-    """The chains grouped by fused node: a forward and a reverse chain over the same steps
-    of one tensor with the same weight shapes make one bidirectional node (forward first,
-    as Keras's Bidirectional writes them), every other chain a node of its own."""
-    groups: list[list[Chain]] = []
-    for chain in chains:
-        pair = next(
-            (
-                group
-                for group in groups
-                if len(group) == 1
-                and (group[0].source, group[0].time_axis) == (chain.source, chain.time_axis)
-                and group[0].reverse != chain.reverse
-                and len(group[0].cells) == len(chain.cells)
-                and group[0].params.W.shape == chain.params.W.shape
-            ),
-            None,
-        )
-        if pair is None:
-            groups.append([chain])
-        else:
-            pair.append(chain)
-            pair.sort(key=lambda c: c.reverse)
-    return groups
-
-
 def read_final_states(
-    fused: Any, output: str, chains: list[Chain], final_h: Mapping[str, str]
+    fused: Any, output: str, chains: list[Chain], final_h: Mapping[str, tuple[str, str]]
 ) -> None:
     """Each chain whose last h alone is read (no step before it): that h read from Y_h, as
     a network returning its final state (Keras's return_sequences=False) reads it."""
     wanted = {o for node in needed(fused, output)[0] for o in node.output}
     lasts = {c.cells[-1].h for c in chains if not wanted & {cell.h for cell in c.cells[:-1]}}
     for node in fused.node:
-        if node.output[0] in lasts:  # Gather(Y at the last cell's step, its direction)
-            node.input[0] = final_h[node.output[0]]
+        if node.output[0] in lasts:  # Gather(one direction's steps, the last cell's step)
+            Y_h, which = final_h[node.output[0]]
+            node.input[0], node.input[1] = Y_h, which
 
 
 def lstm_nodes(
     chains: list[Chain],
     constants: Mapping[str, Array],
     producers: Mapping[str, Any],
-    final_h: dict[str, str],
+    final_h: dict[str, tuple[str, str]],
 ) -> tuple[list[Any], dict[str, Array]]:
-    """The fused LSTM node of one or two chains (forward, reverse: module table), the nodes
-    around it and their constants; ``final_h`` gets each chain's last h's Y_h."""
+    """The fused LSTM node of one chain or of a forward and a reverse one (module table),
+    the nodes around it and their constants; ``final_h`` gets each chain's last h's
+    (Y_h, direction) to be read from when no other step is."""
     from onnx import helper
 
     from .onnx import ONNX_ORDER
 
-    first = chains[0].cells[0]
-    H = first.layer.hidden_size
-    p = f"{first.name}/fused_lstm"
+    H, T = chains[0].cells[0].layer.hidden_size, len(chains[0].cells)
+    p = prefix(chains[0].cells)
     weights = [[reorder_gates(a, ONNX_ORDER, inverse=True) for a in c.params] for c in chains]
     arrays = {
         f"{p}/W": np.stack([W for W, _, _ in weights]),
@@ -119,19 +95,25 @@ def lstm_nodes(
     nodes.append(
         helper.make_node("LSTM", inputs, [Y, Y_h, Y_c], p, hidden_size=H, direction=direction)
     )
-    T = len(chains[0].cells)
-    for t in range(T):  # Y_t (D, B, H)
+    for t in range(T):
         arrays[f"{p}/step_{t}"] = np.array(t, np.int64)
-        nodes.append(helper.make_node("Gather", [Y, f"{p}/step_{t}"], [f"{p}/Y_{t}"], axis=0))
     for d, chain in enumerate(chains):
-        direction = f"{p}/direction_{d}"
-        arrays[direction] = np.array(d, np.int64)
+        which, steps = f"{p}/direction_{d}", f"{p}/steps_{d}"  # Y of one direction (T, B, H)
+        arrays[which] = np.array(d, np.int64)
+        nodes.append(helper.make_node("Gather", [Y, which], [steps], steps, axis=1))
         for k, cell in enumerate(chain.cells):
-            step = f"{p}/Y_{T - 1 - k if chain.reverse else k}"
-            nodes.append(helper.make_node("Gather", [step, direction], [cell.h], axis=0))
-        final_h[chain.cells[-1].h] = Y_h
-        nodes.append(helper.make_node("Gather", [Y_c, direction], [chain.cells[-1].c], axis=0))
+            t = T - 1 - k if chain.reverse else k
+            step = f"{p}/step_{t}"
+            nodes.append(helper.make_node("Gather", [steps, step], [cell.h], f"{p}/h_{d}_{t}"))
+        final_h[chain.cells[-1].h] = (Y_h, which)
+        c = chain.cells[-1].c
+        nodes.append(helper.make_node("Gather", [Y_c, which], [c], f"{p}/c_{d}", axis=0))
     return nodes, arrays
+
+
+def prefix(cells: list[Cell]) -> str:
+    """The names of the fused node and those around it begin so."""
+    return f"{cells[0].name}/fused_lstm"
 
 
 def _is_zeros(name: str, constants: Mapping[str, Array], producers: Mapping[str, Any]) -> bool:
