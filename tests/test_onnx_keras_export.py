@@ -7,7 +7,8 @@ ops — the input product hoisted over all steps, the gate blocks cut at positio
 from shapes, identity Casts between — which from_onnx reads as one LSTM node each: one
 LSTM (its last output or every step), two stacked, Bidirectional (both directions' steps
 chained in opposite orders: one bidirectional node) and go_backwards (a reverse node).
-Keras's Masking is written with Where and If, and refused. Each model is exported once.
+Keras's Masking (written with Where and If) and a lone go_backwards sequence (its steps
+from the last) are refused. Each model is exported once.
 """
 
 from __future__ import annotations
