@@ -48,7 +48,8 @@ def steps(x: torch.Tensor, bf: bool) -> list[torch.Tensor]:
 
 class CellLoops(torch.nn.Module):
     """Every case's LSTMCell and Linear; each case its own x (and h0, c0). Then two stacked
-    cells (4 → H → 5), the second reading the first's h at each step, from given states."""
+    cells (4 → H → 5), the second reading the first's h at each step, from given states;
+    and a cell (H → 5) looping over the steps of an nn.LSTM's output."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,6 +57,8 @@ class CellLoops(torch.nn.Module):
         self.fcs = torch.nn.ModuleList(torch.nn.Linear(H, K) for _ in CASES)
         self.stacked = torch.nn.ModuleList([torch.nn.LSTMCell(4, H), torch.nn.LSTMCell(H, 5)])
         self.stacked_fc = torch.nn.Linear(5, K)
+        self.lstm = torch.nn.LSTM(4, H)
+        self.after_lstm = torch.nn.LSTMCell(H, 5)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs, given = [], iter(inputs)
@@ -72,13 +75,16 @@ class CellLoops(torch.nn.Module):
                 hs.append(h)
             logits = fc(h)
             outputs += [logits, logits.softmax(dim=-1), torch.stack(hs, dim=1 if bf else 0)]
-        x, h1, c1, h2, c2 = given
+        x, h1, c1, h2, c2, x_lstm, h, c = given
         hs = []
         for x_t in x:
             h1, c1 = self.stacked[0](x_t, (h1, c1))
             h2, c2 = self.stacked[1](h1, (h2, c2))
             hs.append(h2)
-        return (*outputs, self.stacked_fc(h2), torch.stack(hs))
+        y, _ = self.lstm(x_lstm)
+        for y_t in y:
+            h, c = self.after_lstm(y_t, (h, c))
+        return (*outputs, self.stacked_fc(h2), torch.stack(hs), self.stacked_fc(h))
 
 
 def names() -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
@@ -93,9 +99,11 @@ def names() -> tuple[list[str], list[str], dict[str, dict[int, str]]]:
             inputs += [f"h0_{case}", f"c0_{case}"]
             batch_axes.update({f"h0_{case}": {0: "batch"}, f"c0_{case}": {0: "batch"}})
         outputs += [f"{case}:{head}" for head in HEADS]
-    stacked = ["x_stacked", "h1_stacked", "c1_stacked", "h2_stacked", "c2_stacked"]
-    batch_axes.update({name: {1 if name[0] == "x" else 0: "batch"} for name in stacked})
-    return [*inputs, *stacked], [*outputs, "stacked:fc", "stacked:steps"], batch_axes
+    more = ["x_stacked", "h1_stacked", "c1_stacked", "h2_stacked", "c2_stacked"]
+    more += ["x_after_lstm", "h_after_lstm", "c_after_lstm"]
+    batch_axes.update({name: {1 if name[0] == "x" else 0: "batch"} for name in more})
+    outputs += ["stacked:fc", "stacked:steps", "after_lstm:fc"]
+    return [*inputs, *more], outputs, batch_axes
 
 
 def feeds_for(rng: np.random.Generator, B: int) -> list[np.ndarray]:
@@ -104,6 +112,7 @@ def feeds_for(rng: np.random.Generator, B: int) -> list[np.ndarray]:
     for bf, C, start in CASES:
         shapes += [(B, T, C) if bf else (T, B, C), *([(B, H), (B, H)] if start == "given" else [])]
     shapes += [(T, B, 4), (B, H), (B, H), (B, 5), (B, 5)]  # the stacked cells'
+    shapes += [(T, B, 4), (B, 5), (B, 5)]  # the cell after the LSTM
     return [rng.uniform(-0.8, 0.8, size=shape).astype(np.float32) for shape in shapes]
 
 
@@ -203,13 +212,27 @@ def test_a_loop_over_stacked_cells_reads_as_stacked_lstms(exported, head):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
+def test_a_cell_loop_over_an_lstms_output_reads_as_stacked_lstms(exported):
+    """nn.LSTM, then a cell over the steps of its output: two LSTM layers, the second the
+    cell's own, from its given state; equal to onnxruntime."""
+    _, module, proto, feeds, outputs = exported
+    states = {k: feeds[k] for k in ("h_after_lstm", "c_after_lstm")}
+    net = from_onnx(proto, inputs=states, output="after_lstm:fc", dtype=np.float32)
+    assert [type(layer).__name__ for layer in net.layers] == [
+        "SequenceInput", "LSTM", "LSTM", "FullyConnected",
+    ]  # fmt: skip
+    np.testing.assert_array_equal(net.layers[2].params.R, module.after_lstm.weight_hh.detach())
+    got = net.predict(sequences(feeds["x_after_lstm"], False))
+    np.testing.assert_allclose(got, outputs["after_lstm:fc"], rtol=0, atol=1e-5)
+
+
 def test_the_dynamo_export_folds_the_first_step_from_zeros(exported):
     """What the weights test above reads through: from zeros, the dynamo exporter's first
     cell has one product (h_prev · Rᵀ folded into its bias) when every size is fixed; it
     has two in TorchScript's export."""
     exporter, _, proto, _, _ = exported
     cells = find_cells(proto.graph, constants_of(proto.graph))
-    assert len(cells) == T * (len(CASES) + 2)
+    assert len(cells) == T * (len(CASES) + 3)
     folded = [c for c in cells if not c.h_prev]
     assert len(folded) == (
         sum(start == "zeros" for _, _, start in CASES) if exporter == "dynamo" else 0

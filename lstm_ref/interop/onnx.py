@@ -40,7 +40,9 @@ The graph around the LSTM nodes is followed, not matched: :mod:`.onnx_graph` say
 graph input is, folds what is computed from constants (:mod:`.onnx_ops`) and runs the rest
 on element ids; :mod:`.onnx_head` turns what the nodes compute into layers. Any op it does
 not follow is refused with its node, its position and what lstm_ref follows. A graph with a
-``sequence_lens`` input must pass it to every LSTM node with a reverse direction.
+``sequence_lens`` input must pass it to every LSTM node with a reverse direction. A loop over
+an LSTM cell written out as ops (``torch.onnx.export`` of an ``nn.LSTMCell`` loop) is first
+rewritten into the ``LSTM`` node it computes (:mod:`.onnx_fuse`).
 
 Export: :mod:`lstm_ref.interop.onnx_export`, with the same layout.
 """
@@ -278,7 +280,8 @@ def from_onnx(
     dtype: np.dtype | type = np.float64,
 ) -> Network:
     """A Network from an ONNX model: the LSTM nodes and what is around them, followed
-    through the graph (:mod:`.onnx_graph`, :mod:`.onnx_head`).
+    through the graph (:mod:`.onnx_graph`, :mod:`.onnx_head`); a loop over an LSTM cell
+    written out as ops read as an LSTM node (:mod:`.onnx_fuse`).
 
     Parameters
     ----------

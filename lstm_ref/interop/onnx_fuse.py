@@ -465,9 +465,10 @@ def _refuse_first_steps(model: Any, output: str, where: str) -> None:
             raise InputError(
                 f"{where}: output {output!r} reads only {first} of input {x!r}, whose time "
                 f"axis {axis} holds any number of steps (changing the later steps changes "
-                "nothing), and no LSTM node: an LSTM written out as ops for the first step "
-                "only, as Keras 3's ONNX export writes one over a time axis of unknown "
-                "length; lstm_ref's LSTM reads every step (read the Keras model's own file)"
+                "nothing), and no LSTM node: an LSTM written out as ops in it runs over "
+                "those steps only (Keras 3's ONNX export writes one so over a time axis of "
+                "unknown length), while lstm_ref's LSTM reads every step; read the model's "
+                "own file (.keras) instead"
             )
 
 
