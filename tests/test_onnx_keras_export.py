@@ -65,6 +65,9 @@ def keras_model(kind: str) -> keras.Model:
         "backwards": lambda x: L.LSTM(6, go_backwards=True)(x),
         "masked": lambda x: L.LSTM(4)(L.Masking(0.0)(x)),
         "backwards_sequence": lambda x: L.LSTM(4, go_backwards=True, return_sequences=True)(x),
+        "backwards_into_lstm": lambda x: L.LSTM(3)(
+            L.LSTM(4, go_backwards=True, return_sequences=True)(x)
+        ),
     }[kind](inp)
     if "sequence" not in kind:
         y = L.Dense(3, activation="softmax")(y)
@@ -167,6 +170,20 @@ def test_keras_go_backwards_sequence_export_is_refused(tmp_path):
     np.testing.assert_allclose(runtime, model.predict(x, verbose=0), rtol=0, atol=1e-5)
     with pytest.raises(InputError, match="expected every step once along axis 1"):
         from_onnx(path)
+
+
+def test_keras_go_backwards_sequence_into_an_lstm_is_two_reverse_lstms(tmp_path):
+    """The next LSTM reads the go_backwards outputs from the last step to the first: a
+    reverse LSTM over the first's outputs in time order — equal to onnxruntime and Keras."""
+    model, path = export("backwards_into_lstm", tmp_path)
+    net = from_onnx(path, dtype=np.float32)
+    assert [layer.direction for layer in net.layers[1:3]] == ["reverse", "reverse"]
+    x = data()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (runtime,) = session.run(None, {session.get_inputs()[0].name: x})
+    got = np.asarray(net.predict(list(x)))
+    np.testing.assert_allclose(got, runtime, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, np.asarray(model.predict(x, verbose=0)), rtol=0, atol=1e-5)
 
 
 class ReversedLoop(torch.nn.Module):
