@@ -205,7 +205,7 @@ def check_sequence_arrays(seqs: object) -> None:
                 else type(s).__name__
             )
             raise InputError(
-                f"sequence {k}: expected a (T, C) float32 or float64 array like sequence 0 "
+                f"sequence {k + 1}: expected a (T, C) float32 or float64 array like sequence 1 "
                 f"(T >= 1); got {got}"
             )
 

@@ -133,7 +133,7 @@ class Network:
         return self.layers[self._index(name)]
 
     def recurrent_layer(self, name: str | None = None) -> Layer:
-        """The LSTM (or BiLSTM) layer called ``name``, by default the first one (what trace,
+        """The LSTM (BiLSTM, LSTMStack) layer called ``name``, by default the first (what trace,
         explain, plots and the walkthrough look at); an InputError when the network has
         none, or ``name`` is another kind of layer."""
         recurrent = self.stateful_layers

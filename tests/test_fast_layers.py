@@ -17,6 +17,7 @@ from lstm_ref.layers import (
     BiLSTM,
     ClassificationOutput,
     FullyConnected,
+    LSTMStack,
     SequenceInput,
     Softmax,
     TimeReversal,
@@ -134,6 +135,19 @@ def test_bidirectional(rng, dtype, merge, last):
     check(
         network(rng, layers, width if mode == "last" else H), rng, dtype, outputs=(None, "bilstm")
     )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["last", "sequence"])
+def test_lstm_stack(rng, dtype, mode):
+    """A stack of an LSTM, a BiLSTM and a projection LSTM: every layer's final h gathered
+    ("last"), or the top's outputs followed by another LSTM ("sequence")."""
+    bi = BiLSTM(lstm(rng, "f", H), lstm(rng, "b", H, direction="reverse"), name="bi")
+    top = lstm(rng, "top", 2 * H, projection=rng.normal(size=(P, H)), **options(rng, "clip"))
+    stack = LSTMStack([lstm(rng, "bottom", C), bi, top], output_mode=mode)
+    layers = [stack] if mode == "last" else [stack, lstm(rng, "after", P, "last")]
+    width = H + 2 * H + P if mode == "last" else H
+    check(network(rng, layers, width), rng, dtype, outputs=(None, "lstm_stack"))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

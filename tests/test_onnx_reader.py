@@ -166,3 +166,140 @@ def one_lstm_then(rng, ops, output):
 def test_refusals_name_the_node_and_what_lstm_ref_reads(rng, ops, output, message):
     with pytest.raises(InputError, match=message):
         from_onnx(one_lstm_then(rng, ops, output))
+
+
+def two_lstms(rng, between, ops, output, masked=(), direction="forward"):
+    """X (T, B, 3) → forward LSTM 'a' (H 4) → Y squeezed to (T, B, 4) → ``between`` (nodes
+    from 'ya' to 'xb'; None: Identity) → LSTM 'b' (H 4, ``direction``) → ``ops`` →
+    ``output``; the nodes named in ``masked`` take the graph's sequence_lens."""
+    C, H = 3, 4
+    inits = {
+        name: rng.normal(size=(1, 4 * H, n)).astype(np.float32)
+        for name, n in (("W_a", C), ("R_a", H), ("W_b", H), ("R_b", H))
+    }
+    inits |= {"axis1": np.array([1], np.int64), "weight": rng.normal(size=(H, 2)).astype("f")}
+    if direction == "bidirectional":
+        inits["W_b"], inits["R_b"] = (
+            np.concatenate([a, rng.normal(size=a.shape).astype(np.float32)])
+            for a in (inits["W_b"], inits["R_b"])
+        )
+    sl = {k: "sequence_lens" if k in masked else "" for k in ("a", "b")}
+    nodes = [
+        helper.make_node(
+            "LSTM",
+            ["X", "W_a", "R_a", "", sl["a"]],
+            ["Y_a", "Yh_a", "Yc_a"],
+            name="a",
+            hidden_size=H,
+        ),
+        helper.make_node("Squeeze", ["Y_a", "axis1"], ["ya"], name="squeeze"),
+        *(between or [helper.make_node("Identity", ["ya"], ["xb"], name="same")]),
+        helper.make_node(
+            "LSTM",
+            ["xb", "W_b", "R_b", "", sl["b"]],
+            ["Y_b", "Yh_b", "Yc_b"],
+            name="b",
+            hidden_size=H,
+            direction=direction,
+        ),
+        *ops,
+    ]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", C])]
+    if masked:
+        inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["B"]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        inputs,
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def concat(*names, out="h"):
+    return helper.make_node("Concat", list(names), [out], name="concat", axis=0)
+
+
+@pytest.mark.parametrize(
+    ("between", "ops", "output", "masked", "message"),
+    [
+        (
+            [helper.make_node("Tanh", ["ya"], ["xb"], name="tanh")],
+            [concat("Yh_a", "Yh_b")],
+            "h",
+            (),
+            r"output 'h': reads the final states of \['a', 'b'\]; lstm_ref stacks LSTM layers "
+            r"each read at every step by the next, up to the last one, but 'tanh' \(tanh\) lies "
+            "between or after them",
+        ),
+        (
+            None,
+            [concat("Yc_a", "Yh_b")],
+            "h",
+            (),
+            r"output 'h': reads Y_c of 'a'; lstm_ref's layers return h",
+        ),
+        (
+            None,
+            [concat("Yh_a", "Yh_b"), helper.make_node("MatMul", ["h", "weight"], ["m"])],
+            "m",
+            ("a",),
+            r"node 'm' \(MatMul; node 5 of the main graph\): reads where 'b' ends, but it runs "
+            "without the graph's sequence_lens, so it ends after the padding",
+        ),
+        (
+            None,
+            [
+                concat("Yh_a", "Yh_b"),
+                helper.make_node("MatMul", ["h", "weight"], ["m"], name="head"),
+                helper.make_node("MatMul", ["Y_b", "weight"], ["s"], name="steps"),
+                helper.make_node("Flatten", ["s"], ["fs"], axis=0),
+                helper.make_node("Flatten", ["m"], ["fm"], axis=0),
+                helper.make_node("Concat", ["fm", "fs"], ["both"], name="both", axis=1),
+            ],
+            "both",
+            (),
+            r"node 'steps' \(MatMul; node 6 of the main graph\): reads Y or Y_c of a layer now "
+            r"inside an LSTMStack \(it returns h\)",
+        ),
+        (  # one layer's end too: onnxruntime runs 'b' over the zeros 'a' writes past each end
+            None,
+            [],
+            "Yh_b",
+            ("a",),
+            r"output 'Yh_b': reads where 'b' ends, but it runs without the graph's sequence_lens",
+        ),
+    ],
+    ids=["not-a-chain", "Y_c", "unmasked-layer", "Y-after-stacking", "unmasked-end"],
+)
+def test_final_states_of_layers_that_do_not_stack_are_refused(
+    rng, between, ops, output, masked, message
+):
+    """Final states of several layers become an LSTMStack only for LSTM layers each read at
+    every step by the next, all run over each sequence's own length, read for their h (and
+    one layer's end is read only if it runs over each sequence's own length)."""
+    with pytest.raises(InputError, match=message):
+        from_onnx(two_lstms(rng, between, ops, output, masked))
+
+
+def test_final_states_read_in_another_order_under_mixed_lengths(rng):
+    """A forward LSTM then a BiLSTM, both given sequence_lens (unsorted, mixed), read as
+    Concat(Y_h of 'b', Y_h of 'a') — not torch's layer order: one LSTMStack and a
+    FullyConnected that reorders its features, equal to onnxruntime row by row."""
+    ops = [
+        helper.make_node("Concat", ["Yh_b", "Yh_a"], ["h"], name="concat", axis=0),
+        helper.make_node("Transpose", ["h"], ["rows"], name="rows", perm=[1, 0, 2]),
+        helper.make_node("Flatten", ["rows"], ["flat"], name="flat", axis=1),
+    ]
+    model = two_lstms(rng, None, ops, "flat", masked=("a", "b"), direction="bidirectional")
+    lengths = np.array([2, 5, 1, 4], np.int32)
+    x = rng.normal(size=(5, len(lengths), 3)).astype(np.float32)  # (T, B, C), padding random
+    feeds = {"X": x, "sequence_lens": lengths}
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 3  # not its note that the unused initializer 'weight' goes
+    want = ort.InferenceSession(model.SerializeToString(), quiet).run(["flat"], feeds)[0]
+    net = from_onnx(model, dtype=np.float32)
+    assert [type(layer).__name__ for layer in net.layers[1:]] == ["LSTMStack", "FullyConnected"]
+    got = net.predict([x[:n, b] for b, n in enumerate(lengths)])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

@@ -3,12 +3,16 @@ opset and at opset 11 — Squeeze's axes an attribute, Softmax's 2-D coercion �
 default dynamo-based one), read by from_onnx and run against onnxruntime on the same file.
 
 One torch module holds every case — time-major and batch_first × 1 and 2 layers × uni- and
-bidirectional nn.LSTMs, each started from its own non-zero (h0, c0) given as model inputs,
-each with the heads output[:, -1], h_n, h_n[-1] and cat(h_n[-2], h_n[-1]) (a Linear on
-each) — so that each exporter runs once (the dynamo exporter takes seconds a model).
+bidirectional nn.LSTMs, and 3 one-way layers, each started from its own non-zero (h0, c0)
+given as model inputs, each with the heads output[:, -1], h_n, h_n[-1], cat(h_n[-2],
+h_n[-1]), every layer's final h (as h_n.permute(1, 0, 2).reshape(B, -1) and as
+torch.cat(list(h_n), 1)) and cat(h_n[-1], h_n[0]) (a Linear on each), and h_n itself as a
+graph output — so that each exporter runs once (the dynamo exporter takes seconds a model).
 from_onnx(output=...) reads one head's part of the graph. The dynamo exporter keeps the
 number of steps it traced (it specialises T), so both read batches of that length, of
-another batch size than the export's, with random data.
+another batch size than the export's, with random data. Mixed lengths: the TorchScript
+exporter writes a packed batch (pack_padded_sequence, lengths sorted) as the LSTM nodes'
+sequence_lens; the dynamo exporter fails on one (torch.export cannot trace its sizes).
 """
 
 from __future__ import annotations
@@ -23,28 +27,103 @@ import pytest
 import torch
 from torch_models import distinct_gates
 
-from lstm_ref import InputError
 from lstm_ref.interop.onnx import from_onnx
 
 pytest.importorskip("onnxscript")  # the dynamo exporter's own dependency
 
 C, H, K, T = 3, 4, 2, 5
 CASES = [(bf, L, bi) for bf in (False, True) for L in (1, 2) for bi in (False, True)]
-HEADS = ("last", "h_n", "h_n[-1]", "cat")
+CASES += [(bf, 3, False) for bf in (False, True)]
+HEADS = ("last", "h_n", "h_n[-1]", "cat", "permute", "list", "cat(h_n[-1], h_n[0])", "h_n itself")
+TWO_ROWS = ("cat", "cat(h_n[-1], h_n[0])")  # heads that need h_n of two rows at least
+PACKED = [(True, 2, True), (False, 2, False), (True, 3, False)]  # on a packed batch
+PACKED_HEADS = ("permute", "cat", "h_n itself")
+EXPORTERS = ["torchscript", "torchscript-opset11", "dynamo"]
 
 
 def case_name(bf: bool, L: int, bi: bool) -> str:
     return f"{'batch_first' if bf else 'time_major'}_{L}layer_{'bi' if bi else 'uni'}"
 
 
-def representable(L: int, bi: bool, head: str) -> bool:
-    """Whether the head reads the last layer only (else it reads layer 1's final state too,
-    which a chain of layers does not return)."""
-    if head == "h_n":
-        return L == 1
-    if head == "cat":
-        return bi
-    return True
+def heads(L: int, bi: bool) -> list[str]:
+    return [h for h in HEADS if h not in TWO_ROWS or L * (2 if bi else 1) >= 2]
+
+
+def linear_heads(L: int, bi: bool) -> list[str]:
+    return [h for h in heads(L, bi) if h != "h_n itself"]
+
+
+def head_reads(h_n: torch.Tensor, last: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Each head's input, from h_n (L·D, B, H) and the output at the last step, if given."""
+    reads = {
+        "h_n": h_n,
+        "h_n[-1]": h_n[-1],
+        "permute": h_n.permute(1, 0, 2).reshape(h_n.shape[1], -1),
+        "list": torch.cat(list(h_n), 1),
+    }
+    if last is not None:
+        reads["last"] = last
+    if h_n.shape[0] >= 2:
+        reads["cat"] = torch.cat([h_n[-2], h_n[-1]], dim=1)
+        reads["cat(h_n[-1], h_n[0])"] = torch.cat([h_n[-1], h_n[0]], dim=1)
+    return reads
+
+
+def head_linears(L: int, bi: bool) -> torch.nn.ModuleDict:
+    D = 2 if bi else 1
+    widths = {"last": D * H, "h_n": H, "h_n[-1]": H, "permute": L * D * H, "list": L * D * H}
+    widths |= {"cat": 2 * H, "cat(h_n[-1], h_n[0])": 2 * H}
+    linears = {_key(h): torch.nn.Linear(widths[h], K) for h in linear_heads(L, bi)}
+    return torch.nn.ModuleDict(linears)
+
+
+def _key(head: str) -> str:  # ModuleDict keys take no dots or brackets
+    return "".join(ch if ch.isalnum() else "_" for ch in head)
+
+
+def expected_layers(L: int, bi: bool, head: str) -> list[str]:
+    """The network's layers after SequenceInput: the lowest layer h_n's rows come from on
+    stacks every layer above it into one LSTMStack; a Linear head a FullyConnected."""
+    D = 2 if bi else 1
+    lowest = {"last": L - 1, "h_n[-1]": L - 1, "cat": (L * D - 2) // D}.get(head, 0)
+    lstm = "BiLSTM" if bi else "LSTM"
+    recurrent = [lstm] * lowest + (["LSTMStack"] if lowest < L - 1 else [lstm])
+    return recurrent + ([] if head == "h_n itself" else ["FullyConnected"])
+
+
+def export(model, example, inputs, outputs, exporter, rows) -> onnx.ModelProto:
+    """``model`` (its forward(x, *rest)) written by one exporter; ``rows`` each input's
+    batch axis, left dynamic."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporters' own deprecation and tracer notes
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch")
+            first, *rest = ({rows[n]: batch} for n in inputs)
+            dynamic = (first, tuple(rest))  # forward(x, *states)
+            program = torch.onnx.export(
+                model, example, dynamo=True, verbose=False, input_names=inputs,
+                output_names=outputs, dynamic_shapes=dynamic,
+            )  # fmt: skip
+            return program.model_proto
+        buffer = io.BytesIO()
+        opset = {"opset_version": 11} if exporter.endswith("opset11") else {}
+        torch.onnx.export(
+            model, example, buffer, dynamo=False, input_names=inputs, output_names=outputs,
+            dynamic_axes={n: {rows[n]: "batch"} for n in inputs}, **opset,
+        )  # fmt: skip
+        return onnx.load_from_string(buffer.getvalue())
+
+
+def run_onnxruntime(proto: onnx.ModelProto, feeds: dict, outputs: list[str]) -> dict:
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return dict(zip(outputs, session.run(outputs, feeds), strict=True))
+
+
+def per_row(head: str, got: np.ndarray) -> np.ndarray:
+    """A graph output as the network returns it: an h_n-shaped one (L·D, B, ·) as (B, ·)."""
+    if head in ("h_n", "h_n itself"):
+        return got.transpose(1, 0, 2).reshape(got.shape[1], -1)
+    return got
 
 
 class Cases(torch.nn.Module):
@@ -55,10 +134,8 @@ class Cases(torch.nn.Module):
         self.lstms = torch.nn.ModuleList()
         self.fcs = torch.nn.ModuleList()
         for bf, L, bi in CASES:
-            D = 2 if bi else 1
             self.lstms.append(torch.nn.LSTM(C, H, L, batch_first=bf, bidirectional=bi))
-            widths = {"last": D * H, "h_n": H, "h_n[-1]": H, "cat": 2 * H}
-            self.fcs.append(torch.nn.ModuleList(torch.nn.Linear(widths[h], K) for h in HEADS))
+            self.fcs.append(head_linears(L, bi))
         # started from zeros, which the exporters compute from x's shape
         self.zero_state = torch.nn.LSTM(C, H, 2, batch_first=True, bidirectional=True)
         self.zero_state_fc = torch.nn.Linear(2 * H, K)
@@ -68,14 +145,11 @@ class Cases(torch.nn.Module):
 
     def forward(self, x, *states):
         outputs = []
-        for k, ((bf, _, _), lstm, fcs) in enumerate(zip(CASES, self.lstms, self.fcs, strict=True)):
+        for k, ((bf, L, bi), lstm, fcs) in enumerate(zip(CASES, self.lstms, self.fcs, strict=True)):
             h0, c0 = states[2 * k : 2 * k + 2]
             y, (h_n, _) = lstm(x if bf else x.transpose(0, 1), (h0, c0))
-            last = y[:, -1] if bf else y[-1]
-            reads = {"last": last, "h_n": h_n, "h_n[-1]": h_n[-1]}
-            if h_n.shape[0] >= 2:
-                reads["cat"] = torch.cat([h_n[-2], h_n[-1]], dim=1)
-            outputs += [fc(reads[h]) for h, fc in zip(HEADS, fcs, strict=True) if h in reads]
+            reads = head_reads(h_n, y[:, -1] if bf else y[-1])
+            outputs += [fcs[_key(h)](reads[h]) for h in linear_heads(L, bi)] + [h_n]
         y, _ = self.zero_state(x)
         outputs.append(self.zero_state_fc(y[:, -1]).softmax(dim=-1))
         first, second, third = self.mlp
@@ -90,19 +164,19 @@ def names() -> tuple[list[str], list[str]]:
     for bf, L, bi in CASES:
         case = case_name(bf, L, bi)
         inputs += [f"h0_{case}", f"c0_{case}"]
-        outputs += [f"{case}:{h}" for h in HEADS if h != "cat" or L * (2 if bi else 1) >= 2]
+        outputs += [f"{case}:{h}" for h in heads(L, bi)]
     return inputs, [*outputs, "zero_state:softmax", "zero_state:mlp"]
 
 
-def states(rng: np.random.Generator, B: int) -> list[np.ndarray]:
+def states(rng: np.random.Generator, B: int, cases: list = CASES) -> list[np.ndarray]:
     out = []
-    for _, L, bi in CASES:
+    for _, L, bi in cases:
         D = 2 if bi else 1
         out += [rng.normal(size=(L * D, B, H)).astype(np.float32) for _ in range(2)]
     return out
 
 
-@pytest.fixture(scope="module", params=["torchscript", "torchscript-opset11", "dynamo"])
+@pytest.fixture(scope="module", params=EXPORTERS)
 def exported(request) -> tuple[onnx.ModelProto, dict, dict]:
     """The module written by one exporter, the feeds (a batch of another size than the
     export's) and onnxruntime's every output on them — once per exporter."""
@@ -111,52 +185,30 @@ def exported(request) -> tuple[onnx.ModelProto, dict, dict]:
     rng = np.random.default_rng(1)
     example = (torch.randn(2, T, C), *(torch.from_numpy(s) for s in states(rng, 2)))
     inputs, outputs = names()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporters' own deprecation and tracer notes
-        if request.param == "dynamo":
-            batch = torch.export.Dim("batch")
-            dynamic = ({0: batch}, tuple({1: batch} for _ in inputs[1:]))  # (x, *states)
-            program = torch.onnx.export(
-                model, example, dynamo=True, verbose=False, input_names=inputs,
-                output_names=outputs, dynamic_shapes=dynamic,
-            )  # fmt: skip
-            proto = program.model_proto
-        else:
-            buffer = io.BytesIO()
-            opset = {"opset_version": 11} if request.param.endswith("opset11") else {}
-            torch.onnx.export(
-                model, example, buffer, dynamo=False, input_names=inputs, output_names=outputs,
-                dynamic_axes={"x": {0: "batch"}, **{n: {1: "batch"} for n in inputs[1:]}},
-                **opset,
-            )  # fmt: skip
-            proto = onnx.load_from_string(buffer.getvalue())
+    rows = {n: 0 if n == "x" else 1 for n in inputs}
+    proto = export(model, example, inputs, outputs, request.param, rows)
     B = 3
     feeds = [rng.normal(size=(B, T, C)).astype(np.float32), *states(rng, B)]
     feeds = dict(zip(inputs, feeds, strict=True))
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return proto, feeds, dict(zip(outputs, session.run(outputs, feeds), strict=True))
+    return proto, feeds, run_onnxruntime(proto, feeds, outputs)
 
 
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: case_name(*c))
 def test_torch_export_imports_and_matches_onnxruntime(exported, case, head):
+    """Each head, of one layer or of several (then those layers are one LSTMStack), equals
+    onnxruntime on the exported file."""
     proto, feeds, outputs = exported
     _, L, bi = case
     name = f"{case_name(*case)}:{head}"
     if name not in outputs:
         pytest.skip("h_n has one row: no h_n[-2]")
     case_inputs = {k: v for k, v in feeds.items() if k.endswith(case_name(*case))}
-    if not representable(L, bi, head):
-        with pytest.raises(InputError, match=r"reads the output of .* and .*a chain"):
-            from_onnx(proto, inputs=case_inputs, output=name)
-        return
     net = from_onnx(proto, inputs=case_inputs, output=name, dtype=np.float32)
+    assert [type(layer).__name__ for layer in net.layers[1:]] == expected_layers(L, bi, head)
     x = feeds["x"]
     got = net.predict(list(x))  # (B, K·rows of h_n): each row's features in the graph's order
-    want = outputs[name]
-    if head == "h_n":  # (D, B, K) in the graph
-        want = want.transpose(1, 0, 2).reshape(len(x), -1)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, per_row(head, outputs[name]), rtol=0, atol=1e-5)
 
 
 def test_zero_initial_state_computed_from_the_input_shape(exported):
@@ -182,3 +234,65 @@ def test_element_wise_heads(exported):
     ]  # fmt: skip
     got = net.predict(list(feeds["x"]))
     np.testing.assert_allclose(got, outputs["zero_state:mlp"], rtol=0, atol=1e-5)
+
+
+class Packed(torch.nn.Module):
+    """The PACKED cases on one packed batch (pack_padded_sequence, its lengths sorted as
+    the TorchScript exporter needs them), each from its own (h0, c0), with PACKED_HEADS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstms = torch.nn.ModuleList(
+            torch.nn.LSTM(C, H, L, batch_first=bf, bidirectional=bi) for bf, L, bi in PACKED
+        )
+        self.fcs = torch.nn.ModuleList(head_linears(L, bi) for _, L, bi in PACKED)
+
+    def forward(self, x, lengths, *states):
+        outputs = []
+        for k, ((bf, _, _), lstm, fcs) in enumerate(zip(PACKED, self.lstms, self.fcs, strict=True)):
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                x if bf else x.transpose(0, 1), lengths, batch_first=bf
+            )
+            _, (h_n, _) = lstm(packed, states[2 * k : 2 * k + 2])
+            reads = head_reads(h_n)
+            outputs += [fcs[_key(h)](reads[h]) for h in PACKED_HEADS[:-1]] + [h_n]
+        return tuple(outputs)
+
+
+@pytest.fixture(scope="module")
+def packed_export() -> tuple[onnx.ModelProto, dict, dict]:
+    """Packed is written by the TorchScript exporter (its lengths become every LSTM node's
+    sequence_lens), and run by onnxruntime on 4 sequences of 5, 4, 4 and 2 steps, the
+    padding random."""
+    torch.manual_seed(0)
+    model = distinct_gates(Packed(), seed=4).eval()
+    rng = np.random.default_rng(2)
+    example = (
+        torch.randn(2, T, C),
+        torch.tensor([T, T - 2]),
+        *(torch.from_numpy(s) for s in states(rng, 2, PACKED)),
+    )
+    inputs = ["x", "lengths", *(f"{s}_{case_name(*c)}" for c in PACKED for s in ("h0", "c0"))]
+    outputs = [f"{case_name(*c)}:{h}" for c in PACKED for h in PACKED_HEADS]
+    rows = {n: 0 if n in ("x", "lengths") else 1 for n in inputs}
+    proto = export(model, example, inputs, outputs, "torchscript", rows)
+    lengths = np.array([T, T - 1, T - 1, 2], np.int64)
+    x = rng.normal(size=(len(lengths), T, C)).astype(np.float32)
+    feeds = dict(zip(inputs, [x, lengths, *states(rng, len(lengths), PACKED)], strict=True))
+    return proto, feeds, run_onnxruntime(proto, feeds, outputs)
+
+
+@pytest.mark.parametrize("head", PACKED_HEADS)
+@pytest.mark.parametrize("case", PACKED, ids=lambda c: case_name(*c))
+def test_packed_mixed_lengths_import_and_match_onnxruntime(packed_export, case, head):
+    """Mixed lengths through sequence_lens: each sequence ends at its own length in every
+    layer of the stack, as in onnxruntime."""
+    proto, feeds, outputs = packed_export
+    _, L, bi = case
+    name = f"{case_name(*case)}:{head}"
+    case_inputs = {k: v for k, v in feeds.items() if k.endswith(case_name(*case))}
+    net = from_onnx(proto, inputs=case_inputs, output=name, dtype=np.float32)
+    assert [type(layer).__name__ for layer in net.layers[1:]] == expected_layers(L, bi, head)
+    seqs = [row[:n] for row, n in zip(feeds["x"], feeds["lengths"], strict=True)]
+    got = net.predict(seqs)
+    np.testing.assert_allclose(got, per_row(head, outputs[name]), rtol=0, atol=1e-5)

@@ -360,7 +360,7 @@ def test_wrong_objects_are_named_not_crashed_on(rng, tmp_path):
         save_network("x", tmp_path / "x.npz")
     with pytest.raises(InputTypeError, match="must be a Network; got NoneType"):
         save_model(None, tmp_path / "x.onnx")
-    with pytest.raises(InputError, match=r"sequence 0: expected a \(T, C\) .* shape \(3,\)"):
+    with pytest.raises(InputError, match=r"sequence 1: expected a \(T, C\) .* shape \(3,\)"):
         make_batches([np.zeros(3)])
     with pytest.raises(InputError, match=r"expected a non-empty list of .* got str"):
         make_batches("abc")

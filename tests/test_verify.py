@@ -19,7 +19,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 import numpy as np
 import pytest
 import torch
-from torch_models import Classifier, distinct_gates, packed
+from torch_models import Classifier, EveryLayerHead, distinct_gates, packed
 
 from lstm_ref import Network
 from lstm_ref.cli import main
@@ -466,3 +466,47 @@ def test_readme_report_is_what_the_command_prints(tmp_path, monkeypatch, capsys)
     position = 0
     for part in parts:  # each part is printed, in order
         position = out.index(part, position) + len(part)
+
+
+# ------------------------------------------------------------ a head on every layer's h_n
+@pytest.fixture(scope="module")
+def stacked(folder):
+    """A float32 2-layer bidirectional nn.LSTM whose head reads every layer's h_n (an
+    LSTMStack in lstm_ref), its state_dict saved, and a non-zero (h_0, c_0) for INPUTS."""
+    model = distinct_gates(EveryLayerHead(C, H, K, 2, bidirectional=True), seed=11).eval()
+    torch.save(model.state_dict(), folder / "stacked.pt")
+    g = np.random.default_rng(4)
+    start = {k: g.uniform(-0.5, 0.5, (4, len(INPUTS.sequences), H)) for k in ("h_0", "c_0")}
+    return model, folder / "stacked.pt", start
+
+
+def test_a_correct_stack_port_matches(stacked):
+    """Run in torch from the same non-zero (h_0, c_0), and its h_n observed beside."""
+    model, path, start = stacked
+    report = verify(path, INPUTS, run=True, layout="torch", initial_state=start)
+    assert report.passed and report.verdict == "match" and report.initial_state == "non-zero"
+    h_0, c_0 = (torch.from_numpy(start[k]).float() for k in ("h_0", "c_0"))
+    with torch.no_grad():
+        _, (h_n, _) = model.lstm(packed(INPUTS.sequences, torch.float32), (h_0, c_0))
+    observed = {"h_n": h_n.numpy()}
+    report = verify(path, INPUTS, observed=observed, layout="torch", initial_state=start)
+    assert report.passed and [c.name for c in report.comparisons] == ["h_n"]
+
+
+@pytest.mark.parametrize("name", ["tf1-ijfo", "bias-dropped"])
+def test_a_planted_bug_in_every_stacked_layer_is_named(folder, stacked, name):
+    model, path, start = stacked
+    change, cause = PLANTED[name]
+    broken = port(folder, model.state_dict(), f"stacked-{name}", change)
+    report = verify(path, INPUTS, run=broken, layout="torch", initial_state=start)
+    assert not report.passed and report.verdict == "cause"
+    assert [f.key for f in report.causes] == [cause]
+    divergence = report.divergence  # traced through the stack, every layer's units
+    assert divergence is not None and divergence.layer == "lstm" and divergence.gates is not None
+
+
+def test_one_layer_names_are_refused_on_a_stack(stacked):
+    _, path, _ = stacked
+    N = len(INPUTS.sequences)
+    with pytest.raises(InputError, match="'lstm' is a stack of LSTM layers, which onnx's names"):
+        verify(path, INPUTS, observed={"Y_h": np.zeros((2, N, H))}, layout="onnx")

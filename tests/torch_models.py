@@ -41,6 +41,35 @@ class Classifier(torch.nn.Module):
         return self.fc(last).softmax(dim=1)
 
 
+class EveryLayerHead(torch.nn.Module):
+    """An nn.Linear on every layer's final h of a multi-layer nn.LSTM (an LSTMStack in
+    lstm_ref), read one of the three ways users write it."""
+
+    def __init__(
+        self, C, H, K, num_layers, bidirectional=False, proj_size=0, batch_first=True, read=""
+    ):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(
+            C,
+            H,
+            num_layers,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            proj_size=proj_size,
+        )
+        D = 2 if bidirectional else 1
+        self.fc = torch.nn.Linear(num_layers * D * (proj_size or H), K)
+        self.read = read
+
+    def forward(self, x, state=None):
+        _, (h_n, _) = self.lstm(x, state)
+        if self.read == "cat-list":
+            return self.fc(torch.cat(list(h_n), dim=1))
+        if self.read == "last-two":  # a 2-layer one-way LSTM: layer 0's and layer 1's h
+            return self.fc(torch.cat((h_n[-2], h_n[-1]), 1))
+        return self.fc(h_n.permute(1, 0, 2).reshape(h_n.shape[1], -1))
+
+
 def packed(seqs: list[np.ndarray], dtype=torch.float64):
     """A PackedSequence of (T_i, C) arrays (any order of lengths)."""
     tensors = [torch.from_numpy(s).to(dtype) for s in seqs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -41,12 +42,22 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """An argparse type: a finite number > 0."""
+    return _finite_float(text, "> 0", lambda value: value > 0)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    return _finite_float(text, ">= 0", lambda value: value >= 0)
+
+
+def _finite_float(text: str, bound: str, within: Callable[[float], bool]) -> float:
+    """``text`` as a finite float for which ``within`` holds; else an error naming ``bound``."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
+    if not (np.isfinite(value) and within(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number {bound}; got {text!r}")
     return value
 
 
@@ -119,14 +130,20 @@ def add_data_options(p: argparse.ArgumentParser, observation: bool = True) -> No
         default=None,
         help="sequences (.ts, .npy, .npz, .csv) to use instead of the Japanese Vowels test set",
     )
+    add_layout_option(p, "--data arrays")
+    if observation:
+        p.add_argument("--observation", type=int, default=1, help="sequence, 1-based")
+
+
+def add_layout_option(p: argparse.ArgumentParser, arrays: str) -> None:
+    """--layout: the axes of ``arrays`` (as :func:`~lstm_ref.sequences.as_sequence_list`
+    takes them)."""
     p.add_argument(
         "--layout",
         choices=["TC", "CT"],
         default="TC",
-        help="axes of --data arrays: TC time × features; CT MATLAB's features × time",
+        help=f"axes of {arrays}: TC time × features; CT MATLAB's features × time",
     )
-    if observation:
-        p.add_argument("--observation", type=int, default=1, help="sequence, 1-based")
 
 
 def add_figure_options(p: argparse.ArgumentParser) -> None:

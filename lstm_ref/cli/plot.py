@@ -31,7 +31,11 @@ units: the units that stay active over --range, and where else they are active t
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help=HELP, description=DESCRIPTION)
-    p.add_argument("kind", choices=["sequence", "heatmap", "gates", "saturation", "units"])
+    p.add_argument(
+        "kind",
+        choices=["sequence", "heatmap", "gates", "saturation", "units"],
+        help="which figure (each described above)",
+    )
     add_network_option(p)
     add_data_options(p)
     add_figure_options(p)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError, LstmRefError
-from .common import add_network_option, load_net, positive_int
+from .common import add_layout_option, add_network_option, load_net, positive_int
 
 if TYPE_CHECKING:
     from ..formats import SequenceFile
@@ -38,14 +38,9 @@ model's Keras Masking skips them)."""
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help=HELP, description=DESCRIPTION)
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="the sequences: .ts, .npy, .npz or .csv")
     add_network_option(p)
-    p.add_argument(
-        "--layout",
-        choices=["TC", "CT"],
-        default="TC",
-        help="TC: time × features; CT: MATLAB's features × time",
-    )
+    add_layout_option(p, "the file's arrays")
     p.add_argument(
         "--padding",
         choices=["masked", "matlab"],

@@ -17,13 +17,14 @@ if TYPE_CHECKING:
 HELP = "train JapaneseVowelsNet (or a classifier on your .ts files) from scratch"
 DESCRIPTION = """\
 Without --train-file: retrain JapaneseVowelsNet by its own recipe (MATLAB's: sorted unmasked
-mini-batches of 27, Adam 1e-3, 60 epochs, z-score input) and write it with its model card.
+mini-batches of 27, Adam 1e-3, 60 epochs, z-score input) and write JapaneseVowelsNet.npz
+and MODEL_CARD.md in --out.
 
 With --train-file: train a classifier on a labelled UEA/UCR .ts file with defaults meant for
 anyone's data — masked padding, mini-batches shuffled every epoch, a validation split held
 out of the training file (or --validation-file), early stopping on the validation loss with
-the best epoch's weights kept — and report --test-file's accuracy. The options override
-either recipe."""
+the best epoch's weights kept — write <problemName>.npz in --out (the file's
+@problemName), and report --test-file's accuracy. The options override either recipe."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import positive_float, positive_int, whole_number
+from .common import non_negative_float, positive_float, positive_int, whole_number
 
 HELP = "compare a ported model's outputs with the reference's: where and why they diverge"
 DESCRIPTION = """\
@@ -38,17 +38,6 @@ def length_range(text: str) -> tuple[int, int]:
     return a, b
 
 
-def tolerance(text: str) -> float:
-    """An argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text!r}")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..verify.layouts import LAYOUTS
     from ..verify.reference import SEMANTICS
@@ -56,11 +45,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("verify", help=HELP, description=DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="the model as it should compute")
-    p.add_argument("--inputs", type=Path, help=".npy (N, T, C) or .npz with x and lengths")
+    p.add_argument(
+        "--inputs", type=Path, help=".npy (N, T, C) or (T, C), or .npz with x and lengths"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs (default: 0)")
     p.add_argument("--batch", type=positive_int, default=4, help="generated sequences")
     p.add_argument(
-        "--length-range", type=length_range, default=(3, 8), help="generated lengths, a-b"
+        "--length-range",
+        type=length_range,
+        default=(3, 8),
+        help="generated lengths, a-b (default: 3-8)",
     )
     p.add_argument(
         "--scale", type=positive_float, default=1.0, help="standard deviation of generated inputs"
@@ -79,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--layout",
         choices=LAYOUTS,
         default="lstm_ref",
-        help="whose names and layouts --observed and --initial-state use (default lstm_ref)",
+        help="whose names and layouts --observed and --initial-state use (default: lstm_ref)",
     )
     p.add_argument(
         "--initial-state",
@@ -96,11 +90,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         choices=list(PRECISIONS),
-        help="the precision the port computed in (default float16 for float16 outputs, "
-        "else float32): its rounding is not a bug",
+        help="the precision the port computed in (default: float16 for float16 "
+        "outputs, else float32): its rounding is not a bug",
     )
-    p.add_argument("--atol", type=tolerance, default=1e-5, help="absolute tolerance")
-    p.add_argument("--rtol", type=tolerance, default=1e-5, help="relative tolerance")
+    p.add_argument("--atol", type=non_negative_float, default=1e-5, help="absolute tolerance")
+    p.add_argument("--rtol", type=non_negative_float, default=1e-5, help="relative tolerance")
     p.add_argument(
         "--no-pairs",
         action="store_true",

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--literal-matlab-loop",
         action="store_true",
         help="also run the published page's loop, which feeds X(:,1)' at every step (a bug; "
-        "see README), draw it and compare it with the correct loop",
+        "see docs/USAGE.md), draw it and compare it with the correct loop",
     )
     p.set_defaults(run=run)
 

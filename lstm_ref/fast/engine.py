@@ -16,11 +16,12 @@ them over its batches:
 
 Covered (anything else falls back to the reference, with equal results): a
 :class:`~lstm_ref.layers.SequenceInput` (any normalisation), then any sequence of LSTM,
-BiLSTM and TimeReversal layers (:mod:`lstm_ref.fast.layers`: either direction, every merge
-mode, any activation, every cell option — :mod:`lstm_ref.fast.general`), nothing recurrent
-after an output of one vector, then any of ``FullyConnected``, ``Softmax``,
-``ClassificationOutput`` (run through their own ``forward``). Results are checked finite; a
-non-finite value sends the call back to the reference, which names the overflow.
+BiLSTM, LSTMStack and TimeReversal layers (:mod:`lstm_ref.fast.layers`: either direction,
+every merge mode, any activation, every cell option — :mod:`lstm_ref.fast.general`),
+nothing recurrent after an output of one vector, then any of ``FullyConnected``,
+``Softmax``, ``ClassificationOutput`` (run through their own ``forward``). Results are
+checked finite; a non-finite value sends the call back to the reference, which names the
+overflow.
 
 **The snapshot is checked on every call, without reading the weights**
 (:class:`~lstm_ref.fast.watch.Watch`): the attributes compiled from are compared by

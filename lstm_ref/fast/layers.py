@@ -1,6 +1,7 @@
 """A network's recurrent layers compiled for the fast path, and how each runs over one
 time-major batch: forward and reverse LSTMs (any cell), bidirectional ones (every merge
-mode, "last" read as the state or at the last step), and the time reversal.
+mode, "last" read as the state or at the last step), stacks of them (every layer's final
+h gathered), and the time reversal.
 
 A batch here is time-major, (T, B, W), its rows sorted by length under masked padding (the
 rows still running at step t are a prefix, ``counts[t]``) and each row's own number of steps
@@ -16,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..layers import LSTM, BiLSTM, Layer, SequenceInput, TimeReversal, directions
+from ..layers import LSTM, BiLSTM, Layer, LSTMStack, SequenceInput, TimeReversal, directions
 from ..layers.bidirectional import MERGES
 from ..lstm import LSTMState
 from .step import FastLSTM, compile_lstm, run_lstm
@@ -40,7 +41,15 @@ class FastBiLSTM(NamedTuple):
         return self.fwd.last
 
 
-Compiled = FastLSTM | FastBiLSTM | str
+class FastStack(NamedTuple):
+    """An :class:`~lstm_ref.layers.LSTMStack` compiled: its layers, run in order."""
+
+    name: str
+    parts: tuple[FastLSTM | FastBiLSTM, ...]
+    last: bool  # every layer's final h (else the top layer's outputs)
+
+
+Compiled = FastLSTM | FastBiLSTM | FastStack | str
 
 
 def compile_recurrent(layers: Sequence[Layer]) -> tuple[list[Compiled], int] | None:
@@ -53,24 +62,35 @@ def compile_recurrent(layers: Sequence[Layer]) -> tuple[list[Compiled], int] | N
     norm: SequenceInput | None = first
     compiled: list[Compiled] = []
     k = 1
-    while k < len(layers) and type(layers[k]) in (LSTM, BiLSTM, TimeReversal):
+    while k < len(layers) and type(layers[k]) in (LSTM, BiLSTM, LSTMStack, TimeReversal):
         x = layers[k]
         if compiled and getattr(compiled[-1], "last", False):
             return None  # one vector per sequence: nothing recurrent can follow
-        if isinstance(x, LSTM):
-            compiled.append(compile_lstm(x, norm))
+        if isinstance(x, LSTMStack):
+            parts = [
+                _compile_lstm_layer(part, norm if j == 0 else None)
+                for j, part in enumerate(x.layers)
+            ]
+            compiled.append(FastStack(x.name, tuple(parts), x.output_mode == "last"))
             norm = None
-        elif isinstance(x, BiLSTM):
-            step = x.last == "step"
-            bwd = compile_lstm(x.bwd, norm, last=False if step else None)
-            compiled.append(FastBiLSTM(x.name, compile_lstm(x.fwd, norm), bwd, x.merge_mode, step))
+        elif isinstance(x, LSTM | BiLSTM):
+            compiled.append(_compile_lstm_layer(x, norm))
             norm = None
         else:
             compiled.append(REVERSAL)
         k += 1
-    if not any(isinstance(c, FastLSTM | FastBiLSTM) for c in compiled):
+    if not any(isinstance(c, FastLSTM | FastBiLSTM | FastStack) for c in compiled):
         return None
     return compiled, k
+
+
+def _compile_lstm_layer(x: LSTM | BiLSTM, norm: SequenceInput | None) -> FastLSTM | FastBiLSTM:
+    """One LSTM or BiLSTM compiled (``norm`` folded into it)."""
+    if isinstance(x, LSTM):
+        return compile_lstm(x, norm)
+    step = x.last == "step"
+    bwd = compile_lstm(x.bwd, norm, last=False if step else None)
+    return FastBiLSTM(x.name, compile_lstm(x.fwd, norm), bwd, x.merge_mode, step)
 
 
 def reads(layer: Layer) -> list[tuple[object, tuple[str, ...]]]:
@@ -83,6 +103,10 @@ def reads(layer: Layer) -> list[tuple[object, tuple[str, ...]]]:
     if isinstance(layer, BiLSTM):
         bi = ("name", "fwd", "bwd", "merge_mode", "last")
         return [(layer, bi), (layer.fwd, LSTM_READS), (layer.bwd, LSTM_READS)]
+    if isinstance(layer, LSTMStack):  # its list of layers: each item by identity
+        return [(layer, ("name", "layers", "output_mode"))] + [
+            r for part in layer.layers for r in reads(part)
+        ]
     return []
 
 
@@ -90,7 +114,7 @@ def folded(layer: Layer) -> list[Array]:
     """The arrays of ``layer`` whose values a compilation copies into its own."""
     if isinstance(layer, SequenceInput):
         return [a for a in (layer.mean, layer.std) if a is not None]
-    if isinstance(layer, LSTM | BiLSTM):
+    if isinstance(layer, LSTM | BiLSTM | LSTMStack):
         arrays = []
         for x in directions(layer):
             v = x.variant
@@ -143,12 +167,32 @@ def run_compiled(
     if isinstance(item, str):
         return reversed_rows(y, rows.stop), None
     assert start is not None
+    if isinstance(item, FastStack):
+        ends, h0, c0 = [], 0, 0
+        for part in item.parts:
+            wh, wc = _state_widths(part)
+            y, end = run_compiled(
+                part, y, rows, LSTMState(start.h[:, h0 : h0 + wh], start.c[:, c0 : c0 + wc])
+            )
+            assert end is not None
+            ends.append(end)
+            h0, c0 = h0 + wh, c0 + wc
+        final = LSTMState(*(np.concatenate(each, axis=-1) for each in zip(*ends, strict=True)))
+        return (final.h if item.last else y), final
     if isinstance(item, FastLSTM):
         return run_direction(item, y, rows, start)
-    hf, cf = item.fwd.width, item.fwd.H
+    hf, cf = _state_widths(item.fwd)
     y_f, end_f = run_direction(item.fwd, y, rows, LSTMState(start.h[:, :hf], start.c[:, :cf]))
     y_b, end_b = run_direction(item.bwd, y, rows, LSTMState(start.h[:, hf:], start.c[:, cf:]))
     if item.last_step:  # the reverse output at each row's last step
         y_b = y_b[rows.stop - 1, np.arange(len(rows.stop))]
     end = LSTMState(*(np.concatenate(p, axis=-1) for p in zip(end_f, end_b, strict=True)))
     return MERGES[item.merge](y_f, y_b), end
+
+
+def _state_widths(item: FastLSTM | FastBiLSTM) -> tuple[int, int]:
+    """The widths of a compiled layer's h and c."""
+    if isinstance(item, FastLSTM):
+        return item.width, item.H
+    (hf, cf), (hb, cb) = _state_widths(item.fwd), _state_widths(item.bwd)
+    return hf + hb, cf + cb

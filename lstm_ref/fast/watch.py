@@ -6,7 +6,8 @@ options) and folds the values of some arrays into its own (the weights, the inpu
 normalisation). :class:`Watch` keeps what it read and answers :meth:`Watch.current`:
 
 * **Attributes by identity.** Assigning a new array, new parameters, new options or a new
-  layer puts a new object in its place: one identity comparison per attribute sees it.
+  layer puts a new object in its place: one identity comparison per attribute sees it (a
+  list, such as an LSTMStack's layers, item by item: it may be changed in place).
 * **Values through the writeable flag.** The folded arrays are made read-only when they are
   compiled (:func:`seal`), with every array they are views of, so that no value can change
   without someone first making an array writeable again (``a.flags.writeable = True``, as
@@ -106,7 +107,7 @@ class Watch:
         self._read: list[tuple[object, Any, tuple[Any, ...]]] = []
         for owner, names in reads:
             get = attrgetter(*names, names[0])  # two names at least: always a tuple
-            self._read.append((owner, get, get(owner)))
+            self._read.append((owner, get, tuple(map(_snapshot, get(owner)))))
         self._folded = [(a, a.copy(), not seal(a)) for a in folded]
         self._sealings = SEALINGS[0]
 
@@ -116,7 +117,7 @@ class Watch:
         if len(layers) != len(self._layers) or not all(map(operator.is_, layers, self._layers)):
             return False
         for owner, get, values in self._read:
-            if not all(map(operator.is_, get(owner), values)):
+            if not all(map(_unchanged, get(owner), values)):
                 return False
         everything = self._sealings != SEALINGS[0]  # another snapshot sealed an array
         for a, copy, always in self._folded:
@@ -124,3 +125,19 @@ class Watch:
                 return False
         self._sealings = SEALINGS[0]
         return True
+
+
+class _Items(tuple):  # type: ignore[type-arg]
+    """The items a list held when it was read (each compared by identity)."""
+
+
+def _snapshot(value: object) -> object:
+    return _Items(value) if isinstance(value, list) else value
+
+
+def _unchanged(now: object, then: object) -> bool:
+    """Whether an attribute still holds what was read: the same object, or a list of the
+    same items."""
+    if isinstance(then, _Items):
+        return isinstance(now, list) and len(now) == len(then) and all(map(operator.is_, now, then))
+    return now is then

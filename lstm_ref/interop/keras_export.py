@@ -27,6 +27,7 @@ from ..layers import (
     LSTM,
     BiLSTM,
     FullyConnected,
+    LSTMStack,
     SequenceInput,
     Softmax,
     TimeReversal,
@@ -105,6 +106,11 @@ def _build(net: Network) -> Any:
             keras_layer, weights = _keras_lstm(layer, dtype, keras)
             x = keras_layer(x)
             pending.append((keras_layer, weights))
+        elif isinstance(layer, LSTMStack):
+            raise InputError(
+                f"layer {layer.name!r} (LSTMStack) has no Keras export: stacked Keras LSTM "
+                "layers pass on the top layer's output only, not every layer's final state"
+            )
         elif isinstance(layer, TimeReversal):  # go_backwards wrote the sequence so already
             if not reverse_sequence(net.layers[k - 1]):
                 raise InputError(

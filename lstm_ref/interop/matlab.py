@@ -2,8 +2,8 @@
 and written with ``scipy.io``, v7.3 (HDF5) with ``h5py``.
 
 MATLAB's own objects (``SeriesNetwork``, ``dlnetwork``) cannot be read outside MATLAB, so
-the user saves their arrays with a few lines of MATLAB (README, "Importing and
-exporting")::
+the user saves their arrays with a few lines of MATLAB (docs/INTEROP.md,
+"MATLAB's learnables")::
 
     lstm = net.Layers(2); fc = net.Layers(3);
     s.InputWeights = lstm.InputWeights; s.RecurrentWeights = lstm.RecurrentWeights;
@@ -67,6 +67,7 @@ from ..layers import (
     ClassificationOutput,
     FullyConnected,
     Layer,
+    LSTMStack,
     SequenceInput,
     Softmax,
     directions,
@@ -119,7 +120,8 @@ def from_matlab(path: str | os.PathLike, *, dtype: np.dtype | type = np.float64)
     if missing:
         raise InputError(
             f"{where}: lacks the variable(s) {missing}; expected {list(REQUIRED)} (optional: "
-            f"{list(OPTIONAL)}) — see the README for the MATLAB lines that save them"
+            f"{list(OPTIONAL)}) — docs/INTEROP.md (MATLAB's learnables) gives the MATLAB lines "
+            "that save them"
         )
     extra = sorted(set(values) - set(REQUIRED) - set(OPTIONAL))
     if extra:
@@ -306,6 +308,12 @@ def save_matlab(
     if version not in ("5", "7.3"):
         raise InputError(f"MAT-file version must be '5' or '7.3'; got {version!r}")
     layers = [x for x in net.layers if not isinstance(x, Softmax | ClassificationOutput)]
+    stack = next((x for x in layers if isinstance(x, LSTMStack)), None)
+    if stack is not None:
+        raise InputError(
+            f"layer {stack.name!r} (LSTMStack) has no MATLAB export: a MATLAB learnables file "
+            "holds one LSTM or BiLSTM layer, not a stack reading every layer's final state"
+        )
     seq, lstm, fc = [*layers, None, None, None][:3]
     if not (
         len(layers) == 3

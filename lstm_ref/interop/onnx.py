@@ -38,11 +38,13 @@ raw tensors with all of it, zero lengths included.
 
 The graph around the LSTM nodes is followed, not matched: :mod:`.onnx_graph` says what each
 graph input is, folds what is computed from constants (:mod:`.onnx_ops`) and runs the rest
-on element ids; :mod:`.onnx_head` turns what the nodes compute into layers. Any op it does
-not follow is refused with its node, its position and what lstm_ref follows. A graph with a
-``sequence_lens`` input must pass it to every LSTM node with a reverse direction. A loop over
-an LSTM cell written out as ops (``torch.onnx.export`` of an ``nn.LSTMCell`` loop) is first
-rewritten into the ``LSTM`` node it computes (:mod:`.onnx_fuse`).
+on element ids; :mod:`.onnx_head` turns what the nodes compute into layers, and
+:mod:`.onnx_stack` the layers whose final states a head reads into one LSTMStack. Any op it
+does not follow is refused with its node, its position and what lstm_ref follows. A graph
+with a ``sequence_lens`` input must pass it to every LSTM node with a reverse direction,
+and to every node whose end (Y_h, the last step) is read. A loop over an LSTM cell written
+out as ops (``torch.onnx.export`` of an ``nn.LSTMCell`` loop) is first rewritten into the
+``LSTM`` node it computes (:mod:`.onnx_fuse`).
 
 Export: :mod:`lstm_ref.interop.onnx_export`, with the same layout.
 """
@@ -57,7 +59,7 @@ import numpy as np
 
 from ..activations import ONNX_ACTIVATIONS, activation_spec, own_name
 from ..errors import InputError, InputTypeError
-from ..layers import LSTM, BiLSTM, directions
+from ..layers import LSTM, BiLSTM, LSTMStack, directions
 from ..lstm import LSTMParams, LSTMState, reorder_gates
 from ..network import Network
 from .onnx_ops import node_attributes, node_name
@@ -412,9 +414,18 @@ def _state_from_inputs(
     (n,) = counts
     state = {}
     for layer in net.stateful_layers:
-        start = net.initial_state()[layer.name]
-        h, c = rows.get(layer.name, [None, None])
+        parts = [(layer.name, layer)]
+        if isinstance(layer, LSTMStack):  # its layers' states in layer order
+            parts = [(f"{layer.name}/{part.name}", part) for part in layer.layers]
+        starts = []
+        for key, part in parts:
+            start = part.initial_state
+            assert start is not None  # a stateful layer's
+            h, c = rows.get(key, [None, None])
+            starts.append(
+                [np.tile(s0, (n, 1)) if r is None else r for r, s0 in ((h, start.h), (c, start.c))]
+            )
         state[layer.name] = LSTMState(
-            *(np.tile(s0, (n, 1)) if r is None else r for r, s0 in ((h, start.h), (c, start.c)))
+            *(np.concatenate(each, axis=1) for each in zip(*starts, strict=True))
         )
     return state

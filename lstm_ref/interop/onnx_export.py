@@ -37,6 +37,7 @@ from ..layers import (
     LSTM,
     BiLSTM,
     FullyConnected,
+    LSTMStack,
     SequenceInput,
     Softmax,
     directions,
@@ -111,6 +112,11 @@ def to_onnx(net: Network) -> Any:
             x, mode = (
                 _export_lstm(layer, x, nodes, const, helper),
                 layer.output_mode,
+            )
+        elif isinstance(layer, LSTMStack):
+            raise InputError(
+                f"layer {layer.name!r} (LSTMStack) has no ONNX export: the exporter writes one "
+                "LSTM node per LSTM or BiLSTM layer, and nothing that gathers every layer's state"
             )
         elif isinstance(layer, FullyConnected):
             W, b = const(f"{layer.name}_W", layer.weights.T), const(f"{layer.name}_b", layer.bias)

@@ -28,13 +28,14 @@ same NumPy code), measures them (``Shape``, ``Size``), or computes (:mod:`.onnx_
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM, SequenceInput, directions, forward_only
+from ..layers import LSTM, BiLSTM, LSTMStack, SequenceInput, directions, forward_only
 from .onnx_head import (
     ELEMENTWISE,
     FINAL_C,
@@ -76,7 +77,7 @@ class StateInput:
     """Where an LSTM's initial h or c comes from in a graph input: its row axis, and for
     each of the layer's state features (forward first) its index in the other axes."""
 
-    layer: str
+    layer: str  # a layer inside an LSTMStack: "stack/layer"
     which: int  # 0 h, 1 c
     name: str
     b_axis: int
@@ -248,9 +249,10 @@ def run_graph(
     if output not in data:
         raise InputError(f"{where}: output {output!r} does not depend on the input X")
     output_step(data[output], chain, output, f"{where}: output {output!r}")
-    if not any(isinstance(x, LSTM | BiLSTM) for x in chain.layers):
+    if not any(isinstance(x, LSTM | BiLSTM | LSTMStack) for x in chain.layers):
         raise InputError(f"{where}: no LSTM node between input {roles_.x.name!r} and {output!r}")
-    return Network([run.first, *chain.layers]), run.states
+    states = [dataclasses.replace(s, layer=chain.stacked.get(s.layer, s.layer)) for s in run.states]
+    return Network([run.first, *chain.layers]), states
 
 
 def _size(d: int | str, sizes: dict[str, int], where: str, name: str) -> int:

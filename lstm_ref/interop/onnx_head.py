@@ -26,8 +26,9 @@ A *read* (:meth:`Chain.read`) checks that a tensor is laid out as rows (and step
 same features: which axis holds the rows, which the steps, every row and step present
 once, the same affine function at the same place in each. Reading an LSTM's outputs fixes
 its output mode: Y at every step → "sequence"; Y at each sequence's last step, or Y_h →
-"last" (a BiLSTM's reverse half at the last step: ``last="step"``). Anything else is
-refused with the node and what the reader found.
+"last" (a BiLSTM's reverse half at the last step: ``last="step"``). Reading the final
+states (Y_h) of several layers makes those layers one LSTMStack (:mod:`.onnx_stack`).
+Anything else is refused with the node and what the reader found.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from .onnx_ops import node_attributes, node_name
 Array = np.ndarray
 STEP, FINAL_H, FINAL_C, ROW, STATE = range(5)  # an element's kind
 KIND_NAMES = ["a step's output", "Y_h", "Y_c", "a row's output", "an initial state input"]
+RETIRED = np.iinfo(np.int64).max  # the base of a stacked layer's Y and Y_c (.onnx_stack)
 
 
 class Elements:
@@ -140,6 +142,7 @@ class Chain:
     x_batch_first: bool | None = None  # decided by the first LSTM
     masked: set[str] = field(default_factory=set)  # LSTMs run with sequence_lens
     modes: dict[str, str] = field(default_factory=dict)  # LSTM name: how its output was read
+    stacked: dict[str, str] = field(default_factory=dict)  # LSTM name: "stack/part" (.onnx_stack)
 
     # ------------------------------------------------------------------ reading
     def read(
@@ -213,12 +216,19 @@ class Chain:
         return read
 
     def check_base(self, ids: Array, where: str) -> None:
-        """Refuse elements that are not all of the current base."""
+        """Refuse elements that are not all of the current base, unless they are final
+        states of LSTM layers that stack: those layers become one LSTMStack, the current
+        base (:func:`.onnx_stack.stack_final_states`)."""
+        from .onnx_stack import stack_final_states
+
         bases = np.unique(self.el.base[ids])
-        if len(bases) != 1 or bases[0] != self.base:
+        if len(bases) == 1 and bases[0] == self.base:
+            return
+        if not stack_final_states(self, ids, where):
             raise InputError(
                 f"{where}: reads {self._describe(bases)}; lstm_ref's network is a chain, each "
-                f"layer reading the one before ({self._describe([self.base])})"
+                f"layer reading the one before ({self._describe([self.base])}), or the final "
+                "h (Y_h) of LSTM layers that each read the one before"
             )
 
     def _axis_of(self, coord: Array, where: str, what: str, skip: int | None = None) -> int | None:
@@ -230,7 +240,9 @@ class Chain:
     def _describe(self, bases: Any) -> str:
         names = []
         for base in bases:
-            if base < 0:
+            if base == RETIRED:
+                names.append("Y or Y_c of a layer now inside an LSTMStack (it returns h)")
+            elif base < 0:
                 names.append("an initial-state input")
             elif base == 0:
                 names.append("the input X")
@@ -265,6 +277,8 @@ class Chain:
                     f"{self.T}; lstm_ref's layers return every step, or each sequence's last"
                 )
             mode = "step"
+        if mode != "sequence":
+            self.check_ends_masked(lstm, where)
         seen = self.modes.setdefault(lstm.name, mode)
         if seen != mode:
             raise InputError(f"{where}: reads {lstm.name!r} as {mode!r}; it was read as {seen!r}")
@@ -280,6 +294,16 @@ class Chain:
             raise InputError(
                 f"{where}: the last time step of a lone reverse LSTM's Y holds its output after "
                 "one step only, which lstm_ref's layers do not return; read Y_h instead"
+            )
+
+    def check_ends_masked(self, layer: Layer, where: str) -> None:
+        """Refuse reading where a layer ends (its final state, its last step) when it runs
+        over the padding: the graph takes sequence_lens, the layer's node does not."""
+        if self.lengths is not None and layer.name not in self.masked:
+            raise InputError(
+                f"{where}: reads where {layer.name!r} ends, but it runs without the graph's "
+                "sequence_lens, so it ends after the padding; lstm_ref's masked padding ends "
+                "each sequence at its own length"
             )
 
     # ------------------------------------------------------------------ layers

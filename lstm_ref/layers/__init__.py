@@ -45,6 +45,7 @@ from .heads import (
 )
 from .recurrent import LSTM, LSTMCache, forward_only, reverse_sequence
 from .sequence_input import SequenceInput
+from .stack import LSTMStack, LSTMStackCache
 from .time_reversal import ReversalCache, TimeReversal
 
 Array = np.ndarray
@@ -61,6 +62,8 @@ __all__ = [
     "FullyConnected",
     "InputCache",
     "LSTMCache",
+    "LSTMStack",
+    "LSTMStackCache",
     "Layer",
     "LogSoftmax",
     "ReversalCache",
@@ -81,6 +84,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {
         SequenceInput,
         LSTM,
         BiLSTM,
+        LSTMStack,
         TimeReversal,
         FullyConnected,
         Activation,

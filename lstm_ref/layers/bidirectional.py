@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from ..errors import InputError
 from ..lstm import Gates, LSTMState
 from .base import Grads, Layer
 from .recurrent import LSTM, LSTMCache, check_state_pair
+
+if TYPE_CHECKING:
+    from .stack import LSTMStack
 
 Array = np.ndarray
 
@@ -205,15 +208,23 @@ class BiLSTM(Layer):
         return dx_f + dx_b, grads
 
 
-def directions(layer: LSTM | BiLSTM) -> list[LSTM]:
-    """The one-direction LSTMs of ``layer``: itself, or a BiLSTM's forward and reverse."""
-    return [layer.fwd, layer.bwd] if isinstance(layer, BiLSTM) else [layer]
+def directions(layer: LSTM | BiLSTM | LSTMStack) -> list[LSTM]:
+    """The one-direction LSTMs of ``layer``: itself, a BiLSTM's forward and reverse, or
+    those of every layer of an LSTMStack in order (PyTorch's h_n rows: layer 0 forward,
+    layer 0 reverse, layer 1 forward, …)."""
+    if isinstance(layer, BiLSTM):
+        return [layer.fwd, layer.bwd]
+    if isinstance(layer, LSTM):
+        return [layer]
+    return [one for part in layer.layers for one in directions(part)]
 
 
 T = TypeVar("T")
 
 
-def shared_by_directions(layer: LSTM | BiLSTM, what: str, value: Callable[[LSTM], T]) -> T:
+def shared_by_directions(
+    layer: LSTM | BiLSTM | LSTMStack, what: str, value: Callable[[LSTM], T]
+) -> T:
     """``value`` of ``layer``'s directions, which must agree: for a format that stores
     ``what`` once for both directions of a bidirectional layer (an InputError if not)."""
     values = [value(one) for one in directions(layer)]

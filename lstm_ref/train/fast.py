@@ -10,10 +10,10 @@ gradients into one product (dW, db, dR = Σ_t da_tᵀ [x_t, 1, h_{t-1}]) instead
 step.
 
 Its arrays, with every step's views of them, are kept from call to call (:class:`Buffers`,
-by batch shape, for a few shapes and a bounded amount of memory: :func:`take_buffers`). A
-step used to allocate and free a few MB per batch, and in the benchmark's process that fresh
-memory came back as 1,000 to 3,000 page faults an epoch (about 1.6 µs each where measured).
-The numbers are those of fresh arrays, bit for bit: the same calls on the same layouts.
+by batch shape, for a few shapes and a bounded amount of memory: :func:`take_buffers`).
+Allocated afresh, they would be a few MB per batch, which in the benchmark's process comes
+back as 1,000 to 3,000 page faults an epoch (about 1.6 µs each where measured). The numbers
+are those of fresh arrays, bit for bit: the same calls on the same layouts.
 
 Covered: a network ``SequenceInput → LSTM (output mode "last", covered by the fast path) →
 FullyConnected → Softmax [→ ClassificationOutput]`` on an unmasked batch (MATLAB's padding,

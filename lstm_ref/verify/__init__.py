@@ -32,7 +32,7 @@ import numpy as np
 
 from .._checks import check_number
 from ..errors import InputError
-from ..layers import LSTM, BiLSTM, Layer
+from ..layers import LSTM, BiLSTM, Layer, LSTMStack
 from ..lstm import LSTMState
 from ..network import Network, State
 from .compare import Comparison, compare, failing_compared
@@ -361,7 +361,7 @@ def _divergence(
         n = int(np.argwhere(bad)[0, 0])
         u, t = int(np.argmax(np.where(bad[n], np.nan_to_num(abs_err[n], nan=np.inf), -1))), None
     layer = net.layer(o.wanted.layer) if o.wanted.layer is not None else net.layers[-1]
-    traced: Layer | None = layer if isinstance(layer, LSTM | BiLSTM) else None
+    traced: Layer | None = layer if isinstance(layer, LSTM | BiLSTM | LSTMStack) else None
     if traced is None and net.stateful_layers:
         traced = net.stateful_layers[0]
     index = (n, u) if t is None else (n, t, u)

@@ -18,7 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from ..activations import own_name
-from ..layers import LSTM, BiLSTM, ClassificationOutput, FullyConnected, Layer, Softmax
+from ..layers import (
+    LSTM,
+    BiLSTM,
+    ClassificationOutput,
+    FullyConnected,
+    Layer,
+    LSTMStack,
+    Softmax,
+    directions,
+)
 from ..lstm import GATE_NAMES, LSTMParams, LSTMState, gate_rows, reorder_gates
 from ..network import Network
 from .reference import SEMANTICS, Setting, Wanted, reference_all
@@ -45,7 +54,7 @@ def map_lstms(
     net: Network, change: Callable[[LSTM], LSTM | None], only: frozenset[str] | None = None
 ) -> Network | None:
     """``net`` with ``change`` applied to every LSTM direction (of the layers named ``only``,
-    None: of every layer); None when it applies to none."""
+    None: of every layer; every layer of a stack); None when it applies to none."""
     changed = False
 
     def one(lstm: LSTM) -> LSTM:
@@ -54,14 +63,19 @@ def map_lstms(
         changed |= new is not None
         return lstm if new is None else new
 
+    def recurrent(layer: LSTM | BiLSTM) -> LSTM | BiLSTM:
+        if isinstance(layer, BiLSTM):
+            return dataclasses.replace(layer, fwd=one(layer.fwd), bwd=one(layer.bwd))
+        return one(layer)
+
     layers: list[Layer] = []
     for layer in net.layers:
         if only is not None and layer.name not in only:
             pass
-        elif isinstance(layer, BiLSTM):
-            layer = dataclasses.replace(layer, fwd=one(layer.fwd), bwd=one(layer.bwd))
-        elif isinstance(layer, LSTM):
-            layer = one(layer)
+        elif isinstance(layer, LSTMStack):
+            layer = dataclasses.replace(layer, layers=[recurrent(x) for x in layer.layers])
+        elif isinstance(layer, LSTM | BiLSTM):
+            layer = recurrent(layer)
         layers.append(layer)
     return Network(layers, net.class_names or None) if changed else None
 
@@ -227,8 +241,10 @@ def _semantics(kind: str) -> Cause:
 
 def _reverse_order(s: Setting) -> Setting | None:
     has_reverse = any(
-        isinstance(x, BiLSTM) or (isinstance(x, LSTM) and x.direction == "reverse")
+        one.direction == "reverse"
         for x in s.net.layers
+        if isinstance(x, LSTM | BiLSTM | LSTMStack)
+        for one in directions(x)
     )
     return dataclasses.replace(s, reverse_in_processing_order=True) if has_reverse else None
 

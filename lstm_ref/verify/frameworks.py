@@ -7,9 +7,10 @@ y}`` — (N, K) or (N, T, W), batch first, in the model's own dtype — and the 
 semantics it computed under (a key of :data:`~.reference.SEMANTICS`).
 
 - torch: the state_dict is loaded into the ``nn.LSTM`` (and ``nn.Linear`` head) its shapes
-  describe, run on packed sequences from ``(h_0, c_0)``; the head reads ``h_n`` and
-  applies softmax (the classifier of :mod:`lstm_ref.interop.torch`); without a head, the
-  padded outputs. Semantics "masked".
+  describe, run on packed sequences from ``(h_0, c_0)``; the head reads ``h_n`` (the top
+  layer's, or every layer's when it is that wide: an LSTMStack) and applies softmax (the
+  classifier of :mod:`lstm_ref.interop.torch`); without a head, the padded outputs.
+  Semantics "masked".
 - onnxruntime: the graph's first input gets X (T, N, C) (time first, as ONNX's LSTM) — or
   (N, T, C) when the graph transposes it to time first — an integer second input
   ``sequence_lens``; a (T, N, ·) or (T, D, N, H) first output is brought to (N, T, ·).
@@ -68,9 +69,10 @@ def run_torch(path: Path, x: Array, lengths: Array, start: tuple[Array, Array]) 
                 out, batch_first=True, total_length=x.shape[1]
             )
             return {"output": y.numpy()}, "masked"
-        D = 2 if lstm.bidirectional else 1
-        last = torch.cat(list(h_n[-D:]), dim=1)
         weight = next(v for k, v in head.items() if k.endswith("weight"))
+        D = 2 if lstm.bidirectional else 1  # a head on every layer's h_n (L·D·H) or the top's
+        every = weight.shape[1] == h_n.shape[0] * h_n.shape[2]
+        last = torch.cat(list(h_n if every else h_n[-D:]), dim=1)
         bias = next(v for k, v in head.items() if k.endswith("bias"))
         return {"output": (last @ weight.T + bias).softmax(dim=1).numpy()}, "masked"
 

@@ -5,8 +5,9 @@ The weights' layouts are each importer's (:mod:`lstm_ref.interop.torch`,
 :mod:`~lstm_ref.interop.onnx`, :mod:`~lstm_ref.interop.keras`); these are the layouts of
 the tensors a framework *returns* and *takes* at run time, which only verify reads, so they
 live here, once, beside each other. N sequences, T steps (the padded length), L the LSTM
-layers (lstm_ref's LSTM/BiLSTM layers, in order), D = 2 for a bidirectional layer else 1, H
-its h width (a projection's P), H_c its c width:
+layers (lstm_ref's LSTM/BiLSTM layers, in order; an LSTMStack's, layer by layer: its state is
+theirs, so torch's ``h_n`` and ``h_0`` map onto it), D = 2 for a bidirectional layer else 1,
+H its h width (a projection's P), H_c its c width:
 
 =====================  ================================  ====================================
 layout, name           shape                             what it is
@@ -15,6 +16,7 @@ lstm_ref ``output``    (N, K) or (N, T, W)               the network's output
 lstm_ref ``<layer>``   (N, K) or (N, T, W)               that layer's output
 ``<layer>/steps``      (N, T, D·H)                       an LSTM layer's output at every step
 ``<layer>/h``, ``/c``  (N, D·H), (N, D·H_c)              its final state, forward ‖ reverse
+                                                         (a stack's: every layer's, in order)
 torch ``output``       (T, N, D·H); batch first          the last LSTM layer's output at every
                        (N, T, D·H)                       step (``nn.LSTM``'s ``output``)
 torch ``h_n``, ``c_n`` (L·D, N, H), (L·D, N, H_c)        every layer's final state, row l·D + d
@@ -54,7 +56,7 @@ import numpy as np
 
 from .._checks import check_real_array, check_shape
 from ..errors import InputError, InputTypeError
-from ..layers import Layer, directions
+from ..layers import Layer, LSTMStack, directions
 from ..lstm import LSTMState
 from ..network import Network, State
 from .reference import Wanted
@@ -106,6 +108,12 @@ def observed_outputs(
             raise InputError(f"observed output {name!r}: the model has no LSTM layer")
         elif layout.startswith("torch"):
             found += _torch(net, name, a, N, T, layout == "torch-batch-first")
+        elif isinstance(lstms[-1], LSTMStack):  # ONNX's node, Keras's layer: one layer each
+            raise InputError(
+                f"observed output {name!r}: layer {lstms[-1].name!r} is a stack of LSTM layers, "
+                f"which {layout}'s names of one layer's outputs do not describe; name them "
+                f"'{lstms[-1].name}/steps', '/h', '/c' (lstm_ref's layout)"
+            )
         elif layout == "onnx":
             found.append(_onnx(lstms[-1], name, a, N, T))
         elif not name.endswith("_backward"):  # Keras; a backward half goes with its forward
@@ -135,7 +143,8 @@ def _torch(net: Network, name: str, a: Array, N: int, T: int, batch_first: bool)
     if name == "model":
         return [Observed(name, Wanted(None), a)]
     if name == "output":
-        D, h, _ = _widths(lstms[-1])
+        top = lstms[-1]
+        D, h, _ = _widths(top.layers[-1] if isinstance(top, LSTMStack) else top)
         shape, meaning = (
             ((N, T, D * h), "(N, T, D·H)") if batch_first else ((T, N, D * h), "(T, N, D·H)")
         )

@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from ..layers import LSTM, BiLSTM, Layer
+from ..layers import LSTM, BiLSTM, Layer, LSTMStack
 from ..lstm import LSTMState
 from ..network import Network, State
 from ..padding import Padding, make_batches
@@ -242,6 +242,8 @@ def _network_for(net: Network, wanted: Wanted) -> tuple[Network, int]:
     if isinstance(layer, BiLSTM):
         fwd, bwd = (dataclasses.replace(d, output_mode="sequence") for d in (layer.fwd, layer.bwd))
         steps = dataclasses.replace(layer, fwd=fwd, bwd=bwd, last="state")
+    elif isinstance(layer, LSTMStack):  # the top layer's outputs
+        steps = dataclasses.replace(layer, output_mode="sequence")
     else:
         assert isinstance(layer, LSTM)
         steps = dataclasses.replace(layer, output_mode="sequence")
@@ -257,7 +259,10 @@ def _states_of(net: Network, state: State) -> State:
 
 
 def _reverse_columns(layer: Layer) -> slice | None:
-    """The output columns of ``layer``'s own reverse direction (None: it has none)."""
+    """The output columns of ``layer``'s own reverse direction (None: it has none; a stack's
+    per-step outputs are its top layer's)."""
+    if isinstance(layer, LSTMStack):
+        return _reverse_columns(layer.layers[-1])
     if isinstance(layer, LSTM) and layer.direction == "reverse":
         return slice(None)
     if isinstance(layer, BiLSTM) and layer.merge_mode == "concat":
