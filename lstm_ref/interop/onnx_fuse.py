@@ -1,7 +1,9 @@
 """ONNX import: a loop over one LSTM cell, unrolled into ops, fused into one ``LSTM`` node.
 
 ``torch.onnx.export`` unrolls ``for t in range(T): h, c = cell(x[t], (h, c))`` over an
-``nn.LSTMCell`` into T cells written out as ops (:mod:`.onnx_cells` recognises each). Before
+``nn.LSTMCell`` into T cells written out as ops (:mod:`.onnx_cells` recognises each), and
+Keras 3's ONNX export so writes an LSTM layer on an input of fixed length (its cells first
+brought to the form :mod:`.onnx_cells` reads: :mod:`.onnx_normalise`). Before
 :func:`~lstm_ref.interop.onnx.from_onnx` follows the graph, such a chain of cells is
 rewritten into the ONNX ``LSTM`` node it computes (as OpenVINO's fusion passes rewrite
 one), so that whatever reads the cells' outputs is read as it is after any LSTM node:
@@ -9,29 +11,37 @@ one), so that whatever reads the cells' outputs is read as it is after any LSTM 
 ===============================================  ============================================
 the cells                                        the fused node
 ===============================================  ============================================
-cell k's h_prev, c_prev are cell k−1's h, c      one forward ``LSTM`` (layout 0)
+cell k's h_prev, c_prev are cell k−1's h, c      one ``LSTM`` direction (layout 0)
 the same W, R and b in every cell (values         W, R, B (ONNX's blocks i, o, f, c); B's
 compared); a first cell from a constant h_prev    recurrent half 0. R is the next cell's
 whose h_prev · Rᵀ was folded into its bias (R     (the first cell reads as it computes: its
 reads 0) must have the others' bias               h_prev · Rᵀ is 0)
 cell k's x: step k of one 3-D tensor S, the       X = S (time-major), or S transposed
-nearest every step is moved from by ops that      ``(1, 0, 2)`` when its time axis is 1
-only move elements (Gather, Slice, Squeeze,
+farthest every step is moved from by ops that     ``(1, 0, 2)`` when its time axis is 1;
+only move elements (Gather, Slice, Squeeze,       direction forward
 Split, Transpose, …; checked by running them on
 element ids); steps 0, 1, …, T−1 of S's T, in
 order
-the first cell's h_prev, c_prev: not computed     initial_h, initial_c (reshaped (1, B, H));
-from S's values                                   a constant of zeros, or ``""``: left out
-cell k's h; the last cell's c                     step k of Y reshaped (T, B, H); Y_c
-                                                  reshaped (B, H)
+… steps T−1, …, 1, 0 (Keras's go_backwards)      direction reverse
+a forward and a reverse chain over the same S     one node, direction bidirectional (Keras's
+with weights of the same shapes                   Bidirectional)
+the first cell's h_prev, c_prev: not computed     initial_h, initial_c (reshaped (1, B, H),
+from S's values                                   the directions concatenated); a constant
+                                                  of zeros, or ``""``: left out
+cell k's h; the last cell's c                     Y of its direction (T, B, H) at the step
+                                                  it read; Y_c of its direction
+the last cell's h when no other cell's h is read  Y_h of its direction (the final state, as
+                                                  Keras's return_sequences=False reads it)
 ===============================================  ============================================
 
-Chains are fused one at a time, the first in the graph first: in a loop over stacked cells
-the second cell's x is then step k of the first's fused Y, and the two become stacked LSTM
-nodes. The cells' own nodes stay in the graph, unread. Anything else about a chain is
-refused, naming the loop and what was found (cells with different weights, an x that is not
-a step of one tensor, steps skipped or reordered, fewer steps than the tensor holds, a state
-not carried from the step before, a cell state read before the last step).
+Chains are fused one at a time (with their partner in the other direction), the first in
+the graph first: in a loop over stacked cells the second cell's x is then step k of the
+first's fused Y, and the two become stacked LSTM nodes. The node itself is written by
+:mod:`.onnx_fuse_node`. The cells' own nodes stay in the graph, unread. Anything else about
+a chain is refused, naming the loop and what was found (cells with different weights, an x
+that is not a step of one tensor, steps skipped or out of order, fewer steps than the tensor
+holds, a state not carried from the step before, a cell state read before the last step, a
+state read through a ``Where`` — a step some rows skip, as Keras's Masking is written).
 """
 
 from __future__ import annotations
@@ -42,9 +52,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, LstmRefError
-from ..lstm import LSTMParams, reorder_gates
+from ..lstm import LSTMParams
 from .onnx_cells import Cell, find_cells
+from .onnx_fuse_node import Chain, lstm_nodes, read_final_states
 from .onnx_graph import AS_IS, MEASURES, MOVES, dims, needed
+from .onnx_normalise import cells_visible
 from .onnx_ops import run_node
 from .onnx_specialise import constants_of
 
@@ -68,9 +80,10 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
     where : str
         The file, for messages.
     """
+    model, positions = cells_visible(model)  # Keras's cells: as onnx_cells reads them
     graph = model.graph
-    positions = {node.output[0]: k for k, node in enumerate(graph.node)}
-    chains: list[list[Cell]] = []
+    chains: list[Chain] = []
+    final_h: dict[str, tuple[str, str]] = {}  # each chain's last h: its Y_h, direction
     done: set[str] = set()  # the fused cells' h, as named before and after
     while True:
         wanted = needed(graph, output)[0]
@@ -83,41 +96,81 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
         ]
         if not cells:
             break
-        chain = _chains(cells, where)[0]
-        graph, nodes = _fuse(chain, graph, model, constants, opset, where)
-        at = positions[chain[0].h]
+        producers = {o: n for n in graph.node for o in n.output if o}
+        _refuse_kept_states(cells, producers, where)
+        group = _directions(_chains(cells, where), graph, model, producers, constants, opset, where)
+        graph, nodes = _fuse(group, graph, producers, constants, final_h)
+        at = min(positions[chain.cells[0].h] for chain in group)
         positions.update((n.output[0], at) for n in nodes)
-        done.update(name for c in chain for name in (c.h, f"{c.h}/unfused"))
-        chains.append(chain)
+        done.update(n for c in group for cell in c.cells for n in (cell.h, f"{cell.h}/unfused"))
+        chains += group
     if not chains and not any(node.op_type == "LSTM" for node in wanted):
         _refuse_first_steps(model, output, where)
-    _check_unread(graph, output, chains, where)
+    _check_unread(graph, output, [chain.cells for chain in chains], where)
+    read_final_states(graph, output, chains, final_h)
     return graph, positions
 
 
-def _fuse(
-    chain: list[Cell],
+def _directions(
+    chains: list[list[Cell]],
     graph: Any,
     model: Any,
+    producers: Mapping[str, Any],
     constants: Mapping[str, Array],
     opset: int,
     where: str,
+) -> list[Chain]:
+    """The first of ``chains``, read (module table), and the one chain in the other
+    direction over the same steps with weights of the same shapes, if any (forward first:
+    one bidirectional node, as Keras's Bidirectional writes one)."""
+
+    def read(cells: list[Cell]) -> Chain:
+        params = _weights(cells, where)
+        found = _source(cells, graph, model, producers, constants, opset, where)
+        return Chain(cells, params, *found)
+
+    first = read(chains[0])
+    for other in chains[1:]:
+        if len(other) != len(first.cells) or not all(
+            first.source in _moved_from(c.x, producers) for c in other
+        ):
+            continue
+        partner = read(other)
+        if (
+            (partner.source, partner.time_axis) == (first.source, first.time_axis)
+            and partner.reverse != first.reverse
+            and partner.params.W.shape == first.params.W.shape
+        ):
+            return sorted([first, partner], key=lambda c: c.reverse)
+    return [first]
+
+
+def _fuse(
+    chains: list[Chain],
+    graph: Any,
+    producers: Mapping[str, Any],
+    constants: Mapping[str, Array],
+    final_h: dict[str, tuple[str, str]],
 ) -> tuple[Any, list[Any]]:
-    """``graph`` with ``chain`` fused, and the new nodes: put before its first cell's h,
-    each cell's h and the last c now theirs (the cells' own outputs renamed, unread)."""
+    """``graph`` with ``chains`` (one, or a forward and a reverse) fused into one node, and
+    the new nodes: put before the first cell's h, each cell's h and each chain's last c now
+    theirs (the cells' own outputs renamed, unread)."""
     import onnx
 
-    params = _weights(chain, where)
-    producers = {o: n for n in graph.node for o in n.output if o}
-    source, time_axis = _source(chain, graph, model, producers, constants, opset, where)
-    nodes, arrays = _lstm_nodes(chain, params, source, time_axis, constants, producers)
-    renamed = {name: f"{name}/unfused" for name in [*(c.h for c in chain), chain[-1].c]}
+    nodes, arrays = lstm_nodes(chains, constants, producers, final_h)
+    renamed = {
+        name: f"{name}/unfused"
+        for chain in chains
+        for name in [*(c.h for c in chain.cells), chain.cells[-1].c]
+    }
+    firsts = {id(producers[chain.cells[0].h]) for chain in chains}
     fused = onnx.GraphProto()
     fused.CopyFrom(graph)
     del fused.node[:]
     for node in graph.node:
-        if node is producers[chain[0].h]:
+        if id(node) in firsts:
             fused.node.extend(nodes)
+            firsts = set()
         copy = fused.node.add()
         copy.CopyFrom(node)
         for j, name in enumerate(copy.output):
@@ -156,6 +209,21 @@ def _chains(cells: list[Cell], where: str) -> list[list[Cell]]:
     return chains
 
 
+def _refuse_kept_states(cells: list[Cell], producers: Mapping[str, Any], where: str) -> None:
+    """An InputError if a cell reads its state through a ``Where``: a step skipped in some
+    rows (their state kept), as Keras's Masking is written (``Where``, with ``If``)."""
+    for cell in cells:
+        for name in (cell.h_prev, cell.c_prev):
+            if name in producers and producers[name].op_type == "Where":
+                raise InputError(
+                    f"{where}: the LSTM cell {cell.name!r} reads its state from "
+                    f"{producers[name].name!r} (Where): a step that some rows skip, keeping "
+                    "their state, as Keras's Masking is written (Where and If); lstm_ref reads "
+                    "a loop whose every step runs the cell. Read the Keras model's own file "
+                    "(.keras), whose Masking it imports"
+                )
+
+
 def _weights(chain: list[Cell], where: str) -> LSTMParams:
     """The one W, R, b of every cell of ``chain`` (module table), or an InputError."""
     full = [c for c in chain if c.h_prev] or chain  # a first cell with h_prev folded: R = 0
@@ -189,9 +257,13 @@ def _source(
     constants: Mapping[str, Array],
     opset: int,
     where: str,
-) -> tuple[str, int]:
+) -> tuple[str, int, bool]:
     """The tensor S (steps, rows, features in either order of the first two) whose step k
-    cell k reads, and which axis of S is time."""
+    cell k reads (or step T − 1 − k: a reverse chain), which axis of S is time, and whether
+    the chain is reverse. S is the farthest tensor every x is moved from that has three
+    axes and holds each x as a step: the input itself rather than a reversed copy of it
+    (Keras's go_backwards reads such a copy in order), a fused loop's steps rather than its
+    Y (a loop stacked on a fused one)."""
     above = [_moved_from(c.x, producers) for c in chain]
     common = [t for t in above[0] if all(t in a for a in above[1:])]
     names = _named(chain)
@@ -203,9 +275,15 @@ def _source(
             "cell reads steps of one tensor (its x[t] moved by Gather, Slice, Squeeze, Split, "
             "Transpose, …)"
         )
-    # the nearest tensor all steps come from (a fused loop's steps, not its Y); a lone
-    # cell's step comes from the farthest
-    source = common[0] if len(chain) > 1 else common[-1]
+    shapes = _shapes_of(common, graph, model)
+    found = None
+    for candidate in reversed(common):  # the farthest first
+        try:
+            found = candidate, _steps(chain, candidate, shapes, producers, constants, opset, where)
+            break
+        except InputError:
+            continue
+    source = found[0] if found else common[0] if len(chain) > 1 else common[-1]
     for which, state in (("h_prev", chain[0].h_prev), ("c_prev", chain[0].c_prev)):
         if _computed_from(state, source, producers):
             raise InputError(
@@ -213,15 +291,8 @@ def _source(
                 "ops that are not a cell of the loop; a loop over one cell starts from graph "
                 "inputs or zeros"
             )
-    shape = _shape_of(source, graph, model)
-    if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
-        raise InputError(
-            f"{where}: {names} reads steps of {source!r} of shape {shape}; "
-            "expected 3 axes (steps and rows in either order, then the features)"
-        )
-    sizes = [d if isinstance(d, int) and d > 0 else len(chain) + 2 + k for k, d in enumerate(shape)]
-    ids = np.arange(int(np.prod(sizes))).reshape(sizes)
-    steps = [_step(c, source, ids, producers, constants, opset, where) for c in chain]
+    shape = shapes[source]
+    steps = found[1] if found else _steps(chain, source, shapes, producers, constants, opset, where)
     axes = {a for a, _ in steps}
     if len(axes) != 1:
         raise InputError(
@@ -230,20 +301,46 @@ def _source(
         )
     (axis,) = axes
     order = [k for _, k in steps]
-    if order != list(range(len(chain))):
+    forward = list(range(len(chain)))
+    if order not in (forward, forward[::-1]):
         raise InputError(
             f"{where}: {names} reads steps {[k + 1 for k in order]} of "
-            f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped"
+            f"{source!r}; an LSTM reads steps 1, 2, …, {len(chain)} in order, none skipped (a "
+            f"reverse one {len(chain)}, …, 2, 1)"
         )
-    if shape[axis] != len(chain):
+    if shape is not None and shape[axis] != len(chain):
         length = shape[axis] if isinstance(shape[axis], int) else "any number of"
         raise InputError(
             f"{where}: {names} reads steps 1 to {len(chain)} of {source!r}, whose "
             f"time axis {axis} holds {length} steps: the graph computes the first "
             f"{len(chain)} step(s) only and ignores the rest, while lstm_ref's LSTM reads "
-            "every step; export the loop with as many steps as the input has (a fixed time axis)"
+            "every step; export the loop with as many steps as the input has (a fixed time "
+            "axis: Keras 3's ONNX export writes every step of an LSTM on keras.Input((T, C)), "
+            "its first step only on keras.Input((None, C)))"
         )
-    return source, axis
+    return source, axis, order[0] > 0
+
+
+def _steps(
+    chain: list[Cell],
+    source: str,
+    shapes: Mapping[str, list[int | str] | None],
+    producers: Mapping[str, Any],
+    constants: Mapping[str, Array],
+    opset: int,
+    where: str,
+) -> list[tuple[int, int]]:
+    """(axis, k) per cell, its x being step k of ``source`` along that axis, or an
+    InputError saying why not."""
+    shape = shapes[source]
+    if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
+        raise InputError(
+            f"{where}: {_named(chain)} reads steps of {source!r} of shape {shape}; "
+            "expected 3 axes (steps and rows in either order, then the features)"
+        )
+    sizes = [d if isinstance(d, int) and d > 0 else len(chain) + 2 + k for k, d in enumerate(shape)]
+    ids = np.arange(int(np.prod(sizes))).reshape(sizes)
+    return [_step(c, source, ids, producers, constants, opset, where) for c in chain]
 
 
 def _named(chain: list[Cell]) -> str:
@@ -278,21 +375,22 @@ def _computed_from(name: str, source: str, producers: Mapping[str, Any]) -> bool
     return False
 
 
-def _shape_of(name: str, graph: Any, model: Any) -> list[int | str] | None:
-    """The dimensions of a graph input, or of a tensor as ONNX's shape inference gives."""
+def _shapes_of(names: list[str], graph: Any, model: Any) -> dict[str, list[int | str] | None]:
+    """The dimensions of each tensor: a graph input's, or as ONNX's shape inference gives
+    (None where it knows none)."""
     import onnx
 
-    for value in graph.input:
-        if value.name == name:
-            return dims(value)
     current = onnx.ModelProto()
     current.CopyFrom(model)
     current.graph.CopyFrom(graph)
     inferred = onnx.shape_inference.infer_shapes(current)
-    for value in inferred.graph.value_info:
-        if value.name == name and value.type.tensor_type.HasField("shape"):
-            return dims(value)
-    return None
+    known = {v.name: dims(v) for v in graph.input}
+    known.update(
+        (v.name, dims(v))
+        for v in inferred.graph.value_info
+        if v.name not in known and v.type.tensor_type.HasField("shape")
+    )
+    return {name: known.get(name) for name in names}
 
 
 def _step(
@@ -328,76 +426,6 @@ def _step(
         f"{where}: the LSTM cell {cell.name!r} reads x {cell.x!r}, which is not one step "
         f"(rows × features) of {source!r}; a loop over one cell reads steps of one tensor"
     )
-
-
-def _lstm_nodes(
-    chain: list[Cell],
-    params: LSTMParams,
-    source: str,
-    time_axis: int,
-    constants: Mapping[str, Array],
-    producers: Mapping[str, Any],
-) -> tuple[list[Any], dict[str, Array]]:
-    """The fused LSTM node, the nodes around it and their constants (module table)."""
-    from onnx import helper
-
-    from .onnx import ONNX_ORDER
-
-    H, T = chain[0].layer.hidden_size, len(chain)
-    p = _prefix(chain)
-    W, R, b = (reorder_gates(a, ONNX_ORDER, inverse=True) for a in params)
-    arrays = {
-        f"{p}/W": W[None],
-        f"{p}/R": R[None],
-        f"{p}/B": np.concatenate([b, np.zeros_like(b)])[None],
-        f"{p}/state_shape": np.array([1, -1, H], np.int64),
-        f"{p}/row_shape": np.array([-1, H], np.int64),
-        f"{p}/steps_shape": np.array([T, -1, H], np.int64),
-    }
-    nodes = []
-    x = source
-    if time_axis == 1:
-        x = f"{p}/X"
-        nodes.append(helper.make_node("Transpose", [source], [x], f"{p}/X", perm=[1, 0, 2]))
-    states = []
-    for which, name in (("h", chain[0].h_prev), ("c", chain[0].c_prev)):
-        if _is_zeros(name, constants, producers):
-            states.append("")
-            continue
-        states.append(f"{p}/initial_{which}")
-        nodes.append(
-            helper.make_node("Reshape", [name, f"{p}/state_shape"], [states[-1]], states[-1])
-        )
-    Y, Y_c, steps = f"{p}/Y", f"{p}/Y_c", f"{p}/steps"  # steps: Y as (T, B, H)
-    inputs = [x, f"{p}/W", f"{p}/R", f"{p}/B", "", *states]
-    nodes.append(helper.make_node("LSTM", inputs, [Y, "", Y_c], p, hidden_size=H))
-    nodes.append(helper.make_node("Reshape", [Y, f"{p}/steps_shape"], [steps], steps))
-    for k, cell in enumerate(chain):
-        arrays[f"{p}/step_{k}"] = np.array(k, np.int64)
-        nodes.append(helper.make_node("Gather", [steps, f"{p}/step_{k}"], [cell.h], f"{p}/h_{k}"))
-    nodes.append(helper.make_node("Reshape", [Y_c, f"{p}/row_shape"], [chain[-1].c], f"{p}/c"))
-    return nodes, arrays
-
-
-def _prefix(chain: list[Cell]) -> str:
-    """The names of the fused node and those around it begin so."""
-    return f"{chain[0].name}/fused_lstm"
-
-
-def _is_zeros(name: str, constants: Mapping[str, Array], producers: Mapping[str, Any]) -> bool:
-    """Whether a cell's first state is zeros: left out (""), a constant, or ConstantOfShape
-    of a zero (zeros of a shape computed at run time)."""
-    if not name:
-        return True
-    if name in constants:
-        return not np.any(constants[name])
-    node = producers.get(name)
-    if node is None or node.op_type != "ConstantOfShape":
-        return False
-    from onnx import numpy_helper
-
-    value = [numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"]
-    return not value or not np.any(value[0])
 
 
 def _check_unread(fused: Any, output: str, chains: list[list[Cell]], where: str) -> None:
