@@ -15,14 +15,14 @@ returns a :class:`Report`:
   reproduces the outputs within tolerance; :mod:`.diagnose`), ``"unknown"``, or ``"nan"``
   (the observed outputs hold NaN, which no known cause computes: none is sought).
 
-Given several layers' outputs it names the first layer that diverges, and seeks a bug of
-the weights in that layer alone (the layers before it match). :mod:`.report` writes a report as
-text and as JSON (the schema is in docs/VERIFY.md).
+Given several layers' outputs it names the first layer that diverges. A bug of the weights
+is sought in every LSTM layer (a converter's usual bug), then in each layer that may hold
+it alone: the first diverging one, or, when the outputs do not say, each one up to it.
+:mod:`.report` writes a report as text and as JSON (the schema is in docs/VERIFY.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -257,9 +257,10 @@ def verify(
         atol,
         rtol,
     )
-    if first_layer is not None:  # the layers before it match: the bug is sought in it
-        setting = dataclasses.replace(setting, changeable=frozenset([first_layer]))
-    found: Diagnosis = diagnose(setting, seqs, T, watched, reference, path, pairs)
+    assert first is not None  # some output diverges beyond rounding
+    found: Diagnosis = diagnose(
+        setting, seqs, T, watched, reference, path, pairs, _alone(net, position, first)
+    )
     causes = [f for f in found.findings if f.reproduces]
     return report(
         rounding=rounding,
@@ -315,6 +316,16 @@ def _rounding(
         err = np.abs(low.output(lows[label].values) - e.values)[e.compared]
         rounding[label] = float(np.max(err, initial=0.0))
     return rounding
+
+
+def _alone(net: Network, position: Mapping[str, int], first: int) -> list[str]:
+    """The LSTM layers a bug of the weights may be in alone: those up to the first
+    diverging layer (index ``first``) whose outputs were not observed matching; none when
+    the network has one."""
+    recurrent = [k for k, x in enumerate(net.layers) if x.initial_state is not None]
+    matching = {k for k in position.values() if k < first}
+    alone = [net.layers[k].name for k in recurrent if k <= first and k not in matching]
+    return alone if len(recurrent) > 1 else []
 
 
 def _layer_index(net: Network, o: Observed) -> int:

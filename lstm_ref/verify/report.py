@@ -92,8 +92,7 @@ def text(report: Report) -> str:
     if report.first_layer is not None:
         lines += [
             "",
-            f"first diverging layer: {report.first_layer!r} (the layers before it match); "
-            "diagnosed on its outputs alone",
+            f"first diverging layer: {report.first_layer!r} (the layers before it match)",
         ]
     lines += ["", VERDICTS[report.verdict].format(precision=report.precision)]
     for f in report.causes:
