@@ -282,10 +282,12 @@ def test_torch_onnx_export_lost_the_lengths(folder, state, reference):
             output_names=["P"],
             dynamic_axes={"X": {0: "N", 1: "T"}, "P": {0: "N"}},
         )
-    faithful = verify(reference, INPUTS, run=folder / "exported.onnx")
-    assert faithful.verdict == "match" and faithful.semantics == "matlab"
-    report = verify(reference, INPUTS, run=folder / "exported.onnx", semantics="masked")
-    assert [f.key for f in report.causes] == ["padding:matlab"]
+    report = verify(reference, INPUTS, run=folder / "exported.onnx")  # the model's: masked
+    assert report.semantics == "masked" and [f.key for f in report.causes] == ["padding:matlab"]
+    faithful = verify(reference, INPUTS, run=folder / "exported.onnx", semantics="matlab")
+    assert faithful.verdict == "match"
+    itself = verify(folder / "exported.onnx", INPUTS, run=True)  # the file is the model
+    assert itself.verdict == "match" and itself.semantics == "matlab"
     full = generate_inputs(C, seed=7, length_range=(6, 6))  # no padding: nothing lost
     assert verify(reference, full, run=folder / "exported.onnx").verdict == "match"
 
@@ -369,8 +371,12 @@ def test_keras_go_backwards_returns_processing_order(folder):
     model.layers[-1].set_weights([W.T, R.T, b])
     model.save(folder / "backwards.keras")
     report = verify(folder / "reverse.npz", INPUTS, run=folder / "backwards.keras")
-    assert report.semantics == "matlab"  # no Masking layer: the padding is data
-    assert [f.key for f in report.causes] == ["reverse-output-order"]
+    assert report.semantics == "masked"  # the model's; the port, without Masking, pads as data
+    assert [f.key for f in report.causes] == ["padding:matlab+reverse-output-order"]
+    as_data = verify(
+        folder / "reverse.npz", INPUTS, run=folder / "backwards.keras", semantics="matlab"
+    )
+    assert [f.key for f in as_data.causes] == ["reverse-output-order"]
 
 
 # ------------------------------------------------------------- no framework, the CLI

@@ -95,6 +95,21 @@ def test_keras_without_masking_matches_itself_over_the_padding(tmp_path):
     assert main(["verify", str(path), "--run-framework", "--length-range", "3-7"]) == 0
 
 
+@pytest.mark.filterwarnings(KERAS_WARNING)
+def test_a_port_that_dropped_masking_is_not_passed(tmp_path, capsys):
+    """The reference's padding semantics is the model's (Masking), not the port's: the same
+    weights without Masking compute over the padding, named as that cause, exit 1."""
+    reference = keras_model(tmp_path / "masked.keras")
+    port = keras_model(tmp_path / "nomask.keras", masking=False)
+    report = verify(reference, INPUTS, run=port)
+    assert report.semantics == "keras" and not report.passed
+    assert [f.key for f in report.causes] == ["padding:matlab"]
+    assert main(["verify", str(reference), "--run-framework", str(port)]) == 1
+    assert "[padding:matlab]" in capsys.readouterr().out
+    explicit = verify(reference, INPUTS, run=port, semantics="matlab")  # --padding overrides
+    assert explicit.verdict == "match"
+
+
 # ------------------------------------------------------------------- logits or probabilities
 def test_logits_port_against_a_state_dicts_classifier_names_the_softmax(logits):
     """The .pt import appends a softmax the torch model lacks; its export returns logits."""

@@ -84,8 +84,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--padding",
         choices=list(SEMANTICS),
-        help="the padding semantics of the observed outputs (default: the framework run's, "
-        "else by the model's format)",
+        help="the padding semantics of the reference (default: MODEL's own, as its "
+        "framework computes it; a port that pads otherwise is diagnosed)",
     )
     p.add_argument(
         "--precision",

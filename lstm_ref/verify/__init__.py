@@ -37,13 +37,13 @@ from ..lstm import LSTMState
 from ..network import Network, State
 from .compare import Comparison, compare, failing_compared
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
+from .frameworks import own_semantics
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
 from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
 from .reference import SEMANTICS, Expected, Setting, Wanted, reference_all
 from .rounding import PRECISIONS, rounded_setting
 
 Array = np.ndarray
-DEFAULT_SEMANTICS = {".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".mat": "matlab"}
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,10 @@ def verify(
         Initial states per layer, direction and sequence, in ``layout``'s names (torch's
         ``h_0``/``c_0``, ONNX's ``initial_h``/``initial_c``, ...); default the model's own.
     semantics : str, optional
-        The padding semantics the observed outputs follow, a key of
-        :data:`~.reference.SEMANTICS`; default the framework run's, else by the model's
-        format (Keras: "keras", MATLAB: "matlab", else "masked").
+        The padding semantics of the reference, a key of :data:`~.reference.SEMANTICS`;
+        default the model's own as its framework computes it
+        (:func:`~.frameworks.own_semantics`; a port that computes otherwise is diagnosed
+        as a ``padding:`` cause), or, when ``run`` runs the model's own file, the run's.
     precision : str, optional
         The precision the port computed in: "float32", "float16" or "bfloat16"; default
         float16 for float16 outputs, else float32. Its rounding is not a bug.
@@ -182,10 +183,9 @@ def verify(
     runner, source, arrays, ran = _observe(observed, port, net, given, start)
     if port is not None:
         layout = "lstm_ref"  # the runners return lstm_ref's names
-    if semantics is None:
-        made_by = port or path
-        by_format = DEFAULT_SEMANTICS.get(made_by.suffix.lower() if made_by else "", "masked")
-        semantics = ran or ("keras" if layout == "keras" else by_format)
+    if semantics is None:  # the model's as it should compute (the port's when it is the model)
+        itself = port is not None and path is not None and port.resolve() == path.resolve()
+        semantics = ran if itself and ran else own_semantics(path, given_net)
     if semantics not in SEMANTICS:
         raise InputError(
             f"unknown padding semantics {semantics!r}; expected one of {list(SEMANTICS)}"

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..interop import framework_needed
+from ..network import Network
 from .layouts import onnx_steps
 
 Array = np.ndarray
@@ -177,6 +178,30 @@ RUNNERS: dict[str, tuple[str, Callable[..., Run]]] = {
     ".h5": ("keras", run_keras),
     ".hdf5": ("keras", run_keras),
 }
+
+
+def own_semantics(path: Path | None, net: Network) -> str:
+    """The padding semantics the model ``net`` (read from ``path``, None: given as a
+    Network) computes under in its own framework — what :func:`run_framework` reports for
+    it — read without running it: an ONNX graph without an integer ``sequence_lens`` input
+    and a Keras model without ``Masking`` compute over the padding ("matlab"), as MATLAB
+    does; otherwise the network's own padding ("masked" for PyTorch's packed sequences)."""
+    suffix = path.suffix.lower() if path is not None else ""
+    if path is not None and suffix == ".onnx":
+        from onnx.helper import tensor_dtype_to_np_dtype
+
+        from ..interop.onnx_runner import read_model
+
+        graph = read_model(path).graph
+        constants = {t.name for t in graph.initializer}
+        types = [i.type.tensor_type.elem_type for i in graph.input if i.name not in constants]
+        lengths = any(tensor_dtype_to_np_dtype(t).kind in "iu" for t in types)
+        return "masked" if lengths else "matlab"
+    if suffix == ".mat" or net.padding.kind == "matlab":
+        return "matlab-left" if net.padding.direction == "left" else "matlab"
+    if net.padding.kind == "keras":
+        return "keras"
+    return "matlab" if suffix in (".keras", ".h5", ".hdf5") else "masked"
 
 
 def run_framework(
