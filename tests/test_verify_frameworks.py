@@ -132,6 +132,42 @@ def test_probabilities_port_against_a_logits_reference_names_the_softmax(tmp_pat
     assert [f.key for f in verify(port, INPUTS, run=reference).causes] == ["head:softmax"]
 
 
+# ------------------------------------------------------------------- the model options
+def test_model_options_reach_the_model_and_the_port(tmp_path, capsys):
+    """A checkpoint holding more than the LSTM and its head, read with --prefix and --head
+    as MODEL and as the port run in torch; a bare nn.LSTM's ONNX export, its outputs Y,
+    Y_h, Y_c chosen with --graph-output."""
+    pytest.importorskip("onnxruntime")
+    modules = torch.nn.ModuleDict(
+        {
+            "embed": torch.nn.Embedding(10, C),
+            "rnn": distinct_gates(torch.nn.LSTM(C, H, batch_first=True), seed=11),
+            "fc": distinct_gates(torch.nn.Linear(H, K), seed=12),
+        }
+    )
+    tagger = tmp_path / "tagger.pt"
+    torch.save({"model": modules.state_dict(), "epoch": 3}, tagger)
+    picked = ["--prefix", "rnn", "--head", "fc"]
+    assert main(["verify", str(tagger), "--run-framework", *picked]) == 0
+    assert main(["convert", str(tagger), str(tmp_path / "tagger.npz"), *picked]) == 0
+    capsys.readouterr()
+    port = ["verify", str(tmp_path / "tagger.npz"), "--run-framework", str(tagger), *picked]
+    assert main(port) == 0
+    assert main([*port, "--no-softmax"]) == 1  # the port run returning logits
+    assert "[head:softmax]" in capsys.readouterr().out
+    np.savez(tmp_path / "out.npz", output=np.zeros((4, K)))
+    observed = ["verify", str(tmp_path / "tagger.npz"), "--observed", str(tmp_path / "out.npz")]
+    assert main([*observed, *picked]) == 2  # no PyTorch file to take them
+    assert "applies to none of" in capsys.readouterr().err
+
+    bare = export(modules["rnn"], tmp_path / "rnn.onnx")  # outputs Y, Y_h, Y_c
+    assert main(["verify", str(bare), "--run-framework"]) == 2
+    assert "choose one" in capsys.readouterr().err
+    names = [o.name for o in pytest.importorskip("onnx").load(bare).graph.output]
+    for name in names[:2]:  # Y (batch first, as the module), Y_h
+        assert main(["verify", str(bare), "--run-framework", "--graph-output", name]) == 0
+
+
 # ------------------------------------------------------------------- the framework's obstacles
 def test_a_fixed_shape_onnx_export_is_one_line_naming_its_shape(logits, capsys):
     with pytest.raises(InputError, match=r"fixed shape \[2, 5, 3\] \(a batch of 2 and 5 steps\)"):

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import non_negative_float, positive_float, positive_int, whole_number
+from .common import (
+    add_model_options,
+    model_options,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    whole_number,
+)
 
 HELP = "compare a ported model's outputs with the reference's: where and why they diverge"
 DESCRIPTION = """\
@@ -106,6 +113,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="write the reference's and the observed outputs in Polygraphy's RunResults JSON",
     )
+    add_model_options(p)  # for MODEL and PORT, each taking those of its format
     p.set_defaults(run=run)
 
 
@@ -114,12 +122,15 @@ def run(args: argparse.Namespace) -> int:
     from ..formats.writes import write_atomically, write_text_atomically
     from ..interop import load_model
     from ..verify import generate_inputs, read_inputs, verify
+    from ..verify.frameworks import options_for
     from ..verify.report import dumps, polygraphy_json, text
 
     for option, path in (("--json", args.json), ("--save-outputs", args.save_outputs)):
         if path is not None and path.suffix.lower() != ".json":
             raise InputError(f"{option} must name a .json file; got {path}")
-    net = load_model(args.model)
+    options = model_options(args)
+    class_names = options.pop("class_names")
+    net = load_model(args.model, class_names=class_names, **options_for(Path(args.model), options))
     if args.inputs is not None:
         inputs = read_inputs(args.inputs, net.input_size)
     else:
@@ -148,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         atol=args.atol,
         rtol=args.rtol,
         pairs=not args.no_pairs,
+        options=options,
         loaded=net,
     )
     print(text(report))

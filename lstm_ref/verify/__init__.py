@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from ..lstm import LSTMState
 from ..network import Network, State
 from .compare import Comparison, compare, failing_compared
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
-from .frameworks import own_semantics
+from .frameworks import options_for, own_semantics
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
 from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
 from .reference import SEMANTICS, Expected, Setting, Wanted, reference_all
@@ -115,6 +116,7 @@ def verify(
     batch: int = 4,
     length_range: tuple[int, int] = (3, 8),
     scale: float = 1.0,
+    options: Mapping[str, Any] | None = None,
     loaded: Network | None = None,
 ) -> Report:
     """Compare observed outputs with the reference's and diagnose a difference.
@@ -151,6 +153,10 @@ def verify(
         Finite and >= 0: an element fails when it exceeds both.
     pairs : bool
         When no single cause reproduces the outputs, try pairs of causes.
+    options : mapping, optional
+        Importer options (:func:`~lstm_ref.interop.load_model`'s: PyTorch's ``prefix``,
+        ``head``, ``softmax``, ``last``; ONNX's ``output``) for the model file and the file
+        ``run`` runs, each taking those of its format; one that neither takes is refused.
     loaded : Network, optional
         ``model`` already imported (so that its file is not read again).
 
@@ -164,7 +170,17 @@ def verify(
     if (observed is None) == (run is False):
         raise InputError("give either observed outputs or a model file to run, not both or none")
     path = None if isinstance(model, Network) else Path(model)
-    given_net = model if isinstance(model, Network) else loaded or load_model(model)
+    port = (path if run is True else Path(run)) if run is not False else None
+    options = dict(options or {})
+    unused = set(options) - set(options_for(path, options)) - set(options_for(port, options))
+    if unused:
+        files = [str(f) for f in dict.fromkeys((path, port)) if f is not None] or ["a Network"]
+        raise InputError(f"option {', '.join(sorted(unused))} applies to none of {files}")
+    given_net = (
+        model
+        if isinstance(model, Network)
+        else loaded or load_model(model, **options_for(path, options))
+    )
     net = given_net.astype(np.float64)
     net.state = {
         n: LSTMState(*(a.astype(np.float64) for a in s)) for n, s in given_net.state.items()
@@ -177,10 +193,9 @@ def verify(
         given = read_inputs(inputs, net.input_size)
     N, T = given.x.shape[:2]
     start = initial_states(net, layout, initial_state or {}, N)
-    port = (path if run is True else Path(run)) if run is not False else None
     if observed is None and port is None:
         raise InputError("run=True needs a model file; give run=<file> with a Network")
-    runner, source, arrays, ran = _observe(observed, port, net, given, start)
+    runner, source, arrays, ran = _observe(observed, port, net, given, start, options)
     if port is not None:
         layout = "lstm_ref"  # the runners return lstm_ref's names
     if semantics is None:  # the model's as it should compute (the port's when it is the model)
@@ -280,6 +295,7 @@ def _observe(
     net: Network,
     given: Inputs,
     start: State,
+    options: Mapping[str, Any],
 ) -> tuple[str, str, dict[str, Array], str | None]:
     """The observed outputs — given, read from a file, or from running ``port`` in its
     framework from ``start`` — as (runner, where they came from, arrays by name, the
@@ -294,7 +310,7 @@ def _observe(
     own = net.state_rows(len(given.x))
     same = all(np.array_equal(a, b) for n in own for a, b in zip(own[n], start[n], strict=True))
     runner, arrays, ran = run_framework(
-        port, given.x, given.lengths, lambda: torch_state(net, start), same
+        port, given.x, given.lengths, lambda: torch_state(net, start), same, options
     )
     return runner, f"{runner} running {port}", arrays, ran
 
