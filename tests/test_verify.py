@@ -239,7 +239,7 @@ def torch_on_padding_free(path):
     from lstm_ref.verify.frameworks import run_torch
 
     zeros = np.zeros((1, len(INPUTS.x), H), np.float32)
-    return run_torch(path, INPUTS.x, INPUTS.lengths, (zeros, zeros), {})[0]["output"]
+    return run_torch(path, INPUTS.x, INPUTS.lengths, lambda: (zeros, zeros), {})[0]["output"]
 
 
 # ---------------------------------------------------------------------------- ONNX

@@ -168,6 +168,55 @@ def test_model_options_reach_the_model_and_the_port(tmp_path, capsys):
         assert main(["verify", str(bare), "--run-framework", "--graph-output", name]) == 0
 
 
+# ------------------------------------------------------------------- a graph's state inputs
+class StateIn(torch.nn.Module):
+    """A classifier taking its (h0, c0) as inputs, exported so: graph inputs x, h0, c0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = distinct_gates(torch.nn.LSTM(C, H, batch_first=True), seed=13)
+        self.fc = distinct_gates(torch.nn.Linear(H, K), seed=14)
+
+    def forward(self, x, h0, c0):
+        return self.fc(self.lstm(x, (h0, c0))[1][0][-1]).softmax(-1)
+
+
+def test_an_onnx_graph_with_state_inputs_is_fed_the_initial_state(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    model = StateIn().eval()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    graph = tmp_path / "m_h0.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.randn(2, 5, C), torch.zeros(1, 2, H), torch.zeros(1, 2, H)),
+            str(graph),
+            dynamo=False,
+            input_names=["x", "h0", "c0"],
+            dynamic_axes={"x": {0: "N", 1: "T"}, "h0": {1: "N"}, "c0": {1: "N"}},
+        )
+    rng = np.random.default_rng(15)
+    h_0, c_0 = (rng.normal(size=(1, len(INPUTS.x), H)) * 0.5 for _ in range(2))
+    np.savez(tmp_path / "s.npz", h_0=h_0, c_0=c_0)
+    state = ["--initial-state", str(tmp_path / "s.npz"), "--layout", "torch"]
+    assert main(["verify", str(graph), "--run-framework", *state, "--length-range", "3-7"]) == 0
+    full = ["--length-range", "5-5"]  # no padding: the export has no sequence_lens
+    assert (
+        main(["verify", str(tmp_path / "m.pt"), "--run-framework", str(graph), *state, *full]) == 0
+    )
+    capsys.readouterr()
+    by_graph_names = {"h0": h_0, "c0": c_0}  # the graph's own input names, any layout
+    assert verify(graph, INPUTS, run=True, initial_state=by_graph_names).passed
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    zeros = np.zeros((1, len(INPUTS.x), H), np.float32)
+    (dropped,) = session.run(None, {"x": INPUTS.x.astype(np.float32), "h0": zeros, "c0": zeros})
+    report = verify(graph, INPUTS, observed={"output": dropped}, initial_state=by_graph_names)
+    assert [f.key for f in report.causes] == ["state:zeros"]
+
+
 # ------------------------------------------------------------------- the framework's obstacles
 def test_a_fixed_shape_onnx_export_is_one_line_naming_its_shape(logits, capsys):
     with pytest.raises(InputError, match=r"fixed shape \[2, 5, 3\] \(a batch of 2 and 5 steps\)"):

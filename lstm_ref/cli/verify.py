@@ -120,9 +120,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..formats.safe_numpy import read_npz
     from ..formats.writes import write_atomically, write_text_atomically
-    from ..interop import load_model
     from ..verify import generate_inputs, read_inputs, verify
-    from ..verify.frameworks import options_for
+    from ..verify.frameworks import options_for, read_reference
     from ..verify.report import dumps, polygraphy_json, text
 
     for option, path in (("--json", args.json), ("--save-outputs", args.save_outputs)):
@@ -130,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{option} must name a .json file; got {path}")
     options = model_options(args)
     class_names = options.pop("class_names")
-    net = load_model(args.model, class_names=class_names, **options_for(Path(args.model), options))
+    model = Path(args.model)
+    net = read_reference(model, options_for(model, options), class_names)
     if args.inputs is not None:
         inputs = read_inputs(args.inputs, net.input_size)
     else:

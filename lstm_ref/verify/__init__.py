@@ -38,7 +38,7 @@ from ..lstm import LSTMState
 from ..network import Network, State
 from .compare import Comparison, compare, failing_compared
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
-from .frameworks import options_for, own_semantics
+from .frameworks import onnx_state_inputs, options_for, own_semantics, read_reference
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
 from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
 from .reference import SEMANTICS, Expected, Setting, Wanted, reference_all
@@ -164,8 +164,6 @@ def verify(
     -------
     Report
     """
-    from ..interop import load_model
-
     atol, rtol = (_tolerance(v, name) for v, name in ((atol, "atol"), (rtol, "rtol")))
     if (observed is None) == (run is False):
         raise InputError("give either observed outputs or a model file to run, not both or none")
@@ -176,11 +174,10 @@ def verify(
     if unused:
         files = [str(f) for f in dict.fromkeys((path, port)) if f is not None] or ["a Network"]
         raise InputError(f"option {', '.join(sorted(unused))} applies to none of {files}")
-    given_net = (
-        model
-        if isinstance(model, Network)
-        else loaded or load_model(model, **options_for(path, options))
-    )
+    given_net = model if isinstance(model, Network) else loaded
+    if given_net is None:
+        assert path is not None
+        given_net = read_reference(path, options_for(path, options))
     net = given_net.astype(np.float64)
     net.state = {
         n: LSTMState(*(a.astype(np.float64) for a in s)) for n, s in given_net.state.items()
@@ -192,7 +189,13 @@ def verify(
     else:
         given = read_inputs(inputs, net.input_size)
     N, T = given.x.shape[:2]
-    start = initial_states(net, layout, initial_state or {}, N)
+    graph_inputs = {  # an ONNX graph's own state inputs, by name: h (0) or c (1)
+        name: k
+        for f in dict.fromkeys((path, port))
+        if f is not None and f.suffix.lower() == ".onnx"
+        for name, k in onnx_state_inputs(f).items()
+    }
+    start = initial_states(net, layout, initial_state or {}, N, graph_inputs)
     if observed is None and port is None:
         raise InputError("run=True needs a model file; give run=<file> with a Network")
     runner, source, arrays, ran = _observe(observed, port, net, given, start, options)

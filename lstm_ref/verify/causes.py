@@ -464,6 +464,7 @@ def _onnx_biases(path: Path) -> Rebuild:
     from onnx import numpy_helper
 
     from ..interop.onnx import from_onnx
+    from .frameworks import zero_state_inputs
 
     model = onnx.load(path)
     constants = {t.name for t in model.graph.initializer}
@@ -487,6 +488,6 @@ def _onnx_biases(path: Path) -> Rebuild:
             parts[1 - keep] = _combined(parts[keep], parts[1 - keep], use)
             t.CopyFrom(numpy_helper.from_array(np.concatenate(parts, axis=-1), t.name))
             changed = True
-        return from_onnx(copy) if changed else None
+        return from_onnx(copy, inputs=zero_state_inputs(path)) if changed else None
 
     return rebuild

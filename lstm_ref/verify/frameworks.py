@@ -42,10 +42,11 @@ Array = np.ndarray
 
 
 Run = tuple[dict[str, Array], str]
+Start = Callable[[], tuple[Array, Array]]  # torch's (h_0, c_0), (L·D, N, ·) each
 
 
 def run_torch(
-    path: Path, x: Array, lengths: Array, start: tuple[Array, Array], options: Mapping[str, Any]
+    path: Path, x: Array, lengths: Array, start: Start, options: Mapping[str, Any]
 ) -> Run:
     """The ``nn.LSTM`` the importer reads (with ``options``: ``prefix``, ``head``,
     ``softmax``, ``last``) run on packed sequences, its head on ``h_n`` (or each sequence's
@@ -78,7 +79,7 @@ def run_torch(
         batch_first=True,
         enforce_sorted=False,
     )
-    h_0, c_0 = (torch.from_numpy(np.ascontiguousarray(a)).to(dtype) for a in start)
+    h_0, c_0 = (torch.from_numpy(np.ascontiguousarray(a)).to(dtype) for a in start())
     with torch.no_grad():
         out, (h_n, _) = lstm(packed, (h_0, c_0))
         y, _ = torch.nn.utils.rnn.pad_packed_sequence(
@@ -99,7 +100,7 @@ def run_torch(
         return {"output": probs.numpy()}, "masked"
 
 
-def run_onnx(path: Path, x: Array, lengths: Array, options: Mapping[str, Any]) -> Run:
+def run_onnx(path: Path, x: Array, lengths: Array, start: Start, options: Mapping[str, Any]) -> Run:
     import onnxruntime as ort  # type: ignore[import-untyped]
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -112,7 +113,8 @@ def run_onnx(path: Path, x: Array, lengths: Array, options: Mapping[str, Any]) -
         )
     if chosen is not None and chosen not in outputs:
         raise InputError(f"{path}: no graph output {chosen!r}; it has {outputs}")
-    inputs = session.get_inputs()
+    states = onnx_state_inputs(path)
+    inputs = [i for i in session.get_inputs() if i.name not in states]
     batch_first = _batch_first(path, inputs[0].name)
     X = x if batch_first else x.transpose(1, 0, 2)
     fixed = _fixed_shape_error(
@@ -126,9 +128,14 @@ def run_onnx(path: Path, x: Array, lengths: Array, options: Mapping[str, Any]) -
     if fixed is not None:  # onnxruntime refuses any other size of a fixed dimension
         raise fixed
     feeds = {inputs[0].name: np.ascontiguousarray(X, dtype=np.float32)}
+    for name, k in states.items():  # torch's (L·D, N, H), as torch.onnx.export takes h_0
+        feeds[name] = np.ascontiguousarray(start()[k], dtype=np.float32)
     for extra in inputs[1:]:
         if "int" not in extra.type:
-            raise InputError(f"{path}: input {extra.name!r} ({extra.type}) is not sequence_lens")
+            raise InputError(
+                f"{path}: input {extra.name!r} ({extra.type}) is neither sequence_lens nor an "
+                "LSTM's initial state"
+            )
         feeds[extra.name] = lengths.astype(np.int32 if "int32" in extra.type else np.int64)
     (y,) = session.run([chosen or outputs[0]], feeds)
     if y.ndim == 4:  # (T, D, N, H) → (N, T, D·H)
@@ -138,6 +145,52 @@ def run_onnx(path: Path, x: Array, lengths: Array, options: Mapping[str, Any]) -
     elif y.ndim == 3 and not batch_first:  # (T, N, K) → (N, T, K)
         y = y.transpose(1, 0, 2)
     return {"output": y}, "masked" if len(inputs) > 1 else "matlab"
+
+
+def onnx_state_inputs(path: Path) -> dict[str, int]:
+    """The graph inputs an LSTM's initial_h (0) or initial_c (1) is computed from (their
+    shapes aside), by name."""
+    from ..interop.onnx_runner import read_model
+
+    graph = read_model(path).graph
+    runtime = {i.name for i in graph.input} - {t.name for t in graph.initializer}
+    found = {}
+    for k in (0, 1):
+        want = {n.input[5 + k] for n in graph.node if n.op_type == "LSTM" and len(n.input) > 5 + k}
+        for node in reversed(graph.node):
+            if node.op_type not in ("Shape", "Size") and any(o in want for o in node.output):
+                want.update(node.input)
+        found.update({name: k for name in sorted(want & runtime)})
+    return found
+
+
+def zero_state_inputs(path: Path) -> dict[str, Array]:
+    """Zeros for each of an ONNX graph's state inputs (:func:`onnx_state_inputs`) in its
+    declared shape, a size the graph leaves open 1 (what its weights are read with)."""
+    from ..interop.onnx_runner import read_model
+
+    declared = {i.name: i.type.tensor_type.shape.dim for i in read_model(path).graph.input}
+    return {
+        name: np.zeros([d.dim_value or 1 for d in declared[name]], np.float32)
+        for name in onnx_state_inputs(path)
+    }
+
+
+def read_reference(
+    path: Path, options: Mapping[str, Any], class_names: list[str] | None = None
+) -> Network:
+    """The model file ``path`` read as the reference with the importer ``options`` (and
+    ``class_names``, :func:`~lstm_ref.interop.load_model`'s); an ONNX graph whose LSTMs
+    read their initial state from graph inputs is read with zeros there, and starts from
+    zeros (the state verify is given replaces it)."""
+    from ..interop import load_model
+
+    zeros = zero_state_inputs(path) if path.suffix.lower() == ".onnx" else {}
+    if not zeros:
+        return load_model(path, class_names=class_names, **options)
+    net = load_model(path, class_names=class_names, inputs=zeros, **options)
+    net.reset_state()
+    return net
 
 
 def _is_lstm_state(path: Path, name: str) -> bool:
@@ -161,7 +214,9 @@ def _batch_first(path: Path, name: str) -> bool:
     return perm == [1, 0, 2]
 
 
-def run_keras(path: Path, x: Array, lengths: Array, options: Mapping[str, Any]) -> Run:
+def run_keras(
+    path: Path, x: Array, lengths: Array, start: Start, options: Mapping[str, Any]
+) -> Run:
     import keras  # type: ignore[import-untyped]
 
     try:
@@ -263,15 +318,16 @@ def run_framework(
     path: Path,
     x: Array,
     lengths: Array,
-    start: Callable[[], tuple[Array, Array]],
+    start: Start,
     own_start: bool,
     options: Mapping[str, Any],
 ) -> tuple[str, dict[str, Array], str]:
     """The framework's name, its outputs for the model file ``path`` and the padding
     semantics they follow. ``start()``: torch's (h_0, c_0) (L·D, N, ·), asked for by the
-    torch run only; ``own_start`` whether that is the model's own initial state (the only
-    one onnxruntime and Keras runs take); ``options`` the importer options the file's
-    format takes (:data:`FORMAT_OPTIONS`)."""
+    torch run and an ONNX graph with state inputs (:func:`onnx_state_inputs`); ``own_start``
+    whether that is the model's own initial state (the only one another ONNX graph and
+    Keras runs take); ``options`` the importer options the file's format takes
+    (:data:`FORMAT_OPTIONS`)."""
     suffix = path.suffix.lower()
     if suffix not in RUNNERS:
         raise InputError(
@@ -283,12 +339,12 @@ def run_framework(
     name, run = RUNNERS[suffix]
     if name == "torch" and not lengths.all():
         raise InputError(f"{path}: torch's packed sequences take no zero-length sequence")
-    if name != "torch" and not own_start:
+    takes_state = name == "torch" or (name == "onnxruntime" and bool(onnx_state_inputs(path)))
+    if not takes_state and not own_start:
         raise InputError(
             f"{path}: running it from another initial state than its own is not supported "
             f"here; run {name} on it yourself and give the outputs it observed"
         )
-    args = (path, x, lengths, start()) if name == "torch" else (path, x, lengths)
     with framework_needed(path, "running", "or give the outputs with --observed"):
-        outputs, semantics = run(*args, options_for(path, options))
+        outputs, semantics = run(path, x, lengths, start, options_for(path, options))
     return name, outputs, semantics

@@ -205,9 +205,18 @@ def _native(net: Network, name: str) -> Wanted:
     )
 
 
-def initial_states(net: Network, layout: str, given: Mapping[str, object], N: int) -> State:
+def initial_states(
+    net: Network,
+    layout: str,
+    given: Mapping[str, object],
+    N: int,
+    graph_inputs: Mapping[str, int] | None = None,
+) -> State:
     """The initial states ``given`` in ``layout``'s names (see the module docstring) as
-    ``{layer: LSTMState}`` rows (N, ·) float64; layers not named start from their own."""
+    ``{layer: LSTMState}`` rows (N, ·) float64; layers not named start from their own.
+    ``graph_inputs``: an ONNX graph's own state inputs, each read as torch's ``h_0`` (0)
+    or ``c_0`` (1), (L·D, N, H) — as ``torch.onnx.export`` takes them — in any layout."""
+    aliases = {name: ("h_0", "c_0")[k] for name, k in (graph_inputs or {}).items()}
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; expected one of {list(LAYOUTS)}")
     lstms = net.stateful_layers
@@ -225,8 +234,8 @@ def initial_states(net: Network, layout: str, given: Mapping[str, object], N: in
         layer, _, part = name.rpartition("/")
         if layer in states and part in ("h", "c"):
             states[layer]["hc".index(part)] = a
-        elif layout.startswith("torch") and name in ("h_0", "c_0"):
-            k = "hc".index(name[0])
+        elif (layout.startswith("torch") and name in ("h_0", "c_0")) or name in aliases:
+            k = "hc".index(aliases.get(name, name)[0])
             L_D = sum(D for D, _, _ in expected_rows)
             width = {(h, c)[k] for _, h, c in expected_rows}
             if len(width) != 1:
