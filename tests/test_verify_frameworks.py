@@ -15,7 +15,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 import numpy as np
 import pytest
 import torch
-from torch_models import distinct_gates
+from torch_models import distinct_gates, packed
 
 from lstm_ref.cli import main
 from lstm_ref.errors import InputError
@@ -166,6 +166,31 @@ def test_model_options_reach_the_model_and_the_port(tmp_path, capsys):
     names = [o.name for o in pytest.importorskip("onnx").load(bare).graph.output]
     for name in names[:2]:  # Y (batch first, as the module), Y_h
         assert main(["verify", str(bare), "--run-framework", "--graph-output", name]) == 0
+
+
+# ------------------------------------------------------------------- a declared precision
+def test_float16_rounding_passes_when_the_precision_is_declared(tmp_path, capsys):
+    """A torch port computing in float16: only its rounding apart. Declared with
+    --precision float16 it passes (exit 0); not declared, it fails saying what to pass."""
+    lstm = distinct_gates(torch.nn.LSTM(C, H, batch_first=True), seed=16).eval()
+    fc = distinct_gates(torch.nn.Linear(H, K), seed=17).eval()
+    state = {f"lstm.{k}": v for k, v in lstm.state_dict().items()}
+    torch.save({**state, **{f"fc.{k}": v for k, v in fc.state_dict().items()}}, tmp_path / "m.pt")
+    with torch.no_grad():
+        _, (h_n, c_n) = lstm.half()(packed(INPUTS.sequences, torch.float16))
+        probs = fc.half()(h_n[-1]).float().softmax(-1).half()
+    outputs = {"h_n": h_n.numpy(), "c_n": c_n.numpy(), "model": probs.numpy()}  # float16
+    np.savez(tmp_path / "out.npz", **outputs)
+    np.savez(tmp_path / "in.npz", x=INPUTS.x, lengths=INPUTS.lengths)
+    command = ["verify", str(tmp_path / "m.pt"), "--inputs", str(tmp_path / "in.npz")]
+    command += ["--observed", str(tmp_path / "out.npz"), "--layout", "torch-batch-first"]
+    assert main([*command, "--json", str(tmp_path / "r.json")]) == 1
+    assert "pass --precision float16 if the port computes in float16" in capsys.readouterr().out
+    assert main([*command, "--precision", "float16", "--json", str(tmp_path / "r.json")]) == 0
+    assert "PASSED within float16 rounding" in capsys.readouterr().out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["verdict"] == "rounding" and data["passed"] and data["precision_declared"]
+    assert not any(c["passed"] for c in data["comparisons"])
 
 
 # ------------------------------------------------------------------- a graph's state inputs

@@ -33,7 +33,8 @@ the observed outputs (gate order, biases, forget_bias, gate activation, initial 
 padding, reverse order, a bidirectional head, a softmax on one side only, the input's
 layout, transposed kernels), or that rounding alone explains them, or that no known cause
 does (for NaN outputs none is sought: where they are is said). Exit status 0 within
-tolerance, 1 beyond it, 2 for a usage error or a file its framework cannot run as given.
+tolerance (or only the rounding of the precision --precision declares apart), 1 beyond it,
+2 for a usage error or a file its framework cannot run as given.
 The JSON report's schema is in docs/VERIFY.md."""
 
 
@@ -97,8 +98,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         choices=list(PRECISIONS),
-        help="the precision the port computed in (default: float16 for float16 "
-        "outputs, else float32): its rounding is not a bug",
+        help="the precision the port computes in (default: float16 for float16 "
+        "outputs, else float32): its rounding is not a bug, and declared, passes",
     )
     p.add_argument("--atol", type=non_negative_float, default=1e-5, help="absolute tolerance")
     p.add_argument("--rtol", type=non_negative_float, default=1e-5, help="relative tolerance")
