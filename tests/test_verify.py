@@ -412,7 +412,16 @@ def test_cli_with_supplied_outputs_needs_no_framework(folder, state, reference, 
     assert "no framework runs .npz files" in capsys.readouterr().err
     np.savez(folder / "bad.npz", nothing=np.zeros(3))
     assert main([*args, "--observed", str(folder / "bad.npz")]) == 2
-    assert "is neither 'output', a layer of the model" in capsys.readouterr().err
+    assert "is none of lstm_ref's: 'output', a layer of the model" in capsys.readouterr().err
+    torch_names = ["--layout", "torch", "--observed", str(folder / "bad.npz")]
+    assert main([*args, *torch_names]) == 2
+    assert "none of torch's output, h_n, c_n, model, or lstm_ref's" in capsys.readouterr().err
+    np.savez(folder / "state.npz", h0=np.zeros((1, 4, H)))
+    state = ["--initial-state", str(folder / "state.npz"), "--layout", "torch"]
+    assert main([*args, "--observed", str(good), *state]) == 2
+    assert "unknown initial state 'h0' in layout 'torch'; expected h_0, c_0, or" in (
+        capsys.readouterr().err
+    )
 
 
 def test_outputs_in_polygraphy_format(folder, reference):
