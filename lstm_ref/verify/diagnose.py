@@ -95,7 +95,8 @@ def diagnose(
         The model's file, for the causes its format stores (:func:`stored_bias_causes`).
     alone : sequence of str
         The LSTM layers a bug of the weights may be in alone (a converter's bug is usually
-        in every layer, which is tried first).
+        in every layer, which is tried first); paired with other causes only when there is
+        one such layer (the first diverging layer, known from its outputs).
 
     Returns
     -------
@@ -105,13 +106,13 @@ def diagnose(
     bad = _flat(_diverging(observed, reference))
     findings, effects = [], []
 
-    def single(cause: Cause) -> None:
+    def single(cause: Cause, pairable: bool = True) -> None:
         changed = cause.apply(setting, seqs, T)
         if changed is None:
             return
         finding, outputs = _try(cause.key, cause.title, changed, seqs, T, observed)
         findings.append(finding)
-        if outputs is not None:
+        if outputs is not None and pairable:
             effect = _effect(cause, changed, outputs, reference, observed, bad)
             if (effect.moved & bad).any():
                 effects.append(effect)
@@ -121,9 +122,9 @@ def diagnose(
     for layer in alone:
         if any(f.reproduces for f in findings):
             break
-        for cause in known:
+        for cause in known:  # in pairs only when the layer is known: the search stays small
             if cause.per_layer:
-                single(cause.only_in(layer))
+                single(cause.only_in(layer), pairable=len(alone) == 1)
     singles = len(findings)
     if pairs and not any(f.reproduces for f in findings):
         before = _flat({k: errors(observed.values[k], e.values)[0] for k, e in reference.items()})
