@@ -73,7 +73,7 @@ def observed(lstm, head, start, reordered_layer=None, unpacked=False, last_step=
 
 CASES = {  # case: (the port's bugs, the causes verify must name)
     "V1 a correct port": ({}, []),
-    "V2 one bug": ({"reordered_layer": 1}, ["gate-order:iofg"]),
+    "V2 one bug": ({"reordered_layer": 1}, ["gate-order:iofg@lstm.l1"]),
     "V3 two bugs at once": (
         {"unpacked": True, "last_step": True},
         ["padding:matlab+bilstm-head:last-step"],

@@ -239,7 +239,7 @@ def torch_on_padding_free(path):
     from lstm_ref.verify.frameworks import run_torch
 
     zeros = np.zeros((1, len(INPUTS.x), H), np.float32)
-    return run_torch(path, INPUTS.x, INPUTS.lengths, (zeros, zeros))[0]["output"]
+    return run_torch(path, INPUTS.x, INPUTS.lengths, lambda: (zeros, zeros), {})[0]["output"]
 
 
 # ---------------------------------------------------------------------------- ONNX
@@ -282,10 +282,12 @@ def test_torch_onnx_export_lost_the_lengths(folder, state, reference):
             output_names=["P"],
             dynamic_axes={"X": {0: "N", 1: "T"}, "P": {0: "N"}},
         )
-    faithful = verify(reference, INPUTS, run=folder / "exported.onnx")
-    assert faithful.verdict == "match" and faithful.semantics == "matlab"
-    report = verify(reference, INPUTS, run=folder / "exported.onnx", semantics="masked")
-    assert [f.key for f in report.causes] == ["padding:matlab"]
+    report = verify(reference, INPUTS, run=folder / "exported.onnx")  # the model's: masked
+    assert report.semantics == "masked" and [f.key for f in report.causes] == ["padding:matlab"]
+    faithful = verify(reference, INPUTS, run=folder / "exported.onnx", semantics="matlab")
+    assert faithful.verdict == "match"
+    itself = verify(folder / "exported.onnx", INPUTS, run=True)  # the file is the model
+    assert itself.verdict == "match" and itself.semantics == "matlab"
     full = generate_inputs(C, seed=7, length_range=(6, 6))  # no padding: nothing lost
     assert verify(reference, full, run=folder / "exported.onnx").verdict == "match"
 
@@ -369,8 +371,12 @@ def test_keras_go_backwards_returns_processing_order(folder):
     model.layers[-1].set_weights([W.T, R.T, b])
     model.save(folder / "backwards.keras")
     report = verify(folder / "reverse.npz", INPUTS, run=folder / "backwards.keras")
-    assert report.semantics == "matlab"  # no Masking layer: the padding is data
-    assert [f.key for f in report.causes] == ["reverse-output-order"]
+    assert report.semantics == "masked"  # the model's; the port, without Masking, pads as data
+    assert [f.key for f in report.causes] == ["padding:matlab+reverse-output-order"]
+    as_data = verify(
+        folder / "reverse.npz", INPUTS, run=folder / "backwards.keras", semantics="matlab"
+    )
+    assert [f.key for f in as_data.causes] == ["reverse-output-order"]
 
 
 # ------------------------------------------------------------- no framework, the CLI
@@ -406,7 +412,16 @@ def test_cli_with_supplied_outputs_needs_no_framework(folder, state, reference, 
     assert "no framework runs .npz files" in capsys.readouterr().err
     np.savez(folder / "bad.npz", nothing=np.zeros(3))
     assert main([*args, "--observed", str(folder / "bad.npz")]) == 2
-    assert "is neither 'output', a layer of the model" in capsys.readouterr().err
+    assert "is none of lstm_ref's: 'output', a layer of the model" in capsys.readouterr().err
+    torch_names = ["--layout", "torch", "--observed", str(folder / "bad.npz")]
+    assert main([*args, *torch_names]) == 2
+    assert "none of torch's output, h_n, c_n, model, or lstm_ref's" in capsys.readouterr().err
+    np.savez(folder / "state.npz", h0=np.zeros((1, 4, H)))
+    state = ["--initial-state", str(folder / "state.npz"), "--layout", "torch"]
+    assert main([*args, "--observed", str(good), *state]) == 2
+    assert "unknown initial state 'h0' in layout 'torch'; expected h_0, c_0, or" in (
+        capsys.readouterr().err
+    )
 
 
 def test_outputs_in_polygraphy_format(folder, reference):

@@ -15,7 +15,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported
 import numpy as np
 import pytest
 import torch
-from torch_models import distinct_gates
+from torch_models import distinct_gates, packed
 
 from lstm_ref.cli import main
 from lstm_ref.errors import InputError
@@ -95,6 +95,21 @@ def test_keras_without_masking_matches_itself_over_the_padding(tmp_path):
     assert main(["verify", str(path), "--run-framework", "--length-range", "3-7"]) == 0
 
 
+@pytest.mark.filterwarnings(KERAS_WARNING)
+def test_a_port_that_dropped_masking_is_not_passed(tmp_path, capsys):
+    """The reference's padding semantics is the model's (Masking), not the port's: the same
+    weights without Masking compute over the padding, named as that cause, exit 1."""
+    reference = keras_model(tmp_path / "masked.keras")
+    port = keras_model(tmp_path / "nomask.keras", masking=False)
+    report = verify(reference, INPUTS, run=port)
+    assert report.semantics == "keras" and not report.passed
+    assert [f.key for f in report.causes] == ["padding:matlab"]
+    assert main(["verify", str(reference), "--run-framework", str(port)]) == 1
+    assert "[padding:matlab]" in capsys.readouterr().out
+    explicit = verify(reference, INPUTS, run=port, semantics="matlab")  # --padding overrides
+    assert explicit.verdict == "match"
+
+
 # ------------------------------------------------------------------- logits or probabilities
 def test_logits_port_against_a_state_dicts_classifier_names_the_softmax(logits):
     """The .pt import appends a softmax the torch model lacks; its export returns logits."""
@@ -115,6 +130,116 @@ def test_probabilities_port_against_a_logits_reference_names_the_softmax(tmp_pat
     assert [f.key for f in report.causes] == ["head:no-softmax"]
     # and the other way round: the reference's softmax, the port's logits
     assert [f.key for f in verify(port, INPUTS, run=reference).causes] == ["head:softmax"]
+
+
+# ------------------------------------------------------------------- the model options
+def test_model_options_reach_the_model_and_the_port(tmp_path, capsys):
+    """A checkpoint holding more than the LSTM and its head, read with --prefix and --head
+    as MODEL and as the port run in torch; a bare nn.LSTM's ONNX export, its outputs Y,
+    Y_h, Y_c chosen with --graph-output."""
+    pytest.importorskip("onnxruntime")
+    modules = torch.nn.ModuleDict(
+        {
+            "embed": torch.nn.Embedding(10, C),
+            "rnn": distinct_gates(torch.nn.LSTM(C, H, batch_first=True), seed=11),
+            "fc": distinct_gates(torch.nn.Linear(H, K), seed=12),
+        }
+    )
+    tagger = tmp_path / "tagger.pt"
+    torch.save({"model": modules.state_dict(), "epoch": 3}, tagger)
+    picked = ["--prefix", "rnn", "--head", "fc"]
+    assert main(["verify", str(tagger), "--run-framework", *picked]) == 0
+    assert main(["convert", str(tagger), str(tmp_path / "tagger.npz"), *picked]) == 0
+    capsys.readouterr()
+    port = ["verify", str(tmp_path / "tagger.npz"), "--run-framework", str(tagger), *picked]
+    assert main(port) == 0
+    assert main([*port, "--no-softmax"]) == 1  # the port run returning logits
+    assert "[head:softmax]" in capsys.readouterr().out
+    np.savez(tmp_path / "out.npz", output=np.zeros((4, K)))
+    observed = ["verify", str(tmp_path / "tagger.npz"), "--observed", str(tmp_path / "out.npz")]
+    assert main([*observed, *picked]) == 2  # no PyTorch file to take them
+    assert "applies to none of" in capsys.readouterr().err
+
+    bare = export(modules["rnn"], tmp_path / "rnn.onnx")  # outputs Y, Y_h, Y_c
+    assert main(["verify", str(bare), "--run-framework"]) == 2
+    assert "choose one" in capsys.readouterr().err
+    names = [o.name for o in pytest.importorskip("onnx").load(bare).graph.output]
+    for name in names[:2]:  # Y (batch first, as the module), Y_h
+        assert main(["verify", str(bare), "--run-framework", "--graph-output", name]) == 0
+
+
+# ------------------------------------------------------------------- a declared precision
+def test_float16_rounding_passes_when_the_precision_is_declared(tmp_path, capsys):
+    """A torch port computing in float16: only its rounding apart. Declared with
+    --precision float16 it passes (exit 0); not declared, it fails saying what to pass."""
+    lstm = distinct_gates(torch.nn.LSTM(C, H, batch_first=True), seed=16).eval()
+    fc = distinct_gates(torch.nn.Linear(H, K), seed=17).eval()
+    state = {f"lstm.{k}": v for k, v in lstm.state_dict().items()}
+    torch.save({**state, **{f"fc.{k}": v for k, v in fc.state_dict().items()}}, tmp_path / "m.pt")
+    with torch.no_grad():
+        _, (h_n, c_n) = lstm.half()(packed(INPUTS.sequences, torch.float16))
+        probs = fc.half()(h_n[-1]).float().softmax(-1).half()
+    outputs = {"h_n": h_n.numpy(), "c_n": c_n.numpy(), "model": probs.numpy()}  # float16
+    np.savez(tmp_path / "out.npz", **outputs)
+    np.savez(tmp_path / "in.npz", x=INPUTS.x, lengths=INPUTS.lengths)
+    command = ["verify", str(tmp_path / "m.pt"), "--inputs", str(tmp_path / "in.npz")]
+    command += ["--observed", str(tmp_path / "out.npz"), "--layout", "torch-batch-first"]
+    assert main([*command, "--json", str(tmp_path / "r.json")]) == 1
+    assert "pass --precision float16 if the port computes in float16" in capsys.readouterr().out
+    assert main([*command, "--precision", "float16", "--json", str(tmp_path / "r.json")]) == 0
+    assert "PASSED within float16 rounding" in capsys.readouterr().out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["verdict"] == "rounding" and data["passed"] and data["precision_declared"]
+    assert not any(c["passed"] for c in data["comparisons"])
+
+
+# ------------------------------------------------------------------- a graph's state inputs
+class StateIn(torch.nn.Module):
+    """A classifier taking its (h0, c0) as inputs, exported so: graph inputs x, h0, c0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = distinct_gates(torch.nn.LSTM(C, H, batch_first=True), seed=13)
+        self.fc = distinct_gates(torch.nn.Linear(H, K), seed=14)
+
+    def forward(self, x, h0, c0):
+        return self.fc(self.lstm(x, (h0, c0))[1][0][-1]).softmax(-1)
+
+
+def test_an_onnx_graph_with_state_inputs_is_fed_the_initial_state(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    model = StateIn().eval()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    graph = tmp_path / "m_h0.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.randn(2, 5, C), torch.zeros(1, 2, H), torch.zeros(1, 2, H)),
+            str(graph),
+            dynamo=False,
+            input_names=["x", "h0", "c0"],
+            dynamic_axes={"x": {0: "N", 1: "T"}, "h0": {1: "N"}, "c0": {1: "N"}},
+        )
+    rng = np.random.default_rng(15)
+    h_0, c_0 = (rng.normal(size=(1, len(INPUTS.x), H)) * 0.5 for _ in range(2))
+    np.savez(tmp_path / "s.npz", h_0=h_0, c_0=c_0)
+    state = ["--initial-state", str(tmp_path / "s.npz"), "--layout", "torch"]
+    assert main(["verify", str(graph), "--run-framework", *state, "--length-range", "3-7"]) == 0
+    full = ["--length-range", "5-5"]  # no padding: the export has no sequence_lens
+    assert (
+        main(["verify", str(tmp_path / "m.pt"), "--run-framework", str(graph), *state, *full]) == 0
+    )
+    capsys.readouterr()
+    by_graph_names = {"h0": h_0, "c0": c_0}  # the graph's own input names, any layout
+    assert verify(graph, INPUTS, run=True, initial_state=by_graph_names).passed
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    zeros = np.zeros((1, len(INPUTS.x), H), np.float32)
+    (dropped,) = session.run(None, {"x": INPUTS.x.astype(np.float32), "h0": zeros, "c0": zeros})
+    report = verify(graph, INPUTS, observed={"output": dropped}, initial_state=by_graph_names)
+    assert [f.key for f in report.causes] == ["state:zeros"]
 
 
 # ------------------------------------------------------------------- the framework's obstacles

@@ -301,7 +301,7 @@ def test_half_precision_is_rounding_not_a_bug(model, dtype):
 
 
 # ------------------------------------------------------------------- which layer first
-def test_the_first_diverging_layer_is_named_and_diagnosed_alone(tmp_path):
+def test_the_first_diverging_layer_is_named_and_the_bug_found_in_it_alone(tmp_path):
     lstm, head = bilstm(seed=4, layers=2)
     path = save(lstm, head, tmp_path / "two.pt")
     h_0, c_0 = start(layers=2)
@@ -316,7 +316,7 @@ def test_the_first_diverging_layer_is_named_and_diagnosed_alone(tmp_path):
     report = check(path, {"h_n": h_n.numpy(), "c_n": c_n.numpy()}, h_0, c_0)
     assert [c.passed for c in report.comparisons] == [True, False, True, False]
     assert report.first_layer == "lstm.l1" and "first diverging layer: 'lstm.l1'" in text(report)
-    assert [f.key for f in report.causes] == ["gate-order:iofg"]
+    assert [f.key for f in report.causes] == ["gate-order:iofg@lstm.l1"]
 
 
 # ------------------------------------------------------------------- verdicts that cannot lie

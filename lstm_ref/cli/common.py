@@ -73,7 +73,7 @@ def add_network_option(p: argparse.ArgumentParser) -> None:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """What a model file may need besides its path: class names, a PyTorch module and
-    what its head computes."""
+    what its head computes, an ONNX graph's output."""
     p.add_argument(
         "--classes",
         type=class_names,
@@ -104,12 +104,24 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         help="a PyTorch checkpoint: the head reads h_n (state, the default) or output[:, -1] "
         "(step)",
     )
+    p.add_argument(
+        "--graph-output",
+        metavar="NAME",
+        default=None,
+        help="an ONNX file with several graph outputs: the one to read ('Y_h')",
+    )
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keywords of :func:`~lstm_ref.interop.load_model` that --classes, --prefix,
-    --head, --no-softmax and --last give."""
-    given = {"prefix": args.prefix, "head": args.head, "softmax": args.softmax, "last": args.last}
+    --head, --no-softmax, --last and --graph-output give."""
+    given = {
+        "prefix": args.prefix,
+        "head": args.head,
+        "softmax": args.softmax,
+        "last": args.last,
+        "output": args.graph_output,
+    }
     return {"class_names": args.classes, **{k: v for k, v in given.items() if v is not None}}
 
 

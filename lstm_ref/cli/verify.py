@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import non_negative_float, positive_float, positive_int, whole_number
+from .common import (
+    add_model_options,
+    model_options,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    whole_number,
+)
 
 HELP = "compare a ported model's outputs with the reference's: where and why they diverge"
 DESCRIPTION = """\
@@ -26,7 +33,8 @@ the observed outputs (gate order, biases, forget_bias, gate activation, initial 
 padding, reverse order, a bidirectional head, a softmax on one side only, the input's
 layout, transposed kernels), or that rounding alone explains them, or that no known cause
 does (for NaN outputs none is sought: where they are is said). Exit status 0 within
-tolerance, 1 beyond it, 2 for a usage error or a file its framework cannot run as given.
+tolerance (or only the rounding of the precision --precision declares apart), 1 beyond it,
+2 for a usage error or a file its framework cannot run as given.
 The JSON report's schema is in docs/VERIFY.md."""
 
 
@@ -84,14 +92,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--padding",
         choices=list(SEMANTICS),
-        help="the padding semantics of the observed outputs (default: the framework run's, "
-        "else by the model's format)",
+        help="the padding semantics of the reference (default: MODEL's own, as its "
+        "framework computes it; a port that pads otherwise is diagnosed)",
     )
     p.add_argument(
         "--precision",
         choices=list(PRECISIONS),
-        help="the precision the port computed in (default: float16 for float16 "
-        "outputs, else float32): its rounding is not a bug",
+        help="the precision the port computes in (default: float16 for float16 "
+        "outputs, else float32): its rounding is not a bug, and declared, passes",
     )
     p.add_argument("--atol", type=non_negative_float, default=1e-5, help="absolute tolerance")
     p.add_argument("--rtol", type=non_negative_float, default=1e-5, help="relative tolerance")
@@ -106,20 +114,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="write the reference's and the observed outputs in Polygraphy's RunResults JSON",
     )
+    add_model_options(p)  # for MODEL and PORT, each taking those of its format
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..formats.safe_numpy import read_npz
     from ..formats.writes import write_atomically, write_text_atomically
-    from ..interop import load_model
     from ..verify import generate_inputs, read_inputs, verify
+    from ..verify.frameworks import options_for, read_reference
     from ..verify.report import dumps, polygraphy_json, text
 
     for option, path in (("--json", args.json), ("--save-outputs", args.save_outputs)):
         if path is not None and path.suffix.lower() != ".json":
             raise InputError(f"{option} must name a .json file; got {path}")
-    net = load_model(args.model)
+    options = model_options(args)
+    class_names = options.pop("class_names")
+    model = Path(args.model)
+    net = read_reference(model, options_for(model, options), class_names)
     if args.inputs is not None:
         inputs = read_inputs(args.inputs, net.input_size)
     else:
@@ -148,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         atol=args.atol,
         rtol=args.rtol,
         pairs=not args.no_pairs,
+        options=options,
         loaded=net,
     )
     print(text(report))

@@ -15,18 +15,19 @@ returns a :class:`Report`:
   reproduces the outputs within tolerance; :mod:`.diagnose`), ``"unknown"``, or ``"nan"``
   (the observed outputs hold NaN, which no known cause computes: none is sought).
 
-Given several layers' outputs it names the first layer that diverges, and seeks a bug of
-the weights in that layer alone (the layers before it match). :mod:`.report` writes a report as
-text and as JSON (the schema is in docs/VERIFY.md).
+Given several layers' outputs it names the first layer that diverges. A bug of the weights
+is sought in every LSTM layer (a converter's usual bug), then in each layer that may hold
+it alone: the first diverging one, or, when the outputs do not say, each one up to it.
+:mod:`.report` writes a report as text and as JSON (the schema is in docs/VERIFY.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,13 +38,13 @@ from ..lstm import LSTMState
 from ..network import Network, State
 from .compare import Comparison, compare, failing_compared
 from .diagnose import ROUNDING_FACTOR, Diagnosis, Finding, Observation, diagnose
+from .frameworks import onnx_state_inputs, options_for, own_semantics, read_reference
 from .inputs import Inputs, generate_inputs, read_inputs, read_observed
 from .layouts import LAYOUTS, Observed, initial_states, observed_outputs, torch_state
 from .reference import SEMANTICS, Expected, Setting, Wanted, reference_all
 from .rounding import PRECISIONS, rounded_setting
 
 Array = np.ndarray
-DEFAULT_SEMANTICS = {".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".mat": "matlab"}
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,16 @@ class Report:
     pairs_tried: int = 0
     divergence: Divergence | None = None
     first_layer: str | None = None  # outputs of several layers: the first that diverges
+    precision_declared: bool = False  # `precision` given, not read off the outputs
     arrays: dict[str, dict[str, Array]] = field(default_factory=dict, repr=False)
     """The outputs compared, by runner ("lstm_ref" and the observed one's), then by name."""
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.comparisons)
+        """Every output within tolerance, or beyond it only by the rounding of the precision
+        the caller declared the port computes in."""
+        declared_rounding = self.verdict == "rounding" and self.precision_declared
+        return declared_rounding or all(c.passed for c in self.comparisons)
 
 
 def verify(
@@ -115,6 +120,7 @@ def verify(
     batch: int = 4,
     length_range: tuple[int, int] = (3, 8),
     scale: float = 1.0,
+    options: Mapping[str, Any] | None = None,
     loaded: Network | None = None,
 ) -> Report:
     """Compare observed outputs with the reference's and diagnose a difference.
@@ -140,16 +146,22 @@ def verify(
         Initial states per layer, direction and sequence, in ``layout``'s names (torch's
         ``h_0``/``c_0``, ONNX's ``initial_h``/``initial_c``, ...); default the model's own.
     semantics : str, optional
-        The padding semantics the observed outputs follow, a key of
-        :data:`~.reference.SEMANTICS`; default the framework run's, else by the model's
-        format (Keras: "keras", MATLAB: "matlab", else "masked").
+        The padding semantics of the reference, a key of :data:`~.reference.SEMANTICS`;
+        default the model's own as its framework computes it
+        (:func:`~.frameworks.own_semantics`; a port that computes otherwise is diagnosed
+        as a ``padding:`` cause), or, when ``run`` runs the model's own file, the run's.
     precision : str, optional
         The precision the port computed in: "float32", "float16" or "bfloat16"; default
-        float16 for float16 outputs, else float32. Its rounding is not a bug.
+        float16 for float16 outputs, else float32. Its rounding is not a bug; declared,
+        a difference by its rounding alone passes (``Report.passed``).
     atol, rtol : float
         Finite and >= 0: an element fails when it exceeds both.
     pairs : bool
         When no single cause reproduces the outputs, try pairs of causes.
+    options : mapping, optional
+        Importer options (:func:`~lstm_ref.interop.load_model`'s: PyTorch's ``prefix``,
+        ``head``, ``softmax``, ``last``; ONNX's ``output``) for the model file and the file
+        ``run`` runs, each taking those of its format; one that neither takes is refused.
     loaded : Network, optional
         ``model`` already imported (so that its file is not read again).
 
@@ -157,13 +169,20 @@ def verify(
     -------
     Report
     """
-    from ..interop import load_model
-
     atol, rtol = (_tolerance(v, name) for v, name in ((atol, "atol"), (rtol, "rtol")))
     if (observed is None) == (run is False):
         raise InputError("give either observed outputs or a model file to run, not both or none")
     path = None if isinstance(model, Network) else Path(model)
-    given_net = model if isinstance(model, Network) else loaded or load_model(model)
+    port = (path if run is True else Path(run)) if run is not False else None
+    options = dict(options or {})
+    unused = set(options) - set(options_for(path, options)) - set(options_for(port, options))
+    if unused:
+        files = [str(f) for f in dict.fromkeys((path, port)) if f is not None] or ["a Network"]
+        raise InputError(f"option {', '.join(sorted(unused))} applies to none of {files}")
+    given_net = model if isinstance(model, Network) else loaded
+    if given_net is None:
+        assert path is not None
+        given_net = read_reference(path, options_for(path, options))
     net = given_net.astype(np.float64)
     net.state = {
         n: LSTMState(*(a.astype(np.float64) for a in s)) for n, s in given_net.state.items()
@@ -175,17 +194,21 @@ def verify(
     else:
         given = read_inputs(inputs, net.input_size)
     N, T = given.x.shape[:2]
-    start = initial_states(net, layout, initial_state or {}, N)
-    port = (path if run is True else Path(run)) if run is not False else None
+    graph_inputs = {  # an ONNX graph's own state inputs, by name: h (0) or c (1)
+        name: k
+        for f in dict.fromkeys((path, port))
+        if f is not None and f.suffix.lower() == ".onnx"
+        for name, k in onnx_state_inputs(f).items()
+    }
+    start = initial_states(net, layout, initial_state or {}, N, graph_inputs)
     if observed is None and port is None:
         raise InputError("run=True needs a model file; give run=<file> with a Network")
-    runner, source, arrays, ran = _observe(observed, port, net, given, start)
+    runner, source, arrays, ran = _observe(observed, port, net, given, start, options)
     if port is not None:
         layout = "lstm_ref"  # the runners return lstm_ref's names
-    if semantics is None:
-        made_by = port or path
-        by_format = DEFAULT_SEMANTICS.get(made_by.suffix.lower() if made_by else "", "masked")
-        semantics = ran or ("keras" if layout == "keras" else by_format)
+    if semantics is None:  # the model's as it should compute (the port's when it is the model)
+        itself = port is not None and path is not None and port.resolve() == path.resolve()
+        semantics = ran if itself and ran else own_semantics(path, given_net)
     if semantics not in SEMANTICS:
         raise InputError(
             f"unknown padding semantics {semantics!r}; expected one of {list(SEMANTICS)}"
@@ -198,6 +221,7 @@ def verify(
     wanted = {o.label: o.wanted for o in outputs}
     reference = reference_all(setting, seqs, wanted, T)
     comparisons = [_compare(o, reference[o.label], atol, rtol) for o in outputs]
+    declared = precision is not None
     precision = precision or (
         "float16" if any(o.values.dtype == np.float16 for o in outputs) else "float32"
     )
@@ -218,6 +242,7 @@ def verify(
             atol,
             rtol,
             comparisons,
+            precision_declared=declared,
             arrays={
                 "lstm_ref": {k: e.values for k, e in reference.items()},
                 runner: {o.label: o.values for o in outputs},
@@ -257,9 +282,10 @@ def verify(
         atol,
         rtol,
     )
-    if first_layer is not None:  # the layers before it match: the bug is sought in it
-        setting = dataclasses.replace(setting, changeable=frozenset([first_layer]))
-    found: Diagnosis = diagnose(setting, seqs, T, watched, reference, path, pairs)
+    assert first is not None  # some output diverges beyond rounding
+    found: Diagnosis = diagnose(
+        setting, seqs, T, watched, reference, path, pairs, _alone(net, position, first)
+    )
     causes = [f for f in found.findings if f.reproduces]
     return report(
         rounding=rounding,
@@ -279,6 +305,7 @@ def _observe(
     net: Network,
     given: Inputs,
     start: State,
+    options: Mapping[str, Any],
 ) -> tuple[str, str, dict[str, Array], str | None]:
     """The observed outputs — given, read from a file, or from running ``port`` in its
     framework from ``start`` — as (runner, where they came from, arrays by name, the
@@ -293,7 +320,7 @@ def _observe(
     own = net.state_rows(len(given.x))
     same = all(np.array_equal(a, b) for n in own for a, b in zip(own[n], start[n], strict=True))
     runner, arrays, ran = run_framework(
-        port, given.x, given.lengths, lambda: torch_state(net, start), same
+        port, given.x, given.lengths, lambda: torch_state(net, start), same, options
     )
     return runner, f"{runner} running {port}", arrays, ran
 
@@ -315,6 +342,16 @@ def _rounding(
         err = np.abs(low.output(lows[label].values) - e.values)[e.compared]
         rounding[label] = float(np.max(err, initial=0.0))
     return rounding
+
+
+def _alone(net: Network, position: Mapping[str, int], first: int) -> list[str]:
+    """The LSTM layers a bug of the weights may be in alone: those up to the first
+    diverging layer (index ``first``) whose outputs were not observed matching; none when
+    the network has one."""
+    recurrent = [k for k, x in enumerate(net.layers) if x.initial_state is not None]
+    matching = {k for k in position.values() if k < first}
+    alone = [net.layers[k].name for k in recurrent if k <= first and k not in matching]
+    return alone if len(recurrent) > 1 else []
 
 
 def _layer_index(net: Network, o: Observed) -> int:

@@ -43,10 +43,22 @@ class Cause:
     key: str
     title: str
     apply: Apply
+    per_layer: bool = False  # a bug of the weights: it may be in one LSTM layer alone
 
     @property
     def family(self) -> str:
         return self.key.partition(":")[0]
+
+    def only_in(self, layer: str) -> Cause:
+        """This bug of the weights in the LSTM layer ``layer`` alone (the others as they
+        should be); its key ``<key>@<layer>``."""
+
+        def apply(s: Setting, seqs: list[Array], T: int) -> Setting | None:
+            one = dataclasses.replace(s, changeable=frozenset([layer]))
+            changed = self.apply(one, seqs, T)
+            return None if changed is None else dataclasses.replace(changed, changeable=None)
+
+        return Cause(f"{self.key}@{layer}", f"{self.title}, in layer {layer!r} only", apply)
 
 
 # ---------------------------------------------------------------- changing the network
@@ -124,11 +136,12 @@ def _gate_order(order: str) -> Cause:
 
     named = KNOWN_ORDERS.get(order)
     title = f"gate blocks in the order {','.join(order)}" + (f": {named}" if named else "")
-    return Cause(f"gate-order:{order}", title, _on_net(_params(change)))
+    return Cause(f"gate-order:{order}", title, _on_net(_params(change)), per_layer=True)
 
 
 def _bias(factor: float, key: str, title: str) -> Cause:
-    return Cause(key, title, _on_net(_params(lambda p, H: LSTMParams(p.W, p.R, factor * p.b))))
+    change = _params(lambda p, H: LSTMParams(p.W, p.R, factor * p.b))
+    return Cause(key, title, _on_net(change), per_layer=True)
 
 
 def _forget_bias(delta: float) -> Cause:
@@ -144,7 +157,9 @@ def _forget_bias(delta: float) -> Cause:
         else "stored in the bias and not added at run time (a TF forget_bias=1 folded into "
         "the weights, then the reference added it again)"
     )
-    return Cause(f"forget-bias:{delta:+g}", f"forget_bias=1 {how}", _on_net(_params(change)))
+    return Cause(
+        f"forget-bias:{delta:+g}", f"forget_bias=1 {how}", _on_net(_params(change)), per_layer=True
+    )
 
 
 def _transposed_blocks(which: str) -> Cause:
@@ -162,6 +177,7 @@ def _transposed_blocks(which: str) -> Cause:
         f"transposed:{which}",
         f"each gate block of the {what} kernel transposed",
         _on_net(_params(change)),
+        per_layer=True,
     )
 
 
@@ -176,6 +192,7 @@ def _reshaped_kernels() -> Cause:
         "reshaped-kernels",
         "kernels reshaped instead of transposed (Keras's (C, 4H) read as (4H, C))",
         _on_net(_params(change)),
+        per_layer=True,
     )
 
 
@@ -200,6 +217,7 @@ def _gate_activation(name: str) -> Cause:
         f"gate-activation:{name}",
         f"gates computed with {GATE_ACTIVATION_TITLES[name]}",
         _on_net(change),
+        per_layer=True,
     )
 
 
@@ -265,7 +283,7 @@ def _softmax_dropped(s: Setting) -> Setting | None:
     """The network without its final softmax: the port's outputs are the logits."""
     layers = s.net.layers
     last = len(layers) - 1 - isinstance(layers[-1], ClassificationOutput)
-    if not isinstance(layers[last], Softmax) or not _changeable(s, layers[last]):
+    if not isinstance(layers[last], Softmax):
         return None
     return dataclasses.replace(
         s, net=Network(layers[:last] + layers[last + 1 :], s.net.class_names or None)
@@ -275,15 +293,11 @@ def _softmax_dropped(s: Setting) -> Setting | None:
 def _softmax_added(s: Setting) -> Setting | None:
     """The network with a softmax after its final fully connected layer."""
     layers = s.net.layers
-    if not isinstance(layers[-1], FullyConnected) or not _changeable(s, layers[-1]):
+    if not isinstance(layers[-1], FullyConnected):
         return None
     taken = {x.name for x in layers}
     name = "softmax" if "softmax" not in taken else f"{layers[-1].name}_softmax"
     return dataclasses.replace(s, net=Network([*layers, Softmax(name)], s.net.class_names or None))
-
-
-def _changeable(s: Setting, layer: Layer) -> bool:
-    return s.changeable is None or layer.name in s.changeable
 
 
 def _reshaped_input(s: Setting, seqs: list[Array], T: int) -> Setting | None:
@@ -392,12 +406,26 @@ def stored_bias_causes(path: Path) -> list[Cause]:
             if net is None:
                 continue
 
-            def apply(s: Setting, seqs: list[Array], T: int, net: Network = net) -> Setting:
-                return dataclasses.replace(s, net=net)
-
             text = title.format(kept=kept, other=other)
-            found.append(Cause(f"bias:{kept}-{use}", f"of the two stored biases, {text}", apply))
+            key, title = f"bias:{kept}-{use}", f"of the two stored biases, {text}"
+            found.append(Cause(key, title, _rebuilt(net), per_layer=True))
     return found
+
+
+def _rebuilt(net: Network) -> Apply:
+    """The setting with ``net``'s LSTM layers in place of the changeable ones (every one
+    when ``changeable`` is None), in the reference's dtype."""
+
+    def apply(s: Setting, seqs: list[Array], T: int) -> Setting:
+        rebuilt = net.astype(s.net.dtype)
+        names = s.changeable if s.changeable is not None else {x.name for x in s.net.layers}
+        layers = [
+            rebuilt.layer(x.name) if x.name in names and x.initial_state is not None else x
+            for x in s.net.layers
+        ]
+        return dataclasses.replace(s, net=Network(layers, s.net.class_names or None))
+
+    return apply
 
 
 def _combined(kept: Array, other: Array, use: str) -> Array:
@@ -436,6 +464,7 @@ def _onnx_biases(path: Path) -> Rebuild:
     from onnx import numpy_helper
 
     from ..interop.onnx import from_onnx
+    from .frameworks import zero_state_inputs
 
     model = onnx.load(path)
     constants = {t.name for t in model.graph.initializer}
@@ -459,6 +488,6 @@ def _onnx_biases(path: Path) -> Rebuild:
             parts[1 - keep] = _combined(parts[keep], parts[1 - keep], use)
             t.CopyFrom(numpy_helper.from_array(np.concatenate(parts, axis=-1), t.name))
             changed = True
-        return from_onnx(copy) if changed else None
+        return from_onnx(copy, inputs=zero_state_inputs(path)) if changed else None
 
     return rebuild

@@ -13,7 +13,7 @@ first helper that completes a pair.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -71,9 +71,10 @@ def diagnose(
     reference: Mapping[str, Expected],
     model_path: Path | None = None,
     pairs: bool = True,
+    alone: Sequence[str] = (),
 ) -> Diagnosis:
-    """Try every applicable known cause, then (``pairs``, when none reproduces) every
-    plausible pair.
+    """Try every applicable known cause, then (when none reproduces) each bug of the
+    weights in each LSTM layer of ``alone`` only, then (``pairs``) every plausible pair.
 
     A cause reproduces the outputs when every compared element passes ``atol`` (widened to
     :data:`ROUNDING_FACTOR` times the reference's own rounding) or ``rtol``, and no other
@@ -92,6 +93,10 @@ def diagnose(
         once by the caller.
     model_path : Path, optional
         The model's file, for the causes its format stores (:func:`stored_bias_causes`).
+    alone : sequence of str
+        The LSTM layers a bug of the weights may be in alone (a converter's bug is usually
+        in every layer, which is tried first); paired with other causes only when there is
+        one such layer (the first diverging layer, known from its outputs).
 
     Returns
     -------
@@ -100,16 +105,26 @@ def diagnose(
     known = causes(None if model_path is None else stored_bias_causes(model_path))
     bad = _flat(_diverging(observed, reference))
     findings, effects = [], []
-    for cause in known:
+
+    def single(cause: Cause, pairable: bool = True) -> None:
         changed = cause.apply(setting, seqs, T)
         if changed is None:
-            continue
+            return
         finding, outputs = _try(cause.key, cause.title, changed, seqs, T, observed)
         findings.append(finding)
-        if outputs is not None:
+        if outputs is not None and pairable:
             effect = _effect(cause, changed, outputs, reference, observed, bad)
             if (effect.moved & bad).any():
                 effects.append(effect)
+
+    for cause in known:
+        single(cause)
+    for layer in alone:
+        if any(f.reproduces for f in findings):
+            break
+        for cause in known:  # in pairs only when the layer is known: the search stays small
+            if cause.per_layer:
+                single(cause.only_in(layer), pairable=len(alone) == 1)
     singles = len(findings)
     if pairs and not any(f.reproduces for f in findings):
         before = _flat({k: errors(observed.values[k], e.values)[0] for k, e in reference.items()})

@@ -70,6 +70,13 @@ FRAMEWORK_NAMES = {  # each layout's own names of observed outputs (lstm_ref's: 
     "keras": ("h", "c", "h_forward", "c_forward", "h_backward", "c_backward"),
 }
 LAYOUTS = tuple(FRAMEWORK_NAMES)
+STATE_NAMES = {  # each layout's own names of initial states (lstm_ref's: in every one)
+    "lstm_ref": (),
+    "torch": ("h_0", "c_0"),
+    "torch-batch-first": ("h_0", "c_0"),
+    "onnx": ("initial_h", "initial_c"),
+    "keras": ("h", "c", "h_forward", "c_forward", "h_backward", "c_backward"),
+}
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ def observed_outputs(
     for name, given in arrays.items():
         a = _float_array(given, f"observed output {name!r}")
         if name not in FRAMEWORK_NAMES[layout]:
-            found.append(Observed(name, _native(net, name), a))
+            found.append(Observed(name, _native(net, name, layout), a))
         elif name == "model":
             found.append(Observed(name, Wanted(None), a))
         elif not lstms:
@@ -189,7 +196,7 @@ def onnx_steps(Y: Array) -> Array:
     return Y.transpose(2, 0, 1, 3).reshape(N, T, D * H)
 
 
-def _native(net: Network, name: str) -> Wanted:
+def _native(net: Network, name: str, layout: str) -> Wanted:
     """lstm_ref's own name: ``output``, a layer's, or ``<layer>/steps|h|c``."""
     if name == "output":
         return Wanted(None)
@@ -199,15 +206,25 @@ def _native(net: Network, name: str) -> Wanted:
     own = what == "output" and layer in names
     if own or (layer in stateful and what in ("steps", "h", "c")):
         return Wanted(layer, what)  # type: ignore[arg-type]
+    theirs = f"{layout}'s {', '.join(FRAMEWORK_NAMES[layout])}, or " if layout != "lstm_ref" else ""
     raise InputError(
-        f"observed output {name!r} is neither 'output', a layer of the model ({names}), nor "
-        f"'<LSTM layer>/steps', '/h' or '/c' ({stateful})"
+        f"observed output {name!r} is none of {theirs}lstm_ref's: 'output', a layer of the "
+        f"model ({names}), '<LSTM layer>/steps', '/h' or '/c' ({stateful})"
     )
 
 
-def initial_states(net: Network, layout: str, given: Mapping[str, object], N: int) -> State:
+def initial_states(
+    net: Network,
+    layout: str,
+    given: Mapping[str, object],
+    N: int,
+    graph_inputs: Mapping[str, int] | None = None,
+) -> State:
     """The initial states ``given`` in ``layout``'s names (see the module docstring) as
-    ``{layer: LSTMState}`` rows (N, ·) float64; layers not named start from their own."""
+    ``{layer: LSTMState}`` rows (N, ·) float64; layers not named start from their own.
+    ``graph_inputs``: an ONNX graph's own state inputs, each read as torch's ``h_0`` (0)
+    or ``c_0`` (1), (L·D, N, H) — as ``torch.onnx.export`` takes them — in any layout."""
+    aliases = {name: ("h_0", "c_0")[k] for name, k in (graph_inputs or {}).items()}
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; expected one of {list(LAYOUTS)}")
     lstms = net.stateful_layers
@@ -225,8 +242,8 @@ def initial_states(net: Network, layout: str, given: Mapping[str, object], N: in
         layer, _, part = name.rpartition("/")
         if layer in states and part in ("h", "c"):
             states[layer]["hc".index(part)] = a
-        elif layout.startswith("torch") and name in ("h_0", "c_0"):
-            k = "hc".index(name[0])
+        elif (layout.startswith("torch") and name in ("h_0", "c_0")) or name in aliases:
+            k = "hc".index(aliases.get(name, name)[0])
             L_D = sum(D for D, _, _ in expected_rows)
             width = {(h, c)[k] for _, h, c in expected_rows}
             if len(width) != 1:
@@ -253,9 +270,11 @@ def initial_states(net: Network, layout: str, given: Mapping[str, object], N: in
         elif layout == "keras" and name in ("h_backward", "c_backward"):
             continue  # taken with its forward half
         else:
+            own = [*STATE_NAMES[layout], *aliases]
             raise InputError(
-                f"unknown initial state {name!r} in layout {layout!r}; expected the names of "
-                f"lstm_ref.verify.layouts (layers: {list(states)})"
+                f"unknown initial state {name!r} in layout {layout!r}; expected "
+                + (f"{', '.join(own)}, or " if own else "")
+                + f"lstm_ref's '<layer>/h', '<layer>/c' (layers: {list(states)})"
             )
     start = net.state_rows(N)
     return {

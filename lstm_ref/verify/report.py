@@ -18,7 +18,11 @@ SCHEMA = "lstm_ref.verify/1"
 VERDICTS = {
     "match": "PASSED | all outputs match within tolerance",
     "rounding": "FAILED only by {precision} rounding: the observed outputs are as far from "
-    "the float64 reference as the reference itself in {precision}; no bug",
+    "the float64 reference as the reference itself in {precision}; no bug — pass "
+    "--precision {precision} if the port computes in {precision}",
+    "declared rounding": "PASSED within {precision} rounding: the observed outputs are as "
+    "far from the float64 reference as the reference itself in {precision}, the precision "
+    "the port computes in; no bug",
     "cause": "FAILED | a known porting bug reproduces the observed outputs",
     "unknown": "FAILED | no known porting bug reproduces the observed outputs",
     "nan": "FAILED | the observed outputs hold NaN, which none of the known porting bugs "
@@ -92,10 +96,11 @@ def text(report: Report) -> str:
     if report.first_layer is not None:
         lines += [
             "",
-            f"first diverging layer: {report.first_layer!r} (the layers before it match); "
-            "diagnosed on its outputs alone",
+            f"first diverging layer: {report.first_layer!r} (the layers before it match)",
         ]
-    lines += ["", VERDICTS[report.verdict].format(precision=report.precision)]
+    declared = report.verdict == "rounding" and report.precision_declared
+    verdict = VERDICTS["declared rounding" if declared else report.verdict]
+    lines += ["", verdict.format(precision=report.precision)]
     for f in report.causes:
         what = "two bugs at once" if "+" in f.key else "cause"
         lines.append(f"  {what}: {f.title} [{f.key}] — reproduces the outputs to {f.max_abs:.3e}")
