@@ -7,7 +7,9 @@
    Outputs="lstm"); net.State = state;``.
 4. Draw the first 10 hidden units as a heatmap.
 5. Print the prediction, the test accuracy, and a check that the step-wise activations
-   equal one full-sequence call.
+   equal one full-sequence call — for the units a step-wise loop can compute: a reverse
+   direction (a BiLSTM's second half) reads each sequence from its end, so its units, and
+   any that read from them, differ, and the walkthrough says so.
 
 The published MATLAB page feeds ``X(:,1)'`` — always the first time step — at every
 iteration (the R2020b page used ``X(:,i)``). The walkthrough runs the correct loop;
@@ -30,6 +32,7 @@ import numpy as np
 
 from .datasets import load_japanese_vowels
 from .errors import InputError
+from .fast.stepper import forward_units, reverse_reader
 from .interop import load_model
 from .network import Network
 from .sequences import as_sequence_list
@@ -46,7 +49,8 @@ class WalkthroughResult:
     activations: Array  # (H, T): the LSTM activations, units × time steps (MATLAB's features)
     figures: list[Path]
     predicted: str
-    max_abs_diff: float  # step-wise activations vs one full-sequence call of what was fed
+    max_abs_diff: float  # step-wise vs one full-sequence call, over the forward units (or NaN)
+    reverse_diff: float | None  # the same over the units of (or after) a reverse direction
     literal_vs_correct: float | None  # with literal=True: max |literal loop − correct loop|
 
 
@@ -146,7 +150,11 @@ def run_walkthrough(
         ),
     )
     full = net.trace(X, layer).h.T  # (H, T) from one full-sequence call
-    diff = float(np.abs(full - activations).max())
+    walked = net.layers[: net.layers.index(net.layer(layer)) + 1]
+    forward = forward_units(walked)  # the units a step-wise loop computes as one call does
+    gap = np.abs(full - activations).max(axis=1)
+    diff = float(gap[forward].max()) if forward.any() else float("nan")
+    reverse_diff = None if forward.all() else float(gap[~forward].max())
     literal_diff = None
     if repeated is not None:
         literal_diff = float(np.abs(repeated - activations).max())
@@ -170,7 +178,7 @@ def run_walkthrough(
             f"{evaluation.matlab_default_accuracy:.4f} (MATLAB's classify defaults: unmasked "
             "mini-batches of 128)"
         )
-    log(f"Step-wise activations vs one full-sequence call: max |difference| = {diff:.1e}")
+    log(_difference_line(diff, reverse_diff, forward, reverse_reader(walked)))
     if literal_diff is not None:
         log(
             f"The page's loop vs the correct loop: max |difference| = {literal_diff:.3g} — its "
@@ -179,7 +187,34 @@ def run_walkthrough(
     if figures:
         log("Figures:\n" + "\n".join(f"  {p}" for p in figures))
     log(f"Done in {time.perf_counter() - start:.1f} s.")
-    return WalkthroughResult(activations, figures, label, diff, literal_diff)
+    return WalkthroughResult(activations, figures, label, diff, reverse_diff, literal_diff)
+
+
+def _difference_line(
+    diff: float, reverse_diff: float | None, forward: Array, reader: str | None
+) -> str:
+    """The check of the step-wise loop, and why a reverse direction's units differ."""
+    line = "Step-wise activations vs one full-sequence call: max |difference| = "
+    if reverse_diff is None:
+        return f"{line}{diff:.1e}"
+    why = (
+        f"{reader}, reading each sequence from its end: fed one step at a time, it sees only "
+        "the steps given so far, not those after"
+    )
+    if not forward.any():
+        return f"{line}{reverse_diff:.1e}, as it must be: {why}"
+    return (
+        f"{line}{diff:.1e} over the units a step-wise loop can compute ({_ranges(forward)}); "
+        f"the others ({_ranges(~forward)}) differ by {reverse_diff:.1e}, as they must: {why}"
+    )
+
+
+def _ranges(mask: Array) -> str:
+    """The 1-based units where ``mask`` holds, as ranges: "units 1-16, 33-40"."""
+    units = np.flatnonzero(mask) + 1
+    runs = np.split(units, np.flatnonzero(np.diff(units) > 1) + 1)
+    spans = [f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs]
+    return ("units " if len(units) > 1 else "unit ") + ", ".join(spans)
 
 
 def _step_through(net: Network, X: Array, layer: str) -> Array:

@@ -5,12 +5,14 @@ It runs the compiled layers of :mod:`lstm_ref.fast.step` on preallocated one-row
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .._checks import check_real_array
 from ..errors import InputError
+from ..layers import LSTM, BiLSTM, Layer, LSTMStack, TimeReversal, directions
 from ..lstm import LSTMState
 from ..sequences import as_sequence_list
 from .engine import FastNetwork
@@ -27,6 +29,8 @@ class Stepper:
     them). ``step(x_t)`` equals ``net.predict(x_t[None], outputs=..., return_state=True)``
     followed by ``net.state = state``, for an (H,) state; ``run(X)`` does the same for a
     chunk (T, C). A network the fast path does not cover steps through the reference.
+    A network with a reverse direction up to layer ``outputs`` (a reverse LSTM, a BiLSTM,
+    an LSTMStack holding one, a TimeReversal) cannot be stepped: an InputError names it.
 
     Each step's input is checked with one ``abs`` and one dot product
     (:func:`~lstm_ref.fast.step.within`): every |x_i| must be finite and small enough that
@@ -42,6 +46,13 @@ class Stepper:
 
     def __init__(self, net: Any, outputs: str | None = None):
         upto = len(net.layers) - 1 if outputs is None else net.layers.index(net.layer(outputs))
+        reader = reverse_reader(net.layers[: upto + 1])
+        if reader is not None:
+            raise InputError(
+                f"this network cannot be stepped: {reader}, reading each sequence from its "
+                "end (its output at step t depends on the steps after t); predict whole "
+                "sequences, or step the layers before it (stepper(outputs=...))"
+            )
         self._net = type(net)(net.layers, net.class_names or None)  # its own state, same layers
         self._net.state = net.state
         self._outputs = outputs
@@ -168,6 +179,35 @@ class Stepper:
                     "value): the input is too large for the normalisation"
                 )
         return a
+
+
+def reverse_reader(layers: Sequence[Layer]) -> str | None:
+    """The first of ``layers`` that reads a sequence from its end — a reverse LSTM, alone or
+    in a BiLSTM or an LSTMStack, or a TimeReversal — described; None if none does."""
+    for layer in layers:
+        if isinstance(layer, TimeReversal):
+            return f"layer {layer.name!r} reverses each sequence in time"
+        if isinstance(layer, LSTM | BiLSTM | LSTMStack) and any(
+            one.direction == "reverse" for one in directions(layer)
+        ):
+            return f"layer {layer.name!r} ({layer.TYPE}) has a reverse direction"
+    return None
+
+
+def forward_units(layers: Sequence[Layer]) -> Array:
+    """Which units of the last of ``layers`` (a recurrent one) step as over whole sequences:
+    a bool per column of its trace's h (its directions in order, :func:`directions`) —
+    False for a reverse direction's and for any that reads, through a layer before, from one."""
+    *before, last = layers
+    if not isinstance(last, LSTM | BiLSTM | LSTMStack):
+        raise InputError(f"layer {last.name!r} is a {last.TYPE} layer, not an LSTM")
+    clean = reverse_reader(before) is None
+    mask: list[bool] = []
+    for part in last.layers if isinstance(last, LSTMStack) else [last]:
+        for one in directions(part):
+            mask += [clean and one.direction == "forward"] * one.state_widths[0]
+        clean = clean and reverse_reader([part]) is None
+    return np.array(mask, dtype=bool)
 
 
 def _weight_sums(M: Array, C: int, H: int) -> tuple[float, Array, Array]:
