@@ -292,7 +292,6 @@ def _loss(net: Network, x: Array, softmax: int, label: int) -> float:
 def _numeric_db(run: _Run, softmax: int, label: int, row: int) -> tuple[float, float]:
     """dL/db[row] by central difference on a copy of the network; returns (value, step)."""
     probe = run.net.astype(run.net.dtype)
-    probe.state = run.net.state
     b = cast(LSTM, probe.layers[run.k]).params.b
     eps = CENTRAL_DIFFERENCE_STEP * max(1.0, abs(float(b[row])))
     value = central_difference(lambda: _loss(probe, run.x, softmax, label), b, (row,), eps)
