@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from textwrap import fill
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from .errors import InputError
 from .fast.stepper import forward_units, reverse_reader
 from .interop import load_model
 from .network import Network
+from .parts import recurrent_part
 from .sequences import as_sequence_list
 from .train import evaluate
 
@@ -59,6 +61,7 @@ def run_walkthrough(
     *,
     network: str | os.PathLike | Network = "JapaneseVowelsNet",
     name: str | None = None,
+    layer: str | None = None,
     sequences: Sequence[Array] | None = None,
     labels: Sequence[str] | None = None,
     observation: int = 1,
@@ -79,6 +82,10 @@ def run_walkthrough(
         or a network.
     name : str, optional
         What the log calls the network (default: ``network`` when it is a str, else "net").
+    layer : str, optional
+        The recurrent layer to step through (default the first): its name, a BiLSTM's
+        direction ``"NAME/forward"`` or ``"NAME/backward"``, an LSTMStack's layer
+        ``"NAME/INNER"`` (:mod:`lstm_ref.parts`); the heatmap shows its units.
     sequences, labels : list of ndarray (T_i, C), list of str, optional
         The data to walk through (default: the Japanese Vowels test set); with ``labels``
         the test accuracy is printed too.
@@ -112,9 +119,14 @@ def run_walkthrough(
     name = name or (os.fspath(network) if not isinstance(network, Network) else "net")
     reader = "load_model" if Path(name).suffix.lower() not in ("", ".npz") else "load_network"
     log(f">> net = {reader}({name!r}); net.Layers")
-    net = network if isinstance(network, Network) else load_model(network)
+    if isinstance(network, Network):  # its own state, from the initial states: yours untouched
+        net = Network(network.layers, network.class_names or None, network.padding)
+    else:
+        net = load_model(network)
     log(f"ans = \n{net.summary()}\n")
-    layer = net.recurrent_layer().name
+    part = recurrent_part(net, layer)
+    _, columns = part.columns()  # the part's units among its layer's
+    layer = part.top.name
 
     if sequences is None:
         x_test, y_test = load_japanese_vowels("test")
@@ -131,7 +143,9 @@ def run_walkthrough(
         f">> for i = 1:{T}: [features(i,:),state] = "
         f'predict(net,X(:,i)\',Outputs="{layer}"); net.State = state'
     )
-    activations = _step_through(net, X, layer)  # (H, T)
+    if part.path:
+        log(f">> {part.name}: units {columns.start + 1}-{columns.stop} of layer {layer!r}")
+    activations = _step_through(net, X, layer)[columns]  # (H, T)
     shown = list(range(min(units, len(activations))))
     repeated = None
     if literal:
@@ -139,19 +153,19 @@ def run_walkthrough(
             f">> the page's loop as printed: predict(net,X(:,1)',Outputs=\"{layer}\") at every "
             f"step — step 1 fed {T} times"
         )
-        repeated = _step_through(net, X[np.zeros(T, dtype=int)], layer)
+        repeated = _step_through(net, X[np.zeros(T, dtype=int)], layer)[columns]
     # one colour scale for both loops' heatmaps, so that they compare by colour
     both = [a[shown] for a in (activations, repeated) if a is not None]
     limits = (float(min(map(np.min, both))), float(max(map(np.max, both))))
+    about = part.describe()
+    heading = "LSTM Activations" + ("" if about == f"layer {layer!r}" else "\n" + fill(about, 60))
     save(
         "lstm_activations",
-        lambda p: p.plot_activation_heatmap(
-            activations, units=shown, title="LSTM Activations", limits=limits
-        ),
+        lambda p: p.plot_activation_heatmap(activations, units=shown, title=heading, limits=limits),
     )
-    full = net.trace(X, layer).h.T  # (H, T) from one full-sequence call
-    walked = net.layers[: net.layers.index(net.layer(layer)) + 1]
-    forward = forward_units(walked)  # the units a step-wise loop computes as one call does
+    full = part.trace(net, X).h.T  # (H, T) from one full-sequence call
+    walked = net.layers[: part.index + 1]
+    forward = forward_units(walked)[columns]  # the units a step-wise loop computes as one call
     gap = np.abs(full - activations).max(axis=1)
     diff = float(gap[forward].max()) if forward.any() else float("nan")
     reverse_diff = None if forward.all() else float(gap[~forward].max())
@@ -198,8 +212,8 @@ def _difference_line(
     if reverse_diff is None:
         return f"{line}{diff:.1e}"
     why = (
-        f"{reader}, reading each sequence from its end: fed one step at a time, it sees only "
-        "the steps given so far, not those after"
+        f"{reader}, reading each sequence from its end: fed one step at a time, it never sees "
+        "the steps after the one given, nor does any unit that reads from it"
     )
     if not forward.any():
         return f"{line}{reverse_diff:.1e}, as it must be: {why}"
@@ -218,12 +232,15 @@ def _ranges(mask: Array) -> str:
 
 
 def _step_through(net: Network, X: Array, layer: str) -> Array:
-    """The seed's loop: one step per call, the state assigned back; (H, T) activations."""
+    """The seed's loop: one step per call, the state assigned back; (H, T) activations: the
+    units' h, read from the state (the layer's outputs, for an LSTM, a BiLSTM merging by
+    concatenation or an LSTMStack's every final h; its directions' h, whatever it outputs)."""
     net.reset_state()
-    activations = np.empty((net.width(layer), len(X)), dtype=net.dtype)  # (H, T)
+    activations = np.empty((len(net.state[layer].h), len(X)), dtype=net.dtype)  # (H, T)
     for i in range(len(X)):
         x_i = X[i][None, :]  # (1, C): one time step
-        activations[:, i], state = net.predict(x_i, outputs=layer, return_state=True)
+        _, state = net.predict(x_i, outputs=layer, return_state=True)
+        activations[:, i] = state[layer].h
         net.state = state
     net.reset_state()
     return activations
