@@ -107,3 +107,34 @@ def test_walkthrough_of_a_reverse_lstm_has_no_unit_to_compare(rng, tmp_path):
         f"= {result.reverse_diff:.1e}, as it must be: layer 'lstm' (LSTM) has a reverse"
         in "\n".join(lines)
     )
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_a_stepper_skips_what_keras_masking_skips(rng, tmp_path, return_sequences):
+    from test_keras_semantics import keras, seeded  # KERAS_BACKEND=torch, set before keras
+
+    from lstm_ref.interop import load_model
+
+    layers = [keras.Input((None, C)), keras.layers.Masking(0.0)]
+    layers += [keras.layers.LSTM(H, return_sequences=return_sequences), keras.layers.Dense(3)]
+    model = seeded(keras.Sequential(layers), seed=3)
+    model.save(tmp_path / "m.keras")
+    net = load_model(tmp_path / "m.keras")
+    x = rng.normal(size=(7, C)).astype(np.float32)
+    x[[2, 4, 5]] = 0.0  # skipped by Masking(0.0)
+    if return_sequences:  # Keras's output at each step repeats the last unmasked one
+        want = model.predict(x[None], verbose=0)[0]
+    else:  # the model's output after each prefix
+        want = np.stack([model.predict(x[None, : t + 1], verbose=0)[0] for t in range(len(x))])
+    stepper = net.stepper()
+    steps = np.stack([stepper.step(x_t) for x_t in x])
+    np.testing.assert_allclose(steps, want, rtol=0, atol=1e-5)
+    stepper.reset()
+    chunks = [stepper.run(x[:3]), stepper.step(x[3]), stepper.run(x[4:])]
+    last = chunks[-1] if return_sequences else chunks[-1][None]
+    np.testing.assert_allclose(last, want[4:] if return_sequences else want[-1:], atol=1e-5)
+    np.testing.assert_allclose(chunks[1], want[3], rtol=0, atol=1e-5)
+    stepper.reset()
+    with pytest.raises(InputError, match="equals the mask value 0 of the network's Masking"):
+        stepper.step(np.zeros(C))

@@ -31,6 +31,10 @@ class Stepper:
     chunk (T, C). A network the fast path does not cover steps through the reference.
     A network with a reverse direction up to layer ``outputs`` (a reverse LSTM, a BiLSTM,
     an LSTMStack holding one, a TimeReversal) cannot be stepped: an InputError names it.
+    Under the network's Keras Masking (``Padding.keras``) a step whose features all equal
+    the mask value is skipped, as Keras skips it over a whole sequence: the state is kept and
+    the previous step's output returned again (an InputError if no step has been computed
+    yet), in ``step`` and in ``run`` alike.
 
     Each step's input is checked with one ``abs`` and one dot product
     (:func:`~lstm_ref.fast.step.within`): every |x_i| must be finite and small enough that
@@ -53,8 +57,12 @@ class Stepper:
                 "end (its output at step t depends on the steps after t); predict whole "
                 "sequences, or step the layers before it (stepper(outputs=...))"
             )
-        self._net = type(net)(net.layers, net.class_names or None)  # its own state, same layers
+        self._net = type(net)(net.layers, net.class_names or None, net.padding)  # its own state
         self._net.state = net.state
+        self._mask = net.padding.mask_value  # Keras's Masking: steps equal to it are skipped
+        self._last: Array | None = None  # the last step's output, for a skipped step
+        recurrent = [x for x in net.layers[: upto + 1] if x.initial_state is not None]
+        self._per_step = not recurrent or getattr(recurrent[-1], "output_mode", "") != "last"
         self._outputs = outputs
         self.input_size, self.dtype = net.input_size, net.dtype
         engine = FastNetwork.compile(net.layers[: upto + 1])
@@ -79,6 +87,7 @@ class Stepper:
     # ---------------------------------------------------------------------- state
     def reset(self, state: dict[str, LSTMState] | None = None) -> None:
         """Back to the layers' initial state (or to ``state``, (H,) per LSTM layer)."""
+        self._last = None
         if self._engine is None:
             self._net.reset_state() if state is None else setattr(self._net, "state", state)
             return
@@ -116,6 +125,10 @@ class Stepper:
     # ------------------------------------------------------------------ computing
     def step(self, x: Array) -> Array:
         """One time step: ``x`` (C,) in, the layer's activations at this step out, (W,)."""
+        return self._step(x) if self._mask is None else self._masked_step(x)
+
+    def _step(self, x: Any) -> Array:
+        """One step computed (``step`` without Keras's Masking)."""
         if self._engine is None:
             y, state = self._net.predict(self._one_step(x)[None], self._outputs, return_state=True)
             self._net.state = state
@@ -145,13 +158,17 @@ class Stepper:
     def run(self, X: Array) -> Array:
         """A chunk of steps, ``X`` (T, C): what ``net.predict(X, outputs=...)`` returns from
         the held state ((T, W), or (W,) for an output mode "last"); the state is carried on."""
-        if self._engine is None:
+        if self._engine is None and self._mask is None:
             y, state = self._net.predict(X, self._outputs, return_state=True)
             self._net.state = state
             return y
         if not isinstance(X, np.ndarray) or X.ndim != 2:
             raise InputError(f"expected one chunk of steps (T, C); got {np.shape(X)}")
         seqs, _ = as_sequence_list(X, self.input_size, dtype=self.dtype)
+        if self._mask is not None:  # step by step: a skipped step repeats the last output
+            ys = [self._masked_step(x) for x in seqs[0]]
+            return np.stack(ys) if self._per_step else ys[-1]
+        assert self._engine is not None
         done = self._engine.run_one(seqs[0], self.state)
         if done is None:
             raise InputError(
@@ -161,6 +178,21 @@ class Stepper:
         y, final = done
         self.reset(final)
         return y
+
+    def _masked_step(self, x: Any) -> Array:
+        """``step`` under Keras's Masking: a step equal to the mask value skipped."""
+        a = self._one_step(x)
+        if not (a == self.dtype.type(self._mask)).all():
+            y = self._step(a)
+            self._last = y.copy()
+            return y
+        if self._last is None:
+            raise InputError(
+                f"every feature of this step equals the mask value {self._mask:g} of the "
+                "network's Masking, so Keras skips it, and no step has been computed yet: "
+                "there is no output to repeat"
+            )
+        return self._last.copy()
 
     def _one_step(self, x: Any) -> Array:
         """``x`` checked as one step (C,) of real numbers, cast, finite, and within the
