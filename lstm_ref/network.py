@@ -187,11 +187,15 @@ class Network:
         return h.hexdigest()
 
     def astype(self, dtype: np.dtype | type) -> Network:
-        """A copy computing in ``dtype`` (float64, or float32 like MATLAB)."""
+        """A copy computing in ``dtype`` (float64, or float32 like MATLAB), its state cast
+        (an InputError if it overflows ``dtype``). (A weight file holds no assigned state:
+        :func:`~lstm_ref.formats.native.save_network` stores the layers' initial states.)"""
         if np.dtype(dtype) not in FLOAT_DTYPES:
             raise InputTypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
         layers = [layer.astype(dtype) for layer in self.layers]
-        return Network(layers, self.class_names or None, self.padding)
+        copy = Network(layers, self.class_names or None, self.padding)
+        copy.state = self._state  # checked: cast, then finite
+        return copy
 
     # ---------------------------------------------------------------------- state
     def initial_state(self) -> State:

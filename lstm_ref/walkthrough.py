@@ -7,7 +7,9 @@
    Outputs="lstm"); net.State = state;``.
 4. Draw the first 10 hidden units as a heatmap.
 5. Print the prediction, the test accuracy, and a check that the step-wise activations
-   equal one full-sequence call.
+   equal one full-sequence call — for the units a step-wise loop can compute: a reverse
+   direction (a BiLSTM's second half) reads each sequence from its end, so its units, and
+   any that read from them, differ, and the walkthrough says so.
 
 The published MATLAB page feeds ``X(:,1)'`` — always the first time step — at every
 iteration (the R2020b page used ``X(:,i)``). The walkthrough runs the correct loop;
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from textwrap import fill
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -30,8 +33,10 @@ import numpy as np
 
 from .datasets import load_japanese_vowels
 from .errors import InputError
+from .fast.stepper import forward_units, reverse_reader
 from .interop import load_model
 from .network import Network
+from .parts import recurrent_part
 from .sequences import as_sequence_list
 from .train import evaluate
 
@@ -46,7 +51,8 @@ class WalkthroughResult:
     activations: Array  # (H, T): the LSTM activations, units × time steps (MATLAB's features)
     figures: list[Path]
     predicted: str
-    max_abs_diff: float  # step-wise activations vs one full-sequence call of what was fed
+    max_abs_diff: float  # step-wise vs one full-sequence call, over the forward units (or NaN)
+    reverse_diff: float | None  # the same over the units of (or after) a reverse direction
     literal_vs_correct: float | None  # with literal=True: max |literal loop − correct loop|
 
 
@@ -55,6 +61,7 @@ def run_walkthrough(
     *,
     network: str | os.PathLike | Network = "JapaneseVowelsNet",
     name: str | None = None,
+    layer: str | None = None,
     sequences: Sequence[Array] | None = None,
     labels: Sequence[str] | None = None,
     observation: int = 1,
@@ -75,6 +82,10 @@ def run_walkthrough(
         or a network.
     name : str, optional
         What the log calls the network (default: ``network`` when it is a str, else "net").
+    layer : str, optional
+        The recurrent layer to step through (default the first): its name, a BiLSTM's
+        direction ``"NAME/forward"`` or ``"NAME/backward"``, an LSTMStack's layer
+        ``"NAME/INNER"`` (:mod:`lstm_ref.parts`); the heatmap shows its units.
     sequences, labels : list of ndarray (T_i, C), list of str, optional
         The data to walk through (default: the Japanese Vowels test set); with ``labels``
         the test accuracy is printed too.
@@ -108,9 +119,14 @@ def run_walkthrough(
     name = name or (os.fspath(network) if not isinstance(network, Network) else "net")
     reader = "load_model" if Path(name).suffix.lower() not in ("", ".npz") else "load_network"
     log(f">> net = {reader}({name!r}); net.Layers")
-    net = network if isinstance(network, Network) else load_model(network)
+    if isinstance(network, Network):  # its own state, from the initial states: yours untouched
+        net = Network(network.layers, network.class_names or None, network.padding)
+    else:
+        net = load_model(network)
     log(f"ans = \n{net.summary()}\n")
-    layer = net.recurrent_layer().name
+    part = recurrent_part(net, layer)
+    _, columns = part.columns()  # the part's units among its layer's
+    layer = part.top.name
 
     if sequences is None:
         x_test, y_test = load_japanese_vowels("test")
@@ -127,7 +143,9 @@ def run_walkthrough(
         f">> for i = 1:{T}: [features(i,:),state] = "
         f'predict(net,X(:,i)\',Outputs="{layer}"); net.State = state'
     )
-    activations = _step_through(net, X, layer)  # (H, T)
+    if part.path:
+        log(f">> {part.name}: units {columns.start + 1}-{columns.stop} of layer {layer!r}")
+    activations = _step_through(net, X, layer)[columns]  # (H, T)
     shown = list(range(min(units, len(activations))))
     repeated = None
     if literal:
@@ -135,18 +153,22 @@ def run_walkthrough(
             f">> the page's loop as printed: predict(net,X(:,1)',Outputs=\"{layer}\") at every "
             f"step — step 1 fed {T} times"
         )
-        repeated = _step_through(net, X[np.zeros(T, dtype=int)], layer)
+        repeated = _step_through(net, X[np.zeros(T, dtype=int)], layer)[columns]
     # one colour scale for both loops' heatmaps, so that they compare by colour
     both = [a[shown] for a in (activations, repeated) if a is not None]
     limits = (float(min(map(np.min, both))), float(max(map(np.max, both))))
+    about = part.describe()
+    heading = "LSTM Activations" + ("" if about == f"layer {layer!r}" else "\n" + fill(about, 60))
     save(
         "lstm_activations",
-        lambda p: p.plot_activation_heatmap(
-            activations, units=shown, title="LSTM Activations", limits=limits
-        ),
+        lambda p: p.plot_activation_heatmap(activations, units=shown, title=heading, limits=limits),
     )
-    full = net.trace(X, layer).h.T  # (H, T) from one full-sequence call
-    diff = float(np.abs(full - activations).max())
+    full = part.trace(net, X).h.T  # (H, T) from one full-sequence call
+    walked = net.layers[: part.index + 1]
+    forward = forward_units(walked)[columns]  # the units a step-wise loop computes as one call
+    gap = np.abs(full - activations).max(axis=1)
+    diff = float(gap[forward].max()) if forward.any() else float("nan")
+    reverse_diff = None if forward.all() else float(gap[~forward].max())
     literal_diff = None
     if repeated is not None:
         literal_diff = float(np.abs(repeated - activations).max())
@@ -170,7 +192,7 @@ def run_walkthrough(
             f"{evaluation.matlab_default_accuracy:.4f} (MATLAB's classify defaults: unmasked "
             "mini-batches of 128)"
         )
-    log(f"Step-wise activations vs one full-sequence call: max |difference| = {diff:.1e}")
+    log(_difference_line(diff, reverse_diff, forward, reverse_reader(walked)))
     if literal_diff is not None:
         log(
             f"The page's loop vs the correct loop: max |difference| = {literal_diff:.3g} — its "
@@ -179,16 +201,46 @@ def run_walkthrough(
     if figures:
         log("Figures:\n" + "\n".join(f"  {p}" for p in figures))
     log(f"Done in {time.perf_counter() - start:.1f} s.")
-    return WalkthroughResult(activations, figures, label, diff, literal_diff)
+    return WalkthroughResult(activations, figures, label, diff, reverse_diff, literal_diff)
+
+
+def _difference_line(
+    diff: float, reverse_diff: float | None, forward: Array, reader: str | None
+) -> str:
+    """The check of the step-wise loop, and why a reverse direction's units differ."""
+    line = "Step-wise activations vs one full-sequence call: max |difference| = "
+    if reverse_diff is None:
+        return f"{line}{diff:.1e}"
+    why = (
+        f"{reader}, reading each sequence from its end: fed one step at a time, it never sees "
+        "the steps after the one given, nor does any unit that reads from it"
+    )
+    if not forward.any():
+        return f"{line}{reverse_diff:.1e}, as it must be: {why}"
+    return (
+        f"{line}{diff:.1e} over the units a step-wise loop can compute ({_ranges(forward)}); "
+        f"the others ({_ranges(~forward)}) differ by {reverse_diff:.1e}, as they must: {why}"
+    )
+
+
+def _ranges(mask: Array) -> str:
+    """The 1-based units where ``mask`` holds, as ranges: "units 1-16, 33-40"."""
+    units = np.flatnonzero(mask) + 1
+    runs = np.split(units, np.flatnonzero(np.diff(units) > 1) + 1)
+    spans = [f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs]
+    return ("units " if len(units) > 1 else "unit ") + ", ".join(spans)
 
 
 def _step_through(net: Network, X: Array, layer: str) -> Array:
-    """The seed's loop: one step per call, the state assigned back; (H, T) activations."""
+    """The seed's loop: one step per call, the state assigned back; (H, T) activations: the
+    units' h, read from the state (the layer's outputs, for an LSTM, a BiLSTM merging by
+    concatenation or an LSTMStack's every final h; its directions' h, whatever it outputs)."""
     net.reset_state()
-    activations = np.empty((net.width(layer), len(X)), dtype=net.dtype)  # (H, T)
+    activations = np.empty((len(net.state[layer].h), len(X)), dtype=net.dtype)  # (H, T)
     for i in range(len(X)):
         x_i = X[i][None, :]  # (1, C): one time step
-        activations[:, i], state = net.predict(x_i, outputs=layer, return_state=True)
+        _, state = net.predict(x_i, outputs=layer, return_state=True)
+        activations[:, i] = state[layer].h
         net.state = state
     net.reset_state()
     return activations

@@ -406,7 +406,7 @@ def test_cli_explain_bad_argument_is_one_clear_line(capsys, args, message):
         ({"unit": 8}, r"unit must be an integer in 1\.\.7 .*; got 8"),
         ({"unit": "3"}, r"unit must be an integer in 1\.\.7 .*; got '3'"),
         ({"layer": "fc"}, r"'fc' is a Fully Connected layer, not an LSTM; LSTM layers: \['lstm'\]"),
-        ({"layer": "nope"}, r"no layer named 'nope'; LSTM layers: \['lstm'\]"),
+        ({"layer": "nope"}, r"no part named 'nope'; the recurrent parts: \['lstm'\]"),
     ],
 )
 def test_bad_arguments_raise_clear_input_errors(small, kwargs, message):

@@ -9,9 +9,20 @@ import numpy as np
 import pytest
 from random_nets import random_lstm_params, random_network, random_sequences
 
-from lstm_ref import LSTM, FullyConnected, LSTMState, Network, Padding, SequenceInput, Softmax
+from lstm_ref import (
+    LSTM,
+    FullyConnected,
+    InputError,
+    LSTMState,
+    Network,
+    Padding,
+    SequenceInput,
+    Softmax,
+)
 from lstm_ref.explain import explain_step
 from lstm_ref.layers import BiLSTM, ClassificationOutput, InputCache, Layer
+
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
 SEED_TABLE = """\
   4x1 Layer array with layers:
@@ -233,6 +244,29 @@ def test_float32_on_request(rng):
     y32 = net32.predict(x)
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, net.predict(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_astype_keeps_an_assigned_state(rng, dtype):
+    net = random_network(rng, normalization="zscore")
+    firsts, rests = random_sequences(rng, [3, 4]), random_sequences(rng, [4, 2])
+    whole = net.predict([np.concatenate(pair) for pair in zip(firsts, rests, strict=True)])
+    _, rows = net.predict(firsts, return_state=True)  # (2, H): one row per sequence
+    net.state = rows
+    cast = net.astype(dtype)
+    assert cast.state["lstm"].h.dtype == dtype and cast.state["lstm"].h.shape == (2, 7)
+    np.testing.assert_allclose(cast.predict(rests), whole, rtol=0, atol=TOL[dtype])
+    net.reset_state()
+    _, one = net.predict(firsts[0], return_state=True)  # (H,): for every sequence
+    net.state = one
+    np.testing.assert_allclose(net.astype(dtype).predict(rests[0]), whole[0], atol=TOL[dtype])
+
+
+def test_astype_refuses_a_state_the_dtype_cannot_hold(rng):
+    net = random_network(rng)
+    net.state = {"lstm": (np.full(7, 1e300), np.zeros(7))}
+    with pytest.raises(InputError, match="'lstm'"):
+        net.astype(np.float32)
 
 
 def test_zscore_normalisation_applies_before_lstm(rng):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .common import add_data_options, add_figure_options, add_network_option, load_data, load_net
+from .plot import add_layer_option
 
 HELP = "reproduce MATLAB's 'Visualize Activations of LSTM Network'"
 DESCRIPTION = """\
@@ -12,7 +13,9 @@ Reproduce MATLAB's example "Visualize Activations of LSTM Network": show the lay
 one sequence, step through it one time step at a time carrying the state, draw the first hidden
 units as a heatmap, and print the prediction, the accuracy (three ways: masked, MATLAB's recipe,
 MATLAB's defaults) and the check that the step-wise activations equal one full call. Any network
-with an LSTM layer and any data (--network, --data) can be walked through."""
+with an LSTM layer and any data (--network, --data) can be walked through, at any of its
+recurrent layers (--layer). A reverse direction (a BiLSTM's second half) reads each sequence
+from its end: fed one step at a time it cannot equal the full call, and the check says so."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_network_option(p)
     add_data_options(p)
     add_figure_options(p)
+    add_layer_option(p)
     p.add_argument("--units", type=int, default=10, help="hidden units in the heatmap")
     p.add_argument(
         "--literal-matlab-loop",
@@ -39,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         network=net,
         name=args.network,
+        layer=args.layer,
         sequences=data.sequences,
         labels=data.labels,
         observation=args.observation,

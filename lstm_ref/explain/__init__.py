@@ -11,6 +11,12 @@ every number they print against the library (:meth:`Network.trace`, the per-step
 of :func:`~lstm_ref.lstm_loop.lstm_backward`, :meth:`LSTM.backward`), raising a RuntimeError
 if they ever disagree.
 
+The LSTM may be a layer, one direction of a BiLSTM or a layer of an LSTMStack, named as
+:mod:`lstm_ref.parts` names them (``layer="lstm.l0/backward"``); a reverse direction reads
+the sequence from its end, so its step t starts from the state step t+1 left, and the text
+says that time runs backwards. :func:`explain_backward` follows a forward LSTM layer of the
+network's own.
+
 Steps and units are 1-based, as MATLAB users count; rows of W, R and b are 0-based array
 indices: unit u's row in gate block k (k = 0, 1, 2, 3 for i, f, g, o, the order of
 :data:`lstm_ref.lstm.GATES`) is ``k·H + u − 1``.

@@ -28,6 +28,7 @@ from ..lstm import (
 )
 from ..network import Network
 from ..padding import make_batches
+from ..parts import Part, part_names, recurrent_part
 from ..sequences import as_sequence_list
 from ..train import central_difference, cross_entropy, cross_entropy_grad, softmax_index
 
@@ -80,6 +81,7 @@ class StepDetails:
     h: float  # h_t[unit]
     max_diff: float  # against net.trace
     tolerance: float
+    reverse: bool = False  # a reverse direction: it reads the sequence from step T to step 1
 
     def gate(self, name: str) -> GateTerms:
         """The gate called ``name`` ("i", "f", "g" or "o")."""
@@ -134,39 +136,49 @@ class _Run:
 
     net: Network
     x: Array  # (T, C0), checked and cast to the network's dtype
-    k: int  # index of the LSTM layer
+    part: Part  # the LSTM: a layer, one direction of a BiLSTM, a layer of an LSTMStack
     caches: list[Cache]  # of layers 0 … upto
     output: Array  # the output of layer ``upto``, (1, …)
-    reference: Gates  # net.trace(x, layer), each (T, H)
+    reference: Gates  # the part's trace (net.trace's columns), each (T, H), in time order
     t: int  # 0-based step
     u: int  # 0-based unit
 
     @property
+    def k(self) -> int:
+        """Index of the part's recurrent layer in ``net.layers``."""
+        return self.part.index
+
+    @property
     def lstm(self) -> LSTM:
-        return cast(LSTM, self.net.layers[self.k])
+        return cast(LSTM, self.part.layer)
 
     @property
     def cache(self) -> LSTMCache:
-        return cast(LSTMCache, self.caches[self.k])
+        return cast(LSTMCache, self.part.cache(self.caches[self.k]))
 
-    def prev(self, t: int) -> LSTMState:
-        """(h_{t-1}, c_{t-1}) entering 0-based step t, each (1, H)."""
-        if t == 0:
+    @property
+    def p(self) -> int:
+        """The 0-based step t in the order the LSTM processed the steps (T−1−t if reverse)."""
+        return len(self.x) - 1 - self.t if self.part.reverse else self.t
+
+    def prev(self, p: int) -> LSTMState:
+        """The state entering processed step p (0-based): h and c, each (1, H)."""
+        if p == 0:
             return self.cache.state0
-        return LSTMState(self.cache.trace.h[:, t - 1], self.cache.trace.c[:, t - 1])
+        return LSTMState(self.cache.trace.h[:, p - 1], self.cache.trace.c[:, p - 1])
 
 
-def _lstm_index(net: Network, layer: str | None) -> int:
-    """Index in ``net.layers`` of the LSTM layer ``layer`` (default the first recurrent one),
-    one direction of equations (not a BiLSTM)."""
-    lstm = net.recurrent_layer(layer)
-    if not isinstance(lstm, LSTM):
-        names = [x.name for x in net.stateful_layers if isinstance(x, LSTM)]
+def _lstm_part(net: Network, layer: str | None) -> Part:
+    """The part ``layer`` (default the first recurrent layer): one direction of equations,
+    one LSTM (a BiLSTM's or an LSTMStack's named by its own part name)."""
+    part = recurrent_part(net, layer)
+    if not isinstance(part.layer, LSTM):
         raise InputError(
-            f"explain follows one LSTM's equations; layer {lstm.name!r} is a {lstm.TYPE} "
-            f"layer (name an LSTM layer: {names or 'the network has none'})"
+            f"explain follows one LSTM's equations; layer {part.name!r} is a "
+            f"{part.layer.TYPE} layer: name one of the network's LSTMs "
+            f"({part_names(net, one_direction=True)})"
         )
-    return [x.name for x in net.layers].index(lstm.name)
+    return part
 
 
 def _forward(net: Network, x: Array, upto: int) -> tuple[Array, list[Cache]]:
@@ -181,17 +193,16 @@ def _run(
     """Validate the arguments and run the sequence (through layer ``upto``, default the LSTM)."""
     if not isinstance(net, Network):
         raise InputTypeError(f"net must be a lstm_ref Network; got {type(net).__name__}")
-    k = _lstm_index(net, layer)
+    part = _lstm_part(net, layer)
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         raise InputError(f"x must be one sequence, a 2-D array (T, C); got shape {np.shape(x)}")
     seqs, _ = as_sequence_list(x, net.input_size, dtype=net.dtype)
-    lstm = cast(LSTM, net.layers[k])
-    T, H = len(seqs[0]), lstm.hidden_size
+    T, H = len(seqs[0]), cast(LSTM, part.layer).hidden_size
     t = check_index(step, "step", 1, T, f"the sequence has {T} time steps") - 1
-    u = check_index(unit, "unit", 1, H, f"layer {lstm.name!r} has {H} hidden units") - 1
-    reference = net.trace(seqs[0], lstm.name)  # also checks the network's state
-    output, caches = _forward(net, seqs[0], k if upto is None else upto)
-    return _Run(net, seqs[0], k, caches, output, reference, t, u)
+    u = check_index(unit, "unit", 1, H, f"layer {part.name!r} has {H} hidden units") - 1
+    reference = part.trace(net, seqs[0])  # also checks the network's state
+    output, caches = _forward(net, seqs[0], part.index if upto is None else upto)
+    return _Run(net, seqs[0], part, caches, output, reference, t, u)
 
 
 def _scalar(f: Callable[[Array], Array], v: float, dtype: np.dtype) -> float:
@@ -214,8 +225,8 @@ def _details_from_run(run: _Run) -> StepDetails:
     """The forward numbers of unit u at step t, computed one unit at a time and checked."""
     t, u, lstm = run.t, run.u, run.lstm
     p, dtype, H = lstm.params, lstm.params.W.dtype, lstm.hidden_size
-    x_seen = run.cache.x[0, t]
-    prev = run.prev(t)
+    x_seen = run.cache.x[0, run.p]
+    prev = run.prev(run.p)
     gates = []
     for gate in GATES:
         row = gate_rows(gate.name, H).start + u
@@ -229,25 +240,24 @@ def _details_from_run(run: _Run) -> StepDetails:
     c = f * c_prev + i * g
     tanh_c = _scalar(lstm.act.state.value, c, dtype)
     h = o * tanh_c
-    ref = run.reference
-    if t == 0:
-        ref_prev = [np.broadcast_to(s, (1, H))[0, u] for s in run.net.state[lstm.name]]
+    ref, before = run.reference, t + 1 if run.part.reverse else t - 1  # the step processed before
+    if run.p == 0:
+        ref_prev = [np.broadcast_to(s, (1, H))[0, u] for s in run.part.state(run.net)]
     else:
-        ref_prev = [ref.h[t - 1, u], ref.c[t - 1, u]]
+        ref_prev = [ref.h[before, u], ref.c[before, u]]
     mine = [h_prev, c_prev, i, f, g, o, c, h]
     theirs = [*ref_prev, *(v[t, u] for v in (ref.i, ref.f, ref.g, ref.o, ref.c, ref.h))]
     max_diff = _check("net.trace", mine, theirs, dtype)
     input_layer = cast(SequenceInput, run.net.layers[0])  # Network checks that it is one
-    below = run.net.layers[run.k - 1]
     return StepDetails(
-        layer=lstm.name,
+        layer=run.part.name,
         step=t + 1,
         unit=u + 1,
         num_steps=len(run.x),
         hidden_size=H,
         gate_activation=lstm.gate_activation,
         state_activation=lstm.state_activation,
-        input_source=None if isinstance(below, SequenceInput) else below.name,
+        input_source=run.part.input_source(run.net),
         x_raw=run.x[t],
         mean=input_layer.mean,
         std=input_layer.std,
@@ -261,6 +271,7 @@ def _details_from_run(run: _Run) -> StepDetails:
         h=h,
         max_diff=max_diff,
         tolerance=TOLERANCE[np.dtype(dtype)],
+        reverse=run.part.reverse,
     )
 
 
@@ -292,7 +303,6 @@ def _loss(net: Network, x: Array, softmax: int, label: int) -> float:
 def _numeric_db(run: _Run, softmax: int, label: int, row: int) -> tuple[float, float]:
     """dL/db[row] by central difference on a copy of the network; returns (value, step)."""
     probe = run.net.astype(run.net.dtype)
-    probe.state = run.net.state
     b = cast(LSTM, probe.layers[run.k]).params.b
     eps = CENTRAL_DIFFERENCE_STEP * max(1.0, abs(float(b[row])))
     value = central_difference(lambda: _loss(probe, run.x, softmax, label), b, (row,), eps)
@@ -327,6 +337,11 @@ def backward_details(
     softmax = softmax_index(net)
     label_index = _label_index(net, label)
     run = _run(net, x, step, unit, layer, upto=softmax)
+    if run.part.path or run.part.reverse:
+        raise InputError(
+            f"explain_backward follows a forward LSTM layer of the network's own; "
+            f"{run.part.describe()} is not one (its forward step: explain_step)"
+        )
     if run.output.ndim != 2:
         raise InputError(
             "explain_backward needs a sequence-to-label network (one output per sequence); "

@@ -89,13 +89,21 @@ def _gate_comment(gate: GateTerms) -> str:
 
 def _header(d: StepDetails, title: str) -> list[str]:
     H, u = d.hidden_size, d.unit
-    return [
+    lines = [
         f"{title}: hidden unit {u}, time step {d.step} of {d.num_steps}, layer {d.layer!r}",
         f"({H} hidden units; σ_g = {d.gate_activation}, σ_s = {d.state_activation}. Steps and "
         "units count from 1; rows of W, R and b",
         f"from 0: unit {u}'s row in gate block k = {_list(range(len(GATE_NAMES)))} "
         f"({_list(GATE_NAMES)}) is k·{H} + {u - 1}.)",
     ]
+    if d.reverse:
+        lines += [
+            f"A reverse direction: time runs backwards. It reads the sequence from step "
+            f"{d.num_steps} down to step 1,",
+            "so h_{t-1} and c_{t-1} below are the state of the step it processed before this "
+            "one: step t+1's.",
+        ]
+    return lines
 
 
 def _list(items: Sequence[Any]) -> str:
@@ -135,10 +143,10 @@ def _input_lines(d: StepDetails) -> list[str]:
 
 def _state_lines(d: StepDetails) -> list[str]:
     H, t, u = d.hidden_size, d.step, d.unit
-    if t == 1:
+    if t == (d.num_steps if d.reverse else 1):
         where = "h_0 and c_0, the layer's starting state (zeros unless set)"
     else:
-        where = f"h and c as step {t - 1} left them"
+        where = f"h and c as step {t + 1 if d.reverse else t - 1} left them"
     return [
         f"2. The state entering step {t}: {where}",
         f"{INDENT}h_{{t-1}}[{u}] = {_n(d.h_prev)}    c_{{t-1}}[{u}] = {_n(d.c_prev)}",
@@ -234,7 +242,9 @@ def explain_step(net: Network, x: Array, step: int, unit: int, layer: str | None
     step, unit : int
         The time step (1 … T) and hidden unit (1 … H), 1-based.
     layer : str, optional
-        Name of the LSTM layer (default the first).
+        The LSTM (default the first recurrent layer): a layer's name, one direction of a
+        BiLSTM (``"NAME/forward"``, ``"NAME/backward"`` — time runs backwards, and the text
+        says so) or a layer of an LSTMStack (``"NAME/INNER"``); see :mod:`lstm_ref.parts`.
 
     Returns
     -------
@@ -413,7 +423,8 @@ def explain_backward(
         The true class of ``x``, one of ``net.class_names``.
     x, step, unit, layer
         As in :func:`explain_step`: one sequence (T, C), the time step (1 … T) and hidden
-        unit (1 … H), and the LSTM layer (default the first).
+        unit (1 … H), and the LSTM layer (default the first; a forward LSTM layer of the
+        network's own, not a part of a BiLSTM or an LSTMStack).
 
     Returns
     -------

@@ -5,12 +5,14 @@ It runs the compiled layers of :mod:`lstm_ref.fast.step` on preallocated one-row
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .._checks import check_real_array
 from ..errors import InputError
+from ..layers import LSTM, BiLSTM, Layer, LSTMStack, TimeReversal, directions
 from ..lstm import LSTMState
 from ..sequences import as_sequence_list
 from .engine import FastNetwork
@@ -27,6 +29,12 @@ class Stepper:
     them). ``step(x_t)`` equals ``net.predict(x_t[None], outputs=..., return_state=True)``
     followed by ``net.state = state``, for an (H,) state; ``run(X)`` does the same for a
     chunk (T, C). A network the fast path does not cover steps through the reference.
+    A network with a reverse direction up to layer ``outputs`` (a reverse LSTM, a BiLSTM,
+    an LSTMStack holding one, a TimeReversal) cannot be stepped: an InputError names it.
+    Under the network's Keras Masking (``Padding.keras``) a step whose features all equal
+    the mask value is skipped, as Keras skips it over a whole sequence: the state is kept and
+    the previous step's output returned again (an InputError if no step has been computed
+    yet), in ``step`` and in ``run`` alike.
 
     Each step's input is checked with one ``abs`` and one dot product
     (:func:`~lstm_ref.fast.step.within`): every |x_i| must be finite and small enough that
@@ -42,8 +50,19 @@ class Stepper:
 
     def __init__(self, net: Any, outputs: str | None = None):
         upto = len(net.layers) - 1 if outputs is None else net.layers.index(net.layer(outputs))
-        self._net = type(net)(net.layers, net.class_names or None)  # its own state, same layers
+        reader = reverse_reader(net.layers[: upto + 1])
+        if reader is not None:
+            raise InputError(
+                f"this network cannot be stepped: {reader}, reading each sequence from its "
+                "end (its output at step t depends on the steps after t); predict whole "
+                "sequences, or step the layers before it (stepper(outputs=...))"
+            )
+        self._net = type(net)(net.layers, net.class_names or None, net.padding)  # its own state
         self._net.state = net.state
+        self._mask = net.padding.mask_value  # Keras's Masking: steps equal to it are skipped
+        self._last: Array | None = None  # the last step's output, for a skipped step
+        recurrent = [x for x in net.layers[: upto + 1] if x.initial_state is not None]
+        self._per_step = not recurrent or getattr(recurrent[-1], "output_mode", "") != "last"
         self._outputs = outputs
         self.input_size, self.dtype = net.input_size, net.dtype
         engine = FastNetwork.compile(net.layers[: upto + 1])
@@ -68,6 +87,7 @@ class Stepper:
     # ---------------------------------------------------------------------- state
     def reset(self, state: dict[str, LSTMState] | None = None) -> None:
         """Back to the layers' initial state (or to ``state``, (H,) per LSTM layer)."""
+        self._last = None
         if self._engine is None:
             self._net.reset_state() if state is None else setattr(self._net, "state", state)
             return
@@ -105,6 +125,10 @@ class Stepper:
     # ------------------------------------------------------------------ computing
     def step(self, x: Array) -> Array:
         """One time step: ``x`` (C,) in, the layer's activations at this step out, (W,)."""
+        return self._step(x) if self._mask is None else self._masked_step(x)
+
+    def _step(self, x: Any) -> Array:
+        """One step computed (``step`` without Keras's Masking)."""
         if self._engine is None:
             y, state = self._net.predict(self._one_step(x)[None], self._outputs, return_state=True)
             self._net.state = state
@@ -134,13 +158,17 @@ class Stepper:
     def run(self, X: Array) -> Array:
         """A chunk of steps, ``X`` (T, C): what ``net.predict(X, outputs=...)`` returns from
         the held state ((T, W), or (W,) for an output mode "last"); the state is carried on."""
-        if self._engine is None:
+        if self._engine is None and self._mask is None:
             y, state = self._net.predict(X, self._outputs, return_state=True)
             self._net.state = state
             return y
         if not isinstance(X, np.ndarray) or X.ndim != 2:
             raise InputError(f"expected one chunk of steps (T, C); got {np.shape(X)}")
         seqs, _ = as_sequence_list(X, self.input_size, dtype=self.dtype)
+        if self._mask is not None:  # step by step: a skipped step repeats the last output
+            ys = [self._masked_step(x) for x in seqs[0]]
+            return np.stack(ys) if self._per_step else ys[-1]
+        assert self._engine is not None
         done = self._engine.run_one(seqs[0], self.state)
         if done is None:
             raise InputError(
@@ -150,6 +178,21 @@ class Stepper:
         y, final = done
         self.reset(final)
         return y
+
+    def _masked_step(self, x: Any) -> Array:
+        """``step`` under Keras's Masking: a step equal to the mask value skipped."""
+        a = self._one_step(x)
+        if not (a == self.dtype.type(self._mask)).all():
+            y = self._step(a)
+            self._last = y.copy()
+            return y
+        if self._last is None:
+            raise InputError(
+                f"every feature of this step equals the mask value {self._mask:g} of the "
+                "network's Masking, so Keras skips it, and no step has been computed yet: "
+                "there is no output to repeat"
+            )
+        return self._last.copy()
 
     def _one_step(self, x: Any) -> Array:
         """``x`` checked as one step (C,) of real numbers, cast, finite, and within the
@@ -168,6 +211,35 @@ class Stepper:
                     "value): the input is too large for the normalisation"
                 )
         return a
+
+
+def reverse_reader(layers: Sequence[Layer]) -> str | None:
+    """The first of ``layers`` that reads a sequence from its end — a reverse LSTM, alone or
+    in a BiLSTM or an LSTMStack, or a TimeReversal — described; None if none does."""
+    for layer in layers:
+        if isinstance(layer, TimeReversal):
+            return f"layer {layer.name!r} reverses each sequence in time"
+        if isinstance(layer, LSTM | BiLSTM | LSTMStack) and any(
+            one.direction == "reverse" for one in directions(layer)
+        ):
+            return f"layer {layer.name!r} ({layer.TYPE}) has a reverse direction"
+    return None
+
+
+def forward_units(layers: Sequence[Layer]) -> Array:
+    """Which units of the last of ``layers`` (a recurrent one) step as over whole sequences:
+    a bool per column of its trace's h (its directions in order, :func:`directions`) —
+    False for a reverse direction's and for any that reads, through a layer before, from one."""
+    *before, last = layers
+    if not isinstance(last, LSTM | BiLSTM | LSTMStack):
+        raise InputError(f"layer {last.name!r} is a {last.TYPE} layer, not an LSTM")
+    clean = reverse_reader(before) is None
+    mask: list[bool] = []
+    for part in last.layers if isinstance(last, LSTMStack) else [last]:
+        for one in directions(part):
+            mask += [clean and one.direction == "forward"] * one.state_widths[0]
+        clean = clean and reverse_reader([part]) is None
+    return np.array(mask, dtype=bool)
 
 
 def _weight_sums(M: Array, C: int, H: int) -> tuple[float, Array, Array]:

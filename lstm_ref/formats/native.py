@@ -56,6 +56,8 @@ def save_network(
 
     ``metadata`` (JSON-ready) is stored in the header, e.g. the training recipe. The file
     is written atomically: an existing file is replaced only once the new one is complete.
+    It holds the weights, not a run: each layer's initial state is stored, a state assigned
+    to ``net.state`` is not (a loaded network starts from the initial states).
     """
     check_instance(net, Network, "the network to save")
     layers: list[dict[str, Any]] = []
@@ -84,7 +86,8 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_network(path_or_name: str | os.PathLike) -> Network:
-    """Load a network from a native ``.npz`` file, or a pretrained one by name.
+    """Load a network from a native ``.npz`` file, or a pretrained one by name, its state
+    the layers' initial states (a file stores no assigned state).
 
     Parameters
     ----------
