@@ -276,6 +276,43 @@ def test_hdf5_datasets_declaring_huge_sizes_are_refused_before_reading(small_net
         load_model(path)
 
 
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])  # lstm_ref's .mat stores no text
+def test_an_hdf5_global_heap_the_hdf5_library_would_loop_on_is_refused(
+    small_net, tmp_path, suffix
+):
+    """One byte inserted into a variable-length string (Keras's model_config) shifts the
+    next heap object's header: the free-space entry then reads size 0, on which the HDF5
+    library loops forever. The heap is walked first, and refused."""
+    import zipfile
+
+    from lstm_ref.formats.safe_numpy import check_hdf5_heaps
+    from lstm_ref.interop import load_model
+
+    path = tmp_path / f"m{suffix}"
+    save_model_quietly(small_net, path)
+    member = "model.weights.h5" if suffix == ".keras" else None
+    if member:
+        with zipfile.ZipFile(path) as z:
+            data, others = z.read(member), {n: z.read(n) for n in z.namelist() if n != member}
+    else:
+        data = path.read_bytes()
+    check_hdf5_heaps(data, "intact")  # the file as written passes
+    heap = data.index(b"GCOL\x01\x00\x00\x00")
+    first = heap + 16  # the first object: index, reference count, reserved, size, data
+    size = int.from_bytes(data[first + 8 : first + 16], "little")
+    damaged = data[: first + 16 + size // 2] + b"x" + data[first + 16 + size // 2 : -1]
+    with pytest.raises(InputError, match=r"damaged HDF5 file: the global heap at byte \d+"):
+        check_hdf5_heaps(damaged, "damaged")
+    if member:
+        with zipfile.ZipFile(path, "w") as z:
+            for name, content in {**others, member: damaged}.items():
+                z.writestr(name, content)
+    else:
+        path.write_bytes(damaged)
+    with pytest.raises(InputError, match=r"damaged HDF5 file: the global heap"):
+        load_model(path)
+
+
 def test_a_torch_file_whose_zip_declares_huge_members_is_refused(small_net, tmp_path):
     from lstm_ref.interop import load_model
 

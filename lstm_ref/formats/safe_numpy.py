@@ -15,11 +15,14 @@ Bounds: one array holds at most ``MAX_ARRAY_BYTES`` (1 GiB) and an archive at mo
 member may not claim more than deflate can produce from its compressed size. A text file
 (CSV, ``.ts``) holds at most ``MAX_TEXT_BYTES`` (256 MiB) of UTF-8. The framework importers
 apply the same bounds to what their files' headers declare (:func:`zip_members`,
-:func:`check_declared_sizes`, :func:`check_hdf5_sizes`) before their parsers read them.
+:func:`check_declared_sizes`, :func:`check_hdf5_sizes`) before their parsers read them, and
+:func:`check_hdf5_heaps` walks an HDF5 file's global heaps, on which the HDF5 library can
+loop forever.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import tokenize
 import warnings
@@ -144,6 +147,68 @@ def check_hdf5_sizes(f: Any, where: str) -> None:
 
     f.visititems(visit)
     check_declared_sizes(sizes, where)
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_hdf5_heaps(data: bytes | mmap.mmap, where: str) -> None:
+    """Refuse an HDF5 file whose global heap collections do not add up, before h5py reads it.
+
+    Variable-length strings (Keras's ``model_config``, MATLAB's text) live in global heap
+    collections: ``"GCOL"``, version 1, the collection's size, then objects (index, reference
+    count, size, data padded to 8 bytes) and a free-space object (index 0) holding the rest.
+    On a damaged collection — a free-space object of size 0, say — the HDF5 library loops
+    forever instead of raising, so each collection is walked here first: every object ends
+    inside it and the free space is exactly what remains.
+    """
+    lengths = _hdf5_length_size(data)
+    header = 8 + lengths  # index (2), reference count (2), reserved (4), size
+    start = data.find(b"GCOL\x01\x00\x00\x00")
+    while start != -1:
+        end = start + 8 + lengths
+        if end > len(data):
+            raise InputError(f"{where}: damaged HDF5 file: a global heap at byte {start} is cut")
+        end = start + int.from_bytes(data[start + 8 : end], "little")
+        p = start + 8 + lengths
+        while p + header <= end:
+            index = int.from_bytes(data[p : p + 2], "little")
+            size = int.from_bytes(data[p + 8 : p + header], "little")
+            if index == 0 and size != end - p:
+                raise InputError(
+                    f"{where}: damaged HDF5 file: the global heap at byte {start} declares "
+                    f"{size} bytes of free space where {end - p} remain"
+                )
+            if index == 0:
+                break
+            p += header + -(-size // 8) * 8
+        if p > end or end > len(data):
+            raise InputError(
+                f"{where}: damaged HDF5 file: the global heap at byte {start} runs past its end"
+            )
+        start = data.find(b"GCOL\x01\x00\x00\x00", start + 4)
+
+
+def _hdf5_length_size(data: bytes | mmap.mmap) -> int:
+    """The superblock's "size of lengths" (8 unless a file says otherwise), found where HDF5
+    looks for the signature: at byte 0, 512, 1024, 2048, …"""
+    offset = 0
+    while offset + 16 <= len(data):
+        if data[offset : offset + 8] == HDF5_SIGNATURE:
+            version = data[offset + 8]
+            size = data[offset + (14 if version < 2 else 10)]
+            return size if size in (2, 4, 8) else 8
+        offset = 512 if offset == 0 else 2 * offset
+    return 8
+
+
+def check_hdf5_file(path: str | os.PathLike) -> None:
+    """:func:`check_hdf5_heaps` on the file at ``path``, mapped rather than read."""
+    with open_to_read(path) as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return  # h5py says what an empty file is
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            check_hdf5_heaps(data, os.fspath(path))
 
 
 def _guarded(path: str | os.PathLike, read: Callable[[], T]) -> T:

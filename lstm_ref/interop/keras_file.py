@@ -22,7 +22,7 @@ import numpy as np
 
 from .._checks import check_real_dtype
 from ..errors import InputError
-from ..formats.safe_numpy import check_hdf5_sizes, zip_members
+from ..formats.safe_numpy import check_hdf5_file, check_hdf5_heaps, check_hdf5_sizes, zip_members
 from .keras_graph import RECURRENT_LAYERS, layer_name
 
 Array = np.ndarray
@@ -41,9 +41,12 @@ def opened(path: str | os.PathLike) -> Iterator[tuple[dict[str, Any], str, Any, 
                 zip_members(z, where)  # sizes declared within bounds before any is read
                 config = json.loads(z.read("config.json"))
                 version = json.loads(z.read("metadata.json")).get("keras_version", "3")
-                weights = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
+                data = z.read("model.weights.h5")
+                check_hdf5_heaps(data, f"{where}: model.weights.h5")
+                weights = h5py.File(io.BytesIO(data), "r")
             reader = _ArchiveWeights(weights)
         else:
+            check_hdf5_file(where)
             weights = h5py.File(where, "r")
             if "model_config" not in weights.attrs:
                 weights.close()

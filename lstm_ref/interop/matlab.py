@@ -59,7 +59,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 
 from ..errors import InputError
-from ..formats.safe_numpy import check_declared_sizes, check_hdf5_sizes
+from ..formats.safe_numpy import check_declared_sizes, check_hdf5_file, check_hdf5_sizes
 from ..formats.writes import write_atomically
 from ..layers import (
     LSTM,
@@ -266,6 +266,7 @@ def _read_v73(where: str) -> dict[str, Any]:
     import h5py  # type: ignore[import-untyped]
 
     try:
+        check_hdf5_file(where)
         with h5py.File(where, "r") as f:
             check_hdf5_sizes(f, where)
             return {k: _h5_value(f, f[k]) for k in f if not k.startswith("#")}
