@@ -162,8 +162,31 @@ def one_lstm_then(rng, ops, output):
             r"out with lstm_ref\.interop\.onnx_models\.extract_lstm\(path, name\) "
             r"\(list_lstms lists them\)$",
         ),
+        (  # a constant of one value per row of the batch the export traced
+            [
+                helper.make_node("Squeeze", ["Y_h", "axes"], ["h"]),
+                helper.make_node(
+                    "Constant",
+                    [],
+                    ["per_row"],
+                    value=numpy_helper.from_array(np.ones((3, 1), np.float32)),
+                ),
+                helper.make_node("Add", ["h", "per_row"], ["shifted"], name="shift"),
+            ],
+            "shifted",
+            r"node 'shift' \(Add.*its constant of shape \(3, 1\) does not broadcast with the "
+            r"data's \(\d+, 4\)",
+        ),
     ],
-    ids=["first-step", "Y_c", "sine", "sum-over-time", "data-times-data", "cell-as-ops"],
+    ids=[
+        "first-step",
+        "Y_c",
+        "sine",
+        "sum-over-time",
+        "data-times-data",
+        "cell-as-ops",
+        "per-row-constant",
+    ],
 )
 def test_refusals_name_the_node_and_what_lstm_ref_reads(rng, ops, output, message):
     with pytest.raises(InputError, match=message):
@@ -305,3 +328,35 @@ def test_final_states_read_in_another_order_under_mixed_lengths(rng):
     assert [type(layer).__name__ for layer in net.layers[1:]] == ["LSTMStack", "FullyConnected"]
     got = net.predict([x[:n, b] for b, n in enumerate(lengths)])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_a_state_input_of_a_fixed_batch_under_a_dynamic_one_is_refused(rng):
+    """X's batch axis takes any size but the initial-state inputs hold the traced batch's
+    rows (torch.onnx.export with dynamic_axes on x alone): the graph runs on that batch only."""
+    C, H = 3, 4
+    weights = {
+        "W": rng.normal(size=(1, 4 * H, C)).astype(np.float32),
+        "R": rng.normal(size=(1, 4 * H, H)).astype(np.float32),
+    }
+    lstm = helper.make_node(
+        "LSTM", ["X", "W", "R", "", "", "h0", "c0"], ["Y", "Y_h"], name="lstm", hidden_size=H
+    )
+    graph = helper.make_graph(
+        [lstm],
+        "g",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", C]),
+            helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 3, H]),
+            helper.make_tensor_value_info("c0", TensorProto.FLOAT, [1, 3, H]),
+        ],
+        [helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    states = {k: rng.normal(size=(1, 3, H)).astype(np.float32) for k in ("h0", "c0")}
+    with pytest.raises(
+        InputError,
+        match=r"its initial state from input 'h0' holds 3 rows whatever the batch, while X's "
+        r"batch axis takes any size \(here \d+\); the graph runs only on batches of 3",
+    ):
+        from_onnx(model, inputs=states)

@@ -429,6 +429,13 @@ def _state_input(ids: Array, which: int, layer: Any, layout: int, run: Run, at: 
         raise InputError(f"{at}: its initial state must be (D, B, H) parts of one graph input")
     name, shape = run.state_inputs[-1 - int(bases[0])]
     rows = np.moveaxis(ids, 1 if layout == 0 else 0, 0)  # (B, D, H)
+    if len(rows) != chain.B:  # a fixed batch in the state, a dynamic one in X
+        raise InputError(
+            f"{at}: its initial state from input {name!r} holds {len(rows)} rows whatever the "
+            f"batch, while X's batch axis takes any size (here {chain.B}); the graph runs only "
+            f"on batches of {len(rows)}: export it with the state inputs' batch axis dynamic "
+            "too, or with X's fixed"
+        )
     coords = np.unravel_index(el.row[rows], shape)
     row_number = np.broadcast_to(np.arange(chain.B)[:, None, None], rows.shape)
     for axis in range(len(shape)):

@@ -395,7 +395,14 @@ def linear_step(node: Any, ins: list[Any], is_data: list[bool], chain: Chain, wh
         rows = inverse.reshape(*ids.shape[:-1], 1) * N + np.arange(N)
         return el.affine(ids[..., :1], rows, new_R, new_c.reshape(-1), name)
     other = np.asarray(ins[1 - k] if op != "Neg" else -1.0, np.float64)
-    shape = np.broadcast_shapes(ids.shape, other.shape)
+    try:
+        shape = np.broadcast_shapes(ids.shape, other.shape)
+    except ValueError:
+        raise InputError(
+            f"{where}: its constant of shape {other.shape} does not broadcast with the data's "
+            f"{ids.shape} (a constant of the batch or steps traced at export, taken here at "
+            "another size?); expected constants that hold for any batch and any number of steps"
+        ) from None
     ids = np.broadcast_to(ids, shape)
     # each distinct (element, constant) pair once
     where_other = np.broadcast_to(np.arange(other.size).reshape(other.shape), shape)
