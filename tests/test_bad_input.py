@@ -277,9 +277,7 @@ def test_hdf5_datasets_declaring_huge_sizes_are_refused_before_reading(small_net
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])  # lstm_ref's .mat stores no text
-def test_an_hdf5_global_heap_the_hdf5_library_would_loop_on_is_refused(
-    small_net, tmp_path, suffix
-):
+def test_an_hdf5_global_heap_the_hdf5_library_would_loop_on_is_refused(small_net, tmp_path, suffix):
     """One byte inserted into a variable-length string (Keras's model_config) shifts the
     next heap object's header: the free-space entry then reads size 0, on which the HDF5
     library loops forever. The heap is walked first, and refused."""

@@ -278,7 +278,8 @@ def test_refusals_name_the_obstacle_and_the_option(tmp_path):
         InputError,
         match=r"state_dict: modules 'front\.0', 'front\.1', 'decoder\.fc' beside the LSTM "
         r"'decoder\.cell\.' \(LSTMCell, C=4, H=6\); pass prefix='decoder\.cell' to import the "
-        r"LSTM alone \(and head='<name>' for an nn\.Linear head\)",
+        r"LSTM alone \(and head='<name>' for an nn\.Linear head; --prefix, --head on the "
+        r"command line\)",
     ):
         from_torch(conv)
     ints = {k: v.numpy().astype(np.int64) for k, v in torch.nn.LSTMCell(C, H).state_dict().items()}

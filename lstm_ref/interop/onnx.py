@@ -316,7 +316,10 @@ def from_onnx(
     given = _given(inputs, model.graph, where)
     outs = [o.name for o in model.graph.output]
     if output is None and len(outs) != 1:
-        raise InputError(f"{where}: the graph has outputs {outs}; choose one: output=name")
+        raise InputError(
+            f"{where}: the graph has outputs {outs}; choose one: output=name (on the command line "
+            "--graph-output NAME)"
+        )
     output = outs[0] if output is None else output
     if output not in outs:
         raise InputError(f"{where}: no graph output {output!r}; it has {outs}")

@@ -181,7 +181,7 @@ def from_torch(
             raise InputError(
                 f"{where}: modules {_few(modules(rest))} beside the LSTM {lstm}; pass "
                 f"prefix={lstm.prefix.rstrip('.')!r} to import the LSTM alone (and head='<name>' "
-                "for an nn.Linear head)"
+                "for an nn.Linear head; --prefix, --head on the command line)"
             )
         head_keys = rest
     picked = [k for k in [*lstm.keys, *head_keys] if k in tensors]

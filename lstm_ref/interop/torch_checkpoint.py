@@ -311,7 +311,10 @@ def pick_lstm(lstms: dict[str, TorchLSTM], where: str, prefix: str | None) -> To
         raise InputError(f"{where}: no nn.LSTM or nn.LSTMCell tensors (weight_ih_l0, …) found")
     if prefix is None:
         if len(lstms) > 1:
-            raise InputError(f"{where}: more than one LSTM module: {listed}; pass prefix=")
+            raise InputError(
+                f"{where}: more than one LSTM module: {listed}; pass prefix= (--prefix on the "
+                "command line)"
+            )
         return next(iter(lstms.values()))
     wanted = f"{prefix.rstrip('.')}." if prefix.strip(".") else ""
     if wanted not in lstms:
