@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _predict
 from ._checks import FLOAT_DTYPES, check_class_names
-from .errors import InputError, InputTypeError
+from .errors import InputError, InputTypeError, counted
 from .fast import FastNetwork, Stepper, finite_copy, one_pass
 from .layers import Cache, Layer, SequenceInput
 from .lstm import Gates, LSTMState, copy_state
@@ -252,9 +252,9 @@ class Network:
         for name, s in self._state.items():
             if s.h.ndim == 2 and s.h.shape[0] != n:
                 raise InputError(
-                    f"the network's state holds {s.h.shape[0]} sequences' states (layer {name!r}) "
-                    f"but {n} sequences were given; call reset_state() or assign a state of "
-                    "matching size"
+                    f"the network's state holds {counted(s.h.shape[0], 'row')} (layer "
+                    f"{name!r}), one per sequence, but {counted(n, 'sequence')} came; call "
+                    "reset_state() or assign a state of matching size"
                 )
             rows[name] = LSTMState(*(np.broadcast_to(a, (n, a.shape[-1])) for a in s))
         return rows

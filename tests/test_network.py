@@ -112,7 +112,9 @@ def test_batch_state_rows_are_per_sequence(rng):
         net.state = {"lstm": LSTMState(state["lstm"].h[k], state["lstm"].c[k])}
         np.testing.assert_allclose(batched[k], net.predict(nxt[k], outputs="lstm"), atol=1e-12)
     net.state = state
-    with pytest.raises(ValueError, match=r"holds 3 sequences' states .* but 2 sequences"):
+    with pytest.raises(
+        ValueError, match=r"holds 3 rows \(layer .*one per sequence, but 2 sequences came"
+    ):
         net.predict(nxt[:2])
 
 
