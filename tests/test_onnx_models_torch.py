@@ -240,3 +240,37 @@ def test_a_front_end_before_the_lstm_points_to_extract_lstm(tmp_path, dynamo: bo
         rtol=1e-5,
         atol=1e-5,
     )
+
+
+class EmbeddingLSTM(torch.nn.Module):
+    """Token ids → nn.Embedding → nn.LSTM → a Linear on h_n[-1]: a float-free input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(7, 3)
+        self.lstm = torch.nn.LSTM(3, 4, batch_first=True)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) integers
+        return self.fc(self.lstm(self.embed(tokens))[1][0][-1])
+
+
+def test_an_integer_input_names_itself_and_points_to_extract_lstm(tmp_path) -> None:
+    """An Embedding front end: no float input; the refusal says so, and the LSTM taken out
+    as it says gives onnxruntime's Y on the embedded tensor that reaches it."""
+    module = distinct_gates(EmbeddingLSTM().eval(), seed=13)
+    tokens = torch.randint(0, 7, (3, 5), generator=torch.Generator().manual_seed(2))
+    path = tmp_path / "embed.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated
+        torch.onnx.export(module, (tokens,), str(path), dynamo=False, input_names=["tokens"])
+    with pytest.raises(
+        InputError,
+        match=r"no float input X: \['tokens'\] hold integers \(token ids for an Embedding\?\).*"
+        r"if an LSTM follows, take the LSTM out with lstm_ref\.interop\.onnx_models\.extract_lstm",
+    ):
+        from_onnx(path)
+    (site,) = list_lstms(path)
+    X, Y = capture(path, {"tokens": tokens.numpy()}, [site.inputs[0], site.outputs[0]]).values()
+    got = extract_lstm(path, site.name).predict(X.transpose(1, 0, 2).astype(np.float64))
+    np.testing.assert_allclose(got, Y[:, 0].transpose(1, 0, 2), rtol=1e-5, atol=1e-5)

@@ -127,6 +127,12 @@ def roles(graph: Any, nodes: list[Any], constants: dict[str, Array], where: str)
     state_inputs = [i for i in runtime if i.name in states]
     lengths = [i for i in runtime if i not in state_inputs + measured and _is_integer(i)]
     floats = [i for i in runtime if i not in state_inputs + measured + lengths]
+    if not floats and lengths:
+        raise InputError(
+            f"{where}: no float input X: {[i.name for i in lengths]} hold integers (token ids "
+            "for an Embedding?), and lstm_ref's network reads float sequences; if an LSTM "
+            f"follows, {EXTRACT_LSTM}"
+        )
     if len(floats) != 1 or len(lengths) > 1:
         raise InputError(
             f"{where}: expected one float input X (and optionally an integer sequence_lens); "
