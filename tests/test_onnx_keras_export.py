@@ -56,6 +56,9 @@ def keras_model(kind: str) -> keras.Model:
     a last output."""
     inp = keras.Input((T, C))
     L = keras.layers
+    if kind == "states":  # the last output through a Dense, and the final h and c
+        out, h, c = L.LSTM(5, return_state=True)(inp)
+        return keras.Model(inp, [L.Dense(3)(out), h, c])
     y = {
         "last": lambda x: L.LSTM(6)(x),
         "sequence": lambda x: L.LSTM(5, return_sequences=True)(x),
@@ -237,3 +240,27 @@ def test_a_cell_loop_over_reversed_steps_is_a_reverse_lstm():
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     (runtime,) = session.run(None, {"x": x, "h": h, "c": c})
     np.testing.assert_allclose(net.predict(list(x.transpose(1, 0, 2))), runtime, rtol=0, atol=1e-5)
+
+
+def test_keras_lstm_returning_its_states_reads_every_step(tmp_path):
+    """LSTM(return_state=True): Keras writes the last step's c and h through Casts that are
+    graph outputs, and its last cell's tanh(c) reads that Cast; the cell is read through it
+    like the others, so the head and the final h read all T steps and equal onnxruntime and
+    Keras (float32, 1e-5). The final c is refused: lstm_ref's layers return h."""
+    model, path = export("states", tmp_path)
+    x = data()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    runtime = session.run(None, {session.get_inputs()[0].name: x})
+    expected = model.predict(x, verbose=0)
+    for k, layers in (
+        (0, ["SequenceInput", "LSTM", "FullyConnected"]),
+        (1, ["SequenceInput", "LSTM"]),
+    ):
+        net = from_onnx(path, output=names[k], dtype=np.float32)
+        assert [type(layer).__name__ for layer in net.layers] == layers
+        got = np.asarray(net.predict(list(x)))
+        np.testing.assert_allclose(got, runtime[k], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got, expected[k], rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match=r"reads Y_c of .*; lstm_ref's layers return h"):
+        from_onnx(path, output=names[2])

@@ -10,7 +10,8 @@ written                                             rewritten
 gate blocks cut by ``Slice`` at positions computed  the positions folded (``specialise``: every
 from ``Shape`` (``Shape → Gather → Add → Div →      node of constants and known dimensions is a
 Mul``)                                              constant)
-``Cast`` to the type its input already has          its input, read directly
+``Cast`` to the type its input already has          its input, read directly (a Cast that
+                                                    writes a graph output stays for it)
 ``Gather(Add(MatMul(S, W), b), t)``: the input      ``Add(MatMul(Gather(S, t), W), b)``: the
 product hoisted over every step, one step read      step's own product (W a constant matrix, b
 (the gathered axis not the last)                    a constant vector)
@@ -87,19 +88,15 @@ def _ranks(model: Any) -> dict[str, int]:
 
 
 def _skip_identity_casts(graph: Any, types: Mapping[str, int]) -> None:
-    """Every node reads the input of a ``Cast`` that keeps its type instead of its output
-    (the graph's outputs keep their names)."""
-    outputs = {o.name for o in graph.output}
+    """Every node reads the input of a ``Cast`` that keeps its type instead of its output.
+    A Cast that writes a graph output stays, and so keeps the output's name, but the
+    nodes reading it read its input too (Keras writes the last cell's c and h so when its
+    LSTM returns its states: its tanh(c) reads the Cast)."""
     same: dict[str, str] = {}
     for node in graph.node:
         to = next((a.i for a in node.attribute if a.name == "to"), None)
         source = same.get(node.input[0], node.input[0]) if node.input else ""
-        if (
-            node.op_type == "Cast"
-            and node.output[0] not in outputs
-            and to is not None
-            and types.get(source) == to
-        ):
+        if node.op_type == "Cast" and to is not None and types.get(source) == to:
             same[node.output[0]] = source
     for node in graph.node:
         for k, name in enumerate(node.input):
