@@ -69,6 +69,7 @@ def keras_model(kind: str) -> keras.Model:
             L.Bidirectional(L.LSTM(4, return_sequences=True))(x)
         ),
         "backwards": lambda x: L.LSTM(6, go_backwards=True)(x),
+        "no_bias": lambda x: L.LSTM(5, use_bias=False)(x),
         "masked": lambda x: L.LSTM(4)(L.Masking(0.0)(x)),
         "backwards_sequence": lambda x: L.LSTM(4, go_backwards=True, return_sequences=True)(x),
         "backwards_into_lstm": lambda x: L.LSTM(3)(
@@ -97,8 +98,9 @@ def export(kind: str, folder) -> tuple[keras.Model, str]:
     model = keras_model(kind)
     rng = np.random.default_rng(5)
     for layer in lstm_layers(model):
-        kernel, recurrent, bias = layer.get_weights()
-        layer.set_weights([kernel, recurrent, rng.uniform(-0.8, 0.8, bias.shape).astype("f4")])
+        kernel, recurrent, *bias = layer.get_weights()  # no bias: use_bias=False
+        random = [rng.uniform(-0.8, 0.8, b.shape).astype("f4") for b in bias]
+        layer.set_weights([kernel, recurrent, *random])
     model(np.zeros((1, T, C), np.float32))  # built: Keras exports a called model
     path = str(folder / f"{kind}.onnx")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -264,3 +266,23 @@ def test_keras_lstm_returning_its_states_reads_every_step(tmp_path):
         np.testing.assert_allclose(got, expected[k], rtol=0, atol=1e-5)
     with pytest.raises(InputError, match=r"reads Y_c of .*; lstm_ref's layers return h"):
         from_onnx(path, output=names[2])
+
+
+def test_keras_lstm_without_biases_is_an_lstm_whose_bias_is_zero(tmp_path):
+    """LSTM(use_bias=False): Keras hoists the input product with no bias to add; read as
+    each step's own product, the cells are an LSTM with b = 0 and Keras's kernels, equal to
+    onnxruntime and Keras (float32, 1e-5)."""
+    model, path = export("no_bias", tmp_path)
+    x = data()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (runtime,) = session.run(None, {session.get_inputs()[0].name: x})
+    net = from_onnx(path, dtype=np.float32)
+    assert [type(layer).__name__ for layer in net.layers] == MODELS["last"]
+    got = np.asarray(net.predict(list(x)))
+    np.testing.assert_allclose(got, runtime, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=0, atol=1e-5)
+    kernel, recurrent = (a.astype(np.float64) for a in lstm_layers(model)[0].get_weights())
+    lstm = from_onnx(path).layers[1]
+    np.testing.assert_array_equal(lstm.params.W, kernel.T)
+    np.testing.assert_array_equal(lstm.params.R, recurrent.T)
+    np.testing.assert_array_equal(lstm.params.b, np.zeros(4 * 5))

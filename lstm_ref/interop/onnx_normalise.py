@@ -14,7 +14,8 @@ Mul``)                                              constant)
                                                     writes a graph output stays for it)
 ``Gather(Add(MatMul(S, W), b), t)``: the input      ``Add(MatMul(Gather(S, t), W), b)``: the
 product hoisted over every step, one step read      step's own product (W a constant matrix, b
-(the gathered axis not the last)                    a constant vector)
+(the gathered axis not the last); without the       a constant vector); ``MatMul(Gather(S, t),
+``Add`` when the layer has no biases                W)``
 ==================================================  ============================================
 
 The rewritten graph is used only when it shows LSTM cells the file as written does not
@@ -123,9 +124,14 @@ def _unhoist_products(
         step, product = f"{node.output[0]}/step", f"{node.output[0]}/product"
         nodes += [
             helper.make_node("Gather", [source, node.input[1]], [step], step, axis=axis),
-            helper.make_node("MatMul", [step, weight], [product], product),
-            helper.make_node("Add", [product, bias], [node.output[0]], f"{node.name}/plus_b"),
+            helper.make_node(
+                "MatMul", [step, weight], [product if bias else node.output[0]], product
+            ),
         ]
+        if bias:
+            nodes.append(
+                helper.make_node("Add", [product, bias], [node.output[0]], f"{node.name}/plus_b")
+            )
         stands_for.update({step: node.output[0], product: node.output[0]})
     del graph.node[:]
     graph.node.extend(nodes)
@@ -136,15 +142,17 @@ def _hoisted(
     gather: Any, producers: Mapping[str, Any], constants: Mapping[str, Array], ranks: Any
 ) -> tuple[str, str, str, int] | None:
     """(S, W, b, axis) when ``gather`` reads ``Add(MatMul(S, W), b)`` along an axis of S
-    other than the last, W a constant matrix and b a constant vector; else None."""
+    other than the last, W a constant matrix and b a constant vector (b "": ``MatMul(S,
+    W)``, a layer without biases); else None."""
     if gather.op_type != "Gather":
         return None
-    add = producers.get(gather.input[0])
+    read = producers.get(gather.input[0])
     rank = ranks.get(gather.input[0])
-    if add is None or add.op_type != "Add" or rank is None:
+    if read is None or read.op_type not in ("Add", "MatMul") or rank is None:
         return None
     axis = next((a.i for a in gather.attribute if a.name == "axis"), 0) % rank
-    for product_name, bias in (add.input, add.input[::-1]):
+    pairs = [(gather.input[0], "")] if read.op_type == "MatMul" else [read.input, read.input[::-1]]
+    for product_name, bias in pairs:
         product = producers.get(product_name)
         if (
             product is not None
@@ -152,8 +160,7 @@ def _hoisted(
             and axis < rank - 1
             and product.input[1] in constants
             and np.ndim(constants[product.input[1]]) == 2
-            and bias in constants
-            and np.ndim(constants[bias]) <= 1
+            and (not bias or (bias in constants and np.ndim(constants[bias]) <= 1))
         ):
             return product.input[0], product.input[1], bias, axis
     return None
