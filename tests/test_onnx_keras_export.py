@@ -5,7 +5,8 @@ Keras itself.
 On an input of fixed length (``keras.Input((T, C))``) Keras writes every step of an LSTM as
 ops — the input product hoisted over all steps, the gate blocks cut at positions computed
 from shapes, identity Casts between — which from_onnx reads as one LSTM node each: one
-LSTM (its last output or every step), two stacked, Bidirectional (both directions' steps
+LSTM (its last output or every step, the latter also through a TimeDistributed head, which
+Keras writes once per step), two stacked, Bidirectional (both directions' steps
 chained in opposite orders: one bidirectional node) and go_backwards (a reverse node).
 Keras's Masking (written with Where and If) and a lone go_backwards sequence (its steps
 from the last) are refused. Each model is exported once.
@@ -48,6 +49,7 @@ MODELS = {  # each model, and the layers of the network read from its file
     "bidirectional_sequence": ["SequenceInput", "BiLSTM"],
     "bidirectional_stacked": ["SequenceInput", "BiLSTM", "BiLSTM", *HEAD],
     "backwards": ["SequenceInput", "LSTM", *HEAD],
+    "sequence_time_distributed": ["SequenceInput", "LSTM", *HEAD],
 }
 
 
@@ -70,6 +72,9 @@ def keras_model(kind: str) -> keras.Model:
         ),
         "backwards": lambda x: L.LSTM(6, go_backwards=True)(x),
         "no_bias": lambda x: L.LSTM(5, use_bias=False)(x),
+        "sequence_time_distributed": lambda x: L.TimeDistributed(L.Dense(3, activation="softmax"))(
+            L.LSTM(5, return_sequences=True)(x)
+        ),
         "masked": lambda x: L.LSTM(4)(L.Masking(0.0)(x)),
         "backwards_sequence": lambda x: L.LSTM(4, go_backwards=True, return_sequences=True)(x),
         "backwards_into_lstm": lambda x: L.LSTM(3)(

@@ -2,7 +2,7 @@
 cell, for exporters that write the same cell otherwise (Keras 3's ``model.export(…,
 format="onnx")`` on an input of fixed length writes every step of an LSTM layer so).
 
-Three rewrites, each leaving what the graph computes unchanged:
+Four rewrites, each leaving what the graph computes unchanged:
 
 ==================================================  ============================================
 written                                             rewritten
@@ -16,6 +16,12 @@ Mul``)                                              constant)
 product hoisted over every step, one step read      step's own product (W a constant matrix, b
 (the gathered axis not the last); without the       a constant vector); ``MatMul(Gather(S, t),
 ``Add`` when the layer has no biases                W)``
+``Concat`` along axis a of ``Unsqueeze(f(Gather(S,   ``f(S)``: the map applied to every step at
+t, a), a)`` for t = 0, 1, …, T − 1, f the same      once, as Keras's TimeDistributed computes it
+ops with equal constants in every step, each        (Keras writes one copy of f per step)
+acting on the last axis alone (MatMul by a
+matrix, a vector added, Softmax on the last axis,
+an elementwise activation), S's axis a of T steps
 ==================================================  ============================================
 
 The rewritten graph is used only when it shows LSTM cells the file as written does not
@@ -30,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from .onnx_cells import find_cells
+from .onnx_graph import dims
+from .onnx_ops import node_attributes
 from .onnx_specialise import constants_of, drop_unused, specialise
 
 Array = np.ndarray
@@ -52,7 +60,10 @@ def cells_visible(model: Any) -> tuple[Any, dict[str, int]]:
     plain = specialise(model)
     types = _types(plain)
     _skip_identity_casts(plain.graph, types)
-    stands_for = _unhoist_products(plain.graph, constants_of(plain.graph), _ranks(plain))
+    shapes = _shapes(plain)
+    ranks = {name: len(shape) for name, shape in shapes.items()}
+    stands_for = _unhoist_products(plain.graph, constants_of(plain.graph), ranks)
+    stands_for.update(_merge_step_maps(plain.graph, constants_of(plain.graph), shapes))
     drop_unused(plain.graph)
     if not find_cells(plain.graph, constants_of(plain.graph)):
         return model, positions
@@ -79,13 +90,13 @@ def _types(model: Any) -> dict[str, int]:
     return types
 
 
-def _ranks(model: Any) -> dict[str, int]:
-    """Each tensor's rank, where known."""
-    ranks = {t.name: len(t.dims) for t in model.graph.initializer}
+def _shapes(model: Any) -> dict[str, list[int | str]]:
+    """Each tensor's dimensions (a number, or a symbolic name), where its rank is known."""
+    shapes: dict[str, list[int | str]] = {t.name: list(t.dims) for t in model.graph.initializer}
     for value in _inferred(model):
         if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
-            ranks[value.name] = len(value.type.tensor_type.shape.dim)
-    return ranks
+            shapes[value.name] = dims(value)
+    return shapes
 
 
 def _skip_identity_casts(graph: Any, types: Mapping[str, int]) -> None:
@@ -164,3 +175,136 @@ def _hoisted(
         ):
             return product.input[0], product.input[1], bias, axis
     return None
+
+
+# ops that act on the last axis alone, each row of the other axes apart
+_ELEMENTWISE = {"Relu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Elu", "Selu", "LeakyRelu"}
+_ELEMENTWISE |= {"HardSigmoid", "Exp", "Identity", "Cast"}
+_LAST_AXIS = {"Softmax", "LogSoftmax"}
+_BY_A_CONSTANT = {"MatMul", "Add", "Sub", "Mul", "Div"}
+
+
+def _merge_step_maps(
+    graph: Any, constants: Mapping[str, Array], shapes: Mapping[str, list[int | str]]
+) -> dict[str, str]:
+    """Each ``Concat`` of one map applied to every step apart replaced by the map applied
+    to all steps at once (module table); the new nodes' outputs and the node each stands
+    for."""
+    producers = {o: n for n in graph.node for o in n.output if o}
+    stands_for: dict[str, str] = {}
+    nodes = []
+    for node in graph.node:
+        branch = _step_map(node, producers, constants, shapes) if node.op_type == "Concat" else None
+        if branch is None:
+            nodes.append(node)
+            continue
+        source, chain = branch
+        for k, op in enumerate(chain):
+            last = k == len(chain) - 1
+            merged = type(op)()
+            merged.CopyFrom(op)
+            merged.name = f"{op.name}/every_step"
+            merged.input[_data_input(op, constants)] = source
+            merged.output[0] = node.output[0] if last else f"{op.output[0]}/every_step"
+            source = merged.output[0]
+            stands_for[source] = op.output[0]
+            nodes.append(merged)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return stands_for
+
+
+def _step_map(
+    concat: Any,
+    producers: Mapping[str, Any],
+    constants: Mapping[str, Array],
+    shapes: Mapping[str, list[int | str]],
+) -> tuple[str, list[Any]] | None:
+    """(S, the first step's ops after its Gather) when ``concat`` joins, along axis a (not
+    the last), ``Unsqueeze(f(Gather(S, t, a)), a)`` for t = 0, 1, …, T − 1, S's axis a
+    holding T steps, the same f (op types, attributes, constant values) in every step,
+    each op acting on the last axis alone; else None."""
+    rank = len(shapes.get(concat.output[0], []))
+    if rank < 2:
+        return None
+    axis = node_attributes(concat).get("axis", 0) % rank
+    found = [_branch(name, axis, rank, producers, constants) for name in concat.input]
+    branches = [b for b in found if b is not None]
+    if axis == rank - 1 or len(branches) != len(found):
+        return None
+    source = branches[0][0]
+    shape = shapes.get(source, [])
+    if (
+        len(shape) != rank
+        or shape[axis] != len(branches)
+        or any(b[0] != source for b in branches)
+        or [b[1] for b in branches] != list(range(len(branches)))
+        or not all(_same_ops(b[2], branches[0][2], constants) for b in branches)
+    ):
+        return None
+    return source, branches[0][2]
+
+
+def _branch(
+    name: str, axis: int, rank: int, producers: Mapping[str, Any], constants: Mapping[str, Array]
+) -> tuple[str, int, list[Any]] | None:
+    """(S, t, f's ops in order) when ``name`` is ``Unsqueeze(f(Gather(S, t, axis)), axis)``
+    with f's every op acting on the last axis alone; else None."""
+    unsqueeze = producers.get(name)
+    if unsqueeze is None or unsqueeze.op_type != "Unsqueeze":
+        return None
+    axes = node_attributes(unsqueeze).get("axes")
+    if axes is None and len(unsqueeze.input) > 1 and unsqueeze.input[1] in constants:
+        axes = np.asarray(constants[unsqueeze.input[1]]).reshape(-1).tolist()
+    if axes is None or [a % rank for a in axes] != [axis]:
+        return None
+    chain: list[Any] = []
+    node = producers.get(unsqueeze.input[0])
+    while node is not None and node.op_type != "Gather":
+        data = _data_input(node, constants)
+        if data is None or len(chain) > 8:
+            return None
+        chain.insert(0, node)
+        node = producers.get(node.input[data])
+    if node is None or not chain or node.input[1] not in constants:
+        return None
+    step = np.asarray(constants[node.input[1]])
+    gathered = node_attributes(node).get("axis", 0) % rank
+    if step.ndim or gathered != axis:
+        return None
+    return node.input[0], int(step), chain
+
+
+def _data_input(node: Any, constants: Mapping[str, Array]) -> int | None:
+    """Which input of ``node`` is its data, if it acts on the last axis alone: an
+    elementwise op's, Softmax's on the last axis, a MatMul's by a constant matrix, an
+    arithmetic op's with a constant scalar or vector; else None."""
+    if node.op_type in _ELEMENTWISE:
+        return 0
+    if node.op_type in _LAST_AXIS:
+        return 0 if node_attributes(node).get("axis") == -1 else None  # written, not a default
+    if node.op_type not in _BY_A_CONSTANT or len(node.input) != 2:
+        return None
+    if node.op_type == "MatMul":
+        weight = constants.get(node.input[1])
+        return 0 if weight is not None and np.ndim(weight) == 2 else None
+    for k in (0, 1) if node.op_type in ("Add", "Mul") else (0,):
+        other = constants.get(node.input[1 - k])
+        if node.input[k] not in constants and other is not None and np.ndim(other) <= 1:
+            return k
+    return None
+
+
+def _same_ops(chain: list[Any], first: list[Any], constants: Mapping[str, Array]) -> bool:
+    """Whether two chains are the same ops: types, attributes, constant inputs' values."""
+    return len(chain) == len(first) and all(
+        a.op_type == b.op_type
+        and [x.SerializeToString() for x in a.attribute]
+        == [x.SerializeToString() for x in b.attribute]
+        and all(
+            (x in constants) == (y in constants)
+            and (x not in constants or np.array_equal(constants[x], constants[y]))
+            for x, y in zip(a.input, b.input, strict=True)
+        )
+        for a, b in zip(chain, first, strict=True)
+    )
