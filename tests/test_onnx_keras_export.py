@@ -6,7 +6,8 @@ On an input of fixed length (``keras.Input((T, C))``) Keras writes every step of
 ops — the input product hoisted over all steps, the gate blocks cut at positions computed
 from shapes, identity Casts between — which from_onnx reads as one LSTM node each: one
 LSTM (its last output or every step, the latter also through a TimeDistributed head, which
-Keras writes once per step), two stacked, Bidirectional (both directions' steps
+Keras writes once per step), with dropout (each gate its own sum, each step's state picked
+by a Where on a condition known to be True), two stacked, Bidirectional (both directions' steps
 chained in opposite orders: one bidirectional node) and go_backwards (a reverse node).
 Keras's Masking (written with Where and If) and a lone go_backwards sequence (its steps
 from the last) are refused. Each model is exported once.
@@ -50,6 +51,7 @@ MODELS = {  # each model, and the layers of the network read from its file
     "bidirectional_stacked": ["SequenceInput", "BiLSTM", "BiLSTM", *HEAD],
     "backwards": ["SequenceInput", "LSTM", *HEAD],
     "sequence_time_distributed": ["SequenceInput", "LSTM", *HEAD],
+    "dropout": ["SequenceInput", "LSTM", *HEAD],  # identity at inference
 }
 
 
@@ -72,6 +74,7 @@ def keras_model(kind: str) -> keras.Model:
         ),
         "backwards": lambda x: L.LSTM(6, go_backwards=True)(x),
         "no_bias": lambda x: L.LSTM(5, use_bias=False)(x),
+        "dropout": lambda x: L.LSTM(5, dropout=0.3, recurrent_dropout=0.2)(x),
         "sequence_time_distributed": lambda x: L.TimeDistributed(L.Dense(3, activation="softmax"))(
             L.LSTM(5, return_sequences=True)(x)
         ),

@@ -11,7 +11,9 @@ pattern                             read as
 ``Mul(Sigmoid, Tanh))``             operand holds i and g, the other f and c_prev
 each gate's input                   one of four equal blocks of one tensor z, by
                                     ``Split`` (4 outputs) or ``Slice`` on the last
-                                    axis — in any order
+                                    axis — in any order; or each gate its own
+                                    sum (as z's terms below, the same two
+                                    operands in all four: Keras with dropout)
 ``z = Add`` tree of                 ``MatMul(u, Wᵀ)``/``Gemm(u, W, transB)`` with a
                                     constant weight, and constant biases (each the
                                     same in every row)
@@ -176,6 +178,21 @@ def _read_gates(
     producers: Mapping[str, Any],
     constants: Mapping[str, Array],
 ) -> Cell | None:
+    read = _blocks(gates, c_prev, producers, constants) or _per_gate(
+        gates, c_prev, producers, constants
+    )
+    if read is None:
+        return None
+    x, h_prev, params = read
+    return Cell(
+        node_name(mul), x, h_prev, c_prev, mul.output[0], c, LSTM(params, name=node_name(mul))
+    )
+
+
+def _blocks(
+    gates: dict[str, Any], c_prev: str, producers: Mapping[str, Any], constants: Mapping[str, Array]
+) -> tuple[str, str, LSTMParams] | None:
+    """(x, h_prev, the weights) when the gates read four blocks of one z (module table)."""
     blocks = {g: _block(node.input[0], producers, constants) for g, node in gates.items()}
     if any(b is None for b in blocks.values()):
         return None
@@ -203,10 +220,31 @@ def _read_gates(
     for bias in biases:
         b = b + np.broadcast_to(bias, (four_h,))
     order = "".join(order_of[k] for k in range(4))
-    params = LSTMParams(*(reorder_gates(a, order) for a in (W, R, b)))
-    return Cell(
-        node_name(mul), x, h_prev, c_prev, mul.output[0], c, LSTM(params, name=node_name(mul))
-    )
+    return x, h_prev, LSTMParams(*(reorder_gates(a, order) for a in (W, R, b)))
+
+
+def _per_gate(
+    gates: dict[str, Any], c_prev: str, producers: Mapping[str, Any], constants: Mapping[str, Array]
+) -> tuple[str, str, LSTMParams] | None:
+    """(x, h_prev, the weights) when each gate reads its own sum x · W_gᵀ + h_prev · R_gᵀ
+    + b_g (as Keras writes an LSTM with dropout), the same x and h_prev in all four."""
+    read = []
+    for gate in "ifgo":
+        terms = _terms(gates[gate].input[0], producers, constants)
+        products = [(u, w) for u, w in terms or [] if u is not None]
+        if len(products) != 2 or len({w.shape[0] for _, w in products}) != 1:
+            return None
+        H = products[0][1].shape[0]
+        recurrent = _recurrent(products, H, c_prev, producers)
+        if recurrent is None:
+            return None
+        bias = sum((np.broadcast_to(w, (H,)) for u, w in terms or [] if u is None), np.zeros(H))
+        read.append((products[1 - recurrent], products[recurrent], bias))
+    if len({(x, h) for (x, _), (h, _), _ in read}) != 1:
+        return None
+    (x, _), (h_prev, _), _ = read[0]
+    W, R = (np.concatenate([part[k][1] for part in read]) for k in (0, 1))
+    return x, h_prev, LSTMParams(W, R, np.concatenate([b for _, _, b in read]))
 
 
 def _recurrent(

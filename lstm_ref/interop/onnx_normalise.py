@@ -2,7 +2,7 @@
 cell, for exporters that write the same cell otherwise (Keras 3's ``model.export(…,
 format="onnx")`` on an input of fixed length writes every step of an LSTM layer so).
 
-Four rewrites, each leaving what the graph computes unchanged:
+Five rewrites, each leaving what the graph computes unchanged:
 
 ==================================================  ============================================
 written                                             rewritten
@@ -12,6 +12,8 @@ from ``Shape`` (``Shape → Gather → Add → Div →      node of constants an
 Mul``)                                              constant)
 ``Cast`` to the type its input already has          its input, read directly (a Cast that
                                                     writes a graph output stays for it)
+``Where`` whose condition is a constant of one     the value it picks, read directly (when it
+value                                               has the output's shape)
 ``Gather(Add(MatMul(S, W), b), t)``: the input      ``Add(MatMul(Gather(S, t), W), b)``: the
 product hoisted over every step, one step read      step's own product (W a constant matrix, b
 (the gathered axis not the last); without the       a constant vector); ``MatMul(Gather(S, t),
@@ -61,6 +63,7 @@ def cells_visible(model: Any) -> tuple[Any, dict[str, int]]:
     types = _types(plain)
     _skip_identity_casts(plain.graph, types)
     shapes = _shapes(plain)
+    _skip_decided_wheres(plain.graph, constants_of(plain.graph), shapes)
     ranks = {name: len(shape) for name, shape in shapes.items()}
     stands_for = _unhoist_products(plain.graph, constants_of(plain.graph), ranks)
     stands_for.update(_merge_step_maps(plain.graph, constants_of(plain.graph), shapes))
@@ -113,6 +116,39 @@ def _skip_identity_casts(graph: Any, types: Mapping[str, int]) -> None:
     for node in graph.node:
         for k, name in enumerate(node.input):
             node.input[k] = same.get(name, name)
+
+
+def _skip_decided_wheres(
+    graph: Any, constants: Mapping[str, Array], shapes: Mapping[str, list[int | str]]
+) -> None:
+    """Every node reads, instead of a ``Where`` whose condition is a constant of one value,
+    the input it picks (every element True: the first value; False: the second), when
+    the other inputs do not broadcast it (:func:`_covers`; Keras's loop over an LSTM with
+    dropout checks each step against the sequence's length, all known)."""
+    picked: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type != "Where" or node.input[0] not in constants:
+            continue
+        condition = np.asarray(constants[node.input[0]])
+        if condition.size == 0 or np.any(condition != condition.flat[0]):
+            continue
+        chosen, other = node.input[1:] if condition.flat[0] else node.input[:0:-1]
+        mine, theirs = shapes.get(chosen), shapes.get(other)
+        if mine is not None and theirs is not None and _covers(mine, theirs, condition.ndim):
+            picked[node.output[0]] = picked.get(chosen, chosen)
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            node.input[k] = picked.get(name, name)
+
+
+def _covers(mine: list[int | str], theirs: list[int | str], condition: int) -> bool:
+    """Whether a value of dimensions ``mine`` is not broadcast by one of ``theirs`` or by
+    a condition of ``condition`` axes: as many axes, no known size differing, none of
+    its own a 1 where the other's is not known 1."""
+    return len(mine) == len(theirs) >= condition and all(
+        not (isinstance(a, int) and (a == 1 or isinstance(b, int)) and a != b)
+        for a, b in zip(mine, theirs, strict=True)
+    )
 
 
 def _unhoist_products(
