@@ -75,6 +75,7 @@ def keras_model(kind: str) -> keras.Model:
         "backwards": lambda x: L.LSTM(6, go_backwards=True)(x),
         "no_bias": lambda x: L.LSTM(5, use_bias=False)(x),
         "dropout": lambda x: L.LSTM(5, dropout=0.3, recurrent_dropout=0.2)(x),
+        "gru": lambda x: L.GRU(5)(x),
         "sequence_time_distributed": lambda x: L.TimeDistributed(L.Dense(3, activation="softmax"))(
             L.LSTM(5, return_sequences=True)(x)
         ),
@@ -294,3 +295,16 @@ def test_keras_lstm_without_biases_is_an_lstm_whose_bias_is_zero(tmp_path):
     np.testing.assert_array_equal(lstm.params.W, kernel.T)
     np.testing.assert_array_equal(lstm.params.R, recurrent.T)
     np.testing.assert_array_equal(lstm.params.b, np.zeros(4 * 5))
+
+
+def test_keras_gru_export_is_refused_as_a_gru(tmp_path):
+    """A GRU written as ops: onnxruntime equals Keras on it, and from_onnx, finding no LSTM
+    cell, names the GRU's blend of its state, (1 − z) ⊙ tanh(·)."""
+    model, path = export("gru", tmp_path)
+    x = data()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (runtime,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(runtime, model.predict(x, verbose=0), rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match=r"no LSTM cell found, and node .* as a GRU blends its "
+                       r"state \(a GRU\?\); lstm_ref reads LSTMs only"):  # fmt: skip
+        from_onnx(path)

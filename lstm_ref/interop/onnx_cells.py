@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..layers import LSTM
 from ..lstm import LSTMParams, reorder_gates
 from .onnx_ops import node_attributes, node_name
@@ -271,3 +272,25 @@ def _recurrent(
 
     matching = [k for k in square if like_c(products[k][0])]
     return matching[0] if len(matching) == 1 else None
+
+
+def refuse_gru_blend(nodes: list[Any], constants: Mapping[str, Array], where: str) -> None:
+    """An InputError if, where no LSTM cell is found, one of ``nodes`` blends as a GRU's
+    update does: ``Mul(Sub(1, Sigmoid(·)), Tanh(·))``, (1 − z) ⊙ n."""
+    producers = {o: n for n in nodes for o in n.output if o}
+    for node in nodes:
+        pair = _by_op(node.input, producers, "Sub", "Tanh") if node.op_type == "Mul" else None
+        if pair is None:
+            continue
+        one, z = pair[0].input
+        if (
+            one in constants
+            and np.all(np.asarray(constants[one]) == 1)
+            and (p := producers.get(z)) is not None
+            and p.op_type == "Sigmoid"
+        ):
+            raise InputError(
+                f"{where}: no LSTM cell found, and node {node_name(node)!r} computes "
+                "(1 − z) ⊙ tanh(·) with z a Sigmoid, as a GRU blends its state (a GRU?); "
+                "lstm_ref reads LSTMs only"
+            )
