@@ -9,8 +9,9 @@ LSTM (its last output or every step, the latter also through a TimeDistributed h
 Keras writes once per step), with dropout (each gate its own sum, each step's state picked
 by a Where on a condition known to be True), two stacked, Bidirectional (both directions' steps
 chained in opposite orders: one bidirectional node) and go_backwards (a reverse node).
-Keras's Masking (written with Where and If) and a lone go_backwards sequence (its steps
-from the last) are refused. Each model is exported once.
+LSTM(return_state=True) and LSTM(use_bias=False) read too. Keras's Masking (written with
+Where and If) and a lone go_backwards sequence (its steps from the last) are refused, and
+a GRU as a GRU. Each model is exported once.
 """
 
 from __future__ import annotations
