@@ -5,10 +5,13 @@ Keras itself.
 On an input of fixed length (``keras.Input((T, C))``) Keras writes every step of an LSTM as
 ops — the input product hoisted over all steps, the gate blocks cut at positions computed
 from shapes, identity Casts between — which from_onnx reads as one LSTM node each: one
-LSTM (its last output or every step), two stacked, Bidirectional (both directions' steps
+LSTM (its last output or every step, the latter also through a TimeDistributed head, which
+Keras writes once per step), with dropout (each gate its own sum, each step's state picked
+by a Where on a condition known to be True), two stacked, Bidirectional (both directions' steps
 chained in opposite orders: one bidirectional node) and go_backwards (a reverse node).
-Keras's Masking (written with Where and If) and a lone go_backwards sequence (its steps
-from the last) are refused. Each model is exported once.
+LSTM(return_state=True) and LSTM(use_bias=False) read too. Keras's Masking (written with
+Where and If) and a lone go_backwards sequence (its steps from the last) are refused, and
+a GRU as a GRU. Each model is exported once.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ MODELS = {  # each model, and the layers of the network read from its file
     "bidirectional_sequence": ["SequenceInput", "BiLSTM"],
     "bidirectional_stacked": ["SequenceInput", "BiLSTM", "BiLSTM", *HEAD],
     "backwards": ["SequenceInput", "LSTM", *HEAD],
+    "sequence_time_distributed": ["SequenceInput", "LSTM", *HEAD],
+    "dropout": ["SequenceInput", "LSTM", *HEAD],  # identity at inference
 }
 
 
@@ -56,6 +61,9 @@ def keras_model(kind: str) -> keras.Model:
     a last output."""
     inp = keras.Input((T, C))
     L = keras.layers
+    if kind == "states":  # the last output through a Dense, and the final h and c
+        out, h, c = L.LSTM(5, return_state=True)(inp)
+        return keras.Model(inp, [L.Dense(3)(out), h, c])
     y = {
         "last": lambda x: L.LSTM(6)(x),
         "sequence": lambda x: L.LSTM(5, return_sequences=True)(x),
@@ -66,6 +74,12 @@ def keras_model(kind: str) -> keras.Model:
             L.Bidirectional(L.LSTM(4, return_sequences=True))(x)
         ),
         "backwards": lambda x: L.LSTM(6, go_backwards=True)(x),
+        "no_bias": lambda x: L.LSTM(5, use_bias=False)(x),
+        "dropout": lambda x: L.LSTM(5, dropout=0.3, recurrent_dropout=0.2)(x),
+        "gru": lambda x: L.GRU(5)(x),
+        "sequence_time_distributed": lambda x: L.TimeDistributed(L.Dense(3, activation="softmax"))(
+            L.LSTM(5, return_sequences=True)(x)
+        ),
         "masked": lambda x: L.LSTM(4)(L.Masking(0.0)(x)),
         "backwards_sequence": lambda x: L.LSTM(4, go_backwards=True, return_sequences=True)(x),
         "backwards_into_lstm": lambda x: L.LSTM(3)(
@@ -94,8 +108,9 @@ def export(kind: str, folder) -> tuple[keras.Model, str]:
     model = keras_model(kind)
     rng = np.random.default_rng(5)
     for layer in lstm_layers(model):
-        kernel, recurrent, bias = layer.get_weights()
-        layer.set_weights([kernel, recurrent, rng.uniform(-0.8, 0.8, bias.shape).astype("f4")])
+        kernel, recurrent, *bias = layer.get_weights()  # no bias: use_bias=False
+        random = [rng.uniform(-0.8, 0.8, b.shape).astype("f4") for b in bias]
+        layer.set_weights([kernel, recurrent, *random])
     model(np.zeros((1, T, C), np.float32))  # built: Keras exports a called model
     path = str(folder / f"{kind}.onnx")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -237,3 +252,60 @@ def test_a_cell_loop_over_reversed_steps_is_a_reverse_lstm():
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     (runtime,) = session.run(None, {"x": x, "h": h, "c": c})
     np.testing.assert_allclose(net.predict(list(x.transpose(1, 0, 2))), runtime, rtol=0, atol=1e-5)
+
+
+def test_keras_lstm_returning_its_states_reads_every_step(tmp_path):
+    """LSTM(return_state=True): Keras writes the last step's c and h through Casts that are
+    graph outputs, and its last cell's tanh(c) reads that Cast; the cell is read through it
+    like the others, so the head and the final h read all T steps and equal onnxruntime and
+    Keras (float32, 1e-5). The final c is refused: lstm_ref's layers return h."""
+    model, path = export("states", tmp_path)
+    x = data()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    runtime = session.run(None, {session.get_inputs()[0].name: x})
+    expected = model.predict(x, verbose=0)
+    for k, layers in (
+        (0, ["SequenceInput", "LSTM", "FullyConnected"]),
+        (1, ["SequenceInput", "LSTM"]),
+    ):
+        net = from_onnx(path, output=names[k], dtype=np.float32)
+        assert [type(layer).__name__ for layer in net.layers] == layers
+        got = np.asarray(net.predict(list(x)))
+        np.testing.assert_allclose(got, runtime[k], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got, expected[k], rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match=r"reads Y_c of .*; lstm_ref's layers return h"):
+        from_onnx(path, output=names[2])
+
+
+def test_keras_lstm_without_biases_is_an_lstm_whose_bias_is_zero(tmp_path):
+    """LSTM(use_bias=False): Keras hoists the input product with no bias to add; read as
+    each step's own product, the cells are an LSTM with b = 0 and Keras's kernels, equal to
+    onnxruntime and Keras (float32, 1e-5)."""
+    model, path = export("no_bias", tmp_path)
+    x = data()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (runtime,) = session.run(None, {session.get_inputs()[0].name: x})
+    net = from_onnx(path, dtype=np.float32)
+    assert [type(layer).__name__ for layer in net.layers] == MODELS["last"]
+    got = np.asarray(net.predict(list(x)))
+    np.testing.assert_allclose(got, runtime, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=0, atol=1e-5)
+    kernel, recurrent = (a.astype(np.float64) for a in lstm_layers(model)[0].get_weights())
+    lstm = from_onnx(path).layers[1]
+    np.testing.assert_array_equal(lstm.params.W, kernel.T)
+    np.testing.assert_array_equal(lstm.params.R, recurrent.T)
+    np.testing.assert_array_equal(lstm.params.b, np.zeros(4 * 5))
+
+
+def test_keras_gru_export_is_refused_as_a_gru(tmp_path):
+    """A GRU written as ops: onnxruntime equals Keras on it, and from_onnx, finding no LSTM
+    cell, names the GRU's blend of its state, (1 − z) ⊙ tanh(·)."""
+    model, path = export("gru", tmp_path)
+    x = data()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (runtime,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(runtime, model.predict(x, verbose=0), rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match=r"no LSTM cell found, and node .* as a GRU blends its "
+                       r"state \(a GRU\?\); lstm_ref reads LSTMs only"):  # fmt: skip
+        from_onnx(path)

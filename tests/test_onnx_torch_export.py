@@ -25,8 +25,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from torch_models import distinct_gates
+from torch_models import distinct_gates, onnx_export
 
+from lstm_ref import InputError
 from lstm_ref.interop.onnx import from_onnx
 
 pytest.importorskip("onnxscript")  # the dynamo exporter's own dependency
@@ -297,3 +298,35 @@ def test_packed_mixed_lengths_import_and_match_onnxruntime(packed_export, case, 
     seqs = [row[:n] for row, n in zip(feeds["x"], feeds["lengths"], strict=True)]
     got = net.predict(seqs)
     np.testing.assert_allclose(got, per_row(head, outputs[name]), rtol=0, atol=1e-5)
+
+
+class PackedLast(torch.nn.Module):
+    """Two stacked LSTMs on a packed batch, a Linear on the last one's final h (one LSTM
+    alone fails in the TorchScript exporter itself with this head)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm, self.fc = torch.nn.LSTM(C, H, 2, batch_first=True), torch.nn.Linear(H, 3)
+
+    def forward(self, x, lengths):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True)
+        return self.fc(self.lstm(packed)[1][0][-1])
+
+
+def test_packed_lengths_of_a_fixed_batch_under_a_dynamic_x_are_refused_saying_so():
+    """The lengths exported with a fixed batch of 3 while x's batch axis is dynamic: the
+    file runs on 3 rows only, which the refusal says (not the reader's probe size)."""
+    torch.manual_seed(0)
+    model = distinct_gates(PackedLast(), seed=5).eval()
+    example = (torch.randn(3, T, C), torch.tensor([T, T - 1, 2]))
+    proto = onnx_export(model, example, "torchscript", ["x", "lengths"], ["y"], {"x": {0: "B"}})
+    x = np.random.default_rng(3).normal(size=(3, T, C)).astype(np.float32)
+    feeds = {"x": x, "lengths": np.array([T, T - 1, 2])}
+    (runtime,) = run_onnxruntime(proto, feeds, ["y"]).values()
+    assert runtime.shape == (3, 3)
+    with pytest.raises(
+        InputError,
+        match=r"sequence_lens holds 3 rows whatever the batch, while X's batch axis takes any "
+        r"size; the graph runs only on batches of 3: export it with the lengths input's batch",
+    ):
+        from_onnx(proto)

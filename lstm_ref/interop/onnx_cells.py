@@ -11,7 +11,9 @@ pattern                             read as
 ``Mul(Sigmoid, Tanh))``             operand holds i and g, the other f and c_prev
 each gate's input                   one of four equal blocks of one tensor z, by
                                     ``Split`` (4 outputs) or ``Slice`` on the last
-                                    axis — in any order
+                                    axis — in any order; or each gate its own
+                                    sum (as z's terms below, the same two
+                                    operands in all four: Keras with dropout)
 ``z = Add`` tree of                 ``MatMul(u, Wᵀ)``/``Gemm(u, W, transB)`` with a
                                     constant weight, and constant biases (each the
                                     same in every row)
@@ -39,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..layers import LSTM
 from ..lstm import LSTMParams, reorder_gates
 from .onnx_ops import node_attributes, node_name
@@ -176,6 +179,21 @@ def _read_gates(
     producers: Mapping[str, Any],
     constants: Mapping[str, Array],
 ) -> Cell | None:
+    read = _blocks(gates, c_prev, producers, constants) or _per_gate(
+        gates, c_prev, producers, constants
+    )
+    if read is None:
+        return None
+    x, h_prev, params = read
+    return Cell(
+        node_name(mul), x, h_prev, c_prev, mul.output[0], c, LSTM(params, name=node_name(mul))
+    )
+
+
+def _blocks(
+    gates: dict[str, Any], c_prev: str, producers: Mapping[str, Any], constants: Mapping[str, Array]
+) -> tuple[str, str, LSTMParams] | None:
+    """(x, h_prev, the weights) when the gates read four blocks of one z (module table)."""
     blocks = {g: _block(node.input[0], producers, constants) for g, node in gates.items()}
     if any(b is None for b in blocks.values()):
         return None
@@ -203,10 +221,31 @@ def _read_gates(
     for bias in biases:
         b = b + np.broadcast_to(bias, (four_h,))
     order = "".join(order_of[k] for k in range(4))
-    params = LSTMParams(*(reorder_gates(a, order) for a in (W, R, b)))
-    return Cell(
-        node_name(mul), x, h_prev, c_prev, mul.output[0], c, LSTM(params, name=node_name(mul))
-    )
+    return x, h_prev, LSTMParams(*(reorder_gates(a, order) for a in (W, R, b)))
+
+
+def _per_gate(
+    gates: dict[str, Any], c_prev: str, producers: Mapping[str, Any], constants: Mapping[str, Array]
+) -> tuple[str, str, LSTMParams] | None:
+    """(x, h_prev, the weights) when each gate reads its own sum x · W_gᵀ + h_prev · R_gᵀ
+    + b_g (as Keras writes an LSTM with dropout), the same x and h_prev in all four."""
+    read = []
+    for gate in "ifgo":
+        terms = _terms(gates[gate].input[0], producers, constants)
+        products = [(u, w) for u, w in terms or [] if u is not None]
+        if len(products) != 2 or len({w.shape[0] for _, w in products}) != 1:
+            return None
+        H = products[0][1].shape[0]
+        recurrent = _recurrent(products, H, c_prev, producers)
+        if recurrent is None:
+            return None
+        bias = sum((np.broadcast_to(w, (H,)) for u, w in terms or [] if u is None), np.zeros(H))
+        read.append((products[1 - recurrent], products[recurrent], bias))
+    if len({(x, h) for (x, _), (h, _), _ in read}) != 1:
+        return None
+    (x, _), (h_prev, _), _ = read[0]
+    W, R = (np.concatenate([part[k][1] for part in read]) for k in (0, 1))
+    return x, h_prev, LSTMParams(W, R, np.concatenate([b for _, _, b in read]))
 
 
 def _recurrent(
@@ -233,3 +272,25 @@ def _recurrent(
 
     matching = [k for k in square if like_c(products[k][0])]
     return matching[0] if len(matching) == 1 else None
+
+
+def refuse_gru_blend(nodes: list[Any], constants: Mapping[str, Array], where: str) -> None:
+    """An InputError if, where no LSTM cell is found, one of ``nodes`` blends as a GRU's
+    update does: ``Mul(Sub(1, Sigmoid(·)), Tanh(·))``, (1 − z) ⊙ n."""
+    producers = {o: n for n in nodes for o in n.output if o}
+    for node in nodes:
+        pair = _by_op(node.input, producers, "Sub", "Tanh") if node.op_type == "Mul" else None
+        if pair is None:
+            continue
+        one, z = pair[0].input
+        if (
+            one in constants
+            and np.all(np.asarray(constants[one]) == 1)
+            and (p := producers.get(z)) is not None
+            and p.op_type == "Sigmoid"
+        ):
+            raise InputError(
+                f"{where}: no LSTM cell found, and node {node_name(node)!r} computes "
+                "(1 − z) ⊙ tanh(·) with z a Sigmoid, as a GRU blends its state (a GRU?); "
+                "lstm_ref reads LSTMs only"
+            )

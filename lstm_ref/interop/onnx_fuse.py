@@ -53,7 +53,7 @@ import numpy as np
 
 from ..errors import InputError, LstmRefError
 from ..lstm import LSTMParams
-from .onnx_cells import Cell, find_cells
+from .onnx_cells import Cell, find_cells, refuse_gru_blend
 from .onnx_fuse_node import Chain, lstm_nodes, read_final_states
 from .onnx_graph import AS_IS, MEASURES, MOVES, dims, needed
 from .onnx_normalise import cells_visible
@@ -105,6 +105,7 @@ def fuse_cell_loops(model: Any, output: str, opset: int, where: str) -> tuple[An
         done.update(n for c in group for cell in c.cells for n in (cell.h, f"{cell.h}/unfused"))
         chains += group
     if not chains and not any(node.op_type == "LSTM" for node in wanted):
+        refuse_gru_blend(wanted, constants_of(graph), where)
         _refuse_first_steps(model, output, where)
     _check_unread(graph, output, [chain.cells for chain in chains], where)
     read_final_states(graph, output, chains, final_h)

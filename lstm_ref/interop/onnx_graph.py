@@ -343,7 +343,7 @@ def lstm_step(node: Any, ins: list[Any], is_data: list[bool], run: Run, at: str)
             chain.x_batch_first = True
             chain.T, chain.B = chain.B, chain.T
         if chain.lengths is not None and len(chain.lengths) != chain.B:
-            raise InputError(f"{at}: sequence_lens has {len(chain.lengths)} rows; X has {chain.B}")
+            raise _fixed_batch(at, "sequence_lens", len(chain.lengths), "the lengths input's")
     read = chain.read(x, f"{at} input X", t_axis, b_axis)
     W = np.asarray(ins[1], np.float64)
     if W.ndim != 3 or W.shape[-1] != len(read.c):
@@ -426,6 +426,17 @@ def _one_state(a: Array, layout: int, B: int, at: str) -> Array:
     return first
 
 
+def _fixed_batch(at: str, what: str, rows: int, whose: str) -> InputError:
+    """The refusal of ``what``, from an input of a fixed batch of ``rows``, under X's
+    dynamic batch axis (the reader's probe gave X another number of rows); ``whose``:
+    the inputs to export with a dynamic batch axis, possessive."""
+    return InputError(
+        f"{at}: {what} holds {rows} rows whatever the batch, while X's batch axis takes any "
+        f"size; the graph runs only on batches of {rows}: export it with {whose} batch "
+        "axis dynamic too, or with X's fixed"
+    )
+
+
 def _state_input(ids: Array, which: int, layer: Any, layout: int, run: Run, at: str) -> StateInput:
     """Where the rows of an initial state (D, B, H) (layout 1: (B, D, H)) come from in a
     graph input: one of its axes holds the rows, the others the same places in each."""
@@ -436,11 +447,8 @@ def _state_input(ids: Array, which: int, layer: Any, layout: int, run: Run, at: 
     name, shape = run.state_inputs[-1 - int(bases[0])]
     rows = np.moveaxis(ids, 1 if layout == 0 else 0, 0)  # (B, D, H)
     if len(rows) != chain.B:  # a fixed batch in the state, a dynamic one in X
-        raise InputError(
-            f"{at}: its initial state from input {name!r} holds {len(rows)} rows whatever the "
-            f"batch, while X's batch axis takes any size (here {chain.B}); the graph runs only "
-            f"on batches of {len(rows)}: export it with the state inputs' batch axis dynamic "
-            "too, or with X's fixed"
+        raise _fixed_batch(
+            at, f"its initial state from input {name!r}", len(rows), "the state inputs'"
         )
     coords = np.unravel_index(el.row[rows], shape)
     row_number = np.broadcast_to(np.arange(chain.B)[:, None, None], rows.shape)
