@@ -147,6 +147,18 @@ def add_data_options(p: argparse.ArgumentParser, observation: bool = True) -> No
         p.add_argument("--observation", type=int, default=1, help="sequence, 1-based")
 
 
+_LAYER_HELP = (
+    "the recurrent layer to look at (default: the first): its name, a BiLSTM's direction "
+    "'NAME/forward' or 'NAME/backward' (time runs backwards), or an LSTMStack's layer "
+    "'NAME/INNER' (and 'NAME/INNER/forward', …)"
+)
+
+
+def add_layer_option(p: argparse.ArgumentParser) -> None:
+    """--layer: a recurrent part of the network (:mod:`lstm_ref.parts`)."""
+    p.add_argument("--layer", default=None, metavar="NAME", help=_LAYER_HELP)
+
+
 def add_layout_option(p: argparse.ArgumentParser, arrays: str) -> None:
     """--layout: the axes of ``arrays`` (as :func:`~lstm_ref.sequences.as_sequence_list`
     takes them)."""

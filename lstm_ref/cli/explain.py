@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from .common import add_data_options, add_network_option, load_data, load_net
-from .plot import add_layer_option
+from .common import add_data_options, add_layer_option, add_network_option, load_data, load_net
 
 HELP = "print one LSTM time step of one unit with the real numbers"
 DESCRIPTION = """\

@@ -6,12 +6,14 @@ import argparse
 import textwrap
 from typing import TYPE_CHECKING
 
+from ..errors import counted
 from ..network import Network
 from ..parts import Part, recurrent_part
 from .common import (
     Data,
     add_data_options,
     add_figure_options,
+    add_layer_option,
     add_network_option,
     load_data,
     load_net,
@@ -30,17 +32,6 @@ each unit's gates are nearly closed or open over all the sequences (Karpathy et 
 units: the units that stay active over --range, and where else they are active together
 (LSTMVis, Strobelt et al. 2018). --layer picks the recurrent layer, one direction of a
 BiLSTM or one layer of an LSTMStack; the title names it and which units are which."""
-
-LAYER_HELP = (
-    "the recurrent layer to look at (default: the first): its name, a BiLSTM's direction "
-    "'NAME/forward' or 'NAME/backward' (time runs backwards), or an LSTMStack's layer "
-    "'NAME/INNER' (and 'NAME/INNER/forward', …)"
-)
-
-
-def add_layer_option(p: argparse.ArgumentParser) -> None:
-    """--layer: a recurrent part of the network (:mod:`lstm_ref.parts`)."""
-    p.add_argument("--layer", default=None, metavar="NAME", help=LAYER_HELP)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -144,7 +135,7 @@ def _unit_selection(
     if len(matches) > 10:
         print(f"  … and {len(matches) - 10} more")
     k = len(chosen)
-    title = f"{k} unit{'' if k == 1 else 's'} ≥ {args.threshold:g} at steps {start + 1}–{stop}"
+    title = f"{counted(k, 'unit')} ≥ {args.threshold:g} at steps {start + 1}–{stop}"
     title = _title(title, part)
     return plots.plot_unit_selection(h, chosen, start, stop, args.threshold, title)
 

@@ -106,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
     elif file.labels:
         labels = np.asarray(net.class_names)[np.asarray(outputs).argmax(axis=1)]
         accuracy = float(np.mean(labels == np.asarray(file.labels)))
-        counted = f"{len(rows)} sequence" + "s" * (len(rows) != 1)
-        print(f"accuracy {accuracy:.4f} ({counted})", file=sys.stderr)
+        print(f"accuracy {accuracy:.4f} ({counted(len(rows), 'sequence')})", file=sys.stderr)
     return 0
 
 

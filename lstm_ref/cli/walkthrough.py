@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_options, add_figure_options, add_network_option, load_data, load_net
-from .plot import add_layer_option
+from .common import (
+    add_data_options,
+    add_figure_options,
+    add_layer_option,
+    add_network_option,
+    load_data,
+    load_net,
+)
 
 HELP = "reproduce MATLAB's 'Visualize Activations of LSTM Network'"
 DESCRIPTION = """\

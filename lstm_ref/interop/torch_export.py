@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, counted
 from ..formats.writes import write_atomically
 from ..layers import (
     LSTM,
@@ -177,7 +177,7 @@ def _nn_lstm_shape(one_ways: list[LSTM]) -> str:
     P, H = one_ways[0].state_widths
     proj = "" if one_ways[0].projection is None else f", proj_size {P}"
     count = len(one_ways)
-    return f"hidden_size {H}{proj}, {count} direction{'s' if count > 1 else ''}"
+    return f"hidden_size {H}{proj}, {counted(count, 'direction')}"
 
 
 def _check_plain(lstm: LSTM) -> None:

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 
 from .._checks import check_choice, check_count, check_number
-from ..errors import InputError
+from ..errors import InputError, counted
 from ..fast import writeable
 from ..network import Network
 from ..padding import Batch, Padding, check_padding, make_batches
@@ -162,7 +162,7 @@ def train(
         for k, kept in best[2].items():
             writeable(params[k])[...] = kept
         if log:
-            waited = f"{options.patience} epoch" + "s" * (options.patience != 1)
+            waited = counted(options.patience, "epoch")
             ended = (
                 f"early stop after epoch {epoch}: no lower validation loss for {waited}"
                 if stop
