@@ -104,10 +104,12 @@ class Watch:
         folded: list[Array],
     ):
         self._layers = tuple(layers)
-        self._read: list[tuple[object, Any, tuple[Any, ...]]] = []
+        self._read: list[tuple[object, Any, tuple[Any, ...], Any]] = []
         for owner, names in reads:
             get = attrgetter(*names, names[0])  # two names at least: always a tuple
-            self._read.append((owner, get, tuple(map(_snapshot, get(owner)))))
+            values = tuple(map(_snapshot, get(owner)))
+            same = _unchanged if any(isinstance(v, _Items) for v in values) else operator.is_
+            self._read.append((owner, get, values, same))
         self._folded = [(a, a.copy(), not seal(a)) for a in folded]
         self._sealings = SEALINGS[0]
 
@@ -116,8 +118,8 @@ class Watch:
         folded array still holds the values compiled."""
         if len(layers) != len(self._layers) or not all(map(operator.is_, layers, self._layers)):
             return False
-        for owner, get, values in self._read:
-            if not all(map(_unchanged, get(owner), values)):
+        for owner, get, values, same in self._read:  # identities, at C speed without lists
+            if not all(map(same, get(owner), values)):
                 return False
         everything = self._sealings != SEALINGS[0]  # another snapshot sealed an array
         for a, copy, always in self._folded:
