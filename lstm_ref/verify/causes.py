@@ -467,6 +467,7 @@ def _onnx_biases(path: Path) -> Rebuild:
     from .frameworks import zero_state_inputs
 
     model = onnx.load(path)
+    zeros = zero_state_inputs(path)  # the graph's state inputs, read once for every rebuild
     constants = {t.name for t in model.graph.initializer}
     biases = {
         node.input[3]
@@ -488,6 +489,6 @@ def _onnx_biases(path: Path) -> Rebuild:
             parts[1 - keep] = _combined(parts[keep], parts[1 - keep], use)
             t.CopyFrom(numpy_helper.from_array(np.concatenate(parts, axis=-1), t.name))
             changed = True
-        return from_onnx(copy, inputs=zero_state_inputs(path)) if changed else None
+        return from_onnx(copy, inputs=zeros) if changed else None
 
     return rebuild
