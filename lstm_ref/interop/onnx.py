@@ -70,6 +70,18 @@ ONNX_ORDER = "iofg"  # ONNX's gate blocks i, o, f, c in lstm_ref's names
 PEEPHOLE_ROWS = [0, 2, 1]  # ONNX P rows i, o, f → lstm_ref's i, f, o (its own inverse)
 OPSET = 17
 _BY_LOWER = {name.lower(): name for name in ONNX_ACTIVATIONS}  # onnxruntime accepts "tanh"
+
+
+def onnx_weights(one_ways: list[LSTMParams]) -> tuple[Array, Array, Array]:
+    """An LSTM node's W (D, 4H, C), R (D, 4H, H) and B (D, 8H) from each direction's
+    lstm_ref parameters: gate blocks in ONNX's order, B's recurrent half zero."""
+    W, R, b = (
+        np.stack([reorder_gates(p[k], ONNX_ORDER, inverse=True) for p in one_ways])
+        for k in range(3)
+    )
+    return W, R, np.concatenate([b, np.zeros_like(b)], axis=-1)
+
+
 # An LSTM node's alpha/beta left out default as onnxruntime has them
 # (core/providers/cpu/rnn/rnn_helpers.cc), not as the ops' own defaults the spec names:
 # these three, and 0 for every other parameter (Affine, ScaledTanh, ThresholdedRelu).

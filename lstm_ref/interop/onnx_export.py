@@ -43,9 +43,8 @@ from ..layers import (
     directions,
     shared_by_directions,
 )
-from ..lstm import reorder_gates
 from ..network import Network
-from .onnx import ONNX_ORDER, OPSET, PEEPHOLE_ROWS
+from .onnx import OPSET, PEEPHOLE_ROWS, onnx_weights
 
 Array = np.ndarray
 CLASS_NAMES_KEY = "class_names"  # metadata_props key of the class names, a JSON list
@@ -200,13 +199,7 @@ def _export_lstm(layer: LSTM | BiLSTM, x: str, nodes: list[Any], const: Any, hel
     def stack(f: Any) -> Any:
         return np.stack([f(one) for one in one_ways])
 
-    W = stack(lambda one: reorder_gates(one.params.W, ONNX_ORDER, inverse=True))
-    R = stack(lambda one: reorder_gates(one.params.R, ONNX_ORDER, inverse=True))
-    B = stack(
-        lambda one: np.concatenate(
-            [reorder_gates(one.params.b, ONNX_ORDER, inverse=True), np.zeros(4 * H)]
-        )
-    )
+    W, R, B = onnx_weights([one.params for one in one_ways])
     inputs = [x, const(f"{n}_W", W), const(f"{n}_R", R), const(f"{n}_B", B), "sequence_lens"]
     h0 = stack(lambda one: one.initial_state.h)[:, None]  # (D, 1, H)
     c0 = stack(lambda one: one.initial_state.c)[:, None]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..lstm import LSTMParams, reorder_gates
+from ..lstm import LSTMParams
 from .onnx_cells import Cell
 from .onnx_graph import needed
 
@@ -61,15 +61,15 @@ def lstm_nodes(
     (Y_h, direction) to be read from when no other step is."""
     from onnx import helper
 
-    from .onnx import ONNX_ORDER
+    from .onnx import onnx_weights
 
     H, T = chains[0].cells[0].layer.hidden_size, len(chains[0].cells)
     p = prefix(chains[0].cells)
-    weights = [[reorder_gates(a, ONNX_ORDER, inverse=True) for a in c.params] for c in chains]
+    W, R, B = onnx_weights([c.params for c in chains])
     arrays = {
-        f"{p}/W": np.stack([W for W, _, _ in weights]),
-        f"{p}/R": np.stack([R for _, R, _ in weights]),
-        f"{p}/B": np.stack([np.concatenate([b, np.zeros_like(b)]) for _, _, b in weights]),
+        f"{p}/W": W,
+        f"{p}/R": R,
+        f"{p}/B": B,
         f"{p}/state_shape": np.array([1, -1, H], np.int64),
     }
     nodes = []
