@@ -360,3 +360,30 @@ def test_a_state_input_of_a_fixed_batch_under_a_dynamic_one_is_refused(rng):
         r"batch axis takes any size; the graph runs only on batches of 3",
     ):
         from_onnx(model, inputs=states)
+
+
+def test_a_graph_reading_only_the_first_steps_of_any_length_is_refused(rng):
+    """No LSTM node, and ops (here a Sigmoid of a product, in no form of a cell) on X's first
+    step only, while X's time axis holds any number: found by running the graph with the
+    later steps changed, and refused saying so."""
+    C = 3
+    weight = numpy_helper.from_array(rng.normal(size=(C, 4)).astype(np.float32), "weight")
+    first = numpy_helper.from_array(np.array(0, np.int64), "first")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["X", "first"], ["x0"], axis=0),
+            helper.make_node("MatMul", ["x0", "weight"], ["z"]),
+            helper.make_node("Sigmoid", ["z"], ["gate"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", C])],
+        [helper.make_tensor_value_info("gate", TensorProto.FLOAT, None)],
+        [weight, first],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(
+        InputError,
+        match=r"output 'gate' reads only its first step of input 'X', whose time axis 0 holds "
+        r"any number of steps \(changing the later steps changes nothing\), and no LSTM node",
+    ):
+        from_onnx(model)

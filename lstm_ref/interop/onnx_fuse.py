@@ -277,13 +277,13 @@ def _source(
             "Transpose, …)"
         )
     shapes = _shapes_of(common, graph, model)
-    found = None
+    found, errors = None, {}
     for candidate in reversed(common):  # the farthest first
         try:
             found = candidate, _steps(chain, candidate, shapes, producers, constants, opset, where)
             break
-        except InputError:
-            continue
+        except InputError as e:
+            errors[candidate] = e
     source = found[0] if found else common[0] if len(chain) > 1 else common[-1]
     for which, state in (("h_prev", chain[0].h_prev), ("c_prev", chain[0].c_prev)):
         if _computed_from(state, source, producers):
@@ -293,7 +293,9 @@ def _source(
                 "inputs or zeros"
             )
     shape = shapes[source]
-    steps = found[1] if found else _steps(chain, source, shapes, producers, constants, opset, where)
+    if found is None:
+        raise errors[source]  # what reading its steps from the likeliest source met
+    steps = found[1]
     axes = {a for a, _ in steps}
     if len(axes) != 1:
         raise InputError(
