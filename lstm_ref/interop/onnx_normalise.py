@@ -60,9 +60,9 @@ def cells_visible(model: Any) -> tuple[Any, dict[str, int]]:
     if not {"Sigmoid", "Tanh", "Mul"} <= ops or find_cells(model.graph, constants_of(model.graph)):
         return model, positions
     plain = specialise(model)
-    types = _types(plain)
-    _skip_identity_casts(plain.graph, types)
-    shapes = _shapes(plain)
+    inferred = _inferred(plain)  # once: skipping identity Casts changes no type or shape
+    _skip_identity_casts(plain.graph, _types(plain, inferred))
+    shapes = _shapes(plain, inferred)
     _skip_decided_wheres(plain.graph, constants_of(plain.graph), shapes)
     ranks = {name: len(shape) for name, shape in shapes.items()}
     stands_for = _unhoist_products(plain.graph, constants_of(plain.graph), ranks)
@@ -84,19 +84,19 @@ def _inferred(model: Any) -> list[Any]:
     return [*graph.input, *graph.value_info, *graph.output]
 
 
-def _types(model: Any) -> dict[str, int]:
+def _types(model: Any, inferred: list[Any]) -> dict[str, int]:
     """Each tensor's element type (ONNX's enumeration), where known."""
     types = {t.name: t.data_type for t in model.graph.initializer}
-    for value in _inferred(model):
+    for value in inferred:
         if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
             types[value.name] = value.type.tensor_type.elem_type
     return types
 
 
-def _shapes(model: Any) -> dict[str, list[int | str]]:
+def _shapes(model: Any, inferred: list[Any]) -> dict[str, list[int | str]]:
     """Each tensor's dimensions (a number, or a symbolic name), where its rank is known."""
     shapes: dict[str, list[int | str]] = {t.name: list(t.dims) for t in model.graph.initializer}
-    for value in _inferred(model):
+    for value in inferred:
         if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
             shapes[value.name] = dims(value)
     return shapes
