@@ -121,7 +121,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..formats.safe_numpy import read_npz
     from ..formats.writes import write_atomically, write_text_atomically
-    from ..verify import generate_inputs, read_inputs, verify
+    from ..verify import check_options, generate_inputs, read_inputs, verify
     from ..verify.frameworks import options_for, read_reference
     from ..verify.report import dumps, polygraphy_json, text
 
@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     options = model_options(args)
     class_names = options.pop("class_names")
     model = Path(args.model)
+    check_options(model, args.run_framework if args.run_framework is not None else False, options)
     net = read_reference(model, options_for(model, options), class_names)
     if args.inputs is not None:
         inputs = read_inputs(args.inputs, net.input_size)

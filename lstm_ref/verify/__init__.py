@@ -103,6 +103,16 @@ class Report:
         return declared_rounding or all(c.passed for c in self.comparisons)
 
 
+def check_options(path: Path | None, run: str | os.PathLike | bool, options: Mapping) -> None:
+    """An InputError if a model option applies to neither the model file ``path`` (None: a
+    Network) nor the port ``run`` runs (True: the model itself; False: none)."""
+    port = (path if run is True else Path(run)) if run is not False else None
+    unused = set(options) - set(options_for(path, options)) - set(options_for(port, options))
+    if unused:
+        files = [str(f) for f in dict.fromkeys((path, port)) if f is not None] or ["a Network"]
+        raise InputError(f"option {', '.join(sorted(unused))} applies to none of {files}")
+
+
 def verify(
     model: str | os.PathLike | Network,
     inputs: Inputs | str | os.PathLike | None = None,
@@ -175,10 +185,7 @@ def verify(
     path = None if isinstance(model, Network) else Path(model)
     port = (path if run is True else Path(run)) if run is not False else None
     options = dict(options or {})
-    unused = set(options) - set(options_for(path, options)) - set(options_for(port, options))
-    if unused:
-        files = [str(f) for f in dict.fromkeys((path, port)) if f is not None] or ["a Network"]
-        raise InputError(f"option {', '.join(sorted(unused))} applies to none of {files}")
+    check_options(path, run, options)
     given_net = model if isinstance(model, Network) else loaded
     if given_net is None:
         assert path is not None
