@@ -47,6 +47,7 @@ class FastStack(NamedTuple):
     name: str
     parts: tuple[FastLSTM | FastBiLSTM, ...]
     last: bool  # every layer's final h (else the top layer's outputs)
+    columns: list[tuple[slice, slice]]  # where each part's h and c sit in the joint state
 
 
 Compiled = FastLSTM | FastBiLSTM | FastStack | str
@@ -71,7 +72,7 @@ def compile_recurrent(layers: Sequence[Layer]) -> tuple[list[Compiled], int] | N
                 _compile_lstm_layer(part, norm if j == 0 else None)
                 for j, part in enumerate(x.layers)
             ]
-            compiled.append(FastStack(x.name, tuple(parts), x.output_mode == "last"))
+            compiled.append(FastStack(x.name, tuple(parts), x.output_mode == "last", x.columns()))
             norm = None
         elif isinstance(x, LSTM | BiLSTM):
             compiled.append(_compile_lstm_layer(x, norm))
@@ -168,31 +169,19 @@ def run_compiled(
         return reversed_rows(y, rows.stop), None
     assert start is not None
     if isinstance(item, FastStack):
-        ends, h0, c0 = [], 0, 0
-        for part in item.parts:
-            wh, wc = _state_widths(part)
-            y, end = run_compiled(
-                part, y, rows, LSTMState(start.h[:, h0 : h0 + wh], start.c[:, c0 : c0 + wc])
-            )
+        ends = []
+        for part, (hs, cs) in zip(item.parts, item.columns, strict=True):
+            y, end = run_compiled(part, y, rows, LSTMState(start.h[:, hs], start.c[:, cs]))
             assert end is not None
             ends.append(end)
-            h0, c0 = h0 + wh, c0 + wc
         final = LSTMState(*(np.concatenate(each, axis=-1) for each in zip(*ends, strict=True)))
         return (final.h if item.last else y), final
     if isinstance(item, FastLSTM):
         return run_direction(item, y, rows, start)
-    hf, cf = _state_widths(item.fwd)
+    hf, cf = item.fwd.width, item.fwd.H
     y_f, end_f = run_direction(item.fwd, y, rows, LSTMState(start.h[:, :hf], start.c[:, :cf]))
     y_b, end_b = run_direction(item.bwd, y, rows, LSTMState(start.h[:, hf:], start.c[:, cf:]))
     if item.last_step:  # the reverse output at each row's last step
         y_b = y_b[rows.stop - 1, np.arange(len(rows.stop))]
     end = LSTMState(*(np.concatenate(p, axis=-1) for p in zip(end_f, end_b, strict=True)))
     return MERGES[item.merge](y_f, y_b), end
-
-
-def _state_widths(item: FastLSTM | FastBiLSTM) -> tuple[int, int]:
-    """The widths of a compiled layer's h and c."""
-    if isinstance(item, FastLSTM):
-        return item.width, item.H
-    (hf, cf), (hb, cb) = _state_widths(item.fwd), _state_widths(item.bwd)
-    return hf + hb, cf + cb

@@ -155,9 +155,9 @@ class LSTMStack(Layer):
 
     def split_state(self, state: LSTMState) -> list[LSTMState]:
         """The joint (…, ΣWh) and (…, ΣWc) state as each layer's, in order."""
-        return [LSTMState(state.h[..., h], state.c[..., c]) for h, c in self._columns()]
+        return [LSTMState(state.h[..., h], state.c[..., c]) for h, c in self.columns()]
 
-    def _columns(self) -> list[tuple[slice, slice]]:
+    def columns(self) -> list[tuple[slice, slice]]:
         """Where each layer's h and c sit in the joint state."""
         columns, h0, c0 = [], 0, 0
         for layer in self.layers:
@@ -201,7 +201,7 @@ class LSTMStack(Layer):
         for k in reversed(range(len(self.layers))):
             layer = self.layers[k]
             if last:
-                d_final = dy[:, self._columns()[k][0]]
+                d_final = dy[:, self.columns()[k][0]]
                 d_seq = d_seq + self._final_h_at_steps(layer, d_final, cache)
             d_seq, own = layer.backward(d_seq, cache.caches[k])
             grads.update({f"{layer.name}/{n}": g for n, g in own.items()})
